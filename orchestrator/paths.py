@@ -1,0 +1,50 @@
+"""Where the project's artefacts and tools live, resolved once from the repository root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .errors import ToolError
+
+ROOT = Path(os.environ.get("VBILL_ROOT", Path(__file__).resolve().parent.parent))
+CIRCUITS = ROOT / "circuits"
+BUILD = ROOT / "build"
+CONTRACTS = ROOT / "contracts"
+NODE_MODULES = ROOT / "node_modules"
+JS = Path(__file__).resolve().parent / "js"
+
+CIRCUIT_NAME = "billing_binding"
+R1CS = BUILD / f"{CIRCUIT_NAME}.r1cs"
+WASM = BUILD / f"{CIRCUIT_NAME}_js" / f"{CIRCUIT_NAME}.wasm"
+ZKEY = BUILD / f"{CIRCUIT_NAME}.zkey"
+VKEY = BUILD / "vkey.json"
+MANIFEST = BUILD / "manifest.json"
+
+
+def vbill_home() -> Path:
+    """State directory (SQLite, keys, salts, anvil state); env `VBILL_HOME`, default ./.vbill."""
+    return Path(os.environ.get("VBILL_HOME", ".vbill")).resolve()
+
+
+def node_bin(name: str) -> Path:
+    """A pinned node tool from node_modules/.bin; raises ToolError naming the fix if absent."""
+    path = NODE_MODULES / ".bin" / name
+    if not path.exists():
+        raise ToolError(f"{name} not found in {path.parent}; run `make install`")
+    return path
+
+
+def node() -> str:
+    exe = shutil.which("node")
+    if exe is None:
+        raise ToolError("node not found on PATH; install Node.js 20")
+    return exe
+
+
+def require(path: Path, hint: str = "run `make setup`") -> Path:
+    """Fail with an environment error when a build artefact is missing."""
+    if not path.exists():
+        raise ToolError(f"missing {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}; {hint}")
+    return path
