@@ -1,0 +1,66 @@
+// Long-lived snarkjs worker: keeps the circuit wasm and proving key in memory and answers
+// JSON-lines requests on stdin, so a proof costs the MSMs and FFTs, not node start-up and
+// file parsing. Spawned and owned by orchestrator/prover.py; one worker per core.
+//
+// Request:  {"id": 1, "op": "prove", "input": {...decimal strings...}}
+//           {"id": 2, "op": "verify", "signals": [...], "proof": {...}}
+//           {"id": 3, "op": "witness", "input": {...}}      (full witness, for tests)
+// Response: {"id": 1, "ok": true, "result": ...} or {"id": 1, "ok": false, "error": "..."}
+import { createInterface } from "node:readline";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const [wasmPath, zkeyPath, vkeyPath, rootDir] = process.argv.slice(2);
+const require = createRequire(`${rootDir}/package.json`);
+const snarkjs = await import(require.resolve("snarkjs"));
+
+const wasm = { type: "mem", data: new Uint8Array(readFileSync(wasmPath)) };
+const zkey = zkeyPath && zkeyPath !== "-" ? new Uint8Array(readFileSync(zkeyPath)) : null;
+const vkey = vkeyPath && vkeyPath !== "-" ? JSON.parse(readFileSync(vkeyPath, "utf8")) : null;
+const singleThread = process.env.VBILL_WORKER_THREADS !== "multi";
+
+async function witness(input) {
+  const wtns = { type: "mem" };
+  await snarkjs.wtns.calculate(input, wasm, wtns);
+  return wtns;
+}
+
+const ops = {
+  async prove({ input }) {
+    if (!zkey) throw new Error("worker started without a proving key");
+    const wtns = await witness(input);
+    // A fresh mem descriptor each time: fastfile keeps a read position on the object.
+    const { proof, publicSignals } = await snarkjs.groth16.prove(
+      { type: "mem", data: zkey }, wtns, undefined, { singleThread });
+    return { proof, public_signals: publicSignals };
+  },
+  async verify({ signals, proof }) {
+    if (!vkey) throw new Error("worker started without a verification key");
+    return await snarkjs.groth16.verify(vkey, signals, proof);
+  },
+  async witness({ input }) {
+    const wtns = await witness(input);
+    const values = await snarkjs.wtns.exportJson(wtns);
+    return values.map((v) => v.toString());
+  },
+};
+
+const out = (msg) => process.stdout.write(JSON.stringify(msg) + "\n");
+let chain = Promise.resolve();
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on("line", (line) => {
+  // Requests are answered strictly in order: one in flight per worker keeps memory flat.
+  chain = chain.then(async () => {
+    let req;
+    try {
+      req = JSON.parse(line);
+      const fn = ops[req.op];
+      if (!fn) throw new Error(`unknown op ${req.op}`);
+      out({ id: req.id, ok: true, result: await fn(req) });
+    } catch (err) {
+      out({ id: req?.id ?? null, ok: false, error: String(err?.message ?? err) });
+    }
+  });
+});
+rl.on("close", () => chain.then(() => process.exit(0)));
+out({ id: 0, ok: true, result: "ready" });

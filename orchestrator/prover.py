@@ -1,0 +1,203 @@
+"""Groth16 proving through long-lived snarkjs workers (one node process per core).
+
+Starting node and parsing the proving key costs more than the proof itself for a circuit of
+this size, so each worker keeps the wasm and zkey in memory and proves on request. The one-shot
+snarkjs CLI (`prove_cli`) stays only as an independent cross-check.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import ToolError
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A Groth16 proof in snarkjs's JSON form and the public signals it proves."""
+
+    proof: dict[str, Any]
+    public_signals: list[str]
+
+
+class _Worker:
+    """One node process speaking JSON lines; requests are serialised by the pool."""
+
+    def __init__(self, wasm: Path, zkey: Path | None, vkey: Path | None) -> None:
+        script = paths.JS / "worker.mjs"
+        args = [paths.node(), str(script), str(wasm), str(zkey or "-"), str(vkey or "-")]
+        self._proc = subprocess.Popen(
+            [*args, str(paths.ROOT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self._ids = itertools.count(1)
+        ready = self._read()
+        if not ready.get("ok"):
+            raise ToolError(f"prover worker failed to start: {ready.get('error')}")
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            err = self._proc.stderr.read() if self._proc.stderr else ""
+            raise ToolError(f"prover worker exited: {err.strip()[-2000:]}")
+        return json.loads(line)
+
+    def call(self, op: str, **payload: Any) -> Any:
+        assert self._proc.stdin is not None
+        req_id = next(self._ids)
+        self._proc.stdin.write(json.dumps({"id": req_id, "op": op, **payload}) + "\n")
+        self._proc.stdin.flush()
+        resp = self._read()
+        if resp.get("id") != req_id:
+            raise ToolError(f"prover worker answered request {resp.get('id')}, expected {req_id}")
+        if not resp.get("ok"):
+            raise ToolError(f"prover worker: {resp.get('error')}")
+        return resp["result"]
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+class Prover:
+    """A pool of snarkjs workers; thread-safe, so a service can prove on several cores at once.
+
+    Use as a context manager, or call `close()`; workers start lazily on first use.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        wasm: Path = paths.WASM,
+        zkey: Path = paths.ZKEY,
+        vkey: Path = paths.VKEY,
+    ) -> None:
+        self._size = workers or max(1, os.cpu_count() or 1)
+        self._files = (paths.require(wasm), paths.require(zkey), paths.require(vkey))
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._started = 0
+        self._lock = threading.Lock()
+        self._all: list[_Worker] = []
+
+    def _acquire(self) -> _Worker:
+        with self._lock:
+            if self._idle.empty() and self._started < self._size:
+                self._started += 1
+                worker = _Worker(*self._files)
+                self._all.append(worker)
+                return worker
+        return self._idle.get()
+
+    def _run(self, op: str, **payload: Any) -> Any:
+        worker = self._acquire()
+        try:
+            return worker.call(op, **payload)
+        finally:
+            self._idle.put(worker)
+
+    def prove(self, circuit_input: Mapping[str, str]) -> Proof:
+        """Compute the witness and a Groth16 proof for one circuit input."""
+        result = self._run("prove", input=dict(circuit_input))
+        return Proof(proof=result["proof"], public_signals=list(result["public_signals"]))
+
+    def verify(self, public_signals: list[str], proof: Mapping[str, Any]) -> bool:
+        """snarkjs's verifier in the worker (fast path; py_ecc in groth16.py is the reference)."""
+        return bool(self._run("verify", signals=list(public_signals), proof=dict(proof)))
+
+    def witness(self, circuit_input: Mapping[str, str]) -> list[int]:
+        """The full witness vector (index 0 is the constant 1, then the public outputs)."""
+        return [int(v) for v in self._run("witness", input=dict(circuit_input))]
+
+    def close(self) -> None:
+        with self._lock:
+            for worker in self._all:
+                worker.close()
+            self._all.clear()
+            self._started = 0
+            self._idle = queue.Queue()
+
+    def __enter__(self) -> Prover:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prove_cli(
+    circuit_input: Mapping[str, str], *, wasm: Path = paths.WASM, zkey: Path = paths.ZKEY
+) -> Proof:
+    """One-shot `snarkjs groth16 fullprove` (slow; cross-check only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "input.json").write_text(json.dumps(dict(circuit_input)))
+        _snarkjs(
+            "groth16",
+            "fullprove",
+            t / "input.json",
+            wasm,
+            zkey,
+            t / "proof.json",
+            t / "public.json",
+        )
+        return Proof(
+            proof=json.loads((t / "proof.json").read_text()),
+            public_signals=json.loads((t / "public.json").read_text()),
+        )
+
+
+def verify_cli(vkey: Path, public_signals: list[str], proof: Mapping[str, Any]) -> bool:
+    """One-shot `snarkjs groth16 verify` (slow; cross-check only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "public.json").write_text(json.dumps(public_signals))
+        (t / "proof.json").write_text(json.dumps(dict(proof)))
+        done = subprocess.run(
+            [
+                str(paths.node_bin("snarkjs")),
+                "groth16",
+                "verify",
+                str(vkey),
+                str(t / "public.json"),
+                str(t / "proof.json"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.returncode == 0 and "OK" in done.stdout
+
+
+def _snarkjs(*args: object) -> str:
+    done = subprocess.run(
+        [str(paths.node_bin("snarkjs")), *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ToolError(
+            f"snarkjs {args[0]} {args[1]} failed: {(done.stdout + done.stderr)[-2000:]}"
+        )
+    return done.stdout
