@@ -1,0 +1,283 @@
+"""The transparency log against RFC 9162's algorithms and the Go reference vectors.
+
+Vectors: transparency-dev/merkle proof/verify_test.go (the same set trillian and
+certificate-transparency-go use): 8 leaves, their roots for sizes 1..8, and known proofs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from eth_account import Account
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator import translog as tl
+
+_LEAF_HEX = ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+             "606162636465666768696a6b6c6d6e6f")  # fmt: skip
+LEAVES = [bytes.fromhex(h) for h in _LEAF_HEX]
+ROOTS = [
+    bytes.fromhex(h)
+    for h in (
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    )
+]
+
+
+def _h(*hexes: str) -> list[bytes]:
+    return [bytes.fromhex(x) for x in hexes]
+
+
+# (leaf index, tree size, proof) — the Go vectors list the leaf 1-based; converted here.
+INCLUSION = [
+    (0, 8, _h("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+              "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+              "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")),
+    (5, 8, _h("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+              "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+              "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")),
+    (2, 3, _h("fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125")),
+    (1, 5, _h("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+              "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+              "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b")),
+]  # fmt: skip
+
+CONSISTENCY = [
+    (1, 8, _h("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+              "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+              "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")),
+    (6, 8, _h("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+              "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+              "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")),
+    (2, 5, _h("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+              "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b")),
+    (6, 7, _h("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+              "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+              "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")),
+]  # fmt: skip
+
+LEAF_HASHES = [tl.leaf_hash(d) for d in LEAVES]
+SOME_HASH = bytes.fromhex("abacaba000000000000000000000000000000000000000000060061e00123456")
+
+
+def _flip(b: bytes, bit: int) -> bytes:
+    out = bytearray(b)
+    out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
+# --- inclusion: failures first ---
+
+
+@pytest.mark.parametrize(("index", "size"), [(0, 0), (1, 0), (2, 1), (-1, 1)])
+def test_inclusion_rejects_index_outside_tree(index: int, size: int) -> None:
+    assert not tl.verify_inclusion(SOME_HASH, index, size, [], SOME_HASH)
+
+
+def test_inclusion_rejects_wrong_length_hashes() -> None:
+    h = tl.leaf_hash(b"data")
+    assert tl.verify_inclusion(h, 0, 1, [], h)
+    assert not tl.verify_inclusion(h, 0, 1, [], b"")
+    assert not tl.verify_inclusion(b"", 0, 1, [], h)
+    assert not tl.verify_inclusion(h[:31], 0, 1, [], h[:31])
+
+
+@pytest.mark.parametrize(("index", "size", "proof"), INCLUSION)
+def test_inclusion_vectors_reject_every_corruption(
+    index: int, size: int, proof: list[bytes]
+) -> None:
+    root, leaf = ROOTS[size - 1], LEAF_HASHES[index]
+    probes = [
+        (index - 1, size, root, leaf, proof),
+        (index + 1, size, root, leaf, proof),
+        (index ^ 2, size, root, leaf, proof),
+        (index, size * 2, root, leaf, proof),
+        (index, size // 2, root, leaf, proof),
+        (index, size, root, b"WrongLeaf", proof),
+        (index, size, tl.EMPTY_ROOT, leaf, proof),
+        (index, size, SOME_HASH, leaf, proof),
+        (index, size, root, leaf, [*proof, b""]),
+        (index, size, root, leaf, [*proof, root]),
+        (index, size, root, leaf, [b"", *proof]),
+        (index, size, root, leaf, [root, *proof]),
+        (index, size, root, leaf, proof[:-1]),
+    ]
+    if len(proof) > 1:
+        probes.append((index, size, root, leaf, [proof[0], SOME_HASH, *proof[1:]]))
+    for i in range(len(proof)):
+        bad = list(proof)
+        bad[i] = _flip(bad[i], 3)
+        probes.append((index, size, root, leaf, bad))
+    for idx, sz, rt, lf, pf in probes:
+        assert not tl.verify_inclusion(lf, idx, sz, pf, rt), (idx, sz)
+
+
+@pytest.mark.parametrize(("index", "size", "proof"), INCLUSION)
+def test_inclusion_vectors_match_and_verify(index: int, size: int, proof: list[bytes]) -> None:
+    assert tl.MerkleTree(LEAF_HASHES[:size]).inclusion_proof(index) == proof
+    assert tl.verify_inclusion(LEAF_HASHES[index], index, size, proof, ROOTS[size - 1])
+
+
+def test_roots_of_sizes_1_to_8_match_reference() -> None:
+    for size in range(1, 9):
+        assert tl.root(LEAF_HASHES[:size]) == ROOTS[size - 1]
+    assert tl.root([]) == hashlib.sha256(b"").digest()
+
+
+def test_hashes_use_domain_separation_prefixes() -> None:
+    assert tl.leaf_hash(b"") == bytes.fromhex(
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+    )
+    a, b = LEAF_HASHES[0], LEAF_HASHES[1]
+    assert tl.node_hash(a, b) == hashlib.sha256(b"\x01" + a + b).digest() == ROOTS[1]
+
+
+# --- consistency: failures first ---
+
+
+def test_consistency_rejects_time_travel_and_missing_proofs() -> None:
+    r1, r2 = ROOTS[0], ROOTS[1]
+    assert not tl.verify_consistency(1, 0, [], r1, r2)
+    assert not tl.verify_consistency(2, 1, [], r2, r1)
+    assert not tl.verify_consistency(1, 2, [], r1, r2)
+    assert not tl.verify_consistency(1, 1, [], r1, r2)
+    assert not tl.verify_consistency(1, 1, [tl.EMPTY_ROOT], r1, r1)
+    assert not tl.verify_consistency(0, 1, [tl.EMPTY_ROOT], r1, r2)
+    assert tl.verify_consistency(1, 1, [], r2, r2)
+    assert tl.verify_consistency(0, 1, [], r1, r2)
+
+
+@pytest.mark.parametrize(("m", "n", "proof"), CONSISTENCY)
+def test_consistency_vectors_reject_every_corruption(m: int, n: int, proof: list[bytes]) -> None:
+    r1, r2 = ROOTS[m - 1], ROOTS[n - 1]
+    probes = [
+        (m - 1, n, r1, r2, proof),
+        (m + 1, n, r1, r2, proof),
+        (m ^ 2, n, r1, r2, proof),
+        (m, n * 2, r1, r2, proof),
+        (m, n // 2, r1, r2, proof),
+        (m, n, SOME_HASH, r2, proof),
+        (m, n, r1, SOME_HASH, proof),
+        (m, n, r2, r1, proof),
+        (m, n, r1, r2, []),
+        (m, n, r1, r2, [*proof, b""]),
+        (m, n, r1, r2, [*proof, r1]),
+        (m, n, r1, r2, [*proof, r2]),
+        (m, n, r1, r2, [b"", *proof]),
+        (m, n, r1, r2, [r1, *proof]),
+        (m, n, r1, r2, [r2, *proof]),
+        (m, n, r1, r2, [proof[0], *proof]),
+        (m, n, r1, r2, proof[:-1]),
+    ]
+    for i in range(len(proof)):
+        bad = list(proof)
+        bad[i] = _flip(bad[i], 4)
+        probes.append((m, n, r1, r2, bad))
+    for a, b, x, y, pf in probes:
+        assert not tl.verify_consistency(a, b, pf, x, y), (a, b)
+
+
+@pytest.mark.parametrize(("m", "n", "proof"), CONSISTENCY)
+def test_consistency_vectors_match_and_verify(m: int, n: int, proof: list[bytes]) -> None:
+    assert tl.MerkleTree(LEAF_HASHES[:n]).consistency_proof(m) == proof
+    assert tl.verify_consistency(m, n, proof, ROOTS[m - 1], ROOTS[n - 1])
+
+
+# --- properties over random trees ---
+
+
+def _tree(size: int) -> tl.MerkleTree:
+    return tl.MerkleTree(tl.leaf_hash(i.to_bytes(4, "big")) for i in range(size))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_inclusion_proof_verifies_and_any_bit_flip_fails(data: st.DataObject) -> None:
+    size = data.draw(st.integers(1, 300), label="size")
+    index = data.draw(st.integers(0, size - 1), label="index")
+    tree = _tree(size)
+    root, leaf, proof = tree.root(), tree.leaf(index), tree.inclusion_proof(index)
+    assert tl.verify_inclusion(leaf, index, size, proof, root)
+    bit = data.draw(st.integers(0, 255), label="bit")
+    assert not tl.verify_inclusion(_flip(leaf, bit), index, size, proof, root)
+    assert not tl.verify_inclusion(leaf, index, size, proof, _flip(root, bit))
+    if proof:
+        i = data.draw(st.integers(0, len(proof) - 1), label="element")
+        bad = list(proof)
+        bad[i] = _flip(bad[i], bit)
+        assert not tl.verify_inclusion(leaf, index, size, bad, root)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_consistency_proof_verifies_and_any_bit_flip_fails(data: st.DataObject) -> None:
+    size = data.draw(st.integers(2, 300), label="size")
+    old = data.draw(st.integers(1, size - 1), label="old")
+    tree = _tree(size)
+    r1, r2, proof = tree.root(old), tree.root(), tree.consistency_proof(old)
+    assert tl.verify_consistency(old, size, proof, r1, r2)
+    bit = data.draw(st.integers(0, 255), label="bit")
+    assert not tl.verify_consistency(old, size, proof, _flip(r1, bit), r2)
+    assert not tl.verify_consistency(old, size, proof, r1, _flip(r2, bit))
+    i = data.draw(st.integers(0, len(proof) - 1), label="element")
+    bad = list(proof)
+    bad[i] = _flip(bad[i], bit)
+    assert not tl.verify_consistency(old, size, bad, r1, r2)
+
+
+def test_tree_head_prefix_roots_agree_with_fresh_trees() -> None:
+    tree = _tree(40)
+    for size in range(41):
+        assert tree.root(size) == tl.root([tree.leaf(i) for i in range(size)])
+
+
+# --- signed tree heads and receipts ---
+
+KEY = Account.from_key("0x" + "11" * 32)
+OTHER = Account.from_key("0x" + "22" * 32)
+
+
+def _signed(size: int = 5) -> tuple[tl.MerkleTree, tl.SignedTreeHead]:
+    tree = _tree(size)
+    return tree, tl.sign_tree_head(tl.TreeHead(size, tree.root(), 1_780_000_000_000), KEY)
+
+
+def test_tree_head_rejects_untrusted_or_edited_heads() -> None:
+    _, sth = _signed()
+    assert not tl.verify_tree_head(sth, [OTHER.address])
+    d = sth.to_dict()
+    for field, value in [
+        ("tree_size", 6),
+        ("timestamp", sth.timestamp + 1),
+        ("root_hash", "0x" + "00" * 32),
+        ("signer", OTHER.address),
+        ("signature", "0x" + "00" * 65),
+        ("signature", "zz"),
+    ]:
+        assert not tl.verify_tree_head({**d, field: value}, [KEY.address, OTHER.address]), field
+    assert tl.verify_tree_head(sth, [KEY.address.lower()])
+    assert tl.verify_tree_head(d, [KEY.address])
+
+
+def test_receipt_rejects_wrong_digest_index_and_signer() -> None:
+    digests = [hashlib.sha256(bytes([i])).digest() for i in range(5)]
+    tree = tl.MerkleTree(tl.leaf_hash(d) for d in digests)
+    sth = tl.sign_tree_head(tl.TreeHead(5, tree.root(), 1), KEY)
+    proof = ["0x" + p.hex() for p in tree.inclusion_proof(3)]
+    receipt = tl.LogReceipt(3, 5, proof, sth).to_dict()
+    assert tl.verify_receipt(receipt, digests[2], [KEY.address])[0] is False
+    assert tl.verify_receipt({**receipt, "leaf_index": 2}, digests[3], [KEY.address])[0] is False
+    assert tl.verify_receipt(receipt, digests[3], [OTHER.address])[0] is False
+    assert tl.verify_receipt({**receipt, "tree_size": 4}, digests[3], [KEY.address])[0] is False
+    assert tl.verify_receipt({"leaf_index": 3}, digests[3], [KEY.address])[0] is False
+    ok, reason = tl.verify_receipt(receipt, digests[3], [KEY.address])
+    assert ok, reason
