@@ -304,20 +304,23 @@ def verify_tree_head(
 
 @dataclass(frozen=True)
 class LogReceipt:
-    """Where a bundle sits in the log: its index, inclusion proof and the signed head."""
+    """Where a bundle sits in the log: its index, leaf hash, inclusion proof and the signed head.
+
+    The dict form is `models.Receipt` (SPEC §6 `receipt`)."""
 
     leaf_index: int
     tree_size: int
+    leaf_hash: str
     inclusion_proof: list[str]
     tree_head: SignedTreeHead
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "log_id": "vbill-translog-v1",
             "leaf_index": self.leaf_index,
             "tree_size": self.tree_size,
+            "leaf_hash": self.leaf_hash,
             "inclusion_proof": list(self.inclusion_proof),
-            "signed_tree_head": self.tree_head.to_dict(),
+            "tree_head": self.tree_head.to_dict(),
         }
 
     @classmethod
@@ -325,8 +328,9 @@ class LogReceipt:
         return cls(
             leaf_index=data["leaf_index"],
             tree_size=data["tree_size"],
+            leaf_hash=data["leaf_hash"],
             inclusion_proof=list(data["inclusion_proof"]),
-            tree_head=SignedTreeHead.from_dict(data["signed_tree_head"]),
+            tree_head=SignedTreeHead.from_dict(data["tree_head"]),
         )
 
 
@@ -335,7 +339,8 @@ def verify_receipt(
     bundle_digest: bytes,
     trusted_signers: Iterable[str],
 ) -> tuple[bool, str]:
-    """Check a receipt for `bundle_digest`: inclusion under a head signed by a trusted signer.
+    """Check a receipt for `bundle_digest`: its leaf is the digest's leaf hash, the inclusion
+    proof leads to the signed root, and the head is signed by a trusted log key.
 
     Accepts a LogReceipt, its dict form or a pydantic model of it; returns (ok, reason).
     """
@@ -345,18 +350,20 @@ def verify_receipt(
         if not isinstance(receipt, LogReceipt):
             receipt = LogReceipt.from_dict(receipt)
         proof = [_unhex(p) for p in receipt.inclusion_proof]
+        stated_leaf = _unhex(receipt.leaf_hash)
         sth = receipt.tree_head
         root_hash = _unhex(sth.root_hash)
     except Exception as exc:
         return False, f"receipt is malformed: {exc}"
-    if len(bundle_digest) != HASH_SIZE:
+    if not isinstance(bundle_digest, bytes | bytearray) or len(bundle_digest) != HASH_SIZE:
         return False, "bundle digest must be 32 bytes"
+    leaf = leaf_hash(bytes(bundle_digest))
+    if stated_leaf != leaf:
+        return False, "receipt leaf_hash is not the leaf hash of this bundle's digest"
     if receipt.tree_size != sth.tree_size:
         return False, "receipt tree_size differs from the signed tree head"
     if not verify_tree_head(sth, trusted_signers):
         return False, "signed tree head is not signed by a trusted log key"
-    if not verify_inclusion(
-        leaf_hash(bundle_digest), receipt.leaf_index, sth.tree_size, proof, root_hash
-    ):
+    if not verify_inclusion(leaf, receipt.leaf_index, sth.tree_size, proof, root_hash):
         return False, "inclusion proof does not lead to the signed root"
     return True, "ok"

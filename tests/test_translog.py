@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator import translog as tl
+from orchestrator.models import Receipt
 
 _LEAF_HEX = ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
              "606162636465666768696a6b6c6d6e6f")  # fmt: skip
@@ -273,11 +274,18 @@ def test_receipt_rejects_wrong_digest_index_and_signer() -> None:
     tree = tl.MerkleTree(tl.leaf_hash(d) for d in digests)
     sth = tl.sign_tree_head(tl.TreeHead(5, tree.root(), 1), KEY)
     proof = ["0x" + p.hex() for p in tree.inclusion_proof(3)]
-    receipt = tl.LogReceipt(3, 5, proof, sth).to_dict()
+    leaf = "0x" + tl.leaf_hash(digests[3]).hex()
+    receipt = tl.LogReceipt(3, 5, leaf, proof, sth).to_dict()
     assert tl.verify_receipt(receipt, digests[2], [KEY.address])[0] is False
+    other_leaf = "0x" + tl.leaf_hash(digests[2]).hex()
+    assert (
+        tl.verify_receipt({**receipt, "leaf_hash": other_leaf}, digests[3], [KEY.address])[0]
+        is False
+    )
     assert tl.verify_receipt({**receipt, "leaf_index": 2}, digests[3], [KEY.address])[0] is False
     assert tl.verify_receipt(receipt, digests[3], [OTHER.address])[0] is False
     assert tl.verify_receipt({**receipt, "tree_size": 4}, digests[3], [KEY.address])[0] is False
     assert tl.verify_receipt({"leaf_index": 3}, digests[3], [KEY.address])[0] is False
     ok, reason = tl.verify_receipt(receipt, digests[3], [KEY.address])
     assert ok, reason
+    assert Receipt.model_validate(receipt).model_dump() == receipt  # the wire model's shape
