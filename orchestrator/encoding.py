@@ -240,14 +240,18 @@ class TariffFields:
         return _values(self)
 
 
-def encode_meter_event(obj: Mapping[str, Any]) -> MeterFields:
+def encode_meter(obj: Mapping[str, Any]) -> MeterFields:
     """Encode the wire `meter_event` object (SPEC §3)."""
     return MeterFields.from_wire(obj)
 
 
-def encode_tariff_snapshot(obj: Mapping[str, Any]) -> TariffFields:
-    """Encode the wire `tariff_snapshot` object (SPEC §3)."""
+def encode_tariff(obj: Mapping[str, Any]) -> TariffFields:
+    """Encode the wire `tariff_snapshot` object (SPEC §3), including min ≤ max."""
     return TariffFields.from_wire(obj)
+
+
+encode_meter_event = encode_meter
+encode_tariff_snapshot = encode_tariff
 
 
 def _check_keys(obj: Any, path: str, expected: tuple[str, ...]) -> None:
