@@ -91,11 +91,15 @@ class Prover:
         workers: int | None = None,
         *,
         wasm: Path = paths.WASM,
-        zkey: Path = paths.ZKEY,
-        vkey: Path = paths.VKEY,
+        zkey: Path | None = paths.ZKEY,
+        vkey: Path | None = paths.VKEY,
     ) -> None:
         self._size = workers or max(1, os.cpu_count() or 1)
-        self._files = (paths.require(wasm), paths.require(zkey), paths.require(vkey))
+        self._files = (
+            paths.require(wasm),
+            zkey and paths.require(zkey),
+            vkey and paths.require(vkey),
+        )
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._started = 0
         self._lock = threading.Lock()
@@ -122,9 +126,19 @@ class Prover:
         result = self._run("prove", input=dict(circuit_input))
         return Proof(proof=result["proof"], public_signals=list(result["public_signals"]))
 
-    def verify(self, public_signals: list[str], proof: Mapping[str, Any]) -> bool:
-        """snarkjs's verifier in the worker (fast path; py_ecc in groth16.py is the reference)."""
-        return bool(self._run("verify", signals=list(public_signals), proof=dict(proof)))
+    def verify(
+        self,
+        public_signals: list[str],
+        proof: Mapping[str, Any],
+        vkey: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """snarkjs's verifier in the worker (fast path; py_ecc in groth16.py is the reference).
+
+        Uses `vkey` if given, else the key the pool was started with."""
+        payload: dict[str, Any] = {"signals": list(public_signals), "proof": dict(proof)}
+        if vkey is not None:
+            payload["vkey"] = dict(vkey)
+        return self._run("verify", **payload) is True
 
     def witness(self, circuit_input: Mapping[str, str]) -> list[int]:
         """The full witness vector (index 0 is the constant 1, then the public outputs)."""

@@ -34,9 +34,10 @@ const ops = {
       { type: "mem", data: zkey }, wtns, undefined, { singleThread });
     return { proof, public_signals: publicSignals };
   },
-  async verify({ signals, proof }) {
-    if (!vkey) throw new Error("worker started without a verification key");
-    return await snarkjs.groth16.verify(vkey, signals, proof);
+  async verify({ signals, proof, vkey: key }) {
+    const k = key ?? vkey;
+    if (!k) throw new Error("no verification key given");
+    return await snarkjs.groth16.verify(k, signals, proof);
   },
   async witness({ input }) {
     const wtns = await witness(input);

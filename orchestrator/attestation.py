@@ -1,0 +1,119 @@
+"""EIP-712 attestation of a bundle: the digest the attester signs and the log records.
+
+The typed struct names the fields a verifier most needs to read at a glance (fingerprint,
+charge, commitment, nullifier, verification-key hash) and binds everything else through
+`contentHash`, the SHA-256 of the RFC 8785 canonical JSON of the record and its proof.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import rfc8785
+from eth_account import Account
+from eth_account.messages import _hash_eip191_message, encode_typed_data
+
+from . import BINDING_VERSION
+
+DOMAIN = {"name": "vbill", "version": BINDING_VERSION}
+TYPES = {
+    "BillingBundle": [
+        {"name": "billingVersion", "type": "string"},
+        {"name": "profileId", "type": "string"},
+        {"name": "fingerprint", "type": "bytes32"},
+        {"name": "chargeMicros", "type": "uint256"},
+        {"name": "commitment", "type": "uint256"},
+        {"name": "nullifier", "type": "uint256"},
+        {"name": "vkeyHash", "type": "bytes32"},
+        {"name": "contentHash", "type": "bytes32"},
+    ]
+}
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON with every number written as a decimal string (SPEC §3)."""
+    return rfc8785.dumps(_numbers_as_strings(value))
+
+
+def _numbers_as_strings(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return _decimal_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): _numbers_as_strings(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers_as_strings(v) for v in value]
+    return value
+
+
+def _decimal_text(x: int | float) -> str:
+    if isinstance(x, int):
+        return str(x)
+    return format(Decimal(repr(x)).normalize(), "f")
+
+
+def fingerprint(
+    meter_event: Mapping[str, Any], tariff_snapshot: Mapping[str, Any], charge: int
+) -> str:
+    """billing_verify_fingerprint: SHA-256 hex of the canonical meter, tariff and charge."""
+    body = {
+        "meter_event": meter_event,
+        "tariff_snapshot": tariff_snapshot,
+        "expected_charge_micros": charge,
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def content_hash(record: Mapping[str, Any], billing_proof: Mapping[str, Any]) -> bytes:
+    """SHA-256 over the attested record and its proof section (not the signature or receipt)."""
+    return hashlib.sha256(
+        canonical_json({"record": record, "billing_proof": billing_proof})
+    ).digest()
+
+
+def typed_message(
+    record: Mapping[str, Any], billing_proof: Mapping[str, Any], signals: Mapping[str, int]
+) -> dict[str, Any]:
+    billing = record["billing"]
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+            ],
+            **TYPES,
+        },
+        "primaryType": "BillingBundle",
+        "domain": DOMAIN,
+        "message": {
+            "billingVersion": record["billing_version"],
+            "profileId": record["profileId"],
+            "fingerprint": bytes.fromhex(billing["billing_verify_fingerprint"]),
+            "chargeMicros": int(billing["expected_charge_micros"]),
+            "commitment": signals["commitment"],
+            "nullifier": signals["nullifier"],
+            "vkeyHash": bytes.fromhex(billing_proof["vkey_sha256"]),
+            "contentHash": content_hash(record, billing_proof),
+        },
+    }
+
+
+def bundle_digest(
+    record: Mapping[str, Any], billing_proof: Mapping[str, Any], signals: Mapping[str, int]
+) -> bytes:
+    """The 32-byte EIP-712 digest: what the attester signs and the transparency log records."""
+    return _hash_eip191_message(
+        encode_typed_data(full_message=typed_message(record, billing_proof, signals))
+    )
+
+
+def recover_signer(digest: bytes, signature: str) -> str:
+    """Address that produced `signature` over `digest`; raises ValueError if malformed."""
+    sig = bytes.fromhex(signature.removeprefix("0x"))
+    if len(sig) != 65:
+        raise ValueError("signature must be 65 bytes")
+    return Account._recover_hash(digest, signature=sig)

@@ -1,0 +1,134 @@
+"""Build the billing bundle of SPEC §6 for one billable event.
+
+Order of work: validate and encode (nothing is proved for bad input), compute the charge and
+fingerprint, prove with a fresh salt, check the proof's public signals against the Python
+recomputation (a prover that disagrees with the reference is an environment fault, never a
+bundle), then sign the EIP-712 digest. The transparency-log receipt is attached by whoever
+owns the log (`with_receipt`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import BINDING_VERSION
+from .attestation import bundle_digest, fingerprint
+from .charge import charge_for
+from .encoding import MeterFields, TariffFields, encode_meter_event, encode_tariff_snapshot
+from .errors import InputError, ToolError
+from .field import to_dec
+from .keys import Attester
+from .models import AttestRequest, Bundle, Receipt
+from .prover import Prover
+from .witness import PublicSignals, circuit_input, public_signals, random_field_element
+
+
+def parse_request(request: AttestRequest | Mapping[str, Any]) -> AttestRequest:
+    """Validate an attest request; the first problem is raised as InputError naming its field."""
+    if isinstance(request, AttestRequest):
+        return request
+    try:
+        return AttestRequest.model_validate(request)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "request"
+        raise InputError(field, err["msg"]) from None
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A request reduced to field elements, with its reference charge."""
+
+    request: AttestRequest
+    meter: MeterFields
+    tariff: TariffFields
+    charge: int
+    fingerprint: str
+
+
+def encode_request(request: AttestRequest | Mapping[str, Any]) -> Encoded:
+    req = parse_request(request)
+    if req.billing_version != "v2":
+        raise InputError("billing_version", "only billing v2 is supported")
+    meter_json = req.meter_event.model_dump(mode="json")
+    tariff_json = req.tariff_snapshot.model_dump(mode="json")
+    meter = encode_meter_event(meter_json)
+    tariff = encode_tariff_snapshot(tariff_json)
+    charge = charge_for(meter, tariff)
+    return Encoded(req, meter, tariff, charge, fingerprint(meter_json, tariff_json, charge))
+
+
+def build_bundle(
+    request: AttestRequest | Mapping[str, Any],
+    *,
+    attester: Attester,
+    account_salt: int,
+    prover: Prover,
+    vkey_sha256: str,
+    salt: int | None = None,
+) -> Bundle:
+    """Prove and sign one event. Raises InputError for bad input before any proving."""
+    enc = encode_request(request)
+    salt = random_field_element() if salt is None else salt
+    expected = public_signals(enc.meter, enc.tariff, salt, account_salt)
+    proof = prover.prove(circuit_input(enc.meter, enc.tariff, salt, account_salt))
+    if proof.public_signals != expected.as_decimal():
+        raise ToolError("prover's public signals disagree with the Python reference; not signing")
+    if expected.charge != enc.charge:
+        raise ToolError("circuit charge disagrees with the reference charge; not signing")
+    req = enc.request
+    record = {
+        "billing_version": req.billing_version,
+        "profileId": req.profileId,
+        "meter_event": req.meter_event.model_dump(mode="json"),
+        "tariff_snapshot": req.tariff_snapshot.model_dump(mode="json"),
+        "billing": {
+            "expected_charge_micros": enc.charge,
+            "billing_verify_fingerprint": enc.fingerprint,
+        },
+    }
+    billing_proof = {
+        "binding_version": BINDING_VERSION,
+        "proof": proof.proof,
+        "public_signals": proof.public_signals,
+        "vkey_sha256": vkey_sha256,
+        "salt": to_dec(salt),
+        "account_salt": to_dec(account_salt),
+    }
+    digest = bundle_digest(record, billing_proof, signal_map(expected))
+    return Bundle.model_validate(
+        {
+            **record,
+            "attestation": {
+                "scheme": "eip712",
+                "signature": attester.sign_hash(digest),
+                "attester": attester.address,
+                "bundle_digest": "0x" + digest.hex(),
+                "billing_proof": billing_proof,
+            },
+        }
+    )
+
+
+def signal_map(signals: PublicSignals) -> dict[str, int]:
+    return {
+        "commitment": signals.commitment,
+        "charge": signals.charge,
+        "tariff_key": signals.tariff_key,
+        "nullifier": signals.nullifier,
+        "tenant_key": signals.tenant_key,
+    }
+
+
+def with_receipt(bundle: Bundle, receipt: Receipt | Mapping[str, Any]) -> Bundle:
+    """The same bundle carrying its transparency-log receipt."""
+    return bundle.model_copy(update={"receipt": Receipt.model_validate(receipt)})
+
+
+def digest_of(bundle: Bundle) -> bytes:
+    """The bundle's EIP-712 digest as stated in it (verify recomputes it independently)."""
+    return bytes.fromhex(bundle.attestation.bundle_digest.removeprefix("0x"))

@@ -1,0 +1,70 @@
+"""The attester key: an Ethereum key kept in a 0600 file under $VBILL_HOME, never printed."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from . import paths
+from .errors import InputError, ToolError
+
+
+def attester_key_path() -> Path:
+    return paths.vbill_home() / "attester.key"
+
+
+@dataclass(frozen=True)
+class Attester:
+    """Signs bundle digests. `repr` never shows the key."""
+
+    account: LocalAccount = field(repr=False)
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    @classmethod
+    def generate(cls) -> Attester:
+        return cls(Account.from_key(secrets.token_bytes(32)))
+
+    @classmethod
+    def new(cls, path: Path | None = None, *, overwrite: bool = False) -> Attester:
+        """Create a key file with mode 0600 (created with that mode: never world-readable)."""
+        path = path or attester_key_path()
+        if path.exists() and not overwrite:
+            raise InputError("path", f"{path} exists; refusing to overwrite an attester key")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        attester = cls.generate()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(attester.account.key.hex() + "\n")
+        os.replace(tmp, path)
+        return attester
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Attester:
+        path = path or attester_key_path()
+        if not path.exists():
+            raise ToolError(f"no attester key at {path}; run `vbill keys new`")
+        if path.stat().st_mode & 0o077:
+            raise ToolError(f"{path} is readable by others; chmod 600 it")
+        try:
+            return cls(Account.from_key(path.read_text().strip()))
+        except ValueError as exc:
+            raise ToolError(f"{path} does not hold a valid private key") from exc
+
+    @classmethod
+    def load_or_create(cls, path: Path | None = None) -> Attester:
+        path = path or attester_key_path()
+        return cls.load(path) if path.exists() else cls.new(path)
+
+    def sign_hash(self, digest: bytes) -> str:
+        """Sign a 32-byte digest (already EIP-712 encoded); 0x-prefixed 65-byte signature."""
+        signed = self.account.unsafe_sign_hash(digest)
+        return "0x" + bytes(signed.signature).hex()

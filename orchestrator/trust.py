@@ -1,0 +1,121 @@
+"""What a verifier trusts: attester addresses, log signers and verification keys by hash.
+
+A bundle names its verification key only by `vkey_sha256`; the key itself is looked up here,
+so an embedded or substituted key is never taken on its own word. Revocations (SPEC §6) remove
+attesters and keys from the set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _norm(addresses: Iterable[str]) -> frozenset[str]:
+    return frozenset(a.lower() for a in addresses)
+
+
+@dataclass(frozen=True)
+class TrustSet:
+    attesters: frozenset[str] = frozenset()
+    log_signers: frozenset[str] = frozenset()
+    vkeys: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    revoked_attesters: frozenset[str] = frozenset()
+    revoked_vkeys: frozenset[str] = frozenset()
+
+    def attester_ok(self, address: str) -> str | None:
+        """None if trusted, else the reason."""
+        a = address.lower()
+        if a in self.revoked_attesters:
+            return f"attester {address} is revoked"
+        if a not in self.attesters:
+            return f"attester {address} is not in the trusted set"
+        return None
+
+    def log_signer_ok(self, address: str) -> bool:
+        a = address.lower()
+        return a in self.log_signers and a not in self.revoked_attesters
+
+    def vkey(self, sha256: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The trusted key with this hash, or the reason there is none."""
+        if sha256 in self.revoked_vkeys:
+            return None, f"verification key {sha256[:16]}… is revoked"
+        key = self.vkeys.get(sha256)
+        if key is None:
+            return None, f"verification key {sha256[:16]}… is not in the trusted set"
+        return key, None
+
+    def with_(
+        self,
+        *,
+        attesters: Iterable[str] = (),
+        vkey_files: Iterable[Path] = (),
+        revoked_attesters: Iterable[str] = (),
+        revoked_vkeys: Iterable[str] = (),
+    ) -> TrustSet:
+        """A copy that also trusts / revokes the given items (attesters also sign log heads)."""
+        vkeys = dict(self.vkeys)
+        for path in vkey_files:
+            vkeys[file_sha256(path)] = json.loads(path.read_text())
+        extra = _norm(attesters)
+        return TrustSet(
+            attesters=self.attesters | extra,
+            log_signers=self.log_signers | extra,
+            vkeys=vkeys,
+            revoked_attesters=self.revoked_attesters | _norm(revoked_attesters),
+            revoked_vkeys=self.revoked_vkeys | frozenset(revoked_vkeys),
+        )
+
+
+def default_trust() -> TrustSet:
+    """The operator's view: the built vkey (if it matches the manifest), the local attester,
+    `$VBILL_HOME/trust.json` ({"attesters": [...], "vkeys": [paths]}) and
+    `$VBILL_HOME/revocation.json` ({"revoked_attesters": [...], "revoked_vkeys": [...]}), and
+    env VBILL_TRUSTED_ATTESTERS (comma-separated)."""
+    from .keys import Attester, attester_key_path
+
+    home = paths.vbill_home()
+    attesters: list[str] = []
+    vkey_files: list[Path] = []
+    if paths.VKEY.exists() and _matches_manifest(paths.VKEY, "vkey"):
+        vkey_files.append(paths.VKEY)
+    if attester_key_path().exists():
+        attesters.append(Attester.load().address)
+    env = os.environ.get("VBILL_TRUSTED_ATTESTERS", "")
+    attesters += [a.strip() for a in env.split(",") if a.strip()]
+    trust_file = home / "trust.json"
+    if trust_file.exists():
+        cfg = json.loads(trust_file.read_text())
+        attesters += cfg.get("attesters", [])
+        vkey_files += [Path(p) for p in cfg.get("vkeys", [])]
+    revoked: dict[str, list[str]] = {}
+    revocation_file = home / "revocation.json"
+    if revocation_file.exists():
+        revoked = json.loads(revocation_file.read_text()).get("payload", {})
+    return TrustSet().with_(
+        attesters=attesters,
+        vkey_files=vkey_files,
+        revoked_attesters=revoked.get("revoked_attesters", []),
+        revoked_vkeys=revoked.get("revoked_vkeys", []),
+    )
+
+
+def _matches_manifest(path: Path, key: str) -> bool:
+    """True if the manifest records this artefact's hash (or there is no manifest yet)."""
+    if not paths.MANIFEST.exists():
+        return True
+    manifest = json.loads(paths.MANIFEST.read_text())
+    recorded = manifest.get("artifacts", {}).get(key, {})
+    want = recorded.get("sha256") if isinstance(recorded, dict) else recorded
+    return want is None or want == file_sha256(path)

@@ -1,0 +1,258 @@
+"""Offline verification of a billing bundle: the three verdicts of SPEC §6.
+
+- `verification`: the EIP-712 signature, recomputed from the record (never read from it),
+  recovers to a trusted, unrevoked attester, and the transparency-log receipt proves inclusion
+  of that digest under a head signed by a trusted log signer;
+- `billing_check`: the charge recomputed from meter and tariff equals the billed and the
+  expected charge, and the fingerprints match;
+- `incircuit_binding_verification`: public signals recomputed from the records' own fields and
+  salts equal the proof's, and the Groth16 proof verifies under a trusted key looked up by hash.
+
+Fails closed: any malformed part, exception or missing item makes that verdict false with a
+reason; nothing here raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import BINDING_VERSION, groth16
+from .attestation import bundle_digest, fingerprint, recover_signer
+from .bundle import encode_request, signal_map
+from .errors import VbillError
+from .field import parse_field_element, to_dec
+from .models import (
+    Attestation,
+    BillingRecord,
+    BindingVerdict,
+    Receipt,
+    Verdict,
+    VerifyResult,
+)
+from .prover import Prover
+from .trust import TrustSet, default_trust
+from .witness import PublicSignals, public_signals
+
+# (vkey json, recomputed signals, parsed proof) -> valid?
+Groth16Check = Callable[[Mapping[str, Any], Sequence[int], Mapping[str, Any]], bool]
+
+
+def py_ecc_check(vkey: Mapping[str, Any], signals: Sequence[int], proof: Mapping[str, Any]) -> bool:
+    """The reference Groth16 check (pure Python, ~1 s)."""
+    key = groth16.parse_vkey(vkey)
+    return groth16.verify(key, list(signals), groth16.parse_proof(proof))
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """The parts of a verify request that parsed, each None when it did not, with reasons."""
+
+    attestation: Attestation | None
+    expected: BillingRecord | None
+    billed: BillingRecord | None
+    receipt: Receipt | None
+    problems: dict[str, str]
+
+
+def _parse(req: Mapping[str, Any]) -> _Parsed:
+    problems: dict[str, str] = {}
+
+    def model(cls: Any, key: str) -> Any:
+        value = req.get(key)
+        if value is None:
+            problems[key] = f"{key}: missing"
+            return None
+        try:
+            return cls.model_validate(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in (key, *err["loc"]))
+            problems[key] = f"{where}: {err['msg']}"
+            return None
+
+    return _Parsed(
+        attestation=model(Attestation, "attestation"),
+        expected=model(BillingRecord, "expected_billing_v2"),
+        billed=model(BillingRecord, "billed_billing_v2"),
+        receipt=model(Receipt, "receipt"),
+        problems=problems,
+    )
+
+
+def _record_json(record: BillingRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json")
+
+
+def _signals_for(record: BillingRecord, att: Attestation) -> PublicSignals:
+    """Public signals recomputed from a record and the bundle's salts (canonical, < r)."""
+    bp = att.billing_proof
+    salt = parse_field_element(bp.salt, "billing_proof.salt")
+    account_salt = parse_field_element(bp.account_salt, "billing_proof.account_salt")
+    enc = encode_request(record.model_dump(mode="json", exclude={"billing"}))
+    return public_signals(enc.meter, enc.tariff, salt, account_salt)
+
+
+def _check_signature(p: _Parsed, trust: TrustSet) -> Verdict:
+    from .translog import verify_receipt
+
+    if p.attestation is None or p.expected is None:
+        return Verdict(
+            valid=False,
+            reason=p.problems.get("attestation") or p.problems.get("expected_billing_v2"),
+        )
+    att = p.attestation
+    if att.scheme != "eip712":
+        return Verdict(valid=False, reason=f"attestation.scheme: unknown scheme {att.scheme!r}")
+    signals = _signals_for(p.expected, att)
+    digest = bundle_digest(
+        _record_json(p.expected), att.billing_proof.model_dump(mode="json"), signal_map(signals)
+    )
+    if att.bundle_digest.lower() != "0x" + digest.hex():
+        return Verdict(valid=False, reason="attestation.bundle_digest does not match the record")
+    signer = recover_signer(digest, att.signature)
+    if signer.lower() != att.attester.lower():
+        return Verdict(valid=False, reason="signature was not made by attestation.attester")
+    reason = trust.attester_ok(signer)
+    if reason:
+        return Verdict(valid=False, reason=reason)
+    if p.receipt is None:
+        return Verdict(valid=False, reason=p.problems.get("receipt", "receipt: missing"))
+    ok, why = verify_receipt(
+        p.receipt.model_dump(mode="json"), digest, trust.log_signers - trust.revoked_attesters
+    )
+    return Verdict(valid=True) if ok else Verdict(valid=False, reason=f"receipt: {why}")
+
+
+def _check_billing(p: _Parsed) -> Verdict:
+    if p.billed is None or p.expected is None:
+        return Verdict(
+            valid=False,
+            reason=p.problems.get("billed_billing_v2") or p.problems.get("expected_billing_v2"),
+        )
+    for name, record in (("billed_billing_v2", p.billed), ("expected_billing_v2", p.expected)):
+        rec = _record_json(record)
+        enc = encode_request({k: v for k, v in rec.items() if k != "billing"})
+        stated = record.billing.expected_charge_micros
+        if enc.charge != stated:
+            return Verdict(
+                valid=False,
+                reason=f"{name}.billing.expected_charge_micros: {stated} but the tariff gives "
+                f"{enc.charge}",
+            )
+        fp = fingerprint(rec["meter_event"], rec["tariff_snapshot"], enc.charge)
+        if record.billing.billing_verify_fingerprint != fp:
+            return Verdict(
+                valid=False, reason=f"{name}.billing.billing_verify_fingerprint: mismatch"
+            )
+    if p.billed.billing.expected_charge_micros != p.expected.billing.expected_charge_micros:
+        return Verdict(valid=False, reason="billed charge differs from the attested charge")
+    if p.billed.billing.billing_verify_fingerprint != p.expected.billing.billing_verify_fingerprint:
+        return Verdict(valid=False, reason="billed record differs from the attested record")
+    return Verdict(valid=True)
+
+
+def _check_binding(p: _Parsed, trust: TrustSet, check: Groth16Check) -> BindingVerdict:
+    def no(reason: str | None, digest: str | None = None) -> BindingVerdict:
+        return BindingVerdict(
+            valid=False, reason=reason, binding_version=BINDING_VERSION, commitment_digest=digest
+        )
+
+    if p.attestation is None or p.expected is None:
+        return no(p.problems.get("attestation") or p.problems.get("expected_billing_v2"))
+    bp = p.attestation.billing_proof
+    if bp.binding_version != BINDING_VERSION:
+        return no(f"billing_proof.binding_version: {bp.binding_version!r} is not {BINDING_VERSION}")
+    signals = _signals_for(p.expected, p.attestation)
+    digest = to_dec(signals.commitment)
+    if p.billed is not None and _signals_for(p.billed, p.attestation) != signals:
+        return no("billed record is not the one bound by the proof", digest)
+    stated = bp.public_signals
+    ours = [to_dec(x) for x in signals.as_list()]
+    if len(stated) != len(ours):
+        return no(f"billing_proof.public_signals: expected {len(ours)} signals", digest)
+    for i, (s, o) in enumerate(zip(stated, ours, strict=True)):
+        parse_field_element(s, f"billing_proof.public_signals[{i}]")
+        if s != o:
+            return no(f"billing_proof.public_signals[{i}] does not match the record", digest)
+    vkey, why = trust.vkey(bp.vkey_sha256)
+    if vkey is None:
+        return no(f"billing_proof.vkey_sha256: {why}", digest)
+    if not check(vkey, signals.as_list(), bp.proof):
+        return no("Groth16 proof does not verify", digest)
+    return BindingVerdict(valid=True, binding_version=BINDING_VERSION, commitment_digest=digest)
+
+
+def _guard(fn: Callable[[], Any], make_false: Callable[[str], Any]) -> Any:
+    """Run one verdict; any error becomes `valid: false` with its message (fail closed)."""
+    try:
+        return fn()
+    except (VbillError, ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+        return make_false(str(exc) or type(exc).__name__)
+
+
+def verify_request(
+    request: Mapping[str, Any] | Any,
+    *,
+    trust: TrustSet | None = None,
+    check: Groth16Check | None = None,
+) -> VerifyResult:
+    """Judge a POST /verify body. Never raises; every failure is a verdict with a reason."""
+    if not isinstance(request, Mapping):
+        request = {}
+    trust = trust if trust is not None else default_trust()
+    check = check or py_ecc_check
+    p = _parse(request)
+    verification = _guard(
+        lambda: _check_signature(p, trust), lambda r: Verdict(valid=False, reason=r)
+    )
+    billing = _guard(lambda: _check_billing(p), lambda r: Verdict(valid=False, reason=r))
+    binding = _guard(
+        lambda: _check_binding(p, trust, check),
+        lambda r: BindingVerdict(valid=False, reason=r, binding_version=BINDING_VERSION),
+    )
+    return VerifyResult(
+        verification=verification,
+        billing_check=billing,
+        incircuit_binding_verification=binding,
+        valid=verification.valid and billing.valid and binding.valid,
+    )
+
+
+def request_from_bundle(bundle: Mapping[str, Any]) -> dict[str, Any]:
+    """A verify body that checks a stored bundle against itself (billed = expected)."""
+    record = {
+        k: bundle.get(k)
+        for k in ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
+    }
+    return {
+        "attestation": bundle.get("attestation"),
+        "receipt": bundle.get("receipt"),
+        "billed_billing_v2": record,
+        "expected_billing_v2": record,
+    }
+
+
+def verify_bundle(
+    bundle: Mapping[str, Any] | Any,
+    *,
+    trust: TrustSet | None = None,
+    check: Groth16Check | None = None,
+) -> VerifyResult:
+    """Verify a bundle file's contents offline."""
+    if not isinstance(bundle, Mapping):
+        bundle = {}
+    return verify_request(request_from_bundle(bundle), trust=trust, check=check)
+
+
+def snarkjs_check(prover: Prover) -> Groth16Check:
+    """Fast path: strict Python parsing of the proof, then snarkjs's pairing check in a worker."""
+
+    def check(vkey: Mapping[str, Any], signals: Sequence[int], proof: Mapping[str, Any]) -> bool:
+        groth16.parse_proof(proof)
+        return prover.verify([to_dec(s) for s in signals], proof, vkey)
+
+    return check
