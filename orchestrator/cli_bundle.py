@@ -1,0 +1,172 @@
+"""`vbill keys`, `attest`, `verify`, `prove`: the bundle verbs of the CLI (SPEC §8)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import Progress
+
+from .cli import emit, json_option, main
+from .errors import InputError, VerificationFailed
+from .keys import Attester, attester_key_path
+from .models import VerifyResult
+from .prover import Prover
+from .trust import TrustSet, default_trust
+from .verify import py_ecc_check, snarkjs_check, verify_bundle
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(what, f"{path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise InputError(what, f"cannot read {path}: {exc.strerror}") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write through a temp file and rename, so a failure never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@main.group()
+def keys() -> None:
+    """Manage the attester key ($VBILL_HOME/attester.key, mode 0600)."""
+
+
+@keys.command("new")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing key (bundles it signed stay valid "
+    "only while its address is trusted).",
+)
+@json_option
+def keys_new(force: bool, as_json: bool) -> None:
+    """Create the attester key. Prints its address, never the key."""
+    attester = Attester.new(attester_key_path(), overwrite=force)
+    emit(
+        {"address": attester.address, "path": str(attester_key_path())},
+        as_json,
+        f"attester {attester.address} written to {attester_key_path()} (mode 0600)",
+    )
+
+
+@keys.command("show")
+@json_option
+def keys_show(as_json: bool) -> None:
+    """Print the attester address (the key itself is never printed)."""
+    attester = Attester.load()
+    emit({"address": attester.address}, as_json, attester.address)
+
+
+@contextmanager
+def _checker(reference: bool) -> Iterator[Any]:
+    if reference:
+        yield py_ecc_check
+        return
+    with Prover(workers=1, zkey=None, vkey=None) as prover:
+        yield snarkjs_check(prover)
+
+
+def _trust(attesters: tuple[str, ...], vkeys: tuple[Path, ...]) -> TrustSet:
+    return default_trust().with_(attesters=attesters, vkey_files=vkeys)
+
+
+def _summary(name: str, result: VerifyResult) -> str:
+    lines = [f"{name}: {'VALID' if result.valid else 'INVALID'}"]
+    for label, verdict in (
+        ("signature + log", result.verification),
+        ("billing check", result.billing_check),
+        ("in-circuit binding", result.incircuit_binding_verification),
+    ):
+        mark = "ok" if verdict.valid else f"FAIL ({verdict.reason})"
+        lines.append(f"  {label:<20} {mark}")
+    binding = result.incircuit_binding_verification
+    if binding.commitment_digest:
+        lines.append(f"  commitment           {binding.commitment_digest}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--trust-attester",
+    "attesters",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Also trust this attester (and log signer) address. Repeatable.",
+)
+@click.option(
+    "--vkey",
+    "vkeys",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Also trust this verification key file. Repeatable.",
+)
+@click.option(
+    "--reference",
+    is_flag=True,
+    help="Verify the Groth16 proof with the pure-Python py_ecc reference (slow).",
+)
+@json_option
+def verify(
+    bundles: tuple[Path, ...],
+    attesters: tuple[str, ...],
+    vkeys: tuple[Path, ...],
+    reference: bool,
+    as_json: bool,
+) -> None:
+    """Verify bundle files offline; exit 0 if all are valid, 1 if any is not.
+
+    Trusted by default: build/vkey.json (if it matches build/manifest.json), the local attester
+    key, $VBILL_HOME/trust.json and $VBILL_HOME/revocation.json.
+    """
+    trust = _trust(attesters, vkeys)
+    results: dict[str, VerifyResult] = {}
+    with _checker(reference) as check, Progress(transient=True, disable=len(bundles) < 2) as bar:
+        task = bar.add_task("verifying", total=len(bundles))
+        for path in bundles:
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                data = None  # judged (and reported) as malformed, not a crash
+            results[str(path)] = verify_bundle(data, trust=trust, check=check)
+            bar.advance(task)
+    if as_json:
+        out = {k: v.model_dump() for k, v in results.items()}
+        emit(out[str(bundles[0])] if len(bundles) == 1 else out, True)
+    else:
+        for name, result in results.items():
+            click.echo(_summary(name, result))
+    if not all(r.valid for r in results.values()):
+        raise click.exceptions.Exit(VerificationFailed.exit_code)
+
+
+@main.command()
+@click.argument("input_file", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write proof here.")
+@json_option
+def prove(input_file: Path, output: Path | None, as_json: bool) -> None:
+    """Prove a raw circuit input (decimal strings) without signing; for circuit engineers."""
+    circuit_input = read_json(input_file, "input")
+    if not isinstance(circuit_input, dict):
+        raise InputError("input", "must be a JSON object of signal names to decimal strings")
+    with Prover(workers=1) as prover:
+        proof = prover.prove(circuit_input)
+    data = {"proof": proof.proof, "public_signals": proof.public_signals}
+    if output:
+        write_json_atomic(output, data)
+    emit(data, as_json or output is None, None)
+    if output and not as_json:
+        click.echo(f"proof written to {output}")
+
+

@@ -1,0 +1,107 @@
+"""Shared fixtures: real prover workers, a fresh attester, the pilot request and its bundle."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import paths
+from orchestrator.bundle import build_bundle, digest_of, with_receipt
+from orchestrator.keys import Attester
+from orchestrator.models import Bundle
+from orchestrator.prover import Prover
+from orchestrator.translog import LogReceipt, MerkleTree, TreeHead, leaf_hash, sign_tree_head
+from orchestrator.trust import TrustSet, file_sha256
+
+DATA = Path(__file__).parent / "data"
+
+
+def needs_build() -> None:
+    """Skip (with the fix) when the dev setup has not been built; `make test` builds it first."""
+    if not (paths.ZKEY.exists() and paths.WASM.exists() and paths.VKEY.exists()):
+        pytest.skip("build/ has no proving key: run `make setup`")
+
+
+@pytest.fixture(scope="session")
+def pilot_request() -> dict[str, Any]:
+    return json.loads((DATA / "pilot_request.json").read_text())
+
+
+@pytest.fixture
+def request_copy(pilot_request: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(pilot_request)
+
+
+@pytest.fixture(scope="session")
+def prover() -> Iterator[Prover]:
+    needs_build()
+    with Prover(workers=1) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def attester() -> Attester:
+    return Attester.generate()
+
+
+@pytest.fixture(scope="session")
+def vkey_sha256() -> str:
+    needs_build()
+    return file_sha256(paths.VKEY)
+
+
+@pytest.fixture(scope="session")
+def trust(attester: Attester) -> TrustSet:
+    needs_build()
+    return TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
+
+
+def log_and_receipt(bundle: Bundle, tree: MerkleTree, signer: Attester) -> Bundle:
+    """Append the bundle's digest to an in-memory RFC 9162 log and attach its receipt."""
+    leaf = leaf_hash(digest_of(bundle))
+    index = tree.append(leaf)
+    head = sign_tree_head(TreeHead(len(tree), tree.root(), 1_780_000_000_000), signer.account)
+    receipt = LogReceipt(
+        leaf_index=index,
+        tree_size=len(tree),
+        leaf_hash="0x" + leaf.hex(),
+        inclusion_proof=["0x" + h.hex() for h in tree.inclusion_proof(index)],
+        tree_head=head,
+    )
+    return with_receipt(bundle, receipt.to_dict())
+
+
+@pytest.fixture(scope="session")
+def make_bundle(prover: Prover, attester: Attester, vkey_sha256: str):
+    """Factory: prove, sign and log a request; returns the bundle as plain JSON data."""
+    tree = MerkleTree()
+
+    def make(
+        request: dict[str, Any],
+        *,
+        account_salt: int = 12345,
+        signer: Attester | None = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        signer = signer or attester
+        bundle = build_bundle(
+            request,
+            attester=signer,
+            account_salt=account_salt,
+            prover=prover,
+            vkey_sha256=kw.pop("vkey_sha256", vkey_sha256),
+            **kw,
+        )
+        return log_and_receipt(bundle, tree, signer).model_dump(mode="json")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pilot_bundle(make_bundle, pilot_request: dict[str, Any]) -> dict[str, Any]:
+    return make_bundle(pilot_request)
