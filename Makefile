@@ -44,3 +44,10 @@ clean: ## remove generated artefacts (keeps the cached dev ptau)
 	rm -rf build/*_js build/*.r1cs build/*.zkey build/*.sym build/*.json build/*.sol build/contracts
 
 # --- circuit and trusted-setup pipeline (SPEC §5) ---
+
+# --- contracts (SPEC §7): verifier rendered from the vkey, compiled with the pinned solcjs ---
+.PHONY: verifier
+verifier: build/BillingVerifier.sol ## render build/BillingVerifier.sol from build/vkey.json and compile build/contracts/
+
+build/BillingVerifier.sol: build/vkey.json contracts/templates/BillingVerifier.sol.j2 $(wildcard contracts/*.sol) orchestrator/contracts.py | install
+	$(PY) -m orchestrator.contracts build/vkey.json

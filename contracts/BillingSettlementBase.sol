@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IBillingSettlement} from "./IBillingSettlement.sol";
+import {IBillingVerifier} from "./IBillingVerifier.sol";
+
+/// @title The logic of BillingSettlement; see {IBillingSettlement} for the behaviour
+/// @dev Ordering in every state-changing path: checks (cheap ones first, the proof last),
+///      then effects, then the one interaction (ETH transfer) behind a reentrancy lock.
+abstract contract BillingSettlementBase is IBillingSettlement {
+    /// @notice BN254 scalar field size: every public signal and tenant key is below it.
+    uint256 public constant SNARK_SCALAR_FIELD =
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    /// @notice Smallest deposit, in wei.
+    uint256 public constant MIN_DEPOSIT = 0.01 ether;
+    /// @notice wei per micro-unit of an ETH tariff.
+    uint256 public constant WEI_PER_MICRO = 1e12;
+    /// @notice How long requested withdrawals stay reserved (and chargeable).
+    uint256 public constant WITHDRAWAL_DELAY = 1 days;
+
+    /// @notice The Groth16 verifier for the pinned verification key.
+    IBillingVerifier public immutable verifier;
+
+    address public owner;
+    address public pendingOwner;
+    /// @notice Current payee and what it is owed, in one slot (one write per settlement).
+    address public payee;
+    uint96 internal _payeeOwed;
+    /// @notice Size of the last anchored transparency tree.
+    uint256 public lastAnchoredSize;
+
+    mapping(uint256 tenantKey => Account) internal _accounts;
+    mapping(uint256 tenantKey => mapping(uint256 tariffKey => bool)) internal _tariffs;
+    mapping(uint256 nullifier => bool) internal _nullifiers;
+    mapping(address attester => AttesterStatus) public attesterStatus;
+    /// @notice Earnings of former payees, withdrawable by them.
+    mapping(address => uint256) internal _retiredPayeeCredit;
+
+    bool private transient _locked;
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert BillingSettlement__NotOwner(msg.sender);
+        _;
+    }
+
+    modifier onlyAttester() {
+        AttesterStatus status = attesterStatus[msg.sender];
+        if (status != AttesterStatus.Active) {
+            if (status == AttesterStatus.Revoked) revert BillingSettlement__AttesterRevoked(msg.sender);
+            revert BillingSettlement__NotAttester(msg.sender);
+        }
+        _;
+    }
+
+    modifier onlyController(uint256 tenantKey) {
+        if (_accounts[tenantKey].controller != msg.sender) {
+            revert BillingSettlement__NotController(tenantKey, msg.sender);
+        }
+        _;
+    }
+
+    modifier nonReentrant() {
+        if (_locked) revert BillingSettlement__Reentrancy();
+        _locked = true;
+        _;
+        _locked = false;
+    }
+
+    constructor(IBillingVerifier verifier_, address owner_, address payee_) {
+        if (address(verifier_) == address(0) || owner_ == address(0) || payee_ == address(0)) {
+            revert BillingSettlement__ZeroAddress();
+        }
+        verifier = verifier_;
+        owner = owner_;
+        payee = payee_;
+        emit OwnershipTransferred(address(0), owner_);
+        emit PayeeChanged(address(0), payee_);
+    }
+
+    // ------------------------------------------------------------------ tenants
+
+    function _deposit(uint256 tenantKey) internal {
+        if (tenantKey == 0 || tenantKey >= SNARK_SCALAR_FIELD) {
+            revert BillingSettlement__InvalidTenantKey(tenantKey);
+        }
+        if (msg.value < MIN_DEPOSIT) revert BillingSettlement__DepositTooSmall(MIN_DEPOSIT, msg.value);
+        Account storage acct = _accounts[tenantKey];
+        uint256 available = uint256(acct.available) + msg.value;
+        if (available > type(uint96).max) revert BillingSettlement__AmountTooLarge(available);
+        if (acct.controller == address(0)) {
+            acct.controller = msg.sender;
+            acct.perRequestLimit = type(uint96).max;
+            acct.dailyLimit = type(uint96).max;
+            emit AccountOpened(tenantKey, msg.sender);
+        }
+        acct.available = uint96(available);
+        emit Deposited(tenantKey, msg.sender, msg.value);
+    }
+
+    function _setTariff(uint256 tenantKey, uint256 tariffKey, bool accepted) internal {
+        _tariffs[tenantKey][tariffKey] = accepted;
+        emit TariffAcceptance(tenantKey, tariffKey, accepted);
+    }
+
+    function _setLimits(uint256 tenantKey, uint256 perRequestLimit, uint256 dailyLimit) internal {
+        if (perRequestLimit > type(uint96).max) revert BillingSettlement__AmountTooLarge(perRequestLimit);
+        if (dailyLimit > type(uint96).max) revert BillingSettlement__AmountTooLarge(dailyLimit);
+        Account storage acct = _accounts[tenantKey];
+        acct.perRequestLimit = uint96(perRequestLimit);
+        acct.dailyLimit = uint96(dailyLimit);
+        emit LimitsSet(tenantKey, perRequestLimit, dailyLimit);
+    }
+
+    function _setController(uint256 tenantKey, address controller) internal {
+        if (controller == address(0)) revert BillingSettlement__ZeroAddress();
+        _accounts[tenantKey].controller = controller;
+        emit ControllerChanged(tenantKey, controller);
+    }
+
+    function _requestWithdrawal(uint256 tenantKey, uint256 amount) internal {
+        Account storage acct = _accounts[tenantKey];
+        if (amount == 0 || amount > acct.available) {
+            revert BillingSettlement__BadWithdrawal(acct.available, amount);
+        }
+        uint64 unlockAt = uint64(block.timestamp + WITHDRAWAL_DELAY);
+        acct.available -= uint96(amount);
+        acct.reserved += uint96(amount);
+        acct.unlockAt = unlockAt;
+        emit WithdrawalRequested(tenantKey, amount, unlockAt);
+    }
+
+    function _withdraw(uint256 tenantKey) internal {
+        Account storage acct = _accounts[tenantKey];
+        uint256 amount = acct.reserved;
+        if (amount == 0) revert BillingSettlement__NothingToWithdraw();
+        if (block.timestamp < acct.unlockAt) revert BillingSettlement__WithdrawalLocked(acct.unlockAt);
+        address to = acct.controller;
+        acct.reserved = 0;
+        emit Withdrawn(tenantKey, to, amount);
+        _send(to, amount);
+    }
+
+    // ------------------------------------------------------------------ settlement
+
+    /// @dev Checks one proven charge and returns the wei it moves; reverts with the first
+    ///      failed check. Cheap checks run before the proof so a bad call costs little.
+    function _check(Proof calldata proof, uint256[5] calldata s, bool moveEth)
+        internal
+        view
+        returns (uint256 weiAmount)
+    {
+        for (uint256 i = 0; i < 5; ++i) {
+            if (s[i] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(i);
+        }
+        uint256 nullifier = s[3];
+        uint256 tenantKey = s[4];
+        if (_nullifiers[nullifier]) revert BillingSettlement__NullifierUsed(nullifier);
+        if (moveEth) {
+            Account storage acct = _accounts[tenantKey];
+            if (acct.controller == address(0)) revert BillingSettlement__UnknownAccount(tenantKey);
+            if (!_tariffs[tenantKey][s[2]]) revert BillingSettlement__TariffNotAccepted(tenantKey, s[2]);
+            if (s[1] > type(uint96).max / WEI_PER_MICRO) revert BillingSettlement__AmountTooLarge(s[1]);
+            weiAmount = s[1] * WEI_PER_MICRO;
+            if (weiAmount > acct.perRequestLimit) {
+                revert BillingSettlement__PerRequestLimitExceeded(acct.perRequestLimit, weiAmount);
+            }
+            uint256 today = block.timestamp / 1 days;
+            uint256 spent = (acct.spentDay == today ? acct.spentToday : 0) + weiAmount;
+            if (spent > acct.dailyLimit) revert BillingSettlement__DailyLimitExceeded(acct.dailyLimit, spent);
+            uint256 balance = uint256(acct.available) + acct.reserved;
+            if (weiAmount > balance) revert BillingSettlement__InsufficientBalance(balance, weiAmount);
+        }
+        if (!verifier.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
+    }
+
+    /// @dev Effects of a checked settlement: spend the nullifier, debit available then
+    ///      reserved, count the day's spend, and credit the payee's owed balance.
+    function _apply(uint256[5] calldata s, uint256 weiAmount) internal returns (uint256 owed) {
+        uint256 tenantKey = s[4];
+        _nullifiers[s[3]] = true;
+        Account storage acct = _accounts[tenantKey];
+        uint96 amount = uint96(weiAmount); // <= available + reserved, which fits 96 bits
+        uint64 today = uint64(block.timestamp / 1 days);
+        uint96 spent = acct.spentDay == today ? acct.spentToday : 0;
+        if (amount <= acct.available) {
+            acct.available -= amount;
+        } else {
+            acct.reserved -= amount - acct.available;
+            acct.available = 0;
+        }
+        acct.spentToday = spent + amount;
+        acct.spentDay = today;
+        emit ChargeSettled(tenantKey, s[3], s[0], s[1], weiAmount);
+        return weiAmount;
+    }
+
+    function _settle(Proof calldata proof, uint256[5] calldata s) internal {
+        uint256 weiAmount = _check(proof, s, true);
+        _payeeOwed += uint96(_apply(s, weiAmount));
+    }
+
+    function _settleBatch(Proof[] calldata proofs, uint256[5][] calldata s) internal {
+        if (proofs.length == 0 || proofs.length != s.length) {
+            revert BillingSettlement__BadBatch(proofs.length, s.length);
+        }
+        uint256 owed;
+        for (uint256 i = 0; i < proofs.length; ++i) {
+            owed += _apply(s[i], _check(proofs[i], s[i], true));
+        }
+        _payeeOwed += uint96(owed);
+    }
+
+    function _anchorCharge(Proof calldata proof, uint256[5] calldata s) internal {
+        _check(proof, s, false);
+        _nullifiers[s[3]] = true;
+        emit ChargeAnchored(s[4], s[3], s[0], s[1]);
+    }
+
+    function _anchorTreeHead(bytes32 root, uint256 size) internal {
+        if (size <= lastAnchoredSize) revert BillingSettlement__TreeHeadNotNewer(lastAnchoredSize, size);
+        lastAnchoredSize = size;
+        emit TreeHeadAnchored(root, size, msg.sender);
+    }
+
+    // ------------------------------------------------------------------ payee and owner
+
+    function _withdrawPayee() internal {
+        uint256 amount = _retiredPayeeCredit[msg.sender];
+        _retiredPayeeCredit[msg.sender] = 0;
+        if (msg.sender == payee) {
+            amount += _payeeOwed;
+            _payeeOwed = 0;
+        }
+        if (amount == 0) revert BillingSettlement__NothingToWithdraw();
+        emit PayeeWithdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    function _addAttester(address attester) internal {
+        if (attester == address(0)) revert BillingSettlement__ZeroAddress();
+        if (attesterStatus[attester] != AttesterStatus.None) revert BillingSettlement__AttesterExists(attester);
+        attesterStatus[attester] = AttesterStatus.Active;
+        emit AttesterAdded(attester);
+    }
+
+    function _revokeAttester(address attester) internal {
+        if (attesterStatus[attester] != AttesterStatus.Active) revert BillingSettlement__NotAttester(attester);
+        attesterStatus[attester] = AttesterStatus.Revoked;
+        emit AttesterRevoked(attester);
+    }
+
+    function _setPayee(address newPayee) internal {
+        if (newPayee == address(0)) revert BillingSettlement__ZeroAddress();
+        address previous = payee;
+        _retiredPayeeCredit[previous] += _payeeOwed;
+        _payeeOwed = 0;
+        payee = newPayee;
+        emit PayeeChanged(previous, newPayee);
+    }
+
+    function _transferOwnership(address pending) internal {
+        if (pending == address(0)) revert BillingSettlement__ZeroAddress();
+        pendingOwner = pending;
+        emit OwnershipTransferStarted(owner, pending);
+    }
+
+    function _acceptOwnership() internal {
+        if (msg.sender != pendingOwner) revert BillingSettlement__NotPendingOwner(msg.sender);
+        emit OwnershipTransferred(owner, msg.sender);
+        owner = msg.sender;
+        pendingOwner = address(0);
+    }
+
+    function _send(address to, uint256 amount) internal {
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert BillingSettlement__TransferFailed(to, amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function _balanceOf(uint256 tenantKey) internal view returns (uint256 available, uint256 reserved, uint256 total) {
+        Account storage acct = _accounts[tenantKey];
+        available = acct.available;
+        reserved = acct.reserved;
+        total = available + reserved;
+    }
+
+    function _payeeBalance(address who) internal view returns (uint256) {
+        return _retiredPayeeCredit[who] + (who == payee ? _payeeOwed : 0);
+    }
+}

@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title The generated Groth16 verifier, as BillingSettlement sees it
+/// @notice Rendered from build/vkey.json by `make verifier` (contracts/templates/BillingVerifier.sol.j2).
+interface IBillingVerifier {
+    /// @notice True iff the proof verifies for the public signals
+    ///         [commitment, charge, tariff_key, nullifier, tenant_key].
+    /// @dev Returns false (never reverts) on malformed input or when a precompile runs out of gas,
+    ///      so callers must require the result. pB is in the EVM order [[x.im, x.re], [y.im, y.re]].
+    function verifyProof(
+        uint256[2] calldata pA,
+        uint256[2][2] calldata pB,
+        uint256[2] calldata pC,
+        uint256[5] calldata pubSignals
+    ) external view returns (bool);
+}
