@@ -168,6 +168,8 @@ def _check_binding(p: _Parsed, trust: TrustSet, check: Groth16Check) -> BindingV
         return no(f"billing_proof.binding_version: {bp.binding_version!r} is not {BINDING_VERSION}")
     signals = _signals_for(p.expected, p.attestation)
     digest = to_dec(signals.commitment)
+    if p.expected.billing.expected_charge_micros != signals.charge:
+        return no("expected_billing_v2.billing.expected_charge_micros is not the proved charge")
     if p.billed is not None and _signals_for(p.billed, p.attestation) != signals:
         return no("billed record is not the one bound by the proof", digest)
     stated = bp.public_signals
