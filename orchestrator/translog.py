@@ -64,6 +64,11 @@ class MerkleTree:
         self._leaves.append(bytes(leaf))
         return len(self._leaves) - 1
 
+    def truncate(self, size: int) -> None:
+        """Drop leaves from `size` on (undoing appends whose transaction rolled back)."""
+        del self._leaves[size:]
+        self._cache = {k: v for k, v in self._cache.items() if k[0] + k[1] <= size}
+
     def leaf(self, index: int) -> bytes:
         return self._leaves[index]
 

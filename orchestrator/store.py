@@ -1,0 +1,799 @@
+"""The service's durable state: tenants, bundles, the transparency log, balances and limits.
+
+One SQLite file under $VBILL_HOME (WAL, foreign keys on, busy timeout). The attest path is one
+`BEGIN IMMEDIATE` transaction that re-checks uniqueness and limits, appends the log leaf, signs
+the new tree head and inserts the bundle carrying its receipt; a crash anywhere inside leaves
+neither a bundle nor a leaf. Proving (slow) happens before that transaction, under a per-event
+lock so concurrent duplicates prove once.
+
+Money is kept in micro-ETH for charges (1 micro = 10^12 wei, exact) and in wei for deposits;
+`total = credited deposits − settled charges`, `reserved = attested, unsettled charges`,
+`available = total − reserved`. Deposits count only after `CONFIRMATIONS` blocks.
+
+PostgreSQL (`DATABASE_URL=postgresql://…`) is the extension point for larger deployments:
+`open_store` recognises it and fails with a clear environment error in this build.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import translog
+from .errors import ToolError, VbillError
+from .models import Bundle
+
+WEI_PER_MICRO = 10**12
+CONFIRMATIONS = 12
+DB_NAME = "vbill.sqlite3"
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE tenants (
+        tenant_id      TEXT PRIMARY KEY,
+        account_salt   TEXT NOT NULL,
+        tenant_key     TEXT NOT NULL UNIQUE,
+        onchain_status TEXT NOT NULL DEFAULT 'unbound',
+        onchain_tx     TEXT,
+        created_at     INTEGER NOT NULL
+    );
+    CREATE TABLE log_leaves (
+        leaf_index INTEGER PRIMARY KEY,
+        leaf_hash  BLOB NOT NULL CHECK (length(leaf_hash) = 32),
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE tree_heads (
+        tree_size   INTEGER PRIMARY KEY,
+        root_hash   TEXT NOT NULL,
+        timestamp   INTEGER NOT NULL,
+        signer      TEXT NOT NULL,
+        signature   TEXT NOT NULL,
+        anchored_tx TEXT
+    );
+    CREATE TABLE bundles (
+        id                INTEGER PRIMARY KEY,
+        tenant_id         TEXT NOT NULL REFERENCES tenants(tenant_id),
+        event_id          TEXT NOT NULL,
+        request_hash      TEXT NOT NULL,
+        bundle_json       TEXT NOT NULL,
+        digest            TEXT NOT NULL,
+        leaf_index        INTEGER NOT NULL UNIQUE REFERENCES log_leaves(leaf_index),
+        currency          TEXT NOT NULL,
+        charge_micros     INTEGER NOT NULL CHECK (charge_micros >= 0),
+        nullifier         TEXT NOT NULL,
+        created_at        INTEGER NOT NULL,
+        settlement_status TEXT NOT NULL
+            CHECK (settlement_status IN ('none', 'pending', 'settled', 'failed')),
+        settlement_json   TEXT,
+        settle_attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error        TEXT,
+        UNIQUE (tenant_id, event_id)
+    );
+    CREATE INDEX bundles_pending ON bundles (settlement_status, leaf_index);
+    CREATE INDEX bundles_daily ON bundles (tenant_id, created_at);
+    CREATE TABLE deposits (
+        tx_hash      TEXT NOT NULL,
+        log_index    INTEGER NOT NULL,
+        tenant_id    TEXT NOT NULL REFERENCES tenants(tenant_id),
+        amount_wei   TEXT NOT NULL,
+        block_number INTEGER NOT NULL,
+        credited     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tx_hash, log_index)
+    );
+    CREATE TABLE limits (
+        tenant_id           TEXT PRIMARY KEY REFERENCES tenants(tenant_id),
+        per_request_micros  INTEGER,
+        daily_micros        INTEGER
+    );
+    CREATE TABLE revocations (
+        kind       TEXT NOT NULL CHECK (kind IN ('attester', 'vkey')),
+        value      TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+
+class Conflict(VbillError):
+    """The event id is already attested with a different payload (HTTP 409)."""
+
+    exit_code = 2
+
+
+class LimitExceeded(VbillError):
+    """A charge would pass a spending limit or the available balance (HTTP 429)."""
+
+    exit_code = 2
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    account_salt: int
+    tenant_key: int
+    onchain_status: str
+    onchain_tx: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class StoredBundle:
+    tenant_id: str
+    event_id: str
+    request_hash: str
+    bundle: dict[str, Any]
+    digest: str
+    leaf_index: int
+    currency: str
+    charge_micros: int
+    nullifier: str
+    settlement_status: str
+    settlement: dict[str, Any] | None
+    settle_attempts: int
+    last_error: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Balances in wei: total = credited deposits − settled; available = total − reserved."""
+
+    total_wei: int
+    reserved_wei: int
+    pending_deposits_wei: int
+
+    @property
+    def available_wei(self) -> int:
+        return self.total_wei - self.reserved_wei
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_request_micros: int | None = None
+    daily_micros: int | None = None
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What an attest will cost, known before proving (currency and charge in micros)."""
+
+    currency: str
+    charge_micros: int
+
+    @property
+    def is_eth(self) -> bool:
+        return self.currency == "ETH"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _seconds_to_utc_midnight(ts_ms: int) -> int:
+    now = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, int((tomorrow - now).total_seconds()) + 1)
+
+
+def _utc_day_start_ms(ts_ms: int) -> int:
+    return ts_ms - ts_ms % 86_400_000
+
+
+def open_store(
+    database_url: str | None = None, *, home: Path | None = None, log_key: Any = None
+) -> Store:
+    """The configured store: `DATABASE_URL` if set (sqlite:///path or postgresql://…), else
+    SQLite at $VBILL_HOME/vbill.sqlite3."""
+    if database_url and database_url.startswith(("postgres://", "postgresql://")):
+        try:
+            import psycopg  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            raise ToolError(
+                "DATABASE_URL names PostgreSQL but psycopg is not installed; "
+                "`pip install 'psycopg[binary]'`"
+            ) from None
+        raise ToolError(
+            "the PostgreSQL backend is an extension point not built into this release; "
+            "unset DATABASE_URL to use the embedded SQLite store"
+        )
+    if database_url:
+        if not database_url.startswith("sqlite:///"):
+            raise ToolError(f"unsupported DATABASE_URL scheme: {database_url.split(':', 1)[0]}")
+        return Store(Path(database_url.removeprefix("sqlite:///")), log_key=log_key)
+    from . import paths
+
+    return Store((home or paths.vbill_home()) / DB_NAME, log_key=log_key)
+
+
+class Store:
+    """SQLite-backed state; safe to share between threads (one connection per thread)."""
+
+    def __init__(self, path: Path, *, log_key: Any = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._log_key = log_key
+        self._local = threading.local()
+        self._tree_lock = threading.RLock()
+        self._keys_guard = threading.Lock()
+        self._key_locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+        self._migrate()
+        self._tree = translog.MerkleTree()
+        with self._tree_lock:
+            self._sync_tree(self._conn())
+
+    # --- plumbing ---
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front (BEGIN IMMEDIATE): writers queue, never deadlock."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = c.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            if current > len(MIGRATIONS):
+                raise ToolError(
+                    f"{self.path} has schema version {current}, newer than this vbill "
+                    f"({len(MIGRATIONS)}); upgrade vbill"
+                )
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def schema_version(self) -> int:
+        return self._conn().execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+
+    @contextmanager
+    def _event_lock(self, key: tuple[str, str]) -> Iterator[None]:
+        """Serialise work on one (tenant, event): a duplicate waits instead of proving again."""
+        with self._keys_guard:
+            lock, users = self._key_locks.get(key, (threading.Lock(), 0))
+            self._key_locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._keys_guard:
+                lock, users = self._key_locks[key]
+                if users <= 1:
+                    del self._key_locks[key]
+                else:
+                    self._key_locks[key] = (lock, users - 1)
+
+    # --- tenants ---
+
+    def add_tenant(self, tenant_id: str, account_salt: int, tenant_key: int) -> Tenant:
+        with self._tx() as c:
+            if self._tenant(c, tenant_id) is not None:
+                raise Conflict(f"tenant {tenant_id!r} already exists")
+            c.execute(
+                "INSERT INTO tenants (tenant_id, account_salt, tenant_key, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (tenant_id, str(account_salt), str(tenant_key), now_ms()),
+            )
+            tenant = self._tenant(c, tenant_id)
+        assert tenant is not None
+        return tenant
+
+    def ensure_tenant(self, tenant_id: str, make: Callable[[], tuple[int, int]]) -> Tenant:
+        """The tenant, created with `make() -> (account_salt, tenant_key)` if new."""
+        existing = self.tenant(tenant_id)
+        if existing is not None:
+            return existing
+        salt, key = make()
+        try:
+            return self.add_tenant(tenant_id, salt, key)
+        except Conflict:  # created concurrently: theirs stands
+            existing = self.tenant(tenant_id)
+            assert existing is not None
+            return existing
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return self._tenant(self._conn(), tenant_id)
+
+    def tenant_by_key(self, tenant_key: int) -> Tenant | None:
+        row = (
+            self._conn()
+            .execute("SELECT * FROM tenants WHERE tenant_key = ?", (str(tenant_key),))
+            .fetchone()
+        )
+        return _tenant_row(row) if row else None
+
+    def tenants(self) -> list[Tenant]:
+        rows = self._conn().execute("SELECT * FROM tenants ORDER BY tenant_id").fetchall()
+        return [_tenant_row(r) for r in rows]
+
+    @staticmethod
+    def _tenant(c: sqlite3.Connection, tenant_id: str) -> Tenant | None:
+        row = c.execute("SELECT * FROM tenants WHERE tenant_id = ?", (tenant_id,)).fetchone()
+        return _tenant_row(row) if row else None
+
+    def set_onchain(self, tenant_id: str, status: str, tx: str | None) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE tenants SET onchain_status = ?, onchain_tx = ? WHERE tenant_id = ?",
+                (status, tx, tenant_id),
+            )
+
+    # --- limits, balances, deposits ---
+
+    def set_limits(self, tenant_id: str, limits: Limits) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO limits (tenant_id, per_request_micros, daily_micros) VALUES (?,?,?) "
+                "ON CONFLICT(tenant_id) DO UPDATE SET per_request_micros = excluded."
+                "per_request_micros, daily_micros = excluded.daily_micros",
+                (tenant_id, limits.per_request_micros, limits.daily_micros),
+            )
+
+    def limits(self, tenant_id: str) -> Limits:
+        return self._limits(self._conn(), tenant_id)
+
+    @staticmethod
+    def _limits(c: sqlite3.Connection, tenant_id: str) -> Limits:
+        row = c.execute("SELECT * FROM limits WHERE tenant_id = ?", (tenant_id,)).fetchone()
+        return Limits(row["per_request_micros"], row["daily_micros"]) if row else Limits()
+
+    def balance(self, tenant_id: str) -> Balance:
+        return self._balance(self._conn(), tenant_id)
+
+    @staticmethod
+    def _balance(c: sqlite3.Connection, tenant_id: str) -> Balance:
+        credited = pending = 0
+        for row in c.execute(
+            "SELECT amount_wei, credited FROM deposits WHERE tenant_id = ?", (tenant_id,)
+        ):
+            if row["credited"]:
+                credited += int(row["amount_wei"])
+            else:
+                pending += int(row["amount_wei"])
+        sums = c.execute(
+            "SELECT "
+            " COALESCE(SUM(CASE WHEN settlement_status = 'settled' THEN charge_micros END), 0),"
+            " COALESCE(SUM(CASE WHEN settlement_status = 'pending' THEN charge_micros END), 0) "
+            "FROM bundles WHERE tenant_id = ? AND currency = 'ETH'",
+            (tenant_id,),
+        ).fetchone()
+        settled, reserved = int(sums[0]), int(sums[1])
+        return Balance(
+            total_wei=credited - settled * WEI_PER_MICRO,
+            reserved_wei=reserved * WEI_PER_MICRO,
+            pending_deposits_wei=pending,
+        )
+
+    def spent_today_micros(self, tenant_id: str, at_ms: int | None = None) -> int:
+        return self._spent_today(self._conn(), tenant_id, at_ms or now_ms())
+
+    @staticmethod
+    def _spent_today(c: sqlite3.Connection, tenant_id: str, at_ms: int) -> int:
+        row = c.execute(
+            "SELECT COALESCE(SUM(charge_micros), 0) FROM bundles WHERE tenant_id = ? "
+            "AND currency = 'ETH' AND settlement_status IN ('pending', 'settled') "
+            "AND created_at >= ?",
+            (tenant_id, _utc_day_start_ms(at_ms)),
+        ).fetchone()
+        return int(row[0])
+
+    def record_deposit(
+        self, tx_hash: str, log_index: int, tenant_id: str, amount_wei: int, block_number: int
+    ) -> bool:
+        """Remember a deposit seen on chain (not yet spendable); False if already known."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO deposits (tx_hash, log_index, tenant_id, amount_wei, "
+                "block_number) VALUES (?, ?, ?, ?, ?)",
+                (tx_hash.lower(), log_index, tenant_id, str(amount_wei), block_number),
+            )
+            return cur.rowcount == 1
+
+    def credit_confirmed(self, head_block: int, confirmations: int = CONFIRMATIONS) -> int:
+        """Credit deposits with at least `confirmations` blocks (its own block counts as one)."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE deposits SET credited = 1 WHERE credited = 0 AND block_number <= ?",
+                (head_block - confirmations + 1,),
+            )
+            return cur.rowcount
+
+    def deposits(self, tenant_id: str) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT * FROM deposits WHERE tenant_id = ? ORDER BY block_number, log_index",
+            (tenant_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def _check_spend(self, c: sqlite3.Connection, tenant_id: str, charge: Charge) -> None:
+        """Raise LimitExceeded if this ETH charge breaks a limit or the available balance."""
+        if not charge.is_eth:
+            return
+        at = now_ms()
+        limits = self._limits(c, tenant_id)
+        if (
+            limits.per_request_micros is not None
+            and charge.charge_micros > limits.per_request_micros
+        ):
+            raise LimitExceeded(
+                f"charge {charge.charge_micros} micros exceeds the per-request limit "
+                f"{limits.per_request_micros}",
+                retry_after=3600,
+            )
+        if limits.daily_micros is not None:
+            spent = self._spent_today(c, tenant_id, at)
+            if spent + charge.charge_micros > limits.daily_micros:
+                raise LimitExceeded(
+                    f"charge {charge.charge_micros} micros would bring today's total to "
+                    f"{spent + charge.charge_micros}, above the daily limit {limits.daily_micros}",
+                    retry_after=_seconds_to_utc_midnight(at),
+                )
+        bal = self._balance(c, tenant_id)
+        need = charge.charge_micros * WEI_PER_MICRO
+        if need > bal.available_wei:
+            raise LimitExceeded(
+                f"charge {need} wei exceeds the available balance {bal.available_wei} wei "
+                f"(deposits count after {CONFIRMATIONS} confirmations)",
+                retry_after=60,
+            )
+
+    # --- attest ---
+
+    def find(self, tenant_id: str, event_id: str) -> StoredBundle | None:
+        return self._find(self._conn(), tenant_id, event_id)
+
+    @staticmethod
+    def _find(c: sqlite3.Connection, tenant_id: str, event_id: str) -> StoredBundle | None:
+        row = c.execute(
+            "SELECT * FROM bundles WHERE tenant_id = ? AND event_id = ?", (tenant_id, event_id)
+        ).fetchone()
+        return _bundle_row(row) if row else None
+
+    def find_by_event(self, event_id: str) -> list[StoredBundle]:
+        rows = self._conn().execute(
+            "SELECT * FROM bundles WHERE event_id = ? ORDER BY leaf_index", (event_id,)
+        )
+        return [_bundle_row(r) for r in rows]
+
+    def bundles(self, tenant_id: str | None = None) -> list[StoredBundle]:
+        if tenant_id is None:
+            rows = self._conn().execute("SELECT * FROM bundles ORDER BY leaf_index")
+        else:
+            rows = self._conn().execute(
+                "SELECT * FROM bundles WHERE tenant_id = ? ORDER BY leaf_index", (tenant_id,)
+            )
+        return [_bundle_row(r) for r in rows]
+
+    @staticmethod
+    def _same_or_conflict(existing: StoredBundle, request_hash: str) -> StoredBundle:
+        if existing.request_hash != request_hash:
+            raise Conflict(
+                f"event_id {existing.event_id!r} of tenant {existing.tenant_id!r} is already "
+                "attested with a different payload"
+            )
+        return existing
+
+    def attest_once(
+        self,
+        *,
+        tenant_id: str,
+        event_id: str,
+        request_hash: str,
+        charge: Charge,
+        build: Callable[[], Bundle],
+    ) -> tuple[StoredBundle, bool]:
+        """Store the bundle for (tenant, event) exactly once; returns (stored, created).
+
+        Same payload again → the stored bundle (never re-proved); different payload → Conflict;
+        a limit or the balance would be passed → LimitExceeded, before and after proving.
+        """
+        if self._log_key is None:
+            raise ToolError("the store has no log signing key; cannot append to the log")
+        with self._event_lock((tenant_id, event_id)):
+            existing = self.find(tenant_id, event_id)
+            if existing is not None:
+                return self._same_or_conflict(existing, request_hash), False
+            self._check_spend(self._conn(), tenant_id, charge)
+            bundle = build()  # slow, outside any transaction
+            return self._insert(tenant_id, event_id, request_hash, charge, bundle)
+
+    def _insert(
+        self, tenant_id: str, event_id: str, request_hash: str, charge: Charge, bundle: Bundle
+    ) -> tuple[StoredBundle, bool]:
+        from .bundle import digest_of, with_receipt
+
+        digest = digest_of(bundle)
+        leaf = translog.leaf_hash(digest)
+        nullifier = bundle.attestation.billing_proof.public_signals[3]
+        with self._tx() as c:
+            existing = self._find(c, tenant_id, event_id)
+            if existing is not None:  # another process won the race
+                return self._same_or_conflict(existing, request_hash), False
+            self._check_spend(c, tenant_id, charge)
+            with self._tree_lock:
+                self._sync_tree(c)
+                index = len(self._tree)
+                at = now_ms()
+                c.execute(
+                    "INSERT INTO log_leaves (leaf_index, leaf_hash, created_at) VALUES (?, ?, ?)",
+                    (index, leaf, at),
+                )
+                self._tree.append(leaf)
+                try:
+                    sth = self._sign_head(c, index + 1, at)
+                    receipt = translog.LogReceipt(
+                        leaf_index=index,
+                        tree_size=index + 1,
+                        leaf_hash="0x" + leaf.hex(),
+                        inclusion_proof=["0x" + p.hex() for p in self._tree.inclusion_proof(index)],
+                        tree_head=sth,
+                    )
+                    stored = with_receipt(bundle, receipt.to_dict()).model_dump(mode="json")
+                    c.execute(
+                        "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, "
+                        "digest, leaf_index, currency, charge_micros, nullifier, created_at, "
+                        "settlement_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            tenant_id,
+                            event_id,
+                            request_hash,
+                            json.dumps(stored, sort_keys=True),
+                            "0x" + digest.hex(),
+                            index,
+                            charge.currency,
+                            charge.charge_micros,
+                            nullifier,
+                            at,
+                            "pending" if charge.is_eth else "none",
+                        ),
+                    )
+                except BaseException:
+                    self._tree.truncate(index)
+                    raise
+            found = self._find(c, tenant_id, event_id)
+        assert found is not None
+        return found, True
+
+    def _sign_head(self, c: sqlite3.Connection, size: int, at: int) -> translog.SignedTreeHead:
+        head = translog.TreeHead(size, self._tree.root(size), at)
+        sth = translog.sign_tree_head(head, self._log_key)
+        c.execute(
+            "INSERT OR REPLACE INTO tree_heads (tree_size, root_hash, timestamp, signer, "
+            "signature) VALUES (?, ?, ?, ?, ?)",
+            (sth.tree_size, sth.root_hash, sth.timestamp, sth.signer, sth.signature),
+        )
+        return sth
+
+    # --- transparency log ---
+
+    def _sync_tree(self, c: sqlite3.Connection) -> None:
+        """Bring the in-memory tree to the committed leaves (another process may have added)."""
+        count = c.execute("SELECT COUNT(*) FROM log_leaves").fetchone()[0]
+        if count < len(self._tree):
+            self._tree.truncate(count)
+        if count > len(self._tree):
+            for row in c.execute(
+                "SELECT leaf_hash FROM log_leaves WHERE leaf_index >= ? ORDER BY leaf_index",
+                (len(self._tree),),
+            ):
+                self._tree.append(bytes(row[0]))
+
+    def head(self) -> translog.SignedTreeHead:
+        """The latest signed tree head (signs one for the empty log on first use)."""
+        row = (
+            self._conn()
+            .execute("SELECT * FROM tree_heads ORDER BY tree_size DESC LIMIT 1")
+            .fetchone()
+        )
+        if row is not None:
+            return _sth_row(row)
+        if self._log_key is None:
+            raise ToolError("the log is empty and the store has no signing key")
+        with self._tx() as c, self._tree_lock:
+            self._sync_tree(c)
+            return self._sign_head(c, len(self._tree), now_ms())
+
+    def head_at(self, tree_size: int) -> translog.SignedTreeHead | None:
+        row = (
+            self._conn()
+            .execute("SELECT * FROM tree_heads WHERE tree_size = ?", (tree_size,))
+            .fetchone()
+        )
+        return _sth_row(row) if row else None
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
+        with self._tree_lock:
+            self._sync_tree(self._conn())
+            return self._tree.inclusion_proof(leaf_index, tree_size)
+
+    def consistency_proof(self, old_size: int, tree_size: int) -> list[bytes]:
+        with self._tree_lock:
+            self._sync_tree(self._conn())
+            return self._tree.consistency_proof(old_size, tree_size)
+
+    def leaf_hash(self, leaf_index: int) -> bytes | None:
+        row = (
+            self._conn()
+            .execute("SELECT leaf_hash FROM log_leaves WHERE leaf_index = ?", (leaf_index,))
+            .fetchone()
+        )
+        return bytes(row[0]) if row else None
+
+    def mark_anchored(self, tree_size: int, tx_hash: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE tree_heads SET anchored_tx = ? WHERE tree_size = ?", (tx_hash, tree_size)
+            )
+
+    # --- settlement ---
+
+    def pending_settlements(self, limit: int = 16) -> list[StoredBundle]:
+        rows = self._conn().execute(
+            "SELECT * FROM bundles WHERE settlement_status = 'pending' ORDER BY leaf_index LIMIT ?",
+            (limit,),
+        )
+        return [_bundle_row(r) for r in rows]
+
+    def mark_settled(self, tenant_id: str, event_id: str, usage_receipt: dict[str, Any]) -> bool:
+        """Attach the usage receipt; the reservation becomes a debit. False if already settled."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT bundle_json, settlement_status FROM bundles "
+                "WHERE tenant_id = ? AND event_id = ?",
+                (tenant_id, event_id),
+            ).fetchone()
+            if row is None or row["settlement_status"] != "pending":
+                return False
+            bundle = json.loads(row["bundle_json"])
+            bundle["settlement"] = usage_receipt
+            c.execute(
+                "UPDATE bundles SET settlement_status = 'settled', settlement_json = ?, "
+                "bundle_json = ?, last_error = NULL WHERE tenant_id = ? AND event_id = ?",
+                (
+                    json.dumps(usage_receipt, sort_keys=True),
+                    json.dumps(bundle, sort_keys=True),
+                    tenant_id,
+                    event_id,
+                ),
+            )
+            return True
+
+    def note_settle_error(self, keys: list[tuple[str, str]], error: str) -> None:
+        """A transient failure: count the attempt, keep the bundle pending."""
+        with self._tx() as c:
+            c.executemany(
+                "UPDATE bundles SET settle_attempts = settle_attempts + 1, last_error = ? "
+                "WHERE tenant_id = ? AND event_id = ? AND settlement_status = 'pending'",
+                [(error[:500], t, e) for t, e in keys],
+            )
+
+    def mark_failed(self, tenant_id: str, event_id: str, error: str) -> None:
+        """The chain refuses this bundle for good: release its reservation, keep the reason."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE bundles SET settlement_status = 'failed', last_error = ?, "
+                "settle_attempts = settle_attempts + 1 "
+                "WHERE tenant_id = ? AND event_id = ? AND settlement_status = 'pending'",
+                (error[:500], tenant_id, event_id),
+            )
+
+    def counts(self) -> dict[str, int]:
+        rows = self._conn().execute(
+            "SELECT settlement_status, COUNT(*) FROM bundles GROUP BY settlement_status"
+        )
+        out = {"none": 0, "pending": 0, "settled": 0, "failed": 0}
+        out.update({r[0]: r[1] for r in rows})
+        out["bundles"] = sum(out[k] for k in ("none", "pending", "settled", "failed"))
+        out["tenants"] = self._conn().execute("SELECT COUNT(*) FROM tenants").fetchone()[0]
+        out["log_size"] = self._conn().execute("SELECT COUNT(*) FROM log_leaves").fetchone()[0]
+        return out
+
+    # --- revocations ---
+
+    def revoke(self, kind: str, value: str, reason: str) -> None:
+        value = value.lower() if kind == "attester" else value
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO revocations (kind, value, reason, revoked_at) "
+                "VALUES (?, ?, ?, ?)",
+                (kind, value, reason, now_ms()),
+            )
+
+    def revocations(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT * FROM revocations ORDER BY revoked_at, kind, value")
+        return [dict(r) for r in rows]
+
+
+def _tenant_row(row: sqlite3.Row) -> Tenant:
+    return Tenant(
+        tenant_id=row["tenant_id"],
+        account_salt=int(row["account_salt"]),
+        tenant_key=int(row["tenant_key"]),
+        onchain_status=row["onchain_status"],
+        onchain_tx=row["onchain_tx"],
+        created_at=row["created_at"],
+    )
+
+
+def _bundle_row(row: sqlite3.Row) -> StoredBundle:
+    return StoredBundle(
+        tenant_id=row["tenant_id"],
+        event_id=row["event_id"],
+        request_hash=row["request_hash"],
+        bundle=json.loads(row["bundle_json"]),
+        digest=row["digest"],
+        leaf_index=row["leaf_index"],
+        currency=row["currency"],
+        charge_micros=row["charge_micros"],
+        nullifier=row["nullifier"],
+        settlement_status=row["settlement_status"],
+        settlement=json.loads(row["settlement_json"]) if row["settlement_json"] else None,
+        settle_attempts=row["settle_attempts"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+    )
+
+
+def _sth_row(row: sqlite3.Row) -> translog.SignedTreeHead:
+    return translog.SignedTreeHead(
+        tree_size=row["tree_size"],
+        root_hash=row["root_hash"],
+        timestamp=row["timestamp"],
+        signer=row["signer"],
+        signature=row["signature"],
+    )
