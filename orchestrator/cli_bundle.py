@@ -12,12 +12,13 @@ from typing import Any
 import click
 from rich.progress import Progress
 
+from . import paths
 from .cli import emit, json_option, main
 from .errors import InputError, VerificationFailed
 from .keys import Attester, attester_key_path
 from .models import VerifyResult
 from .prover import Prover
-from .trust import TrustSet, default_trust
+from .trust import TrustSet, default_trust, file_sha256
 from .verify import py_ecc_check, snarkjs_check, verify_bundle
 
 
@@ -66,6 +67,69 @@ def keys_show(as_json: bool) -> None:
     """Print the attester address (the key itself is never printed)."""
     attester = Attester.load()
     emit({"address": attester.address}, as_json, attester.address)
+
+
+@main.command()
+@click.argument("requests", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Bundle file to write (one request), or a directory (several).",
+)
+@json_option
+def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> None:
+    """Prove, sign and log billable events (attest request JSON files, SPEC §6).
+
+    Each event is attested once: the same event_id with the same payload returns the stored
+    bundle; with a different payload it is refused. State lives in $VBILL_HOME.
+
+    \b
+    Example:
+      vbill attest tests/data/pilot_request.json -o bundle.json
+    """
+    from .attest import attest_event
+    from .store import open_store
+
+    if len(requests) > 1 and output is not None and output.suffix == ".json":
+        raise InputError("--output", "give a directory when attesting several requests")
+    bodies = [read_json(path, str(path)) for path in requests]
+    attester = Attester.load()
+    vkey_hash = file_sha256(paths.require(paths.VKEY))
+    store = open_store(log_key=attester.account)
+    results = []
+    with Prover() as prover, Progress(transient=True, disable=len(bodies) < 2) as bar:
+        task = bar.add_task("attesting", total=len(bodies))
+        for body in bodies:
+            done = attest_event(
+                body, store=store, attester=attester, prover=prover, vkey_sha256=vkey_hash
+            )
+            results.append(done)
+            bar.advance(task)
+    for done in results:
+        bundle = done.stored.bundle
+        target = output
+        if output is not None and (len(results) > 1 or output.is_dir()):
+            output.mkdir(parents=True, exist_ok=True)
+            target = output / f"{done.stored.tenant_id}.{done.stored.event_id}.bundle.json"
+        if target is not None:
+            write_json_atomic(target, bundle)
+        summary = {
+            "event_id": done.stored.event_id,
+            "expected_charge_micros": bundle["billing"]["expected_charge_micros"],
+            "created": done.created,
+            "bundle": str(target) if target else None,
+        }
+        if as_json:
+            click.echo(json.dumps(summary if target else bundle, indent=2))
+        elif target is None:
+            click.echo(json.dumps(bundle, indent=2))
+        else:
+            state = "attested" if done.created else "already attested (stored bundle)"
+            click.echo(
+                f"{done.stored.event_id}: {state}, charge "
+                f"{summary['expected_charge_micros']} micros -> {target}"
+            )
 
 
 @contextmanager
@@ -168,5 +232,3 @@ def prove(input_file: Path, output: Path | None, as_json: bool) -> None:
     emit(data, as_json or output is None, None)
     if output and not as_json:
         click.echo(f"proof written to {output}")
-
-

@@ -1,0 +1,69 @@
+"""The one attest path, shared by `vbill attest` and POST /attest.
+
+Validation and encoding come first (bad input is rejected before anything is stored or
+proved); the tenant's account salt is created on first use; the store then guarantees one
+bundle per (tenant, event_id): same payload → the stored bundle, never re-proved; different
+payload → Conflict; over a limit → LimitExceeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .attestation import canonical_json
+from .bundle import build_bundle, encode_request
+from .encoding import hash_string
+from .keys import Attester
+from .models import AttestRequest
+from .poseidon import poseidon
+from .prover import Prover
+from .store import Charge, Store, StoredBundle
+from .witness import random_field_element
+
+
+def new_account(tenant_id: str) -> tuple[int, int]:
+    """A fresh account salt and the tenant key it gives (SPEC §4: Poseidon(tenant_id, salt))."""
+    salt = random_field_element()
+    return salt, poseidon([hash_string(tenant_id), salt])
+
+
+def request_hash(request: AttestRequest) -> str:
+    """Identity of a payload for idempotency: SHA-256 of its canonical JSON."""
+    return hashlib.sha256(canonical_json(request.model_dump(mode="json"))).hexdigest()
+
+
+@dataclass(frozen=True)
+class Attested:
+    stored: StoredBundle
+    created: bool
+
+
+def attest_event(
+    request: AttestRequest | Mapping[str, Any],
+    *,
+    store: Store,
+    attester: Attester,
+    prover: Prover,
+    vkey_sha256: str,
+) -> Attested:
+    """Attest one event exactly once; raises InputError, Conflict or LimitExceeded."""
+    enc = encode_request(request)
+    meter = enc.request.meter_event
+    tenant = store.ensure_tenant(meter.tenant_id, lambda: new_account(meter.tenant_id))
+    stored, created = store.attest_once(
+        tenant_id=meter.tenant_id,
+        event_id=meter.event_id,
+        request_hash=request_hash(enc.request),
+        charge=Charge(enc.request.tariff_snapshot.currency, enc.charge),
+        build=lambda: build_bundle(
+            enc.request,
+            attester=attester,
+            account_salt=tenant.account_salt,
+            prover=prover,
+            vkey_sha256=vkey_sha256,
+        ),
+    )
+    return Attested(stored, created)
