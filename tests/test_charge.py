@@ -102,7 +102,22 @@ u64ish = st.one_of(
     st.integers(0, 10**7),
     st.integers(0, U64_MAX),
 )
-case = st.tuples(u64ish, u64ish, u64ish, u64ish, st.sampled_from([0, 1, 2, 2, 3]), st.integers())
+modes = st.sampled_from([0, 1, 2, 2, 3])
+anywhere = st.tuples(u64ish, u64ish, u64ish, u64ish, modes, st.integers())
+# Products landing on the rounding boundaries (remainder 0, 1, ½ ± 1, 10^6 − 1), unclamped.
+on_boundary = st.builds(
+    lambda q, rem, swap, mode, seed: (
+        (q * MICRO + rem, 1, 0, U64_MAX, mode, seed)
+        if swap
+        else (1, q * MICRO + rem, 0, U64_MAX, mode, seed)
+    ),
+    st.integers(0, 10**12),
+    st.sampled_from([0, 1, 499_999, 500_000, 500_001, 999_999]),
+    st.booleans(),
+    modes,
+    st.integers(),
+)
+case = st.one_of(anywhere, on_boundary)
 
 
 @needs_circuit
@@ -136,3 +151,35 @@ def test_circuit_charge_equals_reference(cases: list[tuple[int, ...]]) -> None:
         except InputError:
             expected.append(None)
     assert circuit_outputs(inputs) == expected
+
+
+@needs_circuit
+@pytest.mark.slow
+def test_circuit_rounds_like_reference_on_every_boundary() -> None:
+    """Every remainder boundary × every rounding mode (and an invalid one), unclamped."""
+    meter, tariff, salt, account_salt = random_fields(random.Random(5))
+    cases = []
+    for rem in (0, 1, 499_999, 500_000, 500_001, 999_999):
+        for mode in (FLOOR, CEIL, HALF_UP, 3):
+            for units, price in ((1, 7 * MICRO + rem), (123 * MICRO + rem, 1)):
+                cases.append(
+                    (
+                        replace(meter, usage_units=units),
+                        replace(
+                            tariff,
+                            price_scaled=price,
+                            min_charge_micros=0,
+                            max_charge_micros=U64_MAX,
+                            rounding_mode=mode,
+                        ),
+                        salt,
+                        account_salt,
+                    )
+                )
+    expected = []
+    for c in cases:
+        try:
+            expected.append(public_signals(*c))
+        except InputError:
+            expected.append(None)
+    assert circuit_outputs([circuit_input(*c) for c in cases]) == expected
