@@ -1,0 +1,317 @@
+"""`vbill chain up|down`, `deploy`, `deposit`, `balance`, `limits set`, `tariff accept`,
+`settle`, `receipt`, `attester revoke`: the on-chain verbs of the CLI (SPEC §7, §9)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import chain as ch
+from . import paths
+from .cli import emit, json_option, main
+from .errors import InputError, VerificationFailed
+
+
+def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--network / --rpc-url / --keystore, turned into a connected `Chain` argument."""
+
+    @click.option(
+        "--network",
+        "network_name",
+        type=click.Choice(list(ch.NETWORKS)),
+        default="local",
+        show_default=True,
+        help="Network preset; its chain id is checked before any transaction.",
+    )
+    @click.option("--rpc-url", default=None, help="Override the preset's RPC URL.")
+    @click.option(
+        "--keystore",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="Encrypted key file (password: env VBILL_KEYSTORE_PASSWORD or prompt). "
+        "Otherwise env VBILL_PRIVATE_KEY; on local, anvil's first dev account.",
+    )
+    @functools.wraps(fn)
+    def wrapper(
+        network_name: str, rpc_url: str | None, keystore: Path | None, **kwargs: Any
+    ) -> Any:
+        password = None
+        if keystore is not None and "VBILL_KEYSTORE_PASSWORD" not in os.environ:
+            password = click.prompt("keystore password", hide_input=True, err=True)
+        return fn(ch.connect(network_name, rpc_url, keystore=keystore, password=password), **kwargs)
+
+    return wrapper
+
+
+def tenant_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--tenant-key N or --bundle FILE (whose public signals name the tenant key)."""
+
+    @click.option("--tenant-key", default=None, help="The account's tenant_key (decimal).")
+    @click.option(
+        "--bundle",
+        "bundle_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="Take the tenant key (and tariff key) from this bundle.",
+    )
+    @functools.wraps(fn)
+    def wrapper(tenant_key: str | None, bundle_path: Path | None, **kwargs: Any) -> Any:
+        settlement = None
+        if bundle_path is not None:
+            settlement = ch.settlement_from_bundle(ch.read_bundle(bundle_path), str(bundle_path))
+        if tenant_key is not None:
+            key = ch._uint(tenant_key, "tenant-key", ch.R)
+        elif settlement is not None:
+            key = settlement.signals[4]
+        else:
+            raise InputError("tenant-key", "give --tenant-key or --bundle")
+        return fn(tenant_key=key, settlement=settlement, **kwargs)
+
+    return wrapper
+
+
+def parse_eth(value: str, field: str) -> int:
+    """Decimal ETH → wei, exactly (no float)."""
+    try:
+        wei = Decimal(value) * ch.WEI_PER_ETH
+    except InvalidOperation:
+        raise InputError(field, f"{value!r} is not a decimal amount of ETH") from None
+    if wei < 0 or wei != wei.to_integral_value():
+        raise InputError(field, f"{value!r} is negative or finer than 1 wei")
+    return int(wei)
+
+
+def _tx(result: ch.TxResult) -> dict[str, Any]:
+    return {
+        "transaction_hash": result.transaction_hash,
+        "block_number": result.block_number,
+        "gas_used": result.gas_used,
+    }
+
+
+# ------------------------------------------------------------------------------ chain up/down
+
+
+@main.group("chain")
+def chain_group() -> None:
+    """The local anvil chain (node_modules/.bin/anvil, chain id 31337)."""
+
+
+@chain_group.command("up")
+@click.option("--port", default=8545, show_default=True, type=click.IntRange(1, 65535))
+@json_option
+def chain_up(port: int, as_json: bool) -> None:
+    """Start anvil on 127.0.0.1 in the background; state kept in $VBILL_HOME."""
+    anvil = ch.chain_up(port)
+    emit({"pid": anvil.pid, "url": anvil.url}, as_json, f"anvil {anvil.url} (pid {anvil.pid})")
+
+
+@chain_group.command("down")
+@json_option
+def chain_down(as_json: bool) -> None:
+    """Stop the anvil that `vbill chain up` started."""
+    pid = ch.chain_down()
+    emit({"stopped": pid}, as_json, f"stopped anvil (pid {pid})" if pid else "no anvil running")
+
+
+# ------------------------------------------------------------------------------ deploy
+
+
+@main.command()
+@network_options
+@click.option("--check", is_flag=True, help="Compare deployments/<network>.json with the chain.")
+@click.option(
+    "--allow-dev-setup",
+    is_flag=True,
+    help="Deploy a dev-insecure setup to a public network (anyone could forge proofs).",
+)
+@click.option("--attester", "attesters", multiple=True, help="Attester address (default: you).")
+@click.option("--payee", default=None, help="Address credited by settlements (default: you).")
+@click.option(
+    "--vkey",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=paths.VKEY,
+    show_default=True,
+)
+@json_option
+def deploy(
+    chain: ch.Chain,
+    check: bool,
+    allow_dev_setup: bool,
+    attesters: tuple[str, ...],
+    payee: str | None,
+    vkey: Path,
+    as_json: bool,
+) -> None:
+    """Render the verifier from the vkey, compile, deploy verifier + settlement."""
+    if check:
+        rows = chain.check_deployment(vkey)
+        ok = all(r["ok"] for r in rows)
+        human = "\n".join(
+            f"{'ok  ' if r['ok'] else 'FAIL'} {r['check']} {r['detail']}" for r in rows
+        )
+        emit({"ok": ok, "checks": rows}, as_json, human)
+        if not ok:
+            raise VerificationFailed(f"deployment {chain.deployment_path()} does not match")
+        return
+    dep = chain.deploy(vkey, attesters, payee, allow_dev_setup)
+    settlement = dep["contracts"]["BillingSettlement"]["address"]
+    emit(dep, as_json, f"deployed BillingSettlement {settlement} → {chain.deployment_path()}")
+
+
+# ------------------------------------------------------------------------------ tenants
+
+
+@main.command()
+@network_options
+@tenant_options
+@click.option("--eth", "amount", required=True, help="Amount in ETH (minimum 0.01).")
+@json_option
+def deposit(chain: ch.Chain, tenant_key: int, settlement: Any, amount: str, as_json: bool) -> None:
+    """Fund a tenant account; the first depositor becomes its controller."""
+    result = chain.deposit(tenant_key, parse_eth(amount, "eth"))
+    balance = chain.balance(tenant_key)
+    emit(
+        {**_tx(result), "balance": balance.as_json()},
+        as_json,
+        f"deposited; total {balance.as_json()['total_eth']} ETH",
+    )
+
+
+@main.command()
+@network_options
+@tenant_options
+@json_option
+def balance(chain: ch.Chain, tenant_key: int, settlement: Any, as_json: bool) -> None:
+    """Show a tenant account's available, reserved and total wei."""
+    b = chain.balance(tenant_key).as_json()
+    emit(
+        b,
+        as_json,
+        f"available {b['available_wei']} wei, reserved {b['reserved_wei']} wei, "
+        f"total {b['total_eth']} ETH",
+    )
+
+
+@main.group()
+def limits() -> None:
+    """Per-request and daily spending limits of a tenant account (controller only)."""
+
+
+@limits.command("set")
+@network_options
+@tenant_options
+@click.option("--per-request-eth", required=True)
+@click.option("--daily-eth", required=True)
+@json_option
+def limits_set(
+    chain: ch.Chain,
+    tenant_key: int,
+    settlement: Any,
+    per_request_eth: str,
+    daily_eth: str,
+    as_json: bool,
+) -> None:
+    """Set the wei limits that settle enforces."""
+    per = parse_eth(per_request_eth, "per-request-eth")
+    daily = parse_eth(daily_eth, "daily-eth")
+    emit(_tx(chain.set_limits(tenant_key, per, daily)), as_json, "limits set")
+
+
+@main.group()
+def tariff() -> None:
+    """Tariff keys a tenant account accepts for ETH settlement."""
+
+
+@tariff.command("accept")
+@network_options
+@tenant_options
+@click.option("--tariff-key", default=None, help="Decimal tariff_key (default: the bundle's).")
+@json_option
+def tariff_accept(
+    chain: ch.Chain, tenant_key: int, settlement: Any, tariff_key: str | None, as_json: bool
+) -> None:
+    """Accept a tariff key (controller only). Only ETH tariffs: the chain cannot see currency."""
+    if tariff_key is not None:
+        key = ch._uint(tariff_key, "tariff-key", ch.R)
+    elif settlement is not None:
+        if settlement.currency != "ETH":
+            raise InputError("bundle.tariff_snapshot.currency", "only ETH tariffs settle on chain")
+        key = settlement.signals[2]
+    else:
+        raise InputError("tariff-key", "give --tariff-key or --bundle")
+    emit(
+        {**_tx(chain.accept_tariff(tenant_key, key)), "tariff_key": str(key)},
+        as_json,
+        f"tariff {key} accepted",
+    )
+
+
+# ------------------------------------------------------------------------------ attesters
+
+
+@main.command()
+@network_options
+@click.argument(
+    "bundles", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 256))
+@json_option
+def settle(chain: ch.Chain, bundles: tuple[Path, ...], batch_size: int, as_json: bool) -> None:
+    """Settle bundles on chain (ETH tariffs; other currencies are anchored, no ETH moves)."""
+    items = [ch.settlement_from_bundle(ch.read_bundle(p), str(p)) for p in bundles]
+    results = []
+    for i in range(0, len(items), batch_size):
+        results += chain.settle_batch(items[i : i + batch_size])
+    emit(
+        [_tx(r) for r in results],
+        as_json,
+        "\n".join(f"settled in {r.transaction_hash} (gas {r.gas_used})" for r in results),
+    )
+
+
+@main.command()
+@network_options
+@click.argument("tx")
+@click.option(
+    "--bundle",
+    "bundle_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Check that the transaction settled this bundle's commitment and nullifier.",
+)
+@json_option
+def receipt(chain: ch.Chain, tx: str, bundle_path: Path | None, as_json: bool) -> None:
+    """Re-derive a usage receipt from the chain (exit 1 if it does not match)."""
+    bundle = ch.read_bundle(bundle_path) if bundle_path is not None else None
+    r = chain.receipt(tx, bundle).as_json()
+    emit(r, as_json, f"{r['cost_eth']} ETH in block {r['block_number']} at {r['timestamp']}")
+
+
+@main.group()
+def attester() -> None:
+    """Attester keys allowed to settle (owner only)."""
+
+
+@attester.command("add")
+@network_options
+@click.argument("address")
+@json_option
+def attester_add(chain: ch.Chain, address: str, as_json: bool) -> None:
+    """Allow ADDRESS to settle."""
+    emit(_tx(chain.add_attester(address)), as_json, f"attester {address} added")
+
+
+@attester.command("revoke")
+@network_options
+@click.argument("address")
+@json_option
+def attester_revoke(chain: ch.Chain, address: str, as_json: bool) -> None:
+    """Revoke ADDRESS for good: it can never settle again."""
+    emit(_tx(chain.revoke_attester(address)), as_json, f"attester {address} revoked")
