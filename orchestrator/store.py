@@ -441,6 +441,30 @@ class Store:
             )
             return cur.rowcount
 
+    def uncredited_deposits(self, max_block: int) -> list[dict[str, Any]]:
+        """Deposits old enough to credit (block ≤ max_block) that are not credited yet."""
+        rows = self._conn().execute(
+            "SELECT * FROM deposits WHERE credited = 0 AND block_number <= ? "
+            "ORDER BY block_number, log_index",
+            (max_block,),
+        )
+        return [dict(r) for r in rows]
+
+    def credit_deposit(self, tx_hash: str, log_index: int) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE deposits SET credited = 1 WHERE tx_hash = ? AND log_index = ?",
+                (tx_hash.lower(), log_index),
+            )
+
+    def drop_deposit(self, tx_hash: str, log_index: int) -> None:
+        """Forget an uncredited deposit that is no longer on chain (reorged out)."""
+        with self._tx() as c:
+            c.execute(
+                "DELETE FROM deposits WHERE tx_hash = ? AND log_index = ? AND credited = 0",
+                (tx_hash.lower(), log_index),
+            )
+
     def deposits(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = self._conn().execute(
             "SELECT * FROM deposits WHERE tenant_id = ? ORDER BY block_number, log_index",

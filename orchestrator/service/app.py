@@ -1,0 +1,161 @@
+"""FastAPI app factory: wires the store, attester key, prover pool and settlement worker.
+
+`create_app(settings)` builds everything at startup (lifespan) and tears it down at shutdown,
+so tests run the real app in-process or under uvicorn with no global state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .. import __version__, paths
+from ..errors import InputError, ToolError, VbillError
+from ..keys import Attester, attester_key_path
+from ..prover import Prover
+from ..store import Conflict, LimitExceeded, Store, open_store
+from ..trust import TrustSet, file_sha256
+from .settings import Settings
+from .settlement import SettlementWorker
+
+log = logging.getLogger("vbill.service")
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    store: Store
+    attester: Attester
+    prover: Prover
+    vkey_sha256: str
+    limiter: anyio.CapacityLimiter
+    worker: SettlementWorker | None = None
+    chain_info: dict[str, Any] = field(default_factory=dict)
+
+    def trust(self) -> TrustSet:
+        """Our attester and build's key, minus everything revoked in the store."""
+        revoked = self.store.revocations()
+        return TrustSet().with_(
+            attesters=[self.attester.address, *self.settings.trusted_attesters],
+            vkey_files=[paths.VKEY],
+            revoked_attesters=[r["value"] for r in revoked if r["kind"] == "attester"],
+            revoked_vkeys=[r["value"] for r in revoked if r["kind"] == "vkey"],
+        )
+
+
+def _attester(settings: Settings) -> Attester:
+    path = settings.home / attester_key_path().name
+    if settings.dev:
+        return Attester.load_or_create(path)
+    return Attester.load(path)
+
+
+def _chain_connector(settings: Settings, attester: Attester) -> Any:
+    from .. import chain as chainmod
+
+    def connect() -> chainmod.Chain:
+        c = chainmod.connect(
+            settings.network or "local", rpc_url=settings.rpc_url, account=attester.account
+        )
+        if settings.settlement_address:
+            c.use_settlement(settings.settlement_address)
+        return c
+
+    return connect
+
+
+def build_state(settings: Settings) -> ServiceState:
+    settings = settings.resolved()
+    paths.require(paths.VKEY)
+    attester = _attester(settings)
+    store = open_store(settings.database_url, home=settings.home, log_key=attester.account)
+    prover = Prover(workers=settings.prover_workers)
+    state = ServiceState(
+        settings=settings,
+        store=store,
+        attester=attester,
+        prover=prover,
+        vkey_sha256=file_sha256(paths.VKEY),
+        limiter=anyio.CapacityLimiter(max(4, 4 * settings.prover_workers)),
+    )
+    if settings.network:
+        state.worker = SettlementWorker(
+            store,
+            _chain_connector(settings, attester),
+            interval=settings.settle_interval,
+            batch=settings.settle_batch,
+            confirmations=settings.confirmations,
+            anchor_interval=settings.anchor_interval,
+        )
+        state.chain_info = {
+            "network": settings.network,
+            "rpc_url": settings.rpc_url,
+            "settlement_address": settings.settlement_address,
+        }
+    store.head()  # the empty log gets a signed head at once
+    return state
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The vbill HTTP service (SPEC §6). Raises ToolError at startup if it cannot serve."""
+    from .routes import router
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings)
+        app.state.svc = state
+        if state.worker is not None:
+            state.worker.start()
+        log.info("vbill service up: attester %s", state.attester.address)
+        try:
+            yield
+        finally:
+            if state.worker is not None:
+                await anyio.to_thread.run_sync(state.worker.stop)
+            state.prover.close()
+            state.store.close()
+
+    app = FastAPI(
+        title="vbill",
+        version=__version__,
+        description="Verifiable usage billing: attest billable events with Groth16 proofs, "
+        "verify bundles, read the transparency log, settle charges in ETH.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422, content={"detail": {"field": exc.field, "message": exc.message}}
+        )
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(LimitExceeded)
+    async def _limit(_: Request, exc: LimitExceeded) -> JSONResponse:
+        return JSONResponse(
+            status_code=429,
+            content={"detail": exc.reason, "retry_after": exc.retry_after},
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+
+    @app.exception_handler(ToolError)
+    async def _tool(_: Request, exc: ToolError) -> JSONResponse:
+        log.error("environment error: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    @app.exception_handler(VbillError)
+    async def _vbill(_: Request, exc: VbillError) -> JSONResponse:
+        return JSONResponse(status_code=400, content={"detail": str(exc)})
+
+    return app

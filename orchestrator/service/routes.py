@@ -1,0 +1,359 @@
+"""HTTP endpoints of SPEC §6: attest, verify, trust endpoints, bundles, accounts, status.
+
+Attest and the operator endpoints need `X-VDI-Attest-Secret` (constant-time compare); verify,
+the transparency log, the revocation list, status and health are public. Proving and pairing
+checks are CPU-bound and run in worker threads, bounded by a capacity limiter, never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from .. import BINDING_VERSION, __version__, revocation
+from ..attest import attest_event, new_account
+from ..encoding import encode_tariff
+from ..errors import InputError
+from ..models import AttestRequest, Bundle, VerifyRequest, VerifyResult
+from ..poseidon import poseidon
+from ..store import WEI_PER_MICRO, Conflict, Limits, StoredBundle, now_ms
+from ..verify import snarkjs_check, verify_request
+from .app import ServiceState
+
+router = APIRouter()
+SECRET_HEADER = "X-VDI-Attest-Secret"
+
+
+def state(request: Request) -> ServiceState:
+    return request.app.state.svc  # type: ignore[no-any-return]
+
+
+State = Annotated[ServiceState, Depends(state)]
+
+
+def require_secret(
+    request: Request,
+    secret: Annotated[str | None, Header(alias=SECRET_HEADER, include_in_schema=True)] = None,
+) -> None:
+    """401 unless the header equals the configured secret (compared in constant time)."""
+    expected = state(request).settings.attest_secret or ""
+    given = secret or ""
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(status_code=401, detail=f"missing or wrong {SECRET_HEADER}")
+
+
+Authed = Depends(require_secret)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError("body", "not valid JSON") from None
+
+
+def _bundle_response(stored: StoredBundle, created: bool) -> JSONResponse:
+    return JSONResponse(
+        stored.bundle,
+        status_code=200,
+        headers={"X-VDI-Replay": "false" if created else "true"},
+    )
+
+
+# --- attest and verify ---
+
+
+@router.post(
+    "/api/vdi/billing/attest",
+    dependencies=[Authed],
+    response_model=Bundle,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": AttestRequest.model_json_schema()}},
+        }
+    },
+    responses={
+        401: {"description": "missing or wrong secret"},
+        409: {"description": "event_id already attested with a different payload"},
+        422: {"description": "bad input; `detail.field` names the field"},
+        429: {"description": "a spending limit or the balance would be passed"},
+    },
+)
+async def attest(request: Request, svc: State) -> JSONResponse:
+    """Prove, sign and log one billable event; idempotent per (tenant_id, event_id)."""
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise InputError("body", "expected a JSON object")
+
+    def work() -> Any:
+        return attest_event(
+            body,
+            store=svc.store,
+            attester=svc.attester,
+            prover=svc.prover,
+            vkey_sha256=svc.vkey_sha256,
+        )
+
+    result = await anyio.to_thread.run_sync(work, limiter=svc.limiter)
+    if result.created and result.stored.settlement_status == "pending" and svc.worker:
+        svc.worker.wake()
+    return _bundle_response(result.stored, result.created)
+
+
+@router.post(
+    "/api/vdi/billing/verify",
+    response_model=VerifyResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": VerifyRequest.model_json_schema()}},
+        }
+    },
+)
+async def verify(request: Request, svc: State) -> VerifyResult:
+    """Check a bundle's signature and receipt, its charge, and its Groth16 binding."""
+    body = await _json_body(request)
+    trust = svc.trust()
+    check = snarkjs_check(svc.prover)
+
+    def work() -> VerifyResult:
+        return verify_request(body if isinstance(body, dict) else {}, trust=trust, check=check)
+
+    return await anyio.to_thread.run_sync(work, limiter=svc.limiter)
+
+
+# --- bundles ---
+
+
+@router.get("/api/vdi/billing/bundles/{event_id}", dependencies=[Authed], response_model=Bundle)
+def bundle_by_event(
+    event_id: str, svc: State, tenant_id: Annotated[str | None, Query()] = None
+) -> JSONResponse:
+    """The stored bundle for an event id (give tenant_id when event ids repeat across tenants)."""
+    found = (
+        [b for b in [svc.store.find(tenant_id, event_id)] if b]
+        if tenant_id is not None
+        else svc.store.find_by_event(event_id)
+    )
+    if not found:
+        raise HTTPException(status_code=404, detail=f"no bundle for event_id {event_id!r}")
+    if len(found) > 1:
+        raise HTTPException(
+            status_code=409, detail="event_id exists for several tenants; pass ?tenant_id="
+        )
+    return JSONResponse(found[0].bundle)
+
+
+# --- trust endpoints ---
+
+
+@router.get("/.well-known/vdi-billing-revocation.json")
+def revocation_list(svc: State) -> dict[str, Any]:
+    """Revoked attester keys and verification keys, signed by the operator's attester key."""
+    payload = revocation.build_payload(
+        svc.store.revocations(), svc.attester.address, issued_at=now_ms()
+    )
+    return revocation.sign(payload, svc.attester.account)
+
+
+class RevokeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: StrictStr = Field(pattern="^(attester|vkey)$")
+    value: StrictStr = Field(min_length=1, max_length=128)
+    reason: StrictStr = Field(min_length=1, max_length=500)
+
+
+@router.post("/api/vdi/billing/revocations", dependencies=[Authed])
+def revoke(body: RevokeBody, svc: State) -> dict[str, Any]:
+    """Revoke an attester address or a verification-key hash (operator only)."""
+    svc.store.revoke(body.kind, body.value, body.reason)
+    doc = revocation.sign(
+        revocation.build_payload(svc.store.revocations(), svc.attester.address, now_ms()),
+        svc.attester.account,
+    )
+    revocation.write_local(doc, svc.settings.home)
+    return doc
+
+
+@router.get("/api/vdi/billing/transparency/head")
+def transparency_head(svc: State) -> dict[str, Any]:
+    """The latest signed tree head of the RFC 9162 log."""
+    return svc.store.head().to_dict()
+
+
+@router.get("/api/vdi/billing/transparency/inclusion")
+def transparency_inclusion(
+    svc: State,
+    leaf_index: Annotated[int, Query(ge=0)],
+    tree_size: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """Inclusion proof of a leaf in the tree of `tree_size` leaves (default: the latest head)."""
+    head = svc.store.head()
+    size = head.tree_size if tree_size is None else tree_size
+    if size > head.tree_size or leaf_index >= size:
+        raise HTTPException(
+            status_code=422,
+            detail={"field": "leaf_index", "message": f"not in a tree of size {size}"},
+        )
+    leaf = svc.store.leaf_hash(leaf_index)
+    sth = svc.store.head_at(size)
+    return {
+        "leaf_index": leaf_index,
+        "tree_size": size,
+        "leaf_hash": "0x" + (leaf or b"").hex(),
+        "inclusion_proof": ["0x" + p.hex() for p in svc.store.inclusion_proof(leaf_index, size)],
+        "tree_head": sth.to_dict() if sth else None,
+    }
+
+
+@router.get("/api/vdi/billing/transparency/consistency")
+def transparency_consistency(
+    svc: State,
+    first: Annotated[int, Query(ge=0)],
+    second: Annotated[int | None, Query(ge=0)] = None,
+) -> dict[str, Any]:
+    """Consistency proof that the tree of `second` leaves extends the tree of `first`."""
+    head = svc.store.head()
+    second = head.tree_size if second is None else second
+    if not first <= second <= head.tree_size:
+        raise HTTPException(
+            status_code=422,
+            detail={"field": "first", "message": f"need first ≤ second ≤ {head.tree_size}"},
+        )
+    old, new = svc.store.head_at(first), svc.store.head_at(second)
+    return {
+        "first": first,
+        "second": second,
+        "proof": ["0x" + p.hex() for p in svc.store.consistency_proof(first, second)],
+        "first_head": old.to_dict() if old else None,
+        "second_head": new.to_dict() if new else None,
+    }
+
+
+# --- accounts ---
+
+
+class AccountBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant_id: StrictStr = Field(min_length=1, max_length=256)
+
+
+class LimitsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    per_request_micros: StrictInt | None = Field(default=None, ge=0, lt=2**63)
+    daily_micros: StrictInt | None = Field(default=None, ge=0, lt=2**63)
+
+
+def _account_view(svc: ServiceState, tenant_id: str) -> dict[str, Any]:
+    tenant = svc.store.tenant(tenant_id)
+    if tenant is None:
+        raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")
+    bal = svc.store.balance(tenant_id)
+    lim = svc.store.limits(tenant_id)
+    return {
+        "tenant_id": tenant_id,
+        "tenant_key": str(tenant.tenant_key),
+        "onchain_status": tenant.onchain_status,
+        "onchain_tx": tenant.onchain_tx,
+        "balance": {
+            "unit": "wei",
+            "available": str(bal.available_wei),
+            "reserved": str(bal.reserved_wei),
+            "total": str(bal.total_wei),
+            "pending_deposits": str(bal.pending_deposits_wei),
+        },
+        "limits": {
+            "per_request_micros": lim.per_request_micros,
+            "daily_micros": lim.daily_micros,
+            "spent_today_micros": svc.store.spent_today_micros(tenant_id),
+        },
+        "micro_wei": str(WEI_PER_MICRO),
+    }
+
+
+@router.post("/api/vdi/billing/accounts", dependencies=[Authed], status_code=201)
+def create_account(body: AccountBody, svc: State) -> dict[str, Any]:
+    """Onboard a tenant: a fresh account salt (a random field element) and its tenant key,
+    which the tenant funds on chain with `deposit(tenant_key)`; the service binds the account
+    when it sees that deposit."""
+    salt, key = new_account(body.tenant_id)
+    try:
+        svc.store.add_tenant(body.tenant_id, salt, key)
+    except Conflict as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    view = _account_view(svc, body.tenant_id)
+    view["account_salt"] = str(salt)  # shared with the tenant once, at onboarding
+    return view
+
+
+@router.get("/api/vdi/billing/accounts/{tenant_id}", dependencies=[Authed])
+def get_account(tenant_id: str, svc: State) -> dict[str, Any]:
+    """Balance {available, reserved, total} in wei, spending limits, on-chain binding."""
+    return _account_view(svc, tenant_id)
+
+
+@router.put("/api/vdi/billing/accounts/{tenant_id}/limits", dependencies=[Authed])
+def put_limits(tenant_id: str, body: LimitsBody, svc: State) -> dict[str, Any]:
+    """Set per-request and daily spending limits (micro-ETH; null = none)."""
+    if svc.store.tenant(tenant_id) is None:
+        raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")
+    svc.store.set_limits(tenant_id, Limits(body.per_request_micros, body.daily_micros))
+    return _account_view(svc, tenant_id)
+
+
+def tariff_key_for(tariff_snapshot: Any, account_salt: int) -> int:
+    """The tariff key a tenant accepts on chain: Poseidon(tariff_hash, account_salt) (SPEC §4)."""
+    if not isinstance(tariff_snapshot, dict):
+        raise InputError("tariff_snapshot", "expected a JSON object")
+    return poseidon([poseidon(encode_tariff(tariff_snapshot).as_list()), account_salt])
+
+
+@router.post("/api/vdi/billing/accounts/{tenant_id}/tariff-key", dependencies=[Authed])
+async def tariff_key(tenant_id: str, request: Request, svc: State) -> dict[str, Any]:
+    """The `tariff_key` this tenant must accept on chain (`acceptTariff`) before ETH charges
+    under this tariff can settle. Body: {"tariff_snapshot": {...}}."""
+    body = await _json_body(request)
+    tenant = svc.store.tenant(tenant_id)
+    if tenant is None:
+        raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")
+    snapshot = body.get("tariff_snapshot") if isinstance(body, dict) else None
+    return {
+        "tenant_id": tenant_id,
+        "tariff_key": str(tariff_key_for(snapshot, tenant.account_salt)),
+    }
+
+
+# --- status ---
+
+
+@router.get("/api/vdi/status")
+def status(svc: State) -> dict[str, Any]:
+    """What this service is, what it trusts and how far settlement has got."""
+    worker = svc.worker.status.__dict__ if svc.worker else None
+    return {
+        "service": "vbill",
+        "version": __version__,
+        "binding_version": BINDING_VERSION,
+        "attester": svc.attester.address,
+        "vkey_sha256": svc.vkey_sha256,
+        "tree_head": svc.store.head().to_dict(),
+        "counts": svc.store.counts(),
+        "chain": {**svc.chain_info, "worker": worker} if svc.worker else None,
+        "revocation_list": "/.well-known/vdi-billing-revocation.json",
+    }
+
+
+@router.get("/health")
+def health(svc: State) -> dict[str, Any]:
+    """Liveness: the store answers."""
+    svc.store.counts()
+    return {"status": "ok"}

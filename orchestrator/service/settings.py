@@ -1,0 +1,83 @@
+"""Service configuration: environment first, then $VBILL_HOME/service.json, then defaults.
+
+The attest secret is held with `repr=False` so it never appears in a log line or traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..errors import ToolError
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    attest_secret: str | None = field(default=None, repr=False)
+    dev: bool = False
+    database_url: str | None = None
+    prover_workers: int = 1
+    # chain (None: attest and verify only; ETH bundles wait as `pending` for a chain)
+    network: str | None = None
+    rpc_url: str | None = None
+    settlement_address: str | None = None
+    settle_interval: float = 2.0
+    settle_batch: int = 8
+    confirmations: int = 12
+    anchor_interval: float = 60.0
+    trusted_attesters: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, *, dev: bool = False, home: Path | None = None, **overrides: Any) -> Settings:
+        """Env VDI_ATTEST_SECRET, DATABASE_URL, VBILL_NETWORK, VBILL_RPC_URL,
+        VBILL_SETTLEMENT_ADDRESS; else the same keys (lower case) in $VBILL_HOME/service.json."""
+        home = (home or paths.vbill_home()).resolve()
+        config: dict[str, Any] = {}
+        config_file = home / "service.json"
+        if config_file.exists():
+            try:
+                config = json.loads(config_file.read_text())
+            except json.JSONDecodeError as exc:
+                raise ToolError(f"{config_file} is not valid JSON: {exc.msg}") from None
+
+        def pick(env: str, key: str) -> Any:
+            return os.environ.get(env) or config.get(key)
+
+        values: dict[str, Any] = {
+            "home": home,
+            "dev": dev,
+            "attest_secret": pick("VDI_ATTEST_SECRET", "attest_secret"),
+            "database_url": pick("DATABASE_URL", "database_url"),
+            "network": pick("VBILL_NETWORK", "network"),
+            "rpc_url": pick("VBILL_RPC_URL", "rpc_url"),
+            "settlement_address": pick("VBILL_SETTLEMENT_ADDRESS", "settlement_address"),
+            "prover_workers": int(config.get("prover_workers", max(1, (os.cpu_count() or 1)))),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def resolved(self) -> Settings:
+        """Check the settings can serve; in --dev without a secret, create a local one (0600)
+        in $VBILL_HOME/dev-attest-secret rather than accept unauthenticated attests."""
+        if self.attest_secret:
+            if len(self.attest_secret) < 16:
+                raise ToolError("VDI_ATTEST_SECRET is shorter than 16 characters; use a long one")
+            return self
+        if not self.dev:
+            raise ToolError(
+                "VDI_ATTEST_SECRET is not set (env or attest_secret in "
+                f"{self.home / 'service.json'}); refusing to start without one (or use --dev)"
+            )
+        path = self.home / "dev-attest-secret"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32) + "\n")
+        return Settings(**{**self.__dict__, "attest_secret": path.read_text().strip()})

@@ -1,0 +1,260 @@
+"""Background settlement: deposits in, attested ETH charges out, tree heads anchored.
+
+One thread, so one nonce sequence. Each tick:
+1. deposits: `Deposited` logs since the last scanned block are recorded; those with
+   `confirmations` blocks are credited after re-reading their transaction (a reorged-out
+   deposit is dropped, never credited); a tenant whose key appears on chain is marked bound;
+2. settlement: pending ETH bundles, in log order, in batches. A nullifier already used on chain
+   (a batch mined before a crash or restart) is marked settled from its `ChargeSettled` event;
+   each other bundle is simulated first so one refused charge cannot sink a batch: proof or
+   signal errors fail it for good (its reservation is released), balance / limit / tariff
+   refusals keep it pending for a later tick;
+3. anchoring: the latest tree head, when the log has grown, at most every `anchor_interval`.
+Any chain error leaves everything pending and backs off; nothing is lost or double-charged,
+because the contract rejects a used nullifier and the store settles a bundle once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import chain as chainmod
+from ..store import Store, StoredBundle
+
+log = logging.getLogger("vbill.settlement")
+
+PERMANENT = {
+    "BillingSettlement__InvalidProof",
+    "BillingSettlement__SignalOutOfField",
+    "BillingSettlement__InvalidTenantKey",
+}
+SERVICE_WIDE = {"BillingSettlement__NotAttester", "BillingSettlement__AttesterRevoked"}
+SCAN_KEY = "deposit_scan_block"
+ANCHOR_KEY = "anchored_tree_size"
+MAX_LOG_RANGE = 5000
+
+
+@dataclass
+class WorkerStatus:
+    running: bool = False
+    ticks: int = 0
+    settled: int = 0
+    failed: int = 0
+    last_tick_ms: int | None = None
+    last_error: str | None = None
+    consecutive_errors: int = 0
+    chain_block: int | None = None
+    anchored_size: int | None = None
+    last_batch: list[str] = field(default_factory=list)
+
+
+class SettlementWorker:
+    """Runs `tick()` every `interval` seconds in a daemon thread until `stop()`."""
+
+    def __init__(
+        self,
+        store: Store,
+        connect: Any,
+        *,
+        interval: float = 2.0,
+        batch: int = 8,
+        confirmations: int = 12,
+        anchor_interval: float = 60.0,
+    ) -> None:
+        self.store = store
+        self._connect = connect  # () -> chain.Chain; called lazily and again after errors
+        self.interval = interval
+        self.batch = batch
+        self.confirmations = confirmations
+        self.anchor_interval = anchor_interval
+        self.status = WorkerStatus()
+        self._chain: chainmod.Chain | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_anchor = 0.0
+        self._lock = threading.Lock()
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="vbill-settlement", daemon=True)
+        self.status.running = True
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.status.running = False
+
+    def wake(self) -> None:
+        """Run a tick soon (after an attest of an ETH bundle)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.tick()
+            backoff = min(2 ** min(self.status.consecutive_errors, 5), 30)
+            self._wake.wait(self.interval * backoff)
+            self._wake.clear()
+
+    # --- one round ---
+
+    def tick(self) -> None:
+        with self._lock:
+            try:
+                chain = self._get_chain()
+                head = chain.w3.eth.block_number
+                self.status.chain_block = head
+                self.scan_deposits(chain, head)
+                self.settle_pending(chain)
+                self.anchor(chain)
+                self.status.consecutive_errors = 0
+                self.status.last_error = None
+            except Exception as exc:  # chain down, RPC errors: retry later, lose nothing
+                self._chain = None
+                self.status.consecutive_errors += 1
+                self.status.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("settlement tick failed: %s", self.status.last_error)
+            finally:
+                self.status.ticks += 1
+                self.status.last_tick_ms = time.time_ns() // 1_000_000
+
+    def _get_chain(self) -> chainmod.Chain:
+        if self._chain is None:
+            self._chain = self._connect()
+        return self._chain
+
+    # --- deposits ---
+
+    def scan_deposits(self, chain: chainmod.Chain, head: int) -> None:
+        settlement = chain.settlement
+        start = int(self.store.get_meta(SCAN_KEY) or _deployment_block(chain))
+        event = settlement.events.Deposited()
+        while start <= head:
+            end = min(head, start + MAX_LOG_RANGE - 1)
+            logs = chain.w3.eth.get_logs(
+                {
+                    "address": settlement.address,
+                    "fromBlock": start,
+                    "toBlock": end,
+                    "topics": [event.topic],
+                }
+            )
+            for raw in logs:
+                ev = event.process_log(raw)
+                tenant = self.store.tenant_by_key(ev["args"]["tenantKey"])
+                if tenant is None:
+                    continue  # not one of ours
+                tx = ev["transactionHash"].to_0x_hex()
+                self.store.record_deposit(
+                    tx, ev["logIndex"], tenant.tenant_id, ev["args"]["amount"], ev["blockNumber"]
+                )
+                if tenant.onchain_status != "bound":
+                    self.store.set_onchain(tenant.tenant_id, "bound", tx)
+            self.store.set_meta(SCAN_KEY, str(end + 1))
+            start = end + 1
+        for dep in self.store.uncredited_deposits(head - self.confirmations + 1):
+            rcpt = chain.w3.eth.get_transaction_receipt(dep["tx_hash"])
+            if rcpt is None or rcpt["status"] != 1 or rcpt["blockNumber"] != dep["block_number"]:
+                self.store.drop_deposit(dep["tx_hash"], dep["log_index"])
+                continue
+            self.store.credit_deposit(dep["tx_hash"], dep["log_index"])
+
+    # --- settlement ---
+
+    def settle_pending(self, chain: chainmod.Chain) -> None:
+        pending = self.store.pending_settlements(self.batch)
+        if not pending:
+            return
+        fns = chain.settlement.functions
+        ready: list[tuple[StoredBundle, chainmod.Settlement]] = []
+        for sb in pending:
+            key = (sb.tenant_id, sb.event_id)
+            try:
+                s = chainmod.settlement_from_bundle(sb.bundle)
+            except Exception as exc:
+                self.store.mark_failed(*key, f"not settleable: {exc}")
+                self.status.failed += 1
+                continue
+            if fns.isNullifierUsed(s.nullifier).call():
+                self._recover(chain, sb, s)
+                continue
+            revert = chain.call_revert(fns.settle(s.proof_arg(), list(s.signals)))
+            if revert is None:
+                ready.append((sb, s))
+            elif revert.name in PERMANENT:
+                self.store.mark_failed(*key, f"chain refuses it: {revert}")
+                self.status.failed += 1
+            elif revert.name in SERVICE_WIDE:
+                raise revert
+            else:  # balance, limits, tariff acceptance: may change; keep pending
+                self.store.note_settle_error([key], f"chain refuses it for now: {revert}")
+        if not ready:
+            return
+        self.status.last_batch = [sb.event_id for sb, _ in ready]
+        try:
+            results = chain.settle_batch([s for _, s in ready])
+        except Exception as exc:
+            self.store.note_settle_error(
+                [(sb.tenant_id, sb.event_id) for sb, _ in ready], f"{type(exc).__name__}: {exc}"
+            )
+            raise
+        tx = results[-1].transaction_hash
+        for sb, _ in ready:
+            self._attach(chain, sb, tx)
+
+    def _attach(self, chain: chainmod.Chain, sb: StoredBundle, tx_hash: str) -> None:
+        usage = chain.receipt(tx_hash, sb.bundle).as_json()
+        usage.pop("charges", None)
+        if self.store.mark_settled(sb.tenant_id, sb.event_id, usage):
+            self.status.settled += 1
+
+    def _recover(self, chain: chainmod.Chain, sb: StoredBundle, s: chainmod.Settlement) -> None:
+        """The nullifier is spent on chain: find the settling transaction and record it."""
+        settlement = chain.settlement
+        event = settlement.events.ChargeSettled()
+        logs = chain.w3.eth.get_logs(
+            {
+                "address": settlement.address,
+                "fromBlock": _deployment_block(chain),
+                "toBlock": "latest",
+                "topics": [event.topic, None, "0x" + s.nullifier.to_bytes(32, "big").hex()],
+            }
+        )
+        if not logs:
+            self.store.mark_failed(
+                sb.tenant_id, sb.event_id, "nullifier already used on chain without a settlement"
+            )
+            self.status.failed += 1
+            return
+        self._attach(chain, sb, logs[0]["transactionHash"].to_0x_hex())
+
+    # --- anchoring ---
+
+    def anchor(self, chain: chainmod.Chain) -> None:
+        if time.monotonic() - self._last_anchor < self.anchor_interval:
+            return
+        head = self.store.head()
+        anchored = int(self.store.get_meta(ANCHOR_KEY) or 0)
+        if head.tree_size <= anchored:
+            return
+        root = bytes.fromhex(head.root_hash.removeprefix("0x"))
+        result = chain.anchor_tree_head(root, head.tree_size)
+        self.store.mark_anchored(head.tree_size, result.transaction_hash)
+        self.store.set_meta(ANCHOR_KEY, str(head.tree_size))
+        self.status.anchored_size = head.tree_size
+        self._last_anchor = time.monotonic()
+
+
+def _deployment_block(chain: chainmod.Chain) -> int:
+    try:
+        return int(chain.load_deployment().get("block_number", 0))
+    except Exception:
+        return 0
