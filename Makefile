@@ -44,6 +44,140 @@ clean: ## remove generated artefacts (keeps the cached dev ptau)
 	rm -rf build/*_js build/*.r1cs build/*.zkey build/*.sym build/*.json build/*.sol build/contracts
 
 # --- circuit and trusted-setup pipeline (SPEC §5) ---
+# Every step below is deterministic except `contribute` (snarkjs mixes in fresh randomness).
+# The dev ceremony uses public beacons only: reproducible and INSECURE ("dev-insecure").
+CIRCUIT := billing_binding
+CIRCOM := node_modules/.bin/circom2
+SNARKJS := node_modules/.bin/snarkjs
+CIRCOM_FLAGS := --r1cs --wasm --sym --O2 -l node_modules
+CIRCUIT_SRCS := $(sort $(wildcard circuits/*.circom)) circuits/circuits.json
+B_R1CS := build/$(CIRCUIT).r1cs
+B_WASM := build/$(CIRCUIT)_js/$(CIRCUIT).wasm
+B_ZKEY0 := build/$(CIRCUIT)_0000.zkey
+B_ZKEY := build/$(CIRCUIT).zkey
+B_NEXT := build/$(CIRCUIT)_next.zkey
+B_VKEY := build/vkey.json
+B_MANIFEST := build/manifest.json
+B_VERIFY_LOG := build/zkey-verify.log
+SETUP_PY := $(PY) -m orchestrator.setup
+PTAU_POWER := $(shell $(PYTHON) -c 'import json; print(json.load(open("circuits/circuits.json"))["$(CIRCUIT)"]["ptau_power"])')
+
+# Public beacons of the dev ceremony (not secret, that is the point of a beacon):
+#   PHASE1_BEACON = sha256("vbill/bn128-poseidon8-v1/dev-insecure/phase1-beacon")
+#   PHASE2_BEACON = sha256("vbill/bn128-poseidon8-v1/dev-insecure/phase2-beacon")
+# each iterated 2^10 times by snarkjs. Changing one is a new dev ceremony.
+PHASE1_BEACON := 53239685a2676d89c7d31fdb92786d46be25509a52a207783060e805f4df6bab
+PHASE1_BEACON_EXP := 10
+PHASE2_BEACON := ddb2cf281a55a4e4815b7e97268692b3825b0d288b065bf61527aeb531827c2c
+PHASE2_BEACON_EXP := 10
+DEV_PTAU := ptau/dev/pot$(PTAU_POWER)_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau
+
+# PTAU=ptau/powersOfTau28_hez_final_NN.ptau uses a pinned Hermez file (checked against
+# ptau/pinned.json); without it the cached dev ceremony is used.
+PTAU ?=
+ifeq ($(strip $(PTAU)),)
+PTAU_FILE := $(DEV_PTAU)
+PTAU_SOURCE := dev-beacon
+PTAU_ARGS := --beacon-hash $(PHASE1_BEACON) --beacon-exp $(PHASE1_BEACON_EXP)
+PTAU_ID := dev:$(PTAU_POWER):$(PHASE1_BEACON):$(PHASE1_BEACON_EXP)
+else
+PTAU_FILE := $(PTAU)
+PTAU_SOURCE := pinned
+PTAU_ARGS :=
+PTAU_ID := pinned:$(notdir $(PTAU))
+endif
+
+# The setup stamp is keyed by everything the artefacts are a function of: circuit sources,
+# pinned tool versions (package-lock.json), the manifest writer, the ptau and the beacons.
+TOOL_VERSIONS := $(shell $(PYTHON) -c 'import json; l = json.load(open("package-lock.json"))["packages"]; print(*(p + "@" + l["node_modules/" + p]["version"] for p in ("circom2", "snarkjs", "circomlib")))')
+SETUP_KEY := $(shell { cat $(CIRCUIT_SRCS) orchestrator/setup.py; echo "$(TOOL_VERSIONS) $(PTAU_ID) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP)"; } | sha256sum | cut -c1-16)
+SETUP_STAMP := build/.setup-$(SETUP_KEY)
+SETUP_OUTPUTS := $(B_R1CS) $(B_WASM) $(B_ZKEY) $(B_VKEY) $(B_MANIFEST)
+ifneq ($(words $(wildcard $(SETUP_OUTPUTS))),$(words $(SETUP_OUTPUTS)))
+.PHONY: $(SETUP_STAMP)
+endif
+
+.PHONY: ptau ptau-dev compile setup vkey info contribute beacon verify-setup
+
+ptau: install ## check a supplied phase-1 file: make ptau PTAU=ptau/powersOfTau28_hez_final_12.ptau
+	@test -n "$(PTAU)" || { echo "usage: make ptau PTAU=ptau/powersOfTau28_hez_final_NN.ptau (or make ptau-dev)" >&2; exit 2; }
+	$(SETUP_PY) check-ptau $(PTAU)
+
+ptau-dev: install $(DEV_PTAU) ## local beacon-only phase-1 ceremony (cached under ptau/dev/; insecure)
+
+$(DEV_PTAU): | $(NPM_STAMP)
+	@mkdir -p $(@D)
+	@echo "ptau-dev: beacon-only phase-1 ceremony at 2^$(PTAU_POWER); reproducible and INSECURE"
+	$(SNARKJS) powersoftau new bn128 $(PTAU_POWER) $(@:_final.ptau=_0000.ptau)
+	$(SNARKJS) powersoftau beacon $(@:_final.ptau=_0000.ptau) $(@:_final.ptau=_beacon.ptau) $(PHASE1_BEACON) $(PHASE1_BEACON_EXP) -n="vbill dev phase-1 beacon"
+	$(SNARKJS) powersoftau prepare phase2 $(@:_final.ptau=_beacon.ptau) $(@:_final.ptau=_partial.ptau)
+	mv $(@:_final.ptau=_partial.ptau) $@
+	rm -f $(@:_final.ptau=_0000.ptau) $(@:_final.ptau=_beacon.ptau)
+
+compile: install ## compile the circuit into build/ (r1cs, wasm, sym) without touching the keys
+	$(CIRCOM) circuits/$(CIRCUIT).circom $(CIRCOM_FLAGS) -o build/
+
+setup: install $(SETUP_STAMP) ## compile + groth16 setup + beacon + zkey verify + vkey + manifest (cached)
+	@echo "setup: up to date (key $(SETUP_KEY), $$($(SETUP_PY) get ceremony))"
+
+build/vkey.json: $(SETUP_STAMP)
+	@:
+
+$(SETUP_STAMP): | $(PTAU_FILE) $(NPM_STAMP) $(PY_STAMP)
+	@echo "setup: building (key $(SETUP_KEY), ptau $(PTAU_FILE))"
+	rm -f build/.setup-* $(B_MANIFEST)
+	$(if $(filter pinned,$(PTAU_SOURCE)),$(SETUP_PY) check-ptau $(PTAU_FILE))
+	$(CIRCOM) circuits/$(CIRCUIT).circom $(CIRCOM_FLAGS) -o build/
+	$(SNARKJS) groth16 setup $(B_R1CS) $(PTAU_FILE) $(B_ZKEY0)
+	$(SNARKJS) zkey beacon $(B_ZKEY0) $(B_ZKEY) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"
+	$(SNARKJS) zkey verify $(B_R1CS) $(PTAU_FILE) $(B_ZKEY) > $(B_VERIFY_LOG)
+	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY)
+	$(SETUP_PY) write-manifest --ptau $(PTAU_FILE) --ptau-source $(PTAU_SOURCE) $(PTAU_ARGS) --verify-log $(B_VERIFY_LOG)
+	touch -r $(B_VKEY) $@
+
+vkey: install ## re-export build/vkey.json from the final zkey and record its hash
+	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY)
+	$(SETUP_PY) record
+
+info: install ## constraint and wire counts of the compiled circuit
+	@test -f $(B_R1CS) || $(MAKE) --no-print-directory compile
+	$(SNARKJS) r1cs info $(B_R1CS)
+
+# After a new zkey (contribute/beacon) in $(B_NEXT): verify the whole chain against the r1cs
+# and the manifest's ptau, then install it, re-export the vkey and re-write the manifest.
+define accept_next_zkey
+	ptau=$$($(SETUP_PY) get ptau.path); \
+	$(SNARKJS) zkey verify $(B_R1CS) "$$ptau" $(B_NEXT) > $(B_VERIFY_LOG) \
+	  || { echo "zkey verify failed; $(B_ZKEY) left unchanged" >&2; rm -f $(B_NEXT); exit 1; }; \
+	mv $(B_NEXT) $(B_ZKEY); \
+	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY); \
+	$(SETUP_PY) write-manifest --from-manifest --verify-log $(B_VERIFY_LOG); \
+	echo "note: the vkey changed; re-run \`make verifier\` (a deployed verifier must match)"
+endef
+
+contribute: setup ## a real random phase-2 contribution: make contribute NAME="Alice <alice@example.org>"
+	@test -n "$(NAME)" || { echo "usage: make contribute NAME=<who>" >&2; exit 2; }
+	@echo "contribute: $(NAME); entropy from /dev/urandom (not logged), plus snarkjs's own"
+	@head -c 64 /dev/urandom | base64 -w0 | $(SNARKJS) zkey contribute $(B_ZKEY) $(B_NEXT) --name="$(NAME)" \
+	  | sed -n '/Contribution Hash/,$$p'
+	@$(accept_next_zkey)
+
+beacon: setup ## finalise a ceremony with a public random beacon: make beacon BEACON=<hex> [BEACON_EXP=10]
+	@test -n "$(BEACON)" || { echo "usage: make beacon BEACON=<hex of a public, unpredictable value>" >&2; exit 2; }
+	$(SNARKJS) zkey beacon $(B_ZKEY) $(B_NEXT) $(BEACON) $(or $(BEACON_EXP),10) -n="final beacon"
+	@$(accept_next_zkey)
+
+verify-setup: install ## auditor's re-run: recompile, zkey verify, compare everything with build/manifest.json
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	ptau=$$($(SETUP_PY) get ptau.path); \
+	echo "verify-setup: recompiling circuits/$(CIRCUIT).circom in $$tmp"; \
+	$(CIRCOM) circuits/$(CIRCUIT).circom $(CIRCOM_FLAGS) -o "$$tmp" > /dev/null; \
+	echo "verify-setup: snarkjs zkey verify $(B_ZKEY) against the rebuilt r1cs and $$ptau"; \
+	$(SNARKJS) zkey verify "$$tmp/$(CIRCUIT).r1cs" "$$ptau" $(B_ZKEY) > "$$tmp/verify.log" || true; \
+	$(SNARKJS) zkey export verificationkey $(B_ZKEY) "$$tmp/vkey.json" > /dev/null; \
+	$(SETUP_PY) check --r1cs "$$tmp/$(CIRCUIT).r1cs" --wasm "$$tmp/$(CIRCUIT)_js/$(CIRCUIT).wasm" \
+	  --vkey "$$tmp/vkey.json" --verify-log "$$tmp/verify.log" --render-verifier "$$tmp/BillingVerifier.sol"
+
 
 # --- contracts (SPEC §7): verifier rendered from the vkey, compiled with the pinned solcjs ---
 .PHONY: verifier

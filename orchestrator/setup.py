@@ -1,0 +1,551 @@
+"""Trusted-setup bookkeeping: pinned phase-1 hashes and build/manifest.json (SPEC §5).
+
+The Makefile runs circom and snarkjs; this module checks what goes in (a supplied ptau must
+match its published blake2b-512) and records or re-checks what comes out (SHA-256 of every
+artefact, the contribution chain as `snarkjs zkey verify` reported it, the ceremony kind).
+The manifest holds no timestamps and no absolute paths, so two dev setups from the same
+pinned inputs write byte-identical manifests.
+
+Invoked as `python -m orchestrator.setup <command>`; stdlib + pydantic only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import struct
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from . import BINDING_VERSION
+from .errors import InputError, ToolError, VbillError, VerificationFailed
+from .paths import BUILD, CIRCUITS, MANIFEST, NODE_MODULES, R1CS, ROOT, VKEY, WASM, ZKEY
+
+PINNED_PTAU = ROOT / "ptau" / "pinned.json"
+CIRCUITS_JSON = CIRCUITS / "circuits.json"
+VERIFIER = BUILD / "BillingVerifier.sol"
+TOOLS = ("circom2", "snarkjs", "circomlib")
+MANIFEST_VERSION = 1
+
+Ceremony = Literal["dev-insecure", "contributed"]
+PtauSource = Literal["dev-beacon", "pinned"]
+
+
+# --- manifest model (the file is an edge: validated on read) ---
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Artefact(_Strict):
+    path: str  # relative to the repository root
+    sha256: str
+
+
+class Contribution(_Strict):
+    """One phase-2 contribution as `snarkjs zkey verify` reported it, in chain order."""
+
+    index: int
+    name: str
+    kind: Literal["beacon", "random"]
+    hash: str  # snarkjs contribution hash (blake2b-512, hex)
+    beacon_hash: str | None = None
+    beacon_iterations_exp: int | None = None
+
+
+class Ptau(_Strict):
+    path: str
+    power: int
+    source: PtauSource
+    blake2b_512: str
+    beacon_hash: str | None = None  # dev ceremony only: the public beacon that made it
+    beacon_iterations_exp: int | None = None
+
+
+class Manifest(BaseModel):
+    """build/manifest.json. Extra top-level keys (e.g. "contracts", written by
+    orchestrator.contracts after `make verifier`) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    manifest_version: int
+    binding_version: str
+    circuit: str
+    template: str
+    public_signals: list[str]
+    ceremony: Ceremony
+    constraints: int
+    wires: int
+    circuit_sources_sha256: str
+    circuit_hash: str  # snarkjs's hash of the circuit, printed by `zkey verify`
+    toolchain: dict[str, str]
+    ptau: Ptau
+    contributions: list[Contribution]
+    artifacts: dict[str, Artefact]  # r1cs, wasm, zkey, vkey (+ verifier once rendered)
+    vkey_sha256: str  # convenience copy of artifacts["vkey"].sha256, the value bundles carry
+
+
+def load_manifest(path: Path = MANIFEST) -> Manifest:
+    """Read and validate build/manifest.json."""
+    if not path.exists():
+        raise ToolError(f"missing {_rel(path)}; run `make setup`")
+    return Manifest.model_validate_json(path.read_bytes())
+
+
+def dump_manifest(manifest: Manifest, path: Path = MANIFEST) -> None:
+    path.write_text(manifest.model_dump_json(indent=2, exclude_none=True) + "\n")
+
+
+# --- hashing ---
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def blake2b_file(path: Path) -> str:
+    """blake2b-512 hex digest, the algorithm of the published ptau hashes (`b2sum`)."""
+    h = hashlib.blake2b(digest_size=64)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def circuit_sources_sha256(circuits_dir: Path = CIRCUITS) -> str:
+    """One digest over every circuit source: sorted `name NUL sha256(content) LF` lines."""
+    files = sorted([*circuits_dir.glob("*.circom"), circuits_dir / "circuits.json"])
+    lines = "".join(f"{p.name}\0{sha256_file(p)}\n" for p in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def toolchain_versions() -> dict[str, str]:
+    versions = {}
+    for tool in TOOLS:
+        pkg = NODE_MODULES / tool / "package.json"
+        if not pkg.exists():
+            raise ToolError(f"{tool} not installed in node_modules; run `make install`")
+        versions[tool] = json.loads(pkg.read_text())["version"]
+    return versions
+
+
+def _rel(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+# --- phase 1 ---
+
+
+@dataclass(frozen=True)
+class PinnedPtau:
+    name: str
+    power: int
+    blake2b_512: str
+
+
+def pinned_ptau(pinned: Path = PINNED_PTAU) -> dict[str, PinnedPtau]:
+    doc = json.loads(pinned.read_text())
+    return {
+        name: PinnedPtau(name, entry["power"], entry["blake2b_512"])
+        for name, entry in doc["files"].items()
+    }
+
+
+def check_pinned_ptau(path: Path, pinned: Path = PINNED_PTAU) -> PinnedPtau:
+    """Accept a phase-1 file only if its blake2b-512 is the one published for its file name."""
+    if not path.is_file():
+        raise InputError("ptau", f"{path} does not exist")
+    table = pinned_ptau(pinned)
+    entry = table.get(path.name)
+    if entry is None:
+        raise InputError(
+            "ptau",
+            f"{path.name} is not a pinned phase-1 file; expected one of "
+            f"{', '.join(sorted(table))} (keep the published file name)",
+        )
+    actual = blake2b_file(path)
+    if actual != entry.blake2b_512:
+        raise VerificationFailed(
+            f"ptau: {path} has blake2b-512 {actual}, but {entry.name} is pinned to "
+            f"{entry.blake2b_512} (ptau/pinned.json); refusing a tampered or truncated file"
+        )
+    return entry
+
+
+# --- r1cs and snarkjs output ---
+
+
+@dataclass(frozen=True)
+class R1csInfo:
+    wires: int
+    constraints: int
+    outputs: int
+    public_inputs: int
+    private_inputs: int
+
+
+def r1cs_info(path: Path = R1CS) -> R1csInfo:
+    """Read the header section of a .r1cs file (iden3 binary format, section type 1)."""
+    data = path.read_bytes()
+    if data[:4] != b"r1cs":
+        raise InputError("r1cs", f"{path} is not an r1cs file")
+    n_sections = struct.unpack_from("<I", data, 8)[0]
+    pos = 12
+    for _ in range(n_sections):
+        kind, size = struct.unpack_from("<IQ", data, pos)
+        pos += 12
+        if kind == 1:
+            n8 = struct.unpack_from("<I", data, pos)[0]
+            p = pos + 4 + n8
+            wires, outs, pub, prv = struct.unpack_from("<IIII", data, p)
+            constraints = struct.unpack_from("<I", data, p + 16 + 8)[0]
+            return R1csInfo(wires, constraints, outs, pub, prv)
+        pos += size
+    raise InputError("r1cs", f"{path} has no header section")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_HEX_LINE = re.compile(r"^\s+((?:[0-9a-f]{8}\s*)+)$")
+
+
+@dataclass(frozen=True)
+class ZkeyVerifyReport:
+    ok: bool
+    circuit_hash: str
+    contributions: list[Contribution]
+
+
+def parse_zkey_verify(log: str) -> ZkeyVerifyReport:
+    """Read the contribution chain out of `snarkjs zkey verify` output."""
+    lines = [_ANSI.sub("", line).replace("[INFO]  snarkJS: ", "") for line in log.splitlines()]
+    circuit_hash = ""
+    contributions: list[dict[str, object]] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        head = re.match(r"^contribution #(\d+) (.*):$", line)
+        if line.startswith("Circuit hash:") or head:
+            digest = ""
+            j = i + 1
+            while j < len(lines) and _HEX_LINE.match(lines[j]):
+                digest += re.sub(r"\s", "", lines[j])
+                j += 1
+            if head:
+                contributions.append(
+                    {"index": int(head.group(1)), "name": head.group(2), "hash": digest}
+                )
+            else:
+                circuit_hash = digest
+            i = j
+            continue
+        beacon = re.match(r"^Beacon generator: ([0-9a-fA-F]+)$", line)
+        if beacon and contributions:
+            contributions[-1]["beacon_hash"] = beacon.group(1).lower()
+        iters = re.match(r"^Beacon iterations Exp: (\d+)$", line)
+        if iters and contributions:
+            contributions[-1]["beacon_iterations_exp"] = int(iters.group(1))
+        i += 1
+    records = [
+        Contribution(kind="beacon" if "beacon_hash" in c else "random", **c)  # type: ignore[arg-type]
+        for c in contributions
+    ]
+    records.sort(key=lambda c: c.index)
+    ok = any(line.strip() == "ZKey Ok!" for line in lines)
+    return ZkeyVerifyReport(ok, circuit_hash, records)
+
+
+def ceremony_kind(ptau_source: PtauSource, contributions: Iterable[Contribution]) -> Ceremony:
+    """Secure only if phase 1 is the public Hermez ceremony and someone added real randomness.
+
+    A beacon's randomness is public, so beacons alone (in either phase) leave the toxic waste
+    computable by anyone: such a setup is `dev-insecure`.
+    """
+    has_random = any(c.kind == "random" for c in contributions)
+    return "contributed" if ptau_source == "pinned" and has_random else "dev-insecure"
+
+
+# --- manifest writing and checking ---
+
+
+def _artefact(path: Path) -> Artefact:
+    return Artefact(path=_rel(path), sha256=sha256_file(path))
+
+
+def build_manifest(
+    *,
+    ptau_path: Path,
+    ptau_source: PtauSource,
+    verify_log: str,
+    beacon_hash: str | None = None,
+    beacon_exp: int | None = None,
+) -> Manifest:
+    """Describe the artefacts now in build/; `verify_log` is `snarkjs zkey verify` output."""
+    report = parse_zkey_verify(verify_log)
+    if not report.ok:
+        raise VerificationFailed("zkey: `snarkjs zkey verify` did not report `ZKey Ok!`")
+    if not report.contributions:
+        raise VerificationFailed("zkey: no phase-2 contribution; the key is forgeable")
+    if ptau_source == "pinned":
+        check_pinned_ptau(ptau_path)
+    circuit = json.loads(CIRCUITS_JSON.read_text())["billing_binding"]
+    info = r1cs_info(R1CS)
+    power = circuit["ptau_power"] if ptau_source == "dev-beacon" else _pinned_power(ptau_path)
+    artefacts = {"r1cs": R1CS, "wasm": WASM, "zkey": ZKEY, "vkey": VKEY}
+    if VERIFIER.exists():
+        artefacts["verifier"] = VERIFIER
+    records = {k: _artefact(p) for k, p in artefacts.items()}
+    return Manifest(
+        manifest_version=MANIFEST_VERSION,
+        binding_version=circuit["binding_version"],
+        circuit=circuit["file"],
+        template=circuit["template"],
+        public_signals=list(circuit["pubs"]),
+        ceremony=ceremony_kind(ptau_source, report.contributions),
+        constraints=info.constraints,
+        wires=info.wires,
+        circuit_sources_sha256=circuit_sources_sha256(),
+        circuit_hash=report.circuit_hash,
+        toolchain=toolchain_versions(),
+        ptau=Ptau(
+            path=_rel(ptau_path),
+            power=power,
+            source=ptau_source,
+            blake2b_512=blake2b_file(ptau_path),
+            beacon_hash=beacon_hash if ptau_source == "dev-beacon" else None,
+            beacon_iterations_exp=beacon_exp if ptau_source == "dev-beacon" else None,
+        ),
+        contributions=report.contributions,
+        artifacts=records,
+        vkey_sha256=records["vkey"].sha256,
+    )
+
+
+def _pinned_power(path: Path) -> int:
+    return pinned_ptau()[path.name].power
+
+
+def check_manifest(
+    manifest: Manifest,
+    *,
+    rebuilt: dict[str, Path],
+    verify_log: str | None = None,
+) -> list[str]:
+    """Compare files (rebuilt by an auditor, or the ones in build/) with the manifest.
+
+    Returns human-readable mismatches; empty means everything matched.
+    """
+    problems: list[str] = []
+    if manifest.binding_version != BINDING_VERSION:
+        problems.append(
+            f"binding_version: manifest says {manifest.binding_version}, code {BINDING_VERSION}"
+        )
+    for kind, path in rebuilt.items():
+        record = manifest.artifacts.get(kind)
+        if record is None:
+            problems.append(f"{kind}: not recorded in the manifest")
+        elif not path.exists():
+            problems.append(f"{kind}: {_rel(path)} is missing")
+        elif (actual := sha256_file(path)) != record.sha256:
+            problems.append(
+                f"{kind}: {_rel(path)} has sha256 {actual}, manifest records {record.sha256}"
+            )
+    if manifest.vkey_sha256 != manifest.artifacts["vkey"].sha256:
+        problems.append("vkey_sha256 disagrees with artifacts.vkey.sha256")
+    ptau = ROOT / manifest.ptau.path
+    if manifest.ptau.source == "pinned" and ptau.exists():
+        try:
+            check_pinned_ptau(ptau)
+        except VbillError as exc:
+            problems.append(str(exc))
+    if not ptau.exists():
+        problems.append(f"ptau: {manifest.ptau.path} is missing")
+    elif blake2b_file(ptau) != manifest.ptau.blake2b_512:
+        problems.append(f"ptau: {manifest.ptau.path} differs from the manifest's blake2b-512")
+    if manifest.circuit_sources_sha256 != circuit_sources_sha256():
+        problems.append("circuit sources changed since the manifest was written")
+    if manifest.ceremony != ceremony_kind(manifest.ptau.source, manifest.contributions):
+        problems.append(f"ceremony: {manifest.ceremony} does not follow from the contributions")
+    if verify_log is not None:
+        report = parse_zkey_verify(verify_log)
+        if not report.ok:
+            problems.append("zkey: `snarkjs zkey verify` failed against the r1cs and ptau")
+        if report.contributions != manifest.contributions:
+            problems.append("contributions: zkey chain differs from the manifest's record")
+        if report.circuit_hash != manifest.circuit_hash:
+            problems.append("circuit_hash: zkey verify reports a different circuit hash")
+    return problems
+
+
+# --- command line (used by the Makefile) ---
+
+
+def _cmd_check_ptau(args: argparse.Namespace) -> None:
+    entry = check_pinned_ptau(Path(args.ptau))
+    print(f"ptau: {entry.name} matches its pinned blake2b-512 (power {entry.power})")
+
+
+def _cmd_write_manifest(args: argparse.Namespace) -> None:
+    if args.from_manifest:  # after contribute/beacon: same phase 1 as the current manifest
+        ptau = load_manifest().ptau
+        source, ptau_path = ptau.source, ROOT / ptau.path
+        beacon_hash, beacon_exp = ptau.beacon_hash, ptau.beacon_iterations_exp
+    elif args.ptau and args.ptau_source:
+        source, ptau_path = args.ptau_source, Path(args.ptau)
+        beacon_hash, beacon_exp = args.beacon_hash, args.beacon_exp
+    else:
+        raise InputError("write-manifest", "give --ptau and --ptau-source, or --from-manifest")
+    manifest = build_manifest(
+        ptau_path=ptau_path,
+        ptau_source=source,
+        verify_log=Path(args.verify_log).read_text(),
+        beacon_hash=beacon_hash,
+        beacon_exp=beacon_exp,
+    )
+    dump_manifest(manifest)
+    names = ", ".join(f"{c.name} ({c.kind})" for c in manifest.contributions)
+    print(f"manifest: {_rel(MANIFEST)} written; ceremony {manifest.ceremony}; chain: {names}")
+
+
+def _cmd_record(args: argparse.Namespace) -> None:
+    """Refresh artefact hashes (e.g. after `make verifier` wrote BillingVerifier.sol)."""
+    manifest = load_manifest()
+    artefacts = dict(manifest.artifacts)
+    for kind, path in (("r1cs", R1CS), ("wasm", WASM), ("zkey", ZKEY), ("vkey", VKEY)):
+        artefacts[kind] = _artefact(path)
+    if VERIFIER.exists():
+        artefacts["verifier"] = _artefact(VERIFIER)
+    else:
+        artefacts.pop("verifier", None)
+    updated = manifest.model_copy(
+        update={"artifacts": artefacts, "vkey_sha256": artefacts["vkey"].sha256}
+    )
+    dump_manifest(updated)
+    print(f"manifest: recorded {', '.join(sorted(artefacts))}")
+
+
+def _cmd_check(args: argparse.Namespace) -> None:
+    manifest = load_manifest()
+    rebuilt = {
+        "r1cs": Path(args.r1cs),
+        "wasm": Path(args.wasm),
+        "zkey": Path(args.zkey),
+        "vkey": Path(args.vkey),
+    }
+    if args.verifier:
+        rebuilt["verifier"] = Path(args.verifier)
+    log = Path(args.verify_log).read_text() if args.verify_log else None
+    problems = check_manifest(manifest, rebuilt=rebuilt, verify_log=log)
+    if args.render_verifier:
+        problems += _check_rendered_verifier(manifest, Path(args.vkey), Path(args.render_verifier))
+    if problems:
+        raise VerificationFailed(
+            "setup does not match build/manifest.json:\n  " + "\n  ".join(problems)
+        )
+    print(
+        f"verify-setup: OK ({', '.join(sorted(rebuilt))} match; ceremony {manifest.ceremony}; "
+        f"{len(manifest.contributions)} contribution(s))"
+    )
+
+
+def _check_rendered_verifier(manifest: Manifest, vkey: Path, out: Path) -> list[str]:
+    """Re-render the Solidity verifier from `vkey`; it must equal build/ and the manifest."""
+    if not VERIFIER.exists():
+        print("verify-setup: no build/BillingVerifier.sol; verifier check skipped")
+        return []
+    try:
+        from .contracts import render_verifier  # optional: owned by the contracts module
+    except ImportError as exc:
+        print(f"verify-setup: verifier renderer unavailable ({exc}); verifier check skipped")
+        return []
+    render_verifier(vkey, out)
+    rendered = sha256_file(out)
+    problems = []
+    if rendered != sha256_file(VERIFIER):
+        problems.append("verifier: build/BillingVerifier.sol differs from a fresh rendering")
+    recorded = (
+        {manifest.artifacts["verifier"].sha256} if "verifier" in manifest.artifacts else set()
+    )
+    contracts = (manifest.model_extra or {}).get("contracts")
+    if isinstance(contracts, dict) and "verifier_sol_sha256" in contracts:
+        recorded.add(contracts["verifier_sol_sha256"])
+    if any(h != rendered for h in recorded):
+        problems.append("verifier: the manifest records a different BillingVerifier.sol")
+    return problems
+
+
+def _cmd_get(args: argparse.Namespace) -> None:
+    value: object = json.loads(load_manifest().model_dump_json())
+    for part in args.key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise InputError("key", f"{args.key} is not in the manifest")
+        value = value[part]
+    print(value if isinstance(value, str | int) else json.dumps(value))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m orchestrator.setup", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check-ptau", help="check a phase-1 file against ptau/pinned.json")
+    c.add_argument("ptau")
+    c.set_defaults(func=_cmd_check_ptau)
+
+    w = sub.add_parser("write-manifest", help="write build/manifest.json from build/")
+    w.add_argument("--ptau")
+    w.add_argument("--ptau-source", choices=["dev-beacon", "pinned"])
+    w.add_argument("--from-manifest", action="store_true", help="reuse the current ptau record")
+    w.add_argument("--verify-log", required=True, help="output of `snarkjs zkey verify`")
+    w.add_argument("--beacon-hash", help="dev phase-1 beacon (dev-beacon only)")
+    w.add_argument("--beacon-exp", type=int, help="dev phase-1 beacon iterations exponent")
+    w.set_defaults(func=_cmd_write_manifest)
+
+    r = sub.add_parser(
+        "record", help="re-hash build/ artefacts (and the verifier) into the manifest"
+    )
+    r.set_defaults(func=_cmd_record)
+
+    k = sub.add_parser("check", help="compare (rebuilt) artefacts with the manifest")
+    k.add_argument("--r1cs", default=str(R1CS))
+    k.add_argument("--wasm", default=str(WASM))
+    k.add_argument("--zkey", default=str(ZKEY))
+    k.add_argument("--vkey", default=str(VKEY))
+    k.add_argument("--verifier", help="re-rendered BillingVerifier.sol to compare")
+    k.add_argument("--verify-log", help="output of `snarkjs zkey verify` on the final zkey")
+    k.add_argument(
+        "--render-verifier",
+        metavar="OUT",
+        help="if build/BillingVerifier.sol exists, re-render it from --vkey into OUT and compare",
+    )
+    k.set_defaults(func=_cmd_check)
+
+    g = sub.add_parser("get", help="print one manifest value, e.g. ptau.path")
+    g.add_argument("key")
+    g.set_defaults(func=_cmd_get)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.func(args)
+    except VbillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
