@@ -44,7 +44,7 @@ def leaves(node: Any, path: tuple = ()) -> Iterator[tuple]:
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield from leaves(v, (*path, i))
-    else:
+    elif node is not None:  # an absent optional part (settlement) has no leaf to tamper
         yield path
 
 
@@ -192,7 +192,7 @@ def foreign_setup(tmp_path_factory) -> tuple[Path, Path]:
     zkey0, zkey, vkey = tmp / "f0.zkey", tmp / "f.zkey", tmp / "f_vkey.json"
     for args in (
         ["groth16", "setup", str(paths.R1CS), str(ptau), str(zkey0)],
-        ["zkey", "beacon", str(zkey0), str(zkey), "ab" * 32, "5", "-n=foreign"],
+        ["zkey", "beacon", str(zkey0), str(zkey), "ab" * 32, "10", "-n=foreign"],
         ["zkey", "export", "verificationkey", str(zkey), str(vkey)],
     ):
         subprocess.run([snarkjs, *args], check=True, capture_output=True)
