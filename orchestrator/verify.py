@@ -169,7 +169,9 @@ def _check_binding(p: _Parsed, trust: TrustSet, check: Groth16Check) -> BindingV
     signals = _signals_for(p.expected, p.attestation)
     digest = to_dec(signals.commitment)
     if p.expected.billing.expected_charge_micros != signals.charge:
-        return no("expected_billing_v2.billing.expected_charge_micros is not the proved charge")
+        return no(
+            "expected_billing_v2.billing.expected_charge_micros is not the proved charge", digest
+        )
     if p.billed is not None and _signals_for(p.billed, p.attestation) != signals:
         return no("billed record is not the one bound by the proof", digest)
     stated = bp.public_signals
