@@ -32,7 +32,6 @@ from web3.logs import DISCARD
 
 from . import contracts, paths
 from .errors import InputError, ToolError, VbillError, VerificationFailed
-from .groth16 import vkey_sha256
 
 WEI_PER_MICRO = 10**12
 WEI_PER_ETH = 10**18
@@ -144,8 +143,9 @@ def start_anvil(
     state: Path | None = None,
     detach: bool = False,
     timeout: float = 20.0,
+    chain_id: int = 31337,
 ) -> Anvil:
-    """Start anvil (deterministic dev mnemonic, chain id 31337) and wait until it answers."""
+    """Start anvil (deterministic dev mnemonic) on 127.0.0.1 and wait until it answers."""
     port = port or free_port(host)
     cmd = [
         str(anvil_bin()),
@@ -176,7 +176,7 @@ def start_anvil(
         if proc.poll() is not None:
             raise ToolError(f"anvil exited with code {proc.returncode} (port {port} in use?)")
         try:
-            if w3.eth.chain_id == 31337:
+            if w3.eth.chain_id == chain_id:
                 return anvil
         except Exception:  # not listening yet
             time.sleep(0.1)
@@ -552,7 +552,6 @@ class Chain:
                 f"the setup's ceremony is {ceremony!r}: its toxic waste is public, so anyone "
                 f"could forge proofs on {self.network.name}; --allow-dev-setup overrides",
             )
-        vkey = contracts.load_vkey(vkey_path)
         built = contracts.build(vkey_path)
         verifier_addr, vtx = self._deploy_one(built["BillingVerifier"])
         owner = self.address
@@ -574,7 +573,7 @@ class Chain:
             "attesters": attester_list,
             "attester_tx_hashes": added,
             "block_number": stx.block_number,
-            "vkey_sha256": vkey_sha256(vkey),
+            "vkey_sha256": sha256_file(vkey_path),
             "ceremony": ceremony,
             "solc": json.loads((contracts.CONTRACTS_OUT / "BillingSettlement.json").read_text())[
                 "compiler"
@@ -607,7 +606,7 @@ class Chain:
 
         row("chain_id", dep["chain_id"] == self.network.chain_id, str(dep["chain_id"]))
         if vkey_path.exists():
-            current = vkey_sha256(json.loads(vkey_path.read_text()))
+            current = sha256_file(vkey_path)
             row("vkey_sha256", current == dep["vkey_sha256"], current)
         for name, info in dep["contracts"].items():
             code = bytes(self.w3.eth.get_code(info["address"])).hex()

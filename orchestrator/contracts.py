@@ -18,7 +18,7 @@ import jinja2
 
 from . import paths
 from .errors import InputError, ToolError
-from .groth16 import Groth16Error, parse_vkey, vkey_sha256
+from .groth16 import Groth16Error, parse_vkey
 
 BINDING_VERSION = "bn128-poseidon8-v1"
 N_PUBLIC = 5
@@ -79,7 +79,7 @@ def render_verifier(vkey_path: Path = paths.VKEY, out: Path = VERIFIER_SOL) -> P
     )
     source = env.get_template(TEMPLATE.name).render(
         vkey_path=vkey_path.name,
-        vkey_sha256=vkey_sha256(vkey),
+        vkey_sha256=hashlib.sha256(vkey_path.read_bytes()).hexdigest(),
         binding_version=BINDING_VERSION,
         n_public=int(vkey["nPublic"]),
         alpha=vkey["vk_alpha_1"],

@@ -105,3 +105,40 @@ def make_bundle(prover: Prover, attester: Attester, vkey_sha256: str):
 @pytest.fixture(scope="session")
 def pilot_bundle(make_bundle, pilot_request: dict[str, Any]) -> dict[str, Any]:
     return make_bundle(pilot_request)
+
+
+# --- on chain (issue 5): one anvil per session, one deployment, a snapshot per test ---------
+
+
+@pytest.fixture(scope="session")
+def anvil():
+    """A real anvil from node_modules on a free 127.0.0.1 port, stopped after the session."""
+    from orchestrator.chain import start_anvil
+
+    node = start_anvil()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def deployment(anvil) -> dict[str, Any]:
+    """Verifier + settlement deployed once from build/vkey.json (payee: anvil account 3)."""
+    needs_build()
+    from eth_account import Account
+
+    from orchestrator.chain import ANVIL_KEYS, connect
+
+    owner = connect("local", anvil.url, account=Account.from_key(ANVIL_KEYS[0]))
+    payee = Account.from_key(ANVIL_KEYS[3]).address
+    return owner.deploy(paths.VKEY, payee=payee, write=False)
+
+
+@pytest.fixture
+def fresh_chain(anvil, deployment):
+    """Revert the chain to the freshly deployed state after each test (evm_snapshot)."""
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    yield deployment
+    w3.provider.make_request("evm_revert", [snap])
