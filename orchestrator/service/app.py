@@ -93,6 +93,9 @@ def build_state(settings: Settings) -> ServiceState:
             batch=settings.settle_batch,
             confirmations=settings.confirmations,
             anchor_interval=settings.anchor_interval,
+            start_block=settings.start_block
+            if settings.settlement_address is None
+            else settings.start_block or 0,
         )
         state.chain_info = {
             "network": settings.network,

@@ -31,6 +31,7 @@ class Settings:
     settle_batch: int = 8
     confirmations: int = 12
     anchor_interval: float = 60.0
+    start_block: int | None = None  # where deposit scans begin (default: the deployment block)
     trusted_attesters: tuple[str, ...] = ()
 
     @classmethod
@@ -59,6 +60,12 @@ class Settings:
             "settlement_address": pick("VBILL_SETTLEMENT_ADDRESS", "settlement_address"),
             "prover_workers": int(config.get("prover_workers", max(1, (os.cpu_count() or 1)))),
         }
+        for key in ("settle_interval", "anchor_interval"):
+            if key in config:
+                values[key] = float(config[key])
+        for key in ("settle_batch", "confirmations", "start_block"):
+            if key in config:
+                values[key] = int(config[key])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -64,6 +64,7 @@ class SettlementWorker:
         batch: int = 8,
         confirmations: int = 12,
         anchor_interval: float = 60.0,
+        start_block: int | None = None,
     ) -> None:
         self.store = store
         self._connect = connect  # () -> chain.Chain; called lazily and again after errors
@@ -71,6 +72,7 @@ class SettlementWorker:
         self.batch = batch
         self.confirmations = confirmations
         self.anchor_interval = anchor_interval
+        self.start_block = start_block  # None: the block of deployments/<network>.json
         self.status = WorkerStatus()
         self._chain: chainmod.Chain | None = None
         self._stop = threading.Event()
@@ -135,7 +137,7 @@ class SettlementWorker:
 
     def scan_deposits(self, chain: chainmod.Chain, head: int) -> None:
         settlement = chain.settlement
-        start = int(self.store.get_meta(SCAN_KEY) or _deployment_block(chain))
+        start = int(self.store.get_meta(SCAN_KEY) or self._first_block(chain))
         event = settlement.events.Deposited()
         while start <= head:
             end = min(head, start + MAX_LOG_RANGE - 1)
@@ -223,7 +225,7 @@ class SettlementWorker:
         logs = chain.w3.eth.get_logs(
             {
                 "address": settlement.address,
-                "fromBlock": _deployment_block(chain),
+                "fromBlock": self._first_block(chain),
                 "toBlock": "latest",
                 "topics": [event.topic, None, "0x" + s.nullifier.to_bytes(32, "big").hex()],
             }
@@ -252,9 +254,10 @@ class SettlementWorker:
         self.status.anchored_size = head.tree_size
         self._last_anchor = time.monotonic()
 
-
-def _deployment_block(chain: chainmod.Chain) -> int:
-    try:
-        return int(chain.load_deployment().get("block_number", 0))
-    except Exception:
-        return 0
+    def _first_block(self, chain: chainmod.Chain) -> int:
+        if self.start_block is not None:
+            return self.start_block
+        try:
+            return int(chain.load_deployment().get("block_number", 0))
+        except Exception:
+            return 0
