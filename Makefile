@@ -40,6 +40,9 @@ format: install ## apply ruff formatting
 test: install setup lint ## run the whole test suite (builds the dev setup first if needed)
 	$(PY) -m pytest -q -ra
 
+demo: install setup ## the whole story: anvil + service, deploy, deposit, attest, verify, tamper, settle, receipt
+	$(PY) -m orchestrator.demo
+
 clean: ## remove generated artefacts (keeps the cached dev ptau)
 	rm -rf build/*_js build/*.r1cs build/*.zkey build/*.sym build/*.json build/*.sol build/contracts
 

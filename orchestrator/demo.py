@@ -1,0 +1,295 @@
+"""`make demo`: the whole story on one machine, over HTTP, against a real local chain.
+
+Starts anvil and `vbill serve` in a fresh state directory, deploys the contracts, onboards a
+tenant who deposits ETH on chain, attests the pilot request (SPEC §6, in USD) and an ETH-priced
+copy of it, verifies the bundle, shows a tampered copy failing, waits for the settlement worker
+to settle the ETH charge and prints the usage receipt re-derived from the chain. Everything it
+started is stopped at the end, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+
+from . import chain as chainmod
+from . import paths
+from .keys import Attester
+
+PILOT = {
+    "billing_version": "v2",
+    "profileId": "VDI_VERIFY_STANDARD_V1",
+    "meter_event": {
+        "event_id": "evt_pilot_001",
+        "event_timestamp": "2026-05-29T12:00:00.000Z",
+        "tenant_id": "tenant_acme",
+        "api_key_id": "api_live_001",
+        "endpoint": "/v1/completions",
+        "usage_units": 1842,
+        "contract_version": "contract-v1",
+        "billing_window_id": "2026-05",
+    },
+    "tariff_snapshot": {
+        "tariff_id": "tariff_default",
+        "tariff_version": "1.0.0",
+        "tariff_class": "usage_linear",
+        "unit_price_micros": 120,
+        "min_charge_micros": 50000,
+        "max_charge_micros": 5000000000,
+        "rounding_mode": "floor",
+        "currency": "USD",
+    },
+}
+RECORD_KEYS = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def show(label: str, value: Any) -> None:
+    print(f"   {label:<28} {value}", flush=True)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def running_service(
+    home: Path, secret: str, rpc_url: str, settlement: str
+) -> Iterator[httpx.Client]:
+    """`vbill serve` in its own process group on a free loopback port; stopped on exit."""
+    port = chainmod.free_port()
+    (home / "service.json").write_text(json.dumps({"settle_interval": 0.5, "prover_workers": 1}))
+    env = {**os.environ, "VBILL_HOME": str(home), "VDI_ATTEST_SECRET": secret}
+    cmd = [sys.executable, "-c", "from orchestrator.cli import main; main()", "serve"]
+    cmd += ["--port", str(port), "--network", "local", "--rpc-url", rpc_url]
+    cmd += ["--settlement", settlement]
+    log = (home / "service.log").open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=paths.ROOT)  # fmt: skip
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited; see {home / 'service.log'}")
+        try:
+            return client.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy, 60, "the service to answer")
+        show("service", f"{client.base_url} (pid {proc.pid}, log {home / 'service.log'})")
+        yield client
+    finally:
+        client.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def verify_body(bundle: dict[str, Any]) -> dict[str, Any]:
+    record = {k: bundle[k] for k in RECORD_KEYS}
+    return {
+        "attestation": bundle["attestation"],
+        "receipt": bundle["receipt"],
+        "billed_billing_v2": copy.deepcopy(record),
+        "expected_billing_v2": record,
+    }
+
+
+def verdicts(result: dict[str, Any]) -> str:
+    parts = []
+    for key in ("verification", "billing_check", "incircuit_binding_verification"):
+        v = result[key]
+        parts.append(f"{key}={'ok' if v['valid'] else 'FAIL'}")
+    return ", ".join(parts)
+
+
+def reasons(result: dict[str, Any]) -> list[str]:
+    return [
+        f"{k}: {result[k]['reason']}"
+        for k in ("verification", "billing_check", "incircuit_binding_verification")
+        if not result[k]["valid"]
+    ]
+
+
+def run(home: Path) -> None:
+    secret = secrets.token_urlsafe(32)
+    auth = {"X-VDI-Attest-Secret": secret}
+    with ExitStack() as stack:
+        step("local chain")
+        anvil = chainmod.start_anvil()
+        stack.callback(anvil.stop)
+        show("anvil", f"{anvil.url} (pid {anvil.pid})")
+
+        step("deploy the verifier and settlement contracts")
+        attester = Attester.new(home / "attester.key")
+        owner = chainmod.connect(
+            "local", rpc_url=anvil.url, account=Account.from_key(chainmod.ANVIL_KEYS[0])
+        )
+        dep = owner.deploy(attesters=[attester.address], write=False)
+        settlement = dep["contracts"]["BillingSettlement"]["address"]
+        owner.w3.provider.make_request("anvil_setBalance", [attester.address, hex(10**19)])
+        show("BillingVerifier", dep["contracts"]["BillingVerifier"]["address"])
+        show("BillingSettlement", settlement)
+        show("attester (settles, signs)", attester.address)
+        show("vkey sha256", dep["vkey_sha256"])
+
+        step("start the service")
+        http = stack.enter_context(running_service(home, secret, anvil.url, settlement))
+        status = http.get("/api/vdi/status").json()
+        show("binding", status["binding_version"])
+
+        step("onboard tenant_acme and fund its account on chain")
+        acct = http.post("/api/vdi/billing/accounts", json={"tenant_id": "tenant_acme"},
+                         headers=auth).json()  # fmt: skip
+        tenant_key = int(acct["tenant_key"])
+        show("tenant_key", acct["tenant_key"])
+        eth_request = copy.deepcopy(PILOT)
+        eth_request["meter_event"]["event_id"] = "evt_pilot_eth_001"
+        eth_request["tariff_snapshot"]["currency"] = "ETH"
+        tariff_key = int(
+            http.post(
+                "/api/vdi/billing/accounts/tenant_acme/tariff-key",
+                json={"tariff_snapshot": eth_request["tariff_snapshot"]},
+                headers=auth,
+            ).json()["tariff_key"]
+        )
+        wallet = chainmod.connect(
+            "local", rpc_url=anvil.url, account=Account.from_key(chainmod.ANVIL_KEYS[1])
+        )
+        wallet.use_settlement(settlement)
+        tx = wallet.deposit(tenant_key, 10**18)
+        wallet.accept_tariff(tenant_key, tariff_key)
+        show("deposit 1 ETH", f"tx {tx.transaction_hash} (block {tx.block_number})")
+        show("accepted tariff_key", tariff_key)
+        wallet.w3.provider.make_request("anvil_mine", [hex(12)])
+        wait_for(
+            lambda: (
+                http.get("/api/vdi/billing/accounts/tenant_acme", headers=auth).json()["balance"][
+                    "total"
+                ]
+                == str(10**18)
+            ),
+            60,
+            "the deposit to be credited (12 confirmations)",
+        )
+        bal = http.get("/api/vdi/billing/accounts/tenant_acme", headers=auth).json()["balance"]
+        show("credited after 12 blocks", f"available {bal['available']} wei")
+
+        step("attest the pilot request (SPEC §6, USD) over HTTP")
+        t0 = time.perf_counter()
+        r = http.post("/api/vdi/billing/attest", json=PILOT, headers=auth)
+        r.raise_for_status()
+        pilot = r.json()
+        show("took", f"{time.perf_counter() - t0:.2f} s (includes starting the prover)")
+        show("expected_charge_micros", pilot["billing"]["expected_charge_micros"])
+        show("fingerprint", pilot["billing"]["billing_verify_fingerprint"])
+        show("commitment", pilot["attestation"]["billing_proof"]["public_signals"][0])
+        show("log leaf / tree size",
+             f"{pilot['receipt']['leaf_index']} / {pilot['receipt']['tree_size']}")  # fmt: skip
+        again = http.post("/api/vdi/billing/attest", json=PILOT, headers=auth)
+        show("same request again", f"{again.status_code}, same bundle: {again.json() == pilot}")
+        changed = copy.deepcopy(PILOT)
+        changed["meter_event"]["usage_units"] = 1843
+        conflict = http.post("/api/vdi/billing/attest", json=changed, headers=auth)
+        show("same event, other usage", f"{conflict.status_code} {conflict.json()['detail']}")
+
+        step("verify it")
+        result = http.post("/api/vdi/billing/verify", json=verify_body(pilot)).json()
+        show("result", verdicts(result))
+        if not result["valid"]:
+            raise RuntimeError(f"the pilot bundle did not verify: {reasons(result)}")
+
+        step("a tampered copy fails")
+        tampered = verify_body(pilot)
+        tampered["billed_billing_v2"]["billing"]["expected_charge_micros"] = 2210400
+        bad = http.post("/api/vdi/billing/verify", json=tampered).json()
+        show("invoice charge ×10", verdicts(bad))
+        for why in reasons(bad):
+            show("", why)
+        forged = verify_body(pilot)
+        for rec in ("billed_billing_v2", "expected_billing_v2"):
+            forged[rec]["meter_event"]["usage_units"] = 18420
+        bad2 = http.post("/api/vdi/billing/verify", json=forged).json()
+        show("usage edited in both", verdicts(bad2))
+        if bad["valid"] or bad2["valid"]:
+            raise RuntimeError("a tampered bundle verified")
+
+        step("attest the ETH-priced copy and settle it on chain")
+        r = http.post("/api/vdi/billing/attest", json=eth_request, headers=auth)
+        r.raise_for_status()
+        show("attested", f"{r.json()['billing']['expected_charge_micros']} micro-ETH reserved")
+
+        def settled() -> Any:
+            b = http.get("/api/vdi/billing/bundles/evt_pilot_eth_001", headers=auth).json()
+            return b if b.get("settlement") else None
+
+        bundle = wait_for(settled, 90, "the settlement worker")
+        receipt = bundle["settlement"]
+        for key in ("cost_eth", "transaction_hash", "block_number", "gas_used", "timestamp"):
+            show(key, receipt[key])
+        on_chain = wallet.receipt(receipt["transaction_hash"], bundle).as_json()
+        same = all(on_chain[k] == receipt[k] for k in receipt)
+        show("re-derived from the chain", "matches" if same else f"DIFFERS: {on_chain}")
+        bal = http.get("/api/vdi/billing/accounts/tenant_acme", headers=auth).json()["balance"]
+        show("service balance (wei)", f"total {bal['total']}, reserved {bal['reserved']}")
+        show("chain balance (wei)", f"total {wallet.balance(tenant_key).total}")
+        head = http.get("/api/vdi/billing/transparency/head").json()
+        show("transparency head", f"size {head['tree_size']}, root {head['root_hash']}")
+        if not same:
+            raise RuntimeError("the stored receipt differs from the chain")
+
+        step("stopping what the demo started")
+    print("\ndemo complete", flush=True)
+
+
+def main() -> int:
+    paths.require(paths.VKEY)
+    with tempfile.TemporaryDirectory(prefix="vbill-demo-") as tmp:
+        home = Path(tmp)
+        os.environ["VBILL_HOME"] = str(home)
+        try:
+            run(home)
+        except KeyboardInterrupt:
+            print("\ninterrupted; stopped everything the demo started", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            log = home / "service.log"
+            if log.exists():
+                print(log.read_text()[-3000:], file=sys.stderr)
+            print(f"\ndemo failed: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
