@@ -14,15 +14,22 @@ const [wasmPath, zkeyPath, vkeyPath, rootDir] = process.argv.slice(2);
 const require = createRequire(`${rootDir}/package.json`);
 const snarkjs = await import(require.resolve("snarkjs"));
 
-const wasm = { type: "mem", data: new Uint8Array(readFileSync(wasmPath)) };
+const fromSnarkjs = { paths: [require.resolve("snarkjs")] };
+const { WitnessCalculatorBuilder } = await import(require.resolve("circom_runtime", fromSnarkjs));
+// One compiled witness calculator for the worker's lifetime (snarkjs's wtns.calculate would
+// compile the circuit's wasm again on every call).
+const calculator = await WitnessCalculatorBuilder(new Uint8Array(readFileSync(wasmPath)));
 const zkey = zkeyPath && zkeyPath !== "-" ? new Uint8Array(readFileSync(zkeyPath)) : null;
 const vkey = vkeyPath && vkeyPath !== "-" ? JSON.parse(readFileSync(vkeyPath, "utf8")) : null;
-const singleThread = process.env.VBILL_WORKER_THREADS !== "multi";
+// ffjavascript rebuilds its wasm curve on every call in singleThread mode (seconds per proof).
+// Build one single-threaded curve here and install it as the cached curve, so every prove and
+// verify reuses it; parallelism comes from running one worker per core instead.
+const ffjavascript = await import(require.resolve("ffjavascript", fromSnarkjs));
+globalThis.curve_bn128 = await ffjavascript.buildBn128(true);
 
 async function witness(input) {
-  const wtns = { type: "mem" };
-  await snarkjs.wtns.calculate(input, wasm, wtns);
-  return wtns;
+  const data = await calculator.calculateWTNSBin(ffjavascript.utils.unstringifyBigInts(input));
+  return { type: "mem", data };
 }
 
 const ops = {
@@ -31,7 +38,7 @@ const ops = {
     const wtns = await witness(input);
     // A fresh mem descriptor each time: fastfile keeps a read position on the object.
     const { proof, publicSignals } = await snarkjs.groth16.prove(
-      { type: "mem", data: zkey }, wtns, undefined, { singleThread });
+      { type: "mem", data: zkey }, wtns);
     return { proof, public_signals: publicSignals };
   },
   async verify({ signals, proof, vkey: key }) {
