@@ -376,3 +376,94 @@ def bundle_signal(svc: Service, request: dict[str, Any], index: int) -> str:
     ).fetchone()
     conn.close()
     return json.loads(row[0])["attestation"]["billing_proof"]["public_signals"][index]
+
+
+# --- chain outage ---
+
+
+def test_chain_outage_delays_settlement_and_loses_nothing(
+    deployed: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    pilot_request: dict[str, Any],
+) -> None:
+    """A separate anvil that keeps its state across a stop: the service attests while the
+    chain is down, the worker backs off, and settles everything once the chain is back."""
+    state = tmp_path_factory.mktemp("anvil") / "state.json"
+    node = chainmod.start_anvil(state=state)
+    port = node.port
+    owner = connect(node, chainmod.ANVIL_KEYS[0])
+    attester = Attester.load(deployed["key_file"])
+    dep = owner.deploy(attesters=[attester.address], write=False)
+    settlement = dep["contracts"]["BillingSettlement"]["address"]
+    rpc(owner, "anvil_setBalance", attester.address, hex(100 * 10**18))
+    svc = Service(
+        new_home(tmp_path_factory, deployed), node.url, settlement, anchor_interval=0
+    ).start()
+    try:
+        http = svc.client()
+        reqs = [eth_request(pilot_request, "tenant_outage", f"evt_out_{i}", units=200 + i)
+                for i in range(2)]  # fmt: skip
+        t = onboard(http, node, settlement, "tenant_outage", chainmod.ANVIL_KEYS[3],
+                    reqs[0]["tariff_snapshot"], 10**18)  # fmt: skip
+        rpc(t["wallet"], "anvil_mine", hex(12))
+        wait_for(
+            lambda: account(http, "tenant_outage")["balance"]["total"] == str(10**18),
+            30,
+            "the deposit to be credited",
+        )
+        node.stop()  # the chain goes away (anvil writes its state on SIGTERM)
+        for r in reqs:
+            assert http.post("/api/vdi/billing/attest", json=r, headers=AUTH).status_code == 200
+
+        def worker() -> dict[str, Any]:
+            return http.get("/api/vdi/status").json()["chain"]["worker"]
+
+        wait_for(lambda: worker()["consecutive_errors"] >= 2, 30, "the worker to notice")
+        assert all(
+            bundle(http, "tenant_outage", r["meter_event"]["event_id"])["settlement"] is None
+            for r in reqs
+        )
+        assert account(http, "tenant_outage")["balance"]["reserved"] != "0"
+        node = chainmod.start_anvil(port=port, state=state)  # back, same state, same port
+        for r in reqs:
+            wait_for(
+                lambda r=r: bundle(http, "tenant_outage", r["meter_event"]["event_id"]).get(
+                    "settlement"
+                ),
+                90,
+                "settlement after the outage",
+            )
+        chain_total = t["wallet"].balance(t["tenant_key"]).total
+        bal = account(http, "tenant_outage")["balance"]
+        assert (int(bal["total"]), bal["reserved"]) == (chain_total, "0")
+        assert (
+            chain_total
+            == 10**18
+            - sum(
+                bundle(http, "tenant_outage", r["meter_event"]["event_id"])["billing"][
+                    "expected_charge_micros"
+                ]
+                for r in reqs
+            )
+            * WEI_PER_MICRO
+        )
+        # the log head is anchored on chain, and the anchored root is a head the log signed
+        head = wait_for(
+            lambda: (
+                (h := http.get("/api/vdi/billing/transparency/head").json())["tree_size"]
+                == t["wallet"].settlement.functions.lastAnchoredSize().call()
+                and h
+            ),
+            30,
+            "the tree head to be anchored",
+        )
+        event = t["wallet"].settlement.events.TreeHeadAnchored()
+        logs = t["wallet"].w3.eth.get_logs(
+            {"address": settlement, "fromBlock": 0, "toBlock": "latest", "topics": [event.topic]}
+        )
+        anchored = [event.process_log(x)["args"] for x in logs]
+        assert anchored[-1]["size"] == head["tree_size"]
+        assert "0x" + bytes(anchored[-1]["root"]).hex() == head["root_hash"]
+    finally:
+        svc.kill(signal.SIGTERM)
+        node.stop()

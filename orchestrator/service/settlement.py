@@ -78,7 +78,7 @@ class SettlementWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_anchor = 0.0
+        self._last_anchor = float("-inf")
         self._lock = threading.Lock()
 
     # --- lifecycle ---
