@@ -155,7 +155,7 @@ def start_anvil(
         str(port),
         "--silent",
         "--chain-id",
-        "31337",
+        str(chain_id),
         "--mnemonic",
         ANVIL_MNEMONIC,
     ]
@@ -179,7 +179,8 @@ def start_anvil(
             if w3.eth.chain_id == chain_id:
                 return anvil
         except Exception:  # not listening yet
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     proc.kill()
     raise ToolError(f"anvil did not answer on {anvil.url} within {timeout:.0f} s")
 
@@ -447,7 +448,10 @@ class Chain:
         blob = bytes.fromhex(raw.removeprefix("0x")) if raw else b""
         if len(blob) >= 4 and blob[:4] in self._errors:
             name, types = self._errors[blob[:4]]
-            return ChainRevert(name, tuple(abi_decode(types, blob[4:])), raw)
+            values = abi_decode(types, blob[4:])
+            return ChainRevert(
+                name, tuple(_checksum(t, v) for t, v in zip(types, values, strict=True)), raw
+            )
         if blob[:4] == keccak(text="Panic(uint256)")[:4]:
             return ChainRevert("Panic", tuple(abi_decode(["uint256"], blob[4:])), raw)
         return ChainRevert("unknown revert" if blob else "revert without data", (), raw)
@@ -737,6 +741,10 @@ class Chain:
             timestamp=block["timestamp"],
             charges=tuple(charges),
         )
+
+
+def _checksum(abi_type: str, value: Any) -> Any:
+    return Web3.to_checksum_address(value) if abi_type == "address" else value
 
 
 def _mask(code_hex: str, ranges: Sequence[tuple[int, int]]) -> str:

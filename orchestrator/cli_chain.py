@@ -61,7 +61,7 @@ def tenant_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Take the tenant key (and tariff key) from this bundle.",
     )
     @functools.wraps(fn)
-    def wrapper(tenant_key: str | None, bundle_path: Path | None, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, tenant_key: str | None, bundle_path: Path | None, **kwargs: Any) -> Any:
         settlement = None
         if bundle_path is not None:
             settlement = ch.settlement_from_bundle(ch.read_bundle(bundle_path), str(bundle_path))
@@ -71,7 +71,7 @@ def tenant_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             key = settlement.signals[4]
         else:
             raise InputError("tenant-key", "give --tenant-key or --bundle")
-        return fn(tenant_key=key, settlement=settlement, **kwargs)
+        return fn(*args, tenant_key=key, settlement=settlement, **kwargs)
 
     return wrapper
 
