@@ -101,7 +101,12 @@ def load_manifest(path: Path = MANIFEST) -> Manifest:
 
 
 def dump_manifest(manifest: Manifest, path: Path = MANIFEST) -> None:
-    path.write_text(manifest.model_dump_json(indent=2, exclude_none=True) + "\n")
+    """Canonical form (sorted keys, 2-space indent), the same orchestrator.contracts writes,
+    so the file's bytes depend only on its content and not on which tool wrote it last."""
+    data = manifest.model_dump(mode="json", exclude_none=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
 # --- hashing ---
@@ -483,6 +488,8 @@ def _check_rendered_verifier(manifest: Manifest, vkey: Path, out: Path) -> list[
         recorded.add(contracts["verifier_sol_sha256"])
     if any(h != rendered for h in recorded):
         problems.append("verifier: the manifest records a different BillingVerifier.sol")
+    if not problems:
+        print("verify-setup: re-rendered BillingVerifier.sol matches build/ and the manifest")
     return problems
 
 
