@@ -232,3 +232,40 @@ def prove(input_file: Path, output: Path | None, as_json: bool) -> None:
     emit(data, as_json or output is None, None)
     if output and not as_json:
         click.echo(f"proof written to {output}")
+
+
+@main.command()
+@click.option(
+    "-n", "--bundles", default=16, show_default=True, help="Bundles per throughput measurement."
+)
+@click.option(
+    "--samples",
+    default=2,
+    show_default=True,
+    help="Samples for the slow reference tools (snarkjs CLI, py_ecc).",
+)
+@click.option(
+    "--write/--no-write",
+    default=True,
+    show_default=True,
+    help="Write the table into BENCHMARKS.md.",
+)
+@json_option
+def bench(bundles: int, samples: int, write: bool, as_json: bool) -> None:
+    """Measure prove and verify per bundle: vbill vs snarkjs CLI vs snarkjs in-process vs py_ecc.
+
+    Runs everything once on the same bundles and prints one table (ratios against the snarkjs
+    CLI); with --write (default) the table replaces the bench section of BENCHMARKS.md.
+    """
+    from . import bench as benchmark
+
+    rows = benchmark.run(
+        bundles, slow_samples=samples, progress=lambda m: click.echo(f"… {m}", err=True)
+    )
+    if write:
+        command = f"vbill bench -n {bundles} --samples {samples}"
+        click.echo(f"written to {benchmark.write_benchmarks(rows, command)}", err=True)
+    if as_json:
+        emit([r.__dict__ for r in rows], True)
+    else:
+        click.echo(benchmark.table(rows))

@@ -372,3 +372,19 @@ def verify_receipt(
     if not verify_inclusion(leaf, receipt.leaf_index, sth.tree_size, proof, root_hash):
         return False, "inclusion proof does not lead to the signed root"
     return True, "ok"
+
+
+def append_with_receipt(
+    tree: MerkleTree, digest: bytes, signer: Any, timestamp_ms: int
+) -> LogReceipt:
+    """Append a bundle digest to an in-memory log, sign the new head, return the receipt."""
+    leaf = leaf_hash(digest)
+    index = tree.append(leaf)
+    sth = sign_tree_head(TreeHead(len(tree), tree.root(), timestamp_ms), signer)
+    return LogReceipt(
+        leaf_index=index,
+        tree_size=len(tree),
+        leaf_hash="0x" + leaf.hex(),
+        inclusion_proof=["0x" + p.hex() for p in tree.inclusion_proof(index)],
+        tree_head=sth,
+    )

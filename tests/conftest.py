@@ -15,7 +15,7 @@ from orchestrator.bundle import build_bundle, digest_of, with_receipt
 from orchestrator.keys import Attester
 from orchestrator.models import Bundle
 from orchestrator.prover import Prover
-from orchestrator.translog import LogReceipt, MerkleTree, TreeHead, leaf_hash, sign_tree_head
+from orchestrator.translog import MerkleTree, append_with_receipt
 from orchestrator.trust import TrustSet, file_sha256
 
 DATA = Path(__file__).parent / "data"
@@ -63,16 +63,7 @@ def trust(attester: Attester) -> TrustSet:
 
 def log_and_receipt(bundle: Bundle, tree: MerkleTree, signer: Attester) -> Bundle:
     """Append the bundle's digest to an in-memory RFC 9162 log and attach its receipt."""
-    leaf = leaf_hash(digest_of(bundle))
-    index = tree.append(leaf)
-    head = sign_tree_head(TreeHead(len(tree), tree.root(), 1_780_000_000_000), signer.account)
-    receipt = LogReceipt(
-        leaf_index=index,
-        tree_size=len(tree),
-        leaf_hash="0x" + leaf.hex(),
-        inclusion_proof=["0x" + h.hex() for h in tree.inclusion_proof(index)],
-        tree_head=head,
-    )
+    receipt = append_with_receipt(tree, digest_of(bundle), signer.account, 1_780_000_000_000)
     return with_receipt(bundle, receipt.to_dict())
 
 
@@ -142,3 +133,24 @@ def fresh_chain(anvil, deployment):
     snap = w3.provider.make_request("evm_snapshot", [])["result"]
     yield deployment
     w3.provider.make_request("evm_revert", [snap])
+
+
+@pytest.fixture(scope="session")
+def eth_bundle(make_bundle, pilot_request):
+    """Factory of real proved bundles with an ETH tariff, cached per distinct event."""
+    import functools
+
+    @functools.cache
+    def make(
+        event: str = "evt_pilot_001",
+        account_salt: int = 12345,
+        currency: str = "ETH",
+        usage: int = 1842,
+    ) -> str:
+        req = copy.deepcopy(pilot_request)
+        req["meter_event"]["event_id"] = event
+        req["meter_event"]["usage_units"] = usage
+        req["tariff_snapshot"]["currency"] = currency
+        return json.dumps(make_bundle(req, account_salt=account_salt))
+
+    return lambda *a, **kw: json.loads(make(*a, **kw))

@@ -1,0 +1,255 @@
+"""`vbill bench`: prove and verify per bundle for this project and for the reference tools,
+measured in one run on the same bundles, written as one table to BENCHMARKS.md.
+
+Numbers are wall-clock on whatever machine runs it; the table records the machine, the load
+average before the run and the command, so a reader can judge them. Never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .bundle import build_bundle, digest_of, encode_request, with_receipt
+from .errors import ToolError
+from .keys import Attester
+from .prover import Prover, prove_cli, verify_cli
+from .translog import MerkleTree, append_with_receipt
+from .trust import TrustSet, file_sha256
+from .verify import py_ecc_check, snarkjs_check, verify_bundle
+from .witness import circuit_input, random_field_element
+
+PILOT = paths.ROOT / "tests" / "data" / "pilot_request.json"
+BEGIN, END = "<!-- vbill bench: begin -->", "<!-- vbill bench: end -->"
+
+
+@dataclass(frozen=True)
+class Row:
+    operation: str
+    implementation: str
+    ms_per_bundle: float
+    samples: int
+    note: str = ""
+
+    @property
+    def per_second(self) -> float:
+        return 1000.0 / self.ms_per_bundle if self.ms_per_bundle else float("inf")
+
+
+def _requests(n: int) -> list[dict[str, Any]]:
+    base = json.loads(PILOT.read_text())
+    out = []
+    for i in range(n):
+        req = copy.deepcopy(base)
+        req["meter_event"]["event_id"] = f"evt_bench_{i:06d}"
+        req["meter_event"]["usage_units"] = 1000 + i
+        out.append(req)
+    return out
+
+
+def _timed(fn: Callable[[], Any], samples: int) -> float:
+    """Median wall-clock milliseconds of `samples` calls."""
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def run(
+    n: int = 16, *, slow_samples: int = 2, progress: Callable[[str], None] = print
+) -> list[Row]:
+    """Measure everything once; `n` bundles for throughput, `slow_samples` for the slow tools."""
+    attester = Attester.generate()
+    vkey = json.loads(paths.VKEY.read_text())
+    vkey_hash = file_sha256(paths.VKEY)
+    trust = TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
+    reqs = _requests(n)
+    inputs = []
+    for req in reqs:
+        enc = encode_request(req)
+        inputs.append(circuit_input(enc.meter, enc.tariff, random_field_element(), 7))
+    rows: list[Row] = []
+
+    progress("snarkjs CLI prove/verify")
+    rows.append(
+        Row(
+            "prove",
+            "snarkjs CLI (fullprove)",
+            _timed(lambda: prove_cli(inputs[0]), slow_samples),
+            slow_samples,
+        )
+    )
+    one = prove_cli(inputs[0])
+    rows.append(
+        Row(
+            "verify (Groth16 only)",
+            "snarkjs CLI",
+            _timed(lambda: verify_cli(paths.VKEY, one.public_signals, one.proof), slow_samples),
+            slow_samples,
+        )
+    )
+    progress("py_ecc verify")
+    from . import groth16
+
+    rows.append(
+        Row(
+            "verify (Groth16 only)",
+            "py_ecc reference",
+            _timed(lambda: groth16.verify_json(vkey, one.public_signals, one.proof), slow_samples),
+            slow_samples,
+        )
+    )
+
+    progress("snarkjs in-process (one worker)")
+    with Prover(workers=1) as single:
+        single.prove(inputs[0])  # warm-up
+        t0 = time.perf_counter()
+        for inp in inputs[: max(4, n // 4)]:
+            single.prove(inp)
+        k = max(4, n // 4)
+        rows.append(
+            Row("prove", "snarkjs in-process, 1 worker", (time.perf_counter() - t0) * 1000 / k, k)
+        )
+        rows.append(
+            Row(
+                "verify (Groth16 only)",
+                "snarkjs in-process",
+                _timed(lambda: single.verify(one.public_signals, one.proof), 20),
+                20,
+            )
+        )
+
+    workers = os.cpu_count() or 1
+    progress(f"this project: {workers} prover workers")
+    with Prover(workers=workers) as pool:
+        with ThreadPoolExecutor(workers) as ex:
+            list(ex.map(pool.prove, inputs[:workers]))  # warm every worker
+            t0 = time.perf_counter()
+            bundles = list(
+                ex.map(
+                    lambda r: build_bundle(
+                        r, attester=attester, account_salt=7, prover=pool, vkey_sha256=vkey_hash
+                    ),
+                    reqs,
+                )
+            )
+            elapsed = (time.perf_counter() - t0) * 1000
+        rows.append(
+            Row("attest (prove + sign)", f"vbill, {workers} workers", elapsed / n, n, "throughput")
+        )
+        tree = MerkleTree()
+        data = [
+            with_receipt(
+                b, append_with_receipt(tree, digest_of(b), attester.account, 0).to_dict()
+            ).model_dump(mode="json")
+            for b in bundles
+        ]
+        check = snarkjs_check(pool)
+        t0 = time.perf_counter()
+        verdicts = [verify_bundle(b, trust=trust, check=check) for b in data]
+        rows.append(
+            Row(
+                "verify bundle (all verdicts)",
+                "vbill (snarkjs worker)",
+                (time.perf_counter() - t0) * 1000 / n,
+                n,
+            )
+        )
+        if not all(v.valid for v in verdicts):
+            raise ToolError("bench bundles did not verify; the numbers would be meaningless")
+        rows.append(
+            Row(
+                "verify bundle (all verdicts)",
+                "vbill --reference (py_ecc)",
+                _timed(
+                    lambda: verify_bundle(data[0], trust=trust, check=py_ecc_check), slow_samples
+                ),
+                slow_samples,
+            )
+        )
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    base = {r.operation: r for r in rows if "CLI" in r.implementation}
+    lines = [
+        "| operation | implementation | ms / bundle | bundles / s | vs snarkjs CLI | samples |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ref = base.get(r.operation) or base.get(
+            "prove" if "attest" in r.operation else "verify (Groth16 only)"
+        )
+        ratio = f"{ref.ms_per_bundle / r.ms_per_bundle:.1f}×" if ref else ""
+        lines.append(
+            f"| {r.operation} | {r.implementation} | {r.ms_per_bundle:.1f} | "
+            f"{r.per_second:.1f} | {ratio} | {r.samples} |"
+        )
+    return "\n".join(lines)
+
+
+def write_benchmarks(rows: list[Row], command: str, path: Path | None = None) -> Path:
+    """Replace the bench section of BENCHMARKS.md (other sections are left as they are)."""
+    path = path or paths.ROOT / "BENCHMARKS.md"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    section = "\n".join(
+        [
+            BEGIN,
+            "## Prove and verify per bundle (`vbill bench`)",
+            "",
+            f"Machine: {machine()}. Load average before the run: {load:.2f}. "
+            f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+            f"Command: `{command}`",
+            "",
+            table(rows),
+            "",
+            "Ratios compare with the snarkjs CLI doing the same operation (for attest: CLI "
+            "prove). `verify bundle` includes recomputing all public signals (Poseidon in "
+            "Python), the signature, the receipt check and the Groth16 check.",
+            END,
+        ]
+    )
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+    return path
+
+
+def git_commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=paths.ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip()
