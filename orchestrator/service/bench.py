@@ -1,0 +1,115 @@
+"""Attest throughput under concurrency, over a real socket (for BENCHMARKS.md).
+
+    python -m orchestrator.service.bench --events 30 --tenants 5 --workers 2
+
+Starts the service with uvicorn on a free loopback port in this process (fresh state
+directory, no chain: USD-priced events), fires all attests at once from an httpx async client,
+and reports throughput and latency percentiles. Proving dominates: expect about
+`workers / prove_time` bundles/s at best on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from ..demo import PILOT
+from ..keys import Attester
+from .app import create_app
+from .settings import Settings
+
+SECRET = "bench-secret-0123456789abcdef"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _requests(events: int, tenants: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(events):
+        r = copy.deepcopy(PILOT)
+        r["meter_event"].update(
+            tenant_id=f"bench_t{i % tenants}", event_id=f"bench_e{i}", usage_units=1000 + i
+        )
+        out.append(r)
+    return out
+
+
+async def _fire(url: str, reqs: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+
+        async def one(r: dict[str, Any]) -> tuple[int, float]:
+            t = time.perf_counter()
+            resp = await client.post(
+                "/api/vdi/billing/attest", json=r, headers={"X-VDI-Attest-Secret": SECRET}
+            )
+            return resp.status_code, time.perf_counter() - t
+
+        return await asyncio.gather(*(one(r) for r in reqs))
+
+
+def run(events: int, tenants: int, workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="vbill-bench-") as tmp:
+        home = Path(tmp)
+        Attester.new(home / "attester.key")
+        app = create_app(Settings(home=home, attest_secret=SECRET, prover_workers=workers))
+        port = _free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{port}"
+        while not server.started:
+            time.sleep(0.05)
+        # warm the prover pool (node start + key load) so it is not counted
+        warm = _requests(workers, 1)
+        for w in warm:
+            w["meter_event"]["event_id"] = "warm_" + w["meter_event"]["event_id"]
+        asyncio.run(_fire(url, warm))
+        reqs = _requests(events, tenants)
+        start = time.perf_counter()
+        results = asyncio.run(_fire(url, reqs))
+        elapsed = time.perf_counter() - start
+        server.should_exit = True
+        thread.join(30)
+    lat = sorted(t for _, t in results)
+    return {
+        "events": events,
+        "tenants": tenants,
+        "prover_workers": workers,
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "ok": sum(1 for s, _ in results if s == 200),
+        "seconds": round(elapsed, 2),
+        "bundles_per_s": round(events / elapsed, 2),
+        "latency_p50_s": round(statistics.median(lat), 2),
+        "latency_p95_s": round(lat[max(0, int(0.95 * len(lat)) - 1)], 2),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=30)
+    p.add_argument("--tenants", type=int, default=5)
+    p.add_argument("--workers", type=int, default=2)
+    a = p.parse_args()
+    print(json.dumps(run(a.events, a.tenants, a.workers)))
+
+
+if __name__ == "__main__":
+    main()
