@@ -6,8 +6,6 @@ no balance, nullifier or payee credit changed.
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
 from typing import Any
 
@@ -34,26 +32,6 @@ OTHER_SALT = 67890
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-@pytest.fixture(scope="session")
-def eth_bundle(make_bundle, pilot_request):
-    """Factory of real proved bundles with an ETH tariff, cached per distinct event."""
-
-    @functools.cache
-    def make(
-        event: str = "evt_pilot_001",
-        account_salt: int = TENANT_SALT,
-        currency: str = "ETH",
-        usage: int = 1842,
-    ) -> str:
-        req = copy.deepcopy(pilot_request)
-        req["meter_event"]["event_id"] = event
-        req["meter_event"]["usage_units"] = usage
-        req["tariff_snapshot"]["currency"] = currency
-        return json.dumps(make_bundle(req, account_salt=account_salt))
-
-    return lambda *a, **kw: json.loads(make(*a, **kw))
 
 
 def settlement(bundle: dict[str, Any]) -> Settlement:
