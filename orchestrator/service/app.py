@@ -71,6 +71,21 @@ def _chain_connector(settings: Settings, attester: Attester) -> Any:
     return connect
 
 
+def _host_only(url: str | None) -> str | None:
+    """An RPC URL without path, query or credentials (hosted RPC URLs often embed API keys)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _redactor(url: str | None) -> Any:
+    host = _host_only(url)
+    return (lambda text: text.replace(url, host or "")) if url and host != url else (lambda t: t)
+
+
 def build_state(settings: Settings) -> ServiceState:
     settings = settings.resolved()
     paths.require(paths.VKEY)
@@ -93,13 +108,14 @@ def build_state(settings: Settings) -> ServiceState:
             batch=settings.settle_batch,
             confirmations=settings.confirmations,
             anchor_interval=settings.anchor_interval,
+            redact=_redactor(settings.rpc_url),
             start_block=settings.start_block
             if settings.settlement_address is None
             else settings.start_block or 0,
         )
         state.chain_info = {
             "network": settings.network,
-            "rpc_url": settings.rpc_url,
+            "rpc_host": _host_only(settings.rpc_url),
             "settlement_address": settings.settlement_address,
         }
     store.head()  # the empty log gets a signed head at once

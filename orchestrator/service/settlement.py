@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,7 @@ class SettlementWorker:
         confirmations: int = 12,
         anchor_interval: float = 60.0,
         start_block: int | None = None,
+        redact: Callable[[str], str] = lambda s: s,
     ) -> None:
         self.store = store
         self._connect = connect  # () -> chain.Chain; called lazily and again after errors
@@ -73,6 +75,7 @@ class SettlementWorker:
         self.confirmations = confirmations
         self.anchor_interval = anchor_interval
         self.start_block = start_block  # None: the block of deployments/<network>.json
+        self._redact = redact  # error text is shown in /status and logs: no RPC credentials
         self.status = WorkerStatus()
         self._chain: chainmod.Chain | None = None
         self._stop = threading.Event()
@@ -122,7 +125,7 @@ class SettlementWorker:
             except Exception as exc:  # chain down, RPC errors: retry later, lose nothing
                 self._chain = None
                 self.status.consecutive_errors += 1
-                self.status.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                self.status.last_error = self._redact(f"{type(exc).__name__}: {exc}")[:500]
                 log.warning("settlement tick failed: %s", self.status.last_error)
             finally:
                 self.status.ticks += 1
