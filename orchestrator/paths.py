@@ -46,5 +46,6 @@ def node() -> str:
 def require(path: Path, hint: str = "run `make setup`") -> Path:
     """Fail with an environment error when a build artefact is missing."""
     if not path.exists():
-        raise ToolError(f"missing {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}; {hint}")
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        raise ToolError(f"missing {shown}; {hint}")
     return path

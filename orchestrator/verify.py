@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,9 +28,12 @@ from .errors import VbillError
 from .field import parse_field_element, to_dec
 from .models import (
     Attestation,
+    AttestRequest,
     BillingRecord,
     BindingVerdict,
+    MeterEvent,
     Receipt,
+    TariffSnapshot,
     Verdict,
     VerifyResult,
 )
@@ -90,10 +94,18 @@ def _record_json(record: BillingRecord) -> dict[str, Any]:
 def _signals_for(record: BillingRecord, att: Attestation) -> PublicSignals:
     """Public signals recomputed from a record and the bundle's salts (canonical, < r)."""
     bp = att.billing_proof
-    salt = parse_field_element(bp.salt, "billing_proof.salt")
-    account_salt = parse_field_element(bp.account_salt, "billing_proof.account_salt")
-    enc = encode_request(record.model_dump(mode="json", exclude={"billing"}))
-    return public_signals(enc.meter, enc.tariff, salt, account_salt)
+    return _signals(record.meter_event, record.tariff_snapshot, bp.salt, bp.account_salt)
+
+
+@lru_cache(maxsize=256)
+def _signals(
+    meter: MeterEvent, tariff: TariffSnapshot, salt: str, account_salt: str
+) -> PublicSignals:
+    """Cached: one verify needs the same recomputation for the signature and the binding."""
+    s = parse_field_element(salt, "billing_proof.salt")
+    a = parse_field_element(account_salt, "billing_proof.account_salt")
+    enc = encode_request(AttestRequest(meter_event=meter, tariff_snapshot=tariff))
+    return public_signals(enc.meter, enc.tariff, s, a)
 
 
 def _check_signature(p: _Parsed, trust: TrustSet) -> Verdict:
