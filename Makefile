@@ -37,7 +37,7 @@ format: install ## apply ruff formatting
 	$(VENV)/bin/ruff format orchestrator tests
 	$(VENV)/bin/ruff check --fix orchestrator tests
 
-test: install setup lint ## run the whole test suite (builds the dev setup first if needed)
+test: install setup lint native ## run the whole test suite (builds the dev setup first if needed)
 	$(PY) -m pytest -q -ra
 
 demo: install setup ## the whole story: anvil + service, deploy, deposit, attest, verify, tamper, settle, receipt
@@ -188,3 +188,14 @@ verifier: build/BillingVerifier.sol ## render build/BillingVerifier.sol from bui
 
 build/BillingVerifier.sol: build/vkey.json contracts/templates/BillingVerifier.sol.j2 $(wildcard contracts/*.sol) orchestrator/contracts.py | install
 	$(PY) -m orchestrator.contracts build/vkey.json
+
+# --- native Groth16 prover (orchestrator/native, issue 7): portable flags, never -march=native ---
+NATIVE_BIN := build/native/vbill-prover
+NATIVE_CFLAGS := -O3 -march=x86-64-v2 -mtune=generic -std=gnu11 -Wall -Wextra -Wno-unused-function
+.PHONY: native
+native: $(NATIVE_BIN) ## build the native Groth16 prover (build/native/vbill-prover)
+
+$(NATIVE_BIN): $(wildcard orchestrator/native/*.c orchestrator/native/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(NATIVE_CFLAGS) -o $@.tmp orchestrator/native/groth16.c
+	mv $@.tmp $@

@@ -5,6 +5,7 @@
 // Request:  {"id": 1, "op": "prove", "input": {...decimal strings...}}
 //           {"id": 2, "op": "verify", "signals": [...], "proof": {...}}
 //           {"id": 3, "op": "witness", "input": {...}}      (full witness, for tests)
+//           {"id": 4, "op": "wtns", "input": {...}}         (.wtns file bytes, base64)
 // Response: {"id": 1, "ok": true, "result": ...} or {"id": 1, "ok": false, "error": "..."}
 import { createInterface } from "node:readline";
 import { readFileSync } from "node:fs";
@@ -45,6 +46,12 @@ const ops = {
     const k = key ?? vkey;
     if (!k) throw new Error("no verification key given");
     return await snarkjs.groth16.verify(k, signals, proof);
+  },
+  async wtns({ input }) {
+    // The .wtns file bytes, base64: the native prover (orchestrator/native_prover.py) reads them.
+    const wtns = await witness(input);
+    return Buffer.from(wtns.data.buffer, wtns.data.byteOffset, wtns.data.byteLength)
+      .toString("base64");
   },
   async witness({ input }) {
     const wtns = await witness(input);

@@ -1,0 +1,329 @@
+/* Short Weierstrass y^2 = x^3 + b group arithmetic (a = 0), instantiated twice by groth16.c:
+ * G1 over Fp and G2 over Fp2. Before including, define
+ *   FT    the coordinate field type          GP  the group prefix (g1 / g2)
+ *   F_(x) the field function named x          (fp_x / fp2_x)
+ * Jacobian coordinates (x, y, z) ~ (x/z^2, y/z^3); z = 0 is the point at infinity.
+ * Affine (0, 0) is infinity, as in snarkjs files. Formulas: EFD dbl-2009-l, madd-2007-bl,
+ * add-2007-bl.
+ */
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define G_(x) CAT(GP, x)
+
+typedef struct { FT x, y, z; } G_(jac);
+typedef struct { FT x, y; } G_(aff);
+
+static inline void G_(set_inf)(G_(jac) *r) {
+    F_(one)(&r->x);
+    F_(one)(&r->y);
+    F_(zero)(&r->z);
+}
+static inline int G_(is_inf)(const G_(jac) *p) { return F_(is_zero)(&p->z); }
+static inline int G_(aff_is_inf)(const G_(aff) *p) {
+    return F_(is_zero)(&p->x) && F_(is_zero)(&p->y);
+}
+static inline void G_(from_aff)(G_(jac) *r, const G_(aff) *a) {
+    if (G_(aff_is_inf)(a)) {
+        G_(set_inf)(r);
+        return;
+    }
+    r->x = a->x;
+    r->y = a->y;
+    F_(one)(&r->z);
+}
+
+static inline void G_(dbl)(G_(jac) *r, const G_(jac) *p) {
+    if (G_(is_inf)(p)) {
+        *r = *p;
+        return;
+    }
+    FT A, B, C, D, E, F, t, z3;
+    F_(sqr)(&A, &p->x);
+    F_(sqr)(&B, &p->y);
+    F_(sqr)(&C, &B);
+    F_(add)(&t, &p->x, &B);
+    F_(sqr)(&t, &t);
+    F_(sub)(&t, &t, &A);
+    F_(sub)(&t, &t, &C);
+    F_(dbl)(&D, &t);
+    F_(dbl)(&E, &A);
+    F_(add)(&E, &E, &A);
+    F_(sqr)(&F, &E);
+    F_(mul)(&z3, &p->y, &p->z);
+    F_(dbl)(&r->z, &z3);
+    F_(dbl)(&t, &D);
+    F_(sub)(&r->x, &F, &t);
+    F_(sub)(&t, &D, &r->x);
+    F_(mul)(&t, &E, &t);
+    F_(dbl)(&C, &C);
+    F_(dbl)(&C, &C);
+    F_(dbl)(&C, &C);
+    F_(sub)(&r->y, &t, &C);
+}
+
+/* r = p + q, q affine and not infinity */
+static inline void G_(madd)(G_(jac) *r, const G_(jac) *p, const G_(aff) *q) {
+    if (G_(is_inf)(p)) {
+        r->x = q->x;
+        r->y = q->y;
+        F_(one)(&r->z);
+        return;
+    }
+    FT Z1Z1, U2, S2, H, HH, I, J, rr, V, t;
+    F_(sqr)(&Z1Z1, &p->z);
+    F_(mul)(&U2, &q->x, &Z1Z1);
+    F_(mul)(&S2, &q->y, &p->z);
+    F_(mul)(&S2, &S2, &Z1Z1);
+    F_(sub)(&H, &U2, &p->x);
+    F_(sub)(&rr, &S2, &p->y);
+    if (F_(is_zero)(&H)) {
+        if (F_(is_zero)(&rr)) {
+            G_(jac) qj;
+            G_(from_aff)(&qj, q);
+            G_(dbl)(r, &qj);
+        } else {
+            G_(set_inf)(r);
+        }
+        return;
+    }
+    F_(dbl)(&rr, &rr);
+    F_(sqr)(&HH, &H);
+    F_(dbl)(&I, &HH);
+    F_(dbl)(&I, &I);
+    F_(mul)(&J, &H, &I);
+    F_(mul)(&V, &p->x, &I);
+    FT z3, y1j;
+    F_(add)(&z3, &p->z, &H);
+    F_(sqr)(&z3, &z3);
+    F_(sub)(&z3, &z3, &Z1Z1);
+    F_(sub)(&z3, &z3, &HH);
+    F_(mul)(&y1j, &p->y, &J);
+    F_(dbl)(&y1j, &y1j);
+    F_(sqr)(&t, &rr);
+    F_(sub)(&t, &t, &J);
+    F_(sub)(&t, &t, &V);
+    F_(sub)(&r->x, &t, &V);
+    F_(sub)(&t, &V, &r->x);
+    F_(mul)(&t, &rr, &t);
+    F_(sub)(&r->y, &t, &y1j);
+    r->z = z3;
+}
+
+static inline void G_(add)(G_(jac) *r, const G_(jac) *p, const G_(jac) *q) {
+    if (G_(is_inf)(p)) {
+        *r = *q;
+        return;
+    }
+    if (G_(is_inf)(q)) {
+        *r = *p;
+        return;
+    }
+    FT Z1Z1, Z2Z2, U1, U2, S1, S2, H, I, J, rr, V, t, z3;
+    F_(sqr)(&Z1Z1, &p->z);
+    F_(sqr)(&Z2Z2, &q->z);
+    F_(mul)(&U1, &p->x, &Z2Z2);
+    F_(mul)(&U2, &q->x, &Z1Z1);
+    F_(mul)(&S1, &p->y, &q->z);
+    F_(mul)(&S1, &S1, &Z2Z2);
+    F_(mul)(&S2, &q->y, &p->z);
+    F_(mul)(&S2, &S2, &Z1Z1);
+    F_(sub)(&H, &U2, &U1);
+    F_(sub)(&rr, &S2, &S1);
+    if (F_(is_zero)(&H)) {
+        if (F_(is_zero)(&rr)) {
+            G_(dbl)(r, p);
+        } else {
+            G_(set_inf)(r);
+        }
+        return;
+    }
+    F_(dbl)(&rr, &rr);
+    F_(dbl)(&I, &H);
+    F_(sqr)(&I, &I);
+    F_(mul)(&J, &H, &I);
+    F_(mul)(&V, &U1, &I);
+    F_(add)(&z3, &p->z, &q->z);
+    F_(sqr)(&z3, &z3);
+    F_(sub)(&z3, &z3, &Z1Z1);
+    F_(sub)(&z3, &z3, &Z2Z2);
+    F_(mul)(&z3, &z3, &H);
+    F_(sqr)(&t, &rr);
+    F_(sub)(&t, &t, &J);
+    F_(sub)(&t, &t, &V);
+    F_(sub)(&r->x, &t, &V);
+    F_(sub)(&t, &V, &r->x);
+    F_(mul)(&t, &rr, &t);
+    F_(mul)(&S1, &S1, &J);
+    F_(dbl)(&S1, &S1);
+    F_(sub)(&r->y, &t, &S1);
+    r->z = z3;
+}
+
+static inline void G_(neg)(G_(jac) *r, const G_(jac) *p) {
+    *r = *p;
+    F_(neg)(&r->y, &p->y);
+}
+
+static void G_(to_aff)(G_(aff) *r, const G_(jac) *p) {
+    if (G_(is_inf)(p)) {
+        F_(zero)(&r->x);
+        F_(zero)(&r->y);
+        return;
+    }
+    FT zi, zi2, zi3;
+    F_(inv)(&zi, &p->z);
+    F_(sqr)(&zi2, &zi);
+    F_(mul)(&zi3, &zi2, &zi);
+    F_(mul)(&r->x, &p->x, &zi2);
+    F_(mul)(&r->y, &p->y, &zi3);
+}
+
+/* Montgomery's trick: n conversions for one inversion. tmp holds n field elements. */
+static void G_(batch_to_aff)(G_(aff) *out, const G_(jac) *in, size_t n, FT *tmp) {
+    FT acc;
+    F_(one)(&acc);
+    for (size_t i = 0; i < n; i++) {
+        tmp[i] = acc;
+        if (!G_(is_inf)(&in[i])) F_(mul)(&acc, &acc, &in[i].z);
+    }
+    F_(inv)(&acc, &acc);
+    for (size_t i = n; i-- > 0;) {
+        if (G_(is_inf)(&in[i])) {
+            F_(zero)(&out[i].x);
+            F_(zero)(&out[i].y);
+            continue;
+        }
+        FT zi, zi2, zi3;
+        F_(mul)(&zi, &acc, &tmp[i]);
+        F_(mul)(&acc, &acc, &in[i].z);
+        F_(sqr)(&zi2, &zi);
+        F_(mul)(&zi3, &zi2, &zi);
+        F_(mul)(&out[i].x, &in[i].x, &zi2);
+        F_(mul)(&out[i].y, &in[i].y, &zi3);
+    }
+}
+
+/* r = k * p for a plain little-endian 256-bit k (double-and-add; used a handful of times) */
+static void G_(mul)(G_(jac) *r, const G_(jac) *p, const fe *k) {
+    G_(jac) acc;
+    G_(set_inf)(&acc);
+    for (int i = 255; i >= 0; i--) {
+        G_(dbl)(&acc, &acc);
+        if ((k->v[i / 64] >> (i % 64)) & 1) G_(add)(&acc, &acc, p);
+    }
+    *r = acc;
+}
+
+/* Is an affine point on the curve y^2 = x^3 + b ? (infinity counts as on it) */
+static int G_(aff_on_curve)(const G_(aff) *a, const FT *b) {
+    if (G_(aff_is_inf)(a)) return 1;
+    FT l, r;
+    F_(sqr)(&l, &a->y);
+    F_(sqr)(&r, &a->x);
+    F_(mul)(&r, &r, &a->x);
+    F_(add)(&r, &r, b);
+    return F_(eq)(&l, &r);
+}
+
+/* ---- fixed-base multi-scalar multiplication ----
+ * At load time each non-zero base P is expanded into W affine points 2^(c*j) * P, so one set
+ * of 2^(c-1) buckets serves every window (signed c-bit digits): per proof the cost is one
+ * mixed addition per non-zero digit plus one bucket reduction, instead of one reduction per
+ * window. Zero scalars and small scalars (witness bits) cost nothing or one addition.
+ */
+typedef struct {
+    size_t n;        /* non-zero bases kept */
+    int c, W;        /* window bits, windows per scalar */
+    uint32_t *idx;   /* scalar index of each kept base */
+    G_(aff) *pts;    /* n * W affine points, row i = base i */
+} G_(table);
+
+static void G_(table_build)(G_(table) *t, const G_(aff) *bases, const uint32_t *idx, size_t n,
+                            int c) {
+    t->n = n;
+    t->c = c;
+    t->W = 254 / c + 1;
+    t->idx = malloc(n * sizeof *t->idx);
+    memcpy(t->idx, idx, n * sizeof *idx);
+    t->pts = malloc(n * (size_t)t->W * sizeof *t->pts);
+    const size_t CH = 1024; /* bases converted per batch */
+    G_(jac) *jb = malloc(CH * t->W * sizeof *jb);
+    FT *tmp = malloc(CH * t->W * sizeof *tmp);
+    for (size_t s = 0; s < n; s += CH) {
+        size_t m = n - s < CH ? n - s : CH;
+        for (size_t i = 0; i < m; i++) {
+            G_(jac) q;
+            G_(from_aff)(&q, &bases[s + i]);
+            for (int j = 0; j < t->W; j++) {
+                jb[i * t->W + j] = q;
+                for (int k = 0; k < c; k++) G_(dbl)(&q, &q);
+            }
+        }
+        G_(batch_to_aff)(t->pts + s * t->W, jb, m * t->W, tmp);
+    }
+    free(jb);
+    free(tmp);
+}
+
+static void G_(table_free)(G_(table) *t) {
+    free(t->idx);
+    free(t->pts);
+}
+
+/* Signed digits of a plain scalar k < 2^254: sum d_j 2^(c j), |d_j| <= 2^(c-1). */
+static inline int G_(digits)(int *d, const fe *k, int c, int W) {
+    int carry = 0, nz = 0;
+    for (int j = 0; j < W; j++) {
+        int bit = j * c, v = 0;
+        if (bit < 256) {
+            int li = bit / 64, sh = bit % 64;
+            u64 w = k->v[li] >> sh;
+            if (sh + c > 64 && li < 3) w |= k->v[li + 1] << (64 - sh);
+            v = (int)(w & ((1ULL << c) - 1));
+        }
+        v += carry;
+        if (v > (1 << (c - 1))) {
+            v -= (1 << c);
+            carry = 1;
+        } else {
+            carry = 0;
+        }
+        d[j] = v;
+        nz |= v;
+    }
+    return nz != 0;
+}
+
+static void G_(msm)(G_(jac) *out, const G_(table) *t, const fe *scalars) {
+    const int c = t->c, W = t->W;
+    const size_t nb = (size_t)1 << (c - 1);
+    G_(jac) *buckets = malloc(nb * sizeof *buckets);
+    for (size_t b = 0; b < nb; b++) G_(set_inf)(&buckets[b]);
+    int d[64];
+    for (size_t i = 0; i < t->n; i++) {
+        if (!G_(digits)(d, &scalars[t->idx[i]], c, W)) continue;
+        const G_(aff) *row = t->pts + i * W;
+        for (int j = 0; j < W; j++) {
+            if (d[j] > 0) {
+                G_(madd)(&buckets[d[j] - 1], &buckets[d[j] - 1], &row[j]);
+            } else if (d[j] < 0) {
+                G_(aff) neg = row[j];
+                F_(neg)(&neg.y, &neg.y);
+                G_(madd)(&buckets[-d[j] - 1], &buckets[-d[j] - 1], &neg);
+            }
+        }
+    }
+    G_(jac) run, sum;
+    G_(set_inf)(&run);
+    G_(set_inf)(&sum);
+    for (size_t b = nb; b-- > 0;) {
+        G_(add)(&run, &run, &buckets[b]);
+        G_(add)(&sum, &sum, &run);
+    }
+    free(buckets);
+    *out = sum;
+}
+
+#undef G_
+#undef CAT
+#undef CAT_

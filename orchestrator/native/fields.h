@@ -1,0 +1,203 @@
+/* BN254 base field Fp, scalar field Fr and the quadratic extension Fp2 = Fp[u]/(u^2 + 1).
+ *
+ * Elements are 4 little-endian 64-bit limbs in Montgomery form with R = 2^256, the same
+ * representation snarkjs/ffjavascript write into .zkey files, so points load without
+ * conversion. Multiplication is CIOS Montgomery with the "no final carry" shortcut, valid
+ * because both moduli are below 2^254 (top limb < 2^63 - 1). Written for this project.
+ */
+#ifndef VBILL_FIELDS_H
+#define VBILL_FIELDS_H
+
+#include <stdint.h>
+#include <string.h>
+
+typedef uint64_t u64;
+typedef unsigned __int128 u128;
+
+typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
+
+#define FIELD_DEFINE(PFX, P0, P1, P2, P3, INV, R0, R1, R2_, R3, RR0, RR1, RR2, RR3)            \
+    static const fe PFX##_P = {{P0, P1, P2, P3}};                                             \
+    static const fe PFX##_ONE = {{R0, R1, R2_, R3}};     /* R mod p: Montgomery 1 */          \
+    static const fe PFX##_RR = {{RR0, RR1, RR2, RR3}};   /* R^2 mod p */                      \
+    static inline int PFX##_geq_p(const u64 t[4]) {                                           \
+        for (int i = 3; i >= 0; i--) {                                                        \
+            if (t[i] > PFX##_P.v[i]) return 1;                                                \
+            if (t[i] < PFX##_P.v[i]) return 0;                                                \
+        }                                                                                     \
+        return 1;                                                                             \
+    }                                                                                         \
+    static inline void PFX##_sub_p(u64 t[4]) {                                                \
+        u128 b = 0;                                                                           \
+        for (int i = 0; i < 4; i++) {                                                         \
+            u128 d = (u128)t[i] - PFX##_P.v[i] - (u64)b;                                      \
+            t[i] = (u64)d;                                                                    \
+            b = (d >> 64) & 1;                                                                \
+        }                                                                                     \
+    }                                                                                         \
+    static inline void PFX##_mul(fe *r, const fe *a, const fe *b) {                           \
+        u64 t[4] = {0, 0, 0, 0};                                                              \
+        for (int i = 0; i < 4; i++) {                                                         \
+            u128 x = (u128)a->v[0] * b->v[i] + t[0];                                          \
+            u64 A = (u64)(x >> 64);                                                           \
+            u64 t0 = (u64)x;                                                                  \
+            u64 m = t0 * (u64)(INV);                                                          \
+            u128 y = (u128)m * PFX##_P.v[0] + t0;                                             \
+            u64 C = (u64)(y >> 64);                                                           \
+            for (int j = 1; j < 4; j++) {                                                     \
+                x = (u128)a->v[j] * b->v[i] + t[j] + A;                                       \
+                A = (u64)(x >> 64);                                                           \
+                y = (u128)m * PFX##_P.v[j] + (u64)x + C;                                      \
+                C = (u64)(y >> 64);                                                           \
+                t[j - 1] = (u64)y;                                                            \
+            }                                                                                 \
+            t[3] = C + A;                                                                     \
+        }                                                                                     \
+        if (PFX##_geq_p(t)) PFX##_sub_p(t);                                                   \
+        memcpy(r->v, t, sizeof t);                                                            \
+    }                                                                                         \
+    static inline void PFX##_sqr(fe *r, const fe *a) { PFX##_mul(r, a, a); }                  \
+    static inline void PFX##_add(fe *r, const fe *a, const fe *b) {                           \
+        u64 t[4];                                                                             \
+        u128 c = 0;                                                                           \
+        for (int i = 0; i < 4; i++) {                                                         \
+            c = (u128)a->v[i] + b->v[i] + (u64)(c >> 64);                                     \
+            t[i] = (u64)c;                                                                    \
+        }                                                                                     \
+        if (PFX##_geq_p(t)) PFX##_sub_p(t);                                                   \
+        memcpy(r->v, t, sizeof t);                                                            \
+    }                                                                                         \
+    static inline void PFX##_sub(fe *r, const fe *a, const fe *b) {                           \
+        u64 t[4];                                                                             \
+        u128 d;                                                                               \
+        u64 br = 0;                                                                           \
+        for (int i = 0; i < 4; i++) {                                                         \
+            d = (u128)a->v[i] - b->v[i] - br;                                                 \
+            t[i] = (u64)d;                                                                    \
+            br = (u64)(d >> 64) & 1;                                                          \
+        }                                                                                     \
+        if (br) {                                                                             \
+            u128 c = 0;                                                                       \
+            for (int i = 0; i < 4; i++) {                                                     \
+                c = (u128)t[i] + PFX##_P.v[i] + (u64)(c >> 64);                               \
+                t[i] = (u64)c;                                                                \
+            }                                                                                 \
+        }                                                                                     \
+        memcpy(r->v, t, sizeof t);                                                            \
+    }                                                                                         \
+    static inline void PFX##_dbl(fe *r, const fe *a) { PFX##_add(r, a, a); }                  \
+    static inline int PFX##_is_zero(const fe *a) {                                            \
+        return (a->v[0] | a->v[1] | a->v[2] | a->v[3]) == 0;                                  \
+    }                                                                                         \
+    static inline int PFX##_eq(const fe *a, const fe *b) {                                    \
+        return memcmp(a->v, b->v, sizeof a->v) == 0;                                          \
+    }                                                                                         \
+    static inline void PFX##_neg(fe *r, const fe *a) {                                        \
+        if (PFX##_is_zero(a)) { *r = *a; return; }                                            \
+        fe z = {{0, 0, 0, 0}};                                                                \
+        fe p = PFX##_P;                                                                       \
+        (void)z;                                                                              \
+        u128 d;                                                                               \
+        u64 br = 0;                                                                           \
+        for (int i = 0; i < 4; i++) {                                                         \
+            d = (u128)p.v[i] - a->v[i] - br;                                                  \
+            r->v[i] = (u64)d;                                                                 \
+            br = (u64)(d >> 64) & 1;                                                          \
+        }                                                                                     \
+    }                                                                                         \
+    static inline void PFX##_zero(fe *r) { memset(r, 0, sizeof *r); }                         \
+    static inline void PFX##_one(fe *r) { *r = PFX##_ONE; }                                   \
+    /* plain integer (< p) -> Montgomery form */                                              \
+    static inline void PFX##_to_mont(fe *r, const fe *a) { PFX##_mul(r, a, &PFX##_RR); }      \
+    /* Montgomery form -> plain integer */                                                    \
+    static inline void PFX##_from_mont(fe *r, const fe *a) {                                  \
+        fe one = {{1, 0, 0, 0}};                                                              \
+        PFX##_mul(r, a, &one);                                                                \
+    }                                                                                         \
+    /* a^e for a plain little-endian exponent */                                              \
+    static inline void PFX##_pow(fe *r, const fe *a, const fe *e) {                           \
+        fe acc = PFX##_ONE, base = *a;                                                        \
+        for (int i = 0; i < 256; i++) {                                                       \
+            if ((e->v[i / 64] >> (i % 64)) & 1) PFX##_mul(&acc, &acc, &base);                 \
+            PFX##_sqr(&base, &base);                                                          \
+        }                                                                                     \
+        *r = acc;                                                                             \
+    }                                                                                         \
+    /* 1/a by Fermat (a != 0; 0 maps to 0) */                                                 \
+    static inline void PFX##_inv(fe *r, const fe *a) {                                        \
+        fe e = PFX##_P;                                                                       \
+        e.v[0] -= 2; /* p is odd and > 2, no borrow */                                        \
+        PFX##_pow(r, a, &e);                                                                  \
+    }                                                                                         \
+    /* is a plain integer < p ? */                                                            \
+    static inline int PFX##_is_canonical(const fe *a) { return !PFX##_geq_p(a->v); }
+
+FIELD_DEFINE(fp, 0x3c208c16d87cfd47ULL, 0x97816a916871ca8dULL, 0xb85045b68181585dULL,
+             0x30644e72e131a029ULL, 0x87d20782e4866389ULL, 0xd35d438dc58f0d9dULL,
+             0x0a78eb28f5c70b3dULL, 0x666ea36f7879462cULL, 0x0e0a77c19a07df2fULL,
+             0xf32cfc5b538afa89ULL, 0xb5e71911d44501fbULL, 0x47ab1eff0a417ff6ULL,
+             0x06d89f71cab8351fULL)
+
+FIELD_DEFINE(fr, 0x43e1f593f0000001ULL, 0x2833e84879b97091ULL, 0xb85045b68181585dULL,
+             0x30644e72e131a029ULL, 0xc2e1f593efffffffULL, 0xac96341c4ffffffbULL,
+             0x36fc76959f60cd29ULL, 0x666ea36f7879462eULL, 0x0e0a77c19a07df2fULL,
+             0x1bb8e645ae216da7ULL, 0x53fe3ab1e35c59e3ULL, 0x8c49833d53bb8085ULL,
+             0x0216d0b17f4e44a5ULL)
+
+/* ---- Fp2 = Fp[u] / (u^2 + 1); c0 first, as in snarkjs files and JSON ---- */
+typedef struct { fe c0, c1; } fe2;
+
+static inline void fp2_add(fe2 *r, const fe2 *a, const fe2 *b) {
+    fp_add(&r->c0, &a->c0, &b->c0);
+    fp_add(&r->c1, &a->c1, &b->c1);
+}
+static inline void fp2_sub(fe2 *r, const fe2 *a, const fe2 *b) {
+    fp_sub(&r->c0, &a->c0, &b->c0);
+    fp_sub(&r->c1, &a->c1, &b->c1);
+}
+static inline void fp2_dbl(fe2 *r, const fe2 *a) { fp2_add(r, a, a); }
+static inline void fp2_neg(fe2 *r, const fe2 *a) {
+    fp_neg(&r->c0, &a->c0);
+    fp_neg(&r->c1, &a->c1);
+}
+static inline void fp2_mul(fe2 *r, const fe2 *a, const fe2 *b) {
+    fe t0, t1, s0, s1, m;
+    fp_mul(&t0, &a->c0, &b->c0);
+    fp_mul(&t1, &a->c1, &b->c1);
+    fp_add(&s0, &a->c0, &a->c1);
+    fp_add(&s1, &b->c0, &b->c1);
+    fp_mul(&m, &s0, &s1);
+    fp_sub(&m, &m, &t0);
+    fp_sub(&r->c1, &m, &t1);
+    fp_sub(&r->c0, &t0, &t1);
+}
+static inline void fp2_sqr(fe2 *r, const fe2 *a) {
+    fe s, d, m;
+    fp_add(&s, &a->c0, &a->c1);
+    fp_sub(&d, &a->c0, &a->c1);
+    fp_mul(&m, &a->c0, &a->c1);
+    fp_mul(&r->c0, &s, &d);
+    fp_add(&r->c1, &m, &m);
+}
+static inline int fp2_is_zero(const fe2 *a) { return fp_is_zero(&a->c0) && fp_is_zero(&a->c1); }
+static inline int fp2_eq(const fe2 *a, const fe2 *b) {
+    return fp_eq(&a->c0, &b->c0) && fp_eq(&a->c1, &b->c1);
+}
+static inline void fp2_zero(fe2 *r) { memset(r, 0, sizeof *r); }
+static inline void fp2_one(fe2 *r) {
+    r->c0 = fp_ONE;
+    fp_zero(&r->c1);
+}
+static inline void fp2_inv(fe2 *r, const fe2 *a) {
+    /* 1/(a0 + a1 u) = (a0 - a1 u) / (a0^2 + a1^2) */
+    fe n, t, i;
+    fp_sqr(&n, &a->c0);
+    fp_sqr(&t, &a->c1);
+    fp_add(&n, &n, &t);
+    fp_inv(&i, &n);
+    fp_mul(&r->c0, &a->c0, &i);
+    fp_mul(&t, &a->c1, &i);
+    fp_neg(&r->c1, &t);
+}
+
+#endif
