@@ -451,14 +451,16 @@ def test_anchor_tree_head_must_grow(owner, stranger):
 
 
 @settings(
-    max_examples=4,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     steps=st.lists(
         st.tuples(
-            st.sampled_from(["deposit", "settle", "request", "withdraw", "payee", "time"]),
+            st.sampled_from(
+                ["deposit", "settle", "request", "withdraw", "request+withdraw", "payee", "time"]
+            ),
             st.integers(0, 3),
         ),
         min_size=3,
@@ -482,7 +484,7 @@ def test_sum_of_balances_always_equals_the_contract_eth(
             owed = s.functions.payeeBalance(payee.address).call()
             assert total + owed == w3.eth.get_balance(s.address)
 
-        for action, n in steps:
+        for action, n in [("deposit", 3), *steps]:
             try:
                 if action == "deposit":
                     tenant.deposit(key, (n + 1) * 10**16 + 7)
@@ -492,6 +494,10 @@ def test_sum_of_balances_always_equals_the_contract_eth(
                 elif action == "request":
                     tenant.request_withdrawal(key, 10**16 * (n + 1))
                 elif action == "withdraw":
+                    tenant.withdraw(key)
+                elif action == "request+withdraw":
+                    tenant.request_withdrawal(key, 10**16 * (n + 1))
+                    increase_time(owner, 86_400)
                     tenant.withdraw(key)
                 elif action == "payee":
                     payee.transact(s.functions.withdrawPayee())
