@@ -132,9 +132,11 @@ $(SETUP_STAMP): | $(PTAU_FILE) $(NPM_STAMP) $(PY_STAMP)
 	$(if $(filter pinned,$(PTAU_SOURCE)),$(SETUP_PY) check-ptau $(PTAU_FILE))
 	$(CIRCOM) circuits/$(CIRCUIT).circom $(CIRCOM_FLAGS) -o build/
 	$(SNARKJS) groth16 setup $(B_R1CS) $(PTAU_FILE) $(B_ZKEY0)
-	$(SNARKJS) zkey beacon $(B_ZKEY0) $(B_ZKEY) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"
-	$(SNARKJS) zkey verify $(B_R1CS) $(PTAU_FILE) $(B_ZKEY) > $(B_VERIFY_LOG)
-	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY)
+	$(SNARKJS) zkey beacon $(B_ZKEY0) $(B_NEXT) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"
+	$(SNARKJS) zkey verify $(B_R1CS) $(PTAU_FILE) $(B_NEXT) > $(B_VERIFY_LOG)
+	mv $(B_NEXT) $(B_ZKEY)
+	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY).tmp
+	mv $(B_VKEY).tmp $(B_VKEY)
 	$(SETUP_PY) write-manifest --ptau $(PTAU_FILE) --ptau-source $(PTAU_SOURCE) $(PTAU_ARGS) --verify-log $(B_VERIFY_LOG)
 	touch -r $(B_VKEY) $@
 

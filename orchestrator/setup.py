@@ -308,9 +308,10 @@ def build_manifest(
     circuit = json.loads(CIRCUITS_JSON.read_text())["billing_binding"]
     info = r1cs_info(R1CS)
     power = circuit["ptau_power"] if ptau_source == "dev-beacon" else _pinned_power(ptau_path)
+    # The verifier is not recorded here even if an old one sits in build/: setup output must
+    # be a function of the pinned inputs only. `make verifier` records the one it renders
+    # (contracts.verifier_sol_sha256), and `record` can add it under artifacts.verifier.
     artefacts = {"r1cs": R1CS, "wasm": WASM, "zkey": ZKEY, "vkey": VKEY}
-    if VERIFIER.exists():
-        artefacts["verifier"] = VERIFIER
     records = {k: _artefact(p) for k, p in artefacts.items()}
     return Manifest(
         manifest_version=MANIFEST_VERSION,
