@@ -294,33 +294,176 @@ static inline int G_(digits)(int *d, const fe *k, int c, int W) {
     return nz != 0;
 }
 
+/* Grow-only scratch buffer (the prover is single-threaded; one per group). */
+static void *G_(scratch)(int slot, size_t bytes) {
+    static void *buf[4];
+    static size_t cap[4];
+    if (bytes > cap[slot]) {
+        free(buf[slot]);
+        cap[slot] = bytes + bytes / 4;
+        buf[slot] = malloc(cap[slot]);
+    }
+    return buf[slot];
+}
+
+/* out = sum scalars[idx[i]] * base_i.
+ * Digits are sorted into buckets (counting sort), then each bucket's points are summed in
+ * affine coordinates pairwise, a round at a time: every addition of a round shares one field
+ * inversion (Montgomery's trick), ~6 multiplications per addition instead of ~11 for a mixed
+ * Jacobian addition. The buckets are then combined with the usual running sum. */
 static void G_(msm)(G_(jac) *out, const G_(table) *t, const fe *scalars) {
     const int c = t->c, W = t->W;
     const size_t nb = (size_t)1 << (c - 1);
-    G_(jac) *buckets = malloc(nb * sizeof *buckets);
-    for (size_t b = 0; b < nb; b++) G_(set_inf)(&buckets[b]);
-    int d[64];
+    const size_t cells = t->n * (size_t)W;
+    int32_t *dig = G_(scratch)(0, cells * sizeof(int32_t));
+    uint32_t *start = G_(scratch)(1, (3 * nb + 1) * sizeof(uint32_t));
+    uint32_t *len = start + nb + 1, *nstart = len + nb;
+    memset(start, 0, (nb + 1) * sizeof(uint32_t));
+    size_t total = 0;
     for (size_t i = 0; i < t->n; i++) {
-        if (!G_(digits)(d, &scalars[t->idx[i]], c, W)) continue;
-        const G_(aff) *row = t->pts + i * W;
+        int32_t *d = dig + i * W;
+        int dd[64];
+        if (!G_(digits)(dd, &scalars[t->idx[i]], c, W)) {
+            for (int j = 0; j < W; j++) d[j] = 0;
+            continue;
+        }
         for (int j = 0; j < W; j++) {
-            if (d[j] > 0) {
-                G_(madd)(&buckets[d[j] - 1], &buckets[d[j] - 1], &row[j]);
-            } else if (d[j] < 0) {
-                G_(aff) neg = row[j];
-                F_(neg)(&neg.y, &neg.y);
-                G_(madd)(&buckets[-d[j] - 1], &buckets[-d[j] - 1], &neg);
+            d[j] = dd[j];
+            if (dd[j]) {
+                start[(dd[j] > 0 ? dd[j] : -dd[j]) - 1]++;
+                total++;
             }
         }
+    }
+    /* counts -> offsets */
+    uint32_t off = 0;
+    for (size_t b = 0; b < nb; b++) {
+        len[b] = start[b];
+        start[b] = off;
+        off += len[b];
+    }
+    /* work holds points bucket by bucket; work2 receives each round's sums */
+    G_(aff) *work = G_(scratch)(2, (2 * total + 1) * sizeof(G_(aff)));
+    G_(aff) *work2 = work + total;
+    {
+        uint32_t *fill = nstart; /* reuse as a cursor */
+        memcpy(fill, start, nb * sizeof(uint32_t));
+        for (size_t i = 0; i < t->n; i++) {
+            const int32_t *d = dig + i * W;
+            const G_(aff) *row = t->pts + i * W;
+            for (int j = 0; j < W; j++) {
+                if (!d[j]) continue;
+                if (d[j] > 0) {
+                    work[fill[d[j] - 1]++] = row[j];
+                } else {
+                    G_(aff) *q = &work[fill[-d[j] - 1]++];
+                    q->x = row[j].x;
+                    F_(neg)(&q->y, &row[j].y);
+                }
+            }
+        }
+    }
+    /* pairwise rounds */
+    size_t max_pairs = total / 2 + 1;
+    uint32_t *src = G_(scratch)(3, max_pairs * (2 * sizeof(uint32_t) + 2 * sizeof(FT) + 1));
+    uint32_t *dst = src + max_pairs;
+    FT *den = (FT *)(dst + max_pairs);
+    FT *pre = den + max_pairs;
+    uint8_t *kind = (uint8_t *)(pre + max_pairs);
+    for (;;) {
+        size_t np = 0;
+        uint32_t o = 0;
+        for (size_t b = 0; b < nb; b++) {
+            uint32_t l = len[b], s0 = start[b];
+            nstart[b] = o;
+            for (uint32_t k = 0; k + 1 < l; k += 2) {
+                src[np] = s0 + k;
+                dst[np] = o + k / 2;
+                np++;
+            }
+            if (l & 1) work2[o + l / 2] = work[s0 + l - 1];
+            o += (l + 1) / 2;
+        }
+        if (np == 0) break;
+        FT acc;
+        F_(one)(&acc);
+        for (size_t p = 0; p < np; p++) {
+            const G_(aff) *P = &work[src[p]], *Q = P + 1;
+            uint8_t k;
+            if (G_(aff_is_inf)(P)) {
+                k = 1; /* result Q */
+            } else if (G_(aff_is_inf)(Q)) {
+                k = 2; /* result P */
+            } else if (F_(eq)(&P->x, &Q->x)) {
+                if (F_(eq)(&P->y, &Q->y) && !F_(is_zero)(&P->y)) {
+                    k = 4; /* doubling: lambda = 3x^2 / 2y */
+                    F_(dbl)(&den[p], &P->y);
+                } else {
+                    k = 3; /* P = -Q: infinity */
+                }
+            } else {
+                k = 0;
+                F_(sub)(&den[p], &Q->x, &P->x);
+            }
+            kind[p] = k;
+            if (k == 0 || k == 4) {
+                pre[p] = acc;
+                F_(mul)(&acc, &acc, &den[p]);
+            }
+        }
+        FT inv;
+        F_(inv)(&inv, &acc);
+        for (size_t p = np; p-- > 0;) {
+            const G_(aff) *P = &work[src[p]], *Q = P + 1;
+            G_(aff) *R = &work2[dst[p]];
+            uint8_t k = kind[p];
+            if (k == 1) {
+                *R = *Q;
+                continue;
+            }
+            if (k == 2) {
+                *R = *P;
+                continue;
+            }
+            if (k == 3) {
+                F_(zero)(&R->x);
+                F_(zero)(&R->y);
+                continue;
+            }
+            FT di, lam, num, x3, tt;
+            F_(mul)(&di, &inv, &pre[p]);
+            F_(mul)(&inv, &inv, &den[p]);
+            if (k == 0) {
+                F_(sub)(&num, &Q->y, &P->y);
+            } else {
+                F_(sqr)(&num, &P->x);
+                F_(add)(&tt, &num, &num);
+                F_(add)(&num, &tt, &num);
+            }
+            F_(mul)(&lam, &num, &di);
+            F_(sqr)(&x3, &lam);
+            F_(sub)(&x3, &x3, &P->x);
+            F_(sub)(&x3, &x3, &Q->x);
+            F_(sub)(&tt, &P->x, &x3);
+            F_(mul)(&tt, &lam, &tt);
+            F_(sub)(&R->y, &tt, &P->y);
+            R->x = x3;
+        }
+        for (size_t b = 0; b < nb; b++) {
+            start[b] = nstart[b];
+            len[b] = (len[b] + 1) / 2;
+        }
+        G_(aff) *sw = work;
+        work = work2;
+        work2 = sw;
     }
     G_(jac) run, sum;
     G_(set_inf)(&run);
     G_(set_inf)(&sum);
     for (size_t b = nb; b-- > 0;) {
-        G_(add)(&run, &run, &buckets[b]);
+        if (len[b] && !G_(aff_is_inf)(&work[start[b]])) G_(madd)(&run, &run, &work[start[b]]);
         G_(add)(&sum, &sum, &run);
     }
-    free(buckets);
     *out = sum;
 }
 

@@ -27,13 +27,27 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
         }                                                                                     \
         return 1;                                                                             \
     }                                                                                         \
-    static inline void PFX##_sub_p(u64 t[4]) {                                                \
-        u128 b = 0;                                                                           \
-        for (int i = 0; i < 4; i++) {                                                         \
-            u128 d = (u128)t[i] - PFX##_P.v[i] - (u64)b;                                      \
-            t[i] = (u64)d;                                                                    \
-            b = (d >> 64) & 1;                                                                \
-        }                                                                                     \
+    /* r = t < p ? t : t - p, without branches (t < 2p) */                                    \
+    static inline void PFX##_reduce_once(fe *r, u64 t0, u64 t1, u64 t2, u64 t3) {             \
+        u128 d;                                                                               \
+        u64 s0, s1, s2, s3, br;                                                               \
+        d = (u128)t0 - PFX##_P.v[0];                                                          \
+        s0 = (u64)d;                                                                          \
+        br = (u64)(d >> 64) & 1;                                                              \
+        d = (u128)t1 - PFX##_P.v[1] - br;                                                     \
+        s1 = (u64)d;                                                                          \
+        br = (u64)(d >> 64) & 1;                                                              \
+        d = (u128)t2 - PFX##_P.v[2] - br;                                                     \
+        s2 = (u64)d;                                                                          \
+        br = (u64)(d >> 64) & 1;                                                              \
+        d = (u128)t3 - PFX##_P.v[3] - br;                                                     \
+        s3 = (u64)d;                                                                          \
+        br = (u64)(d >> 64) & 1;                                                              \
+        u64 keep = (u64)0 - br; /* all ones when t < p */                                     \
+        r->v[0] = (t0 & keep) | (s0 & ~keep);                                                 \
+        r->v[1] = (t1 & keep) | (s1 & ~keep);                                                 \
+        r->v[2] = (t2 & keep) | (s2 & ~keep);                                                 \
+        r->v[3] = (t3 & keep) | (s3 & ~keep);                                                 \
     }                                                                                         \
     static inline void PFX##_mul(fe *r, const fe *a, const fe *b) {                           \
         u64 t[4] = {0, 0, 0, 0};                                                              \
@@ -53,37 +67,48 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
             }                                                                                 \
             t[3] = C + A;                                                                     \
         }                                                                                     \
-        if (PFX##_geq_p(t)) PFX##_sub_p(t);                                                   \
-        memcpy(r->v, t, sizeof t);                                                            \
+        if (PFX##_geq_p(t)) PFX##_reduce_once(r, t[0], t[1], t[2], t[3]);                    \
+        else memcpy(r->v, t, sizeof t);                                                       \
     }                                                                                         \
     static inline void PFX##_sqr(fe *r, const fe *a) { PFX##_mul(r, a, a); }                  \
     static inline void PFX##_add(fe *r, const fe *a, const fe *b) {                           \
-        u64 t[4];                                                                             \
-        u128 c = 0;                                                                           \
-        for (int i = 0; i < 4; i++) {                                                         \
-            c = (u128)a->v[i] + b->v[i] + (u64)(c >> 64);                                     \
-            t[i] = (u64)c;                                                                    \
-        }                                                                                     \
-        if (PFX##_geq_p(t)) PFX##_sub_p(t);                                                   \
-        memcpy(r->v, t, sizeof t);                                                            \
+        u128 c;                                                                               \
+        u64 t0, t1, t2, t3;                                                                   \
+        c = (u128)a->v[0] + b->v[0];                                                          \
+        t0 = (u64)c;                                                                          \
+        c = (u128)a->v[1] + b->v[1] + (u64)(c >> 64);                                         \
+        t1 = (u64)c;                                                                          \
+        c = (u128)a->v[2] + b->v[2] + (u64)(c >> 64);                                         \
+        t2 = (u64)c;                                                                          \
+        c = (u128)a->v[3] + b->v[3] + (u64)(c >> 64);                                         \
+        t3 = (u64)c; /* no carry out: a + b < 2p < 2^255 */                                   \
+        PFX##_reduce_once(r, t0, t1, t2, t3);                                                 \
     }                                                                                         \
     static inline void PFX##_sub(fe *r, const fe *a, const fe *b) {                           \
-        u64 t[4];                                                                             \
         u128 d;                                                                               \
-        u64 br = 0;                                                                           \
-        for (int i = 0; i < 4; i++) {                                                         \
-            d = (u128)a->v[i] - b->v[i] - br;                                                 \
-            t[i] = (u64)d;                                                                    \
-            br = (u64)(d >> 64) & 1;                                                          \
-        }                                                                                     \
-        if (br) {                                                                             \
-            u128 c = 0;                                                                       \
-            for (int i = 0; i < 4; i++) {                                                     \
-                c = (u128)t[i] + PFX##_P.v[i] + (u64)(c >> 64);                               \
-                t[i] = (u64)c;                                                                \
-            }                                                                                 \
-        }                                                                                     \
-        memcpy(r->v, t, sizeof t);                                                            \
+        u64 t0, t1, t2, t3, br;                                                               \
+        d = (u128)a->v[0] - b->v[0];                                                          \
+        t0 = (u64)d;                                                                          \
+        br = (u64)(d >> 64) & 1;                                                              \
+        d = (u128)a->v[1] - b->v[1] - br;                                                     \
+        t1 = (u64)d;                                                                          \
+        br = (u64)(d >> 64) & 1;                                                              \
+        d = (u128)a->v[2] - b->v[2] - br;                                                     \
+        t2 = (u64)d;                                                                          \
+        br = (u64)(d >> 64) & 1;                                                              \
+        d = (u128)a->v[3] - b->v[3] - br;                                                     \
+        t3 = (u64)d;                                                                          \
+        br = (u64)(d >> 64) & 1;                                                              \
+        u64 m = (u64)0 - br; /* add p back when a < b */                                      \
+        u128 c;                                                                               \
+        c = (u128)t0 + (PFX##_P.v[0] & m);                                                    \
+        r->v[0] = (u64)c;                                                                     \
+        c = (u128)t1 + (PFX##_P.v[1] & m) + (u64)(c >> 64);                                   \
+        r->v[1] = (u64)c;                                                                     \
+        c = (u128)t2 + (PFX##_P.v[2] & m) + (u64)(c >> 64);                                   \
+        r->v[2] = (u64)c;                                                                     \
+        c = (u128)t3 + (PFX##_P.v[3] & m) + (u64)(c >> 64);                                   \
+        r->v[3] = (u64)c;                                                                     \
     }                                                                                         \
     static inline void PFX##_dbl(fe *r, const fe *a) { PFX##_add(r, a, a); }                  \
     static inline int PFX##_is_zero(const fe *a) {                                            \
@@ -93,17 +118,8 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
         return memcmp(a->v, b->v, sizeof a->v) == 0;                                          \
     }                                                                                         \
     static inline void PFX##_neg(fe *r, const fe *a) {                                        \
-        if (PFX##_is_zero(a)) { *r = *a; return; }                                            \
         fe z = {{0, 0, 0, 0}};                                                                \
-        fe p = PFX##_P;                                                                       \
-        (void)z;                                                                              \
-        u128 d;                                                                               \
-        u64 br = 0;                                                                           \
-        for (int i = 0; i < 4; i++) {                                                         \
-            d = (u128)p.v[i] - a->v[i] - br;                                                  \
-            r->v[i] = (u64)d;                                                                 \
-            br = (u64)(d >> 64) & 1;                                                          \
-        }                                                                                     \
+        PFX##_sub(r, &z, a);                                                                  \
     }                                                                                         \
     static inline void PFX##_zero(fe *r) { memset(r, 0, sizeof *r); }                         \
     static inline void PFX##_one(fe *r) { *r = PFX##_ONE; }                                   \
