@@ -63,7 +63,7 @@ def _g1(coords: Any, what: str) -> G1Point:
     return point
 
 
-def _g2(coords: Any, what: str) -> G2Point:
+def _g2(coords: Any, what: str, subgroup: bool = True) -> G2Point:
     if not isinstance(coords, Sequence) or len(coords) != 3:
         raise Groth16Error(f"{what}: expected [[x0, x1], [y0, y1], [z0, z1]]")
     parts = []
@@ -76,7 +76,7 @@ def _g2(coords: Any, what: str) -> G2Point:
     point = (FQ2(parts[0]), FQ2(parts[1]), FQ2([1, 0]))
     if not is_on_curve(point, b2):
         raise Groth16Error(f"{what}: not on the twist")
-    if not is_inf(multiply(point, R)):
+    if subgroup and not is_inf(multiply(point, R)):
         raise Groth16Error(f"{what}: not in the prime-order subgroup")
     return point
 
@@ -122,14 +122,16 @@ def parse_vkey(vkey: Mapping[str, Any]) -> VerifyingKey:
     )
 
 
-def parse_proof(proof: Mapping[str, Any]) -> ProofPoints:
+def parse_proof(proof: Mapping[str, Any], *, subgroup: bool = True) -> ProofPoints:
+    """Strict parse; `subgroup=False` leaves the (slow in Python) G2 subgroup check of pi_b to
+    a caller that does it natively."""
     if not isinstance(proof, Mapping):
         raise Groth16Error("proof: not an object")
     if proof.get("protocol", "groth16") != "groth16" or proof.get("curve", "bn128") != "bn128":
         raise Groth16Error("proof: not a groth16 bn128 proof")
     return ProofPoints(
         a=_g1(proof.get("pi_a"), "proof.pi_a"),
-        b=_g2(proof.get("pi_b"), "proof.pi_b"),
+        b=_g2(proof.get("pi_b"), "proof.pi_b", subgroup),
         c=_g1(proof.get("pi_c"), "proof.pi_c"),
     )
 
@@ -158,3 +160,34 @@ def verify_json(vkey: Mapping[str, Any], signals: Any, proof: Mapping[str, Any])
     """Parse and verify snarkjs JSON; raises Groth16Error on malformed input."""
     key = parse_vkey(vkey)
     return verify(key, parse_signals(signals, key.n_public), parse_proof(proof))
+
+
+def verify_batch(
+    vkey: VerifyingKey, items: Sequence[tuple[Sequence[int], ProofPoints]], rs: Sequence[int]
+) -> bool:
+    """Reference batch check with a random linear combination (one final exponentiation):
+
+    Π e(−r_i·A_i, B_i) · e(Σr_i·α, β) · e(Σ r_i·vk_x_i, γ) · e(Σ r_i·C_i, δ) = 1.
+
+    A batch with any invalid proof passes with probability ≤ N/|r_i range| when the r_i are
+    secret and uniform, which is why callers draw them after the proofs are fixed.
+    """
+    if len(items) != len(rs) or not items:
+        raise Groth16Error("batch: need one scalar per proof, and at least one proof")
+    acc = FQ12.one()
+    r_sum = sum(rs) % R
+    sums = [0] * vkey.n_public
+    c_agg = None
+    for (signals, proof), r in zip(items, rs, strict=True):
+        for j, s in enumerate(signals):
+            sums[j] = (sums[j] + r * s) % R
+        acc *= pairing(proof.b, neg(multiply(proof.a, r)), final_exponentiate=False)
+        rc = multiply(proof.c, r)
+        c_agg = rc if c_agg is None else add(c_agg, rc)
+    vk_x = multiply(vkey.ic[0], r_sum)
+    for s, point in zip(sums, vkey.ic[1:], strict=True):
+        vk_x = add(vk_x, multiply(point, s))
+    acc *= pairing(vkey.beta, multiply(vkey.alpha, r_sum), final_exponentiate=False)
+    acc *= pairing(vkey.gamma, vk_x, final_exponentiate=False)
+    acc *= pairing(vkey.delta, c_agg, final_exponentiate=False)
+    return final_exponentiate(acc) == FQ12.one()

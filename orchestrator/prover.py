@@ -14,7 +14,7 @@ import queue
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,22 @@ class Prover:
         if vkey is not None:
             payload["vkey"] = dict(vkey)
         return self._run("verify", **payload) is True
+
+    def verify_batch(
+        self,
+        items: Sequence[tuple[Sequence[str], Mapping[str, Any]]],
+        vkey: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """One random-linear-combination multi-pairing for many (signals, proof) pairs.
+
+        True only if every proof verifies (up to ~N/2^128); False says some proof is bad, not
+        which (callers bisect)."""
+        payload: dict[str, Any] = {
+            "items": [{"signals": list(s), "proof": dict(p)} for s, p in items]
+        }
+        if vkey is not None:
+            payload["vkey"] = dict(vkey)
+        return self._run("verifyBatch", **payload) is True
 
     def witness(self, circuit_input: Mapping[str, str]) -> list[int]:
         """The full witness vector (index 0 is the constant 1, then the public outputs)."""
