@@ -1,0 +1,267 @@
+"""Groth16 proving with the native C prover (orchestrator/native, built as build/native/).
+
+snarkjs spends most of a proof in wasm multi-scalar multiplications. Here the witness still
+comes from the circuit's own wasm (a snarkjs worker's `wtns` op returns the .wtns bytes), but
+the proof is computed by `vbill-prover`: a long-lived process per core that parses and expands
+the proving key once, then proves one length-prefixed .wtns frame per request. The output is
+snarkjs's JSON form, so every consumer (verifiers, bundles) is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import queue
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import ToolError
+from .prover import Proof, Prover
+
+NATIVE_DIR = Path(__file__).resolve().parent / "native"
+NATIVE_BIN = paths.BUILD / "native" / "vbill-prover"
+_build_lock = threading.Lock()
+
+
+def ensure_built(binary: Path = NATIVE_BIN) -> Path:
+    """Build the prover with `make native` when it is missing or older than its sources."""
+    with _build_lock:
+        sources = [*NATIVE_DIR.glob("*.c"), *NATIVE_DIR.glob("*.h")]
+        newest = max((s.stat().st_mtime for s in sources), default=0.0)
+        if binary.exists() and binary.stat().st_mtime >= newest:
+            return binary
+        if binary != NATIVE_BIN:
+            raise ToolError(f"native prover {binary} is missing or stale")
+        done = subprocess.run(
+            ["make", "--no-print-directory", "native"],
+            cwd=paths.ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or not binary.exists():
+            raise ToolError(f"make native failed: {(done.stdout + done.stderr)[-2000:]}")
+        return binary
+
+
+class NativeProverError(ToolError):
+    """The native prover rejected a witness (the message is its own) or died."""
+
+
+class NativeProcess:
+    """One `vbill-prover ZKEY` process; not thread-safe (the pool serialises it)."""
+
+    def __init__(self, zkey: Path, *, binary: Path | None = None, timing: bool = False) -> None:
+        exe = binary or ensure_built()
+        args = [str(exe), *(["--timing"] if timing else []), str(zkey)]
+        self._proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self.ready = self._read()
+        if not self.ready.get("ready"):
+            raise NativeProverError(f"native prover failed to start: {self.ready.get('error')}")
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+            self._proc.wait()
+            raise NativeProverError(
+                f"native prover exited ({self._proc.returncode}): {err.strip()[-2000:]}"
+            )
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def send_frame(self, payload: bytes) -> dict[str, Any]:
+        """Send one raw frame and return the JSON line it produced (proof or error)."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(struct.pack("<I", len(payload)) + payload)
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # _read reports the exit and stderr
+        return self._read()
+
+    def prove_wtns(self, wtns: bytes) -> tuple[Proof, dict[str, float]]:
+        out = self.send_frame(wtns)
+        if "error" in out:
+            raise NativeProverError(f"native prover: {out['error']}")
+        proof = Proof(proof=out["proof"], public_signals=list(out["public_signals"]))
+        return proof, dict(out.get("timing_ms", {}))
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for stream in (self._proc.stdout, self._proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class NativeProver:
+    """Same `prove(circuit_input) -> Proof` as `Prover`, with native Groth16; thread-safe.
+
+    Witnesses come from a pool of snarkjs workers started without a proving key; proofs from
+    one native process per core. Both pools start lazily. Use as a context manager or call
+    `close()`.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        wasm: Path = paths.WASM,
+        zkey: Path = paths.ZKEY,
+        binary: Path | None = None,
+        timing: bool = False,
+    ) -> None:
+        self._size = workers or max(1, os.cpu_count() or 1)
+        self._zkey = paths.require(zkey)
+        self._binary = binary
+        self._timing = timing
+        self._witness = Prover(self._size, wasm=wasm, zkey=None, vkey=None)
+        self._idle: queue.Queue[NativeProcess] = queue.Queue()
+        self._started = 0
+        self._lock = threading.Lock()
+        self._all: list[NativeProcess] = []
+
+    def _acquire(self) -> NativeProcess:
+        with self._lock:
+            if self._idle.empty() and self._started < self._size:
+                self._started += 1
+                try:
+                    proc = NativeProcess(self._zkey, binary=self._binary, timing=self._timing)
+                except BaseException:
+                    self._started -= 1
+                    raise
+                self._all.append(proc)
+                return proc
+        return self._idle.get()
+
+    def _release(self, proc: NativeProcess) -> None:
+        if proc.alive:
+            self._idle.put(proc)
+            return
+        with self._lock:  # a dead process frees its slot; the next caller starts a new one
+            if proc in self._all:
+                self._all.remove(proc)
+                self._started -= 1
+        proc.close()
+
+    def wtns(self, circuit_input: Mapping[str, str]) -> bytes:
+        """The .wtns file bytes for one circuit input (computed by the circuit's wasm)."""
+        encoded = self._witness._run("wtns", input=dict(circuit_input))
+        return base64.b64decode(encoded)
+
+    def prove_wtns_timed(self, wtns: bytes) -> tuple[Proof, dict[str, float]]:
+        """`prove_wtns` plus the prover's per-phase times in ms (when started with timing)."""
+        proc = self._acquire()
+        try:
+            return proc.prove_wtns(wtns)
+        finally:
+            self._release(proc)
+
+    def prove_wtns(self, wtns: bytes) -> Proof:
+        """A Groth16 proof for a ready .wtns; raises NativeProverError if it is rejected."""
+        return self.prove_wtns_timed(wtns)[0]
+
+    def prove(self, circuit_input: Mapping[str, str]) -> Proof:
+        """Compute the witness and a Groth16 proof for one circuit input."""
+        return self.prove_wtns(self.wtns(circuit_input))
+
+    def close(self) -> None:
+        with self._lock:
+            for proc in self._all:
+                proc.close()
+            self._all.clear()
+            self._started = 0
+            self._idle = queue.Queue()
+        self._witness.close()
+
+    def __enter__(self) -> NativeProver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _bench_inputs(n: int) -> list[dict[str, str]]:
+    from .bundle import encode_request
+    from .witness import circuit_input, random_field_element
+
+    base = json.loads((paths.ROOT / "tests" / "data" / "pilot_request.json").read_text())
+    out = []
+    for i in range(n):
+        base["meter_event"]["event_id"] = f"evt_native_bench_{i:06d}"
+        base["meter_event"]["usage_units"] = 1000 + i
+        enc = encode_request(base)
+        out.append(circuit_input(enc.meter, enc.tariff, random_field_element(), 7))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m orchestrator.native_prover --proofs N --workers K`: throughput and phases."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--proofs", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args(argv)
+    inputs = _bench_inputs(args.proofs)
+    with NativeProver(args.workers, timing=True) as prover:
+        t0 = time.perf_counter()
+        proc = NativeProcess(paths.ZKEY, timing=True)
+        load_ms = float(proc.ready.get("load_ms", 0.0))
+        proc.close()
+        start_ms = (time.perf_counter() - t0) * 1e3
+        # warm both pools (process start, zkey expansion, wasm compile) outside the timing
+        with ThreadPoolExecutor(args.workers) as ex:
+            list(ex.map(prover.prove, inputs[: args.workers]))
+        wit_ms = []
+        t0 = time.perf_counter()
+        for inp in inputs[:10]:
+            t1 = time.perf_counter()
+            prover.wtns(inp)
+            wit_ms.append((time.perf_counter() - t1) * 1e3)
+        phases: dict[str, float] = {}
+        lock = threading.Lock()
+
+        def one(inp: dict[str, str]) -> None:
+            _, timing = prover.prove_wtns_timed(prover.wtns(inp))
+            with lock:
+                for k, v in timing.items():
+                    phases[k] = phases.get(k, 0.0) + v
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.workers) as ex:
+            list(ex.map(one, inputs))
+        wall = time.perf_counter() - t0
+    n = len(inputs)
+    print(f"workers={args.workers} proofs={n} wall={wall:.2f}s -> {n / wall:.1f} proofs/s")
+    print(f"zkey load+expand {load_ms:.0f} ms (process start to ready {start_ms:.0f} ms)")
+    print(f"witness (wasm, via node worker, serial) {sum(wit_ms) / len(wit_ms):.1f} ms")
+    shown = ", ".join(f"{k} {v / n:.2f}" for k, v in phases.items())
+    print(f"native phases (ms per proof): {shown}")
+
+
+if __name__ == "__main__":
+    main()
