@@ -161,7 +161,14 @@ def _summary(name: str, result: VerifyResult) -> str:
 
 
 @main.command()
-@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("bundles", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--batch",
+    "batch_source",
+    type=click.Path(exists=True, path_type=Path),
+    help="Verify every bundle in a directory (*.json) or a JSON-lines file, with one "
+    "multi-pairing per chunk (month-end close). Prints a summary and the invalid ones.",
+)
 @click.option(
     "--trust-attester",
     "attesters",
@@ -184,6 +191,7 @@ def _summary(name: str, result: VerifyResult) -> str:
 @json_option
 def verify(
     bundles: tuple[Path, ...],
+    batch_source: Path | None,
     attesters: tuple[str, ...],
     vkeys: tuple[Path, ...],
     reference: bool,
@@ -193,8 +201,21 @@ def verify(
 
     Trusted by default: build/vkey.json (if it matches build/manifest.json), the local attester
     key, $VBILL_HOME/trust.json and $VBILL_HOME/revocation.json.
+
+    \b
+    Examples:
+      vbill verify bundle.json
+      vbill verify --json bundle.json           the three verdicts of SPEC §6
+      vbill verify --batch bundles/             a month of bundles, one summary
     """
     trust = _trust(attesters, vkeys)
+    if batch_source is not None:
+        if bundles:
+            raise InputError("--batch", "give either bundle files or --batch, not both")
+        _verify_batch(batch_source, trust, as_json)
+        return
+    if not bundles:
+        raise InputError("BUNDLES", "give at least one bundle file (or --batch DIR|FILE.jsonl)")
     results: dict[str, VerifyResult] = {}
     with _checker(reference) as check, Progress(transient=True, disable=len(bundles) < 2) as bar:
         task = bar.add_task("verifying", total=len(bundles))
@@ -212,6 +233,47 @@ def verify(
         for name, result in results.items():
             click.echo(_summary(name, result))
     if not all(r.valid for r in results.values()):
+        raise click.exceptions.Exit(VerificationFailed.exit_code)
+
+
+def _verify_batch(source: Path, trust: TrustSet, as_json: bool) -> None:
+    import time
+
+    from .batch import iter_source, verify_many
+
+    total, invalid = 0, []
+    started = time.perf_counter()
+    with Prover(workers=1, zkey=None, vkey=None) as prover, Progress(transient=True) as bar:
+        task = bar.add_task("verifying", total=None)
+        for name, result in verify_many(iter_source(source), trust=trust, prover=prover):
+            total += 1
+            if not result.valid:
+                reasons = {
+                    k: v.reason
+                    for k, v in (
+                        ("verification", result.verification),
+                        ("billing_check", result.billing_check),
+                        ("incircuit_binding_verification", result.incircuit_binding_verification),
+                    )
+                    if not v.valid
+                }
+                invalid.append({"bundle": name, "reasons": reasons})
+            bar.advance(task)
+    seconds = time.perf_counter() - started
+    summary = {
+        "total": total,
+        "valid": total - len(invalid),
+        "invalid": invalid,
+        "seconds": round(seconds, 3),
+        "ms_per_bundle": round(seconds * 1000 / total, 3) if total else None,
+    }
+    human = [f"{total - len(invalid)} of {total} bundles valid ({seconds:.1f} s)"]
+    human += [
+        f"INVALID {i['bundle']}: " + "; ".join(f"{k}: {v}" for k, v in i["reasons"].items())
+        for i in invalid
+    ]
+    emit(summary, as_json, "\n".join(human))
+    if invalid or total == 0:
         raise click.exceptions.Exit(VerificationFailed.exit_code)
 
 

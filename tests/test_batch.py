@@ -1,0 +1,121 @@
+"""Batch verification (month-end close): one multi-pairing per chunk, bisection names the bad
+bundle, and every verdict agrees with the per-bundle py_ecc reference."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator import groth16, paths
+from orchestrator.batch import iter_source, verify_many
+from orchestrator.bundle import build_bundle, digest_of, with_receipt
+from orchestrator.cli import main
+from orchestrator.prover import Proof, Prover
+from orchestrator.translog import MerkleTree, append_with_receipt
+from orchestrator.verify import py_ecc_check, verify_bundle
+
+
+class SwappedProofProver:
+    """Returns a real proof of *another* statement under the right public signals: the
+    signature, log and billing checks all pass, and only the pairing check can catch it."""
+
+    def __init__(self, inner: Prover, donor: dict[str, Any]) -> None:
+        self.inner, self.donor = inner, donor
+
+    def prove(self, circuit_input: dict[str, str]) -> Proof:
+        honest = self.inner.prove(circuit_input)
+        return Proof(proof=self.donor, public_signals=honest.public_signals)
+
+
+def _requests(pilot: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        req = copy.deepcopy(pilot)
+        req["meter_event"]["event_id"] = f"evt_batch_{i}"
+        req["meter_event"]["usage_units"] = 100 + i
+        out.append(req)
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch_bundles(make_bundle, pilot_request, prover, attester, vkey_sha256) -> list[dict]:
+
+    good = [make_bundle(r) for r in _requests(pilot_request, 6)]
+    donor = good[0]["attestation"]["billing_proof"]["proof"]
+    forged_req = _requests(pilot_request, 7)[6]
+    forged = build_bundle(
+        forged_req,
+        attester=attester,
+        account_salt=12345,
+        prover=SwappedProofProver(prover, donor),  # type: ignore[arg-type]
+        vkey_sha256=vkey_sha256,
+    )
+    receipt = append_with_receipt(MerkleTree(), digest_of(forged), attester.account, 0)
+    forged_json = with_receipt(forged, receipt.to_dict()).model_dump(mode="json")
+    bundles = [*good[:3], forged_json, *good[3:]]
+    return bundles
+
+
+def test_forged_proof_hides_among_valid_ones_and_is_named(batch_bundles, trust, prover) -> None:
+    items = [(f"b{i}", b) for i, b in enumerate(batch_bundles)]
+    results = dict(verify_many(items, trust=trust, prover=prover, workers=2, chunk_size=64))
+    assert [n for n, r in results.items() if not r.valid] == ["b3"]
+    bad = results["b3"]
+    assert bad.verification.valid and bad.billing_check.valid
+    assert "batch" in (bad.incircuit_binding_verification.reason or "")
+
+
+def test_batch_agrees_with_the_py_ecc_reference(batch_bundles, trust, prover) -> None:
+    items = [(f"b{i}", b) for i, b in enumerate(batch_bundles)]
+    batch = dict(verify_many(items, trust=trust, prover=prover, workers=1))
+    for name, bundle in items:
+        ref = verify_bundle(bundle, trust=trust, check=py_ecc_check)
+        assert batch[name].valid == ref.valid, name
+
+
+def test_py_ecc_batch_equation_matches(batch_bundles) -> None:
+    key = groth16.parse_vkey(json.loads(paths.VKEY.read_text()))
+    parsed = [
+        (
+            [int(s) for s in b["attestation"]["billing_proof"]["public_signals"]],
+            groth16.parse_proof(b["attestation"]["billing_proof"]["proof"]),
+        )
+        for b in batch_bundles[:3]
+    ]
+    rs = [random.getrandbits(128) + 1 for _ in parsed]
+    assert groth16.verify_batch(key, parsed, rs)
+    forged = batch_bundles[3]["attestation"]["billing_proof"]
+    parsed.append(
+        ([int(s) for s in forged["public_signals"]], groth16.parse_proof(forged["proof"]))
+    )
+    assert not groth16.verify_batch(key, parsed, [*rs, 99])
+
+
+def test_cli_batch_over_jsonl(batch_bundles, attester, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("VBILL_HOME", str(tmp_path / "home"))
+    source = tmp_path / "month.jsonl"
+    source.write_text("".join(json.dumps(b) + "\n" for b in batch_bundles) + "{broken\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "verify",
+            "--json",
+            "--batch",
+            str(source),
+            "--trust-attester",
+            attester.address,
+            "--vkey",
+            str(paths.VKEY),
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["total"] == 8
+    assert sorted(i["bundle"] for i in summary["invalid"]) == [f"{source}:4", f"{source}:8"]
+    assert next(n for n, _ in iter_source(source)) == f"{source}:1"
