@@ -1,0 +1,275 @@
+"""The native C Groth16 prover against the references: snarkjs's CLI verifier and py_ecc.
+
+Negative cases first: a witness that breaks a constraint must give a proof that fails both
+verifiers, and malformed frames must give an error line from a process that keeps serving.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import struct
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from conftest import needs_build
+
+from orchestrator import paths
+from orchestrator.bundle import encode_request
+from orchestrator.field import R
+from orchestrator.groth16 import verify_json
+from orchestrator.native_prover import NativeProcess, NativeProver, NativeProverError
+from orchestrator.prover import Proof, verify_cli
+from orchestrator.witness import circuit_input, public_signals, random_field_element
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def vkey() -> dict[str, Any]:
+    needs_build()
+    return json.loads(paths.VKEY.read_text())
+
+
+@pytest.fixture(scope="module")
+def native() -> Iterator[NativeProver]:
+    needs_build()
+    with NativeProver(workers=2) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def process() -> Iterator[NativeProcess]:
+    needs_build()
+    proc = NativeProcess(paths.ZKEY)
+    yield proc
+    proc.close()
+
+
+def random_case(pilot: dict[str, Any], rng: random.Random) -> tuple[dict[str, str], list[str]]:
+    """A random valid request -> (circuit input, the public signals Python computes for it)."""
+    req = copy.deepcopy(pilot)
+    req["meter_event"]["event_id"] = f"evt_native_{rng.randrange(10**9)}"
+    req["meter_event"]["usage_units"] = rng.randrange(1, 10**7)
+    tariff = req["tariff_snapshot"]
+    tariff["unit_price_micros"] = rng.randrange(1, 10**6)
+    tariff["rounding_mode"] = rng.choice(["floor", "ceil", "half_up"])
+    tariff["min_charge_micros"] = rng.randrange(0, 10**5)
+    tariff["max_charge_micros"] = rng.randrange(10**5, 10**12)
+    enc = encode_request(req)
+    salt, account_salt = random_field_element(), random_field_element()
+    inp = circuit_input(enc.meter, enc.tariff, salt, account_salt)
+    expected = public_signals(enc.meter, enc.tariff, salt, account_salt).as_decimal()
+    return inp, expected
+
+
+def sections(data: bytes) -> dict[int, tuple[int, int]]:
+    """iden3 binary file sections: type -> (data offset, size)."""
+    (n_sections,) = struct.unpack_from("<I", data, 8)
+    pos, found = 12, {}
+    for _ in range(n_sections):
+        kind, size = struct.unpack_from("<IQ", data, pos)
+        found[kind] = (pos + 12, size)
+        pos += 12 + size
+    return found
+
+
+def wtns_values(wtns: bytes) -> tuple[int, int]:
+    """(offset of the values section, number of values) of a .wtns file."""
+    assert wtns[:4] == b"wtns"
+    offset, size = sections(wtns)[2]
+    return offset, size // 32
+
+
+def set_value(wtns: bytes, index: int, value: int) -> bytes:
+    offset, count = wtns_values(wtns)
+    assert index < count
+    out = bytearray(wtns)
+    out[offset + 32 * index : offset + 32 * index + 32] = value.to_bytes(32, "little")
+    return bytes(out)
+
+
+def get_value(wtns: bytes, index: int) -> int:
+    offset, _ = wtns_values(wtns)
+    return int.from_bytes(wtns[offset + 32 * index : offset + 32 * index + 32], "little")
+
+
+def both_verify(vkey: dict[str, Any], proof: Proof) -> tuple[bool, bool]:
+    return (
+        verify_cli(paths.VKEY, proof.public_signals, proof.proof),
+        verify_json(vkey, proof.public_signals, proof.proof),
+    )
+
+
+# --- negative cases ---------------------------------------------------------------------
+
+
+def test_corrupted_witness_gives_a_proof_neither_verifier_accepts(
+    native: NativeProver, vkey: dict[str, Any], pilot_request: dict[str, Any]
+) -> None:
+    inp, _ = random_case(pilot_request, random.Random(7))
+    wtns = native.wtns(inp)
+    _, count = wtns_values(wtns)
+    index = count - 1  # a private wire, so the public signals stay the ones the circuit made
+    bad = set_value(wtns, index, (get_value(wtns, index) + 1) % R)
+    proof = native.prove_wtns(bad)
+    assert both_verify(vkey, proof) == (False, False)
+    # the same witness uncorrupted verifies: the failure above is the corruption's doing
+    assert both_verify(vkey, native.prove_wtns(wtns)) == (True, True)
+
+
+def test_corrupted_public_signal_fails_verification(
+    native: NativeProver, vkey: dict[str, Any], pilot_request: dict[str, Any]
+) -> None:
+    inp, expected = random_case(pilot_request, random.Random(8))
+    wtns = native.wtns(inp)
+    bad = set_value(wtns, 2, (get_value(wtns, 2) + 1) % R)  # the charge
+    proof = native.prove_wtns(bad)
+    assert proof.public_signals[1] != expected[1]
+    assert not verify_json(vkey, proof.public_signals, proof.proof)
+
+
+def malformed_frames(wtns: bytes) -> dict[str, bytes]:
+    _, count = wtns_values(wtns)
+    header_at = sections(wtns)[1][0]  # n8, prime, count
+    wrong_count = bytearray(wtns)
+    struct.pack_into("<I", wrong_count, header_at + 36, count - 1)
+    wrong_prime = bytearray(wtns)
+    wrong_prime[header_at + 4] ^= 1
+    one_not_one = set_value(wtns, 0, 2)
+    return {
+        "empty": b"",
+        "garbage": b"definitely not a witness file",
+        "bad magic": b"wtnx" + wtns[4:],
+        "truncated": wtns[: len(wtns) // 2],
+        "witness count": bytes(wrong_count),
+        "field prime": bytes(wrong_prime),
+        "value >= r": set_value(wtns, count - 1, R),
+        "value 2^256-1": set_value(wtns, 3, 2**256 - 1),
+        "w[0] != 1": one_not_one,
+        "extra section overruns": wtns[:-1],
+    }
+
+
+def test_malformed_frames_give_error_lines_and_the_process_keeps_serving(
+    native: NativeProver,
+    process: NativeProcess,
+    vkey: dict[str, Any],
+    pilot_request: dict[str, Any],
+) -> None:
+    inp, expected = random_case(pilot_request, random.Random(9))
+    wtns = native.wtns(inp)
+    for name, frame in malformed_frames(wtns).items():
+        out = process.send_frame(frame)
+        assert set(out) == {"error"}, name
+        assert out["error"], name
+        assert process.alive, name
+    proof, _ = process.prove_wtns(wtns)
+    assert proof.public_signals == expected
+    assert verify_json(vkey, proof.public_signals, proof.proof)
+
+
+def test_rejected_witness_raises_naming_the_problem(
+    native: NativeProver, pilot_request: dict[str, Any]
+) -> None:
+    inp, _ = random_case(pilot_request, random.Random(10))
+    wtns = native.wtns(inp)
+    with pytest.raises(NativeProverError, match="not a field element"):
+        native.prove_wtns(set_value(wtns, 5, R + 5))
+    with pytest.raises(NativeProverError, match="witness length"):
+        native.prove_wtns(malformed_frames(wtns)["witness count"])
+
+
+def test_oversized_frame_length_is_an_error_line_then_exit() -> None:
+    needs_build()
+    proc = NativeProcess(paths.ZKEY)
+    try:
+        assert proc._proc.stdin is not None
+        proc._proc.stdin.write(struct.pack("<I", 0xFFFFFFFF))
+        proc._proc.stdin.flush()
+        assert "error" in proc._read()
+        assert proc._proc.wait(timeout=10) == 1
+    finally:
+        proc.close()
+
+
+def test_bad_proving_key_fails_at_start(tmp_path: Any) -> None:
+    needs_build()
+    key = paths.ZKEY.read_bytes()
+    cases = {
+        "missing.zkey": None,
+        "truncated.zkey": key[: len(key) // 3],
+        "not_a_zkey.zkey": b"r1cs" + key[4:],
+    }
+    # alpha1's x coordinate changed: the point leaves the curve
+    corrupt = bytearray(key)
+    corrupt[sections(key)[2][0] + 84] ^= 0x01
+    cases["off_curve.zkey"] = bytes(corrupt)
+    for name, data in cases.items():
+        path = tmp_path / name
+        if data is not None:
+            path.write_bytes(data)
+        with pytest.raises(NativeProverError):
+            NativeProcess(path)
+
+
+# --- agreement with snarkjs and py_ecc --------------------------------------------------
+
+
+def test_native_proofs_verify_with_snarkjs_cli_and_py_ecc(
+    native: NativeProver, vkey: dict[str, Any], pilot_request: dict[str, Any]
+) -> None:
+    rng = random.Random(2026)
+    for _ in range(3):
+        inp, expected = random_case(pilot_request, rng)
+        proof = native.prove(inp)
+        assert proof.public_signals == expected
+        assert proof.proof["protocol"] == "groth16" and proof.proof["curve"] == "bn128"
+        assert proof.proof["pi_a"][2] == "1" and proof.proof["pi_b"][2] == ["1", "0"]
+        assert both_verify(vkey, proof) == (True, True)
+
+
+def test_proofs_are_randomised_and_all_verify(
+    native: NativeProver, vkey: dict[str, Any], pilot_request: dict[str, Any]
+) -> None:
+    inp, expected = random_case(pilot_request, random.Random(11))
+    first, second = native.prove(inp), native.prove(inp)
+    assert first.public_signals == second.public_signals == expected
+    assert first.proof["pi_a"] != second.proof["pi_a"]
+    assert first.proof["pi_c"] != second.proof["pi_c"]
+    assert verify_json(vkey, second.public_signals, second.proof)
+
+
+def test_concurrent_callers_each_get_their_own_valid_proof(
+    native: NativeProver, vkey: dict[str, Any], pilot_request: dict[str, Any]
+) -> None:
+    rng = random.Random(12)
+    cases = [random_case(pilot_request, rng) for _ in range(8)]
+    with ThreadPoolExecutor(4) as ex:
+        proofs = list(ex.map(lambda c: native.prove(c[0]), cases))
+    for (_, expected), proof in zip(cases, proofs, strict=True):
+        assert proof.public_signals == expected
+    # two verified by py_ecc, all by snarkjs (py_ecc takes ~1 s each)
+    assert all(verify_cli(paths.VKEY, p.public_signals, p.proof) for p in proofs)
+    assert all(verify_json(vkey, p.public_signals, p.proof) for p in proofs[:2])
+
+
+def test_one_shot_mode_proves_a_wtns_file(
+    native: NativeProver, vkey: dict[str, Any], pilot_request: dict[str, Any], tmp_path: Any
+) -> None:
+    inp, expected = random_case(pilot_request, random.Random(13))
+    path = tmp_path / "w.wtns"
+    path.write_bytes(native.wtns(inp))
+    done = subprocess.run(
+        [str(paths.BUILD / "native" / "vbill-prover"), str(paths.ZKEY), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    assert out["public_signals"] == expected
+    assert verify_json(vkey, out["public_signals"], out["proof"])
