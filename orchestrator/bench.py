@@ -47,12 +47,15 @@ class Row:
         return 1000.0 / self.ms_per_bundle if self.ms_per_bundle else float("inf")
 
 
-def _requests(n: int) -> list[dict[str, Any]]:
-    base = json.loads(PILOT.read_text())
+def sample_requests(
+    n: int, base: dict[str, Any] | None = None, prefix: str = "evt_bench"
+) -> list[dict[str, Any]]:
+    """`n` distinct attest requests derived from the pilot (distinct event ids and usage)."""
+    base = base or json.loads(PILOT.read_text())
     out = []
     for i in range(n):
         req = copy.deepcopy(base)
-        req["meter_event"]["event_id"] = f"evt_bench_{i:06d}"
+        req["meter_event"]["event_id"] = f"{prefix}_{i:06d}"
         req["meter_event"]["usage_units"] = 1000 + i
         out.append(req)
     return out
@@ -88,7 +91,7 @@ def run(
     vkey = json.loads(paths.VKEY.read_text())
     vkey_hash = file_sha256(paths.VKEY)
     trust = TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
-    reqs = _requests(n)
+    reqs = sample_requests(n)
     inputs = []
     for req in reqs:
         enc = encode_request(req)

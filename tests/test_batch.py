@@ -3,7 +3,6 @@ bundle, and every verdict agrees with the per-bundle py_ecc reference."""
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from pathlib import Path
@@ -14,6 +13,7 @@ from click.testing import CliRunner
 
 from orchestrator import groth16, paths
 from orchestrator.batch import iter_source, verify_many
+from orchestrator.bench import sample_requests
 from orchestrator.bundle import build_bundle, digest_of, with_receipt
 from orchestrator.cli import main
 from orchestrator.prover import Proof, Prover
@@ -33,22 +33,12 @@ class SwappedProofProver:
         return Proof(proof=self.donor, public_signals=honest.public_signals)
 
 
-def _requests(pilot: dict[str, Any], n: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(n):
-        req = copy.deepcopy(pilot)
-        req["meter_event"]["event_id"] = f"evt_batch_{i}"
-        req["meter_event"]["usage_units"] = 100 + i
-        out.append(req)
-    return out
-
-
 @pytest.fixture(scope="module")
 def batch_bundles(make_bundle, pilot_request, prover, attester, vkey_sha256) -> list[dict]:
 
-    good = [make_bundle(r) for r in _requests(pilot_request, 6)]
+    good = [make_bundle(r) for r in sample_requests(6, pilot_request)]
     donor = good[0]["attestation"]["billing_proof"]["proof"]
-    forged_req = _requests(pilot_request, 7)[6]
+    forged_req = sample_requests(7, pilot_request)[6]
     forged = build_bundle(
         forged_req,
         attester=attester,
