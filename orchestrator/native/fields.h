@@ -20,6 +20,7 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
     static const fe PFX##_P = {{P0, P1, P2, P3}};                                             \
     static const fe PFX##_ONE = {{R0, R1, R2_, R3}};     /* R mod p: Montgomery 1 */          \
     static const fe PFX##_RR = {{RR0, RR1, RR2, RR3}};   /* R^2 mod p */                      \
+    static const u64 PFX##_INV = INV;                    /* -p^-1 mod 2^64 */                 \
     static inline int PFX##_geq_p(const u64 t[4]) {                                           \
         for (int i = 3; i >= 0; i--) {                                                        \
             if (t[i] > PFX##_P.v[i]) return 1;                                                \
@@ -29,27 +30,22 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
     }                                                                                         \
     /* r = t < p ? t : t - p, without branches (t < 2p) */                                    \
     static inline void PFX##_reduce_once(fe *r, u64 t0, u64 t1, u64 t2, u64 t3) {             \
-        u128 d;                                                                               \
-        u64 s0, s1, s2, s3, br;                                                               \
-        d = (u128)t0 - PFX##_P.v[0];                                                          \
-        s0 = (u64)d;                                                                          \
-        br = (u64)(d >> 64) & 1;                                                              \
-        d = (u128)t1 - PFX##_P.v[1] - br;                                                     \
-        s1 = (u64)d;                                                                          \
-        br = (u64)(d >> 64) & 1;                                                              \
-        d = (u128)t2 - PFX##_P.v[2] - br;                                                     \
-        s2 = (u64)d;                                                                          \
-        br = (u64)(d >> 64) & 1;                                                              \
-        d = (u128)t3 - PFX##_P.v[3] - br;                                                     \
-        s3 = (u64)d;                                                                          \
-        br = (u64)(d >> 64) & 1;                                                              \
-        u64 keep = (u64)0 - br; /* all ones when t < p */                                     \
-        r->v[0] = (t0 & keep) | (s0 & ~keep);                                                 \
-        r->v[1] = (t1 & keep) | (s1 & ~keep);                                                 \
-        r->v[2] = (t2 & keep) | (s2 & ~keep);                                                 \
-        r->v[3] = (t3 & keep) | (s3 & ~keep);                                                 \
+        u64 s0 = t0, s1 = t1, s2 = t2, s3 = t3;                                               \
+        __asm__("subq %[p0], %[s0]\n\tsbbq %[p1], %[s1]\n\t"                                  \
+                "sbbq %[p2], %[s2]\n\tsbbq %[p3], %[s3]\n\t"                                  \
+                "cmovcq %[t0], %[s0]\n\tcmovcq %[t1], %[s1]\n\t"                              \
+                "cmovcq %[t2], %[s2]\n\tcmovcq %[t3], %[s3]"                                  \
+                : [s0] "+&r"(s0), [s1] "+&r"(s1), [s2] "+&r"(s2), [s3] "+&r"(s3)              \
+                : [p0] "m"(PFX##_P.v[0]), [p1] "m"(PFX##_P.v[1]), [p2] "m"(PFX##_P.v[2]),     \
+                  [p3] "m"(PFX##_P.v[3]), [t0] "r"(t0), [t1] "r"(t1), [t2] "r"(t2),            \
+                  [t3] "r"(t3)                                                                \
+                : "cc");                                                                      \
+        r->v[0] = s0;                                                                         \
+        r->v[1] = s1;                                                                         \
+        r->v[2] = s2;                                                                         \
+        r->v[3] = s3;                                                                         \
     }                                                                                         \
-    static inline void PFX##_mul(fe *r, const fe *a, const fe *b) {                           \
+    static inline void PFX##_mul_c(fe *r, const fe *a, const fe *b) {                           \
         u64 t[4] = {0, 0, 0, 0};                                                              \
         for (int i = 0; i < 4; i++) {                                                         \
             u128 x = (u128)a->v[0] * b->v[i] + t[0];                                          \
@@ -70,52 +66,282 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
         if (PFX##_geq_p(t)) PFX##_reduce_once(r, t[0], t[1], t[2], t[3]);                    \
         else memcpy(r->v, t, sizeof t);                                                       \
     }                                                                                         \
+    /* Montgomery product, x86-64 asm (mulq; no BMI2/ADX needed): CIOS with separate     */ \
+    /* multiply and reduce passes; registers rotate instead of shifting the accumulator.  */ \
+    static inline void PFX##_mul(fe *r, const fe *a, const fe *b) {                           \
+        u64 r0, r1, r2, r3, r4, k, m;                                                         \
+        __asm__(                                                                              \
+            "xorl %k[r0], %k[r0]\n\t"                                                         \
+            "xorl %k[r1], %k[r1]\n\t"                                                         \
+            "xorl %k[r2], %k[r2]\n\t"                                                         \
+            "xorl %k[r3], %k[r3]\n\t"                                                         \
+            "xorl %k[r4], %k[r4]\n\t"                                                         \
+            "movq 0(%[a]), %%rax\n\t"                                                         \
+            "mulq 0(%[b])\n\t"                                                                \
+            "addq %%rax, %[r0]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 8(%[a]), %%rax\n\t"                                                         \
+            "mulq 0(%[b])\n\t"                                                                \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r1]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 16(%[a]), %%rax\n\t"                                                        \
+            "mulq 0(%[b])\n\t"                                                                \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r2]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 24(%[a]), %%rax\n\t"                                                        \
+            "mulq 0(%[b])\n\t"                                                                \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r3]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[r4]\n\t"                                                           \
+            "movq %[r0], %[m]\n\t"                                                            \
+            "imulq %[inv], %[m]\n\t"                                                          \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p0]\n\t"                                                                  \
+            "addq %%rax, %[r0]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p1]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r1]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p2]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r2]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p3]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r3]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "addq %[k], %[r4]\n\t"                                                            \
+            "movq 0(%[a]), %%rax\n\t"                                                         \
+            "mulq 8(%[b])\n\t"                                                                \
+            "addq %%rax, %[r1]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 8(%[a]), %%rax\n\t"                                                         \
+            "mulq 8(%[b])\n\t"                                                                \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r2]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 16(%[a]), %%rax\n\t"                                                        \
+            "mulq 8(%[b])\n\t"                                                                \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r3]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 24(%[a]), %%rax\n\t"                                                        \
+            "mulq 8(%[b])\n\t"                                                                \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r4]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[r0]\n\t"                                                           \
+            "movq %[r1], %[m]\n\t"                                                            \
+            "imulq %[inv], %[m]\n\t"                                                          \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p0]\n\t"                                                                  \
+            "addq %%rax, %[r1]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p1]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r2]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p2]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r3]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p3]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r4]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "addq %[k], %[r0]\n\t"                                                            \
+            "movq 0(%[a]), %%rax\n\t"                                                         \
+            "mulq 16(%[b])\n\t"                                                               \
+            "addq %%rax, %[r2]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 8(%[a]), %%rax\n\t"                                                         \
+            "mulq 16(%[b])\n\t"                                                               \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r3]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 16(%[a]), %%rax\n\t"                                                        \
+            "mulq 16(%[b])\n\t"                                                               \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r4]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 24(%[a]), %%rax\n\t"                                                        \
+            "mulq 16(%[b])\n\t"                                                               \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r0]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[r1]\n\t"                                                           \
+            "movq %[r2], %[m]\n\t"                                                            \
+            "imulq %[inv], %[m]\n\t"                                                          \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p0]\n\t"                                                                  \
+            "addq %%rax, %[r2]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p1]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r3]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p2]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r4]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p3]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r0]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "addq %[k], %[r1]\n\t"                                                            \
+            "movq 0(%[a]), %%rax\n\t"                                                         \
+            "mulq 24(%[b])\n\t"                                                               \
+            "addq %%rax, %[r3]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 8(%[a]), %%rax\n\t"                                                         \
+            "mulq 24(%[b])\n\t"                                                               \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r4]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 16(%[a]), %%rax\n\t"                                                        \
+            "mulq 24(%[b])\n\t"                                                               \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r0]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq 24(%[a]), %%rax\n\t"                                                        \
+            "mulq 24(%[b])\n\t"                                                               \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r1]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[r2]\n\t"                                                           \
+            "movq %[r3], %[m]\n\t"                                                            \
+            "imulq %[inv], %[m]\n\t"                                                          \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p0]\n\t"                                                                  \
+            "addq %%rax, %[r3]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p1]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r4]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p2]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r0]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "movq %[m], %%rax\n\t"                                                            \
+            "mulq %[p3]\n\t"                                                                  \
+            "addq %[k], %%rax\n\t"                                                            \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "addq %%rax, %[r1]\n\t"                                                           \
+            "adcq $0, %%rdx\n\t"                                                              \
+            "movq %%rdx, %[k]\n\t"                                                            \
+            "addq %[k], %[r2]\n\t"                                                            \
+            : [r0] "=&r"(r0), [r1] "=&r"(r1), [r2] "=&r"(r2), [r3] "=&r"(r3), [r4] "=&r"(r4), \
+              [k] "=&r"(k), [m] "=&r"(m)                                                      \
+            : [a] "r"(a->v), [b] "r"(b->v), [inv] "m"(PFX##_INV), [p0] "m"(PFX##_P.v[0]),     \
+              [p1] "m"(PFX##_P.v[1]), [p2] "m"(PFX##_P.v[2]), [p3] "m"(PFX##_P.v[3]),         \
+              "m"(*(const u64(*)[4])a->v), "m"(*(const u64(*)[4])b->v)                        \
+            : "rax", "rdx", "cc");                                                            \
+        PFX##_reduce_once(r, r4, r0, r1, r2);                                                 \
+    }                                                                                         \
     static inline void PFX##_sqr(fe *r, const fe *a) { PFX##_mul(r, a, a); }                  \
     static inline void PFX##_add(fe *r, const fe *a, const fe *b) {                           \
-        u128 c;                                                                               \
-        u64 t0, t1, t2, t3;                                                                   \
-        c = (u128)a->v[0] + b->v[0];                                                          \
-        t0 = (u64)c;                                                                          \
-        c = (u128)a->v[1] + b->v[1] + (u64)(c >> 64);                                         \
-        t1 = (u64)c;                                                                          \
-        c = (u128)a->v[2] + b->v[2] + (u64)(c >> 64);                                         \
-        t2 = (u64)c;                                                                          \
-        c = (u128)a->v[3] + b->v[3] + (u64)(c >> 64);                                         \
-        t3 = (u64)c; /* no carry out: a + b < 2p < 2^255 */                                   \
-        PFX##_reduce_once(r, t0, t1, t2, t3);                                                 \
+        u64 t0 = a->v[0], t1 = a->v[1], t2 = a->v[2], t3 = a->v[3];                           \
+        __asm__("addq %[b0], %[t0]\n\tadcq %[b1], %[t1]\n\t"                                  \
+                "adcq %[b2], %[t2]\n\tadcq %[b3], %[t3]"                                      \
+                : [t0] "+r"(t0), [t1] "+r"(t1), [t2] "+r"(t2), [t3] "+r"(t3)                  \
+                : [b0] "rm"(b->v[0]), [b1] "rm"(b->v[1]), [b2] "rm"(b->v[2]),                 \
+                  [b3] "rm"(b->v[3])                                                          \
+                : "cc");                                                                      \
+        PFX##_reduce_once(r, t0, t1, t2, t3); /* a + b < 2p < 2^255: no carry out */          \
     }                                                                                         \
     static inline void PFX##_sub(fe *r, const fe *a, const fe *b) {                           \
-        u128 d;                                                                               \
-        u64 t0, t1, t2, t3, br;                                                               \
-        d = (u128)a->v[0] - b->v[0];                                                          \
-        t0 = (u64)d;                                                                          \
-        br = (u64)(d >> 64) & 1;                                                              \
-        d = (u128)a->v[1] - b->v[1] - br;                                                     \
-        t1 = (u64)d;                                                                          \
-        br = (u64)(d >> 64) & 1;                                                              \
-        d = (u128)a->v[2] - b->v[2] - br;                                                     \
-        t2 = (u64)d;                                                                          \
-        br = (u64)(d >> 64) & 1;                                                              \
-        d = (u128)a->v[3] - b->v[3] - br;                                                     \
-        t3 = (u64)d;                                                                          \
-        br = (u64)(d >> 64) & 1;                                                              \
-        u64 m = (u64)0 - br; /* add p back when a < b */                                      \
-        u128 c;                                                                               \
-        c = (u128)t0 + (PFX##_P.v[0] & m);                                                    \
-        r->v[0] = (u64)c;                                                                     \
-        c = (u128)t1 + (PFX##_P.v[1] & m) + (u64)(c >> 64);                                   \
-        r->v[1] = (u64)c;                                                                     \
-        c = (u128)t2 + (PFX##_P.v[2] & m) + (u64)(c >> 64);                                   \
-        r->v[2] = (u64)c;                                                                     \
-        c = (u128)t3 + (PFX##_P.v[3] & m) + (u64)(c >> 64);                                   \
-        r->v[3] = (u64)c;                                                                     \
+        u64 t0 = a->v[0], t1 = a->v[1], t2 = a->v[2], t3 = a->v[3], m;                        \
+        __asm__("subq %[b0], %[t0]\n\tsbbq %[b1], %[t1]\n\t"                                  \
+                "sbbq %[b2], %[t2]\n\tsbbq %[b3], %[t3]\n\tsbbq %[m], %[m]"                   \
+                : [t0] "+r"(t0), [t1] "+r"(t1), [t2] "+r"(t2), [t3] "+r"(t3), [m] "=&r"(m)    \
+                : [b0] "rm"(b->v[0]), [b1] "rm"(b->v[1]), [b2] "rm"(b->v[2]),                 \
+                  [b3] "rm"(b->v[3])                                                          \
+                : "cc");                                                                      \
+        /* m is all ones when a < b: add p back */                                            \
+        __asm__("addq %[q0], %[t0]\n\tadcq %[q1], %[t1]\n\t"                                  \
+                "adcq %[q2], %[t2]\n\tadcq %[q3], %[t3]"                                      \
+                : [t0] "+r"(t0), [t1] "+r"(t1), [t2] "+r"(t2), [t3] "+r"(t3)                  \
+                : [q0] "r"(PFX##_P.v[0] & m), [q1] "r"(PFX##_P.v[1] & m),                     \
+                  [q2] "r"(PFX##_P.v[2] & m), [q3] "r"(PFX##_P.v[3] & m)                      \
+                : "cc");                                                                      \
+        r->v[0] = t0;                                                                         \
+        r->v[1] = t1;                                                                         \
+        r->v[2] = t2;                                                                         \
+        r->v[3] = t3;                                                                         \
     }                                                                                         \
     static inline void PFX##_dbl(fe *r, const fe *a) { PFX##_add(r, a, a); }                  \
     static inline int PFX##_is_zero(const fe *a) {                                            \
         return (a->v[0] | a->v[1] | a->v[2] | a->v[3]) == 0;                                  \
     }                                                                                         \
     static inline int PFX##_eq(const fe *a, const fe *b) {                                    \
-        return memcmp(a->v, b->v, sizeof a->v) == 0;                                          \
+        return ((a->v[0] ^ b->v[0]) | (a->v[1] ^ b->v[1]) | (a->v[2] ^ b->v[2]) |              \
+                (a->v[3] ^ b->v[3])) == 0;                                                    \
     }                                                                                         \
     static inline void PFX##_neg(fe *r, const fe *a) {                                        \
         fe z = {{0, 0, 0, 0}};                                                                \
