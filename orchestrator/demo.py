@@ -169,10 +169,22 @@ def run(home: Path) -> None:
         show("binding", status["binding_version"])
 
         step("onboard tenant_acme and fund its account on chain")
-        acct = http.post("/api/vdi/billing/accounts", json={"tenant_id": "tenant_acme"},
-                         headers=auth).json()  # fmt: skip
+        wallet = chainmod.connect(
+            "local", rpc_url=anvil.url, account=Account.from_key(chainmod.ANVIL_KEYS[1])
+        )
+        wallet.use_settlement(settlement)
+        # the service (an active attester) opens the account for the tenant key, naming the
+        # tenant's wallet as controller; before that, deposits to the key revert
+        acct = http.post(
+            "/api/vdi/billing/accounts",
+            json={"tenant_id": "tenant_acme", "controller": wallet.address},
+            headers=auth,
+        ).json()
+        if acct["onchain_status"] != "bound":
+            raise RuntimeError(f"the service could not open the account: {acct}")
         tenant_key = int(acct["tenant_key"])
         show("tenant_key", acct["tenant_key"])
+        show("account opened", f"controller {wallet.address} (tx {acct['onchain_tx']})")
         eth_request = copy.deepcopy(PILOT)
         eth_request["meter_event"]["event_id"] = "evt_pilot_eth_001"
         eth_request["tariff_snapshot"]["currency"] = "ETH"
@@ -183,10 +195,6 @@ def run(home: Path) -> None:
                 headers=auth,
             ).json()["tariff_key"]
         )
-        wallet = chainmod.connect(
-            "local", rpc_url=anvil.url, account=Account.from_key(chainmod.ANVIL_KEYS[1])
-        )
-        wallet.use_settlement(settlement)
         tx = wallet.deposit(tenant_key, 10**18)
         wallet.accept_tariff(tenant_key, tariff_key)
         show("deposit 1 ETH", f"tx {tx.transaction_hash} (block {tx.block_number})")

@@ -166,8 +166,15 @@ def onboard(
     tariff: dict[str, Any], deposit_wei: int,
 ) -> dict[str, Any]:  # fmt: skip
     """Create the account over HTTP; the tenant funds it on chain and accepts the tariff."""
-    acct = http.post("/api/vdi/billing/accounts", json={"tenant_id": tenant}, headers=AUTH)
+    wallet = connect(anvil, wallet_key, settlement)
+    acct = http.post(
+        "/api/vdi/billing/accounts",
+        json={"tenant_id": tenant, "controller": wallet.address},
+        headers=AUTH,
+    )
     assert acct.status_code == 201, acct.text
+    assert acct.json()["onchain_status"] == "bound", acct.json()
+    assert wallet.controller_of(int(acct.json()["tenant_key"])) == wallet.address
     tenant_key = int(acct.json()["tenant_key"])
     tariff_key = int(
         http.post(
@@ -176,7 +183,6 @@ def onboard(
             headers=AUTH,
         ).json()["tariff_key"]
     )
-    wallet = connect(anvil, wallet_key, settlement)
     wallet.deposit(tenant_key, deposit_wei)
     wallet.accept_tariff(tenant_key, tariff_key)
     return {"tenant_key": tenant_key, "tariff_key": tariff_key, "wallet": wallet}

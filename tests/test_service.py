@@ -253,6 +253,17 @@ def test_eth_attest_needs_balance_and_respects_limits(
     assert key == r.json()["attestation"]["billing_proof"]["public_signals"][2]
 
 
+def test_binding_to_a_chain_needs_a_chain_and_an_address(client: TestClient) -> None:
+    body = {"tenant_id": "t_bind", "controller": "0x" + "11" * 20}
+    r = client.post("/api/vdi/billing/accounts", json=body, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "controller"
+    r = client.post(
+        "/api/vdi/billing/accounts", json={**body, "controller": "0x1234"}, headers=AUTH
+    )
+    assert r.status_code == 422
+    assert client.get("/api/vdi/billing/accounts/t_bind", headers=AUTH).status_code == 404
+
+
 def test_limits_body_is_validated(client: TestClient) -> None:
     client.post("/api/vdi/billing/accounts", json={"tenant_id": "t_lim"}, headers=AUTH)
     r = client.put(

@@ -245,6 +245,34 @@ def transparency_consistency(
 class AccountBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tenant_id: StrictStr = Field(min_length=1, max_length=256)
+    controller: StrictStr | None = Field(
+        default=None,
+        pattern="^0x[0-9a-fA-F]{40}$",
+        description="The tenant's address that will administer the on-chain account "
+        "(accept tariffs, set limits, withdraw). With a chain configured, the service opens "
+        "the account for the tenant key and this controller.",
+    )
+
+
+class BindBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    controller: StrictStr = Field(pattern="^0x[0-9a-fA-F]{40}$")
+
+
+async def _bind(svc: ServiceState, tenant_id: str, controller: str) -> dict[str, Any]:
+    """Open the on-chain account for the tenant's key; failures are reported, not raised, so
+    onboarding stays idempotent (retry with POST …/accounts/{tenant}/bind)."""
+    tenant = svc.store.tenant(tenant_id)
+    assert tenant is not None and svc.worker is not None
+    worker = svc.worker
+    try:
+        tx = await anyio.to_thread.run_sync(
+            lambda: worker.open_account(tenant.tenant_key, controller)
+        )
+    except Exception as exc:
+        return {"onchain_error": f"{type(exc).__name__}: {exc}"[:300]}
+    svc.store.set_onchain(tenant_id, "bound", tx.transaction_hash)
+    return {}
 
 
 class LimitsBody(BaseModel):
@@ -280,19 +308,38 @@ def _account_view(svc: ServiceState, tenant_id: str) -> dict[str, Any]:
     }
 
 
+def _need_chain(svc: ServiceState) -> None:
+    if svc.worker is None:
+        raise InputError("controller", "this service has no chain configured (vbill serve "
+                         "--network …)")  # fmt: skip
+
+
 @router.post("/api/vdi/billing/accounts", dependencies=[Authed], status_code=201)
-def create_account(body: AccountBody, svc: State) -> dict[str, Any]:
-    """Onboard a tenant: a fresh account salt (a random field element) and its tenant key,
-    which the tenant funds on chain with `deposit(tenant_key)`; the service binds the account
-    when it sees that deposit."""
+async def create_account(body: AccountBody, svc: State) -> dict[str, Any]:
+    """Onboard a tenant: a fresh account salt (a random field element) and its tenant key.
+    With `controller` (and a chain), the service also opens the on-chain account for that key
+    and controller, after which the tenant funds it with `deposit(tenant_key)`."""
+    if body.controller is not None:
+        _need_chain(svc)
     salt, key = new_account(body.tenant_id)
     try:
         svc.store.add_tenant(body.tenant_id, salt, key)
     except Conflict as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
+    extra = await _bind(svc, body.tenant_id, body.controller) if body.controller else {}
     view = _account_view(svc, body.tenant_id)
     view["account_salt"] = str(salt)  # shared with the tenant once, at onboarding
-    return view
+    return {**view, **extra}
+
+
+@router.post("/api/vdi/billing/accounts/{tenant_id}/bind", dependencies=[Authed])
+async def bind_account(tenant_id: str, body: BindBody, svc: State) -> dict[str, Any]:
+    """Open the on-chain account of an existing tenant (e.g. after a failed first attempt)."""
+    _need_chain(svc)
+    if svc.store.tenant(tenant_id) is None:
+        raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")
+    extra = await _bind(svc, tenant_id, body.controller)
+    return {**_account_view(svc, tenant_id), **extra}
 
 
 @router.get("/api/vdi/billing/accounts/{tenant_id}", dependencies=[Authed])

@@ -109,6 +109,16 @@ class SettlementWorker:
             self._wake.wait(self.interval * backoff)
             self._wake.clear()
 
+    def open_account(self, tenant_key: int, controller: str) -> chainmod.TxResult:
+        """Open the tenant's on-chain account (onboarding), between ticks: one signer, one
+        nonce sequence."""
+        with self._lock:
+            try:
+                return self._get_chain().open_account(tenant_key, controller)
+            except Exception:
+                self._chain = None
+                raise
+
     # --- one round ---
 
     def tick(self) -> None:
