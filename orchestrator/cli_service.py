@@ -84,7 +84,8 @@ def accounts_add(tenant: str, as_json: bool) -> None:
         {"tenant_id": t.tenant_id, "tenant_key": str(t.tenant_key), "account_salt": str(salt)},
         as_json,
         f"tenant {t.tenant_id}: tenant_key {t.tenant_key}\n"
-        f"fund it on chain with deposit({t.tenant_key})",
+        f"an attester opens it on chain (vbill account open --tenant-key {t.tenant_key} "
+        f"--controller ADDR), then it is funded with deposit({t.tenant_key})",
     )
 
 
