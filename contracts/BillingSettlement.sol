@@ -49,6 +49,11 @@ contract BillingSettlement is BillingSettlementBase {
         _withdraw(tenantKey);
     }
 
+    /// @dev See {IBillingSettlement-openAccount}.
+    function openAccount(uint256 tenantKey, address controller) external onlyAttester {
+        _openAccount(tenantKey, controller);
+    }
+
     /// @dev See {IBillingSettlement-settle}.
     function settle(Proof calldata proof, uint256[5] calldata publicSignals) external onlyAttester {
         _settle(proof, publicSignals);

@@ -79,22 +79,32 @@ abstract contract BillingSettlementBase is IBillingSettlement {
 
     // ------------------------------------------------------------------ tenants
 
+    function _openAccount(uint256 tenantKey, address controller) internal {
+        _requireTenantKey(tenantKey);
+        if (controller == address(0)) revert BillingSettlement__ZeroAddress();
+        Account storage acct = _accounts[tenantKey];
+        if (acct.controller != address(0)) revert BillingSettlement__AccountExists(tenantKey);
+        acct.controller = controller;
+        acct.perRequestLimit = type(uint96).max;
+        acct.dailyLimit = type(uint96).max;
+        emit AccountOpened(tenantKey, controller);
+    }
+
     function _deposit(uint256 tenantKey) internal {
+        _requireTenantKey(tenantKey);
+        if (msg.value < MIN_DEPOSIT) revert BillingSettlement__DepositTooSmall(MIN_DEPOSIT, msg.value);
+        Account storage acct = _accounts[tenantKey];
+        if (acct.controller == address(0)) revert BillingSettlement__AccountNotOpen(tenantKey);
+        uint256 available = uint256(acct.available) + msg.value;
+        if (available > type(uint96).max) revert BillingSettlement__AmountTooLarge(available);
+        acct.available = uint96(available);
+        emit Deposited(tenantKey, msg.sender, msg.value);
+    }
+
+    function _requireTenantKey(uint256 tenantKey) internal pure {
         if (tenantKey == 0 || tenantKey >= SNARK_SCALAR_FIELD) {
             revert BillingSettlement__InvalidTenantKey(tenantKey);
         }
-        if (msg.value < MIN_DEPOSIT) revert BillingSettlement__DepositTooSmall(MIN_DEPOSIT, msg.value);
-        Account storage acct = _accounts[tenantKey];
-        uint256 available = uint256(acct.available) + msg.value;
-        if (available > type(uint96).max) revert BillingSettlement__AmountTooLarge(available);
-        if (acct.controller == address(0)) {
-            acct.controller = msg.sender;
-            acct.perRequestLimit = type(uint96).max;
-            acct.dailyLimit = type(uint96).max;
-            emit AccountOpened(tenantKey, msg.sender);
-        }
-        acct.available = uint96(available);
-        emit Deposited(tenantKey, msg.sender, msg.value);
     }
 
     function _setTariff(uint256 tenantKey, uint256 tariffKey, bool accepted) internal {

@@ -4,10 +4,14 @@ pragma solidity ^0.8.24;
 /// @title Settlement of proven usage charges against prepaid ETH balances (SPEC §7)
 /// @notice A tenant account is identified on chain only by its `tenant_key`
 ///         (Poseidon(tenant_id, account_salt)), so observers learn a pseudonym and the charge.
-///         The account's controller (the address that first funded it) chooses which
-///         `tariff_key`s it accepts and its spending limits; an active attester (the vbill
-///         service) submits Groth16 proofs, and each proven charge moves `charge × 10^12` wei
+///         An active attester (the vbill service, at tenant onboarding) opens the account and
+///         names its controller; only then can anyone fund it. The controller alone chooses which
+///         `tariff_key`s it accepts, sets its spending limits and withdraws. An active attester
+///         submits Groth16 proofs, and each proven charge moves `charge × 10^12` wei
 ///         (1 micro-ETH = 10^12 wei) from the account to the payee.
+/// @dev Why accounts are opened by an attester: if the first depositor became controller,
+///      anyone watching the mempool could front-run a tenant's first deposit for its (public)
+///      tenant key, become controller, and later withdraw the tenant's funds.
 /// @dev Public signals are, in this order: commitment, charge, tariff_key, nullifier, tenant_key.
 interface IBillingSettlement {
     // ------------------------------------------------------------------ structs
@@ -69,8 +73,13 @@ interface IBillingSettlement {
     error BillingSettlement__AmountTooLarge(uint256 amount);
     /// @notice A tenant key that is zero or not below r.
     error BillingSettlement__InvalidTenantKey(uint256 tenantKey);
-    /// @notice No account has been funded for this tenant key.
+    /// @notice No account has been opened for this tenant key (settlement).
     error BillingSettlement__UnknownAccount(uint256 tenantKey);
+    /// @notice A deposit to a tenant key whose account no attester has opened.
+    error BillingSettlement__AccountNotOpen(uint256 tenantKey);
+    /// @notice The account is already open: it has a controller, and only that controller can
+    ///         hand it over (setController).
+    error BillingSettlement__AccountExists(uint256 tenantKey);
     /// @notice A public signal is not below r (index into the five signals).
     error BillingSettlement__SignalOutOfField(uint256 index);
     /// @notice The Groth16 proof does not verify (or the verifier ran out of gas).
@@ -102,7 +111,7 @@ interface IBillingSettlement {
 
     // ------------------------------------------------------------------ events
 
-    /// @notice A new account was funded; `controller` now administers it.
+    /// @notice An attester opened the account; `controller` now administers it.
     event AccountOpened(uint256 indexed tenantKey, address indexed controller);
     /// @notice ETH was credited to an account.
     event Deposited(uint256 indexed tenantKey, address indexed from, uint256 amount);
@@ -145,8 +154,9 @@ interface IBillingSettlement {
 
     // ------------------------------------------------------------------ tenants
 
-    /// @notice Credit `msg.value` to the account for `tenantKey`; the first depositor becomes
-    ///         its controller. Reverts below MIN_DEPOSIT.
+    /// @notice Credit `msg.value` to the open account for `tenantKey` (anyone may top it up;
+    ///         only its controller can withdraw). Reverts below MIN_DEPOSIT and, with
+    ///         AccountNotOpen, for a tenant key no attester has opened.
     function deposit(uint256 tenantKey) external payable;
 
     /// @notice Accept `tariffKey` for ETH settlement (controller only).
@@ -170,6 +180,11 @@ interface IBillingSettlement {
     function withdraw(uint256 tenantKey) external;
 
     // ------------------------------------------------------------------ attesters
+
+    /// @notice Open the account for `tenantKey` with `controller` as its administrator (active
+    ///         attester only; the service does this at tenant onboarding). Unlimited limits
+    ///         until the controller sets some. Reverts AccountExists if already open.
+    function openAccount(uint256 tenantKey, address controller) external;
 
     /// @notice Settle one proven charge (active attester only).
     function settle(Proof calldata proof, uint256[5] calldata publicSignals) external;

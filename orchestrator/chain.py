@@ -640,7 +640,22 @@ class Chain:
 
     # ---- tenants
 
+    def open_account(self, tenant_key: int, controller: str) -> TxResult:
+        """Open the account for `tenant_key` and name its controller (this signer must be an
+        active attester). Until then deposits revert AccountNotOpen: a first depositor can no
+        longer make itself controller of someone else's tenant key."""
+        if not Web3.is_address(controller):
+            raise InputError("controller", f"{controller!r} is not an address")
+        fn = self.settlement.functions.openAccount(tenant_key, Web3.to_checksum_address(controller))
+        return self.transact(fn)
+
+    def controller_of(self, tenant_key: int) -> str | None:
+        """The account's controller, or None if no attester has opened it."""
+        controller = self.settlement.functions.accountOf(tenant_key).call()[3]
+        return None if int(controller, 16) == 0 else Web3.to_checksum_address(controller)
+
     def deposit(self, tenant_key: int, wei: int) -> TxResult:
+        """Fund an open account (anyone may top it up; only its controller withdraws)."""
         return self.transact(self.settlement.functions.deposit(tenant_key), value=wei)
 
     def accept_tariff(self, tenant_key: int, tariff_key: int) -> TxResult:

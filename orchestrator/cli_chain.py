@@ -1,5 +1,5 @@
-"""`vbill chain up|down`, `deploy`, `deposit`, `balance`, `limits set`, `tariff accept`,
-`settle`, `receipt`, `attester revoke`: the on-chain verbs of the CLI (SPEC §7, §9)."""
+"""`vbill chain up|down`, `deploy`, `account open`, `deposit`, `balance`, `limits set`,
+`tariff accept`, `settle`, `receipt`, `attester revoke`: the on-chain verbs (SPEC §7, §9)."""
 
 from __future__ import annotations
 
@@ -168,14 +168,63 @@ def deploy(
 # ------------------------------------------------------------------------------ tenants
 
 
+@main.group()
+def account() -> None:
+    """On-chain tenant accounts: an attester opens one, naming its controller.
+
+    \b
+    Onboarding, in order:
+      vbill account open --tenant-key K --controller 0xTENANT   (attester key)
+      vbill deposit --tenant-key K --eth 1                       (anyone)
+      vbill tariff accept --tenant-key K --tariff-key T          (controller key)
+    Only the controller accepts tariffs, sets limits and withdraws; deposits to an account
+    no attester has opened revert (BillingSettlement__AccountNotOpen).
+    """
+
+
+@account.command("open")
+@network_options
+@tenant_options
+@click.option(
+    "--controller",
+    required=True,
+    help="Address that will accept tariffs, set limits and withdraw (the tenant's wallet).",
+)
+@json_option
+def account_open(
+    chain: ch.Chain, tenant_key: int, settlement: Any, controller: str, as_json: bool
+) -> None:
+    """Open the account of --tenant-key (or --bundle's) for --controller.
+
+    The signer must be an active attester (the service does this at onboarding); an account
+    already open keeps its controller (BillingSettlement__AccountExists).
+    """
+    result = chain.open_account(tenant_key, controller)
+    emit(
+        {**_tx(result), "tenant_key": str(tenant_key), "controller": controller},
+        as_json,
+        f"account {tenant_key} opened; controller {controller}\n"
+        f"fund it with: vbill deposit --tenant-key {tenant_key} --eth AMOUNT",
+    )
+
+
 @main.command()
 @network_options
 @tenant_options
 @click.option("--eth", "amount", required=True, help="Amount in ETH (minimum 0.01).")
 @json_option
 def deposit(chain: ch.Chain, tenant_key: int, settlement: Any, amount: str, as_json: bool) -> None:
-    """Fund a tenant account; the first depositor becomes its controller."""
-    result = chain.deposit(tenant_key, parse_eth(amount, "eth"))
+    """Fund an open tenant account (anyone may; see `vbill account open`)."""
+    try:
+        result = chain.deposit(tenant_key, parse_eth(amount, "eth"))
+    except ch.ChainRevert as exc:
+        if exc.name == "BillingSettlement__AccountNotOpen":
+            raise InputError(
+                "tenant-key",
+                f"{exc}: no account is open for it; an attester runs "
+                "`vbill account open --tenant-key K --controller ADDR` first",
+            ) from None
+        raise
     balance = chain.balance(tenant_key)
     emit(
         {**_tx(result), "balance": balance.as_json()},

@@ -20,6 +20,7 @@ from orchestrator import chain as ch
 from orchestrator import paths
 from orchestrator.chain import ANVIL_KEYS, Chain, ChainRevert, Settlement
 from orchestrator.cli import main
+from orchestrator.errors import InputError
 
 pytestmark = pytest.mark.chain
 
@@ -81,8 +82,21 @@ def state(c: Chain, *settlements: Settlement) -> dict[str, Any]:
 
 
 def open_account(tenant: Chain, s: Settlement, wei: int = ETH) -> None:
+    """Onboarding: the attester (anvil account 0, the deployer) opens the account for the
+    tenant's wallet, which funds it and accepts the bundle's tariff."""
+    attester = as_account_of(tenant, 0)
+    if attester.controller_of(s.signals[4]) is None:
+        attester.open_account(s.signals[4], tenant.address)
     tenant.deposit(s.signals[4], wei)
     tenant.accept_tariff(s.signals[4], s.signals[2])
+
+
+def as_account_of(c: Chain, key_index: int) -> Chain:
+    """Another signer on the same chain and deployment."""
+    other = ch.connect("local", c.rpc_url, account=Account.from_key(ANVIL_KEYS[key_index]))
+    other.deployment = c.deployment
+    other.use_settlement(c.settlement.address)
+    return other
 
 
 def expect_revert(fn, name: str, *args: Any) -> ChainRevert:
@@ -99,11 +113,94 @@ def increase_time(c: Chain, seconds: int) -> None:
     c.w3.provider.make_request("evm_mine", [])
 
 
+# ------------------------------------------------------------------------------ openAccount
+
+
+def test_a_front_runner_cannot_take_over_a_tenant_key(owner, tenant, stranger, eth_bundle):
+    """The old hole: the first depositor became controller. A stranger who sees the victim's
+    tenant key can neither deposit first to claim it nor open it, and once the attester has
+    opened it for the victim, cannot re-open it, withdraw or re-point it."""
+    key = settlement(eth_bundle()).signals[4]
+    s = settlement(eth_bundle())
+    before = state(owner, s)
+    expect_revert(lambda: stranger.deposit(key, ETH), "BillingSettlement__AccountNotOpen", key)
+    expect_revert(
+        lambda: stranger.open_account(key, stranger.address),
+        "BillingSettlement__NotAttester",
+        stranger.address,
+    )
+    assert state(owner, s) == before
+    assert owner.controller_of(key) is None
+    owner.open_account(key, tenant.address)
+    tenant.deposit(key, ETH)
+    expect_revert(
+        lambda: stranger.open_account(key, stranger.address),
+        "BillingSettlement__NotAttester",
+        stranger.address,
+    )
+    expect_revert(  # not even an attester can re-assign an open account
+        lambda: owner.open_account(key, stranger.address),
+        "BillingSettlement__AccountExists",
+        key,
+    )
+    tenant.request_withdrawal(key, ETH // 2)
+    increase_time(owner, 86_400)
+    after_open = state(owner, s)
+    for fn in (
+        lambda: stranger.withdraw(key),
+        lambda: stranger.request_withdrawal(key, 1),
+        lambda: stranger.transact(
+            stranger.settlement.functions.setController(key, stranger.address)
+        ),
+    ):
+        expect_revert(fn, "BillingSettlement__NotController", key, stranger.address)
+    assert state(owner, s) == after_open
+    assert owner.controller_of(key) == tenant.address
+
+
+def test_open_account_is_for_active_attesters_only(owner, tenant, stranger, eth_bundle):
+    key = settlement(eth_bundle()).signals[4]
+    owner.revoke_attester(owner.address)
+    expect_revert(
+        lambda: owner.open_account(key, tenant.address),
+        "BillingSettlement__AttesterRevoked",
+        owner.address,
+    )
+    assert owner.controller_of(key) is None
+
+
+@pytest.mark.parametrize("key", [0, ch.R, 2**256 - 1])
+def test_open_account_rejects_a_tenant_key_outside_the_field(owner, tenant, key):
+    expect_revert(
+        lambda: owner.open_account(key, tenant.address),
+        "BillingSettlement__InvalidTenantKey",
+        key,
+    )
+
+
+def test_open_account_rejects_a_zero_or_malformed_controller(owner):
+    expect_revert(lambda: owner.open_account(1, "0x" + "00" * 20), "BillingSettlement__ZeroAddress")
+    with pytest.raises(InputError, match="controller"):
+        owner.open_account(1, "0x1234")
+
+
+def test_open_account_names_the_controller_and_emits_account_opened(owner, tenant, eth_bundle):
+    key = settlement(eth_bundle()).signals[4]
+    result = owner.open_account(key, tenant.address)
+    logs = owner.settlement.events.AccountOpened().process_receipt(
+        owner.w3.eth.get_transaction_receipt(result.transaction_hash)
+    )
+    assert [dict(log["args"]) for log in logs] == [{"tenantKey": key, "controller": tenant.address}]
+    assert owner.controller_of(key) == tenant.address
+    assert owner.balance(key) == ch.Balance(0, 0, 0)
+
+
 # ------------------------------------------------------------------------------ deposit
 
 
-def test_deposit_below_minimum_reverts_and_changes_nothing(tenant, eth_bundle):
+def test_deposit_below_minimum_reverts_and_changes_nothing(owner, tenant, eth_bundle):
     s = settlement(eth_bundle())
+    owner.open_account(s.signals[4], tenant.address)
     before = state(tenant, s)
     expect_revert(
         lambda: tenant.deposit(s.signals[4], 10**16 - 1),
@@ -119,19 +216,36 @@ def test_deposit_rejects_a_tenant_key_outside_the_field(tenant, key):
     expect_revert(lambda: tenant.deposit(key, ETH), "BillingSettlement__InvalidTenantKey", key)
 
 
-def test_deposits_add_up_and_the_first_depositor_controls(tenant, stranger, eth_bundle):
+def test_only_the_controller_administers_an_account(owner, tenant, stranger, eth_bundle):
+    """Depositing buys no control: a stranger who tops up still cannot accept tariffs, set
+    limits, hand the account over or withdraw; the controller can."""
     key = settlement(eth_bundle()).signals[4]
+    owner.open_account(key, tenant.address)
     tenant.deposit(key, ETH)
     stranger.deposit(key, 2 * 10**16)
     assert tenant.balance(key) == ch.Balance(ETH + 2 * 10**16, 0, ETH + 2 * 10**16)
+    fns = stranger.settlement.functions
+    before = state(owner, settlement(eth_bundle()))
+    for fn in (
+        fns.acceptTariff(key, 1),
+        fns.revokeTariff(key, 1),
+        fns.setLimits(key, 1, 1),
+        fns.setController(key, stranger.address),
+        fns.requestWithdrawal(key, 10**16),
+        fns.withdraw(key),
+    ):
+        expect_revert(
+            lambda fn=fn: stranger.transact(fn),
+            "BillingSettlement__NotController",
+            key,
+            stranger.address,
+        )
+    assert state(owner, settlement(eth_bundle())) == before
+    tenant.accept_tariff(key, 1)
+    tenant.set_limits(key, 10**16, 10**17)
+    assert tenant.settlement.functions.isTariffAccepted(key, 1).call() is True
     account = tenant.settlement.functions.accountOf(key).call()
-    assert account[3] == tenant.address  # controller
-    expect_revert(
-        lambda: stranger.accept_tariff(key, 1),
-        "BillingSettlement__NotController",
-        key,
-        stranger.address,
-    )
+    assert (account[3], account[5], account[6]) == (tenant.address, 10**16, 10**17)
 
 
 # ------------------------------------------------------------------------------ settle
@@ -148,6 +262,7 @@ def test_settle_rejects_a_replayed_nullifier(owner, tenant, eth_bundle):
 
 def test_settle_rejects_a_tariff_the_tenant_did_not_accept(owner, tenant, eth_bundle):
     s = settlement(eth_bundle())
+    owner.open_account(s.signals[4], tenant.address)
     tenant.deposit(s.signals[4], ETH)
     tenant.accept_tariff(s.signals[4], s.signals[2] + 1)  # some other tariff
     before = state(owner, s)
@@ -242,6 +357,7 @@ def test_settle_rejects_any_tampered_public_signal(owner, tenant, eth_bundle, in
     if index == 2:  # a tariff key the tenant accepted, so the proof check is what fails
         tenant.accept_tariff(s.signals[4], signals[2])
     if index == 4:
+        owner.open_account(signals[4], tenant.address)
         tenant.deposit(signals[4], ETH)
         tenant.accept_tariff(signals[4], s.signals[2])
     before = state(owner, s, tampered)
@@ -478,6 +594,7 @@ def test_sum_of_balances_always_equals_the_contract_eth(
         pool = [settlement(eth_bundle(event=f"evt_inv_{i}")) for i in range(4)]
         key = pool[0].signals[4]
         s = owner.settlement
+        owner.open_account(key, tenant.address)
 
         def invariant() -> None:
             total = s.functions.balanceOf(key).call()[2]
@@ -537,12 +654,21 @@ def test_cli_deploy_deposit_settle_receipt_and_replay(
     r = run(main, ["deploy", *net, "--check", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["ok"], r.output
 
+    r = run(main, ["deposit", *net, "--bundle", str(bundle), "--eth", "1"])
+    assert r.exit_code == 2 and "AccountNotOpen" in r.output and "account open" in r.output
+    tenant = Account.from_key(ANVIL_KEYS[1]).address
+    r = run(main, ["account", "open", *net, "--bundle", str(bundle), "--controller", tenant])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["account", "open", *net, "--bundle", str(bundle), "--controller", tenant])
+    assert r.exit_code == 1 and "AccountExists" in r.output
+    monkeypatch.setenv("VBILL_PRIVATE_KEY", ANVIL_KEYS[1])  # the tenant's wallet from here on
     r = run(main, ["deposit", *net, "--bundle", str(bundle), "--eth", "0.001"])
     assert r.exit_code == 1 and "DepositTooSmall" in r.output
     r = run(main, ["deposit", *net, "--bundle", str(bundle), "--eth", "1", "--json"])
     assert r.exit_code == 0, r.output
     r = run(main, ["tariff", "accept", *net, "--bundle", str(bundle)])
     assert r.exit_code == 0, r.output
+    monkeypatch.delenv("VBILL_PRIVATE_KEY")  # back to the deployer, the attester
 
     r = run(main, ["settle", *net, str(bundle), "--json"])
     assert r.exit_code == 0, r.output
