@@ -24,6 +24,9 @@
 #include <sys/random.h>
 #include <time.h>
 
+#if !defined(__x86_64__)
+#error "vbill-prover's field arithmetic uses x86-64 inline assembly"
+#endif
 #include "fields.h"
 
 #define FT fe
@@ -145,8 +148,7 @@ typedef struct {
     g1_table A, B1, C, H;
     g2_table B2;
     fe *tw, *tw_inv; /* domain/2 twiddles w^i and w^-i (Montgomery) */
-    fe *coset;       /* inc^i for i < domain (Montgomery) */
-    fe n_inv;        /* 1/domain (Montgomery) */
+    fe *coset;       /* inc^i / domain for i < domain (Montgomery): iFFT scale and shift */
 } zkey_t;
 
 static fe G1_B, G2_B_c0, G2_B_c1; /* curve constants b (Montgomery) */
@@ -346,14 +348,13 @@ static int load_zkey(zkey_t *z, const char *path) {
         fr_mul(&a, &a, &wn);
         fr_mul(&b, &b, &wn_inv);
     }
-    a = fr_ONE;
+    fe dom = {{z->domain, 0, 0, 0}};
+    fr_to_mont(&dom, &dom);
+    fr_inv(&a, &dom);
     for (size_t i = 0; i < z->domain; i++) {
         z->coset[i] = a;
         fr_mul(&a, &a, &inc);
     }
-    fe dom = {{z->domain, 0, 0, 0}};
-    fr_to_mont(&dom, &dom);
-    fr_inv(&z->n_inv, &dom);
     rc = 0;
 out:
     free(d);
@@ -393,10 +394,7 @@ static void fft(fe *a, uint32_t n, uint32_t power, const fe *tw) {
 /* evaluations on the domain -> evaluations on the odd coset */
 static void to_coset(const zkey_t *z, fe *a) {
     fft(a, z->domain, z->power, z->tw_inv);
-    for (uint32_t i = 0; i < z->domain; i++) {
-        fr_mul(&a[i], &a[i], &z->n_inv);
-        fr_mul(&a[i], &a[i], &z->coset[i]);
-    }
+    for (uint32_t i = 0; i < z->domain; i++) fr_mul(&a[i], &a[i], &z->coset[i]);
     fft(a, z->domain, z->power, z->tw);
 }
 
