@@ -707,8 +707,11 @@ class Store:
     # --- settlement ---
 
     def pending_settlements(self, limit: int = 16) -> list[StoredBundle]:
+        """Pending ETH bundles, fewest failed attempts first, then in log order: a bundle the
+        chain refuses for now (tariff not accepted, balance) cannot block those behind it."""
         rows = self._conn().execute(
-            "SELECT * FROM bundles WHERE settlement_status = 'pending' ORDER BY leaf_index LIMIT ?",
+            "SELECT * FROM bundles WHERE settlement_status = 'pending' "
+            "ORDER BY settle_attempts, leaf_index LIMIT ?",
             (limit,),
         )
         return [_bundle_row(r) for r in rows]

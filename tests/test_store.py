@@ -300,15 +300,19 @@ def test_attest_reserves_settlement_debits_failure_releases(store: Store) -> Non
     assert [b.event_id for b in store.pending_settlements()] == []
 
 
-def test_pending_settlements_come_in_log_order_and_only_for_eth(store: Store) -> None:
+def test_pending_settlements_come_in_log_order_only_for_eth_and_rotate_refused_ones(
+    store: Store,
+) -> None:
     fund(store, "tenant_2", 10**18)
     attest(store, "tenant_2", "usd", charge=USD)
     for e in ("x", "y", "z"):
         attest(store, "tenant_2", e, charge=eth(10))
     assert [b.event_id for b in store.pending_settlements(limit=2)] == ["x", "y"]
-    store.note_settle_error([("tenant_2", "x")], "chain unreachable")
+    store.note_settle_error([("tenant_2", "x")], "tariff not accepted")
     x = store.find("tenant_2", "x")
     assert x.settlement_status == "pending" and x.settle_attempts == 1
+    # a bundle the chain keeps refusing goes to the back: it cannot block the others
+    assert [b.event_id for b in store.pending_settlements(limit=2)] == ["y", "z"]
 
 
 # --- schema and configuration ---
