@@ -218,6 +218,16 @@ def _bench_inputs(n: int) -> list[dict[str, str]]:
     return out
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of this process and the given ones (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = sum(os.times()[:2])
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m orchestrator.native_prover --proofs N --workers K`: throughput and phases."""
     from concurrent.futures import ThreadPoolExecutor
@@ -251,12 +261,21 @@ def main(argv: list[str] | None = None) -> None:
                 for k, v in timing.items():
                     phases[k] = phases.get(k, 0.0) + v
 
+        pids = [w._proc.pid for w in prover._witness._all] + [p._proc.pid for p in prover._all]
+        load = os.getloadavg()[0]
+        cpu0 = _cpu_seconds(pids)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.workers) as ex:
             list(ex.map(one, inputs))
         wall = time.perf_counter() - t0
+        cpu = _cpu_seconds(pids) - cpu0
     n = len(inputs)
+    cores = os.cpu_count() or 1
     print(f"workers={args.workers} proofs={n} wall={wall:.2f}s -> {n / wall:.1f} proofs/s")
+    print(
+        f"load average before {load:.2f}; CPU (python + node + native) {cpu * 1e3 / n:.1f} ms"
+        f" per proof -> {n * cores / cpu:.1f} proofs/s if {cores} idle cores were all ours"
+    )
     print(f"zkey load+expand {load_ms:.0f} ms (process start to ready {start_ms:.0f} ms)")
     print(f"witness (wasm, via node worker, serial) {sum(wit_ms) / len(wit_ms):.1f} ms")
     shown = ", ".join(f"{k} {v / n:.2f}" for k, v in phases.items())

@@ -311,17 +311,25 @@ static void *G_(scratch)(int slot, size_t bytes) {
  * affine coordinates pairwise, a round at a time: every addition of a round shares one field
  * inversion (Montgomery's trick), ~6 multiplications per addition instead of ~11 for a mixed
  * Jacobian addition. The buckets are then combined with the usual running sum. */
-static void G_(msm)(G_(jac) *out, const G_(table) *t, const fe *scalars) {
-    const int c = t->c, W = t->W;
+/* Several tables with the same window size can share one set of buckets when only the sum
+ * of their MSMs is wanted (pi_c's C and H parts): one bucket reduction instead of two. */
+static void G_(msm_multi)(G_(jac) *out, int nparts, const G_(table) *const *ts,
+                          const fe *const *scalars_of) {
+    const int c = ts[0]->c, W = ts[0]->W;
     const size_t nb = (size_t)1 << (c - 1);
-    const size_t cells = t->n * (size_t)W;
+    size_t cells = 0;
+    for (int q = 0; q < nparts; q++) cells += ts[q]->n * (size_t)W;
     int32_t *dig = G_(scratch)(0, cells * sizeof(int32_t));
     uint32_t *start = G_(scratch)(1, (3 * nb + 1) * sizeof(uint32_t));
     uint32_t *len = start + nb + 1, *nstart = len + nb;
     memset(start, 0, (nb + 1) * sizeof(uint32_t));
     size_t total = 0;
+    size_t cell0 = 0;
+    for (int q = 0; q < nparts; q++) {
+    const G_(table) *t = ts[q];
+    const fe *scalars = scalars_of[q];
     for (size_t i = 0; i < t->n; i++) {
-        int32_t *d = dig + i * W;
+        int32_t *d = dig + cell0 + i * W;
         int dd[64];
         if (!G_(digits)(dd, &scalars[t->idx[i]], c, W)) {
             for (int j = 0; j < W; j++) d[j] = 0;
@@ -334,6 +342,8 @@ static void G_(msm)(G_(jac) *out, const G_(table) *t, const fe *scalars) {
                 total++;
             }
         }
+    }
+    cell0 += t->n * (size_t)W;
     }
     /* counts -> offsets */
     uint32_t off = 0;
@@ -348,17 +358,21 @@ static void G_(msm)(G_(jac) *out, const G_(table) *t, const fe *scalars) {
     {
         uint32_t *fill = nstart; /* reuse as a cursor */
         memcpy(fill, start, nb * sizeof(uint32_t));
-        for (size_t i = 0; i < t->n; i++) {
-            const int32_t *d = dig + i * W;
-            const G_(aff) *row = t->pts + i * W;
-            for (int j = 0; j < W; j++) {
-                if (!d[j]) continue;
-                if (d[j] > 0) {
-                    work[fill[d[j] - 1]++] = row[j];
-                } else {
-                    G_(aff) *q = &work[fill[-d[j] - 1]++];
-                    q->x = row[j].x;
-                    F_(neg)(&q->y, &row[j].y);
+        size_t e = 0;
+        for (int q = 0; q < nparts; q++) {
+            const G_(table) *t = ts[q];
+            for (size_t i = 0; i < t->n; i++, e += W) {
+                const int32_t *d = dig + e;
+                const G_(aff) *row = t->pts + i * W;
+                for (int j = 0; j < W; j++) {
+                    if (!d[j]) continue;
+                    if (d[j] > 0) {
+                        work[fill[d[j] - 1]++] = row[j];
+                    } else {
+                        G_(aff) *w = &work[fill[-d[j] - 1]++];
+                        w->x = row[j].x;
+                        F_(neg)(&w->y, &row[j].y);
+                    }
                 }
             }
         }
@@ -465,6 +479,10 @@ static void G_(msm)(G_(jac) *out, const G_(table) *t, const fe *scalars) {
         G_(add)(&sum, &sum, &run);
     }
     *out = sum;
+}
+
+static void G_(msm)(G_(jac) *out, const G_(table) *t, const fe *scalars) {
+    G_(msm_multi)(out, 1, &t, &scalars);
 }
 
 #undef G_
