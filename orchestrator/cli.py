@@ -58,7 +58,7 @@ def _register() -> None:
     # Each module defines click commands and registers them on `main` via `main.add_command`.
     import importlib
 
-    for name in ("cli_bundle", "cli_chain", "cli_service"):
+    for name in ("cli_bundle", "cli_setup", "cli_chain", "cli_service"):
         try:
             importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:  # a module not written yet must not break the rest
