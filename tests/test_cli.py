@@ -115,3 +115,12 @@ def test_attest_verify_and_tamper(home, tmp_path, pilot_request) -> None:
     )
     assert code == 2 and "different payload" in err
     assert not (tmp_path / "c_bundle.json").exists()
+
+
+def test_setup_reports_the_cached_dev_manifest(home) -> None:
+    code, out, _ = run("setup", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["ceremony"] == "dev-insecure"
+    assert summary["binding_version"] == "bn128-poseidon8-v1"
+    assert summary["constraints"] == 2721
