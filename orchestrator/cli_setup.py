@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 
 import click
 
@@ -22,12 +21,16 @@ def _make(target: str) -> None:
     make = shutil.which("make")
     if make is None:
         raise ToolError("make not found on PATH")
-    # make's progress goes to stderr so that --json output on stdout stays parseable.
-    done = subprocess.run(
+    # make's progress is streamed to stderr so that --json output on stdout stays parseable.
+    with subprocess.Popen(
         [make, "--no-print-directory", "-C", str(paths.ROOT), target],
-        stdout=sys.stderr,
-        check=False,
-    )
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as done:
+        assert done.stdout is not None
+        for line in done.stdout:
+            click.echo(line.rstrip("\n"), err=True)
     if done.returncode != 0:
         if target == "verify-setup":
             raise VerificationFailed("make verify-setup found a mismatch (see its output above)")
