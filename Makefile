@@ -193,11 +193,18 @@ build/BillingVerifier.sol: build/vkey.json contracts/templates/BillingVerifier.s
 
 # --- native Groth16 prover (orchestrator/native, issue 7): portable flags, never -march=native ---
 NATIVE_BIN := build/native/vbill-prover
+NATIVE_VERIFY_BIN := build/native/vbill-verify
 NATIVE_CFLAGS := -O3 -march=x86-64-v2 -mtune=generic -std=gnu11 -Wall -Wextra -Wno-unused-function
+NATIVE_HDRS := $(wildcard orchestrator/native/*.h)
 .PHONY: native
-native: $(NATIVE_BIN) ## build the native Groth16 prover (build/native/vbill-prover)
+native: $(NATIVE_BIN) $(NATIVE_VERIFY_BIN) ## build the native Groth16 prover and batch verifier (build/native/)
 
-$(NATIVE_BIN): $(wildcard orchestrator/native/*.c orchestrator/native/*.h)
+$(NATIVE_BIN): orchestrator/native/groth16.c $(NATIVE_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(NATIVE_CFLAGS) -o $@.tmp orchestrator/native/groth16.c
+	$(CC) $(NATIVE_CFLAGS) -o $@.tmp $<
+	mv $@.tmp $@
+
+$(NATIVE_VERIFY_BIN): orchestrator/native/verify.c $(NATIVE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(NATIVE_CFLAGS) -o $@.tmp $<
 	mv $@.tmp $@
