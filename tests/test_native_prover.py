@@ -21,8 +21,13 @@ from conftest import needs_build
 from orchestrator import paths
 from orchestrator.bundle import encode_request
 from orchestrator.field import R
-from orchestrator.groth16 import verify_json
-from orchestrator.native_prover import NativeProcess, NativeProver, NativeProverError
+from orchestrator.groth16 import Groth16Error, verify_json
+from orchestrator.native_prover import (
+    NativeProcess,
+    NativeProver,
+    NativeProverError,
+    batch_verify,
+)
 from orchestrator.prover import Proof, verify_cli
 from orchestrator.witness import circuit_input, public_signals, random_field_element
 
@@ -273,3 +278,72 @@ def test_one_shot_mode_proves_a_wtns_file(
     out = json.loads(done.stdout)
     assert out["public_signals"] == expected
     assert verify_json(vkey, out["public_signals"], out["proof"])
+
+
+# --- native batch verification (agrees with py_ecc; names the bad proofs) ----------------
+
+P_FIELD = 21888242871839275222246405745257275088696311157297823662689037894645226208583
+
+
+def py_ecc_ok(vkey: dict[str, Any], signals: list[str], proof: dict[str, Any]) -> bool:
+    try:
+        return verify_json(vkey, signals, proof)
+    except Groth16Error:
+        return False
+
+
+@pytest.fixture(scope="module")
+def valid_items(
+    native: NativeProver, pilot_request: dict[str, Any]
+) -> list[tuple[list[str], dict[str, Any]]]:
+    rng = random.Random(99)
+    proofs = [native.prove(random_case(pilot_request, rng)[0]) for _ in range(4)]
+    return [(p.public_signals, p.proof) for p in proofs]
+
+
+def tampered(items: list[tuple[list[str], dict[str, Any]]]) -> list[tuple[list[str], Any]]:
+    (s0, p0), (s1, p1) = items[0], items[1]
+    neg_a = dict(p0, pi_a=[p0["pi_a"][0], str(P_FIELD - int(p0["pi_a"][1])), "1"])
+    off_curve_b = dict(p0, pi_b=[[p0["pi_b"][0][0], p0["pi_b"][0][1]], ["1", "2"], ["1", "0"]])
+    return [
+        ([s0[0], str(int(s0[1]) + 1), *s0[2:]], p0),  # charge changed
+        (s1, p0),  # another proof's signals
+        (s0, neg_a),  # pi_a negated: on the curve, wrong
+        (s0, dict(p0, pi_c=p1["pi_c"])),  # pi_c from another proof
+        (s0, off_curve_b),  # refused by the parser
+        (s0, dict(p0, pi_a=[str(int(p0["pi_a"][0]) + P_FIELD), p0["pi_a"][1], "1"])),
+        (s0[:-1], p0),  # too few signals
+    ]
+
+
+def test_batch_verify_names_each_invalid_proof_as_py_ecc_judges_it(
+    vkey: dict[str, Any], valid_items: list[tuple[list[str], dict[str, Any]]]
+) -> None:
+    bad_items = tampered(valid_items)
+    items = [valid_items[0], *bad_items, valid_items[1]]
+    expected = [i for i, (s, p) in enumerate(items) if not py_ecc_ok(vkey, s, p)]
+    assert expected == list(range(1, len(bad_items) + 1))  # the reference rejects each one
+    assert batch_verify(vkey, items) == expected
+
+
+def test_batch_verify_finds_one_bad_proof_hidden_among_valid_ones(
+    vkey: dict[str, Any], valid_items: list[tuple[list[str], dict[str, Any]]]
+) -> None:
+    items = [valid_items[i % len(valid_items)] for i in range(40)]
+    assert batch_verify(vkey, items) == []
+    for hide_at in (0, 23, 39):
+        batch = list(items)
+        batch[hide_at] = tampered(valid_items)[3]
+        assert batch_verify(vkey, batch) == [hide_at]
+    batch = list(items)
+    batch[5], batch[6], batch[31] = (tampered(valid_items)[k] for k in (0, 2, 1))
+    assert batch_verify(vkey, batch) == [5, 6, 31]
+
+
+def test_batch_verify_accepts_what_py_ecc_accepts(
+    vkey: dict[str, Any], valid_items: list[tuple[list[str], dict[str, Any]]]
+) -> None:
+    assert all(py_ecc_ok(vkey, s, p) for s, p in valid_items)
+    assert batch_verify(vkey, valid_items) == []
+    assert batch_verify(vkey, valid_items[:1]) == []
+    assert batch_verify(vkey, []) == []
