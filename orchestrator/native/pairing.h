@@ -175,82 +175,96 @@ typedef struct {
     fe2 x, y;
 } twist_pt;
 
-/* T = 2T (affine), multiplying f by the tangent line at P; returns -1 if 2y = 0 */
-static int miller_dbl(fe12 *f, twist_pt *T, const fe *xp, const fe *yp) {
-    fe2 num, den, lam, x3, t;
-    if (fp2_is_zero(&T->y)) return -1;
-    fp2_sqr(&num, &T->x);
-    fp2_add(&t, &num, &num);
-    fp2_add(&num, &t, &num);
-    fp2_dbl(&den, &T->y);
-    fp2_inv(&den, &den);
-    fp2_mul(&lam, &num, &den);
-    mul_line(f, &lam, &T->x, &T->y, xp, yp);
-    fp2_sqr(&x3, &lam);
-    fp2_sub(&x3, &x3, &T->x);
-    fp2_sub(&x3, &x3, &T->x);
-    fp2_sub(&t, &T->x, &x3);
-    fp2_mul(&t, &lam, &t);
-    fp2_sub(&T->y, &t, &T->y);
-    T->x = x3;
+/* In-place inverses of v[0..n) with one field inversion (Montgomery's trick); -1 if any
+ * is zero. pre holds n elements of scratch. */
+static int fp2_batch_inv(fe2 *v, fe2 *pre, size_t n) {
+    fe2 acc, inv, t;
+    fp2_one(&acc);
+    for (size_t i = 0; i < n; i++) {
+        if (fp2_is_zero(&v[i])) return -1;
+        pre[i] = acc;
+        fp2_mul(&acc, &acc, &v[i]);
+    }
+    if (n == 0) return 0;
+    fp2_inv(&inv, &acc);
+    for (size_t i = n; i-- > 0;) {
+        fp2_mul(&t, &inv, &pre[i]);
+        fp2_mul(&inv, &inv, &v[i]);
+        v[i] = t;
+    }
     return 0;
 }
 
-/* T = T + Q (affine, T != +-Q), multiplying f by the chord at P; -1 on T = +-Q */
-static int miller_add(fe12 *f, twist_pt *T, const twist_pt *Q, const fe *xp, const fe *yp) {
-    fe2 num, den, lam, x3, t;
-    fp2_sub(&den, &Q->x, &T->x);
-    if (fp2_is_zero(&den)) return -1;
-    fp2_sub(&num, &Q->y, &T->y);
-    fp2_inv(&den, &den);
-    fp2_mul(&lam, &num, &den);
-    mul_line(f, &lam, &T->x, &T->y, xp, yp);
-    fp2_sqr(&x3, &lam);
-    fp2_sub(&x3, &x3, &T->x);
-    fp2_sub(&x3, &x3, &Q->x);
-    fp2_sub(&t, &T->x, &x3);
-    fp2_mul(&t, &lam, &t);
-    fp2_sub(&T->y, &t, &T->y);
-    T->x = x3;
+/* T = T + R or 2T (R = T) for every pair, lines multiplied into f; one inversion per call.
+ * R == NULL means doubling. Returns -1 on a degenerate step (impossible for order-r points). */
+static int miller_step(fe12 *f, twist_pt *T, const twist_pt *R, const g1_aff *P, size_t n,
+                       fe2 *den, fe2 *pre) {
+    for (size_t i = 0; i < n; i++) {
+        if (R) fp2_sub(&den[i], &R[i].x, &T[i].x);
+        else fp2_dbl(&den[i], &T[i].y);
+    }
+    if (fp2_batch_inv(den, pre, n)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        fe2 num, lam, x3, t;
+        if (R) {
+            fp2_sub(&num, &R[i].y, &T[i].y);
+        } else {
+            fp2_sqr(&num, &T[i].x);
+            fp2_add(&t, &num, &num);
+            fp2_add(&num, &t, &num);
+        }
+        fp2_mul(&lam, &num, &den[i]);
+        mul_line(f, &lam, &T[i].x, &T[i].y, &P[i].x, &P[i].y);
+        fp2_sqr(&x3, &lam);
+        fp2_sub(&x3, &x3, &T[i].x);
+        fp2_sub(&x3, &x3, R ? &R[i].x : &T[i].x);
+        fp2_sub(&t, &T[i].x, &x3);
+        fp2_mul(&t, &lam, &t);
+        fp2_sub(&T[i].y, &t, &T[i].y);
+        T[i].x = x3;
+    }
     return 0;
 }
 
-/* f = product over i of the Miller loops f_{6x+2, Q_i}(P_i) with the two Frobenius lines.
- * Points are affine, Montgomery form, none at infinity. Returns -1 on a degenerate step
- * (impossible for points of order r). */
+/* f = product over i of the Miller loops f_{6x+2, Q_i}(P_i) with the two Frobenius lines,
+ * all pairs in lock step (one shared squaring of f and one inversion per step).
+ * Points are affine, Montgomery form, none at infinity. */
 static int miller_multi(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n) {
-    twist_pt *T = malloc((n ? n : 1) * sizeof *T);
+    size_t m = n ? n : 1;
+    twist_pt *T = malloc(m * sizeof *T), *R = malloc(m * sizeof *R);
+    fe2 *den = malloc(2 * m * sizeof *den), *pre = den + m;
     int rc = 0;
     fp12_one(f);
     for (size_t i = 0; i < n; i++) {
-        T[i].x = Q[i].x;
-        T[i].y = Q[i].y;
+        T[i].x = R[i].x = Q[i].x;
+        T[i].y = R[i].y = Q[i].y;
     }
     size_t nbits = sizeof ATE_LOOP_BITS - 1;
     for (size_t b = 1; b < nbits && rc == 0; b++) {
         fp12_sqr(f, f);
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = miller_dbl(f, &T[i], &P[i].x, &P[i].y);
-        if (ATE_LOOP_BITS[b] == '1') {
-            for (size_t i = 0; i < n && rc == 0; i++) {
-                twist_pt q = {Q[i].x, Q[i].y};
-                rc = miller_add(f, &T[i], &q, &P[i].x, &P[i].y);
-            }
-        }
+        rc = miller_step(f, T, NULL, P, n, den, pre);
+        if (rc == 0 && ATE_LOOP_BITS[b] == '1') rc = miller_step(f, T, R, P, n, den, pre);
     }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        twist_pt q1, q2;
-        fp2_conj(&q1.x, &Q[i].x); /* pi(Q) */
-        fp2_mul(&q1.x, &q1.x, &FROB_X1);
-        fp2_conj(&q1.y, &Q[i].y);
-        fp2_mul(&q1.y, &q1.y, &FROB_Y1);
-        fp2_mul(&q2.x, &Q[i].x, &FROB_X2); /* -pi^2(Q) */
-        fp2_mul(&q2.y, &Q[i].y, &FROB_Y2);
-        fp2_neg(&q2.y, &q2.y);
-        rc = miller_add(f, &T[i], &q1, &P[i].x, &P[i].y);
-        if (rc == 0) rc = miller_add(f, &T[i], &q2, &P[i].x, &P[i].y);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) { /* pi(Q) */
+            fp2_conj(&R[i].x, &Q[i].x);
+            fp2_mul(&R[i].x, &R[i].x, &FROB_X1);
+            fp2_conj(&R[i].y, &Q[i].y);
+            fp2_mul(&R[i].y, &R[i].y, &FROB_Y1);
+        }
+        rc = miller_step(f, T, R, P, n, den, pre);
+    }
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) { /* -pi^2(Q) */
+            fp2_mul(&R[i].x, &Q[i].x, &FROB_X2);
+            fp2_mul(&R[i].y, &Q[i].y, &FROB_Y2);
+            fp2_neg(&R[i].y, &R[i].y);
+        }
+        rc = miller_step(f, T, R, P, n, den, pre);
     }
     free(T);
+    free(R);
+    free(den);
     return rc;
 }
 
