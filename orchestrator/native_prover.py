@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -213,6 +214,12 @@ def _g2_text(p: Any) -> list[str]:
     return [str(int(c)) for c in (p[0][0], p[0][1], p[1][0], p[1][1])]
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed_vkey(canonical_json: str) -> groth16.VerifyingKey:
+    """Strict parse once per key: py_ecc's G2 subgroup checks cost ~0.1 s."""
+    return groth16.parse_vkey(json.loads(canonical_json))
+
+
 def batch_verify(
     vkey: Mapping[str, Any],
     items: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
@@ -226,7 +233,7 @@ def batch_verify(
     proofs. Items are parsed first with the py_ecc reference's strict parser, and anything it
     refuses counts as bad; the G2 subgroup check of pi_b is done natively.
     """
-    key = groth16.parse_vkey(vkey)
+    key = _parsed_vkey(json.dumps(vkey, sort_keys=True))
     words = _g1_text(vkey["vk_alpha_1"])
     for name in ("vk_beta_2", "vk_gamma_2", "vk_delta_2"):
         words += _g2_text(vkey[name])
