@@ -58,28 +58,35 @@ static void fp6_neg(fe6 *r, const fe6 *a) {
     fp2_neg(&r->c1, &a->c1);
     fp2_neg(&r->c2, &a->c2);
 }
+/* Karatsuba: 6 Fp2 multiplications */
 static void fp6_mul(fe6 *r, const fe6 *a, const fe6 *b) {
-    fe2 t, s, c0, c1, c2;
-    /* c0 = a0 b0 + xi (a1 b2 + a2 b1) */
-    fp2_mul(&t, &a->c1, &b->c2);
-    fp2_mul(&s, &a->c2, &b->c1);
-    fp2_add(&t, &t, &s);
-    fp2_mul_xi(&t, &t);
-    fp2_mul(&s, &a->c0, &b->c0);
-    fp2_add(&c0, &s, &t);
-    /* c1 = a0 b1 + a1 b0 + xi a2 b2 */
-    fp2_mul(&t, &a->c2, &b->c2);
-    fp2_mul_xi(&t, &t);
-    fp2_mul(&s, &a->c0, &b->c1);
-    fp2_add(&t, &t, &s);
-    fp2_mul(&s, &a->c1, &b->c0);
-    fp2_add(&c1, &t, &s);
-    /* c2 = a0 b2 + a1 b1 + a2 b0 */
-    fp2_mul(&t, &a->c0, &b->c2);
-    fp2_mul(&s, &a->c1, &b->c1);
-    fp2_add(&t, &t, &s);
-    fp2_mul(&s, &a->c2, &b->c0);
-    fp2_add(&c2, &t, &s);
+    fe2 v0, v1, v2, s, t, c0, c1, c2;
+    fp2_mul(&v0, &a->c0, &b->c0);
+    fp2_mul(&v1, &a->c1, &b->c1);
+    fp2_mul(&v2, &a->c2, &b->c2);
+    /* c0 = v0 + xi ((a1 + a2)(b1 + b2) - v1 - v2) */
+    fp2_add(&s, &a->c1, &a->c2);
+    fp2_add(&t, &b->c1, &b->c2);
+    fp2_mul(&s, &s, &t);
+    fp2_sub(&s, &s, &v1);
+    fp2_sub(&s, &s, &v2);
+    fp2_mul_xi(&s, &s);
+    fp2_add(&c0, &v0, &s);
+    /* c1 = (a0 + a1)(b0 + b1) - v0 - v1 + xi v2 */
+    fp2_add(&s, &a->c0, &a->c1);
+    fp2_add(&t, &b->c0, &b->c1);
+    fp2_mul(&s, &s, &t);
+    fp2_sub(&s, &s, &v0);
+    fp2_sub(&s, &s, &v1);
+    fp2_mul_xi(&t, &v2);
+    fp2_add(&c1, &s, &t);
+    /* c2 = (a0 + a2)(b0 + b2) - v0 - v2 + v1 */
+    fp2_add(&s, &a->c0, &a->c2);
+    fp2_add(&t, &b->c0, &b->c2);
+    fp2_mul(&s, &s, &t);
+    fp2_sub(&s, &s, &v0);
+    fp2_sub(&s, &s, &v2);
+    fp2_add(&c2, &s, &v1);
     r->c0 = c0;
     r->c1 = c1;
     r->c2 = c2;
@@ -138,7 +145,19 @@ static void fp12_mul(fe12 *r, const fe12 *a, const fe12 *b) {
     fp6_mul_v(&t1, &t1);
     fp6_add(&r->c0, &t0, &t1); /* a0 b0 + v a1 b1 */
 }
-static void fp12_sqr(fe12 *r, const fe12 *a) { fp12_mul(r, a, a); }
+/* (a + b w)^2 = (a + b)(a + v b) - ab - v ab + 2ab w: two Fp6 multiplications */
+static void fp12_sqr(fe12 *r, const fe12 *a) {
+    fe6 ab, s, t;
+    fp6_mul(&ab, &a->c0, &a->c1);
+    fp6_add(&s, &a->c0, &a->c1);
+    fp6_mul_v(&t, &a->c1);
+    fp6_add(&t, &a->c0, &t);
+    fp6_mul(&s, &s, &t);
+    fp6_sub(&s, &s, &ab);
+    fp6_mul_v(&t, &ab);
+    fp6_sub(&r->c0, &s, &t);
+    fp6_add(&r->c1, &ab, &ab);
+}
 static void fp12_conj(fe12 *r, const fe12 *a) {
     r->c0 = a->c0;
     fp6_neg(&r->c1, &a->c1);
@@ -269,14 +288,18 @@ static int miller_multi(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n) {
 }
 
 static void final_exp(fe12 *r, const fe12 *f) {
-    fe12 t, inv, acc;
+    fe12 t, inv, acc, table[16];
     fp12_conj(&t, f); /* f^(p^6) */
     fp12_inv(&inv, f);
     fp12_mul(&t, &t, &inv); /* f^(p^6 - 1) */
+    /* then ^((p^6 + 1) / r), 4-bit fixed windows */
+    fp12_one(&table[0]);
+    for (int i = 1; i < 16; i++) fp12_mul(&table[i], &table[i - 1], &t);
     fp12_one(&acc);
-    for (int i = FINAL_EXP_WORDS * 64 - 1; i >= 0; i--) {
-        fp12_sqr(&acc, &acc);
-        if ((FINAL_EXP[i / 64] >> (i % 64)) & 1) fp12_mul(&acc, &acc, &t);
+    for (int i = FINAL_EXP_WORDS * 16 - 1; i >= 0; i--) {
+        for (int k = 0; k < 4; k++) fp12_sqr(&acc, &acc);
+        unsigned nib = (unsigned)(FINAL_EXP[i / 16] >> (4 * (i % 16))) & 15;
+        if (nib) fp12_mul(&acc, &acc, &table[nib]);
     }
     *r = acc;
 }
