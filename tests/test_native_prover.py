@@ -347,3 +347,43 @@ def test_batch_verify_accepts_what_py_ecc_accepts(
     assert batch_verify(vkey, valid_items) == []
     assert batch_verify(vkey, valid_items[:1]) == []
     assert batch_verify(vkey, []) == []
+
+
+def twist_point_outside_g2() -> list[list[str]]:
+    """A point on the twist y^2 = x^3 + 3/(9+u) whose order is not r (cofactor part)."""
+    from py_ecc.optimized_bn128 import FQ2, b2, curve_order, is_inf, multiply
+
+    def fq2_sqrt(a: FQ2) -> FQ2 | None:
+        a0, a1 = (int(c) for c in a.coeffs)
+        norm = (a0 * a0 + a1 * a1) % P_FIELD
+        n = pow(norm, (P_FIELD + 1) // 4, P_FIELD)
+        if n * n % P_FIELD != norm:
+            return None
+        for half in ((a0 + n) * pow(2, -1, P_FIELD), (a0 - n) * pow(2, -1, P_FIELD)):
+            x0 = pow(half % P_FIELD, (P_FIELD + 1) // 4, P_FIELD)
+            if x0 * x0 % P_FIELD == half % P_FIELD and x0:
+                cand = FQ2([x0, a1 * pow(2 * x0, -1, P_FIELD) % P_FIELD])
+                if cand * cand == a:
+                    return cand
+        return None
+
+    for x0 in range(1, 100):
+        x = FQ2([x0, 1])
+        y = fq2_sqrt(x**3 + b2)
+        if y is None:
+            continue
+        point = (x, y, FQ2.one())
+        if not is_inf(multiply(point, curve_order)):
+            return [[str(int(c)) for c in x.coeffs], [str(int(c)) for c in y.coeffs], ["1", "0"]]
+    raise AssertionError("no twist point found")
+
+
+def test_batch_verify_refuses_pi_b_outside_the_subgroup(
+    vkey: dict[str, Any], valid_items: list[tuple[list[str], dict[str, Any]]]
+) -> None:
+    signals, proof = valid_items[0]
+    forged = dict(proof, pi_b=twist_point_outside_g2())
+    assert not py_ecc_ok(vkey, signals, forged)  # the reference refuses it while parsing
+    with pytest.raises(Groth16Error, match="subgroup"):
+        verify_json(vkey, signals, forged)
+    assert batch_verify(vkey, [valid_items[1], (signals, forged)]) == [1]
