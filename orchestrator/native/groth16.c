@@ -131,6 +131,8 @@ static uint8_t *read_file(const char *path, size_t *len) {
     return buf;
 }
 
+static uint32_t bitrev(uint32_t i, uint32_t power);
+
 /* ------------------------------------------------------------------ the proving key */
 
 typedef struct {
@@ -148,7 +150,7 @@ typedef struct {
     g1_table A, B1, C, H;
     g2_table B2;
     fe *tw, *tw_inv; /* domain/2 twiddles w^i and w^-i (Montgomery) */
-    fe *coset;       /* inc^i / domain for i < domain (Montgomery): iFFT scale and shift */
+    fe *coset;       /* inc^i / domain at bitrev(i) (Montgomery): iFFT scale and shift */
 } zkey_t;
 
 static fe G1_B, G2_B_c0, G2_B_c1; /* curve constants b (Montgomery) */
@@ -355,8 +357,8 @@ static int load_zkey(zkey_t *z, const char *path) {
     fe dom = {{z->domain, 0, 0, 0}};
     fr_to_mont(&dom, &dom);
     fr_inv(&a, &dom);
-    for (size_t i = 0; i < z->domain; i++) {
-        z->coset[i] = a;
+    for (size_t i = 0; i < z->domain; i++) { /* stored in bit-reversed order, see to_coset */
+        z->coset[bitrev((uint32_t)i, z->power)] = a;
         fr_mul(&a, &a, &inc);
     }
     rc = 0;
@@ -367,26 +369,41 @@ out:
 
 /* ------------------------------------------------------------------ FFT over Fr */
 
-static void bit_reverse(fe *a, uint32_t n, uint32_t power) {
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t j = 0;
-        for (uint32_t b = 0; b < power; b++) j |= ((i >> b) & 1) << (power - 1 - b);
-        if (i < j) {
-            fe t = a[i];
-            a[i] = a[j];
-            a[j] = t;
+static uint32_t bitrev(uint32_t i, uint32_t power) {
+    uint32_t j = 0;
+    for (uint32_t b = 0; b < power; b++) j |= ((i >> b) & 1) << (power - 1 - b);
+    return j;
+}
+
+/* Decimation in frequency, natural order in, bit-reversed order out:
+ * a[bitrev(k)] <- sum_j a[j] w^(jk), w the root whose powers tw holds */
+static void fft_dif(fe *a, uint32_t n, const fe *tw) {
+    for (uint32_t len = n; len >= 2; len >>= 1) {
+        uint32_t h = len / 2, step = n / len;
+        for (uint32_t s = 0; s < n; s += len) {
+            fe u = a[s], v = a[s + h];
+            fr_add(&a[s], &u, &v);
+            fr_sub(&a[s + h], &u, &v);
+            for (uint32_t j = 1; j < h; j++) {
+                u = a[s + j];
+                v = a[s + j + h];
+                fr_add(&a[s + j], &u, &v);
+                fr_sub(&v, &u, &v);
+                fr_mul(&a[s + j + h], &v, &tw[j * step]);
+            }
         }
     }
 }
 
-/* in place: a[k] <- sum_j a[j] w^(jk) with w the domain root (or its inverse) */
-static void fft(fe *a, uint32_t n, uint32_t power, const fe *tw) {
-    bit_reverse(a, n, power);
+/* Decimation in time, bit-reversed order in, natural order out: a[k] <- sum_j a_j w^(jk) */
+static void fft_dit(fe *a, uint32_t n, const fe *tw) {
     for (uint32_t len = 2; len <= n; len <<= 1) {
         uint32_t h = len / 2, step = n / len;
         for (uint32_t s = 0; s < n; s += len) {
-            for (uint32_t j = 0; j < h; j++) {
-                fe t;
+            fe t = a[s + h];
+            fr_sub(&a[s + h], &a[s], &t);
+            fr_add(&a[s], &a[s], &t);
+            for (uint32_t j = 1; j < h; j++) {
                 fr_mul(&t, &a[s + j + h], &tw[j * step]);
                 fr_sub(&a[s + j + h], &a[s + j], &t);
                 fr_add(&a[s + j], &a[s + j], &t);
@@ -395,11 +412,12 @@ static void fft(fe *a, uint32_t n, uint32_t power, const fe *tw) {
     }
 }
 
-/* evaluations on the domain -> evaluations on the odd coset */
+/* evaluations on the domain -> evaluations on the odd coset: inverse transform (bit-reversed
+ * coefficients), scale coefficient i by inc^i / n, forward transform back to natural order */
 static void to_coset(const zkey_t *z, fe *a) {
-    fft(a, z->domain, z->power, z->tw_inv);
+    fft_dif(a, z->domain, z->tw_inv);
     for (uint32_t i = 0; i < z->domain; i++) fr_mul(&a[i], &a[i], &z->coset[i]);
-    fft(a, z->domain, z->power, z->tw);
+    fft_dit(a, z->domain, z->tw);
 }
 
 /* ------------------------------------------------------------------ output */
