@@ -5,8 +5,10 @@ import {IBillingSettlement} from "./IBillingSettlement.sol";
 import {IBillingVerifier} from "./IBillingVerifier.sol";
 
 /// @title The logic of BillingSettlement; see {IBillingSettlement} for the behaviour
-/// @dev Ordering in every state-changing path: checks (cheap ones first, the proof last),
-///      then effects, then the one interaction (ETH transfer) behind a reentrancy lock.
+/// @dev Ordering in every state-changing path: cheap checks first, the proof last (settlement
+///      applies a charge's effects before its proof is verified, reverting all of them if it
+///      fails; the verifier is an immutable view contract, so nothing can re-enter), and the one
+///      interaction (ETH transfer) last, behind a reentrancy lock.
 abstract contract BillingSettlementBase is IBillingSettlement {
     /// @notice BN254 scalar field size: every public signal and tenant key is below it.
     uint256 public constant SNARK_SCALAR_FIELD =
@@ -152,76 +154,100 @@ abstract contract BillingSettlementBase is IBillingSettlement {
 
     // ------------------------------------------------------------------ settlement
 
-    /// @dev Checks one proven charge and returns the wei it moves; reverts with the first
-    ///      failed check. Cheap checks run before the proof so a bad call costs little.
-    function _check(Proof calldata proof, uint256[5] calldata s, bool moveEth)
-        internal
-        view
-        returns (uint256 weiAmount)
-    {
-        for (uint256 i = 0; i < 5; ++i) {
-            if (s[i] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(i);
-        }
+    /// @dev Reverts SignalOutOfField unless every public signal is below r (unrolled: this
+    ///      runs once per settled proof).
+    function _checkSignals(uint256[5] calldata s) internal pure {
+        if (s[0] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(0);
+        if (s[1] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(1);
+        if (s[2] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(2);
+        if (s[3] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(3);
+        if (s[4] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(4);
+    }
+
+    /// @dev One ETH charge, every check but its proof, then its effects; returns the wei moved.
+    ///      Checks: signals in the field, nullifier unused, an open account that accepts the
+    ///      tariff, per-request and daily limits, balance. Effects: spend the nullifier, debit
+    ///      available then reserved, count the day's spend, emit ChargeSettled. The caller
+    ///      verifies the proof(s) afterwards and reverts everything if that fails; the proof is
+    ///      checked last because it is by far the most expensive check.
+    function _charge(uint256[5] calldata s) internal returns (uint256 weiAmount) {
+        _checkSignals(s);
         uint256 nullifier = s[3];
         uint256 tenantKey = s[4];
         if (_nullifiers[nullifier]) revert BillingSettlement__NullifierUsed(nullifier);
-        if (moveEth) {
-            Account storage acct = _accounts[tenantKey];
-            if (acct.controller == address(0)) revert BillingSettlement__UnknownAccount(tenantKey);
-            if (!_tariffs[tenantKey][s[2]]) revert BillingSettlement__TariffNotAccepted(tenantKey, s[2]);
-            if (s[1] > type(uint96).max / WEI_PER_MICRO) revert BillingSettlement__AmountTooLarge(s[1]);
-            weiAmount = s[1] * WEI_PER_MICRO;
-            if (weiAmount > acct.perRequestLimit) {
-                revert BillingSettlement__PerRequestLimitExceeded(acct.perRequestLimit, weiAmount);
-            }
-            uint256 today = block.timestamp / 1 days;
-            uint256 spent = (acct.spentDay == today ? acct.spentToday : 0) + weiAmount;
-            if (spent > acct.dailyLimit) revert BillingSettlement__DailyLimitExceeded(acct.dailyLimit, spent);
-            uint256 balance = uint256(acct.available) + acct.reserved;
-            if (weiAmount > balance) revert BillingSettlement__InsufficientBalance(balance, weiAmount);
-        }
-        if (!verifier.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
-    }
-
-    /// @dev Effects of a checked settlement: spend the nullifier, debit available then
-    ///      reserved, count the day's spend, and credit the payee's owed balance.
-    function _apply(uint256[5] calldata s, uint256 weiAmount) internal returns (uint256 owed) {
-        uint256 tenantKey = s[4];
-        _nullifiers[s[3]] = true;
         Account storage acct = _accounts[tenantKey];
-        uint96 amount = uint96(weiAmount); // <= available + reserved, which fits 96 bits
-        uint64 today = uint64(block.timestamp / 1 days);
-        uint96 spent = acct.spentDay == today ? acct.spentToday : 0;
-        if (amount <= acct.available) {
-            acct.available -= amount;
-        } else {
-            acct.reserved -= amount - acct.available;
-            acct.available = 0;
+        Account memory a = acct; // one read of the account's three slots
+        if (a.controller == address(0)) revert BillingSettlement__UnknownAccount(tenantKey);
+        if (!_tariffs[tenantKey][s[2]]) revert BillingSettlement__TariffNotAccepted(tenantKey, s[2]);
+        if (s[1] > type(uint96).max / WEI_PER_MICRO) revert BillingSettlement__AmountTooLarge(s[1]);
+        weiAmount = s[1] * WEI_PER_MICRO;
+        if (weiAmount > a.perRequestLimit) {
+            revert BillingSettlement__PerRequestLimitExceeded(a.perRequestLimit, weiAmount);
         }
-        acct.spentToday = spent + amount;
+        uint64 today = uint64(block.timestamp / 1 days);
+        uint256 spent = (a.spentDay == today ? a.spentToday : 0) + weiAmount;
+        if (spent > a.dailyLimit) revert BillingSettlement__DailyLimitExceeded(a.dailyLimit, spent);
+        uint256 balance = uint256(a.available) + a.reserved;
+        if (weiAmount > balance) revert BillingSettlement__InsufficientBalance(balance, weiAmount);
+
+        _nullifiers[nullifier] = true;
+        uint256 available = a.available;
+        if (weiAmount > available) {
+            acct.reserved = uint96(balance - weiAmount); // the shortfall comes out of reserved
+            available = 0;
+        } else {
+            available -= weiAmount;
+        }
+        // spent <= dailyLimit and available <= the old available: both fit 96 bits
+        acct.available = uint96(available);
+        acct.spentToday = uint96(spent);
         acct.spentDay = today;
-        emit ChargeSettled(tenantKey, s[3], s[0], s[1], weiAmount);
-        return weiAmount;
+        emit ChargeSettled(tenantKey, nullifier, s[0], s[1], weiAmount);
     }
 
     function _settle(Proof calldata proof, uint256[5] calldata s) internal {
-        uint256 weiAmount = _check(proof, s, true);
-        _payeeOwed += uint96(_apply(s, weiAmount));
+        uint256 weiAmount = _charge(s);
+        if (!verifier.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
+        _payeeOwed += uint96(weiAmount);
     }
 
     function _settleBatch(Proof[] calldata proofs, uint256[5][] calldata s) internal {
-        if (proofs.length == 0 || proofs.length != s.length) {
-            revert BillingSettlement__BadBatch(proofs.length, s.length);
-        }
+        uint256 n = proofs.length;
+        if (n == 0 || n != s.length) revert BillingSettlement__BadBatch(n, s.length);
+        // Check and apply each charge in order, so a repeated nullifier and the day's running
+        // total are seen; then verify all proofs with one pairing. A failed batch proof reverts
+        // every effect above (no ETH moves here), and cheap checks fail before the pairing.
         uint256 owed;
-        for (uint256 i = 0; i < proofs.length; ++i) {
-            owed += _apply(s[i], _check(proofs[i], s[i], true));
+        for (uint256 i = 0; i < n; ++i) {
+            owed += _charge(s[i]);
         }
+        if (!_verifyBatchOfThisCall()) revert BillingSettlement__InvalidBatchProof(n);
         _payeeOwed += uint96(owed);
     }
 
+    /// @dev verifier.verifyBatch(proofs, publicSignals) for the running settleBatch call, by
+    ///      forwarding this call's argument bytes under verifyBatch's selector: both functions
+    ///      take (Proof[], uint256[5][]), so the verifier decodes exactly the arrays this contract
+    ///      decoded (same bytes, same offsets), without re-encoding 13 words per proof. Only
+    ///      meaningful inside settleBatch. Fails closed: false unless the call succeeded and
+    ///      returned exactly true.
+    function _verifyBatchOfThisCall() internal view returns (bool ok) {
+        address target = address(verifier);
+        bytes4 selector = IBillingVerifier.verifyBatch.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let size := calldatasize()
+            mstore(ptr, selector)
+            calldatacopy(add(ptr, 4), 4, sub(size, 4))
+            ok := staticcall(gas(), target, ptr, size, 0, 0x20)
+            ok := and(ok, and(eq(returndatasize(), 0x20), eq(mload(0), 1)))
+        }
+    }
+
     function _anchorCharge(Proof calldata proof, uint256[5] calldata s) internal {
-        _check(proof, s, false);
+        _checkSignals(s);
+        if (_nullifiers[s[3]]) revert BillingSettlement__NullifierUsed(s[3]);
+        if (!verifier.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
         _nullifiers[s[3]] = true;
         emit ChargeAnchored(s[4], s[3], s[0], s[1]);
     }

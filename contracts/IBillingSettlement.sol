@@ -84,6 +84,9 @@ interface IBillingSettlement {
     error BillingSettlement__SignalOutOfField(uint256 index);
     /// @notice The Groth16 proof does not verify (or the verifier ran out of gas).
     error BillingSettlement__InvalidProof();
+    /// @notice The batch's combined pairing check failed: at least one of the `proofs` proofs
+    ///         is invalid (or the verifier ran out of gas). Nothing was settled; bisect off chain.
+    error BillingSettlement__InvalidBatchProof(uint256 proofs);
     /// @notice The nullifier was already settled or anchored (replay).
     error BillingSettlement__NullifierUsed(uint256 nullifier);
     /// @notice The tenant has not accepted this tariff key.
@@ -189,7 +192,10 @@ interface IBillingSettlement {
     /// @notice Settle one proven charge (active attester only).
     function settle(Proof calldata proof, uint256[5] calldata publicSignals) external;
 
-    /// @notice Settle many proven charges atomically (active attester only).
+    /// @notice Settle many proven charges atomically (active attester only): each charge gets
+    ///         every check `settle` makes (nullifier, tariff, limits, balance), and the proofs are
+    ///         verified together with one pairing (IBillingVerifier.verifyBatch). If that fails
+    ///         the whole batch reverts InvalidBatchProof.
     function settleBatch(Proof[] calldata proofs, uint256[5][] calldata publicSignals) external;
 
     /// @notice Record a proven charge in a non-ETH currency: the nullifier is spent, no ETH moves.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IBillingSettlement} from "./IBillingSettlement.sol";
+
 /// @title The generated Groth16 verifier, as BillingSettlement sees it
 /// @notice Rendered from build/vkey.json by `make verifier` (contracts/templates/BillingVerifier.sol.j2).
 interface IBillingVerifier {
@@ -13,5 +15,15 @@ interface IBillingVerifier {
         uint256[2][2] calldata pB,
         uint256[2] calldata pC,
         uint256[5] calldata pubSignals
+    ) external view returns (bool);
+
+    /// @notice True iff every proof verifies for its row of public signals, checked with one
+    ///         pairing call over a Fiat–Shamir random linear combination (see the rendered
+    ///         verifier's header for why that is sound).
+    /// @dev Returns false (never reverts) on malformed input, an empty batch, arrays of different
+    ///      lengths, more than MAX_BATCH proofs, or a precompile out of gas: require the result.
+    function verifyBatch(
+        IBillingSettlement.Proof[] calldata proofs,
+        uint256[5][] calldata pubSignals
     ) external view returns (bool);
 }

@@ -366,6 +366,22 @@ def _uint(value: Any, where: str, bound: int | None = None) -> int:
     return x
 
 
+def batch_scalars(items: Sequence[Settlement]) -> list[int]:
+    """The Fiat–Shamir scalars BillingVerifier.verifyBatch derives, for cross-checking it
+    against the py_ecc reference: seed = keccak256(every proof word in calldata order, then
+    every signal word), r_0 = 1 and r_i = (keccak256(seed ‖ i) mod 2^128) + 1."""
+    words: list[int] = []
+    for s in items:
+        words += [*s.a, *s.b[0], *s.b[1], *s.c]
+    for s in items:
+        words += list(s.signals)
+    seed = keccak(b"".join(w.to_bytes(32, "big") for w in words))
+    return [1] + [
+        (int.from_bytes(keccak(seed + i.to_bytes(32, "big")), "big") & (2**128 - 1)) + 1
+        for i in range(1, len(items))
+    ]
+
+
 def settlement_from_snarkjs(proof: Mapping[str, Any], signals: Sequence[Any]) -> Settlement:
     """snarkjs JSON → calldata; G2 coordinates swap to the EVM's (im, re) order.
 
@@ -661,6 +677,9 @@ class Chain:
     def accept_tariff(self, tenant_key: int, tariff_key: int) -> TxResult:
         return self.transact(self.settlement.functions.acceptTariff(tenant_key, tariff_key))
 
+    def revoke_tariff(self, tenant_key: int, tariff_key: int) -> TxResult:
+        return self.transact(self.settlement.functions.revokeTariff(tenant_key, tariff_key))
+
     def set_limits(self, tenant_key: int, per_request_wei: int, daily_wei: int) -> TxResult:
         fn = self.settlement.functions.setLimits(tenant_key, per_request_wei, daily_wei)
         return self.transact(fn)
@@ -688,7 +707,9 @@ class Chain:
         return self.transact(self._settle_fn(s), gas=gas)
 
     def settle_batch(self, items: Sequence[Settlement], gas: int | None = None) -> list[TxResult]:
-        """ETH charges in one settleBatch transaction; other currencies anchored one by one."""
+        """ETH charges in one settleBatch transaction (its proofs checked by one pairing; if
+        any is invalid the whole batch reverts InvalidBatchProof: bisect, or simulate each with
+        `call_revert` first); other currencies anchored one by one."""
         eth = [s for s in items if s.currency == "ETH"]
         results = [self.settle(s) for s in items if s.currency != "ETH"]
         if len(eth) == 1:

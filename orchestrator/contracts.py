@@ -34,7 +34,7 @@ SOURCES = (
 NAMES = ("BillingVerifier", "BillingSettlement")
 # Cancun: supported by Horizen L3 (OP stack) and anvil; transient storage for the reentrancy lock.
 EVM_VERSION = "cancun"
-OPTIMIZER_RUNS = 200
+OPTIMIZER_RUNS = 10_000
 
 
 @dataclass(frozen=True)

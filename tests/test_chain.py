@@ -465,33 +465,115 @@ def test_anchor_charge_spends_the_nullifier_and_moves_no_eth(owner, tenant, eth_
 # ------------------------------------------------------------------------------ settleBatch
 
 
-def test_settle_batch_is_atomic(owner, tenant, eth_bundle):
-    good = [settlement(eth_bundle(event=f"evt_batch_{i}")) for i in range(3)]
+def proof_pool(eth_bundle, n: int) -> list[Settlement]:
+    """Real proofs of n distinct events of one tenant (the same pool test_gas uses, so each
+    proof is generated once per session)."""
+    return [settlement(eth_bundle(event=f"evt_gas_{i}")) for i in range(n)]
+
+
+def settle_batch_tx(c: Chain, batch: list[Settlement]) -> ch.TxResult:
+    """settleBatch itself, even for one proof (Chain.settle_batch sends a lone proof to settle)."""
+    fn = c.settlement.functions.settleBatch(
+        [s.proof_arg() for s in batch], [list(s.signals) for s in batch]
+    )
+    return c.transact(fn)
+
+
+def with_signals(s: Settlement, signals: tuple[int, ...]) -> Settlement:
+    return Settlement(s.a, s.b, s.c, signals)  # type: ignore[arg-type]
+
+
+def test_settle_batch_with_one_bad_proof_anywhere_reverts_and_changes_nothing(
+    owner, tenant, eth_bundle
+):
+    """One invalid proof among valid ones sinks the whole batch with InvalidBatchProof, at
+    the first position (whose scalar is 1), in the middle and last; likewise two valid proofs
+    whose signal rows were swapped, and a coordinate not below p."""
+    batch = proof_pool(eth_bundle, 8)
+    open_account(tenant, batch[0], wei=10 * ETH)  # 8 charges of 0.22104 ETH fit
+    before = state(owner, *batch)
+    for i in (0, 5, 7):
+        bad = with_signals(batch[i], (batch[i].signals[0] + 1, *batch[i].signals[1:]))
+        expect_revert(
+            lambda bad=bad, i=i: settle_batch_tx(owner, [*batch[:i], bad, *batch[i + 1 :]]),
+            "BillingSettlement__InvalidBatchProof",
+            8,
+        )
+    x, y = batch[2], batch[6]
+    swapped = list(batch)
+    swapped[2], swapped[6] = with_signals(x, y.signals), with_signals(y, x.signals)
+    expect_revert(
+        lambda: settle_batch_tx(owner, swapped), "BillingSettlement__InvalidBatchProof", 8
+    )
+    off = list(batch)
+    off[3] = Settlement(
+        (batch[3].a[0] + P, batch[3].a[1]), batch[3].b, batch[3].c, batch[3].signals
+    )
+    expect_revert(lambda: settle_batch_tx(owner, off), "BillingSettlement__InvalidBatchProof", 8)
+    assert state(owner, *batch) == before
+
+
+def test_settle_batch_is_atomic_and_checks_each_charge(owner, tenant, eth_bundle):
+    good = proof_pool(eth_bundle, 3)
     open_account(tenant, good[0])
-    bad = Settlement(
-        good[1].a, good[1].b, good[1].c, (good[1].signals[0] + 1, *good[1].signals[1:])
-    )
     before = state(owner, *good)
-    expect_revert(
-        lambda: owner.settle_batch([good[0], bad, good[2]]), "BillingSettlement__InvalidProof"
-    )
-    expect_revert(
+    expect_revert(  # a repeated nullifier is caught before any pairing
         lambda: owner.settle_batch([good[0], good[0]]),
         "BillingSettlement__NullifierUsed",
         good[0].nullifier,
     )
     assert state(owner, *good) == before
-    owner.settle_batch(good)
-    assert tenant.balance(good[0].signals[4]).total == ETH - 3 * PILOT_WEI
-    assert (
-        owner.settlement.functions.payeeBalance(owner.deployment["payee"]).call() == 3 * PILOT_WEI
+    tenant.set_limits(good[0].signals[4], ETH, 2 * PILOT_WEI)
+    before = state(owner, *good)
+    expect_revert(  # the day's running total includes the batch's earlier charges
+        lambda: owner.settle_batch(good),
+        "BillingSettlement__DailyLimitExceeded",
+        2 * PILOT_WEI,
+        3 * PILOT_WEI,
     )
+    tenant.revoke_tariff(good[0].signals[4], good[0].signals[2])
+    expect_revert(
+        lambda: owner.settle_batch(good),
+        "BillingSettlement__TariffNotAccepted",
+        good[0].signals[4],
+        good[0].signals[2],
+    )
+    assert state(owner, *good) == before
+
+
+def test_valid_batches_of_1_2_and_8_settle(owner, tenant, eth_bundle):
+    items = proof_pool(eth_bundle, 11)
+    key = items[0].signals[4]
+    open_account(tenant, items[0], wei=10 * ETH)
+    start = 0
+    for n in (1, 2, 8):
+        batch = items[start : start + n]
+        start += n
+        result = settle_batch_tx(owner, batch)
+        assert owner.receipt(result.transaction_hash).charges == tuple(
+            ch.Charge(key, s.nullifier, s.commitment, PILOT_CHARGE, PILOT_WEI) for s in batch
+        )
+        expect_revert(
+            lambda batch=batch: settle_batch_tx(owner, batch),
+            "BillingSettlement__NullifierUsed",
+            batch[0].nullifier,
+        )
+    after = state(owner, *items)
+    assert after["balances"][key] == [10 * ETH - 11 * PILOT_WEI, 0, 10 * ETH - 11 * PILOT_WEI]
+    assert after["payee"] == 11 * PILOT_WEI
+    assert all(after["nullifiers"].values())
 
 
 def test_settle_batch_rejects_mismatched_lengths(owner, eth_bundle):
     s = settlement(eth_bundle())
-    fn = owner.settlement.functions.settleBatch([s.proof_arg()], [])
-    expect_revert(lambda: owner.transact(fn), "BillingSettlement__BadBatch", 1, 0)
+    for proofs, signals in (([s.proof_arg()], []), ([], [])):
+        fn = owner.settlement.functions.settleBatch(proofs, [list(s.signals)] * len(signals))
+        expect_revert(
+            lambda fn=fn: owner.transact(fn),
+            "BillingSettlement__BadBatch",
+            len(proofs),
+            len(signals),
+        )
 
 
 # ------------------------------------------------------------------------------ withdrawals

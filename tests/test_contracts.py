@@ -3,7 +3,9 @@
 For each case, four judges must agree: our rendered BillingVerifier, the verifier snarkjs
 exports itself (`zkey export solidityverifier`), `snarkjs groth16 verify`, and the py_ecc
 reference (orchestrator.groth16). Cases: a valid proof, tampered proofs, a signal ≥ r,
-coordinates ≥ p and points off the curve.
+coordinates ≥ p and points off the curve. The batch verifier (verifyBatch, one pairing for N
+proofs) is held to py_ecc's batch check with the same Fiat–Shamir scalars and to py_ecc proof
+by proof, on valid and adversarial batches.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from eth_account import Account
 from orchestrator import chain as ch
 from orchestrator import contracts, paths
 from orchestrator.errors import InputError
-from orchestrator.groth16 import Groth16Error, verify_json
+from orchestrator.groth16 import (
+    Groth16Error,
+    parse_proof,
+    parse_signals,
+    parse_vkey,
+    verify_batch,
+    verify_json,
+)
 from orchestrator.prover import verify_cli
 
 pytestmark = pytest.mark.chain
@@ -164,3 +173,99 @@ def test_verifier_out_of_gas_returns_false_rather_than_reverting(verifiers, pilo
     # Even eth_estimateGas is fooled: it finds the least gas that does not revert, and the
     # verifier never reverts, so the estimate is a gas limit at which the proof "fails".
     assert fn.call({"gas": fn.estimate_gas()}) is False
+
+
+# ------------------------------------------------------------------------------ verifyBatch
+
+
+def _batch_on_chain(contract: Any, batch: list[tuple[dict[str, Any], list[str]]]) -> bool:
+    items = [ch.settlement_from_snarkjs(p, s) for p, s in batch]
+    fn = contract.functions.verifyBatch(
+        [s.proof_arg() for s in items], [list(s.signals) for s in items]
+    )
+    return bool(fn.call())
+
+
+def _batch_py_ecc(batch: list[tuple[dict[str, Any], list[str]]]) -> bool:
+    """py_ecc's batch check with the contract's own Fiat–Shamir scalars."""
+    try:
+        key = parse_vkey(json.loads(paths.VKEY.read_text()))
+        items = [(parse_signals(s, key.n_public), parse_proof(p)) for p, s in batch]
+    except Groth16Error:
+        return False
+    scalars = ch.batch_scalars([ch.settlement_from_snarkjs(p, s) for p, s in batch])
+    return verify_batch(key, items, scalars)
+
+
+def test_batch_of_one_agrees_with_the_single_verifier(verifiers, pilot_bundle) -> None:
+    """Every single-proof case (tampered, aliased, ≥ p, off the curve) gets the same verdict
+    from verifyBatch([proof]) as from verifyProof (already pinned to snarkjs and py_ecc)."""
+    bp = pilot_bundle["attestation"]["billing_proof"]
+    for name, (proof, signals) in _cases(bp["proof"], bp["public_signals"]).items():
+        single = _on_chain(verifiers["ours"], proof, signals)
+        assert _batch_on_chain(verifiers["ours"], [(proof, signals)]) == single, name
+
+
+def test_batch_verifier_rejects_empty_and_ragged_batches(verifiers, pilot_bundle) -> None:
+    s = ch.settlement_from_bundle(pilot_bundle)
+    fns = verifiers["ours"].functions
+    assert fns.verifyBatch([s.proof_arg()], [list(s.signals)]).call() is True
+    assert fns.verifyBatch([], []).call() is False
+    assert fns.verifyBatch([s.proof_arg()], [list(s.signals)] * 2).call() is False
+    assert fns.verifyBatch([s.proof_arg()] * 2, [list(s.signals)]).call() is False
+
+
+def test_batch_verifier_agrees_with_py_ecc(verifiers, eth_bundle) -> None:
+    """Three judges per batch: our verifyBatch, py_ecc's batch check with the same Fiat–Shamir
+    scalars, and every proof checked alone by py_ecc. Adversarial batches hide one bad proof
+    among good ones, swap two proofs' signal rows, or carry a coordinate ≥ p."""
+    good = []
+    for i in range(3):
+        bp = eth_bundle(event=f"evt_gas_{i}")["attestation"]["billing_proof"]
+        good.append((bp["proof"], list(bp["public_signals"])))
+    (p0, s0), (p1, s1), (p2, s2) = good
+    bumped = [str(int(s1[0]) + 1), *s1[1:]]
+    a_neg = copy.deepcopy(p2)
+    a_neg["pi_a"][1] = str(P - int(p2["pi_a"][1]))
+    a_big = copy.deepcopy(p0)
+    a_big["pi_a"][0] = str(int(p0["pi_a"][0]) + P)
+    cases = {
+        "three valid": good,
+        "the same valid proof twice": [good[0], good[0]],
+        "tampered signal last": [good[0], (p1, bumped)],
+        "tampered signal first (scalar 1)": [(p1, bumped), good[0]],
+        "signal rows swapped": [(p0, s1), (p1, s0)],
+        "A negated in one": [good[1], (a_neg, s2)],
+        "A.x + p in one": [(a_big, s0), good[1]],
+    }
+    alone: dict[str, bool] = {}
+
+    def each_alone(batch: list[tuple[dict[str, Any], list[str]]]) -> bool:
+        verdicts = []
+        for proof, signals in batch:
+            k = json.dumps([proof, signals], sort_keys=True)
+            if k not in alone:
+                alone[k] = _py_ecc(proof, signals)
+            verdicts.append(alone[k])
+        return all(verdicts)
+
+    for name, batch in cases.items():
+        want = name in ("three valid", "the same valid proof twice")
+        verdict = {
+            "ours": _batch_on_chain(verifiers["ours"], batch),
+            "py_ecc_batch": _batch_py_ecc(batch),
+            "py_ecc_each": each_alone(batch),
+        }
+        assert set(verdict.values()) == {want}, (name, verdict)
+
+
+def test_batch_scalars_are_fiat_shamir_and_depend_on_every_input(eth_bundle) -> None:
+    """r_0 = 1; the others are non-zero 128-bit values that change with any proof word or
+    signal of the batch (so they cannot be chosen after the proofs are fixed)."""
+    items = [ch.settlement_from_bundle(eth_bundle(event=f"evt_gas_{i}")) for i in range(3)]
+    rs = ch.batch_scalars(items)
+    assert rs[0] == 1 and all(0 < r <= 2**128 for r in rs) and len(set(rs)) == 3
+    last = items[2]
+    moved = ch.Settlement(last.a, last.b, last.c, (*last.signals[:4], last.signals[4] + 1))
+    assert ch.batch_scalars([*items[:2], moved])[1] != rs[1]
+    assert ch.batch_scalars([items[1], items[0], items[2]])[1:] != rs[1:]
