@@ -68,8 +68,13 @@ class NativeProcess:
         self._proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        self.ready = self._read()
+        try:
+            self.ready = self._read()
+        except NativeProverError:
+            self.close()
+            raise
         if not self.ready.get("ready"):
+            self.close()
             raise NativeProverError(f"native prover failed to start: {self.ready.get('error')}")
 
     def _read(self) -> dict[str, Any]:
