@@ -19,7 +19,7 @@ from .encoding import hash_string
 from .keys import Attester
 from .models import AttestRequest
 from .poseidon import poseidon
-from .prover import Prover
+from .prover import ProofSource
 from .store import Charge, Store, StoredBundle
 from .witness import random_field_element
 
@@ -46,7 +46,7 @@ def attest_event(
     *,
     store: Store,
     attester: Attester,
-    prover: Prover,
+    prover: ProofSource,
     vkey_sha256: str,
 ) -> Attested:
     """Attest one event exactly once; raises InputError, Conflict or LimitExceeded."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import groth16
+from .errors import VbillError
 from .models import BindingVerdict, VerifyResult
 from .prover import Prover
 from .trust import TrustSet
@@ -76,27 +77,42 @@ def _prepare(item: tuple[str, Any]) -> tuple[str, VerifyResult, Pending | None]:
     return name, result, pending[0] if pending else None
 
 
-def _bad_indices(
-    prover: Prover, vkey: Mapping[str, Any], items: list[Pending], idx: list[int]
+# (vkey, [(signals, proof), ...]) -> indices of the proofs that do not verify
+BatchCheck = Callable[[Mapping[str, Any], list[tuple[list[str], dict[str, Any]]]], list[int]]
+
+
+def worker_batch_check(prover: Prover) -> BatchCheck:
+    """Batch check in a snarkjs worker (wasm pairing), bisecting a failed batch."""
+
+    def bad(vkey: Mapping[str, Any], items: list[tuple[list[str], dict[str, Any]]]) -> list[int]:
+        def search(idx: list[int]) -> list[int]:
+            try:
+                ok = prover.verify_batch([items[i] for i in idx], vkey)
+            except VbillError:  # a malformed point fails the whole call: bisect to find it
+                ok = False
+            if ok:
+                return []
+            if len(idx) == 1:
+                return idx
+            mid = len(idx) // 2
+            return search(idx[:mid]) + search(idx[mid:])
+
+        return search(list(range(len(items)))) if items else []
+
+    return bad
+
+
+def native_batch_check(
+    vkey: Mapping[str, Any], items: list[tuple[list[str], dict[str, Any]]]
 ) -> list[int]:
-    """Indices (into items) of proofs that fail, found by bisection."""
-    batch = [(items[i].signals, items[i].proof) for i in idx]
-    try:
-        ok = prover.verify_batch(batch, vkey)
-    except Exception:  # a malformed point makes the whole call fail: bisect to find it
-        ok = False
-    if ok:
-        return []
-    if len(idx) == 1:
-        return idx
-    mid = len(idx) // 2
-    return _bad_indices(prover, vkey, items, idx[:mid]) + _bad_indices(
-        prover, vkey, items, idx[mid:]
-    )
+    """The native multi-pairing (build/native/vbill-verify); it bisects failures itself."""
+    from .native_prover import batch_verify
+
+    return batch_verify(vkey, items)
 
 
 def _settle_chunk(
-    chunk: list[tuple[str, VerifyResult, Pending | None]], trust: TrustSet, prover: Prover
+    chunk: list[tuple[str, VerifyResult, Pending | None]], trust: TrustSet, check: BatchCheck
 ) -> Iterator[tuple[str, VerifyResult]]:
     by_key: dict[str, list[int]] = {}
     for i, (_, _, pending) in enumerate(chunk):
@@ -109,7 +125,8 @@ def _settle_chunk(
         if vkey is None:  # cannot happen: verify only defers under a trusted key
             bad.update(idx)
             continue
-        bad.update(_bad_indices(prover, vkey, pendings, idx))  # type: ignore[arg-type]
+        found = check(vkey, [(pendings[i].signals, pendings[i].proof) for i in idx])  # type: ignore[union-attr]
+        bad.update(idx[j] for j in found)
     for i, (name, result, _) in enumerate(chunk):
         if i in bad:
             binding = result.incircuit_binding_verification
@@ -131,7 +148,7 @@ def verify_many(
     items: Iterable[tuple[str, Any]],
     *,
     trust: TrustSet,
-    prover: Prover,
+    check: BatchCheck,
     workers: int | None = None,
     chunk_size: int = 512,
 ) -> Iterator[tuple[str, VerifyResult]]:
@@ -142,7 +159,7 @@ def verify_many(
         for prepared in pool.map(_prepare, items, chunksize=64):
             chunk.append(prepared)
             if len(chunk) >= chunk_size:
-                yield from _settle_chunk(chunk, trust, prover)
+                yield from _settle_chunk(chunk, trust, check)
                 chunk = []
         if chunk:
-            yield from _settle_chunk(chunk, trust, prover)
+            yield from _settle_chunk(chunk, trust, check)

@@ -23,7 +23,7 @@ from .errors import InputError, ToolError
 from .field import to_dec
 from .keys import Attester
 from .models import AttestRequest, Bundle, Receipt
-from .prover import Prover
+from .prover import ProofSource
 from .witness import PublicSignals, circuit_input, public_signals, random_field_element
 
 
@@ -67,7 +67,7 @@ def build_bundle(
     *,
     attester: Attester,
     account_salt: int,
-    prover: Prover,
+    prover: ProofSource,
     vkey_sha256: str,
     salt: int | None = None,
 ) -> Bundle:

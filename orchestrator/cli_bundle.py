@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ from .cli import emit, json_option, main
 from .errors import InputError, VerificationFailed
 from .keys import Attester, attester_key_path
 from .models import VerifyResult
-from .prover import Prover
+from .prover import Prover, open_prover
 from .trust import TrustSet, default_trust, file_sha256
-from .verify import py_ecc_check, snarkjs_check, verify_bundle
+from .verify import default_check, py_ecc_check, verify_bundle
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -98,7 +97,8 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
     vkey_hash = file_sha256(paths.require(paths.VKEY))
     store = open_store(log_key=attester.account)
     results = []
-    with Prover() as prover, Progress(transient=True, disable=len(bodies) < 2) as bar:
+    prover = open_prover()
+    with contextlib.closing(prover), Progress(transient=True, disable=len(bodies) < 2) as bar:
         task = bar.add_task("attesting", total=len(bodies))
         for body in bodies:
             done = attest_event(
@@ -130,15 +130,6 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
                 f"{done.stored.event_id}: {state}, charge "
                 f"{summary['expected_charge_micros']} micros -> {target}"
             )
-
-
-@contextmanager
-def _checker(reference: bool) -> Iterator[Any]:
-    if reference:
-        yield py_ecc_check
-        return
-    with Prover(workers=1, zkey=None, vkey=None) as prover:
-        yield snarkjs_check(prover)
 
 
 def _trust(attesters: tuple[str, ...], vkeys: tuple[Path, ...]) -> TrustSet:
@@ -217,7 +208,8 @@ def verify(
     if not bundles:
         raise InputError("BUNDLES", "give at least one bundle file (or --batch DIR|FILE.jsonl)")
     results: dict[str, VerifyResult] = {}
-    with _checker(reference) as check, Progress(transient=True, disable=len(bundles) < 2) as bar:
+    check = py_ecc_check if reference else default_check()
+    with Progress(transient=True, disable=len(bundles) < 2) as bar:
         task = bar.add_task("verifying", total=len(bundles))
         for path in bundles:
             try:
@@ -239,13 +231,16 @@ def verify(
 def _verify_batch(source: Path, trust: TrustSet, as_json: bool) -> None:
     import time
 
-    from .batch import iter_source, verify_many
+    from .batch import iter_source, native_batch_check, verify_many, worker_batch_check
+    from .verify import native_available
 
     total, invalid = 0, []
     started = time.perf_counter()
-    with Prover(workers=1, zkey=None, vkey=None) as prover, Progress(transient=True) as bar:
+    prover = Prover(workers=1, zkey=None, vkey=None)  # starts only if used (no native build)
+    check = native_batch_check if native_available() else worker_batch_check(prover)
+    with contextlib.closing(prover), Progress(transient=True) as bar:
         task = bar.add_task("verifying", total=None)
-        for name, result in verify_many(iter_source(source), trust=trust, prover=prover):
+        for name, result in verify_many(iter_source(source), trust=trust, check=check):
             total += 1
             if not result.valid:
                 reasons = {

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import paths
 from .errors import ToolError
@@ -29,6 +29,29 @@ class Proof:
 
     proof: dict[str, Any]
     public_signals: list[str]
+
+
+class ProofSource(Protocol):
+    """Anything that proves a circuit input: the snarkjs `Prover` or the native prover."""
+
+    def prove(self, circuit_input: Mapping[str, str]) -> Proof: ...
+
+    def close(self) -> None: ...
+
+
+def open_prover(workers: int | None = None) -> ProofSource:
+    """The fastest prover this machine has: the native prover (build/native, built on first
+    use) unless env VBILL_PROVER=snarkjs or it cannot be built; else snarkjs workers."""
+    if os.environ.get("VBILL_PROVER", "native") != "snarkjs":
+        from .native_prover import NATIVE_BIN, NativeProver, ensure_built
+
+        try:
+            ensure_built(NATIVE_BIN)
+            return NativeProver(workers)
+        except ToolError:
+            if os.environ.get("VBILL_PROVER") == "native":
+                raise
+    return Prover(workers)
 
 
 class _Worker:

@@ -14,6 +14,8 @@ reason; nothing here raises.
 
 from __future__ import annotations
 
+import atexit
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -272,3 +274,38 @@ def snarkjs_check(prover: Prover) -> Groth16Check:
         return prover.verify([to_dec(s) for s in signals], proof, vkey)
 
     return check
+
+
+def native_check(vkey: Mapping[str, Any], signals: Sequence[int], proof: Mapping[str, Any]) -> bool:
+    """The native BN254 pairing (build/native/vbill-verify), strict parsing included."""
+    from .native_prover import batch_verify
+
+    groth16.parse_proof(proof, subgroup=False)  # same errors, same reasons as the reference
+    return batch_verify(vkey, [([to_dec(s) for s in signals], proof)]) == []
+
+
+def native_available() -> bool:
+    """True when the native verifier is built (or can be built here)."""
+    if os.environ.get("VBILL_VERIFIER") == "snarkjs":
+        return False
+    from .native_prover import NATIVE_VERIFY_BIN, ensure_built
+
+    try:
+        ensure_built(NATIVE_VERIFY_BIN)
+    except VbillError:
+        return False
+    return True
+
+
+_fallback: Prover | None = None
+
+
+def default_check() -> Groth16Check:
+    """The fastest Groth16 check available: native, else a snarkjs worker (started once)."""
+    global _fallback
+    if native_available():
+        return native_check
+    if _fallback is None:
+        _fallback = Prover(workers=1, zkey=None, vkey=None)
+        atexit.register(_fallback.close)
+    return snarkjs_check(_fallback)

@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator import groth16, paths
-from orchestrator.batch import iter_source, verify_many
+from orchestrator.batch import iter_source, native_batch_check, verify_many, worker_batch_check
 from orchestrator.bench import sample_requests
 from orchestrator.bundle import build_bundle, digest_of, with_receipt
 from orchestrator.cli import main
 from orchestrator.prover import Proof, Prover
 from orchestrator.translog import MerkleTree, append_with_receipt
-from orchestrator.verify import py_ecc_check, verify_bundle
+from orchestrator.verify import native_available, py_ecc_check, verify_bundle
 
 
 class SwappedProofProver:
@@ -52,18 +52,29 @@ def batch_bundles(make_bundle, pilot_request, prover, attester, vkey_sha256) -> 
     return bundles
 
 
-def test_forged_proof_hides_among_valid_ones_and_is_named(batch_bundles, trust, prover) -> None:
+@pytest.fixture(params=["native", "snarkjs-worker"])
+def batch_check(request, prover):
+    if request.param == "native":
+        if not native_available():
+            pytest.skip("native verifier not built (make native)")
+        return native_batch_check
+    return worker_batch_check(prover)
+
+
+def test_forged_proof_hides_among_valid_ones_and_is_named(
+    batch_bundles, trust, batch_check
+) -> None:
     items = [(f"b{i}", b) for i, b in enumerate(batch_bundles)]
-    results = dict(verify_many(items, trust=trust, prover=prover, workers=2, chunk_size=64))
+    results = dict(verify_many(items, trust=trust, check=batch_check, workers=2, chunk_size=64))
     assert [n for n, r in results.items() if not r.valid] == ["b3"]
     bad = results["b3"]
     assert bad.verification.valid and bad.billing_check.valid
     assert "batch" in (bad.incircuit_binding_verification.reason or "")
 
 
-def test_batch_agrees_with_the_py_ecc_reference(batch_bundles, trust, prover) -> None:
+def test_batch_agrees_with_the_py_ecc_reference(batch_bundles, trust, batch_check) -> None:
     items = [(f"b{i}", b) for i, b in enumerate(batch_bundles)]
-    batch = dict(verify_many(items, trust=trust, prover=prover, workers=1))
+    batch = dict(verify_many(items, trust=trust, check=batch_check, workers=1))
     for name, bundle in items:
         ref = verify_bundle(bundle, trust=trust, check=py_ecc_check)
         assert batch[name].valid == ref.valid, name

@@ -252,3 +252,22 @@ def test_reference_and_snarkjs_cli_agree_on_the_pilot_proof(pilot_bundle, trust)
     bad = copy.deepcopy(bp["public_signals"])
     bad[1] = str(int(bad[1]) + 1)
     assert not verify_cli(paths.VKEY, bad, bp["proof"])
+
+
+def test_native_check_agrees_with_py_ecc(pilot_bundle, trust) -> None:
+    from orchestrator.verify import native_available, native_check
+
+    if not native_available():
+        pytest.skip("native verifier not built (make native)")
+    cases = [pilot_bundle]
+    for path in (
+        ("attestation", "billing_proof", "proof", "pi_c", 1),
+        ("attestation", "billing_proof", "proof", "pi_b", 0, 1),
+        ("tariff_snapshot", "unit_price_micros"),
+    ):
+        cases.append(set_in(pilot_bundle, path, mutated(get_in(pilot_bundle, path))))
+    for case in cases:
+        native = verify_bundle(case, trust=trust, check=native_check)
+        ref = verify_bundle(case, trust=trust, check=py_ecc_check)
+        assert native.model_dump() == ref.model_dump()
+    assert verify_bundle(pilot_bundle, trust=trust, check=native_check).valid

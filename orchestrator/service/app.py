@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from .. import __version__, paths
 from ..errors import InputError, ToolError, VbillError
 from ..keys import Attester, attester_key_path
-from ..prover import Prover
+from ..prover import ProofSource, open_prover
 from ..store import Conflict, LimitExceeded, Store, open_store
 from ..trust import TrustSet, file_sha256
 from .settings import Settings
@@ -33,7 +33,7 @@ class ServiceState:
     settings: Settings
     store: Store
     attester: Attester
-    prover: Prover
+    prover: ProofSource
     vkey_sha256: str
     limiter: anyio.CapacityLimiter
     worker: SettlementWorker | None = None
@@ -91,7 +91,7 @@ def build_state(settings: Settings) -> ServiceState:
     paths.require(paths.VKEY)
     attester = _attester(settings)
     store = open_store(settings.database_url, home=settings.home, log_key=attester.account)
-    prover = Prover(workers=settings.prover_workers)
+    prover = open_prover(settings.prover_workers)
     state = ServiceState(
         settings=settings,
         store=store,

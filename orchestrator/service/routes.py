@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..models import AttestRequest, Bundle, VerifyRequest, VerifyResult
 from ..poseidon import poseidon
 from ..store import WEI_PER_MICRO, Conflict, Limits, StoredBundle, now_ms
-from ..verify import snarkjs_check, verify_request
+from ..verify import default_check, verify_request
 from .app import ServiceState
 
 router = APIRouter()
@@ -123,7 +123,7 @@ async def verify(request: Request, svc: State) -> VerifyResult:
     """Check a bundle's signature and receipt, its charge, and its Groth16 binding."""
     body = await _json_body(request)
     trust = svc.trust()
-    check = snarkjs_check(svc.prover)
+    check = default_check()
 
     def work() -> VerifyResult:
         return verify_request(body if isinstance(body, dict) else {}, trust=trust, check=check)
