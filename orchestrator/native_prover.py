@@ -225,56 +225,109 @@ def _parsed_vkey(canonical_json: str) -> groth16.VerifyingKey:
     return groth16.parse_vkey(json.loads(canonical_json))
 
 
+class NativeVerifier:
+    """A long-lived `vbill-verify --serve` holding one verification key; thread-safe.
+
+    `verify_batch(items)` returns the indices of the (signals, proof) pairs that do not
+    verify ([] when all do): one native multi-pairing per batch (random linear combination
+    with 128-bit coefficients, one final exponentiation), and a failing batch is bisected down
+    to the bad proofs. Items are first parsed by the py_ecc reference's strict parser and
+    anything it refuses counts as bad; pi_b's G2 subgroup check is done natively.
+    """
+
+    def __init__(self, vkey: Mapping[str, Any], *, binary: Path | None = None) -> None:
+        self._key = _parsed_vkey(json.dumps(vkey, sort_keys=True))
+        words = _g1_text(vkey["vk_alpha_1"])
+        for name in ("vk_beta_2", "vk_gamma_2", "vk_delta_2"):
+            words += _g2_text(vkey[name])
+        words.append(str(len(vkey["IC"])))
+        for point in vkey["IC"]:
+            words += _g1_text(point)
+        exe = binary or ensure_built(NATIVE_VERIFY_BIN)
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            [str(exe), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._send(" ".join(words) + "\n")
+        ready = self._read()
+        if not ready.get("ready"):
+            self.close()
+            raise NativeProverError(f"vbill-verify: {ready.get('error')}")
+
+    def _send(self, text: str) -> None:
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.write(text)
+            self._proc.stdin.flush()
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            err = self._proc.stderr.read() if self._proc.stderr else ""
+            raise NativeProverError(f"vbill-verify exited: {err.strip()[-2000:]}")
+        return json.loads(line)
+
+    def verify_batch(self, items: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]) -> list[int]:
+        sent: list[int] = []
+        bad: list[int] = []
+        body: list[str] = []
+        for i, (signals, proof) in enumerate(items):
+            try:
+                groth16.parse_proof(proof, subgroup=False)
+                values = groth16.parse_signals(signals, self._key.n_public)
+            except groth16.Groth16Error:
+                bad.append(i)
+                continue
+            sent.append(i)
+            body += _g1_text(proof["pi_a"]) + _g2_text(proof["pi_b"]) + _g1_text(proof["pi_c"])
+            body += [str(v) for v in values]
+        with self._lock:
+            self._send(f"{len(sent)} {' '.join(body)}\n")
+            out = self._read()
+        if "error" in out:
+            raise NativeProverError(f"vbill-verify: {out['error']}")
+        bad += [sent[j] for j in out["bad"]]
+        return sorted(bad)
+
+    def verify(self, signals: Sequence[Any], proof: Mapping[str, Any]) -> bool:
+        """One proof (a batch of one)."""
+        return self.verify_batch([(signals, proof)]) == []
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for stream in (self._proc.stdout, self._proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> NativeVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def batch_verify(
     vkey: Mapping[str, Any],
     items: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
     *,
     binary: Path | None = None,
 ) -> list[int]:
-    """Indices of the (signals, proof) pairs that do not verify; [] when all do.
-
-    One native multi-pairing for the whole batch (random linear combination with 128-bit
-    coefficients, one final exponentiation); a failing batch is bisected down to the bad
-    proofs. Items are parsed first with the py_ecc reference's strict parser, and anything it
-    refuses counts as bad; the G2 subgroup check of pi_b is done natively.
-    """
-    key = _parsed_vkey(json.dumps(vkey, sort_keys=True))
-    words = _g1_text(vkey["vk_alpha_1"])
-    for name in ("vk_beta_2", "vk_gamma_2", "vk_delta_2"):
-        words += _g2_text(vkey[name])
-    words.append(str(len(vkey["IC"])))
-    for point in vkey["IC"]:
-        words += _g1_text(point)
-    sent: list[int] = []
-    bad: list[int] = []
-    body: list[str] = []
-    for i, (signals, proof) in enumerate(items):
-        try:
-            groth16.parse_proof(proof, subgroup=False)
-            values = groth16.parse_signals(signals, key.n_public)
-        except groth16.Groth16Error:
-            bad.append(i)
-            continue
-        sent.append(i)
-        body += _g1_text(proof["pi_a"]) + _g2_text(proof["pi_b"]) + _g1_text(proof["pi_c"])
-        body += [str(v) for v in values]
-    words.append(str(len(sent)))
-    exe = binary or ensure_built(NATIVE_VERIFY_BIN)
-    done = subprocess.run(
-        [str(exe)],
-        input=" ".join(words + body) + "\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        out = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        raise NativeProverError(f"vbill-verify failed: {done.stderr.strip()[-2000:]}") from None
-    if "error" in out:
-        raise NativeProverError(f"vbill-verify: {out['error']}")
-    bad += [sent[j] for j in out["bad"]]
-    return sorted(bad)
+    """Indices of the (signals, proof) pairs that do not verify (one-off `NativeVerifier`)."""
+    with NativeVerifier(vkey, binary=binary) as verifier:
+        return verifier.verify_batch(items)
 
 
 def _bench_inputs(n: int) -> list[dict[str, str]]:

@@ -26,6 +26,7 @@ from orchestrator.native_prover import (
     NativeProcess,
     NativeProver,
     NativeProverError,
+    NativeVerifier,
     batch_verify,
 )
 from orchestrator.prover import Proof, verify_cli
@@ -387,3 +388,49 @@ def test_batch_verify_refuses_pi_b_outside_the_subgroup(
     with pytest.raises(Groth16Error, match="subgroup"):
         verify_json(vkey, signals, forged)
     assert batch_verify(vkey, [valid_items[1], (signals, forged)]) == [1]
+
+
+def test_long_lived_verifier_answers_many_batches_and_single_proofs(
+    vkey: dict[str, Any], valid_items: list[tuple[list[str], dict[str, Any]]]
+) -> None:
+    bad = tampered(valid_items)[0]
+    with NativeVerifier(vkey) as verifier:
+        assert not verifier.verify(*bad)
+        assert all(verifier.verify(s, p) for s, p in valid_items)
+        assert verifier.verify_batch([*valid_items, bad, *valid_items]) == [len(valid_items)]
+        assert verifier.verify_batch([]) == []
+        assert verifier.verify_batch(valid_items) == []
+
+
+def test_verifier_refuses_a_malformed_key(vkey: dict[str, Any]) -> None:
+    off_curve = dict(vkey, vk_alpha_1=[vkey["vk_alpha_1"][0], "5", "1"])
+    with pytest.raises(Groth16Error):
+        NativeVerifier(off_curve)
+
+
+def test_verifier_binary_refuses_keys_and_input_it_cannot_trust(vkey: dict[str, Any]) -> None:
+    exe = str(paths.BUILD / "native" / "vbill-verify")
+
+    def key_words(key: dict[str, Any]) -> list[str]:
+        words = list(key["vk_alpha_1"][:2])
+        for name in ("vk_beta_2", "vk_gamma_2", "vk_delta_2"):
+            words += [c for pair in key[name][:2] for c in pair]
+        return [*words, str(len(key["IC"])), *(c for p in key["IC"] for c in p[:2])]
+
+    good = key_words(vkey)
+    cases = {
+        "alpha off the curve": [good[0], "5", *good[2:]],
+        "coordinate >= p": [str(int(good[0]) + P_FIELD), *good[1:]],
+        "garbage": ["12", "x"],
+        "no IC count": good[:14],
+    }
+    for name, words in cases.items():
+        done = subprocess.run(
+            [exe], input=" ".join([*words, "0"]), capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 2, name
+        assert "error" in json.loads(done.stdout), name
+    done = subprocess.run(
+        [exe], input=" ".join([*good, "0"]), capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == {"valid": True, "n": 0, "bad": []}

@@ -10,6 +10,8 @@
  *   alpha.x alpha.y  beta.x0 beta.x1 beta.y0 beta.y1  gamma(4)  delta(4)  nIC  IC[i].x IC[i].y...
  *   N  then per proof: A.x A.y  B.x0 B.x1 B.y0 B.y1  C.x C.y  s_1 .. s_{nIC-1}
  * Output: one JSON line {"valid": true|false, "bad": [indices], "n": N} or {"error": "..."}.
+ * With --serve: a {"ready": true} line after the key, then any number of batches (each
+ * "N proofs...") answered one line each, until end of input; an error line ends the process.
  * Coordinates must be canonical (< p), points on their curves, B in the order-r subgroup,
  * signals < r; a malformed proof is reported in "bad" (as py_ecc's parser would refuse it).
  * Written for vbill.
@@ -234,10 +236,60 @@ static int cmp_u32(const void *a, const void *b) {
 
 static void die(const char *msg) {
     printf("{\"error\":\"%s\"}\n", msg);
+    fflush(stdout);
     exit(2);
 }
 
-int main(void) {
+/* at end of input? (skips whitespace) */
+static int at_eof(void) {
+    int ch;
+    do ch = getchar();
+    while (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r');
+    if (ch == EOF) return 1;
+    ungetc(ch, stdin);
+    return 0;
+}
+
+/* read one batch (count, then proofs) and answer it with one JSON line */
+static void run_batch(const vkey_t *vk) {
+    fe nn;
+    if (read_dec(&nn) || nn.v[1] || nn.v[2] || nn.v[3] || nn.v[0] > 100000000)
+        die("bad proof count");
+    size_t n = (size_t)nn.v[0];
+    proof_t *pr = calloc(n ? n : 1, sizeof *pr);
+    fe *signals = malloc((n ? n : 1) * vk->n_ic * sizeof(fe));
+    uint32_t *good = malloc((n ? n : 1) * sizeof(uint32_t));
+    uint32_t *bad = malloc((n ? n : 1) * sizeof(uint32_t));
+    size_t ngood = 0, nbad = 0;
+    for (size_t i = 0; i < n; i++) {
+        proof_t *p = &pr[i];
+        p->s = signals + i * vk->n_ic;
+        int b = 0;
+        if (read_g1(&p->a, &b) || read_g2(&p->b, &b, 1) || read_g1(&p->c, &b))
+            die("proofs: malformed input");
+        for (uint32_t j = 0; j + 1 < vk->n_ic; j++) {
+            if (read_dec(&p->s[j])) die("proofs: malformed signals");
+            if (!fr_is_canonical(&p->s[j])) b = 1;
+        }
+        p->malformed = b;
+        if (b) bad[nbad++] = (uint32_t)i;
+        else good[ngood++] = (uint32_t)i;
+    }
+    bisect(vk, pr, good, ngood, 0, bad, &nbad);
+    qsort(bad, nbad, sizeof *bad, cmp_u32);
+    printf("{\"valid\":%s,\"n\":%zu,\"bad\":[", nbad ? "false" : "true", n);
+    for (size_t i = 0; i < nbad; i++) printf("%s%u", i ? "," : "", bad[i]);
+    printf("]}\n");
+    fflush(stdout);
+    free(pr);
+    free(signals);
+    free(good);
+    free(bad);
+}
+
+/* vbill-verify [--serve]: the key, then one batch (or, with --serve, batches until EOF) */
+int main(int argc, char **argv) {
+    int serve = argc > 1 && strcmp(argv[1], "--serve") == 0;
     init_constants();
     vkey_t vk;
     int vbad = 0;
@@ -252,33 +304,12 @@ int main(void) {
     for (uint32_t j = 0; j < vk.n_ic; j++)
         if (read_g1(&vk.ic[j], &vbad)) die("vkey: malformed IC");
     if (vbad) die("vkey: a point is not canonical or not on its curve/subgroup");
-    fe nn;
-    if (read_dec(&nn) || nn.v[1] || nn.v[2] || nn.v[3] || nn.v[0] > 100000000)
-        die("bad proof count");
-    size_t n = (size_t)nn.v[0];
-    proof_t *pr = calloc(n ? n : 1, sizeof *pr);
-    fe *signals = malloc((n ? n : 1) * (vk.n_ic - 1 + 1) * sizeof(fe));
-    uint32_t *good = malloc((n ? n : 1) * sizeof(uint32_t));
-    uint32_t *bad = malloc((n ? n : 1) * sizeof(uint32_t));
-    size_t ngood = 0, nbad = 0;
-    for (size_t i = 0; i < n; i++) {
-        proof_t *p = &pr[i];
-        p->s = signals + i * (vk.n_ic - 1 + 1);
-        int b = 0;
-        if (read_g1(&p->a, &b) || read_g2(&p->b, &b, 1) || read_g1(&p->c, &b))
-            die("proofs: malformed input");
-        for (uint32_t j = 0; j + 1 < vk.n_ic; j++) {
-            if (read_dec(&p->s[j])) die("proofs: malformed signals");
-            if (!fr_is_canonical(&p->s[j])) b = 1;
-        }
-        p->malformed = b;
-        if (b) bad[nbad++] = (uint32_t)i;
-        else good[ngood++] = (uint32_t)i;
+    if (!serve) {
+        run_batch(&vk);
+        return 0;
     }
-    bisect(&vk, pr, good, ngood, 0, bad, &nbad);
-    qsort(bad, nbad, sizeof *bad, cmp_u32);
-    printf("{\"valid\":%s,\"n\":%zu,\"bad\":[", nbad ? "false" : "true", n);
-    for (size_t i = 0; i < nbad; i++) printf("%s%u", i ? "," : "", bad[i]);
-    printf("]}\n");
+    printf("{\"ready\":true}\n");
+    fflush(stdout);
+    while (!at_eof()) run_batch(&vk);
     return 0;
 }
