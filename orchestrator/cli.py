@@ -49,7 +49,11 @@ def main() -> None:
       vbill attest request.json -o b.json prove and sign one billable event
       vbill verify b.json                 check a bundle offline (exit 1 if invalid)
       vbill chain up && vbill deploy      local anvil chain and contracts
+      vbill account open --bundle b.json --controller ADDR
+                                          an attester opens the tenant's account
+      vbill deposit / vbill tariff accept the tenant funds it and accepts the tariff
       vbill settle b.json                 settle the charge on chain
+      vbill serve                         the HTTP service (attest, verify, log)
     """
 
 
