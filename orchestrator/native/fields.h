@@ -356,12 +356,15 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
         fe one = {{1, 0, 0, 0}};                                                              \
         PFX##_mul(r, a, &one);                                                                \
     }                                                                                         \
-    /* a^e for a plain little-endian exponent */                                              \
+    /* a^e for a plain little-endian exponent (4-bit fixed windows) */                      \
     static inline void PFX##_pow(fe *r, const fe *a, const fe *e) {                           \
-        fe acc = PFX##_ONE, base = *a;                                                        \
-        for (int i = 0; i < 256; i++) {                                                       \
-            if ((e->v[i / 64] >> (i % 64)) & 1) PFX##_mul(&acc, &acc, &base);                 \
-            PFX##_sqr(&base, &base);                                                          \
+        fe tab[16], acc = PFX##_ONE;                                                          \
+        tab[0] = PFX##_ONE;                                                                   \
+        for (int i = 1; i < 16; i++) PFX##_mul(&tab[i], &tab[i - 1], a);                      \
+        for (int i = 63; i >= 0; i--) {                                                       \
+            for (int k = 0; k < 4; k++) PFX##_sqr(&acc, &acc);                                \
+            unsigned nib = (unsigned)(e->v[i / 16] >> (4 * (i % 16))) & 15;                   \
+            if (nib) PFX##_mul(&acc, &acc, &tab[nib]);                                        \
         }                                                                                     \
         *r = acc;                                                                             \
     }                                                                                         \

@@ -123,11 +123,44 @@ typedef struct {
     int malformed;
 } proof_t;
 
+/* fixed-base table: t[k][d - 1] = d * 16^k * P, so k * P costs at most 64 mixed additions */
+typedef struct {
+    g1_aff t[64][15];
+} fb_table;
+
+static void fb_build(fb_table *T, const g1_aff *base) {
+    g1_jac *tmp = malloc(64 * 15 * sizeof *tmp), q, m;
+    fe *scratch = malloc(64 * 15 * sizeof *scratch);
+    g1_from_aff(&q, base);
+    for (int k = 0; k < 64; k++) {
+        m = q;
+        tmp[k * 15] = m;
+        for (int d = 2; d <= 15; d++) {
+            g1_add(&m, &m, &q);
+            tmp[k * 15 + d - 1] = m;
+        }
+        for (int i = 0; i < 4; i++) g1_dbl(&q, &q);
+    }
+    g1_batch_to_aff(&T->t[0][0], tmp, 64 * 15, scratch);
+    free(tmp);
+    free(scratch);
+}
+
+/* r = k * P for a plain scalar k < 2^256 */
+static void fb_mul(g1_jac *r, const fb_table *T, const fe *k) {
+    g1_set_inf(r);
+    for (int i = 0; i < 64; i++) {
+        unsigned nib = (unsigned)(k->v[i / 16] >> (4 * (i % 16))) & 15;
+        if (nib) g1_madd(r, r, &T->t[i][nib - 1]);
+    }
+}
+
 typedef struct {
     g1_aff alpha;
     g2_aff beta, gamma, delta;
     uint32_t n_ic;
     g1_aff *ic;
+    fb_table *alpha_tab, *ic_tab; /* fixed-base tables for alpha and each IC_j */
 } vkey_t;
 
 /* ---- checking ---- */
@@ -160,8 +193,8 @@ static int batch_ok(const vkey_t *vk, const proof_t *pr, const uint32_t *idx, si
     size_t k = 0;
     for (size_t q = 0; q < n; q++) {
         const proof_t *p = &pr[idx[q]];
-        fe r, rm, sm;
-        random_128(&r);
+        fe r = {{1, 0, 0, 0}}, rm, sm;
+        if (n > 1) random_128(&r); /* a lone proof needs no random scaling */
         g1_jac a;
         g1_from_aff(&a, &p->a);
         g1_mul(&tmp, &a, &r);
@@ -182,16 +215,14 @@ static int batch_ok(const vkey_t *vk, const proof_t *pr, const uint32_t *idx, si
             fr_add(&t[j], &t[j], &sm);
         }
     }
-    g1_jac alpha_acc, vkx, base;
+    g1_jac alpha_acc, vkx;
     fe plain;
     fr_from_mont(&plain, &t[0]);
-    g1_from_aff(&base, &vk->alpha);
-    g1_mul(&alpha_acc, &base, &plain);
+    fb_mul(&alpha_acc, vk->alpha_tab, &plain);
     g1_set_inf(&vkx);
     for (uint32_t j = 0; j < vk->n_ic; j++) {
         fr_from_mont(&plain, &t[j]);
-        g1_from_aff(&base, &vk->ic[j]);
-        g1_mul(&tmp, &base, &plain);
+        fb_mul(&tmp, &vk->ic_tab[j], &plain);
         g1_add(&vkx, &vkx, &tmp);
     }
     const g1_jac *lhs[3] = {&alpha_acc, &vkx, &cacc};
@@ -304,6 +335,10 @@ int main(int argc, char **argv) {
     for (uint32_t j = 0; j < vk.n_ic; j++)
         if (read_g1(&vk.ic[j], &vbad)) die("vkey: malformed IC");
     if (vbad) die("vkey: a point is not canonical or not on its curve/subgroup");
+    vk.alpha_tab = malloc(sizeof(fb_table));
+    vk.ic_tab = malloc(vk.n_ic * sizeof(fb_table));
+    fb_build(vk.alpha_tab, &vk.alpha);
+    for (uint32_t j = 0; j < vk.n_ic; j++) fb_build(&vk.ic_tab[j], &vk.ic[j]);
     if (!serve) {
         run_batch(&vk);
         return 0;
