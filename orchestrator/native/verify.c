@@ -109,7 +109,7 @@ static int read_g2(g2_aff *p, int *bad, int check_subgroup) {
     if (!b && check_subgroup) {
         g2_jac j, t;
         g2_from_aff(&j, p);
-        g2_mul(&t, &j, &fr_P);
+        g2_mul_w4(&t, &j, &fr_P);
         if (!g2_is_inf(&t)) b = 1;
     }
     *bad |= b;
@@ -197,7 +197,7 @@ static int batch_ok(const vkey_t *vk, const proof_t *pr, const uint32_t *idx, si
         if (n > 1) random_128(&r); /* a lone proof needs no random scaling */
         g1_jac a;
         g1_from_aff(&a, &p->a);
-        g1_mul(&tmp, &a, &r);
+        g1_mul_w4(&tmp, &a, &r);
         g1_neg(&tmp, &tmp);
         if (!g1_is_inf(&tmp)) {
             g1_to_aff(&P[k], &tmp);
@@ -205,7 +205,7 @@ static int batch_ok(const vkey_t *vk, const proof_t *pr, const uint32_t *idx, si
         }
         g1_jac c;
         g1_from_aff(&c, &p->c);
-        g1_mul(&tmp, &c, &r);
+        g1_mul_w4(&tmp, &c, &r);
         g1_add(&cacc, &cacc, &tmp);
         fr_to_mont(&rm, &r);
         fr_add(&t[0], &t[0], &rm);
