@@ -174,19 +174,22 @@ static void fp12_inv(fe12 *r, const fe12 *a) {
 }
 
 /* f *= line with slope lam through twist point (xt, yt), evaluated at P = (xp, yp) */
-static void mul_line(fe12 *f, const fe2 *lam, const fe2 *xt, const fe2 *yt, const fe *xp,
-                     const fe *yp) {
+/* f *= the line yP + (-lam xP) w + c v w (c = lam xT - yT) */
+static void mul_line_c(fe12 *f, const fe2 *lam, const fe2 *c, const fe *xp, const fe *yp) {
     fe12 l;
     memset(&l, 0, sizeof l);
     l.c0.c0.c0 = *yp;
     fp_mul(&l.c1.c0.c0, &lam->c0, xp); /* -lam xP */
     fp_mul(&l.c1.c0.c1, &lam->c1, xp);
     fp2_neg(&l.c1.c0, &l.c1.c0);
-    fe2 t;
-    fp2_mul(&t, lam, xt); /* lam xT - yT */
-    fp2_sub(&l.c1.c1, &t, yt);
+    l.c1.c1 = *c;
     fp12_mul(f, f, &l);
 }
+
+/* a Miller-loop line of a fixed G2 point, independent of P */
+typedef struct {
+    fe2 lam, c;
+} line_t;
 
 typedef struct {
     fe2 x, y;
@@ -215,14 +218,14 @@ static int fp2_batch_inv(fe2 *v, fe2 *pre, size_t n) {
 /* T = T + R or 2T (R = T) for every pair, lines multiplied into f; one inversion per call.
  * R == NULL means doubling. Returns -1 on a degenerate step (impossible for order-r points). */
 static int miller_step(fe12 *f, twist_pt *T, const twist_pt *R, const g1_aff *P, size_t n,
-                       fe2 *den, fe2 *pre) {
+                       fe2 *den, fe2 *pre, line_t *rec) {
     for (size_t i = 0; i < n; i++) {
         if (R) fp2_sub(&den[i], &R[i].x, &T[i].x);
         else fp2_dbl(&den[i], &T[i].y);
     }
     if (fp2_batch_inv(den, pre, n)) return -1;
     for (size_t i = 0; i < n; i++) {
-        fe2 num, lam, x3, t;
+        fe2 num, lam, x3, t, c;
         if (R) {
             fp2_sub(&num, &R[i].y, &T[i].y);
         } else {
@@ -231,7 +234,14 @@ static int miller_step(fe12 *f, twist_pt *T, const twist_pt *R, const g1_aff *P,
             fp2_add(&num, &t, &num);
         }
         fp2_mul(&lam, &num, &den[i]);
-        mul_line(f, &lam, &T[i].x, &T[i].y, &P[i].x, &P[i].y);
+        fp2_mul(&c, &lam, &T[i].x);
+        fp2_sub(&c, &c, &T[i].y);
+        if (rec) {
+            rec[i].lam = lam;
+            rec[i].c = c;
+        } else {
+            mul_line_c(f, &lam, &c, &P[i].x, &P[i].y);
+        }
         fp2_sqr(&x3, &lam);
         fp2_sub(&x3, &x3, &T[i].x);
         fp2_sub(&x3, &x3, R ? &R[i].x : &T[i].x);
@@ -243,24 +253,110 @@ static int miller_step(fe12 *f, twist_pt *T, const twist_pt *R, const g1_aff *P,
     return 0;
 }
 
-/* f = product over i of the Miller loops f_{6x+2, Q_i}(P_i) with the two Frobenius lines,
- * all pairs in lock step (one shared squaring of f and one inversion per step).
- * Points are affine, Montgomery form, none at infinity. */
-static int miller_multi(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n) {
+/* The same step with T in Jacobian coordinates (no inversion; better for one or two pairs).
+ * Lines are scaled by Fp2 factors (2 Y Z^3 for a tangent, H Z for a chord), which the final
+ * exponentiation removes. */
+static int miller_step_jac(fe12 *f, g2_jac *T, const twist_pt *R, const g1_aff *P, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (g2_is_inf(&T[i])) return -1;
+        fe2 L0, L1, c, z2, t;
+        fp2_sqr(&z2, &T[i].z);
+        if (!R) {
+            fe2 A, B;
+            fp2_sqr(&A, &T[i].x);
+            fp2_sqr(&B, &T[i].y);
+            fp2_mul(&t, &z2, &T[i].z); /* Z^3 */
+            fp2_mul(&L0, &T[i].y, &t);
+            fp2_dbl(&L0, &L0); /* 2 Y Z^3 */
+            fp2_mul(&L1, &A, &z2);
+            fp2_add(&t, &L1, &L1);
+            fp2_add(&L1, &t, &L1); /* 3 X^2 Z^2 */
+            fp2_mul(&c, &A, &T[i].x);
+            fp2_add(&t, &c, &c);
+            fp2_add(&c, &t, &c); /* 3 X^3 */
+            fp2_dbl(&B, &B);
+            fp2_sub(&c, &c, &B); /* 3 X^3 - 2 Y^2 */
+        } else {
+            fe2 H, rr;
+            fp2_mul(&H, &R[i].x, &z2);
+            fp2_sub(&H, &H, &T[i].x); /* xR Z^2 - X */
+            fp2_mul(&rr, &z2, &T[i].z);
+            fp2_mul(&rr, &rr, &R[i].y);
+            fp2_sub(&rr, &rr, &T[i].y); /* yR Z^3 - Y */
+            if (fp2_is_zero(&H)) return -1;
+            fp2_mul(&L0, &H, &T[i].z); /* H Z */
+            L1 = rr;
+            fp2_mul(&c, &rr, &R[i].x);
+            fp2_mul(&t, &R[i].y, &L0);
+            fp2_sub(&c, &c, &t); /* rr xR - yR H Z */
+        }
+        /* line L0 yP + (-L1 xP) w + c v w */
+        fe12 l;
+        memset(&l, 0, sizeof l);
+        fp_mul(&l.c0.c0.c0, &L0.c0, &P[i].y);
+        fp_mul(&l.c0.c0.c1, &L0.c1, &P[i].y);
+        fp_mul(&l.c1.c0.c0, &L1.c0, &P[i].x);
+        fp_mul(&l.c1.c0.c1, &L1.c1, &P[i].x);
+        fp2_neg(&l.c1.c0, &l.c1.c0);
+        l.c1.c1 = c;
+        fp12_mul(f, f, &l);
+        if (!R) {
+            g2_dbl(&T[i], &T[i]);
+        } else {
+            g2_aff r = {R[i].x, R[i].y};
+            g2_madd(&T[i], &T[i], &r);
+        }
+    }
+    return 0;
+}
+
+/* Number of line evaluations in one Miller loop. */
+static size_t miller_nsteps(void) {
+    size_t nbits = sizeof ATE_LOOP_BITS - 1, s = 2;
+    for (size_t b = 1; b < nbits; b++) s += 1 + (ATE_LOOP_BITS[b] == '1');
+    return s;
+}
+
+/* The Miller loop of every (P_i, Q_i) in lock step (one shared squaring of f and one
+ * inversion per step), times the loops of fixed G2 points whose lines were recorded by
+ * g2_prepare (Pf[i] with lines[i]). With f == NULL and n == 1, records Q's lines into rec
+ * instead. Points are affine, Montgomery form, none at infinity; -1 on a degenerate step
+ * (impossible for points of order r). */
+static int miller_run(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n, const g1_aff *Pf,
+                      const line_t *const *lines, size_t nf, line_t *rec) {
     size_t m = n ? n : 1;
+    int jac = rec == NULL && n <= 2; /* few pairs: Jacobian steps beat shared inversions */
     twist_pt *T = malloc(m * sizeof *T), *R = malloc(m * sizeof *R);
+    g2_jac *TJ = malloc(m * sizeof *TJ);
     fe2 *den = malloc(2 * m * sizeof *den), *pre = den + m;
     int rc = 0;
-    fp12_one(f);
+    size_t step = 0;
+    fe12 dummy;
+    if (f) fp12_one(f);
+    else f = &dummy;
     for (size_t i = 0; i < n; i++) {
         T[i].x = R[i].x = Q[i].x;
         T[i].y = R[i].y = Q[i].y;
+        g2_from_aff(&TJ[i], &Q[i]);
     }
+#define FIXED_LINES()                                                                             \
+    do {                                                                                          \
+        for (size_t i = 0; i < nf; i++)                                                           \
+            mul_line_c(f, &lines[i][step].lam, &lines[i][step].c, &Pf[i].x, &Pf[i].y);            \
+        step++;                                                                                   \
+    } while (0)
+#define REC (rec ? rec + step : NULL)
+#define STEP(Rp)                                                                                  \
+    (jac ? miller_step_jac(f, TJ, (Rp), P, n) : miller_step(f, T, (Rp), P, n, den, pre, REC))
     size_t nbits = sizeof ATE_LOOP_BITS - 1;
     for (size_t b = 1; b < nbits && rc == 0; b++) {
-        fp12_sqr(f, f);
-        rc = miller_step(f, T, NULL, P, n, den, pre);
-        if (rc == 0 && ATE_LOOP_BITS[b] == '1') rc = miller_step(f, T, R, P, n, den, pre);
+        if (!rec) fp12_sqr(f, f);
+        rc = STEP(NULL);
+        FIXED_LINES();
+        if (rc == 0 && ATE_LOOP_BITS[b] == '1') {
+            rc = STEP(R);
+            FIXED_LINES();
+        }
     }
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) { /* pi(Q) */
@@ -269,7 +365,8 @@ static int miller_multi(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n) {
             fp2_conj(&R[i].y, &Q[i].y);
             fp2_mul(&R[i].y, &R[i].y, &FROB_Y1);
         }
-        rc = miller_step(f, T, R, P, n, den, pre);
+        rc = STEP(R);
+        FIXED_LINES();
     }
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) { /* -pi^2(Q) */
@@ -277,12 +374,26 @@ static int miller_multi(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n) {
             fp2_mul(&R[i].y, &Q[i].y, &FROB_Y2);
             fp2_neg(&R[i].y, &R[i].y);
         }
-        rc = miller_step(f, T, R, P, n, den, pre);
+        rc = STEP(R);
+        FIXED_LINES();
     }
+#undef FIXED_LINES
+#undef REC
+#undef STEP
+    free(TJ);
     free(T);
     free(R);
     free(den);
     return rc;
+}
+
+static int miller_multi(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n) {
+    return miller_run(f, P, Q, n, NULL, NULL, 0, NULL);
+}
+
+/* Record the lines of a fixed G2 point (miller_nsteps() entries). */
+static int g2_prepare(line_t *rec, const g2_aff *Q) {
+    return miller_run(NULL, NULL, Q, 1, NULL, NULL, 0, rec);
 }
 
 /* Frobenius coefficients xi^(i (p^k - 1) / 6), i = 0..5, k = 1..3 (Montgomery) */
