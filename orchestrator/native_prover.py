@@ -5,6 +5,11 @@ comes from the circuit's own wasm (a snarkjs worker's `wtns` op returns the .wtn
 the proof is computed by `vbill-prover`: a long-lived process per core that parses and expands
 the proving key once, then proves one length-prefixed .wtns frame per request. The output is
 snarkjs's JSON form, so every consumer (verifiers, bundles) is unchanged.
+
+`NativeVerifier` / `batch_verify` are the matching native Groth16 checks (`vbill-verify`, a
+BN254 multi-pairing): one pairing product per batch with random 128-bit weights, bisected to
+name the bad proofs; they agree with the py_ecc reference in orchestrator/groth16.py.
+`python -m orchestrator.native_prover --proofs N --workers K` measures proving throughput.
 """
 
 from __future__ import annotations
