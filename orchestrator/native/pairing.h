@@ -2,7 +2,9 @@
  * G2 points live on the D-type twist y^2 = x^3 + 3/xi; untwisting maps (x, y) to
  * (x w^2, y w^3), so the line through twist points T, T' with slope l evaluated at an
  * Fp-point P is  yP + (-l xP) w + (l xT - yT) v w.  The Miller loop runs over the bits of
- * 6x + 2 (plain binary) in affine coordinates, then adds the lines for pi(Q) and -pi^2(Q).
+ * 6x + 2 (plain binary), then adds the lines for pi(Q) and -pi^2(Q); many pairs step in
+ * affine coordinates sharing one inversion, one or two in Jacobian coordinates, and fixed
+ * G2 points (the key's) replay recorded lines.
  * Final exponentiation: f^(p^6 - 1) by conjugation and one inversion, ^(p^2 + 1) by a
  * Frobenius map, then (p^4 - p^2 + 1)/r in base p as a 4-way simultaneous exponentiation of
  * Frobenius images. One final exponentiation serves a whole batch. Written for vbill; constants computed in Python
@@ -385,10 +387,6 @@ static int miller_run(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n, const
     free(R);
     free(den);
     return rc;
-}
-
-static int miller_multi(fe12 *f, const g1_aff *P, const g2_aff *Q, size_t n) {
-    return miller_run(f, P, Q, n, NULL, NULL, 0, NULL);
 }
 
 /* Record the lines of a fixed G2 point (miller_nsteps() entries). */
