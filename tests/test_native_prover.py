@@ -434,3 +434,38 @@ def test_verifier_binary_refuses_keys_and_input_it_cannot_trust(vkey: dict[str, 
         [exe], input=" ".join([*good, "0"]), capture_output=True, text=True, check=True
     )
     assert json.loads(done.stdout) == {"valid": True, "n": 0, "bad": []}
+
+
+# --- the hard-coded constants of the C sources ------------------------------------------
+
+NATIVE = paths.ROOT / "orchestrator" / "native"
+
+
+def test_pairing_constants_are_what_the_generator_derives() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_constants", NATIVE / "gen_constants.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    header = (NATIVE / "pairing.h").read_text()
+    missing = [line[:60] for line in gen.lines() if line not in header]
+    assert missing == []
+
+
+def test_field_constants_are_the_bn254_moduli_in_montgomery_form() -> None:
+    import re
+
+    text = (NATIVE / "fields.h").read_text()
+    for name, modulus in (("fp", P_FIELD), ("fr", R)):
+        call = re.search(rf"FIELD_DEFINE\({name},([^)]*)\)", text)
+        assert call is not None, name
+        words = [int(w, 16) for w in re.findall(r"0x([0-9a-f]+)ULL", call.group(1))]
+        p = sum(w << (64 * i) for i, w in enumerate(words[0:4]))
+        inv = words[4]
+        one = sum(w << (64 * i) for i, w in enumerate(words[5:9]))
+        rr = sum(w << (64 * i) for i, w in enumerate(words[9:13]))
+        assert p == modulus, name
+        assert (p * inv) % 2**64 == 2**64 - 1, name  # inv = -p^-1 mod 2^64
+        assert one == 2**256 % p, name
+        assert rr == 2**512 % p, name
