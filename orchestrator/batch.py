@@ -106,9 +106,9 @@ def native_batch_check(
     vkey: Mapping[str, Any], items: list[tuple[list[str], dict[str, Any]]]
 ) -> list[int]:
     """The native multi-pairing (build/native/vbill-verify); it bisects failures itself."""
-    from .native_prover import batch_verify
+    from .verify import native_verifier
 
-    return batch_verify(vkey, items)
+    return native_verifier(vkey).verify_batch(items)
 
 
 def _settle_chunk(

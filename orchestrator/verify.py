@@ -15,7 +15,9 @@ reason; nothing here raises.
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -276,12 +278,27 @@ def snarkjs_check(prover: Prover) -> Groth16Check:
     return check
 
 
+_native: dict[str, Any] = {}
+_native_lock = threading.Lock()
+
+
+def native_verifier(vkey: Mapping[str, Any]) -> Any:
+    """The long-lived native verifier process for this key (one per key, closed at exit)."""
+    from .native_prover import NativeVerifier
+
+    key = json.dumps(vkey, sort_keys=True)
+    with _native_lock:
+        verifier = _native.get(key)
+        if verifier is None:
+            verifier = _native[key] = NativeVerifier(vkey)
+            atexit.register(verifier.close)
+    return verifier
+
+
 def native_check(vkey: Mapping[str, Any], signals: Sequence[int], proof: Mapping[str, Any]) -> bool:
     """The native BN254 pairing (build/native/vbill-verify), strict parsing included."""
-    from .native_prover import batch_verify
-
     groth16.parse_proof(proof, subgroup=False)  # same errors, same reasons as the reference
-    return batch_verify(vkey, [([to_dec(s) for s in signals], proof)]) == []
+    return native_verifier(vkey).verify([to_dec(s) for s in signals], proof)
 
 
 def native_available() -> bool:
