@@ -197,7 +197,7 @@ NATIVE_VERIFY_BIN := build/native/vbill-verify
 NATIVE_CFLAGS := -O3 -march=x86-64-v2 -mtune=generic -std=gnu11 -Wall -Wextra -Wno-unused-function
 NATIVE_HDRS := $(wildcard orchestrator/native/*.h)
 .PHONY: native
-native: $(NATIVE_BIN) $(NATIVE_VERIFY_BIN) ## build the native Groth16 prover and batch verifier (build/native/)
+native: $(NATIVE_BIN) $(NATIVE_VERIFY_BIN) poseidon-lib ## build the native Groth16 prover and batch verifier (build/native/)
 
 $(NATIVE_BIN): orchestrator/native/groth16.c $(NATIVE_HDRS)
 	@mkdir -p $(@D)
@@ -207,4 +207,14 @@ $(NATIVE_BIN): orchestrator/native/groth16.c $(NATIVE_HDRS)
 $(NATIVE_VERIFY_BIN): orchestrator/native/verify.c $(NATIVE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(NATIVE_CFLAGS) -o $@.tmp $<
+	mv $@.tmp $@
+
+# Poseidon for orchestrator/poseidon.py (ctypes); constants are passed in from Python.
+NATIVE_POSEIDON_LIB := build/native/libvbill_poseidon.so
+.PHONY: poseidon-lib
+poseidon-lib: $(NATIVE_POSEIDON_LIB) ## build the native Poseidon library (build/native/libvbill_poseidon.so)
+
+$(NATIVE_POSEIDON_LIB): orchestrator/native/poseidon.c orchestrator/native/fields.h
+	@mkdir -p $(@D)
+	$(CC) $(NATIVE_CFLAGS) -shared -fPIC -o $@.tmp $<
 	mv $@.tmp $@

@@ -9,14 +9,25 @@ compiled circuit. The first matrix the generator draws is the one circomlib uses
 width here, so the sage script's security re-draw loop never triggers and is not reproduced.
 `poseidon` runs the sparse partial-round form (about 2.3× faster for 8 inputs); the textbook
 `poseidon_reference` stays as its oracle.
+
+When build/native/libvbill_poseidon.so exists (`make poseidon-lib`; orchestrator/native/
+poseidon.c), `poseidon` runs the same sparse form in C through ctypes, with the constants and
+the sparse plan derived here and handed over: there is one source of constants. The env var
+`VBILL_POSEIDON` picks the backend: unset or `auto` (native if built), `python`, `native`
+(fail if the library is missing).
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from . import paths
+from .errors import ToolError
 from .field import R
 
 N_ROUNDS_F = 8
@@ -103,9 +114,19 @@ _Matrix = tuple[tuple[int, ...], ...]
 def poseidon(inputs: Sequence[int]) -> int:
     """circomlib `Poseidon(len(inputs))` of field elements; raises ValueError outside 0 ≤ x < r.
 
-    Runs the sparse form of the permutation (see `_SparsePlan`); `poseidon_reference` is the
-    textbook form it is tested against.
+    Runs the sparse form of the permutation (see `_SparsePlan`), natively when the library is
+    built (see the module docstring); `poseidon_reference` is the textbook form both are
+    tested against.
     """
+    t = _check_inputs(inputs)
+    native = native_backend()
+    if native is not None:
+        return native.hash(t, inputs)
+    return _sparse_plan(t).permute([0, *inputs])
+
+
+def poseidon_python(inputs: Sequence[int]) -> int:
+    """`poseidon` on the pure-Python path whatever the backend setting (for cross-checks)."""
     t = _check_inputs(inputs)
     return _sparse_plan(t).permute([0, *inputs])
 
@@ -249,3 +270,109 @@ def _inverse(a: list[list[int]]) -> list[list[int]]:
                 f = m[r][col]
                 m[r] = [(x - f * y) % R for x, y in zip(m[r], m[col], strict=True)]
     return [row[n:] for row in m]
+
+
+# --- the native backend (orchestrator/native/poseidon.c through ctypes) ---
+
+NATIVE_LIB = paths.BUILD / "native" / "libvbill_poseidon.so"
+BACKEND_ENV = "VBILL_POSEIDON"
+_WORD = 32
+_E_INPUT = -5  # VBILL_POSEIDON_EINPUT in poseidon.c
+_Bytes = ctypes.c_char_p
+
+
+def _words(values: Sequence[int]) -> bytes:
+    """The library's wire form: 32-byte little-endian words, concatenated."""
+    return b"".join(x.to_bytes(_WORD, "little") for x in values)
+
+
+class NativePoseidon:
+    """The C permutation for every width, initialised per width on first use (thread-safe)."""
+
+    def __init__(self, lib_path: os.PathLike[str] | str) -> None:
+        lib = ctypes.CDLL(os.fspath(lib_path))
+        lib.vbill_poseidon_init.argtypes = [ctypes.c_int, _Bytes, ctypes.c_size_t, _Bytes]
+        lib.vbill_poseidon_init_sparse.argtypes = [ctypes.c_int, *[_Bytes] * 5]
+        for fn in (lib.vbill_poseidon_hash, lib.vbill_poseidon_hash_plain):
+            fn.argtypes = [ctypes.c_int, _Bytes, ctypes.c_char_p]
+        for fn in (
+            lib.vbill_poseidon_init,
+            lib.vbill_poseidon_init_sparse,
+            lib.vbill_poseidon_hash,
+            lib.vbill_poseidon_hash_plain,
+        ):
+            fn.restype = ctypes.c_int
+        self._lib = lib
+        self._ready: set[int] = set()
+        self._lock = threading.Lock()
+
+    def hash(self, t: int, inputs: Sequence[int], *, plain: bool = False) -> int:
+        """Poseidon(t − 1) of already checked inputs; `plain` runs the textbook C form.
+
+        The library re-checks every input < r: ValueError if one is not.
+        """
+        if t not in self._ready:
+            self._init(t)
+        out = ctypes.create_string_buffer(_WORD)
+        fn = self._lib.vbill_poseidon_hash_plain if plain else self._lib.vbill_poseidon_hash
+        rc = fn(t, _words(inputs), out)
+        if rc == _E_INPUT:
+            raise ValueError(f"Poseidon input is not a field element: {list(inputs)!r}")
+        if rc != 0:
+            raise ToolError(f"{NATIVE_LIB.name}: vbill_poseidon_hash(t={t}) failed ({rc})")
+        return int.from_bytes(out.raw, "little")
+
+    def _init(self, t: int) -> None:
+        with self._lock:
+            if t in self._ready:
+                return
+            if not 2 <= t <= MAX_INPUTS + 1:
+                raise ValueError(f"Poseidon width t must be in 2..{MAX_INPUTS + 1}, got {t}")
+            p, plan = params(t), _sparse_plan(t)
+            rc = self._lib.vbill_poseidon_init(
+                t, _words(p.constants), len(p.constants), _words([x for r in p.mds for x in r])
+            )
+            if rc == 0:
+                rc = self._lib.vbill_poseidon_init_sparse(
+                    t,
+                    _words(plan.entry),
+                    _words([x for row in plan.entry_b for x in row]),
+                    _words(plan.pre),
+                    _words(plan.post),
+                    _words([x for m00, u, col in plan.sparse for x in (m00, *u, *col)]),
+                )
+            if rc != 0:
+                raise ToolError(f"{NATIVE_LIB.name}: init of width {t} failed ({rc})")
+            self._ready.add(t)
+
+
+@cache
+def _load_native() -> NativePoseidon | None:
+    if not NATIVE_LIB.exists():
+        return None
+    try:
+        return NativePoseidon(NATIVE_LIB)
+    except (OSError, AttributeError) as e:  # a broken or stale build: say so, never hide it
+        raise ToolError(
+            f"cannot load {NATIVE_LIB}: {e}; run `make poseidon-lib` or set {BACKEND_ENV}=python"
+        ) from e
+
+
+def native_backend() -> NativePoseidon | None:
+    """The native Poseidon, or None on the pure-Python path (per `VBILL_POSEIDON`)."""
+    choice = os.environ.get(BACKEND_ENV, "auto")
+    if choice == "python":
+        return None
+    if choice not in ("auto", "native", ""):
+        raise ToolError(f"{BACKEND_ENV} must be auto, python or native, got {choice!r}")
+    native = _load_native()
+    if native is None and choice == "native":
+        raise ToolError(
+            f"{BACKEND_ENV}=native but {NATIVE_LIB} is missing; run `make poseidon-lib`"
+        )
+    return native
+
+
+def backend() -> str:
+    """Which path `poseidon` takes now: "native" or "python"."""
+    return "python" if native_backend() is None else "native"

@@ -1,0 +1,240 @@
+/* Poseidon over the BN254 scalar field, as circomlib's Poseidon(n): a shared library for
+ * orchestrator/poseidon.py (ctypes), built as build/native/libvbill_poseidon.so.
+ *
+ * The library holds no constants of its own: orchestrator/poseidon.py derives them from the
+ * Grain LFSR and passes them to vbill_poseidon_init, so there is one source of constants.
+ * Every field element crossing the API is a 32-byte LITTLE-ENDIAN canonical integer (< r).
+ * Arithmetic is fields.h's Fr (4x64-bit Montgomery limbs); state and constants are kept in
+ * Montgomery form, inputs are converted in and the output out.
+ *
+ * Permutation (circomlib): width t = n + 1, state = [0, inputs...], R_F = 8 full rounds split
+ * 4 / 4 around R_P partial rounds; every round adds t constants, applies x^5 (to every cell in
+ * a full round, to cell 0 in a partial round) and multiplies by the t x t MDS matrix.
+ *
+ * Optionally (vbill_poseidon_init_sparse) the partial rounds run in the sparse form computed
+ * by orchestrator/poseidon.py's _sparse_plan from the same constants: O(t) per partial round
+ * instead of O(t^2). Without it the plain form above runs.
+ *
+ * Return codes: 0 ok; VBILL_POSEIDON_E* below (negative) on error. Not thread-safe against a
+ * concurrent init of the same t; hashing is re-entrant once init has returned.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fields.h"
+
+#define VBILL_POSEIDON_EWIDTH (-1)     /* t outside 2..POSEIDON_MAX_T */
+#define VBILL_POSEIDON_ECOUNT (-2)     /* constant count does not fit t and R_F = 8 */
+#define VBILL_POSEIDON_ECONST (-3)     /* a constant or matrix entry is not < r */
+#define VBILL_POSEIDON_EUNINIT (-4)    /* hash before init for this t */
+#define VBILL_POSEIDON_EINPUT (-5)     /* an input is not < r */
+#define VBILL_POSEIDON_ENOMEM (-6)     /* allocation failed */
+#define VBILL_POSEIDON_EARG (-7)       /* a NULL pointer */
+
+#define POSEIDON_MAX_T 17
+#define POSEIDON_ROUNDS_F 8
+
+typedef struct {
+    int rounds_p;   /* 0: width not initialised */
+    fe *rc;         /* (R_F + R_P) * t round constants, Montgomery form */
+    fe mds[POSEIDON_MAX_T * POSEIDON_MAX_T];
+    /* sparse plan (has_sparse): see orchestrator/poseidon.py _SparsePlan */
+    int has_sparse;
+    fe *entry;      /* t: constants added before the first partial round */
+    fe *entry_b;    /* (t-1)^2: dense matrix applied to state[1..] once */
+    fe *pre;        /* R_P: scalar added to state[0] before each partial S-box */
+    fe *post;       /* R_P: scalar added after it */
+    fe *sp;         /* R_P * (2t - 1): per partial round m00, u[t-1], col[t-1] */
+} poseidon_width;
+
+static poseidon_width widths[POSEIDON_MAX_T + 1];
+
+/* Load n canonical little-endian 32-byte words into Montgomery form; 0 or ECONST. */
+static int load_words(fe *dst, const uint8_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        fe x;
+        memcpy(x.v, src + 32 * i, 32); /* x86-64 is little-endian: limbs are the bytes */
+        if (!fr_is_canonical(&x)) return VBILL_POSEIDON_ECONST;
+        fr_to_mont(&dst[i], &x);
+    }
+    return 0;
+}
+
+static void free_width(poseidon_width *w) {
+    free(w->rc);
+    free(w->entry);
+    free(w->entry_b);
+    free(w->pre);
+    free(w->post);
+    free(w->sp);
+    memset(w, 0, sizeof *w);
+}
+
+int vbill_poseidon_init(int t, const uint8_t *constants, size_t n_round_constants,
+                        const uint8_t *mds) {
+    if (t < 2 || t > POSEIDON_MAX_T) return VBILL_POSEIDON_EWIDTH;
+    if (!constants || !mds) return VBILL_POSEIDON_EARG;
+    if (n_round_constants % (size_t)t != 0 ||
+        n_round_constants / (size_t)t <= POSEIDON_ROUNDS_F ||
+        n_round_constants / (size_t)t > 4096)
+        return VBILL_POSEIDON_ECOUNT;
+    poseidon_width w;
+    memset(&w, 0, sizeof w);
+    w.rounds_p = (int)(n_round_constants / (size_t)t) - POSEIDON_ROUNDS_F;
+    w.rc = malloc(n_round_constants * sizeof(fe));
+    if (!w.rc) return VBILL_POSEIDON_ENOMEM;
+    int rc = load_words(w.rc, constants, n_round_constants);
+    if (rc == 0) rc = load_words(w.mds, mds, (size_t)t * (size_t)t);
+    if (rc != 0) {
+        free_width(&w);
+        return rc;
+    }
+    free_width(&widths[t]);
+    widths[t] = w;
+    return 0;
+}
+
+/* Sparse plan for an initialised width t (same R_P). Layout, all little-endian words:
+ * entry[t], entry_b[(t-1)^2] row-major, pre[R_P], post[R_P], then per partial round
+ * m00, u[t-1], col[t-1]. */
+int vbill_poseidon_init_sparse(int t, const uint8_t *entry, const uint8_t *entry_b,
+                               const uint8_t *pre, const uint8_t *post, const uint8_t *sparse) {
+    if (t < 2 || t > POSEIDON_MAX_T) return VBILL_POSEIDON_EWIDTH;
+    if (!entry || !entry_b || !pre || !post || !sparse) return VBILL_POSEIDON_EARG;
+    poseidon_width *w = &widths[t];
+    if (w->rounds_p == 0) return VBILL_POSEIDON_EUNINIT;
+    size_t np = (size_t)w->rounds_p, k = (size_t)t - 1;
+    fe *e = malloc((size_t)t * sizeof(fe)), *eb = malloc(k * k * sizeof(fe));
+    fe *a = malloc(np * sizeof(fe)), *b = malloc(np * sizeof(fe));
+    fe *s = malloc(np * (2 * k + 1) * sizeof(fe));
+    int rc = (e && eb && a && b && s) ? 0 : VBILL_POSEIDON_ENOMEM;
+    if (rc == 0) rc = load_words(e, entry, (size_t)t);
+    if (rc == 0) rc = load_words(eb, entry_b, k * k);
+    if (rc == 0) rc = load_words(a, pre, np);
+    if (rc == 0) rc = load_words(b, post, np);
+    if (rc == 0) rc = load_words(s, sparse, np * (2 * k + 1));
+    if (rc != 0) {
+        free(e), free(eb), free(a), free(b), free(s);
+        return rc;
+    }
+    free(w->entry), free(w->entry_b), free(w->pre), free(w->post), free(w->sp);
+    w->entry = e, w->entry_b = eb, w->pre = a, w->post = b, w->sp = s;
+    w->has_sparse = 1;
+    return 0;
+}
+
+static inline void sbox(fe *x) {
+    fe x2, x4;
+    fr_sqr(&x2, x);
+    fr_sqr(&x4, &x2);
+    fr_mul(x, &x4, x);
+}
+
+/* state = M * state */
+static inline void mix(const poseidon_width *w, int t, fe *state) {
+    fe out[POSEIDON_MAX_T];
+    for (int i = 0; i < t; i++) {
+        const fe *row = &w->mds[i * t];
+        fr_mul(&out[i], &row[0], &state[0]);
+        for (int j = 1; j < t; j++) {
+            fe p;
+            fr_mul(&p, &row[j], &state[j]);
+            fr_add(&out[i], &out[i], &p);
+        }
+    }
+    memcpy(state, out, (size_t)t * sizeof(fe));
+}
+
+static inline void full_round(const poseidon_width *w, int t, fe *state, const fe *rc) {
+    for (int i = 0; i < t; i++) {
+        fr_add(&state[i], &state[i], &rc[i]);
+        sbox(&state[i]);
+    }
+    mix(w, t, state);
+}
+
+static void permute_plain(const poseidon_width *w, int t, fe *state) {
+    const int half = POSEIDON_ROUNDS_F / 2, np = w->rounds_p;
+    for (int r = 0; r < POSEIDON_ROUNDS_F + np; r++) {
+        const fe *rc = &w->rc[r * t];
+        if (r < half || r >= half + np) {
+            full_round(w, t, state, rc);
+        } else {
+            for (int i = 0; i < t; i++) fr_add(&state[i], &state[i], &rc[i]);
+            sbox(&state[0]);
+            mix(w, t, state);
+        }
+    }
+}
+
+static void permute_sparse(const poseidon_width *w, int t, fe *state) {
+    const int half = POSEIDON_ROUNDS_F / 2, np = w->rounds_p, k = t - 1;
+    for (int r = 0; r < half; r++) full_round(w, t, state, &w->rc[r * t]);
+    /* rest = entry_b * (state[1..] + entry[1..]); state[0] keeps its value */
+    fe rest[POSEIDON_MAX_T], tmp[POSEIDON_MAX_T];
+    for (int i = 0; i < k; i++) fr_add(&tmp[i], &state[1 + i], &w->entry[1 + i]);
+    for (int i = 0; i < k; i++) {
+        const fe *row = &w->entry_b[i * k];
+        fr_mul(&rest[i], &row[0], &tmp[0]);
+        for (int j = 1; j < k; j++) {
+            fe p;
+            fr_mul(&p, &row[j], &tmp[j]);
+            fr_add(&rest[i], &rest[i], &p);
+        }
+    }
+    fe s0 = state[0];
+    for (int q = 0; q < np; q++) {
+        const fe *m00 = &w->sp[(size_t)q * (2 * k + 1)], *u = m00 + 1, *col = u + k;
+        fe x;
+        fr_add(&x, &s0, &w->pre[q]);
+        sbox(&x);
+        fr_add(&x, &x, &w->post[q]);
+        fr_mul(&s0, m00, &x);
+        for (int j = 0; j < k; j++) {
+            fe p;
+            fr_mul(&p, &u[j], &rest[j]);
+            fr_add(&s0, &s0, &p);
+        }
+        for (int j = 0; j < k; j++) {
+            fe p;
+            fr_mul(&p, &col[j], &x);
+            fr_add(&rest[j], &rest[j], &p);
+        }
+    }
+    state[0] = s0;
+    memcpy(&state[1], rest, (size_t)k * sizeof(fe));
+    for (int r = half + np; r < POSEIDON_ROUNDS_F + np; r++) full_round(w, t, state, &w->rc[r * t]);
+}
+
+static int hash(int t, const uint8_t *inputs, uint8_t *out, int sparse) {
+    if (t < 2 || t > POSEIDON_MAX_T) return VBILL_POSEIDON_EWIDTH;
+    if (!inputs || !out) return VBILL_POSEIDON_EARG;
+    const poseidon_width *w = &widths[t];
+    if (w->rounds_p == 0 || (sparse && !w->has_sparse)) return VBILL_POSEIDON_EUNINIT;
+    fe state[POSEIDON_MAX_T];
+    memset(&state[0], 0, sizeof(fe)); /* 0 is 0 in Montgomery form too */
+    for (int i = 1; i < t; i++) {
+        fe x;
+        memcpy(x.v, inputs + 32 * (i - 1), 32);
+        if (!fr_is_canonical(&x)) return VBILL_POSEIDON_EINPUT;
+        fr_to_mont(&state[i], &x);
+    }
+    if (sparse) permute_sparse(w, t, state);
+    else permute_plain(w, t, state);
+    fe res;
+    fr_from_mont(&res, &state[0]);
+    memcpy(out, res.v, 32);
+    return 0;
+}
+
+/* Poseidon(t - 1) of (t-1) little-endian words; the sparse form when it was loaded. */
+int vbill_poseidon_hash(int t, const uint8_t *inputs, uint8_t *out) {
+    if (t >= 2 && t <= POSEIDON_MAX_T && widths[t].has_sparse) return hash(t, inputs, out, 1);
+    return hash(t, inputs, out, 0);
+}
+
+/* The plain (textbook) form even when a sparse plan is loaded: the tests' oracle. */
+int vbill_poseidon_hash_plain(int t, const uint8_t *inputs, uint8_t *out) {
+    return hash(t, inputs, out, 0);
+}
