@@ -211,3 +211,45 @@ def test_concurrent_first_use_initialises_each_width_once(tmp_path: Any) -> None
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda v: fresh.hash(4, v), vectors))
     assert got == [poseidon_python(v) for v in vectors]
+
+
+def textbook(constants: list[int], mds: list[list[int]], inputs: list[int]) -> int:
+    """The plain permutation for any width and constants (R_F = 8), straight from the spec."""
+    t = len(inputs) + 1
+    rounds = len(constants) // t
+    state = [0, *inputs]
+    for r in range(rounds):
+        state = [(x + c) % R for x, c in zip(state, constants[r * t : (r + 1) * t], strict=True)]
+        full = r < 4 or r >= rounds - 4
+        state = [pow(x, 5, R) if full or i == 0 else x for i, x in enumerate(state)]
+        state = [sum(m * x for m, x in zip(row, state, strict=True)) % R for row in mds]
+    return state[0]
+
+
+@pytest.mark.parametrize("t", [10, 17])
+def test_unreduced_dot_products_at_their_bound(lib: ctypes.CDLL, t: int) -> None:
+    """Every MDS entry r − 1 in Montgomery form (the largest a limb vector can be), widths the
+    module never uses (so its own tables stay intact), checked against the textbook in Python.
+
+    With 17 maximal products the unreduced sum exceeds r·2^256 (up to three subtractions of it
+    before the Montgomery reduction); skipping them overflows 256 bits and shows up here.
+    """
+    mont_max = (R - 1) * pow(2**256, -1, R) % R
+    rng = random.Random(t)
+    rounds_p = 3
+    constants = [
+        rng.choice([mont_max, R - 1, 0, rng.randrange(R)]) for _ in range((8 + rounds_p) * t)
+    ]
+    mds = [[mont_max] * t for _ in range(t)]
+    assert (
+        lib.vbill_poseidon_init(t, words(constants), len(constants), words([mont_max] * (t * t)))
+        == 0
+    )
+    out = ctypes.create_string_buffer(32)
+    for inputs in (
+        [mont_max] * (t - 1),
+        [R - 1] * (t - 1),
+        [rng.randrange(R) for _ in range(t - 1)],
+    ):
+        assert lib.vbill_poseidon_hash(t, words(inputs), out) == 0
+        assert int.from_bytes(out.raw, "little") == textbook(constants, mds, inputs)

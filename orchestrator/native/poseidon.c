@@ -131,18 +131,59 @@ static inline void sbox(fe *x) {
     fr_mul(x, &x4, x);
 }
 
+/* r = sum a[i] * b[i] (Montgomery), n <= POSEIDON_MAX_T, with one reduction instead of n:
+ * the 512-bit products are summed unreduced (T < 17 r^2 < 2^512), T's upper half is brought
+ * below r by subtracting r * 2^256 (at most 3 times; once for n <= 9), so T < r * 2^256 and
+ * one Montgomery reduction gives a result < 2r, then one conditional subtraction. */
+static inline void fr_dot(fe *r, const fe *a, const fe *b, int n) {
+    /* product scanning (Comba): column c collects every a[k].v[i] * b[k].v[c - i] into a
+     * 192-bit accumulator (at most 4 * 17 products < 2^135 per column) */
+    u64 T[8];
+    u128 acc = 0;
+    u64 hi = 0;
+    for (int c = 0; c < 7; c++) {
+        int lo_i = c > 3 ? c - 3 : 0, hi_i = c < 3 ? c : 3;
+        for (int k = 0; k < n; k++) {
+            const u64 *x = a[k].v, *y = b[k].v;
+            for (int i = lo_i; i <= hi_i; i++) {
+                u128 z = (u128)x[i] * y[c - i];
+                acc += z;
+                hi += acc < z;
+            }
+        }
+        T[c] = (u64)acc;
+        acc = (acc >> 64) | ((u128)hi << 64);
+        hi = 0;
+    }
+    T[7] = (u64)acc; /* T < 17 r^2 < 2^512: nothing above */
+    while (fr_geq_p(&T[4])) {
+        u64 b = 0;
+        for (int j = 0; j < 4; j++) {
+            u128 z = (u128)T[4 + j] - fr_P.v[j] - b;
+            T[4 + j] = (u64)z;
+            b = (u64)(z >> 64) & 1;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        u64 m = T[i] * fr_INV, c = 0;
+        for (int j = 0; j < 4; j++) {
+            u128 z = (u128)m * fr_P.v[j] + T[i + j] + c;
+            T[i + j] = (u64)z;
+            c = (u64)(z >> 64);
+        }
+        for (int j = i + 4; j < 8; j++) {
+            u128 z = (u128)T[j] + c;
+            T[j] = (u64)z;
+            c = (u64)(z >> 64);
+        }
+    }
+    fr_reduce_once(r, T[4], T[5], T[6], T[7]);
+}
+
 /* state = M * state */
 static inline void mix(const poseidon_width *w, int t, fe *state) {
     fe out[POSEIDON_MAX_T];
-    for (int i = 0; i < t; i++) {
-        const fe *row = &w->mds[i * t];
-        fr_mul(&out[i], &row[0], &state[0]);
-        for (int j = 1; j < t; j++) {
-            fe p;
-            fr_mul(&p, &row[j], &state[j]);
-            fr_add(&out[i], &out[i], &p);
-        }
-    }
+    for (int i = 0; i < t; i++) fr_dot(&out[i], &w->mds[i * t], state, t);
     memcpy(state, out, (size_t)t * sizeof(fe));
 }
 
@@ -172,38 +213,27 @@ static void permute_sparse(const poseidon_width *w, int t, fe *state) {
     const int half = POSEIDON_ROUNDS_F / 2, np = w->rounds_p, k = t - 1;
     for (int r = 0; r < half; r++) full_round(w, t, state, &w->rc[r * t]);
     /* rest = entry_b * (state[1..] + entry[1..]); state[0] keeps its value */
-    fe rest[POSEIDON_MAX_T], tmp[POSEIDON_MAX_T];
+    /* v = [state[0], rest...] with rest = entry_b * (state[1..] + entry[1..]) */
+    fe v[POSEIDON_MAX_T], tmp[POSEIDON_MAX_T];
     for (int i = 0; i < k; i++) fr_add(&tmp[i], &state[1 + i], &w->entry[1 + i]);
-    for (int i = 0; i < k; i++) {
-        const fe *row = &w->entry_b[i * k];
-        fr_mul(&rest[i], &row[0], &tmp[0]);
-        for (int j = 1; j < k; j++) {
-            fe p;
-            fr_mul(&p, &row[j], &tmp[j]);
-            fr_add(&rest[i], &rest[i], &p);
-        }
-    }
-    fe s0 = state[0];
+    for (int i = 0; i < k; i++) fr_dot(&v[1 + i], &w->entry_b[i * k], tmp, k);
+    v[0] = state[0];
     for (int q = 0; q < np; q++) {
-        const fe *m00 = &w->sp[(size_t)q * (2 * k + 1)], *u = m00 + 1, *col = u + k;
-        fe x;
-        fr_add(&x, &s0, &w->pre[q]);
-        sbox(&x);
-        fr_add(&x, &x, &w->post[q]);
-        fr_mul(&s0, m00, &x);
+        /* sp row: m00, u[k] (contiguous: dotted with v), then col[k] */
+        const fe *row = &w->sp[(size_t)q * (2 * k + 1)], *col = row + 1 + k;
+        fr_add(&v[0], &v[0], &w->pre[q]);
+        sbox(&v[0]);
+        fr_add(&v[0], &v[0], &w->post[q]);
+        fe s0;
+        fr_dot(&s0, row, v, t);
         for (int j = 0; j < k; j++) {
             fe p;
-            fr_mul(&p, &u[j], &rest[j]);
-            fr_add(&s0, &s0, &p);
+            fr_mul(&p, &col[j], &v[0]);
+            fr_add(&v[1 + j], &v[1 + j], &p);
         }
-        for (int j = 0; j < k; j++) {
-            fe p;
-            fr_mul(&p, &col[j], &x);
-            fr_add(&rest[j], &rest[j], &p);
-        }
+        v[0] = s0;
     }
-    state[0] = s0;
-    memcpy(&state[1], rest, (size_t)k * sizeof(fe));
+    memcpy(state, v, (size_t)t * sizeof(fe));
     for (int r = half + np; r < POSEIDON_ROUNDS_F + np; r++) full_round(w, t, state, &w->rc[r * t]);
 }
 
