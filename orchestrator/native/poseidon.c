@@ -13,7 +13,8 @@
  *
  * Optionally (vbill_poseidon_init_sparse) the partial rounds run in the sparse form computed
  * by orchestrator/poseidon.py's _sparse_plan from the same constants: O(t) per partial round
- * instead of O(t^2). Without it the plain form above runs.
+ * instead of O(t^2). Without it the plain form above runs. Every matrix row times the state
+ * is one dot product (fr_dot): the 512-bit products are summed unreduced and reduced once.
  *
  * Return codes: 0 ok; VBILL_POSEIDON_E* below (negative) on error. Not thread-safe against a
  * concurrent init of the same t; hashing is re-entrant once init has returned.
