@@ -2,22 +2,28 @@
 native (build/native/libvbill_poseidon.so) and pure Python, in one run on the same inputs.
 
 Inputs are pilot-derived bundles (the same requests `vbill bench` uses), so `public_signals`
-does what `vbill verify` does per bundle. Prints a Markdown table; measured, never asserted.
+does what `vbill verify` does per bundle. `--verify-batch N` also proves N bundles (native
+prover where built) and times `verify_many` (what `vbill verify --batch` runs) on them with
+each backend. Prints a Markdown table; measured, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from . import paths
 from . import poseidon as P
 from .bench import machine, sample_requests
 from .bundle import encode_request
+from .errors import ToolError
 from .field import R
 from .witness import public_signals
 
@@ -47,8 +53,7 @@ def measure(n_bundles: int, repeats: int) -> dict[str, dict[str, float]]:
         n: [[rng.randrange(R) for _ in range(n)] for _ in range(n_bundles)] for n in (1, 2, 3, 8)
     }
     results: dict[str, dict[str, float]] = {}
-    saved = os.environ.get(P.BACKEND_ENV)
-    try:
+    with _backend_env():
         for backend in BACKENDS:
             os.environ[P.BACKEND_ENV] = backend
             assert P.backend() == backend
@@ -59,12 +64,72 @@ def measure(n_bundles: int, repeats: int) -> dict[str, dict[str, float]]:
             results.setdefault("public_signals (6 Poseidon calls)", {})[backend] = _per_call_us(
                 lambda c: public_signals(*c), cases, repeats
             )
+    return results
+
+
+@contextlib.contextmanager
+def _backend_env() -> Iterator[None]:
+    """Restore `VBILL_POSEIDON` after a measurement switched it."""
+    saved = os.environ.get(P.BACKEND_ENV)
+    try:
+        yield
     finally:
         if saved is None:
             os.environ.pop(P.BACKEND_ENV, None)
         else:
             os.environ[P.BACKEND_ENV] = saved
-    return results
+
+
+def measure_verify_batch(n: int) -> dict[str, float]:
+    """{backend: ms per bundle} of `verify_many` over n freshly attested, logged bundles
+    (process-pool start included, as in `vbill verify --batch`)."""
+    from .batch import native_batch_check, verify_many
+    from .bundle import build_bundle, digest_of, with_receipt
+    from .keys import Attester
+    from .prover import open_prover
+    from .translog import MerkleTree, append_with_receipt
+    from .trust import TrustSet, file_sha256
+    from .verify import native_available
+
+    attester = Attester.generate()
+    trust = TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
+    workers = os.cpu_count() or 1
+    with contextlib.closing(open_prover(workers)) as prover, ThreadPoolExecutor(2 * workers) as ex:
+        bundles = list(
+            ex.map(
+                lambda r: build_bundle(
+                    r,
+                    attester=attester,
+                    account_salt=7,
+                    prover=prover,
+                    vkey_sha256=file_sha256(paths.VKEY),
+                ),
+                sample_requests(n, prefix="evt_poseidon_batch"),
+            )
+        )
+    tree = MerkleTree()
+    data = [
+        (
+            str(i),
+            with_receipt(
+                b, append_with_receipt(tree, digest_of(b), attester.account, 0).to_dict()
+            ).model_dump(mode="json"),
+        )
+        for i, b in enumerate(bundles)
+    ]
+    if not native_available():
+        raise ToolError("--verify-batch needs the native verifier: run `make native`")
+    out: dict[str, float] = {}
+    with _backend_env():
+        for backend in (*BACKENDS, *BACKENDS):  # twice, alternating; the better run counts
+            os.environ[P.BACKEND_ENV] = backend  # inherited by the forked verify workers
+            t0 = time.perf_counter()
+            results = list(verify_many(data, trust=trust, check=native_batch_check))
+            ms = (time.perf_counter() - t0) * 1000 / n
+            out[backend] = min(ms, out.get(backend, ms))
+            if not all(r.valid for _, r in results):
+                raise ToolError("bench bundles did not verify; the numbers would be meaningless")
+    return out
 
 
 def table(results: dict[str, dict[str, float]]) -> str:
@@ -82,6 +147,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundles", type=int, default=200, help="inputs per pass")
     ap.add_argument("--repeats", type=int, default=5, help="passes; the median is reported")
+    ap.add_argument(
+        "--verify-batch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time verify_many on N bundles",
+    )
     args = ap.parse_args(argv)
     if P.NATIVE_LIB.exists() is False:
         raise SystemExit(f"{P.NATIVE_LIB} is missing: run `make poseidon-lib` first")
@@ -89,6 +161,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = measure(args.bundles, args.repeats)
     print(f"Machine: {machine()}. Load average before the run: {load:.2f}.")
     print(table(results))
+    if args.verify_batch:
+        per_bundle = measure_verify_batch(args.verify_batch)
+        py, nat = per_bundle["python"], per_bundle["native"]
+        print(
+            f"| verify --batch, all verdicts ({args.verify_batch} bundles, {os.cpu_count()} "
+            f"processes), ms per bundle | {py:.2f} | {nat:.2f} | {py / nat:.1f}× |"
+        )
 
 
 if __name__ == "__main__":
