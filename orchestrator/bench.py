@@ -301,3 +301,34 @@ def git_commit() -> str:
         check=False,
     )
     return done.stdout.strip()
+
+
+def write_month(n: int, out: Path) -> str:
+    """Attest `n` distinct pilot-derived bundles (native prover where built), log them in an
+    in-memory RFC 9162 tree signed by a fresh attester, and write them as JSON lines: the input
+    of the month-end measurement `vbill verify --batch OUT --trust-attester ADDRESS`.
+    Returns the attester address to trust."""
+    attester = Attester.generate()
+    vkey_hash = file_sha256(paths.VKEY)
+    tree = MerkleTree()
+    with open_prover() as prover, ThreadPoolExecutor(2 * (os.cpu_count() or 1)) as ex:
+        bundles = ex.map(
+            lambda r: build_bundle(
+                r, attester=attester, account_salt=99, prover=prover, vkey_sha256=vkey_hash
+            ),
+            sample_requests(n, prefix="evt_month"),
+        )
+        with out.open("w") as fh:
+            for b in bundles:
+                receipt = append_with_receipt(tree, digest_of(b), attester.account, 0)
+                fh.write(json.dumps(with_receipt(b, receipt.to_dict()).model_dump(mode="json")))
+                fh.write("\n")
+    return attester.address
+
+
+if __name__ == "__main__":  # python -m orchestrator.bench month N OUT.jsonl
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "month":
+        sys.exit("usage: python -m orchestrator.bench month N OUT.jsonl")
+    print(write_month(int(sys.argv[2]), Path(sys.argv[3])))
