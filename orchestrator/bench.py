@@ -173,6 +173,24 @@ def run(
             )
             elapsed = (time.perf_counter() - t0) * 1000
         rows.append(Row("attest (prove + sign)", label, elapsed / count, count, "throughput"))
+    progress("attest latency, one at a time")
+    with open_prover(workers) as prover:
+        prover.prove(inputs[0])
+        latency = _timed(
+            lambda: build_bundle(
+                reqs[0], attester=attester, account_salt=7, prover=prover, vkey_sha256=vkey_hash
+            ),
+            min(n, 16),
+        )
+    rows.append(
+        Row(
+            "attest latency p50 (one at a time)",
+            "vbill, default prover",
+            latency,
+            min(n, 16),
+            "median",
+        )
+    )
 
     tree = MerkleTree()
     data = [
