@@ -202,7 +202,7 @@ def test_public_signals_are_the_same_on_both_paths(native: P.NativePoseidon, for
     assert fast == [public_signals(*c) for c in cases]
 
 
-def test_concurrent_first_use_initialises_each_width_once(tmp_path: Any) -> None:
+def test_concurrent_first_use_initialises_each_width_once() -> None:
     """Threads racing on a fresh backend all get correct hashes (init is locked per width)."""
     from concurrent.futures import ThreadPoolExecutor
 

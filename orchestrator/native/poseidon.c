@@ -16,8 +16,9 @@
  * instead of O(t^2). Without it the plain form above runs. Every matrix row times the state
  * is one dot product (fr_dot): the 512-bit products are summed unreduced and reduced once.
  *
- * Return codes: 0 ok; VBILL_POSEIDON_E* below (negative) on error. Not thread-safe against a
- * concurrent init of the same t; hashing is re-entrant once init has returned.
+ * Return codes: 0 ok; VBILL_POSEIDON_E* below (negative) on error. Initialising a width again
+ * with the same constants (or plan) is a no-op, so it is safe while other threads hash with
+ * it; initialising it with different ones is not. Hashing is re-entrant.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -91,8 +92,14 @@ int vbill_poseidon_init(int t, const uint8_t *constants, size_t n_round_constant
         free_width(&w);
         return rc;
     }
-    free_width(&widths[t]);
-    widths[t] = w;
+    poseidon_width *cur = &widths[t];
+    if (cur->rounds_p == w.rounds_p && !memcmp(cur->rc, w.rc, n_round_constants * sizeof(fe)) &&
+        !memcmp(cur->mds, w.mds, sizeof w.mds)) {
+        free_width(&w); /* same constants again: keep the tables (and any sparse plan) in use */
+        return 0;
+    }
+    free_width(cur);
+    *cur = w;
     return 0;
 }
 
@@ -115,9 +122,14 @@ int vbill_poseidon_init_sparse(int t, const uint8_t *entry, const uint8_t *entry
     if (rc == 0) rc = load_words(a, pre, np);
     if (rc == 0) rc = load_words(b, post, np);
     if (rc == 0) rc = load_words(s, sparse, np * (2 * k + 1));
+    if (rc == 0 && w->has_sparse && !memcmp(w->entry, e, (size_t)t * sizeof(fe)) &&
+        !memcmp(w->entry_b, eb, k * k * sizeof(fe)) && !memcmp(w->pre, a, np * sizeof(fe)) &&
+        !memcmp(w->post, b, np * sizeof(fe)) &&
+        !memcmp(w->sp, s, np * (2 * k + 1) * sizeof(fe)))
+        rc = 1; /* the same plan again: keep the one in use */
     if (rc != 0) {
         free(e), free(eb), free(a), free(b), free(s);
-        return rc;
+        return rc > 0 ? 0 : rc;
     }
     free(w->entry), free(w->entry_b), free(w->pre), free(w->post), free(w->sp);
     w->entry = e, w->entry_b = eb, w->pre = a, w->post = b, w->sp = s;
