@@ -20,7 +20,6 @@ import contextlib
 import functools
 import json
 import os
-import queue
 import struct
 import subprocess
 import threading
@@ -31,7 +30,7 @@ from typing import Any
 
 from . import groth16, paths
 from .errors import ToolError
-from .prover import Proof, Prover
+from .prover import Proof, Prover, WorkerPool
 
 NATIVE_DIR = Path(__file__).resolve().parent / "native"
 NATIVE_BIN = paths.BUILD / "native" / "vbill-prover"
@@ -151,33 +150,10 @@ class NativeProver:
         self._binary = binary
         self._timing = timing
         self._witness = Prover(self._size, wasm=wasm, zkey=None, vkey=None)
-        self._idle: queue.Queue[NativeProcess] = queue.Queue()
-        self._started = 0
-        self._lock = threading.Lock()
-        self._all: list[NativeProcess] = []
-
-    def _acquire(self) -> NativeProcess:
-        with self._lock:
-            if self._idle.empty() and self._started < self._size:
-                self._started += 1
-                try:
-                    proc = NativeProcess(self._zkey, binary=self._binary, timing=self._timing)
-                except BaseException:
-                    self._started -= 1
-                    raise
-                self._all.append(proc)
-                return proc
-        return self._idle.get()
-
-    def _release(self, proc: NativeProcess) -> None:
-        if proc.alive:
-            self._idle.put(proc)
-            return
-        with self._lock:  # a dead process frees its slot; the next caller starts a new one
-            if proc in self._all:
-                self._all.remove(proc)
-                self._started -= 1
-        proc.close()
+        self._pool: WorkerPool[NativeProcess] = WorkerPool(
+            self._size,
+            lambda: NativeProcess(self._zkey, binary=self._binary, timing=self._timing),
+        )
 
     def wtns(self, circuit_input: Mapping[str, str]) -> bytes:
         """The .wtns file bytes for one circuit input (computed by the circuit's wasm)."""
@@ -186,11 +162,8 @@ class NativeProver:
 
     def prove_wtns_timed(self, wtns: bytes) -> tuple[Proof, dict[str, float]]:
         """`prove_wtns` plus the prover's per-phase times in ms (when started with timing)."""
-        proc = self._acquire()
-        try:
+        with self._pool.use() as proc:
             return proc.prove_wtns(wtns)
-        finally:
-            self._release(proc)
 
     def prove_wtns(self, wtns: bytes) -> Proof:
         """A Groth16 proof for a ready .wtns; raises NativeProverError if it is rejected."""
@@ -201,12 +174,7 @@ class NativeProver:
         return self.prove_wtns(self.wtns(circuit_input))
 
     def close(self) -> None:
-        with self._lock:
-            for proc in self._all:
-                proc.close()
-            self._all.clear()
-            self._started = 0
-            self._idle = queue.Queue()
+        self._pool.close()
         self._witness.close()
 
     def __enter__(self) -> NativeProver:

@@ -14,13 +14,24 @@ import queue
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import paths
 from .errors import ToolError
+
+
+class _Closeable(Protocol):
+    @property
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+W = TypeVar("W", bound=_Closeable)
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,10 @@ class _Worker:
             raise ToolError(f"prover worker: {resp.get('error')}")
         return resp["result"]
 
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
     def close(self) -> None:
         if self._proc.poll() is None:
             assert self._proc.stdin is not None
@@ -101,6 +116,62 @@ class _Worker:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+
+
+class WorkerPool(Generic[W]):
+    """Up to `size` long-lived worker processes, started lazily, lent one caller at a time.
+
+    Thread-safe. A worker that died while lent is dropped and its slot freed, so the next
+    caller starts a fresh one instead of inheriting a broken process.
+    """
+
+    def __init__(self, size: int, start: Callable[[], W]) -> None:
+        self._size = size
+        self._start = start
+        self._idle: queue.Queue[W] = queue.Queue()
+        self._started = 0
+        self._lock = threading.Lock()
+        self._all: list[W] = []
+
+    def _acquire(self) -> W:
+        with self._lock:
+            if self._idle.empty() and self._started < self._size:
+                self._started += 1
+                try:
+                    worker = self._start()
+                except BaseException:
+                    self._started -= 1
+                    raise
+                self._all.append(worker)
+                return worker
+        return self._idle.get()
+
+    def _release(self, worker: W) -> None:
+        if worker.alive:
+            self._idle.put(worker)
+            return
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+                self._started -= 1
+        worker.close()
+
+    @contextmanager
+    def use(self) -> Iterator[W]:
+        """Borrow a worker for one request."""
+        worker = self._acquire()
+        try:
+            yield worker
+        finally:
+            self._release(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            for worker in self._all:
+                worker.close()
+            self._all.clear()
+            self._started = 0
+            self._idle = queue.Queue()
 
 
 class Prover:
@@ -123,26 +194,11 @@ class Prover:
             zkey and paths.require(zkey),
             vkey and paths.require(vkey),
         )
-        self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._started = 0
-        self._lock = threading.Lock()
-        self._all: list[_Worker] = []
-
-    def _acquire(self) -> _Worker:
-        with self._lock:
-            if self._idle.empty() and self._started < self._size:
-                self._started += 1
-                worker = _Worker(*self._files)
-                self._all.append(worker)
-                return worker
-        return self._idle.get()
+        self._pool: WorkerPool[_Worker] = WorkerPool(self._size, lambda: _Worker(*self._files))
 
     def _run(self, op: str, **payload: Any) -> Any:
-        worker = self._acquire()
-        try:
+        with self._pool.use() as worker:
             return worker.call(op, **payload)
-        finally:
-            self._idle.put(worker)
 
     def prove(self, circuit_input: Mapping[str, str]) -> Proof:
         """Compute the witness and a Groth16 proof for one circuit input."""
@@ -184,12 +240,7 @@ class Prover:
         return [int(v) for v in self._run("witness", input=dict(circuit_input))]
 
     def close(self) -> None:
-        with self._lock:
-            for worker in self._all:
-                worker.close()
-            self._all.clear()
-            self._started = 0
-            self._idle = queue.Queue()
+        self._pool.close()
 
     def __enter__(self) -> Prover:
         return self
