@@ -32,7 +32,6 @@ from .trust import TrustSet, file_sha256
 from .verify import default_check, native_available, py_ecc_check, verify_bundle
 from .witness import circuit_input, random_field_element
 
-PILOT = paths.ROOT / "tests" / "data" / "pilot_request.json"
 BEGIN, END = "<!-- vbill bench: begin -->", "<!-- vbill bench: end -->"
 
 
@@ -53,7 +52,7 @@ def sample_requests(
     n: int, base: dict[str, Any] | None = None, prefix: str = "evt_bench"
 ) -> list[dict[str, Any]]:
     """`n` distinct attest requests derived from the pilot (distinct event ids and usage)."""
-    base = base or json.loads(PILOT.read_text())
+    base = base or json.loads(paths.PILOT_REQUEST.read_text())
     out = []
     for i in range(n):
         req = copy.deepcopy(base)
@@ -295,8 +294,9 @@ def write_benchmarks(rows: list[Row], command: str, path: Path | None = None) ->
             table(rows),
             "",
             "Ratios compare with the snarkjs CLI doing the same operation (for attest: CLI "
-            "prove). `verify bundle` includes recomputing all public signals (Poseidon in "
-            "Python), the signature, the receipt check and the Groth16 check.",
+            "prove). `verify bundle` includes recomputing all public signals (native Poseidon "
+            "where built), the signature, the receipt check and the Groth16 check; "
+            "`--batch` settles the Groth16 checks of a chunk with one multi-pairing.",
             END,
         ]
     )

@@ -30,30 +30,7 @@ from . import chain as chainmod
 from . import paths
 from .keys import Attester
 
-PILOT = {
-    "billing_version": "v2",
-    "profileId": "VDI_VERIFY_STANDARD_V1",
-    "meter_event": {
-        "event_id": "evt_pilot_001",
-        "event_timestamp": "2026-05-29T12:00:00.000Z",
-        "tenant_id": "tenant_acme",
-        "api_key_id": "api_live_001",
-        "endpoint": "/v1/completions",
-        "usage_units": 1842,
-        "contract_version": "contract-v1",
-        "billing_window_id": "2026-05",
-    },
-    "tariff_snapshot": {
-        "tariff_id": "tariff_default",
-        "tariff_version": "1.0.0",
-        "tariff_class": "usage_linear",
-        "unit_price_micros": 120,
-        "min_charge_micros": 50000,
-        "max_charge_micros": 5000000000,
-        "rounding_mode": "floor",
-        "currency": "USD",
-    },
-}
+PILOT = json.loads(paths.PILOT_REQUEST.read_text())
 RECORD_KEYS = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
 
 

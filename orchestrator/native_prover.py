@@ -59,6 +59,22 @@ def ensure_built(binary: Path = NATIVE_BIN) -> Path:
         return binary
 
 
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    """Close stdin (the process's signal to finish), wait, kill if it hangs, close pipes."""
+    if proc.poll() is None:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 class NativeProverError(ToolError):
     """The native prover rejected a witness (the message is its own) or died."""
 
@@ -114,18 +130,7 @@ class NativeProcess:
         return proof, dict(out.get("timing_ms", {}))
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            assert self._proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                self._proc.stdin.close()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        for stream in (self._proc.stdout, self._proc.stderr):
-            if stream is not None:
-                stream.close()
+        _stop(self._proc)
 
 
 class NativeProver:
@@ -272,18 +277,7 @@ class NativeVerifier:
         return self.verify_batch([(signals, proof)]) == []
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            assert self._proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                self._proc.stdin.close()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        for stream in (self._proc.stdout, self._proc.stderr):
-            if stream is not None:
-                stream.close()
+        _stop(self._proc)
 
     def __enter__(self) -> NativeVerifier:
         return self

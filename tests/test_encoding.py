@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator import paths
 from orchestrator.encoding import (
     DOMAIN_TAG,
     MeterFields,
@@ -22,26 +23,9 @@ from orchestrator.field import R, parse_field_element, to_dec
 
 U64_MAX = 2**64 - 1
 
-PILOT_METER: dict[str, Any] = {
-    "event_id": "evt_pilot_001",
-    "event_timestamp": "2026-05-29T12:00:00.000Z",
-    "tenant_id": "tenant_acme",
-    "api_key_id": "api_live_001",
-    "endpoint": "/v1/completions",
-    "usage_units": 1842,
-    "contract_version": "contract-v1",
-    "billing_window_id": "2026-05",
-}
-PILOT_TARIFF: dict[str, Any] = {
-    "tariff_id": "tariff_default",
-    "tariff_version": "1.0.0",
-    "tariff_class": "usage_linear",
-    "unit_price_micros": 120,
-    "min_charge_micros": 50000,
-    "max_charge_micros": 5000000000,
-    "rounding_mode": "floor",
-    "currency": "USD",
-}
+_PILOT = json.loads(paths.PILOT_REQUEST.read_text())
+PILOT_METER: dict[str, Any] = _PILOT["meter_event"]
+PILOT_TARIFF: dict[str, Any] = _PILOT["tariff_snapshot"]
 
 
 def meter(**changes: Any) -> MeterFields:
