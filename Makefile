@@ -160,10 +160,17 @@ define accept_next_zkey
 	echo "note: the vkey changed; re-run \`make verifier\` (a deployed verifier must match)"
 endef
 
+# Production ceremony: make setup PTAU=ptau/powersOfTau28_hez_final_12.ptau (pinned phase 1),
+# then each participant runs `make contribute NAME=...` in turn (real randomness, verified,
+# recorded in the manifest), then `make beacon BEACON=<hex of a public value fixed in advance,
+# e.g. a future block hash>` finalises; the manifest says "ceremony": "contributed" only when
+# phase 1 is pinned and at least one random contribution is in the verified chain. Auditors
+# run `make verify-setup`. A contribution is never reproducible; everything derived from the
+# final zkey (vkey, verifier) is.
 contribute: setup ## a real random phase-2 contribution: make contribute NAME="Alice <alice@example.org>"
 	@test -n "$(NAME)" || { echo "usage: make contribute NAME=<who>" >&2; exit 2; }
 	@echo "contribute: $(NAME); entropy from /dev/urandom (not logged), plus snarkjs's own"
-	@head -c 64 /dev/urandom | base64 -w0 | $(SNARKJS) zkey contribute $(B_ZKEY) $(B_NEXT) --name="$(NAME)" \
+	@{ head -c 64 /dev/urandom | base64 -w0; echo; } | $(SNARKJS) zkey contribute $(B_ZKEY) $(B_NEXT) --name="$(NAME)" \
 	  | sed -n '/Contribution Hash/,$$p'
 	@$(accept_next_zkey)
 
