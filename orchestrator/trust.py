@@ -112,10 +112,16 @@ def default_trust() -> TrustSet:
 
 
 def _matches_manifest(path: Path, key: str) -> bool:
-    """True if the manifest records this artefact's hash (or there is no manifest yet)."""
+    """True only if build/manifest.json records this artefact's SHA-256 and it matches.
+
+    Fails closed: no manifest, or no record for the artefact, means the file is not trusted
+    (a stray or half-built key must never become trusted by default)."""
     if not paths.MANIFEST.exists():
-        return True
-    manifest = json.loads(paths.MANIFEST.read_text())
-    recorded = manifest.get("artifacts", {}).get(key, {})
-    want = recorded.get("sha256") if isinstance(recorded, dict) else recorded
-    return want is None or want == file_sha256(path)
+        return False
+    try:
+        manifest = json.loads(paths.MANIFEST.read_text())
+        recorded = manifest.get("artifacts", {}).get(key, {})
+        want = recorded.get("sha256") if isinstance(recorded, dict) else None
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(want, str) and want == file_sha256(path)

@@ -124,3 +124,21 @@ def test_setup_reports_the_cached_dev_manifest(home) -> None:
     assert summary["ceremony"] == "dev-insecure"
     assert summary["binding_version"] == "bn128-poseidon8-v1"
     assert summary["constraints"] == 2721
+
+
+def test_default_trust_fails_closed_without_a_manifest_record(tmp_path, monkeypatch) -> None:
+    from orchestrator import paths, trust
+
+    vkey = tmp_path / "vkey.json"
+    vkey.write_text(paths.VKEY.read_text())
+    for manifest in (None, {}, {"artifacts": {}}, {"artifacts": {"vkey": {"sha256": "00"}}}):
+        target = tmp_path / "manifest.json"
+        if manifest is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_text(json.dumps(manifest))
+        monkeypatch.setattr(paths, "MANIFEST", target)
+        assert not trust._matches_manifest(vkey, "vkey"), manifest
+    good = {"artifacts": {"vkey": {"sha256": trust.file_sha256(vkey)}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(good))
+    assert trust._matches_manifest(vkey, "vkey")
