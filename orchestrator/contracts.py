@@ -16,11 +16,10 @@ from typing import Any
 
 import jinja2
 
-from . import paths
+from . import BINDING_VERSION, paths
 from .errors import InputError, ToolError
 from .groth16 import Groth16Error, parse_vkey
 
-BINDING_VERSION = "bn128-poseidon8-v1"
 N_PUBLIC = 5
 TEMPLATE = paths.CONTRACTS / "templates" / "BillingVerifier.sol.j2"
 VERIFIER_SOL = paths.BUILD / "BillingVerifier.sol"

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from . import BINDING_VERSION
 from .errors import InputError
 from .field import R
 
-BINDING_VERSION = "bn128-poseidon8-v1"
 U64_LIMIT = 1 << 64
 PRICE_DECIMALS = 6
 PRICE_SCALE = 10**PRICE_DECIMALS
