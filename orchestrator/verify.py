@@ -26,11 +26,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import BINDING_VERSION, groth16
-from .attestation import bundle_digest, fingerprint, recover_signer
-from .bundle import encode_request, signal_map
+from .attestation import bundle_digest, recover_signer
+from .bundle import Encoded, encode_request, signal_map
 from .errors import VbillError
 from .field import parse_field_element, to_dec
 from .models import (
+    BILLING_VERSION,
     Attestation,
     AttestRequest,
     BillingRecord,
@@ -108,8 +109,15 @@ def _signals(
     """Cached: one verify needs the same recomputation for the signature and the binding."""
     s = parse_field_element(salt, "billing_proof.salt")
     a = parse_field_element(account_salt, "billing_proof.account_salt")
-    enc = encode_request(AttestRequest(meter_event=meter, tariff_snapshot=tariff))
+    enc = _encoded(meter, tariff)
     return public_signals(enc.meter, enc.tariff, s, a)
+
+
+@lru_cache(maxsize=256)
+def _encoded(meter: MeterEvent, tariff: TariffSnapshot) -> Encoded:
+    """Encoding, reference charge and fingerprint of a meter + tariff (cached: a bundle's
+    billed and expected records are usually the same, and the signature needs it too)."""
+    return encode_request(AttestRequest(meter_event=meter, tariff_snapshot=tariff))
 
 
 def _check_signature(p: _Parsed, trust: TrustSet) -> Verdict:
@@ -150,8 +158,11 @@ def _check_billing(p: _Parsed) -> Verdict:
             reason=p.problems.get("billed_billing_v2") or p.problems.get("expected_billing_v2"),
         )
     for name, record in (("billed_billing_v2", p.billed), ("expected_billing_v2", p.expected)):
-        rec = _record_json(record)
-        enc = encode_request({k: v for k, v in rec.items() if k != "billing"})
+        if record.billing_version != BILLING_VERSION:
+            return Verdict(
+                valid=False, reason=f"{name}.billing_version: only {BILLING_VERSION} is supported"
+            )
+        enc = _encoded(record.meter_event, record.tariff_snapshot)
         stated = record.billing.expected_charge_micros
         if enc.charge != stated:
             return Verdict(
@@ -159,8 +170,7 @@ def _check_billing(p: _Parsed) -> Verdict:
                 reason=f"{name}.billing.expected_charge_micros: {stated} but the tariff gives "
                 f"{enc.charge}",
             )
-        fp = fingerprint(rec["meter_event"], rec["tariff_snapshot"], enc.charge)
-        if record.billing.billing_verify_fingerprint != fp:
+        if record.billing.billing_verify_fingerprint != enc.fingerprint:
             return Verdict(
                 valid=False, reason=f"{name}.billing.billing_verify_fingerprint: mismatch"
             )
