@@ -27,23 +27,7 @@
 #if !defined(__x86_64__)
 #error "vbill-prover's field arithmetic uses x86-64 inline assembly"
 #endif
-#include "fields.h"
-
-#define FT fe
-#define GP g1
-#define F_(x) fp_##x
-#include "curve_impl.h"
-#undef FT
-#undef GP
-#undef F_
-
-#define FT fe2
-#define GP g2
-#define F_(x) fp2_##x
-#include "curve_impl.h"
-#undef FT
-#undef GP
-#undef F_
+#include "curves.h"
 
 /* ------------------------------------------------------------------ errors and timing */
 
