@@ -33,7 +33,8 @@ class WitnessError(Exception):
 # --- binary formats (iden3 binfile: magic, version, sections of (type u32, size u64)) ---
 
 
-def _sections(data: bytes, magic: bytes) -> dict[int, tuple[int, int]]:
+def sections(data: bytes, magic: bytes) -> dict[int, tuple[int, int]]:
+    """iden3 binary file sections (wtns, r1cs, zkey): type -> (data offset, size)."""
     if data[:4] != magic:
         raise ValueError(f"not a {magic.decode()} file")
     n_sections = struct.unpack_from("<I", data, 8)[0]
@@ -48,7 +49,7 @@ def _sections(data: bytes, magic: bytes) -> dict[int, tuple[int, int]]:
 def read_wtns(path: Path) -> list[int]:
     """Witness values, index 0 being the constant 1."""
     data = path.read_bytes()
-    sec = _sections(data, b"wtns")
+    sec = sections(data, b"wtns")
     pos, _ = sec[1]
     n8 = struct.unpack_from("<I", data, pos)[0]
     prime = int.from_bytes(data[pos + 4 : pos + 4 + n8], "little")
@@ -73,7 +74,7 @@ def read_r1cs_constraints(
     path: Path,
 ) -> list[tuple[LinearCombination, LinearCombination, LinearCombination]]:
     data = path.read_bytes()
-    sec = _sections(data, b"r1cs")
+    sec = sections(data, b"r1cs")
     hpos, _ = sec[1]
     n8 = struct.unpack_from("<I", data, hpos)[0]
     n_constraints = struct.unpack_from("<I", data, hpos + 4 + n8 + 16 + 8)[0]

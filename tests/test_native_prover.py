@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from circuit_tools import sections
 from conftest import needs_build
 
 from orchestrator import paths
@@ -73,21 +74,10 @@ def random_case(pilot: dict[str, Any], rng: random.Random) -> tuple[dict[str, st
     return inp, expected
 
 
-def sections(data: bytes) -> dict[int, tuple[int, int]]:
-    """iden3 binary file sections: type -> (data offset, size)."""
-    (n_sections,) = struct.unpack_from("<I", data, 8)
-    pos, found = 12, {}
-    for _ in range(n_sections):
-        kind, size = struct.unpack_from("<IQ", data, pos)
-        found[kind] = (pos + 12, size)
-        pos += 12 + size
-    return found
-
-
 def wtns_values(wtns: bytes) -> tuple[int, int]:
     """(offset of the values section, number of values) of a .wtns file."""
     assert wtns[:4] == b"wtns"
-    offset, size = sections(wtns)[2]
+    offset, size = sections(wtns, b"wtns")[2]
     return offset, size // 32
 
 
@@ -141,7 +131,7 @@ def test_corrupted_public_signal_fails_verification(
 
 def malformed_frames(wtns: bytes) -> dict[str, bytes]:
     _, count = wtns_values(wtns)
-    header_at = sections(wtns)[1][0]  # n8, prime, count
+    header_at = sections(wtns, b"wtns")[1][0]  # n8, prime, count
     wrong_count = bytearray(wtns)
     struct.pack_into("<I", wrong_count, header_at + 36, count - 1)
     wrong_prime = bytearray(wtns)
@@ -213,7 +203,7 @@ def test_bad_proving_key_fails_at_start(tmp_path: Any) -> None:
     }
     # alpha1's x coordinate changed: the point leaves the curve
     corrupt = bytearray(key)
-    corrupt[sections(key)[2][0] + 84] ^= 0x01
+    corrupt[sections(key, b"zkey")[2][0] + 84] ^= 0x01
     cases["off_curve.zkey"] = bytes(corrupt)
     for name, data in cases.items():
         path = tmp_path / name
