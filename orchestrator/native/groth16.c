@@ -28,6 +28,7 @@
 #error "vbill-prover's field arithmetic uses x86-64 inline assembly"
 #endif
 #include "curves.h"
+#include "sysrand.h"
 
 /* ------------------------------------------------------------------ errors and timing */
 
@@ -472,15 +473,7 @@ static int random_fr(fe *out) {
     /* uniform in [0, r): rejection sampling on 254-bit values */
     for (;;) {
         uint8_t b[32];
-        size_t got = 0;
-        while (got < sizeof b) {
-            ssize_t k = getrandom(b + got, sizeof b - got, 0);
-            if (k < 0) {
-                if (errno == EINTR) continue;
-                return fail("getrandom failed: %s", strerror(errno));
-            }
-            got += (size_t)k;
-        }
+        if (fill_random(b, sizeof b)) return fail("getrandom failed: %s", strerror(errno));
         rdfe(out, b);
         out->v[3] &= (1ULL << 62) - 1;
         if (fr_is_canonical(out)) return 0;

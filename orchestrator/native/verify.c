@@ -27,6 +27,7 @@
 #error "vbill-verify's field arithmetic uses x86-64 inline assembly"
 #endif
 #include "curves.h"
+#include "sysrand.h"
 
 #include "pairing.h"
 
@@ -152,15 +153,9 @@ typedef struct {
 
 static void random_128(fe *r) {
     uint8_t b[16];
-    size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t k = getrandom(b + got, sizeof b - got, 0);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            perror("getrandom");
-            exit(3);
-        }
-        got += (size_t)k;
+    if (fill_random(b, sizeof b)) {
+        perror("getrandom");
+        exit(3);
     }
     memset(r, 0, sizeof *r);
     memcpy(r->v, b, 16);
