@@ -41,7 +41,7 @@ test: install setup lint native ## run the whole test suite (builds the dev setu
 	$(PY) -m pytest -q -ra
 
 demo: install setup ## the whole story: anvil + service, deploy, deposit, attest, verify, tamper, settle, receipt
-	$(PY) -m orchestrator.demo
+	$(PY) -m vbill_tools.demo
 
 clean: ## remove generated artefacts (keeps the cached dev ptau)
 	rm -rf build/*_js build/*.r1cs build/*.zkey build/*.sym build/*.json build/*.sol build/contracts
@@ -62,7 +62,7 @@ B_NEXT := build/$(CIRCUIT)_next.zkey
 B_VKEY := build/vkey.json
 B_MANIFEST := build/manifest.json
 B_VERIFY_LOG := build/zkey-verify.log
-SETUP_PY := $(PY) -m orchestrator.setup
+SETUP_PY := $(PY) -m vbill.zk.setup
 PTAU_POWER := $(shell $(PYTHON) -c 'import json; print(json.load(open("circuits/circuits.json"))["$(CIRCUIT)"]["ptau_power"])')
 
 # Public beacons of the dev ceremony (not secret, that is the point of a beacon):
@@ -93,7 +93,7 @@ endif
 # The setup stamp is keyed by everything the artefacts are a function of: circuit sources,
 # pinned tool versions (package-lock.json), the manifest writer, the ptau and the beacons.
 TOOL_VERSIONS := $(shell $(PYTHON) -c 'import json; l = json.load(open("package-lock.json"))["packages"]; print(*(p + "@" + l["node_modules/" + p]["version"] for p in ("circom2", "snarkjs", "circomlib")))')
-SETUP_KEY := $(shell { cat $(CIRCUIT_SRCS) orchestrator/setup.py; echo "$(TOOL_VERSIONS) $(PTAU_ID) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP)"; } | sha256sum | cut -c1-16)
+SETUP_KEY := $(shell { cat $(CIRCUIT_SRCS) orchestrator/vbill/zk/setup.py; echo "$(TOOL_VERSIONS) $(PTAU_ID) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP)"; } | sha256sum | cut -c1-16)
 SETUP_STAMP := build/.setup-$(SETUP_KEY)
 SETUP_OUTPUTS := $(B_R1CS) $(B_WASM) $(B_ZKEY) $(B_VKEY) $(B_MANIFEST)
 ifneq ($(words $(wildcard $(SETUP_OUTPUTS))),$(words $(SETUP_OUTPUTS)))
@@ -195,8 +195,8 @@ verify-setup: install ## auditor's re-run: recompile, zkey verify, compare every
 .PHONY: verifier
 verifier: build/BillingVerifier.sol ## render build/BillingVerifier.sol from build/vkey.json and compile build/contracts/
 
-build/BillingVerifier.sol: build/vkey.json contracts/templates/BillingVerifier.sol.j2 $(wildcard contracts/*.sol) orchestrator/contracts.py | install
-	$(PY) -m orchestrator.contracts build/vkey.json
+build/BillingVerifier.sol: build/vkey.json contracts/templates/BillingVerifier.sol.j2 $(wildcard contracts/*.sol) orchestrator/vbill/chain/contracts.py | install
+	$(PY) -m vbill.chain.contracts build/vkey.json
 
 # --- native Groth16 prover (orchestrator/native, issue 7): portable flags, never -march=native ---
 NATIVE_BIN := build/native/vbill-prover

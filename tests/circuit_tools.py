@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from orchestrator import paths
+from vbill import paths
 
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 SYM = paths.BUILD / f"{paths.CIRCUIT_NAME}.sym"

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from orchestrator import paths
-from orchestrator.bundle import build_bundle, digest_of, with_receipt
-from orchestrator.keys import Attester
-from orchestrator.models import Bundle
-from orchestrator.prover import Prover
-from orchestrator.translog import MerkleTree, append_with_receipt
-from orchestrator.trust import TrustSet, file_sha256
+from vbill import paths
+from vbill.bundle.bundle import build_bundle, digest_of, with_receipt
+from vbill.bundle.keys import Attester
+from vbill.ledger.translog import MerkleTree, append_with_receipt
+from vbill.models import Bundle
+from vbill.verify.trust import TrustSet, file_sha256
+from vbill.zk.prover import Prover
 
 DATA = Path(__file__).parent / "data"
 
@@ -104,7 +103,7 @@ def pilot_bundle(make_bundle, pilot_request: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def anvil():
     """A real anvil from node_modules on a free 127.0.0.1 port, stopped after the session."""
-    from orchestrator.chain import start_anvil
+    from vbill.chain import start_anvil
 
     node = start_anvil()
     yield node
@@ -116,8 +115,7 @@ def deployment(anvil) -> dict[str, Any]:
     """Verifier + settlement deployed once from build/vkey.json (payee: anvil account 3)."""
     needs_build()
     from eth_account import Account
-
-    from orchestrator.chain import ANVIL_KEYS, connect
+    from vbill.chain import ANVIL_KEYS, connect
 
     owner = connect("local", anvil.url, account=Account.from_key(ANVIL_KEYS[0]))
     payee = Account.from_key(ANVIL_KEYS[3]).address

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
-from orchestrator import groth16, paths
-from orchestrator.batch import iter_source, native_batch_check, verify_many, worker_batch_check
-from orchestrator.bench import sample_requests
-from orchestrator.bundle import build_bundle, digest_of, with_receipt
-from orchestrator.cli import main
-from orchestrator.prover import Proof, Prover
-from orchestrator.translog import MerkleTree, append_with_receipt
-from orchestrator.verify import native_available, py_ecc_check, verify_bundle
+from vbill import paths
+from vbill.bundle.bundle import build_bundle, digest_of, with_receipt
+from vbill.cli.main import main
+from vbill.ledger.translog import MerkleTree, append_with_receipt
+from vbill.verify.batch import iter_source, native_batch_check, verify_many, worker_batch_check
+from vbill.verify.verify import native_available, py_ecc_check, verify_bundle
+from vbill.zk import groth16
+from vbill.zk.prover import Proof, Prover
+from vbill_tools.bench import sample_requests
 
 
 class SwappedProofProver:

@@ -14,13 +14,12 @@ from click.testing import CliRunner
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vbill import chain as ch
+from vbill import paths
+from vbill.chain import ANVIL_KEYS, Chain, ChainRevert, Settlement
+from vbill.cli.main import main
+from vbill.errors import InputError
 from web3 import Web3
-
-from orchestrator import chain as ch
-from orchestrator import paths
-from orchestrator.chain import ANVIL_KEYS, Chain, ChainRevert, Settlement
-from orchestrator.cli import main
-from orchestrator.errors import InputError
 
 pytestmark = pytest.mark.chain
 
@@ -716,7 +715,7 @@ def test_cli_deploy_deposit_settle_receipt_and_replay(
     anvil, fresh_chain, eth_bundle, tmp_path, monkeypatch
 ):
     """SPEC §7 "done when", from the command line on a local anvil."""
-    monkeypatch.setattr(ch, "DEPLOYMENTS", tmp_path / "deployments")
+    monkeypatch.setenv("VBILL_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("VBILL_PRIVATE_KEY", raising=False)
     bundle = tmp_path / "pilot.json"
     bundle.write_text(json.dumps(eth_bundle()))
@@ -796,7 +795,7 @@ def test_dev_setup_is_not_deployed_to_a_public_network_without_the_flag(monkeypa
         pytest.skip("the built setup is not a dev setup")
     node = ch.start_anvil(chain_id=2651420)
     try:
-        monkeypatch.setattr(ch, "DEPLOYMENTS", tmp_path)
+        monkeypatch.setenv("VBILL_DEPLOYMENTS", str(tmp_path))
         monkeypatch.setenv("VBILL_PRIVATE_KEY", ANVIL_KEYS[0])
         net = ["--network", "horizen-testnet", "--rpc-url", node.url]
         r = CliRunner().invoke(main, ["deploy", *net])

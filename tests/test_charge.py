@@ -10,10 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_poseidon import circuit_outputs, needs_circuit, random_fields
-
-from orchestrator.charge import CEIL, FLOOR, HALF_UP, compute_charge
-from orchestrator.errors import InputError
-from orchestrator.witness import circuit_input, public_signals
+from vbill.encode.charge import CEIL, FLOOR, HALF_UP, compute_charge
+from vbill.errors import InputError
+from vbill.zk.witness import circuit_input, public_signals
 
 U64_MAX = 2**64 - 1
 MICRO = 1_000_000

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 from circuit_tools import Circuit, R, WitnessError, constraint_failures
-
-from orchestrator import paths
-from orchestrator.setup import r1cs_info
+from vbill import paths
+from vbill.zk.setup import r1cs_info
 
 pytestmark = pytest.mark.slow
 

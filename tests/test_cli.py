@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from orchestrator.cli import main
+from vbill.cli.main import main
 
 
 @pytest.fixture
@@ -127,7 +126,8 @@ def test_setup_reports_the_cached_dev_manifest(home) -> None:
 
 
 def test_default_trust_fails_closed_without_a_manifest_record(tmp_path, monkeypatch) -> None:
-    from orchestrator import paths, trust
+    from vbill import paths
+    from vbill.verify import trust
 
     vkey = tmp_path / "vkey.json"
     vkey.write_text(paths.VKEY.read_text())

@@ -2,7 +2,7 @@
 
 For each case, four judges must agree: our rendered BillingVerifier, the verifier snarkjs
 exports itself (`zkey export solidityverifier`), `snarkjs groth16 verify`, and the py_ecc
-reference (orchestrator.groth16). Cases: a valid proof, tampered proofs, a signal ≥ r,
+reference (vbill.zk.groth16). Cases: a valid proof, tampered proofs, a signal ≥ r,
 coordinates ≥ p and points off the curve. The batch verifier (verifyBatch, one pairing for N
 proofs) is held to py_ecc's batch check with the same Fiat–Shamir scalars and to py_ecc proof
 by proof, on valid and adversarial batches.
@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from conftest import needs_build
 from eth_account import Account
-
-from orchestrator import chain as ch
-from orchestrator import contracts, paths
-from orchestrator.errors import InputError
-from orchestrator.groth16 import (
+from vbill import chain as ch
+from vbill import paths
+from vbill.chain import contracts
+from vbill.errors import InputError
+from vbill.zk.groth16 import (
     Groth16Error,
     parse_proof,
     parse_signals,
@@ -31,7 +31,7 @@ from orchestrator.groth16 import (
     verify_batch,
     verify_json,
 )
-from orchestrator.prover import verify_cli
+from vbill.zk.prover import verify_cli
 
 pytestmark = pytest.mark.chain
 

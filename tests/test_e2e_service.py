@@ -27,11 +27,10 @@ import httpx
 import pytest
 from conftest import needs_build
 from eth_account import Account
-
-from orchestrator import chain as chainmod
-from orchestrator import translog
-from orchestrator.keys import Attester
-from orchestrator.store import WEI_PER_MICRO
+from vbill import chain as chainmod
+from vbill.bundle.keys import Attester
+from vbill.ledger import translog
+from vbill.ledger.store import WEI_PER_MICRO
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain]
 
@@ -72,7 +71,7 @@ class Service:
             "VDI_ATTEST_SECRET": SECRET,
             "PYTHONPATH": str(ROOT),
         }
-        cmd = [sys.executable, "-c", "from orchestrator.cli import main; main()", "serve"]
+        cmd = [sys.executable, "-c", "from vbill.cli.main import main; main()", "serve"]
         cmd += ["--port", str(self.port), "--network", "local", "--rpc-url", self.rpc_url]
         cmd += ["--settlement", self.settlement]
         with self.log.open("ab") as log:

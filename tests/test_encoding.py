@@ -8,9 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
-from orchestrator import paths
-from orchestrator.encoding import (
+from vbill import paths
+from vbill.encode.encoding import (
     DOMAIN_TAG,
     MeterFields,
     TariffFields,
@@ -18,8 +17,8 @@ from orchestrator.encoding import (
     encode_tariff,
     hash_string,
 )
-from orchestrator.errors import InputError
-from orchestrator.field import R, parse_field_element, to_dec
+from vbill.errors import InputError
+from vbill.zk.field import R, parse_field_element, to_dec
 
 U64_MAX = 2**64 - 1
 

@@ -11,9 +11,8 @@ import json
 
 import pytest
 from eth_account import Account
-
-from orchestrator import chain as ch
-from orchestrator import paths
+from vbill import chain as ch
+from vbill import paths
 
 pytestmark = pytest.mark.chain
 

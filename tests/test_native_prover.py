@@ -18,20 +18,19 @@ from typing import Any
 import pytest
 from circuit_tools import sections
 from conftest import needs_build
-
-from orchestrator import paths
-from orchestrator.bundle import encode_request
-from orchestrator.field import R
-from orchestrator.groth16 import Groth16Error, verify_json
-from orchestrator.native_prover import (
+from vbill import paths
+from vbill.bundle.bundle import encode_request
+from vbill.zk.field import R
+from vbill.zk.groth16 import Groth16Error, verify_json
+from vbill.zk.native_prover import (
     NativeProcess,
     NativeProver,
     NativeProverError,
     NativeVerifier,
     batch_verify,
 )
-from orchestrator.prover import Proof, verify_cli
-from orchestrator.witness import circuit_input, public_signals, random_field_element
+from vbill.zk.prover import Proof, verify_cli
+from vbill.zk.witness import circuit_input, public_signals, random_field_element
 
 pytestmark = pytest.mark.slow
 

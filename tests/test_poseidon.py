@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from orchestrator import paths
-from orchestrator.encoding import MeterFields, TariffFields
-from orchestrator.field import R
-from orchestrator.poseidon import MAX_INPUTS, derive_params, poseidon, poseidon_reference
-from orchestrator.witness import (
+from vbill import paths
+from vbill.encode.encoding import MeterFields, TariffFields
+from vbill.zk.field import R
+from vbill.zk.poseidon import MAX_INPUTS, derive_params, poseidon, poseidon_reference
+from vbill.zk.witness import (
     PublicSignals,
     circuit_input,
     public_signal_names,

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 from test_poseidon import node_json
-
-from orchestrator import paths
-from orchestrator import poseidon as P
-from orchestrator.errors import ToolError
-from orchestrator.field import R
-from orchestrator.poseidon import MAX_INPUTS, poseidon, poseidon_python, poseidon_reference
-from orchestrator.witness import public_signals
+from vbill import paths
+from vbill.errors import ToolError
+from vbill.zk import poseidon as P
+from vbill.zk.field import R
+from vbill.zk.poseidon import MAX_INPUTS, poseidon, poseidon_python, poseidon_reference
+from vbill.zk.witness import public_signals
 
 E_WIDTH, E_COUNT, E_CONST, E_UNINIT, E_INPUT = -1, -2, -3, -4, -5  # poseidon.c return codes
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from conftest import needs_build
 from fastapi.testclient import TestClient
-
-from orchestrator import revocation, translog
-from orchestrator.errors import ToolError
-from orchestrator.keys import Attester
-from orchestrator.service import Settings, create_app
-from orchestrator.store import WEI_PER_MICRO
+from vbill.bundle.keys import Attester
+from vbill.errors import ToolError
+from vbill.ledger import translog
+from vbill.ledger.store import WEI_PER_MICRO
+from vbill.service import Settings, create_app
+from vbill.verify import revocation
 
 SECRET = "test-secret-0123456789abcdef"
 AUTH = {"X-VDI-Attest-Secret": SECRET}

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from orchestrator.cli import main
-from orchestrator.encoding import hash_string
-from orchestrator.poseidon import poseidon
-from orchestrator.store import Store
+from vbill.cli.main import main
+from vbill.encode.encoding import hash_string
+from vbill.ledger.store import Store
+from vbill.zk.poseidon import poseidon
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from orchestrator import BINDING_VERSION, paths
-from orchestrator.errors import InputError, VerificationFailed
-from orchestrator.setup import (
+from vbill import paths
+from vbill.bindings import BINDING_VERSION
+from vbill.errors import InputError, VerificationFailed
+from vbill.zk.setup import (
     PINNED_PTAU,
     Contribution,
     build_manifest,
@@ -84,7 +84,7 @@ def test_check_ptau_command_exits_non_zero_naming_the_problem(tmp_path: Path) ->
     fake = tmp_path / "powersOfTau28_hez_final_13.ptau"
     fake.write_bytes(b"not the real file")
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator.setup", "check-ptau", str(fake)],
+        [sys.executable, "-m", "vbill.zk.setup", "check-ptau", str(fake)],
         capture_output=True,
         text=True,
         cwd=paths.ROOT,

@@ -18,11 +18,9 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-
-from orchestrator import translog
-from orchestrator.errors import ToolError
-from orchestrator.models import Bundle
-from orchestrator.store import (
+from vbill.errors import ToolError
+from vbill.ledger import translog
+from vbill.ledger.store import (
     WEI_PER_MICRO,
     Charge,
     Conflict,
@@ -31,6 +29,7 @@ from orchestrator.store import (
     Store,
     open_store,
 )
+from vbill.models import Bundle
 
 LOG_KEY = Account.from_key("0x" + "33" * 32)
 USD = Charge("USD", 221040)
@@ -181,8 +180,8 @@ def test_process_killed_mid_attest_leaves_nothing_half_written(tmp_path: Path) -
         import os, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_store import attest, LOG_KEY
-        from orchestrator import translog
-        from orchestrator.store import Store
+        from vbill.ledger import translog
+        from vbill.ledger.store import Store
         def die(*a, **k):
             os._exit(9)  # the leaf row is written, the bundle not yet: a real crash
         translog.sign_tree_head = die

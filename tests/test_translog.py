@@ -12,9 +12,8 @@ import pytest
 from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from orchestrator import translog as tl
-from orchestrator.models import Receipt
+from vbill.ledger import translog as tl
+from vbill.models import Receipt
 
 _LEAF_HEX = ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
              "606162636465666768696a6b6c6d6e6f")  # fmt: skip

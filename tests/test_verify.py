@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from orchestrator import paths
-from orchestrator.field import R
-from orchestrator.keys import Attester
-from orchestrator.prover import Prover, verify_cli
-from orchestrator.trust import TrustSet
-from orchestrator.verify import py_ecc_check, snarkjs_check, verify_bundle
+from vbill import paths
+from vbill.bundle.keys import Attester
+from vbill.verify.trust import TrustSet
+from vbill.verify.verify import py_ecc_check, snarkjs_check, verify_bundle
+from vbill.zk.field import R
+from vbill.zk.prover import Prover, verify_cli
 
 V, B, C = "verification", "billing_check", "incircuit_binding_verification"
 ALL = {V, B, C}
@@ -137,7 +136,7 @@ def test_public_signal_plus_r_does_not_alias(pilot_bundle, trust, check) -> None
 
 
 def test_coordinate_at_or_above_p_is_rejected(pilot_bundle, trust, check) -> None:
-    from orchestrator.groth16 import P
+    from vbill.zk.groth16 import P
 
     path = ("attestation", "billing_proof", "proof", "pi_a", 0)
     bumped = set_in(pilot_bundle, path, str(int(get_in(pilot_bundle, path)) + P))
@@ -202,8 +201,8 @@ def foreign_setup(tmp_path_factory) -> tuple[Path, Path]:
 def test_proof_from_another_setup_is_rejected(
     foreign_setup, pilot_request, attester, trust, check, vkey_sha256
 ) -> None:
-    from orchestrator.bundle import build_bundle
-    from orchestrator.trust import file_sha256
+    from vbill.bundle.bundle import build_bundle
+    from vbill.verify.trust import file_sha256
 
     zkey, vkey = foreign_setup
     with Prover(workers=1, zkey=zkey, vkey=vkey) as foreign:
@@ -255,7 +254,7 @@ def test_reference_and_snarkjs_cli_agree_on_the_pilot_proof(pilot_bundle, trust)
 
 
 def test_native_check_agrees_with_py_ecc(pilot_bundle, trust) -> None:
-    from orchestrator.verify import native_available, native_check
+    from vbill.verify.verify import native_available, native_check
 
     if not native_available():
         pytest.skip("native verifier not built (make native)")

@@ -1,20 +1,63 @@
 """vbill: verifiable usage billing with Groth16 proofs over Poseidon commitments.
 
-The Python API mirrors the CLI verbs: attest an event, verify a bundle, prove a circuit input.
+The Python API mirrors the CLI verbs. Attest a billable event into a bundle, verify a bundle
+(three verdicts, failing closed), verify a month of bundles in one batch:
+
+    >>> import vbill
+    >>> result = vbill.verify_bundle(bundle, trust=vbill.default_trust())
+    >>> result.valid
+
+The stages live in subpackages named for them: ``vbill.encode`` (encoding and charge),
+``vbill.zk`` (Poseidon, witness, provers, setup), ``vbill.bundle`` (bundle, EIP-712 digest,
+attester key), ``vbill.verify``, ``vbill.ledger`` (store, transparency log), ``vbill.chain``
+(settlement on an EVM chain), ``vbill.service`` (HTTP) and ``vbill.cli``.
+The protocol is specified in docs/protocol.md.
 """
 
-BINDING_VERSION = "bn128-poseidon8-v1"
-__version__ = "0.1.0"
+from vbill.attest import Attested as Attested
+from vbill.attest import attest_event as attest_event
+from vbill.bindings import BINDING_VERSION as BINDING_VERSION
+from vbill.bundle.bundle import build_bundle as build_bundle
+from vbill.bundle.keys import Attester as Attester
+from vbill.errors import InputError as InputError
+from vbill.errors import ToolError as ToolError
+from vbill.errors import VbillError as VbillError
+from vbill.errors import VerificationFailed as VerificationFailed
+from vbill.ledger.store import Store as Store
+from vbill.ledger.store import open_store as open_store
+from vbill.models import AttestRequest as AttestRequest
+from vbill.models import Bundle as Bundle
+from vbill.models import VerifyResult as VerifyResult
+from vbill.verify.batch import verify_many as verify_many
+from vbill.verify.trust import TrustSet as TrustSet
+from vbill.verify.trust import default_trust as default_trust
+from vbill.verify.verify import verify_bundle as verify_bundle
+from vbill.verify.verify import verify_request as verify_request
+from vbill.version import __version__ as __version__
+from vbill.zk.native_prover import open_prover as open_prover
+from vbill.zk.prover import Prover as Prover
 
-from .attest import attest_event as attest_event  # noqa: E402
-from .bundle import build_bundle as build_bundle  # noqa: E402
-from .errors import InputError as InputError  # noqa: E402
-from .errors import ToolError as ToolError  # noqa: E402
-from .errors import VbillError as VbillError  # noqa: E402
-from .errors import VerificationFailed as VerificationFailed  # noqa: E402
-from .keys import Attester as Attester  # noqa: E402
-from .prover import Prover as Prover  # noqa: E402
-from .trust import TrustSet as TrustSet  # noqa: E402
-from .trust import default_trust as default_trust  # noqa: E402
-from .verify import verify_bundle as verify_bundle  # noqa: E402
-from .verify import verify_request as verify_request  # noqa: E402
+__all__ = [
+    "BINDING_VERSION",
+    "AttestRequest",
+    "Attested",
+    "Attester",
+    "Bundle",
+    "InputError",
+    "Prover",
+    "Store",
+    "ToolError",
+    "TrustSet",
+    "VbillError",
+    "VerificationFailed",
+    "VerifyResult",
+    "__version__",
+    "attest_event",
+    "build_bundle",
+    "default_trust",
+    "open_prover",
+    "open_store",
+    "verify_bundle",
+    "verify_many",
+    "verify_request",
+]

@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .attestation import canonical_json
-from .bundle import build_bundle, encode_request
-from .encoding import hash_string
-from .keys import Attester
-from .models import AttestRequest
-from .poseidon import poseidon
-from .prover import ProofSource
-from .store import Charge, Store, StoredBundle
-from .witness import random_field_element
+from vbill.bundle.attestation import canonical_json
+from vbill.bundle.bundle import build_bundle, encode_request
+from vbill.bundle.keys import Attester
+from vbill.encode.encoding import hash_string
+from vbill.ledger.store import Charge, Store, StoredBundle
+from vbill.models import AttestRequest
+from vbill.zk.poseidon import poseidon
+from vbill.zk.prover import ProofSource
+from vbill.zk.witness import random_field_element
 
 
 def new_account(tenant_id: str) -> tuple[int, int]:

@@ -6,9 +6,9 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import ToolError
+from vbill.errors import ToolError
 
-ROOT = Path(os.environ.get("VBILL_ROOT", Path(__file__).resolve().parent.parent))
+ROOT = Path(os.environ.get("VBILL_ROOT", Path(__file__).resolve().parents[2]))
 CIRCUITS = ROOT / "circuits"
 BUILD = ROOT / "build"
 CONTRACTS = ROOT / "contracts"

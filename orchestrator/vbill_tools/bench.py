@@ -21,16 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .batch import native_batch_check, verify_many, worker_batch_check
-from .bundle import build_bundle, digest_of, encode_request, with_receipt
-from .errors import ToolError
-from .keys import Attester
-from .prover import Prover, open_prover, prove_cli, verify_cli
-from .translog import MerkleTree, append_with_receipt
-from .trust import TrustSet, file_sha256
-from .verify import default_check, native_available, py_ecc_check, verify_bundle
-from .witness import circuit_input, random_field_element
+from vbill import paths
+from vbill.bundle.bundle import build_bundle, digest_of, encode_request, with_receipt
+from vbill.bundle.keys import Attester
+from vbill.errors import ToolError
+from vbill.ledger.translog import MerkleTree, append_with_receipt
+from vbill.verify.batch import native_batch_check, verify_many, worker_batch_check
+from vbill.verify.trust import TrustSet, file_sha256
+from vbill.verify.verify import default_check, native_available, py_ecc_check, verify_bundle
+from vbill.zk.native_prover import open_prover
+from vbill.zk.prover import Prover, prove_cli, verify_cli
+from vbill.zk.witness import circuit_input, random_field_element
 
 BEGIN, END = "<!-- vbill bench: begin -->", "<!-- vbill bench: end -->"
 
@@ -118,7 +119,7 @@ def run(
         )
     )
     progress("py_ecc verify")
-    from . import groth16
+    from vbill.zk import groth16
 
     rows.append(
         Row(
@@ -199,7 +200,7 @@ def run(
         for b in bundles
     ]
     if native_available():
-        from .verify import native_check
+        from vbill.verify.verify import native_check
 
         sig = [int(x) for x in one.public_signals]
         rows.append(
@@ -344,9 +345,9 @@ def write_month(n: int, out: Path) -> str:
     return attester.address
 
 
-if __name__ == "__main__":  # python -m orchestrator.bench month N OUT.jsonl
+if __name__ == "__main__":  # python -m vbill_tools.bench month N OUT.jsonl
     import sys
 
     if len(sys.argv) != 4 or sys.argv[1] != "month":
-        sys.exit("usage: python -m orchestrator.bench month N OUT.jsonl")
+        sys.exit("usage: python -m vbill_tools.bench month N OUT.jsonl")
     print(write_month(int(sys.argv[2]), Path(sys.argv[3])))

@@ -25,10 +25,9 @@ from typing import Any
 
 import httpx
 from eth_account import Account
-
-from . import chain as chainmod
-from . import paths
-from .keys import Attester
+from vbill import chain as chainmod
+from vbill import paths
+from vbill.bundle.keys import Attester
 
 PILOT = json.loads(paths.PILOT_REQUEST.read_text())
 RECORD_KEYS = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
@@ -60,7 +59,7 @@ def running_service(
     port = chainmod.free_port()
     (home / "service.json").write_text(json.dumps({"settle_interval": 0.5, "prover_workers": 1}))
     env = {**os.environ, "VBILL_HOME": str(home), "VDI_ATTEST_SECRET": secret}
-    cmd = [sys.executable, "-c", "from orchestrator.cli import main; main()", "serve"]
+    cmd = [sys.executable, "-c", "from vbill.cli.main import main; main()", "serve"]
     cmd += ["--port", str(port), "--network", "local", "--rpc-url", rpc_url]
     cmd += ["--settlement", settlement]
     log = (home / "service.log").open("wb")

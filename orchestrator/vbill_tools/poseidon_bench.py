@@ -1,4 +1,4 @@
-"""`python -m orchestrator.poseidon_bench`: µs per Poseidon(n) and per `public_signals` call,
+"""`python -m vbill_tools.poseidon_bench`: µs per Poseidon(n) and per `public_signals` call,
 native (build/native/libvbill_poseidon.so) and pure Python, in one run on the same inputs.
 
 Inputs are pilot-derived bundles (the same requests `vbill bench` uses), so `public_signals`
@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import paths
-from . import poseidon as P
-from .bench import machine, sample_requests
-from .bundle import encode_request
-from .errors import ToolError
-from .field import R
-from .witness import public_signals
+from vbill import paths
+from vbill.bundle.bundle import encode_request
+from vbill.errors import ToolError
+from vbill.zk import poseidon as P
+from vbill.zk.field import R
+from vbill.zk.witness import public_signals
+
+from vbill_tools.bench import machine, sample_requests
 
 BACKENDS = ("python", "native")
 
@@ -83,13 +84,13 @@ def _backend_env() -> Iterator[None]:
 def measure_verify_batch(n: int) -> dict[str, float]:
     """{backend: ms per bundle} of `verify_many` over n freshly attested, logged bundles
     (process-pool start included, as in `vbill verify --batch`)."""
-    from .batch import native_batch_check, verify_many
-    from .bundle import build_bundle, digest_of, with_receipt
-    from .keys import Attester
-    from .prover import open_prover
-    from .translog import MerkleTree, append_with_receipt
-    from .trust import TrustSet, file_sha256
-    from .verify import native_available
+    from vbill.bundle.bundle import build_bundle, digest_of, with_receipt
+    from vbill.bundle.keys import Attester
+    from vbill.ledger.translog import MerkleTree, append_with_receipt
+    from vbill.verify.batch import native_batch_check, verify_many
+    from vbill.verify.trust import TrustSet, file_sha256
+    from vbill.verify.verify import native_available
+    from vbill.zk.prover import open_prover
 
     attester = Attester.generate()
     trust = TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])

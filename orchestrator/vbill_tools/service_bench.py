@@ -1,6 +1,6 @@
 """Attest throughput under concurrency, over a real socket (for BENCHMARKS.md).
 
-    python -m orchestrator.service.bench --events 30 --tenants 5 --workers 2
+    python -m vbill_tools.service_bench --events 30 --tenants 5 --workers 2
 
 Starts the service with uvicorn on a free loopback port in this process (fresh state
 directory, no chain: USD-priced events), fires all attests at once from an httpx async client,
@@ -25,11 +25,11 @@ from typing import Any
 
 import httpx
 import uvicorn
+from vbill.bundle.keys import Attester
+from vbill.service.app import create_app
+from vbill.service.settings import Settings
 
-from ..demo import PILOT
-from ..keys import Attester
-from .app import create_app
-from .settings import Settings
+from vbill_tools.demo import PILOT
 
 SECRET = "bench-secret-0123456789abcdef"
 

@@ -16,7 +16,7 @@ import rfc8785
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 
-from . import BINDING_VERSION
+from vbill.bindings import BINDING_VERSION
 
 DOMAIN = {"name": "vbill", "version": BINDING_VERSION}
 TYPES = {

@@ -15,16 +15,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import BINDING_VERSION
-from .attestation import bundle_digest, fingerprint
-from .charge import charge_for
-from .encoding import MeterFields, TariffFields, encode_meter_event, encode_tariff_snapshot
-from .errors import InputError, ToolError
-from .field import to_dec
-from .keys import Attester
-from .models import AttestRequest, Bundle, Receipt
-from .prover import ProofSource
-from .witness import PublicSignals, circuit_input, public_signals, random_field_element
+from vbill.bindings import BINDING_VERSION
+from vbill.bundle.attestation import bundle_digest, fingerprint
+from vbill.bundle.keys import Attester
+from vbill.encode.charge import charge_for
+from vbill.encode.encoding import (
+    MeterFields,
+    TariffFields,
+    encode_meter_event,
+    encode_tariff_snapshot,
+)
+from vbill.errors import InputError, ToolError
+from vbill.models import AttestRequest, Bundle, Receipt
+from vbill.zk.field import to_dec
+from vbill.zk.prover import ProofSource
+from vbill.zk.witness import PublicSignals, circuit_input, public_signals, random_field_element
 
 
 def parse_request(request: AttestRequest | Mapping[str, Any]) -> AttestRequest:

@@ -10,8 +10,8 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from . import paths
-from .errors import InputError, ToolError
+from vbill import paths
+from vbill.errors import InputError, ToolError
 
 
 def attester_key_path() -> Path:

@@ -16,9 +16,10 @@ from typing import Any
 
 import jinja2
 
-from . import BINDING_VERSION, paths
-from .errors import InputError, ToolError
-from .groth16 import Groth16Error, parse_vkey
+from vbill import paths
+from vbill.bindings import BINDING_VERSION
+from vbill.errors import InputError, ToolError
+from vbill.zk.groth16 import Groth16Error, parse_vkey
 
 N_PUBLIC = 5
 TEMPLATE = paths.CONTRACTS / "templates" / "BillingVerifier.sol.j2"
@@ -223,7 +224,7 @@ def build(vkey_path: Path = paths.VKEY) -> dict[str, Compiled]:
     return compile_contracts(render_verifier(vkey_path))
 
 
-if __name__ == "__main__":  # `python -m orchestrator.contracts [VKEY]`
+if __name__ == "__main__":  # `python -m vbill.chain.contracts [VKEY]`
     import sys
 
     built = build(Path(sys.argv[1]) if len(sys.argv) > 1 else paths.VKEY)

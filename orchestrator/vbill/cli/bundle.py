@@ -11,14 +11,15 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from . import paths
-from .cli import emit, json_option, main
-from .errors import InputError, VerificationFailed
-from .keys import Attester, attester_key_path
-from .models import VerifyResult
-from .prover import Prover, open_prover
-from .trust import TrustSet, default_trust, file_sha256
-from .verify import default_check, py_ecc_check, verify_bundle
+from vbill import paths
+from vbill.bundle.keys import Attester, attester_key_path
+from vbill.cli.output import emit, json_option
+from vbill.errors import InputError, VerificationFailed
+from vbill.models import VerifyResult
+from vbill.verify.trust import TrustSet, default_trust, file_sha256
+from vbill.verify.verify import default_check, py_ecc_check, verify_bundle
+from vbill.zk.native_prover import open_prover
+from vbill.zk.prover import Prover
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -37,7 +38,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-@main.group()
+@click.group()
 def keys() -> None:
     """Manage the attester key ($VBILL_HOME/attester.key, mode 0600)."""
 
@@ -68,7 +69,7 @@ def keys_show(as_json: bool) -> None:
     emit({"address": attester.address}, as_json, attester.address)
 
 
-@main.command()
+@click.command()
 @click.argument("requests", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "-o",
@@ -87,8 +88,8 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
     Example:
       vbill attest tests/data/pilot_request.json -o bundle.json
     """
-    from .attest import attest_event
-    from .store import open_store
+    from vbill.attest import attest_event
+    from vbill.ledger.store import open_store
 
     if len(requests) > 1 and output is not None and output.suffix == ".json":
         raise InputError("--output", "give a directory when attesting several requests")
@@ -151,7 +152,7 @@ def _summary(name: str, result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
-@main.command()
+@click.command()
 @click.argument("bundles", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--batch",
@@ -231,8 +232,8 @@ def verify(
 def _verify_batch(source: Path, trust: TrustSet, as_json: bool) -> None:
     import time
 
-    from .batch import iter_source, native_batch_check, verify_many, worker_batch_check
-    from .verify import native_available
+    from vbill.verify.batch import iter_source, native_batch_check, verify_many, worker_batch_check
+    from vbill.verify.verify import native_available
 
     total, invalid = 0, []
     started = time.perf_counter()
@@ -272,7 +273,7 @@ def _verify_batch(source: Path, trust: TrustSet, as_json: bool) -> None:
         raise click.exceptions.Exit(VerificationFailed.exit_code)
 
 
-@main.command()
+@click.command()
 @click.argument("input_file", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write proof here.")
 @json_option
@@ -291,7 +292,7 @@ def prove(input_file: Path, output: Path | None, as_json: bool) -> None:
         click.echo(f"proof written to {output}")
 
 
-@main.command()
+@click.command()
 @click.option(
     "-n", "--bundles", default=16, show_default=True, help="Bundles per throughput measurement."
 )
@@ -314,7 +315,7 @@ def bench(bundles: int, samples: int, write: bool, as_json: bool) -> None:
     Runs everything once on the same bundles and prints one table (ratios against the snarkjs
     CLI); with --write (default) the table replaces the bench section of BENCHMARKS.md.
     """
-    from . import bench as benchmark
+    from vbill_tools import bench as benchmark
 
     rows = benchmark.run(
         bundles, slow_samples=samples, progress=lambda m: click.echo(f"… {m}", err=True)
@@ -326,3 +327,12 @@ def bench(bundles: int, samples: int, write: bool, as_json: bool) -> None:
         emit([r.__dict__ for r in rows], True)
     else:
         click.echo(benchmark.table(rows))
+
+
+COMMANDS = (
+    keys,
+    attest,
+    verify,
+    prove,
+    bench,
+)

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from . import chain as ch
-from . import paths
-from .cli import emit, json_option, main
-from .errors import InputError, VerificationFailed
+from vbill import chain as ch
+from vbill import paths
+from vbill.cli.output import emit, json_option
+from vbill.errors import InputError, VerificationFailed
 
 
 def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,7 +66,7 @@ def tenant_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         if bundle_path is not None:
             settlement = ch.settlement_from_bundle(ch.read_bundle(bundle_path), str(bundle_path))
         if tenant_key is not None:
-            key = ch._uint(tenant_key, "tenant-key", ch.R)
+            key = ch.parse_uint(tenant_key, "tenant-key", ch.R)
         elif settlement is not None:
             key = settlement.signals[4]
         else:
@@ -98,7 +98,7 @@ def _tx(result: ch.TxResult) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ chain up/down
 
 
-@main.group("chain")
+@click.group("chain")
 def chain_group() -> None:
     """The local anvil chain (node_modules/.bin/anvil, chain id 31337)."""
 
@@ -123,7 +123,7 @@ def chain_down(as_json: bool) -> None:
 # ------------------------------------------------------------------------------ deploy
 
 
-@main.command()
+@click.command()
 @network_options
 @click.option("--check", is_flag=True, help="Compare deployments/<network>.json with the chain.")
 @click.option(
@@ -168,7 +168,7 @@ def deploy(
 # ------------------------------------------------------------------------------ tenants
 
 
-@main.group()
+@click.group()
 def account() -> None:
     """On-chain tenant accounts: an attester opens one, naming its controller.
 
@@ -208,7 +208,7 @@ def account_open(
     )
 
 
-@main.command()
+@click.command()
 @network_options
 @tenant_options
 @click.option("--eth", "amount", required=True, help="Amount in ETH (minimum 0.01).")
@@ -233,7 +233,7 @@ def deposit(chain: ch.Chain, tenant_key: int, settlement: Any, amount: str, as_j
     )
 
 
-@main.command()
+@click.command()
 @network_options
 @tenant_options
 @json_option
@@ -248,7 +248,7 @@ def balance(chain: ch.Chain, tenant_key: int, settlement: Any, as_json: bool) ->
     )
 
 
-@main.group()
+@click.group()
 def limits() -> None:
     """Per-request and daily spending limits of a tenant account (controller only)."""
 
@@ -273,7 +273,7 @@ def limits_set(
     emit(_tx(chain.set_limits(tenant_key, per, daily)), as_json, "limits set")
 
 
-@main.group()
+@click.group()
 def tariff() -> None:
     """Tariff keys a tenant account accepts for ETH settlement."""
 
@@ -288,7 +288,7 @@ def tariff_accept(
 ) -> None:
     """Accept a tariff key (controller only). Only ETH tariffs: the chain cannot see currency."""
     if tariff_key is not None:
-        key = ch._uint(tariff_key, "tariff-key", ch.R)
+        key = ch.parse_uint(tariff_key, "tariff-key", ch.R)
     elif settlement is not None:
         if settlement.currency != "ETH":
             raise InputError("bundle.tariff_snapshot.currency", "only ETH tariffs settle on chain")
@@ -305,7 +305,7 @@ def tariff_accept(
 # ------------------------------------------------------------------------------ attesters
 
 
-@main.command()
+@click.command()
 @network_options
 @click.argument(
     "bundles", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -325,7 +325,7 @@ def settle(chain: ch.Chain, bundles: tuple[Path, ...], batch_size: int, as_json:
     )
 
 
-@main.command()
+@click.command()
 @network_options
 @click.argument("tx")
 @click.option(
@@ -343,7 +343,7 @@ def receipt(chain: ch.Chain, tx: str, bundle_path: Path | None, as_json: bool) -
     emit(r, as_json, f"{r['cost_eth']} ETH in block {r['block_number']} at {r['timestamp']}")
 
 
-@main.group()
+@click.group()
 def attester() -> None:
     """Attester keys allowed to settle (owner only)."""
 
@@ -364,3 +364,17 @@ def attester_add(chain: ch.Chain, address: str, as_json: bool) -> None:
 def attester_revoke(chain: ch.Chain, address: str, as_json: bool) -> None:
     """Revoke ADDRESS for good: it can never settle again."""
     emit(_tx(chain.revoke_attester(address)), as_json, f"attester {address} revoked")
+
+
+COMMANDS = (
+    chain_group,
+    deploy,
+    account,
+    deposit,
+    balance,
+    limits,
+    tariff,
+    settle,
+    receipt,
+    attester,
+)

@@ -1,19 +1,19 @@
-"""The `vbill` command line: verbs map to library functions; errors exit in one place (SPEC §9).
+"""The `vbill` command line: verbs map to library functions; errors exit in one place.
 
-Exit codes: 0 success/valid, 1 verification failed/invalid, 2 usage or input error,
-3 environment (missing tool or artefact, chain unreachable).
+Exit codes (docs/cli.md): 0 success/valid, 1 verification failed/invalid, 2 usage or input
+error, 3 environment (missing tool or artefact, chain unreachable).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from . import __version__
-from .errors import VbillError
+from vbill.cli import bundle, chain, service, setup
+from vbill.errors import VbillError
+from vbill.version import __version__
 
 
 class VbillGroup(click.Group):
@@ -25,17 +25,6 @@ class VbillGroup(click.Group):
         except VbillError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-
-
-def emit(data: Any, as_json: bool, human: str | None = None) -> None:
-    """Print `data` as JSON for scripts, or `human` text for people."""
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
-    elif human is not None:
-        click.echo(human)
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 @click.group(cls=VbillGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,20 +46,9 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    """Attach the verbs that live in their own modules (one module per job)."""
-    # Each module defines click commands and registers them on `main` via `main.add_command`.
-    import importlib
-
-    for name in ("cli_bundle", "cli_setup", "cli_chain", "cli_service"):
-        try:
-            importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:  # a module not written yet must not break the rest
-            if exc.name != f"{__package__}.{name}":
-                raise
-
-
-_register()
+for _module in (bundle, setup, chain, service):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

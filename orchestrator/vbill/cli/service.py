@@ -7,15 +7,15 @@ import os
 
 import click
 
-from . import paths
-from .attest import new_account
-from .cli import emit, json_option, main
-from .errors import InputError
-from .service.settings import Settings
-from .store import Limits, Store, open_store
+from vbill import paths
+from vbill.attest import new_account
+from vbill.cli.output import emit, json_option
+from vbill.errors import InputError
+from vbill.ledger.store import Limits, Store, open_store
+from vbill.service.settings import Settings
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8080, show_default=True, type=int, help="TCP port.")
 @click.option(
@@ -46,7 +46,7 @@ def serve(
     """
     import uvicorn
 
-    from .service import create_app
+    from vbill.service import create_app
 
     settings = Settings.from_env(
         dev=dev,
@@ -59,13 +59,13 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
-@main.group()
+@click.group()
 def accounts() -> None:
     """Tenant accounts: salts, tenant keys, limits (kept in $VBILL_HOME)."""
 
 
 def _store() -> Store:
-    from .keys import Attester, attester_key_path
+    from vbill.bundle.keys import Attester, attester_key_path
 
     key = Attester.load(attester_key_path()).account if attester_key_path().exists() else None
     return open_store(os.environ.get("DATABASE_URL"), home=paths.vbill_home(), log_key=key)
@@ -128,3 +128,9 @@ def accounts_limits(tenant: str, per_request: int | None, daily: int | None, as_
         as_json,
         f"limits for {tenant}: per request {per_request}, daily {daily}",
     )
+
+
+COMMANDS = (
+    serve,
+    accounts,
+)

@@ -12,9 +12,9 @@ import subprocess
 
 import click
 
-from . import paths
-from .cli import emit, json_option, main
-from .errors import ToolError, VerificationFailed
+from vbill import paths
+from vbill.cli.output import emit, json_option
+from vbill.errors import ToolError, VerificationFailed
 
 
 def _make(target: str) -> None:
@@ -37,7 +37,7 @@ def _make(target: str) -> None:
         raise ToolError(f"make {target} failed with exit code {done.returncode}")
 
 
-@main.command()
+@click.command()
 @click.option(
     "--verify",
     "audit",
@@ -63,3 +63,6 @@ def setup(audit: bool, as_json: bool) -> None:
         "verified": audit,
     }
     emit(summary, as_json, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+COMMANDS = (setup,)

@@ -6,8 +6,8 @@ rounding mode decides what the remainder adds, and the result is clamped to [min
 
 from __future__ import annotations
 
-from .encoding import PRICE_SCALE, ROUNDING_MODES, U64_LIMIT, MeterFields, TariffFields
-from .errors import InputError
+from vbill.encode.encoding import PRICE_SCALE, ROUNDING_MODES, U64_LIMIT, MeterFields, TariffFields
+from vbill.errors import InputError
 
 FLOOR = ROUNDING_MODES["floor"]
 CEIL = ROUNDING_MODES["ceil"]

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from . import BINDING_VERSION
-from .errors import InputError
-from .field import R
+from vbill.bindings import BINDING_VERSION
+from vbill.errors import InputError
+from vbill.zk.field import R
 
 U64_LIMIT = 1 << 64
 PRICE_DECIMALS = 6

@@ -1,5 +1,5 @@
 // Standard-JSON compile with the pinned solcjs: reads the input on stdin, writes the output
-// (with `solcVersion` added) on stdout. Kept tiny: orchestrator/contracts.py builds the input.
+// (with `solcVersion` added) on stdout. Kept tiny: vbill/chain/contracts.py builds the input.
 "use strict";
 const path = require("path");
 const solc = require(path.join(process.argv[2], "solc"));

@@ -1,6 +1,6 @@
 // Long-lived snarkjs worker: keeps the circuit wasm and proving key in memory and answers
 // JSON-lines requests on stdin, so a proof costs the MSMs and FFTs, not node start-up and
-// file parsing. Spawned and owned by orchestrator/prover.py; one worker per core.
+// file parsing. Spawned and owned by vbill/zk/prover.py; one worker per core.
 //
 // Request:  {"id": 1, "op": "prove", "input": {...decimal strings...}}
 //           {"id": 2, "op": "verify", "signals": [...], "proof": {...}}

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import translog
-from .errors import ToolError, VbillError
-from .models import Bundle
+from vbill.errors import ToolError, VbillError
+from vbill.ledger import translog
+from vbill.models import Bundle
 
 WEI_PER_MICRO = 10**12
 CONFIRMATIONS = 12
@@ -217,7 +217,7 @@ def open_store(
         if not database_url.startswith("sqlite:///"):
             raise ToolError(f"unsupported DATABASE_URL scheme: {database_url.split(':', 1)[0]}")
         return Store(Path(database_url.removeprefix("sqlite:///")), log_key=log_key)
-    from . import paths
+    from vbill import paths
 
     return Store((home or paths.vbill_home()) / DB_NAME, log_key=log_key)
 
@@ -579,7 +579,7 @@ class Store:
     def _insert(
         self, tenant_id: str, event_id: str, request_hash: str, charge: Charge, bundle: Bundle
     ) -> tuple[StoredBundle, bool]:
-        from .bundle import digest_of, with_receipt
+        from vbill.bundle.bundle import digest_of, with_receipt
 
         digest = digest_of(bundle)
         leaf = translog.leaf_hash(digest)

@@ -1,6 +1,6 @@
 """The vbill HTTP service (SPEC §6): `create_app(Settings.from_env())`, served by `vbill serve`."""
 
-from .app import create_app as create_app
-from .settings import Settings as Settings
+from vbill.service.app import create_app as create_app
+from vbill.service.settings import Settings as Settings
 
 __all__ = ["Settings", "create_app"]

@@ -9,45 +9,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .. import __version__, paths
-from ..errors import InputError, ToolError, VbillError
-from ..keys import Attester, attester_key_path
-from ..prover import ProofSource, open_prover
-from ..store import Conflict, LimitExceeded, Store, open_store
-from ..trust import TrustSet, file_sha256
-from .settings import Settings
-from .settlement import SettlementWorker
+from vbill import paths
+from vbill.bundle.keys import Attester, attester_key_path
+from vbill.errors import InputError, ToolError, VbillError
+from vbill.ledger.store import Conflict, LimitExceeded, open_store
+from vbill.service.settings import Settings
+from vbill.service.settlement import SettlementWorker
+from vbill.service.state import ServiceState
+from vbill.verify.trust import file_sha256
+from vbill.version import __version__
+from vbill.zk.native_prover import open_prover
 
 log = logging.getLogger("vbill.service")
-
-
-@dataclass
-class ServiceState:
-    settings: Settings
-    store: Store
-    attester: Attester
-    prover: ProofSource
-    vkey_sha256: str
-    limiter: anyio.CapacityLimiter
-    worker: SettlementWorker | None = None
-    chain_info: dict[str, Any] = field(default_factory=dict)
-
-    def trust(self) -> TrustSet:
-        """Our attester and build's key, minus everything revoked in the store."""
-        revoked = self.store.revocations()
-        return TrustSet().with_(
-            attesters=[self.attester.address, *self.settings.trusted_attesters],
-            vkey_files=[paths.VKEY],
-            revoked_attesters=[r["value"] for r in revoked if r["kind"] == "attester"],
-            revoked_vkeys=[r["value"] for r in revoked if r["kind"] == "vkey"],
-        )
 
 
 def _attester(settings: Settings) -> Attester:
@@ -58,7 +37,7 @@ def _attester(settings: Settings) -> Attester:
 
 
 def _chain_connector(settings: Settings, attester: Attester) -> Any:
-    from .. import chain as chainmod
+    from vbill import chain as chainmod
 
     def connect() -> chainmod.Chain:
         c = chainmod.connect(
@@ -124,7 +103,7 @@ def build_state(settings: Settings) -> ServiceState:
 
 def create_app(settings: Settings) -> FastAPI:
     """The vbill HTTP service (SPEC §6). Raises ToolError at startup if it cannot serve."""
-    from .routes import router
+    from vbill.service.routes import router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -17,15 +17,17 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from .. import BINDING_VERSION, __version__, revocation
-from ..attest import attest_event, new_account
-from ..encoding import encode_tariff
-from ..errors import InputError
-from ..models import AttestRequest, Bundle, VerifyRequest, VerifyResult
-from ..poseidon import poseidon
-from ..store import WEI_PER_MICRO, Conflict, Limits, StoredBundle, now_ms
-from ..verify import default_check, verify_request
-from .app import ServiceState
+from vbill.attest import attest_event, new_account
+from vbill.bindings import BINDING_VERSION
+from vbill.encode.encoding import encode_tariff
+from vbill.errors import InputError
+from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle, now_ms
+from vbill.models import AttestRequest, Bundle, VerifyRequest, VerifyResult
+from vbill.service.state import ServiceState
+from vbill.verify import revocation
+from vbill.verify.verify import default_check, verify_request
+from vbill.version import __version__
+from vbill.zk.poseidon import poseidon
 
 router = APIRouter()
 SECRET_HEADER = "X-VDI-Attest-Secret"

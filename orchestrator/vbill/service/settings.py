@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..errors import ToolError
+from vbill import paths
+from vbill.errors import ToolError
 
 
 @dataclass(frozen=True)

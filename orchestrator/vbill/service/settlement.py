@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import chain as chainmod
-from ..store import Store, StoredBundle
+from vbill import chain as chainmod
+from vbill.ledger.store import Store, StoredBundle
 
 log = logging.getLogger("vbill.settlement")
 

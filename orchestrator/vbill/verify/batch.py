@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import groth16
-from .errors import VbillError
-from .models import BindingVerdict, VerifyResult
-from .prover import Prover
-from .trust import TrustSet
-from .verify import verify_bundle
+from vbill.errors import VbillError
+from vbill.models import BindingVerdict, VerifyResult
+from vbill.verify.trust import TrustSet
+from vbill.verify.verify import verify_bundle
+from vbill.zk import groth16
+from vbill.zk.prover import Prover
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def native_batch_check(
     vkey: Mapping[str, Any], items: list[tuple[list[str], dict[str, Any]]]
 ) -> list[int]:
     """The native multi-pairing (build/native/vbill-verify); it bisects failures itself."""
-    from .verify import native_verifier
+    from vbill.verify.verify import native_verifier
 
     return native_verifier(vkey).verify_batch(items)
 

@@ -17,7 +17,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from .attestation import canonical_json
+from vbill.bundle.attestation import canonical_json
 
 VERSION = "vbill-revocation-v1"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from vbill import paths
 
 
 def file_sha256(path: Path) -> str:
@@ -83,7 +83,7 @@ def default_trust() -> TrustSet:
     `$VBILL_HOME/trust.json` ({"attesters": [...], "vkeys": [paths]}) and
     `$VBILL_HOME/revocation.json` ({"revoked_attesters": [...], "revoked_vkeys": [...]}), and
     env VBILL_TRUSTED_ATTESTERS (comma-separated)."""
-    from .keys import Attester, attester_key_path
+    from vbill.bundle.keys import Attester, attester_key_path
 
     home = paths.vbill_home()
     attesters: list[str] = []

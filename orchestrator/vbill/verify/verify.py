@@ -25,12 +25,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import BINDING_VERSION, groth16
-from .attestation import bundle_digest, recover_signer
-from .bundle import Encoded, encode_request, signal_map
-from .errors import VbillError
-from .field import parse_field_element, to_dec
-from .models import (
+from vbill.bindings import BINDING_VERSION
+from vbill.bundle.attestation import bundle_digest, recover_signer
+from vbill.bundle.bundle import Encoded, encode_request, signal_map
+from vbill.errors import VbillError
+from vbill.models import (
     BILLING_VERSION,
     Attestation,
     AttestRequest,
@@ -42,9 +41,11 @@ from .models import (
     Verdict,
     VerifyResult,
 )
-from .prover import Prover
-from .trust import TrustSet, default_trust
-from .witness import PublicSignals, public_signals
+from vbill.verify.trust import TrustSet, default_trust
+from vbill.zk import groth16
+from vbill.zk.field import parse_field_element, to_dec
+from vbill.zk.prover import Prover
+from vbill.zk.witness import PublicSignals, public_signals
 
 # (vkey json, recomputed signals, parsed proof) -> valid?
 Groth16Check = Callable[[Mapping[str, Any], Sequence[int], Mapping[str, Any]], bool]
@@ -121,7 +122,7 @@ def _encoded(meter: MeterEvent, tariff: TariffSnapshot) -> Encoded:
 
 
 def _check_signature(p: _Parsed, trust: TrustSet) -> Verdict:
-    from .translog import verify_receipt
+    from vbill.ledger.translog import verify_receipt
 
     if p.attestation is None or p.expected is None:
         return Verdict(
@@ -294,7 +295,7 @@ _native_lock = threading.Lock()
 
 def native_verifier(vkey: Mapping[str, Any]) -> Any:
     """The long-lived native verifier process for this key (one per key, closed at exit)."""
-    from .native_prover import NativeVerifier
+    from vbill.zk.native_prover import NativeVerifier
 
     key = json.dumps(vkey, sort_keys=True)
     with _native_lock:
@@ -315,7 +316,7 @@ def native_available() -> bool:
     """True when the native verifier is built (or can be built here)."""
     if os.environ.get("VBILL_VERIFIER") == "snarkjs":
         return False
-    from .native_prover import NATIVE_VERIFY_BIN, ensure_built
+    from vbill.zk.native_prover import NATIVE_VERIFY_BIN, ensure_built
 
     try:
         ensure_built(NATIVE_VERIFY_BIN)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InputError
+from vbill.errors import InputError
 
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 """The BN254 scalar field modulus r: circuit signals, Poseidon inputs and outputs live here."""

@@ -26,9 +26,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from . import paths
-from .errors import ToolError
-from .field import R
+from vbill import paths
+from vbill.errors import ToolError
+from vbill.zk.field import R
 
 N_ROUNDS_F = 8
 N_ROUNDS_P = (56, 57, 56, 60, 60, 63, 64, 63)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from . import paths
-from .errors import ToolError
+from vbill import paths
+from vbill.errors import ToolError
 
 
 class _Closeable(Protocol):
@@ -48,21 +48,6 @@ class ProofSource(Protocol):
     def prove(self, circuit_input: Mapping[str, str]) -> Proof: ...
 
     def close(self) -> None: ...
-
-
-def open_prover(workers: int | None = None) -> ProofSource:
-    """The fastest prover this machine has: the native prover (build/native, built on first
-    use) unless env VBILL_PROVER=snarkjs or it cannot be built; else snarkjs workers."""
-    if os.environ.get("VBILL_PROVER", "native") != "snarkjs":
-        from .native_prover import NATIVE_BIN, NativeProver, ensure_built
-
-        try:
-            ensure_built(NATIVE_BIN)
-            return NativeProver(workers)
-        except ToolError:
-            if os.environ.get("VBILL_PROVER") == "native":
-                raise
-    return Prover(workers)
 
 
 class _Worker:

@@ -6,7 +6,7 @@ artefact, the contribution chain as `snarkjs zkey verify` reported it, the cerem
 The manifest holds no timestamps and no absolute paths, so two dev setups from the same
 pinned inputs write byte-identical manifests.
 
-Invoked as `python -m orchestrator.setup <command>`; stdlib + pydantic only.
+Invoked as `python -m vbill.zk.setup <command>`; stdlib + pydantic only.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from . import BINDING_VERSION
-from .errors import InputError, ToolError, VbillError, VerificationFailed
-from .paths import BUILD, CIRCUITS, MANIFEST, NODE_MODULES, R1CS, ROOT, VKEY, WASM, ZKEY
+from vbill.bindings import BINDING_VERSION
+from vbill.errors import InputError, ToolError, VbillError, VerificationFailed
+from vbill.paths import BUILD, CIRCUITS, MANIFEST, NODE_MODULES, R1CS, ROOT, VKEY, WASM, ZKEY
 
 PINNED_PTAU = ROOT / "ptau" / "pinned.json"
 CIRCUITS_JSON = CIRCUITS / "circuits.json"
@@ -72,7 +72,7 @@ class Ptau(_Strict):
 
 class Manifest(BaseModel):
     """build/manifest.json. Extra top-level keys (e.g. "contracts", written by
-    orchestrator.contracts after `make verifier`) are kept as they are."""
+    vbill.chain.contracts after `make verifier`) are kept as they are."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -101,7 +101,7 @@ def load_manifest(path: Path = MANIFEST) -> Manifest:
 
 
 def dump_manifest(manifest: Manifest, path: Path = MANIFEST) -> None:
-    """Canonical form (sorted keys, 2-space indent), the same orchestrator.contracts writes,
+    """Canonical form (sorted keys, 2-space indent), the same vbill.chain.contracts writes,
     so the file's bytes depend only on its content and not on which tool wrote it last."""
     data = manifest.model_dump(mode="json", exclude_none=True)
     tmp = path.with_suffix(".json.tmp")
@@ -472,7 +472,7 @@ def _check_rendered_verifier(manifest: Manifest, vkey: Path, out: Path) -> list[
         print("verify-setup: no build/BillingVerifier.sol; verifier check skipped")
         return []
     try:
-        from .contracts import render_verifier  # optional: owned by the contracts module
+        from vbill.chain.contracts import render_verifier  # optional: owned by the contracts module
     except ImportError as exc:
         print(f"verify-setup: verifier renderer unavailable ({exc}); verifier check skipped")
         return []
@@ -504,7 +504,7 @@ def _cmd_get(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m orchestrator.setup", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m vbill.zk.setup", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check-ptau", help="check a phase-1 file against ptau/pinned.json")

@@ -12,11 +12,11 @@ import secrets
 from dataclasses import dataclass
 from functools import cache
 
-from . import paths
-from .charge import charge_for
-from .encoding import DOMAIN_TAG, MeterFields, TariffFields
-from .field import R, to_dec
-from .poseidon import poseidon
+from vbill import paths
+from vbill.encode.charge import charge_for
+from vbill.encode.encoding import DOMAIN_TAG, MeterFields, TariffFields
+from vbill.zk.field import R, to_dec
+from vbill.zk.poseidon import poseidon
 
 CIRCUITS_JSON = paths.CIRCUITS / "circuits.json"
 

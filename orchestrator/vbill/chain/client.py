@@ -1,24 +1,15 @@
-"""Horizen L3 / anvil: networks, the local chain, deployment, deposits, settlement, receipts.
-
-Every transaction goes through `Chain`, which checked `eth_chainId` against the network preset
-when it connected, so a mistyped RPC URL cannot send a mainnet transaction to the wrong chain.
-Reverts come back as `ChainRevert` carrying the contract's custom error name and arguments.
-Keys come from the environment or a keystore file, never from argv, and are never printed.
-"""
+"""The chain client: every transaction goes through `Chain`, which checked `eth_chainId`
+against the network preset when it connected, so a mistyped RPC URL cannot send a mainnet
+transaction to the wrong chain. Reverts come back as `ChainRevert` carrying the contract's custom
+error name and arguments. Keys come from the environment or a keystore file, never from argv, and
+are never printed."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,221 +21,26 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted
 from web3.logs import DISCARD
 
-from . import contracts, paths
-from .errors import InputError, ToolError, VbillError, VerificationFailed
-
-WEI_PER_MICRO = 10**12
-WEI_PER_ETH = 10**18
-MIN_DEPOSIT_WEI = 10**16
-R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
-DEPLOYMENTS = paths.ROOT / "deployments"
-
-# anvil's default mnemonic ("test test ... junk"): public, for the local chain only.
-ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
-ANVIL_KEYS = (
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+from vbill import paths
+from vbill.chain import contracts
+from vbill.chain.anvil import ANVIL_KEYS, local_rpc_url
+from vbill.chain.networks import (
+    ChainRevert,
+    ChainUnreachable,
+    Network,
+    deployments_dir,
+    network,
 )
-
-
-class ChainRevert(VbillError):
-    """The contract refused: `name` is its custom error, `args` the decoded arguments."""
-
-    exit_code = 1
-
-    def __init__(self, name: str, args: tuple[Any, ...] = (), raw: str = "") -> None:
-        super().__init__(f"reverted: {name}{args if args else ''}")
-        self.name = name
-        self.error_args = args
-        self.raw = raw
-
-
-class ChainUnreachable(ToolError):
-    """The RPC endpoint does not answer (exit 3)."""
-
-
-@dataclass(frozen=True)
-class Network:
-    name: str
-    chain_id: int
-    rpc_url: str | None  # None: the local anvil that `vbill chain up` started
-    explorer: str | None = None
-
-
-NETWORKS: dict[str, Network] = {
-    "local": Network("local", 31337, None),
-    "horizen-testnet": Network(
-        "horizen-testnet",
-        2651420,
-        "https://horizen-testnet.rpc.caldera.xyz/http",
-        "https://explorer-testnet.horizen.io",
-    ),
-    "horizen-mainnet": Network(
-        "horizen-mainnet",
-        26514,
-        "https://horizen.calderachain.xyz/http",
-        "https://explorer.horizen.io",
-    ),
-}
-
-
-def network(name: str) -> Network:
-    if name not in NETWORKS:
-        raise InputError("network", f"unknown network {name!r}; one of {', '.join(NETWORKS)}")
-    return NETWORKS[name]
-
-
-# ---------------------------------------------------------------------------------- anvil
-
-
-@dataclass
-class Anvil:
-    """A running anvil; `stop()` ends exactly this process."""
-
-    process: subprocess.Popen[bytes] | None
-    pid: int
-    port: int
-    host: str = "127.0.0.1"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        stop_anvil(self.pid)
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def anvil_bin() -> Path:
-    path = paths.NODE_MODULES / ".bin" / "anvil"
-    if not path.exists():
-        path = paths.NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-    if not path.exists():
-        raise ToolError("anvil not found in node_modules; run `make install`")
-    return path
-
-
-def start_anvil(
-    port: int | None = None,
-    host: str = "127.0.0.1",
-    state: Path | None = None,
-    detach: bool = False,
-    timeout: float = 20.0,
-    chain_id: int = 31337,
-) -> Anvil:
-    """Start anvil (deterministic dev mnemonic) on 127.0.0.1 and wait until it answers."""
-    port = port or free_port(host)
-    cmd = [
-        str(anvil_bin()),
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--silent",
-        "--chain-id",
-        str(chain_id),
-        "--mnemonic",
-        ANVIL_MNEMONIC,
-    ]
-    if state is not None:
-        state.parent.mkdir(parents=True, exist_ok=True)
-        cmd += ["--state", str(state)]
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=detach,
-    )
-    anvil = Anvil(None if detach else proc, proc.pid, port, host)
-    w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 2}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ToolError(f"anvil exited with code {proc.returncode} (port {port} in use?)")
-        try:
-            if w3.eth.chain_id == chain_id:
-                return anvil
-        except Exception:  # not listening yet
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise ToolError(f"anvil did not answer on {anvil.url} within {timeout:.0f} s")
-
-
-def stop_anvil(pid: int) -> None:
-    """Send SIGTERM to this anvil (anvil writes its --state on exit), then SIGKILL if needed."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def anvil_record() -> Path:
-    return paths.vbill_home() / "anvil.json"
-
-
-def chain_up(port: int = 8545) -> Anvil:
-    """`vbill chain up`: a detached anvil whose pid and URL are kept in $VBILL_HOME/anvil.json."""
-    record = anvil_record()
-    if record.exists():
-        info = json.loads(record.read_text())
-        if _alive(int(info["pid"])):
-            raise InputError("chain", f"anvil already running (pid {info['pid']}, {info['url']})")
-    anvil = start_anvil(port, state=paths.vbill_home() / "anvil-state.json", detach=True)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"pid": anvil.pid, "port": anvil.port, "url": anvil.url}) + "\n")
-    return anvil
-
-
-def chain_down() -> int | None:
-    """`vbill chain down`: stop the anvil `chain up` started; returns its pid, or None."""
-    record = anvil_record()
-    if not record.exists():
-        return None
-    pid = int(json.loads(record.read_text())["pid"])
-    stop_anvil(pid)
-    record.unlink()
-    return pid
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def local_rpc_url() -> str:
-    record = anvil_record()
-    if record.exists():
-        return str(json.loads(record.read_text())["url"])
-    return "http://127.0.0.1:8545"
-
-
-# ---------------------------------------------------------------------------------- keys
+from vbill.chain.records import (
+    Balance,
+    Charge,
+    Settlement,
+    TxResult,
+    UsageReceipt,
+    settlement_from_bundle,
+    wei_to_eth,
+)
+from vbill.errors import InputError, ToolError, VerificationFailed
 
 
 def load_account(
@@ -278,154 +74,6 @@ def load_account(
 
 
 # ---------------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Balance:
-    available: int
-    reserved: int
-    total: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "available_wei": str(self.available),
-            "reserved_wei": str(self.reserved),
-            "total_wei": str(self.total),
-            "total_eth": wei_to_eth(self.total),
-        }
-
-
-@dataclass(frozen=True)
-class TxResult:
-    transaction_hash: str
-    block_number: int
-    gas_used: int
-
-
-@dataclass(frozen=True)
-class Charge:
-    tenant_key: int
-    nullifier: int
-    commitment: int
-    charge: int
-    wei: int
-
-
-@dataclass(frozen=True)
-class UsageReceipt:
-    """What `vbill receipt` re-derives from the chain (SPEC §7)."""
-
-    cost_eth: str
-    transaction_hash: str
-    block_number: int
-    gas_used: int
-    timestamp: int
-    charges: tuple[Charge, ...] = field(default=())
-
-    def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["charges"] = [{k: str(v) for k, v in asdict(c).items()} for c in self.charges]
-        return out
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """A proof and its five public signals, in the contract's calldata shape."""
-
-    a: tuple[int, int]
-    b: tuple[tuple[int, int], tuple[int, int]]
-    c: tuple[int, int]
-    signals: tuple[int, int, int, int, int]
-    currency: str = "ETH"
-
-    @property
-    def nullifier(self) -> int:
-        return self.signals[3]
-
-    @property
-    def commitment(self) -> int:
-        return self.signals[0]
-
-    def proof_arg(self) -> tuple[Any, ...]:
-        return (list(self.a), [list(self.b[0]), list(self.b[1])], list(self.c))
-
-
-def wei_to_eth(wei: int) -> str:
-    return format(Decimal(wei) / Decimal(WEI_PER_ETH), "f")
-
-
-def _uint(value: Any, where: str, bound: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InputError(where, "expected a decimal integer")
-    try:
-        x = int(value)
-    except ValueError:
-        raise InputError(where, "expected a decimal integer") from None
-    if x < 0 or (bound is not None and x >= bound):
-        raise InputError(where, "out of range")
-    return x
-
-
-def batch_scalars(items: Sequence[Settlement]) -> list[int]:
-    """The Fiat–Shamir scalars BillingVerifier.verifyBatch derives, for cross-checking it
-    against the py_ecc reference: seed = keccak256(every proof word in calldata order, then
-    every signal word), r_0 = 1 and r_i = (keccak256(seed ‖ i) mod 2^128) + 1."""
-    words: list[int] = []
-    for s in items:
-        words += [*s.a, *s.b[0], *s.b[1], *s.c]
-    for s in items:
-        words += list(s.signals)
-    seed = keccak(b"".join(w.to_bytes(32, "big") for w in words))
-    return [1] + [
-        (int.from_bytes(keccak(seed + i.to_bytes(32, "big")), "big") & (2**128 - 1)) + 1
-        for i in range(1, len(items))
-    ]
-
-
-def settlement_from_snarkjs(proof: Mapping[str, Any], signals: Sequence[Any]) -> Settlement:
-    """snarkjs JSON → calldata; G2 coordinates swap to the EVM's (im, re) order.
-
-    Coordinates are passed as given (even ≥ p): the on-chain verifier must be the one to reject.
-    """
-    try:
-        pa, pb, pc = proof["pi_a"], proof["pi_b"], proof["pi_c"]
-        a = (_uint(pa[0], "proof.pi_a[0]"), _uint(pa[1], "proof.pi_a[1]"))
-        b = (
-            (_uint(pb[0][1], "proof.pi_b[0][1]"), _uint(pb[0][0], "proof.pi_b[0][0]")),
-            (_uint(pb[1][1], "proof.pi_b[1][1]"), _uint(pb[1][0], "proof.pi_b[1][0]")),
-        )
-        c = (_uint(pc[0], "proof.pi_c[0]"), _uint(pc[1], "proof.pi_c[1]"))
-    except (KeyError, IndexError, TypeError) as exc:
-        raise InputError("proof", f"not a snarkjs Groth16 proof ({exc})") from None
-    if len(signals) != 5:
-        raise InputError("public_signals", f"expected 5, got {len(signals)}")
-    sig = tuple(_uint(s, f"public_signals[{i}]", 2**256) for i, s in enumerate(signals))
-    return Settlement(a, b, c, sig)  # type: ignore[arg-type]
-
-
-def settlement_from_bundle(bundle: Mapping[str, Any], where: str = "bundle") -> Settlement:
-    """The proof, signals and tariff currency of a billing bundle (SPEC §6)."""
-    try:
-        bp = bundle["attestation"]["billing_proof"]
-        proof, signals = bp["proof"], bp["public_signals"]
-    except (KeyError, TypeError):
-        raise InputError(f"{where}.attestation.billing_proof", "missing proof or signals") from None
-    currency = str(bundle.get("tariff_snapshot", {}).get("currency", ""))
-    s = settlement_from_snarkjs(proof, signals)
-    return Settlement(s.a, s.b, s.c, s.signals, currency)
-
-
-def read_bundle(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(str(path), f"cannot read bundle: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(str(path), "bundle is not a JSON object")
-    return data
-
-
-# ---------------------------------------------------------------------------------- chain
 
 
 class Chain:
@@ -534,7 +182,7 @@ class Chain:
     # ---- deployment
 
     def deployment_path(self) -> Path:
-        return DEPLOYMENTS / f"{self.network.name}.json"
+        return deployments_dir(self.network.name) / f"{self.network.name}.json"
 
     def load_deployment(self) -> dict[str, Any]:
         if self.deployment is None:
@@ -612,7 +260,7 @@ class Chain:
             }
         self.deployment = dep
         if write:
-            DEPLOYMENTS.mkdir(parents=True, exist_ok=True)
+            self.deployment_path().parent.mkdir(parents=True, exist_ok=True)
             self.deployment_path().write_text(json.dumps(dep, indent=2) + "\n")
         return dep
 

@@ -1,0 +1,163 @@
+"""What crosses to the chain and back: settlement calldata from bundles, balances, receipts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+
+from vbill.chain.networks import WEI_PER_ETH
+from vbill.errors import InputError
+
+
+@dataclass(frozen=True)
+class Balance:
+    available: int
+    reserved: int
+    total: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "available_wei": str(self.available),
+            "reserved_wei": str(self.reserved),
+            "total_wei": str(self.total),
+            "total_eth": wei_to_eth(self.total),
+        }
+
+
+@dataclass(frozen=True)
+class TxResult:
+    transaction_hash: str
+    block_number: int
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class Charge:
+    tenant_key: int
+    nullifier: int
+    commitment: int
+    charge: int
+    wei: int
+
+
+@dataclass(frozen=True)
+class UsageReceipt:
+    """What `vbill receipt` re-derives from the chain (SPEC §7)."""
+
+    cost_eth: str
+    transaction_hash: str
+    block_number: int
+    gas_used: int
+    timestamp: int
+    charges: tuple[Charge, ...] = field(default=())
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["charges"] = [{k: str(v) for k, v in asdict(c).items()} for c in self.charges]
+        return out
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A proof and its five public signals, in the contract's calldata shape."""
+
+    a: tuple[int, int]
+    b: tuple[tuple[int, int], tuple[int, int]]
+    c: tuple[int, int]
+    signals: tuple[int, int, int, int, int]
+    currency: str = "ETH"
+
+    @property
+    def nullifier(self) -> int:
+        return self.signals[3]
+
+    @property
+    def commitment(self) -> int:
+        return self.signals[0]
+
+    def proof_arg(self) -> tuple[Any, ...]:
+        return (list(self.a), [list(self.b[0]), list(self.b[1])], list(self.c))
+
+
+def wei_to_eth(wei: int) -> str:
+    return format(Decimal(wei) / Decimal(WEI_PER_ETH), "f")
+
+
+def parse_uint(value: Any, where: str, bound: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InputError(where, "expected a decimal integer")
+    try:
+        x = int(value)
+    except ValueError:
+        raise InputError(where, "expected a decimal integer") from None
+    if x < 0 or (bound is not None and x >= bound):
+        raise InputError(where, "out of range")
+    return x
+
+
+def batch_scalars(items: Sequence[Settlement]) -> list[int]:
+    """The Fiat–Shamir scalars BillingVerifier.verifyBatch derives, for cross-checking it
+    against the py_ecc reference: seed = keccak256(every proof word in calldata order, then
+    every signal word), r_0 = 1 and r_i = (keccak256(seed ‖ i) mod 2^128) + 1."""
+    words: list[int] = []
+    for s in items:
+        words += [*s.a, *s.b[0], *s.b[1], *s.c]
+    for s in items:
+        words += list(s.signals)
+    seed = keccak(b"".join(w.to_bytes(32, "big") for w in words))
+    return [1] + [
+        (int.from_bytes(keccak(seed + i.to_bytes(32, "big")), "big") & (2**128 - 1)) + 1
+        for i in range(1, len(items))
+    ]
+
+
+def settlement_from_snarkjs(proof: Mapping[str, Any], signals: Sequence[Any]) -> Settlement:
+    """snarkjs JSON → calldata; G2 coordinates swap to the EVM's (im, re) order.
+
+    Coordinates are passed as given (even ≥ p): the on-chain verifier must be the one to reject.
+    """
+    try:
+        pa, pb, pc = proof["pi_a"], proof["pi_b"], proof["pi_c"]
+        a = (parse_uint(pa[0], "proof.pi_a[0]"), parse_uint(pa[1], "proof.pi_a[1]"))
+        b = (
+            (parse_uint(pb[0][1], "proof.pi_b[0][1]"), parse_uint(pb[0][0], "proof.pi_b[0][0]")),
+            (parse_uint(pb[1][1], "proof.pi_b[1][1]"), parse_uint(pb[1][0], "proof.pi_b[1][0]")),
+        )
+        c = (parse_uint(pc[0], "proof.pi_c[0]"), parse_uint(pc[1], "proof.pi_c[1]"))
+    except (KeyError, IndexError, TypeError) as exc:
+        raise InputError("proof", f"not a snarkjs Groth16 proof ({exc})") from None
+    if len(signals) != 5:
+        raise InputError("public_signals", f"expected 5, got {len(signals)}")
+    sig = tuple(parse_uint(s, f"public_signals[{i}]", 2**256) for i, s in enumerate(signals))
+    return Settlement(a, b, c, sig)  # type: ignore[arg-type]
+
+
+def settlement_from_bundle(bundle: Mapping[str, Any], where: str = "bundle") -> Settlement:
+    """The proof, signals and tariff currency of a billing bundle (SPEC §6)."""
+    try:
+        bp = bundle["attestation"]["billing_proof"]
+        proof, signals = bp["proof"], bp["public_signals"]
+    except (KeyError, TypeError):
+        raise InputError(f"{where}.attestation.billing_proof", "missing proof or signals") from None
+    currency = str(bundle.get("tariff_snapshot", {}).get("currency", ""))
+    s = settlement_from_snarkjs(proof, signals)
+    return Settlement(s.a, s.b, s.c, s.signals, currency)
+
+
+def read_bundle(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(str(path), f"cannot read bundle: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(str(path), "bundle is not a JSON object")
+    return data
+
+
+# ---------------------------------------------------------------------------------- chain

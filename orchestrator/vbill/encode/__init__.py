@@ -1,0 +1,1 @@
+"""Encode: requests to field elements (canonical encoding) and the deterministic charge."""
