@@ -731,7 +731,7 @@ def test_cli_deploy_deposit_settle_receipt_and_replay(
     r = run(main, ["deploy", *net, "--json"])
     assert r.exit_code == 0, r.output
     dep = json.loads(r.output)
-    assert (tmp_path / "deployments" / "local.json").exists()
+    assert (tmp_path / "home" / "deployments" / "local.json").exists()
     r = run(main, ["deploy", *net, "--check", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["ok"], r.output
 
@@ -769,9 +769,9 @@ def test_cli_deploy_deposit_settle_receipt_and_replay(
     assert json.loads(r.output)["total_wei"] == str(ETH - PILOT_WEI)
 
     # tamper with the deployed record: --check must notice
-    record = json.loads((tmp_path / "deployments" / "local.json").read_text())
+    record = json.loads((tmp_path / "home" / "deployments" / "local.json").read_text())
     record["contracts"]["BillingVerifier"]["runtime_sha256"] = "00" * 32
-    (tmp_path / "deployments" / "local.json").write_text(json.dumps(record))
+    (tmp_path / "home" / "deployments" / "local.json").write_text(json.dumps(record))
     r = run(main, ["deploy", *net, "--check"])
     assert r.exit_code == 1, r.output
     assert dep["contracts"]["BillingSettlement"]["address"]
