@@ -103,6 +103,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: tenant-scoped API tokens, kept as SHA-256 hashes only (vbill.ledger.tokens)
+    """
+    CREATE TABLE tenant_tokens (
+        token_id     TEXT PRIMARY KEY,
+        tenant_id    TEXT NOT NULL REFERENCES tenants(tenant_id),
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_at   INTEGER NOT NULL,
+        revoked_at   INTEGER
+    );
+    CREATE INDEX tenant_tokens_tenant ON tenant_tokens (tenant_id);
+    """,
 ]
 
 
@@ -783,6 +794,51 @@ class Store:
 
     def revocations(self) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT * FROM revocations ORDER BY revoked_at, kind, value")
+        return [dict(r) for r in rows]
+
+    # --- tenant tokens (hashes only; see vbill.ledger.tokens) ---
+
+    def add_token(self, tenant_id: str, token_id: str, token_sha256: str) -> int:
+        """Record a token hash for an existing tenant; returns its creation time (ms)."""
+        at = now_ms()
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO tenant_tokens (token_id, tenant_id, token_sha256, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (token_id, tenant_id, token_sha256, at),
+            )
+        return at
+
+    def revoke_tokens(self, tenant_id: str, token_id: str | None = None) -> int:
+        """Revoke the tenant's active tokens (or just `token_id`); returns how many."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE tenant_tokens SET revoked_at = ? WHERE tenant_id = ? AND revoked_at "
+                "IS NULL AND (? IS NULL OR token_id = ?)",
+                (now_ms(), tenant_id, token_id, token_id),
+            )
+            return cur.rowcount
+
+    def active_token(self, token_sha256: str) -> tuple[str, str] | None:
+        """(tenant_id, stored hash) of the unrevoked token with this hash, if any."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT tenant_id, token_sha256 FROM tenant_tokens "
+                "WHERE token_sha256 = ? AND revoked_at IS NULL",
+                (token_sha256,),
+            )
+            .fetchone()
+        )
+        return (row[0], row[1]) if row else None
+
+    def tokens(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The tenant's tokens without their hashes (id, created, revoked)."""
+        rows = self._conn().execute(
+            "SELECT token_id, created_at, revoked_at FROM tenant_tokens WHERE tenant_id = ? "
+            "ORDER BY created_at",
+            (tenant_id,),
+        )
         return [dict(r) for r in rows]
 
 

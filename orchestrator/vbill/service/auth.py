@@ -1,0 +1,108 @@
+"""Who is calling: the operator (header `X-VDI-Attest-Secret`) or a tenant (`Authorization:
+Bearer TOKEN`, a token from vbill.ledger.tokens).
+
+Three FastAPI dependencies: `require_operator` (attest, onboarding, tokens, revocations),
+`require_tenant` and `require_caller` (operator or tenant). A missing, malformed, unknown or
+revoked credential is 401; a valid tenant token on an operator endpoint is 403; another
+tenant's data is 404 to a tenant, the same answer as data that does not exist, so a token
+cannot even learn which tenants or events exist (see `visible_to`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from vbill.ledger import tokens
+
+SECRET_HEADER = "X-VDI-Attest-Secret"
+_BEARER = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated caller; `tenant_id` is None for the operator."""
+
+    tenant_id: str | None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.tenant_id is None
+
+    def may_see(self, tenant_id: str) -> bool:
+        return self.is_operator or self.tenant_id == tenant_id
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers=_BEARER)
+
+
+def _caller(request: Request, secret: str | None, authorization: str | None) -> Caller | None:
+    """The caller the credentials prove, None if there are none; 401 if they prove nothing."""
+    svc = request.app.state.svc
+    if secret is not None:
+        expected = svc.settings.attest_secret or ""
+        if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
+            raise _unauthorized(f"missing or wrong {SECRET_HEADER}")
+        return Caller(None)
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not tokens.well_formed(token.strip()):
+        raise _unauthorized("malformed Authorization header: expected `Bearer vbt_…`")
+    tenant_id = tokens.tenant_of(svc.store, token.strip())
+    if tenant_id is None:
+        raise _unauthorized("unknown or revoked token")
+    return Caller(tenant_id)
+
+
+SecretHeader = Annotated[str | None, Header(alias=SECRET_HEADER)]
+AuthorizationHeader = Annotated[str | None, Header(alias="Authorization")]
+
+
+def require_operator(
+    request: Request, secret: SecretHeader = None, authorization: AuthorizationHeader = None
+) -> Caller:
+    """The operator's secret, compared in constant time; a tenant token is 403 here."""
+    caller = _caller(request, secret, authorization)
+    if caller is None:
+        raise _unauthorized(f"missing or wrong {SECRET_HEADER}")
+    if not caller.is_operator:
+        raise HTTPException(status_code=403, detail="operator only: a tenant token cannot do this")
+    return caller
+
+
+def require_tenant(
+    request: Request, secret: SecretHeader = None, authorization: AuthorizationHeader = None
+) -> Caller:
+    """A tenant token (an endpoint that is about "my" data and has no operator meaning)."""
+    caller = _caller(request, secret, authorization)
+    if caller is None:
+        raise _unauthorized("missing Authorization: Bearer token")
+    if caller.is_operator:
+        raise HTTPException(status_code=403, detail="tenant only: send a tenant token")
+    return caller
+
+
+def require_caller(
+    request: Request, secret: SecretHeader = None, authorization: AuthorizationHeader = None
+) -> Caller:
+    """The operator or any tenant; what a tenant may see is then checked with `visible_to`."""
+    caller = _caller(request, secret, authorization)
+    if caller is None:
+        raise _unauthorized(f"missing {SECRET_HEADER} or Authorization: Bearer token")
+    return caller
+
+
+def visible_to(caller: Caller, tenant_id: str) -> None:
+    """404 (never 403) when a tenant asks for another tenant's account."""
+    if not caller.may_see(tenant_id):
+        raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")
+
+
+Operator = Annotated[Caller, Depends(require_operator)]
+Tenant = Annotated[Caller, Depends(require_tenant)]
+AnyCaller = Annotated[Caller, Depends(require_caller)]
