@@ -8,12 +8,11 @@ event loop.
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -23,6 +22,7 @@ from vbill.encode.encoding import encode_tariff
 from vbill.errors import InputError
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle, now_ms
 from vbill.models import AttestRequest, Bundle, VerifyRequest, VerifyResult
+from vbill.service.auth import AnyCaller, require_operator, visible_to
 from vbill.service.state import ServiceState
 from vbill.verify import revocation
 from vbill.verify.verify import default_check, verify_request
@@ -30,7 +30,6 @@ from vbill.version import __version__
 from vbill.zk.poseidon import poseidon
 
 router = APIRouter()
-SECRET_HEADER = "X-VDI-Attest-Secret"
 
 
 def state(request: Request) -> ServiceState:
@@ -40,18 +39,7 @@ def state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(state)]
 
 
-def require_secret(
-    request: Request,
-    secret: Annotated[str | None, Header(alias=SECRET_HEADER, include_in_schema=True)] = None,
-) -> None:
-    """401 unless the header equals the configured secret (compared in constant time)."""
-    expected = state(request).settings.attest_secret or ""
-    given = secret or ""
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail=f"missing or wrong {SECRET_HEADER}")
-
-
-Authed = Depends(require_secret)
+Authed = Depends(require_operator)  # operator only; tenant tokens get 403 (service/auth.py)
 
 
 async def _json_body(request: Request) -> Any:
@@ -136,11 +124,15 @@ async def verify(request: Request, svc: State) -> VerifyResult:
 # --- bundles ---
 
 
-@router.get("/api/vdi/billing/bundles/{event_id}", dependencies=[Authed], response_model=Bundle)
+@router.get("/api/vdi/billing/bundles/{event_id}", response_model=Bundle)
 def bundle_by_event(
-    event_id: str, svc: State, tenant_id: Annotated[str | None, Query()] = None
+    event_id: str, svc: State, caller: AnyCaller, tenant_id: Annotated[str | None, Query()] = None
 ) -> JSONResponse:
-    """The stored bundle for an event id (give tenant_id when event ids repeat across tenants)."""
+    """The stored bundle for an event id (give tenant_id when event ids repeat across tenants);
+    a tenant token sees only its own tenant's bundles."""
+    if tenant_id is not None:
+        visible_to(caller, tenant_id)
+    tenant_id = tenant_id or caller.tenant_id
     found = (
         [b for b in [svc.store.find(tenant_id, event_id)] if b]
         if tenant_id is not None
@@ -344,15 +336,18 @@ async def bind_account(tenant_id: str, body: BindBody, svc: State) -> dict[str, 
     return {**_account_view(svc, tenant_id), **extra}
 
 
-@router.get("/api/vdi/billing/accounts/{tenant_id}", dependencies=[Authed])
-def get_account(tenant_id: str, svc: State) -> dict[str, Any]:
+@router.get("/api/vdi/billing/accounts/{tenant_id}")
+def get_account(tenant_id: str, svc: State, caller: AnyCaller) -> dict[str, Any]:
     """Balance {available, reserved, total} in wei, spending limits, on-chain binding."""
+    visible_to(caller, tenant_id)
     return _account_view(svc, tenant_id)
 
 
-@router.put("/api/vdi/billing/accounts/{tenant_id}/limits", dependencies=[Authed])
-def put_limits(tenant_id: str, body: LimitsBody, svc: State) -> dict[str, Any]:
-    """Set per-request and daily spending limits (micro-ETH; null = none)."""
+@router.put("/api/vdi/billing/accounts/{tenant_id}/limits")
+def put_limits(tenant_id: str, body: LimitsBody, svc: State, caller: AnyCaller) -> dict[str, Any]:
+    """Set per-request and daily spending limits (micro-ETH; null = none); the operator or
+    the tenant itself."""
+    visible_to(caller, tenant_id)
     if svc.store.tenant(tenant_id) is None:
         raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")
     svc.store.set_limits(tenant_id, Limits(body.per_request_micros, body.daily_micros))
