@@ -22,7 +22,7 @@ from vbill.encode.encoding import encode_tariff
 from vbill.errors import InputError
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle, now_ms
 from vbill.models import AttestRequest, Bundle, VerifyRequest, VerifyResult
-from vbill.service.auth import AnyCaller, require_operator, visible_to
+from vbill.service.auth import AnyCaller, Caller, require_operator, visible_to
 from vbill.service.state import ServiceState
 from vbill.verify import revocation
 from vbill.verify.verify import default_check, verify_request
@@ -130,6 +130,13 @@ def bundle_by_event(
 ) -> JSONResponse:
     """The stored bundle for an event id (give tenant_id when event ids repeat across tenants);
     a tenant token sees only its own tenant's bundles."""
+    return JSONResponse(find_bundle(svc, caller, event_id, tenant_id).bundle)
+
+
+def find_bundle(
+    svc: ServiceState, caller: Caller, event_id: str, tenant_id: str | None
+) -> StoredBundle:
+    """The one bundle of this event the caller may see: 404 if none, 409 if ambiguous."""
     if tenant_id is not None:
         visible_to(caller, tenant_id)
     tenant_id = tenant_id or caller.tenant_id
@@ -144,7 +151,7 @@ def bundle_by_event(
         raise HTTPException(
             status_code=409, detail="event_id exists for several tenants; pass ?tenant_id="
         )
-    return JSONResponse(found[0].bundle)
+    return found[0]
 
 
 # --- trust endpoints ---
