@@ -103,6 +103,7 @@ def build_state(settings: Settings) -> ServiceState:
 
 def create_app(settings: Settings) -> FastAPI:
     """The vbill HTTP service (SPEC §6). Raises ToolError at startup if it cannot serve."""
+    from vbill.service import customer
     from vbill.service.routes import router
 
     @asynccontextmanager
@@ -128,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(customer.router)
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSONResponse:

@@ -63,6 +63,7 @@ class TrustSet:
         vkey_files: Iterable[Path] = (),
         revoked_attesters: Iterable[str] = (),
         revoked_vkeys: Iterable[str] = (),
+        log_signers: Iterable[str] = (),
     ) -> TrustSet:
         """A copy that also trusts / revokes the given items (attesters also sign log heads)."""
         vkeys = dict(self.vkeys)
@@ -71,7 +72,7 @@ class TrustSet:
         extra = _norm(attesters)
         return TrustSet(
             attesters=self.attesters | extra,
-            log_signers=self.log_signers | extra,
+            log_signers=self.log_signers | extra | _norm(log_signers),
             vkeys=vkeys,
             revoked_attesters=self.revoked_attesters | _norm(revoked_attesters),
             revoked_vkeys=self.revoked_vkeys | frozenset(revoked_vkeys),
@@ -81,9 +82,12 @@ class TrustSet:
 def default_trust() -> TrustSet:
     """The operator's view: the built vkey (if it matches the manifest), the local attester,
     `$VBILL_HOME/trust.json` ({"attesters": [...], "vkeys": [paths]}) and
-    `$VBILL_HOME/revocation.json` ({"revoked_attesters": [...], "revoked_vkeys": [...]}), and
-    env VBILL_TRUSTED_ATTESTERS (comma-separated)."""
+    `$VBILL_HOME/revocation.json` ({"revoked_attesters": [...], "revoked_vkeys": [...]}),
+    env VBILL_TRUSTED_ATTESTERS (comma-separated) and the pinned trust document
+    `$VBILL_HOME/trust-pin.json` (`vbill trust pin`: its keys, attesters, log signers and
+    revocations)."""
     from vbill.bundle.keys import Attester, attester_key_path
+    from vbill.verify import trust_document
 
     home = paths.vbill_home()
     attesters: list[str] = []
@@ -103,11 +107,20 @@ def default_trust() -> TrustSet:
     revocation_file = home / "revocation.json"
     if revocation_file.exists():
         revoked = json.loads(revocation_file.read_text()).get("payload", {})
+    revoked_attesters = list(revoked.get("revoked_attesters", []))
+    revoked_vkeys = list(revoked.get("revoked_vkeys", []))
+    pinned = trust_document.load_pin(home)
+    if pinned is not None:
+        attesters += pinned.attesters
+        vkey_files += trust_document.vkey_files(pinned, home)
+        revoked_attesters += pinned.revoked.attesters
+        revoked_vkeys += pinned.revoked.vkeys
     return TrustSet().with_(
         attesters=attesters,
         vkey_files=vkey_files,
-        revoked_attesters=revoked.get("revoked_attesters", []),
-        revoked_vkeys=revoked.get("revoked_vkeys", []),
+        revoked_attesters=revoked_attesters,
+        revoked_vkeys=revoked_vkeys,
+        log_signers=pinned.log_signers if pinned is not None else (),
     )
 
 
