@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from vbill.cli import bundle, chain, service, setup
+from vbill.cli import bundle, chain, service, setup, tokens, trust
 from vbill.errors import VbillError
 from vbill.version import __version__
 
@@ -46,7 +46,7 @@ def main() -> None:
     """
 
 
-for _module in (bundle, setup, chain, service):
+for _module in (bundle, setup, chain, service, tokens, trust):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

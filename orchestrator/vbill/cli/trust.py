@@ -1,0 +1,103 @@
+"""`vbill trust pin URL|FILE` and `vbill trust show`: the customer's pinned trust document.
+
+Pinning checks the document's signature and stores it under $VBILL_HOME/trust-pin.json
+(0600); `vbill verify` then trusts what it names. A document that differs from the pinned one
+is refused (exit 1, naming what changed) unless --replace.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from vbill.cli.output import emit, json_option
+from vbill.errors import InputError, ToolError
+from vbill.verify import trust_document
+
+
+@click.group()
+def trust() -> None:
+    """The provider's trust document: pin it once, verify offline against it."""
+
+
+def fetch(source: str) -> Any:
+    """The document from a URL (a bare service URL gets the well-known path) or a file."""
+    if source.startswith(("http://", "https://")):
+        import httpx
+
+        url = source
+        if urlsplit(source).path in ("", "/"):
+            url = source.rstrip("/") + trust_document.WELL_KNOWN_PATH
+        try:
+            response = httpx.get(url, timeout=30, follow_redirects=True)
+        except httpx.HTTPError as exc:
+            raise ToolError(f"cannot fetch {url}: {exc}") from None
+        if response.status_code != 200:
+            raise ToolError(f"{url} answered HTTP {response.status_code}")
+        text = response.text
+    else:
+        try:
+            text = Path(source).read_text()
+        except OSError as exc:
+            raise InputError("SOURCE", f"cannot read {source}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError("SOURCE", f"{source} is not JSON") from None
+
+
+def _summary(doc: trust_document.TrustDocument) -> str:
+    keys = ", ".join(f"{v} ({k.vkey_sha256[:16]}…, {k.ceremony})" for v, k in doc.bindings.items())
+    lines = [
+        f"issuer       {doc.issuer} (issued {doc.issued_at})",
+        f"keys         {keys or 'none'}",
+        f"attesters    {', '.join(doc.attesters)}",
+        f"log signers  {', '.join(doc.log_signers)}",
+        f"revoked      {len(doc.revoked.attesters)} attester(s), {len(doc.revoked.vkeys)} key(s)",
+    ]
+    for name, dep in doc.deployments.items():
+        lines.append(f"deployment   {name} (chain {dep.chain_id}): settlement {dep.settlement}")
+    return "\n".join(lines)
+
+
+@trust.command("pin")
+@click.argument("source")
+@click.option("--replace", is_flag=True, help="Replace a pinned document that differs.")
+@json_option
+def trust_pin(source: str, replace: bool, as_json: bool) -> None:
+    """Check and pin the trust document at SOURCE (a service URL, the document's URL or a file).
+
+    \b
+    Examples:
+      vbill trust pin https://billing.example.com
+      vbill trust pin trust.json --replace
+    """
+    document = fetch(source)
+    status, diff = trust_document.pin(document, replace=replace)
+    doc = trust_document.load_pin()
+    assert doc is not None
+    data = {"status": status, "changes": diff, "path": str(trust_document.pin_path())}
+    emit(
+        {**data, "issuer": doc.issuer},
+        as_json,
+        f"{status}: {trust_document.pin_path()}\n"
+        + "".join(f"changed      {line}\n" for line in diff)
+        + _summary(doc),
+    )
+
+
+@trust.command("show")
+@json_option
+def trust_show(as_json: bool) -> None:
+    """The pinned trust document (exit 2 if nothing is pinned)."""
+    doc = trust_document.load_pin()
+    if doc is None:
+        raise InputError("trust", "nothing pinned; run `vbill trust pin URL`")
+    emit(doc.model_dump(mode="json"), as_json, _summary(doc))
+
+
+COMMANDS = (trust,)
