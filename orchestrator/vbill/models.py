@@ -151,3 +151,59 @@ class VerifyResult(BaseModel):
     billing_check: Verdict
     incircuit_binding_verification: BindingVerdict
     valid: bool = Field(description="all three verdicts hold")
+
+
+# --- the customer's side: accounts, tokens, receipts (service/customer.py, vbill.client) ---
+
+
+class AccountBalance(BaseModel):
+    """Balances in wei (sent as decimal strings; read here as ints)."""
+
+    unit: str = "wei"
+    available: int
+    reserved: int
+    total: int
+    pending_deposits: int
+
+
+class AccountLimits(BaseModel):
+    """Spending limits in micro-ETH (None: no limit) and what was spent today (UTC)."""
+
+    per_request_micros: int | None = None
+    daily_micros: int | None = None
+    spent_today_micros: int = 0
+
+
+class Account(BaseModel):
+    tenant_id: str
+    tenant_key: str
+    onchain_status: str
+    onchain_tx: str | None = None
+    balance: AccountBalance
+    limits: AccountLimits
+    micro_wei: int
+    account_salt: str | None = None  # only in the onboarding answer
+    onchain_error: str | None = None
+
+
+class IssuedToken(BaseModel):
+    """A tenant API token, shown once; `token_id` names it afterwards."""
+
+    tenant_id: str
+    token: str
+    token_id: str
+    created_at: int
+
+
+class RevokedTokens(BaseModel):
+    tenant_id: str
+    revoked: int
+
+
+class ReceiptView(BaseModel):
+    """A bundle's settlement: `usage_receipt` is null until the charge is settled on chain."""
+
+    event_id: str
+    tenant_id: str
+    settlement_status: str
+    usage_receipt: UsageReceipt | None = None

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
 
 from vbill import paths
 from vbill.bindings import BINDING_VERSION
 from vbill.ledger import tokens
-from vbill.models import UsageReceipt
+from vbill.models import IssuedToken, ReceiptView, RevokedTokens, UsageReceipt
 from vbill.service.auth import AnyCaller, require_operator
 from vbill.service.routes import State, find_bundle
 from vbill.service.state import ServiceState
@@ -27,39 +26,18 @@ router = APIRouter()
 Operator = Depends(require_operator)
 
 
-class IssuedTokenView(BaseModel):
-    tenant_id: str
-    token: str
-    token_id: str
-    created_at: int
-
-
-class RevokedTokens(BaseModel):
-    tenant_id: str
-    revoked: int
-
-
-class ReceiptView(BaseModel):
-    """A bundle's settlement: `usage_receipt` is null until the charge is settled on chain."""
-
-    event_id: str
-    tenant_id: str
-    settlement_status: str
-    usage_receipt: UsageReceipt | None = None
-
-
 @router.post(
     "/api/vdi/billing/accounts/{tenant_id}/tokens",
     dependencies=[Operator],
     status_code=201,
-    response_model=IssuedTokenView,
+    response_model=IssuedToken,
 )
-def issue_token(tenant_id: str, svc: State) -> IssuedTokenView:
+def issue_token(tenant_id: str, svc: State) -> IssuedToken:
     """A new API token for the tenant, shown this once (only its hash is kept)."""
     if svc.store.tenant(tenant_id) is None:
         raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")
     issued = tokens.issue(svc.store, tenant_id)
-    return IssuedTokenView(**issued.__dict__)
+    return IssuedToken(**issued.__dict__)
 
 
 @router.delete(
