@@ -17,7 +17,13 @@ from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, VerificationFailed
 from vbill.models import VerifyResult
 from vbill.verify.trust import TrustSet, default_trust, file_sha256
-from vbill.verify.verify import default_check, py_ecc_check, verify_bundle
+from vbill.verify.verify import (
+    default_check,
+    py_ecc_check,
+    request_from_bundle,
+    verify_bundle,
+    verify_request,
+)
 from vbill.zk.native_prover import open_prover
 from vbill.zk.prover import Prover
 
@@ -180,6 +186,13 @@ def _summary(name: str, result: VerifyResult) -> str:
     is_flag=True,
     help="Verify the Groth16 proof with the pure-Python py_ecc reference (slow).",
 )
+@click.option(
+    "--billed",
+    "billed_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="A dispute: check this billing v2 record (the invoice line) against the one bundle's "
+    "attested record; the billing check fails if the billed charge or record differs.",
+)
 @json_option
 def verify(
     bundles: tuple[Path, ...],
@@ -187,6 +200,7 @@ def verify(
     attesters: tuple[str, ...],
     vkeys: tuple[Path, ...],
     reference: bool,
+    billed_path: Path | None,
     as_json: bool,
 ) -> None:
     """Verify bundle files offline; exit 0 if all are valid, 1 if any is not.
@@ -199,8 +213,12 @@ def verify(
       vbill verify bundle.json
       vbill verify --json bundle.json           the three verdicts of SPEC §6
       vbill verify --batch bundles/             a month of bundles, one summary
+      vbill verify bundle.json --billed line.json   the invoice line against the bundle
     """
     trust = _trust(attesters, vkeys)
+    if billed_path is not None and (batch_source is not None or len(bundles) != 1):
+        raise InputError("--billed", "give exactly one bundle file with --billed")
+    billed = read_json(billed_path, "--billed") if billed_path is not None else None
     if batch_source is not None:
         if bundles:
             raise InputError("--batch", "give either bundle files or --batch, not both")
@@ -217,7 +235,12 @@ def verify(
                 data = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 data = None  # judged (and reported) as malformed, not a crash
-            results[str(path)] = verify_bundle(data, trust=trust, check=check)
+            if billed is None:
+                results[str(path)] = verify_bundle(data, trust=trust, check=check)
+            else:
+                body = request_from_bundle(data if isinstance(data, dict) else {})
+                body["billed_billing_v2"] = billed
+                results[str(path)] = verify_request(body, trust=trust, check=check)
             bar.advance(task)
     if as_json:
         out = {k: v.model_dump() for k, v in results.items()}
