@@ -10,7 +10,8 @@ The Python API mirrors the CLI verbs. Attest a billable event into a bundle, ver
 The stages live in subpackages named for them: ``vbill.encode`` (encoding and charge),
 ``vbill.zk`` (Poseidon, witness, provers, setup), ``vbill.bundle`` (bundle, EIP-712 digest,
 attester key), ``vbill.verify``, ``vbill.ledger`` (store, transparency log), ``vbill.chain``
-(settlement on an EVM chain), ``vbill.service`` (HTTP) and ``vbill.cli``.
+(settlement on an EVM chain), ``vbill.service`` (HTTP) and ``vbill.cli``; ``vbill.Client`` and
+``vbill.AsyncClient`` call a running service over HTTP.
 The protocol is specified in docs/protocol.md.
 """
 
@@ -19,6 +20,9 @@ from vbill.attest import attest_event as attest_event
 from vbill.bindings import BINDING_VERSION as BINDING_VERSION
 from vbill.bundle.bundle import build_bundle as build_bundle
 from vbill.bundle.keys import Attester as Attester
+from vbill.client import ApiError as ApiError
+from vbill.client import AsyncClient as AsyncClient
+from vbill.client import Client as Client
 from vbill.errors import InputError as InputError
 from vbill.errors import ToolError as ToolError
 from vbill.errors import VbillError as VbillError
@@ -39,10 +43,13 @@ from vbill.zk.prover import Prover as Prover
 
 __all__ = [
     "BINDING_VERSION",
+    "ApiError",
+    "AsyncClient",
     "AttestRequest",
     "Attested",
     "Attester",
     "Bundle",
+    "Client",
     "InputError",
     "Prover",
     "Store",

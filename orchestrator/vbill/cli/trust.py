@@ -1,8 +1,9 @@
-"""`vbill trust pin URL|FILE` and `vbill trust show`: the customer's pinned trust document.
+"""The customer's verbs: `vbill trust pin URL|FILE`, `vbill trust show`, `vbill fetch EVENT`.
 
 Pinning checks the document's signature and stores it under $VBILL_HOME/trust-pin.json
 (0600); `vbill verify` then trusts what it names. A document that differs from the pinned one
-is refused (exit 1, naming what changed) unless --replace.
+is refused (exit 1, naming what changed) unless --replace. `vbill fetch` downloads one of the
+tenant's bundles with its token (docs/customer.md).
 """
 
 from __future__ import annotations
@@ -100,4 +101,28 @@ def trust_show(as_json: bool) -> None:
     emit(doc.model_dump(mode="json"), as_json, _summary(doc))
 
 
-COMMANDS = (trust,)
+@click.command("fetch")
+@click.argument("event_id")
+@click.option("--url", required=True, help="The provider's service URL.")
+@click.option(
+    "--token", envvar="VBILL_TOKEN", required=True, help="The tenant token (env VBILL_TOKEN)."
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def fetch_bundle(event_id: str, url: str, token: str, output: Path | None) -> None:
+    """Download the bundle of EVENT_ID with a tenant token (to stdout, or -o FILE)."""
+    from vbill.client import Client
+
+    with Client(url, token=token) as api:
+        bundle = api.bundle(event_id)
+    text = (
+        json.dumps(bundle.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True)
+        + "\n"
+    )
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)
+
+
+COMMANDS = (trust, fetch_bundle)

@@ -1,0 +1,379 @@
+"""A typed Python client for the vbill HTTP API: `Client` (blocking) and `AsyncClient`.
+
+    >>> from vbill import Client
+    >>> with Client("https://billing.example.com", token="vbt_…") as api:
+    ...     bundle = api.bundle("evt_pilot_001")
+    ...     api.verify(bundle).valid
+
+Authenticate as the operator with `secret=` (header `X-VDI-Attest-Secret`) or as a tenant with
+`token=` (`Authorization: Bearer`). Results are the pydantic models of vbill.models; a refusal
+is an `ApiError` carrying the HTTP status and, where the service names one, the field. A
+service that cannot be reached is a ToolError (exit code 3).
+
+Both classes describe each call once (`_Call`: method, path, body, how to read the answer)
+and differ only in how they send it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from vbill.errors import ToolError, VbillError
+from vbill.models import (
+    Account,
+    AccountBalance,
+    AttestRequest,
+    Bundle,
+    IssuedToken,
+    ReceiptView,
+    RevokedTokens,
+    VerifyResult,
+)
+from vbill.verify import trust_document
+from vbill.verify.trust_document import TrustDocument
+
+T = TypeVar("T")
+Record = BaseModel | Mapping[str, Any]  # a billing v2 record (vbill.models.BillingRecord)
+SECRET_HEADER = "X-VDI-Attest-Secret"
+_LOCATIONS = {"body", "query", "path", "header"}
+
+
+class ApiError(VbillError):
+    """The service refused a request: `status` (HTTP), `field` (the input it names, if any)
+    and `message`."""
+
+    def __init__(self, status: int, field: str | None, message: str) -> None:
+        super().__init__(f"HTTP {status}" + (f" {field}" if field else "") + f": {message}")
+        self.status = status
+        self.field = field
+        self.message = message
+        self.exit_code = 3 if status >= 500 else 2
+
+
+def api_error(response: httpx.Response) -> ApiError:
+    """The ApiError for a non-2xx answer, reading FastAPI's and vbill's error shapes:
+    {"detail": "text"}, {"detail": {"field", "message"}}, {"detail": [{"loc", "msg"}]}."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, dict):
+        return ApiError(response.status_code, detail.get("field"), str(detail.get("message")))
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        loc = [str(p) for p in detail[0].get("loc", []) if p not in _LOCATIONS]
+        return ApiError(response.status_code, ".".join(loc) or None, str(detail[0].get("msg")))
+    if isinstance(detail, str):
+        return ApiError(response.status_code, None, detail)
+    return ApiError(response.status_code, None, response.text[:300] or response.reason_phrase)
+
+
+def _dump(value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else dict(value)
+
+
+def verify_body(
+    bundle: Bundle | Mapping[str, Any], billed: BaseModel | Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The POST /verify body for a bundle: expected = the attested record, billed = the
+    record on the invoice (default: the same record)."""
+    data = _dump(bundle)
+    record = {
+        k: data.get(k)
+        for k in ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
+    }
+    return {
+        "attestation": data.get("attestation"),
+        "receipt": data.get("receipt"),
+        "billed_billing_v2": _dump(billed) if billed is not None else record,
+        "expected_billing_v2": record,
+    }
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _tenant(tenant_id: str | None) -> dict[str, Any]:
+    return {"tenant_id": tenant_id} if tenant_id is not None else {}
+
+
+class _Calls:
+    """Every operation as a _Call (shared by both clients)."""
+
+    @staticmethod
+    def attest(request: AttestRequest | Mapping[str, Any]) -> _Call[Bundle]:
+        return _Call("POST", "/api/vdi/billing/attest", Bundle.model_validate, _dump(request))
+
+    @staticmethod
+    def verify(bundle: Bundle | Mapping[str, Any], billed: Record | None) -> _Call[VerifyResult]:
+        body = verify_body(bundle, billed)
+        return _Call("POST", "/api/vdi/billing/verify", VerifyResult.model_validate, body)
+
+    @staticmethod
+    def bundle(event_id: str, tenant_id: str | None) -> _Call[Bundle]:
+        path = f"/api/vdi/billing/bundles/{_seg(event_id)}"
+        return _Call("GET", path, Bundle.model_validate, params=_tenant(tenant_id))
+
+    @staticmethod
+    def receipt(event_id: str, tenant_id: str | None) -> _Call[ReceiptView]:
+        path = f"/api/vdi/billing/bundles/{_seg(event_id)}/receipt"
+        return _Call("GET", path, ReceiptView.model_validate, params=_tenant(tenant_id))
+
+    @staticmethod
+    def statement(tenant_id: str, window: str) -> _Call[dict[str, Any]]:
+        path = f"/api/vdi/billing/statements/{_seg(tenant_id)}/{_seg(window)}"
+        return _Call("GET", path, dict)
+
+    @staticmethod
+    def account(tenant_id: str) -> _Call[Account]:
+        return _Call("GET", f"/api/vdi/billing/accounts/{_seg(tenant_id)}", Account.model_validate)
+
+    @staticmethod
+    def create_account(tenant_id: str, controller: str | None) -> _Call[Account]:
+        body = {"tenant_id": tenant_id, **({"controller": controller} if controller else {})}
+        return _Call("POST", "/api/vdi/billing/accounts", Account.model_validate, body)
+
+    @staticmethod
+    def set_limits(
+        tenant_id: str, per_request_micros: int | None, daily_micros: int | None
+    ) -> _Call[Account]:
+        body = {"per_request_micros": per_request_micros, "daily_micros": daily_micros}
+        path = f"/api/vdi/billing/accounts/{_seg(tenant_id)}/limits"
+        return _Call("PUT", path, Account.model_validate, body)
+
+    @staticmethod
+    def issue_token(tenant_id: str) -> _Call[IssuedToken]:
+        path = f"/api/vdi/billing/accounts/{_seg(tenant_id)}/tokens"
+        return _Call("POST", path, IssuedToken.model_validate)
+
+    @staticmethod
+    def revoke_tokens(tenant_id: str, token_id: str | None) -> _Call[RevokedTokens]:
+        path = f"/api/vdi/billing/accounts/{_seg(tenant_id)}/tokens"
+        params = {"token_id": token_id} if token_id else {}
+        return _Call("DELETE", path, RevokedTokens.model_validate, params=params)
+
+    @staticmethod
+    def trust_document() -> _Call[TrustDocument]:
+        # checked, not just parsed: a document whose signature fails is an error here
+        return _Call("GET", trust_document.WELL_KNOWN_PATH, trust_document.verify)
+
+    @staticmethod
+    def status() -> _Call[dict[str, Any]]:
+        return _Call("GET", "/api/vdi/status", dict)
+
+
+def _headers(secret: str | None, token: str | None) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    if secret is not None:
+        headers[SECRET_HEADER] = secret
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _answer(call: _Call[T], response: httpx.Response) -> T:
+    if not response.is_success:
+        raise api_error(response)
+    try:
+        data = response.json()
+    except ValueError:
+        raise ApiError(response.status_code, None, "the answer is not JSON") from None
+    return call.parse(data)
+
+
+def _unreachable(base_url: str, exc: httpx.HTTPError) -> ToolError:
+    return ToolError(f"cannot reach the vbill service at {base_url}: {exc}")
+
+
+class Client:
+    """Blocking client; use as a context manager or call close()."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        secret: str | None = None,
+        token: str | None = None,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=_headers(secret, token),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _run(self, call: _Call[T]) -> T:
+        try:
+            response = self._http.request(
+                call.method, call.path, json=call.json, params=call.params
+            )
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from None
+        return _answer(call, response)
+
+    def attest(self, request: AttestRequest | Mapping[str, Any]) -> Bundle:
+        """Prove, sign and log one billable event (operator); idempotent per event_id."""
+        return self._run(_Calls.attest(request))
+
+    def verify(
+        self, bundle: Bundle | Mapping[str, Any], billed: Record | None = None
+    ) -> VerifyResult:
+        """The service's three verdicts on a bundle (billed: the invoice's record, if other)."""
+        return self._run(_Calls.verify(bundle, billed))
+
+    def bundle(self, event_id: str, tenant_id: str | None = None) -> Bundle:
+        return self._run(_Calls.bundle(event_id, tenant_id))
+
+    def receipt(self, event_id: str, tenant_id: str | None = None) -> ReceiptView:
+        """The bundle's settlement status and usage receipt (None until settled)."""
+        return self._run(_Calls.receipt(event_id, tenant_id))
+
+    def statement(self, tenant_id: str, window: str) -> dict[str, Any]:
+        """The window statement (e.g. window "2026-05"), where the service publishes them."""
+        return self._run(_Calls.statement(tenant_id, window))
+
+    def account(self, tenant_id: str) -> Account:
+        return self._run(_Calls.account(tenant_id))
+
+    def balance(self, tenant_id: str) -> AccountBalance:
+        return self.account(tenant_id).balance
+
+    def create_account(self, tenant_id: str, controller: str | None = None) -> Account:
+        """Onboard a tenant (operator); the answer carries its account salt, once."""
+        return self._run(_Calls.create_account(tenant_id, controller))
+
+    def set_limits(
+        self,
+        tenant_id: str,
+        *,
+        per_request_micros: int | None = None,
+        daily_micros: int | None = None,
+    ) -> Account:
+        """Set both limits (None: no limit); the operator or the tenant itself."""
+        return self._run(_Calls.set_limits(tenant_id, per_request_micros, daily_micros))
+
+    def issue_token(self, tenant_id: str) -> IssuedToken:
+        return self._run(_Calls.issue_token(tenant_id))
+
+    def revoke_tokens(self, tenant_id: str, token_id: str | None = None) -> RevokedTokens:
+        return self._run(_Calls.revoke_tokens(tenant_id, token_id))
+
+    def trust_document(self) -> TrustDocument:
+        """The service's trust document, with its signature checked."""
+        return self._run(_Calls.trust_document())
+
+    def status(self) -> dict[str, Any]:
+        return self._run(_Calls.status())
+
+
+class AsyncClient:
+    """The same operations as `Client`, awaitable; use `async with` or `await aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        secret: str | None = None,
+        token: str | None = None,
+        timeout: float = 120.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=_headers(secret, token),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _run(self, call: _Call[T]) -> T:
+        try:
+            response = await self._http.request(
+                call.method, call.path, json=call.json, params=call.params
+            )
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from None
+        return _answer(call, response)
+
+    async def attest(self, request: AttestRequest | Mapping[str, Any]) -> Bundle:
+        return await self._run(_Calls.attest(request))
+
+    async def verify(
+        self, bundle: Bundle | Mapping[str, Any], billed: Record | None = None
+    ) -> VerifyResult:
+        return await self._run(_Calls.verify(bundle, billed))
+
+    async def bundle(self, event_id: str, tenant_id: str | None = None) -> Bundle:
+        return await self._run(_Calls.bundle(event_id, tenant_id))
+
+    async def receipt(self, event_id: str, tenant_id: str | None = None) -> ReceiptView:
+        return await self._run(_Calls.receipt(event_id, tenant_id))
+
+    async def statement(self, tenant_id: str, window: str) -> dict[str, Any]:
+        return await self._run(_Calls.statement(tenant_id, window))
+
+    async def account(self, tenant_id: str) -> Account:
+        return await self._run(_Calls.account(tenant_id))
+
+    async def balance(self, tenant_id: str) -> AccountBalance:
+        return (await self.account(tenant_id)).balance
+
+    async def create_account(self, tenant_id: str, controller: str | None = None) -> Account:
+        return await self._run(_Calls.create_account(tenant_id, controller))
+
+    async def set_limits(
+        self,
+        tenant_id: str,
+        *,
+        per_request_micros: int | None = None,
+        daily_micros: int | None = None,
+    ) -> Account:
+        return await self._run(_Calls.set_limits(tenant_id, per_request_micros, daily_micros))
+
+    async def issue_token(self, tenant_id: str) -> IssuedToken:
+        return await self._run(_Calls.issue_token(tenant_id))
+
+    async def revoke_tokens(self, tenant_id: str, token_id: str | None = None) -> RevokedTokens:
+        return await self._run(_Calls.revoke_tokens(tenant_id, token_id))
+
+    async def trust_document(self) -> TrustDocument:
+        return await self._run(_Calls.trust_document())
+
+    async def status(self) -> dict[str, Any]:
+        return await self._run(_Calls.status())
