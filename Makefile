@@ -37,10 +37,10 @@ format: install ## apply ruff formatting
 	$(VENV)/bin/ruff format orchestrator tests
 	$(VENV)/bin/ruff check --fix orchestrator tests
 
-test: install setup lint native ## run the whole test suite (builds the dev setup first if needed)
+test: install setup lint native verifier-page ## run the whole test suite (builds the dev setup first if needed)
 	$(PY) -m pytest -q -ra
 
-demo: install setup ## the whole story: anvil + service, deploy, deposit, attest, verify, tamper, settle, receipt
+demo: install setup verifier-page ## the whole story: anvil + service, deploy, deposit, attest, verify, tamper, settle, receipt
 	$(PY) -m vbill_tools.demo
 
 clean: ## remove generated artefacts (keeps the cached dev ptau)
@@ -197,6 +197,15 @@ verifier: build/BillingVerifier.sol ## render build/BillingVerifier.sol from bui
 
 build/BillingVerifier.sol: build/vkey.json contracts/templates/BillingVerifier.sol.j2 $(wildcard contracts/*.sol) orchestrator/vbill/chain/contracts.py | install
 	$(PY) -m vbill.chain.contracts build/vkey.json
+
+# --- the browser verifier page (docs/customer.md) ---
+# One self-contained HTML file (inline script) that opens from file:// or `vbill serve` /verifier.
+VERIFIER_PAGE := build/verifier/index.html
+VERIFIER_SRCS := $(wildcard orchestrator/vbill/verifier/*.html orchestrator/vbill/verifier/*.mjs orchestrator/vbill/verifier/src/*.js)
+.PHONY: verifier-page
+verifier-page: $(VERIFIER_PAGE) ## build the browser verifier page (build/verifier/index.html)
+$(VERIFIER_PAGE): $(VERIFIER_SRCS) $(NPM_STAMP)
+	node orchestrator/vbill/verifier/build.mjs $@
 
 # --- native Groth16 prover (orchestrator/native, issue 7): portable flags, never -march=native ---
 NATIVE_BIN := build/native/vbill-prover

@@ -1,0 +1,144 @@
+// A JSON reader that keeps every number exact, as Python's json module does.
+//
+// Integers become BigInt (amounts and sizes may exceed 2^53); numbers with a fraction or an
+// exponent become JsonFloat (Python reads them as float, and the fingerprint writes them from
+// their shortest repr). Objects have no prototype, so a "__proto__" key is just a key, and a
+// repeated key keeps the last value, like Python. Lone surrogates in strings are kept: the
+// encoding rejects them later, naming the field.
+
+export class JsonFloat {
+  constructor(value) {
+    this.value = value; // a JS number (IEEE double, as Python's float)
+  }
+}
+
+export class JsonSyntaxError extends Error {}
+
+const WS = new Set([" ", "\t", "\n", "\r"]);
+const ESCAPES = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
+const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+
+export function parseJson(text) {
+  let i = 0;
+  const fail = (what) => {
+    throw new JsonSyntaxError(`${what} at character ${i}`);
+  };
+  const ws = () => {
+    while (i < text.length && WS.has(text[i])) i++;
+  };
+  const value = (depth) => {
+    if (depth > 500) fail("nesting too deep");
+    ws();
+    const c = text[i];
+    if (c === "{") return object(depth);
+    if (c === "[") return array(depth);
+    if (c === '"') return string();
+    if (c === "-" || (c >= "0" && c <= "9")) return number();
+    for (const [word, v] of [["true", true], ["false", false], ["null", null]]) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return v;
+      }
+    }
+    return fail(c === undefined ? "unexpected end of the file" : `unexpected ${JSON.stringify(c)}`);
+  };
+  const object = (depth) => {
+    const out = Object.create(null);
+    i++;
+    ws();
+    if (text[i] === "}") {
+      i++;
+      return out;
+    }
+    for (;;) {
+      ws();
+      if (text[i] !== '"') fail("expected a key");
+      const key = string();
+      ws();
+      if (text[i] !== ":") fail("expected ':'");
+      i++;
+      out[key] = value(depth + 1);
+      ws();
+      if (text[i] === ",") {
+        i++;
+        continue;
+      }
+      if (text[i] === "}") {
+        i++;
+        return out;
+      }
+      fail("expected ',' or '}'");
+    }
+  };
+  const array = (depth) => {
+    const out = [];
+    i++;
+    ws();
+    if (text[i] === "]") {
+      i++;
+      return out;
+    }
+    for (;;) {
+      out.push(value(depth + 1));
+      ws();
+      if (text[i] === ",") {
+        i++;
+        continue;
+      }
+      if (text[i] === "]") {
+        i++;
+        return out;
+      }
+      fail("expected ',' or ']'");
+    }
+  };
+  const string = () => {
+    i++;
+    let out = "";
+    for (;;) {
+      const c = text[i];
+      if (c === undefined) fail("unterminated string");
+      if (c === '"') {
+        i++;
+        return out;
+      }
+      if (c < " ") fail("control character in a string");
+      if (c === "\\") {
+        const e = text[i + 1];
+        if (e === "u") {
+          const hex = text.slice(i + 2, i + 6);
+          if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail("bad \\u escape");
+          out += String.fromCharCode(parseInt(hex, 16));
+          i += 6;
+        } else if (e in ESCAPES) {
+          out += ESCAPES[e];
+          i += 2;
+        } else {
+          fail("bad escape");
+        }
+      } else {
+        out += c;
+        i++;
+      }
+    }
+  };
+  const number = () => {
+    NUMBER.lastIndex = i;
+    const m = NUMBER.exec(text);
+    if (!m) fail("bad number");
+    i += m[0].length;
+    if (m[1] === undefined && m[2] === undefined) {
+      // Python refuses integers of more than 4300 digits (int_max_str_digits); so do we.
+      if (m[0].replace("-", "").length > 4300) fail("integer too long");
+      return BigInt(m[0]);
+    }
+    return new JsonFloat(Number(m[0]));
+  };
+  const result = value(0);
+  ws();
+  if (i !== text.length) fail("extra data after the JSON value");
+  return result;
+}
+
+export const isObject = (v) =>
+  v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof JsonFloat);

@@ -1,0 +1,203 @@
+// The verifier page: read the dropped files, check the trust document, show the three verdicts.
+// No request is made after load except the trust-document fetch a user asks for.
+
+import { floatText } from "./canonical.js";
+import { JsonFloat, JsonSyntaxError, isObject, parseJson } from "./json.js";
+import { TrustError, trustFromDocument } from "./trust.js";
+import { isVerifyRequest, requestFromBundle, verifyRequest } from "./verify.js";
+
+const PIN_KEY = "vbill-trust-pin";
+const $ = (id) => document.getElementById(id);
+const state = { trust: null, trustText: null, bundle: null, bundleName: null };
+
+const TITLES = {
+  verification: ["Signed and logged", "Signed by a trusted attester and recorded in the transparency log"],
+  billing_check: ["Charge recomputed", "The charge follows from the metered usage and the tariff"],
+  incircuit_binding_verification: ["Proof checked", "The zero-knowledge proof binds this charge to this record"],
+};
+
+function status(id, text, good) {
+  const el = $(id);
+  el.textContent = text;
+  el.className = `status ${good === undefined ? "" : good ? "good" : "bad"}`;
+}
+
+function readPin() {
+  try {
+    return localStorage.getItem(PIN_KEY);
+  } catch {
+    return null; // storage may be off for file:// pages; pinning is then per visit
+  }
+}
+
+function writePin(text) {
+  try {
+    localStorage.setItem(PIN_KEY, text);
+  } catch {
+    /* not persistent here */
+  }
+}
+
+/** Load a trust document; TOFU: a document that differs from the pinned one needs "replace". */
+function loadTrust(text, source) {
+  let trust;
+  try {
+    trust = trustFromDocument(parseJson(text));
+  } catch (e) {
+    const why = e instanceof JsonSyntaxError ? `is not JSON (${e.message})` : e.message;
+    status("trust-status", `Refused ${source}: ${why}`, false);
+    return;
+  }
+  const pinned = readPin();
+  if (pinned && pinned !== text && !$("repin").checked && source !== "the pinned document") {
+    status("trust-status", `Refused ${source}: it differs from the trust document pinned in this browser (issuer ${pinnedIssuer(pinned)}). Tick "replace the pinned document" to pin it on purpose.`, false);
+    return;
+  }
+  writePin(text);
+  $("repin").checked = false;
+  state.trust = trust;
+  const keys = trust.bindings.map((b) => `${b.version} (${b.ceremony}, key ${b.vkey_sha256.slice(0, 12)}…)`).join("; ");
+  status("trust-status", `Pinned: issued by ${trust.issuer} at ${trust.issuedAt}. Keys: ${keys}. Attesters: ${trust.attesters.length}, revoked: ${trust.revokedAttesters.length}.`, true);
+  render();
+}
+
+function pinnedIssuer(text) {
+  try {
+    return parseJson(text).issuer;
+  } catch {
+    return "unknown";
+  }
+}
+
+function loadBundle(text, name) {
+  state.bundleName = name;
+  try {
+    state.bundle = { value: parseJson(text) };
+    status("bundle-status", `Read ${name}.`, true);
+  } catch (e) {
+    state.bundle = { error: `the file ${name} is not JSON (${e.message})` };
+    status("bundle-status", `${name} is not JSON.`, false);
+  }
+  render();
+}
+
+const show = (v) =>
+  typeof v === "bigint" ? v.toLocaleString("en-US") : v instanceof JsonFloat ? floatText(v.value) : String(v);
+
+function facts(request) {
+  const rec = request.expected_billing_v2;
+  const dl = document.createElement("dl");
+  dl.className = "facts";
+  const add = (k, v) => {
+    if (v === undefined || v === null) return;
+    dl.append(Object.assign(document.createElement("dt"), { textContent: k }));
+    dl.append(Object.assign(document.createElement("dd"), { textContent: show(v) }));
+  };
+  if (isObject(rec)) {
+    const m = isObject(rec.meter_event) ? rec.meter_event : {};
+    const t = isObject(rec.tariff_snapshot) ? rec.tariff_snapshot : {};
+    const b = isObject(rec.billing) ? rec.billing : {};
+    add("tenant", m.tenant_id);
+    add("event", m.event_id);
+    add("time", m.event_timestamp);
+    add("usage units", m.usage_units);
+    add("unit price (micros)", t.unit_price_micros);
+    add("tariff", isObject(t) && t.tariff_id ? `${t.tariff_id} ${t.tariff_version ?? ""}` : undefined);
+    add("attested charge (micros)", b.expected_charge_micros);
+  }
+  const billed = request.billed_billing_v2;
+  if (isObject(billed) && isObject(billed.billing) && billed !== rec) add("billed charge (micros)", billed.billing.expected_charge_micros);
+  if (isObject(request.attestation)) add("attester", request.attestation.attester);
+  return dl;
+}
+
+let run = 0;
+async function render() {
+  const out = $("verdicts");
+  if (!state.bundle) return;
+  if (!state.trust) {
+    out.dataset.state = "waiting";
+    out.textContent = "Drop the provider's trust document to check this bundle.";
+    return;
+  }
+  const mine = ++run;
+  out.dataset.state = "running";
+  out.textContent = "Checking…";
+  const t0 = performance.now();
+  let request = Object.create(null);
+  let result;
+  if (state.bundle.error) {
+    const no = { valid: false, reason: state.bundle.error };
+    result = {
+      verification: no,
+      billing_check: no,
+      incircuit_binding_verification: { ...no, binding_version: "bn128-poseidon8-v1", commitment_digest: null },
+      valid: false,
+    };
+  } else {
+    const v = state.bundle.value;
+    request = isVerifyRequest(v) ? v : requestFromBundle(v);
+    result = await verifyRequest(request, state.trust);
+  }
+  const ms = performance.now() - t0;
+  if (mine !== run) return;
+  out.replaceChildren();
+  for (const key of Object.keys(TITLES)) {
+    const verdict = result[key];
+    const [title, meaning] = TITLES[key];
+    const card = document.createElement("div");
+    card.className = "verdict";
+    card.id = `verdict-${key}`;
+    card.dataset.valid = String(verdict.valid);
+    card.append(Object.assign(document.createElement("h3"), { textContent: `${verdict.valid ? "✓" : "✗"} ${title}` }));
+    const reason = verdict.valid ? meaning + "." : `Not shown: ${verdict.reason}.`;
+    card.append(Object.assign(document.createElement("p"), { className: "reason", textContent: reason }));
+    card.append(Object.assign(document.createElement("p"), { className: "small", textContent: key }));
+    out.append(card);
+  }
+  out.append(Object.assign(document.createElement("p"), {
+    className: "overall",
+    textContent: result.valid
+      ? "This bill checks out: every verdict holds."
+      : "This bill does not check out: see the failed verdicts above.",
+  }));
+  out.append(facts(request));
+  out.append(Object.assign(document.createElement("p"), {
+    className: "small",
+    textContent: `Checked ${state.bundleName} in ${ms.toFixed(0)} ms against the trust document issued by ${state.trust.issuer}.`,
+  }));
+  window.vbillResult = { ...result, ms };
+  out.dataset.state = "done";
+}
+
+function wire(dropId, inputId, onText) {
+  const zone = $(dropId);
+  const read = (file) => file && file.text().then((t) => onText(t, file.name));
+  $(inputId).addEventListener("change", (e) => read(e.target.files[0]));
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    read(e.dataTransfer.files[0]);
+  });
+}
+
+wire("trust-drop", "trust-file", (t, name) => loadTrust(t, name));
+wire("bundle-drop", "bundle-file", loadBundle);
+$("trust-fetch").addEventListener("click", async () => {
+  const url = $("trust-url").value.trim();
+  if (!url) return;
+  try {
+    const res = await fetch(url, { cache: "no-store", credentials: "omit" });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    loadTrust(await res.text(), url);
+  } catch (e) {
+    status("trust-status", `Could not fetch ${url}: ${e.message}`, false);
+  }
+});
+const pinned = readPin();
+if (pinned) loadTrust(pinned, "the pinned document");

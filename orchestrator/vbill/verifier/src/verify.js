@@ -1,0 +1,214 @@
+// The three verdicts of a verify request, judged as the Python package's verify.py judges them,
+// with every failure said in plain words for the person reading an invoice:
+//
+// - verification: the EIP-712 signature, recomputed from the record (never read from it), is by
+//   a trusted, unrevoked attester, and the log receipt proves the bundle is in the log;
+// - billing_check: the charge recomputed from meter and tariff equals the billed and expected;
+// - incircuit_binding_verification: the public signals recomputed from the record's fields and
+//   salts equal the proof's, and the Groth16 proof verifies under a trusted key (by hash).
+//
+// Fails closed: an exception inside a verdict makes that verdict false with its message.
+
+import { canonicalJson, hex, sha256 } from "./canonical.js";
+import { BILLING_VERSION, BINDING_VERSION, R, encodeRecord } from "./encoding.js";
+import { fromHex, recoverAddress, typedDigest } from "./eth.js";
+import { checkProof } from "./groth16.js";
+import { isObject } from "./json.js";
+import { Attestation, BillingRecord, FieldError, Receipt } from "./models.js";
+import { publicSignals, signalList, SIGNAL_NAMES } from "./signals.js";
+import { verifyReceipt } from "./translog.js";
+
+const RECORD_KEYS = ["billing_version", "profileId", "meter_event", "tariff_snapshot", "billing"];
+const money = (x) => BigInt(x).toLocaleString("en-US");
+
+/** A verify body that checks a bundle against itself (billed = expected). */
+export function requestFromBundle(bundle) {
+  const b = isObject(bundle) ? bundle : Object.create(null);
+  const record = {};
+  for (const k of RECORD_KEYS) record[k] = Object.hasOwn(b, k) ? b[k] : null;
+  return {
+    attestation: Object.hasOwn(b, "attestation") ? b.attestation : null,
+    receipt: Object.hasOwn(b, "receipt") ? b.receipt : null,
+    billed_billing_v2: record, expected_billing_v2: record };
+}
+
+export const isVerifyRequest = (v) =>
+  isObject(v) && (Object.hasOwn(v, "expected_billing_v2") || Object.hasOwn(v, "billed_billing_v2"));
+
+const PART_NAMES = {
+  attestation: "the attestation (signature and proof)",
+  receipt: "the transparency-log receipt",
+  billed_billing_v2: "the billed record (the invoice line)",
+  expected_billing_v2: "the attested record",
+};
+
+function parse(req) {
+  const problems = {};
+  const model = (check, key) => {
+    const value = Object.hasOwn(req, key) ? req[key] : undefined;
+    if (value === undefined || value === null) {
+      problems[key] = `${PART_NAMES[key]} is missing (${key})`;
+      return null;
+    }
+    try {
+      return check(value, key);
+    } catch (e) {
+      if (!(e instanceof FieldError)) throw e;
+      problems[key] = `${PART_NAMES[key]} is malformed: ${e.message}`;
+      return null;
+    }
+  };
+  return {
+    attestation: model(Attestation, "attestation"),
+    expected: model(BillingRecord, "expected_billing_v2"),
+    billed: model(BillingRecord, "billed_billing_v2"),
+    receipt: model(Receipt, "receipt"),
+    problems,
+  };
+}
+
+const no = (reason) => ({ valid: false, reason });
+
+/** Per-record caches: the signature and the binding both need the same recomputation. */
+function makeContext(p, trust) {
+  const encoded = new Map();
+  const enc = (record) => {
+    if (!encoded.has(record)) encoded.set(record, encodeRecord(record));
+    return encoded.get(record);
+  };
+  const signals = new Map();
+  const sig = async (record) => {
+    if (!signals.has(record)) signals.set(record, await publicSignals(enc(record), p.attestation.billing_proof));
+    return signals.get(record);
+  };
+  return { p, trust, enc, sig };
+}
+
+function bundleDigest(record, billingProof, s) {
+  const contentHash = sha256(canonicalJson({ record, billing_proof: billingProof }));
+  return typedDigest(
+    { name: "vbill", version: BINDING_VERSION },
+    {
+      billingVersion: record.billing_version,
+      profileId: record.profileId,
+      fingerprint: fromHex(record.billing.billing_verify_fingerprint),
+      chargeMicros: record.billing.expected_charge_micros,
+      commitment: s.commitment,
+      nullifier: s.nullifier,
+      vkeyHash: fromHex(billingProof.vkey_sha256),
+      contentHash,
+    },
+  );
+}
+
+async function checkSignature({ p, trust, sig }) {
+  if (!p.attestation || !p.expected) return no(p.problems.attestation || p.problems.expected_billing_v2);
+  const att = p.attestation;
+  if (att.scheme !== "eip712") return no(`the attestation uses an unknown signature scheme "${att.scheme}"`);
+  const s = await sig(p.expected);
+  const digest = bundleDigest(p.expected, att.billing_proof, s);
+  if (att.bundle_digest.toLowerCase() !== "0x" + hex(digest)) {
+    return no("the bundle was changed after it was signed: its digest no longer matches the record and proof");
+  }
+  const signer = recoverAddress(digest, att.signature);
+  if (signer.toLowerCase() !== att.attester.toLowerCase()) {
+    return no(`the signature was not made by the attester the bundle names (${att.attester}); it recovers to ${signer}`);
+  }
+  const why = trust.attesterProblem(signer);
+  if (why) return no(why);
+  if (!p.receipt) return no(p.problems.receipt || "the transparency-log receipt is missing");
+  const [ok, reason] = verifyReceipt(p.receipt, digest, trust.logSigners);
+  return ok ? { valid: true } : no(reason);
+}
+
+function checkBilling({ p, enc }) {
+  if (!p.billed || !p.expected) return no(p.problems.billed_billing_v2 || p.problems.expected_billing_v2);
+  for (const [name, record, label] of [
+    ["billed_billing_v2", p.billed, "on the invoice"],
+    ["expected_billing_v2", p.expected, "in the attested record"],
+  ]) {
+    if (record.billing_version !== BILLING_VERSION) {
+      return no(`${name}.billing_version is "${record.billing_version}"; only ${BILLING_VERSION} is supported`);
+    }
+    const e = enc(record);
+    const stated = record.billing.expected_charge_micros;
+    if (e.charge !== stated) {
+      return no(`the charge ${label} is ${money(stated)} but the tariff gives ${money(e.charge)} (micros, ${name})`);
+    }
+    if (record.billing.billing_verify_fingerprint !== e.fingerprint) {
+      return no(`the billing fingerprint ${label} does not match its meter event, tariff and charge (${name})`);
+    }
+  }
+  if (p.billed.billing.expected_charge_micros !== p.expected.billing.expected_charge_micros) {
+    return no(
+      `the charge on the invoice is ${money(p.billed.billing.expected_charge_micros)} but the attested charge is ${money(p.expected.billing.expected_charge_micros)}`,
+    );
+  }
+  if (p.billed.billing.billing_verify_fingerprint !== p.expected.billing.billing_verify_fingerprint) {
+    return no("the record on the invoice differs from the attested record (a meter or tariff field was changed)");
+  }
+  return { valid: true };
+}
+
+async function checkBinding({ p, trust, sig }) {
+  const base = { binding_version: BINDING_VERSION, commitment_digest: null };
+  const fail = (reason, digest = null) => ({ ...base, valid: false, reason, commitment_digest: digest });
+  if (!p.attestation || !p.expected) return fail(p.problems.attestation || p.problems.expected_billing_v2);
+  const bp = p.attestation.billing_proof;
+  if (bp.binding_version !== BINDING_VERSION) {
+    return fail(`the proof is for binding "${bp.binding_version}", not ${BINDING_VERSION}`);
+  }
+  const s = await sig(p.expected);
+  const digest = s.commitment.toString();
+  if (p.expected.billing.expected_charge_micros !== s.charge) {
+    return fail(`the attested charge ${money(p.expected.billing.expected_charge_micros)} is not the proved charge ${money(s.charge)}`, digest);
+  }
+  if (p.billed) {
+    const b = await sig(p.billed);
+    if (SIGNAL_NAMES.some((n) => b[n] !== s[n])) return fail("the record on the invoice is not the one the proof binds", digest);
+  }
+  const ours = signalList(s).map(String);
+  if (bp.public_signals.length !== ours.length) {
+    return fail(`the proof carries ${bp.public_signals.length} public signals; the circuit has ${ours.length}`, digest);
+  }
+  for (let i = 0; i < ours.length; i++) {
+    const stated = bp.public_signals[i];
+    if (!/^(0|[1-9][0-9]*)$/.test(stated) || stated.length > 77 || BigInt(stated) >= R) {
+      return fail(`public signal ${i} (${SIGNAL_NAMES[i]}) is not a canonical field element`, digest);
+    }
+    if (stated !== ours[i]) {
+      return fail(`public signal ${i} (${SIGNAL_NAMES[i]}) does not match the record: the proof is about different values`, digest);
+    }
+  }
+  const [vkey, why] = trust.vkey(bp.vkey_sha256);
+  if (!vkey) return fail(why, digest);
+  const [ok, reason] = await checkProof(vkey, signalList(s), bp.proof);
+  return ok ? { ...base, valid: true, commitment_digest: digest } : fail(reason, digest);
+}
+
+async function guard(fn, fallback) {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof FieldError) return fallback(`a field is not valid: ${e.message}`);
+    return fallback(`could not be checked: ${e?.message || String(e)}`);
+  }
+}
+
+/** Judge a verify request (parsed JSON); never throws. */
+export async function verifyRequest(req, trust) {
+  const p = parse(isObject(req) ? req : Object.create(null));
+  const ctx = makeContext(p, trust);
+  const verification = await guard(() => checkSignature(ctx), no);
+  const billing_check = await guard(() => checkBilling(ctx), no);
+  const incircuit_binding_verification = await guard(
+    () => checkBinding(ctx),
+    (r) => ({ valid: false, reason: r, binding_version: BINDING_VERSION, commitment_digest: null }),
+  );
+  return {
+    verification,
+    billing_check,
+    incircuit_binding_verification,
+    valid: verification.valid && billing_check.valid && incircuit_binding_verification.valid,
+  };
+}

@@ -1,0 +1,57 @@
+// Drive the built verifier page in headless Chromium (playwright-core, the system browser):
+// for each case, a fresh browser context opens the page from a file:// URL, the trust document
+// and the bundle are set on the page's own file inputs, and the verdicts are read back from
+// the page. Prints one JSON object: {cases: [{name, result, trust_status, requests, ms}]}.
+//   node tests/js/verifier_page.mjs PAGE.html CASES.json [CHROMIUM]
+
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { chromium } from "playwright-core";
+
+const [page, casesFile, executablePath = "/usr/bin/chromium"] = process.argv.slice(2);
+const cases = JSON.parse(readFileSync(casesFile, "utf8"));
+const browser = await chromium.launch({
+  executablePath,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+  ],
+});
+const url = pathToFileURL(page).href;
+const out = [];
+try {
+  for (const c of cases) {
+    const context = await browser.newContext();
+    const tab = await context.newPage();
+    const errors = [];
+    tab.on("pageerror", (e) => errors.push(String(e)));
+    await tab.goto(url, { waitUntil: "load" });
+    const requests = [];
+    tab.on("request", (r) => requests.push(r.url()));
+    await tab.setInputFiles("#trust-file", c.trust);
+    await tab.setInputFiles("#bundle-file", c.bundle);
+    const ok = await tab
+      .waitForFunction(() => ["done", "waiting"].includes(document.getElementById("verdicts").dataset.state), null, { timeout: 120_000 })
+      .then(() => true, () => false);
+    const seen = await tab.evaluate(() => ({
+      state: document.getElementById("verdicts").dataset.state,
+      trust_status: document.getElementById("trust-status").textContent,
+      text: document.getElementById("verdicts").innerText,
+      result: window.vbillResult ?? null,
+    }));
+    let again = null;
+    if (c.again && seen.state === "done") {
+      // Re-verify in the same page: curves and Poseidon are warm, so this is the steady cost.
+      await tab.evaluate(() => (document.getElementById("verdicts").dataset.state = "again"));
+      await tab.setInputFiles("#bundle-file", []);
+      await tab.setInputFiles("#bundle-file", c.bundle);
+      await tab.waitForFunction(() => document.getElementById("verdicts").dataset.state === "done");
+      again = await tab.evaluate(() => window.vbillResult.ms);
+    }
+    out.push({ name: c.name, finished: ok, ...seen, errors, requests, again_ms: again });
+    await context.close();
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify({ cases: out }));
