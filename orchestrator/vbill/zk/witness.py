@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from vbill import paths
+from vbill.bindings import BINDING_V1
 from vbill.encode.charge import charge_for
 from vbill.encode.encoding import DOMAIN_TAG, MeterFields, TariffFields
 from vbill.zk.field import R, to_dec
@@ -52,7 +53,7 @@ def public_signal_names() -> tuple[str, ...]:
     names = tuple(f.name for f in dataclasses.fields(PublicSignals))
     if CIRCUITS_JSON.exists():
         declared = json.loads(CIRCUITS_JSON.read_text())
-        pubs = [c["pubs"] for c in declared.values() if isinstance(c, dict) and "pubs" in c]
+        pubs = [c.get("pubs") for c in declared.values() if c.get("binding_version") == BINDING_V1]
         if len(pubs) != 1 or tuple(pubs[0]) != names:
             raise AssertionError(f"{CIRCUITS_JSON} declares public signals {pubs}, Python {names}")
     return names
