@@ -53,7 +53,10 @@ CIRCUIT := billing_binding
 CIRCOM := node_modules/.bin/circom2
 SNARKJS := node_modules/.bin/snarkjs
 CIRCOM_FLAGS := --r1cs --wasm --sym --O2 -l node_modules
-CIRCUIT_SRCS := $(sort $(wildcard circuits/*.circom)) circuits/circuits.json
+# v1's own sources (billing_binding.circom and what it includes), so adding a binding never
+# rebuilds v1; its circuits.json entry is keyed below, not the whole file.
+CIRCUIT_SRCS := $(addprefix circuits/,$(addsuffix .circom,billing_binding clamp commitment keys linear_charge meter_hash range tariff_hash))
+circuit_entry = $(shell $(PYTHON) -c 'import json; print(json.dumps(json.load(open("circuits/circuits.json"))["$(1)"], sort_keys=True))')
 B_R1CS := build/$(CIRCUIT).r1cs
 B_WASM := build/$(CIRCUIT)_js/$(CIRCUIT).wasm
 B_ZKEY0 := build/$(CIRCUIT)_0000.zkey
@@ -63,7 +66,8 @@ B_VKEY := build/vkey.json
 B_MANIFEST := build/manifest.json
 B_VERIFY_LOG := build/zkey-verify.log
 SETUP_PY := $(PY) -m vbill.zk.setup
-PTAU_POWER := $(shell $(PYTHON) -c 'import json; print(json.load(open("circuits/circuits.json"))["$(CIRCUIT)"]["ptau_power"])')
+ptau_power = $(shell $(PYTHON) -c 'import json; print(json.load(open("circuits/circuits.json"))["$(1)"]["ptau_power"])')
+PTAU_POWER := $(call ptau_power,$(CIRCUIT))
 
 # Public beacons of the dev ceremony (not secret, that is the point of a beacon):
 #   PHASE1_BEACON = sha256("vbill/bn128-poseidon8-v1/dev-insecure/phase1-beacon")
@@ -73,7 +77,8 @@ PHASE1_BEACON := 53239685a2676d89c7d31fdb92786d46be25509a52a207783060e805f4df6ba
 PHASE1_BEACON_EXP := 10
 PHASE2_BEACON := ddb2cf281a55a4e4815b7e97268692b3825b0d288b065bf61527aeb531827c2c
 PHASE2_BEACON_EXP := 10
-DEV_PTAU := ptau/dev/pot$(PTAU_POWER)_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau
+dev_ptau = ptau/dev/pot$(1)_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau
+DEV_PTAU := $(call dev_ptau,$(PTAU_POWER))
 
 # PTAU=ptau/powersOfTau28_hez_final_NN.ptau uses a pinned Hermez file (checked against
 # ptau/pinned.json); without it the cached dev ceremony is used.
@@ -93,25 +98,61 @@ endif
 # The setup stamp is keyed by everything the artefacts are a function of: circuit sources,
 # pinned tool versions (package-lock.json), the manifest writer, the ptau and the beacons.
 TOOL_VERSIONS := $(shell $(PYTHON) -c 'import json; l = json.load(open("package-lock.json"))["packages"]; print(*(p + "@" + l["node_modules/" + p]["version"] for p in ("circom2", "snarkjs", "circomlib")))')
-SETUP_KEY := $(shell { cat $(CIRCUIT_SRCS) orchestrator/vbill/zk/setup.py; echo "$(TOOL_VERSIONS) $(PTAU_ID) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP)"; } | sha256sum | cut -c1-16)
+SETUP_KEY := $(shell { cat $(CIRCUIT_SRCS) orchestrator/vbill/zk/setup.py; echo '$(call circuit_entry,$(CIRCUIT))'; echo "$(TOOL_VERSIONS) $(PTAU_ID) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP)"; } | sha256sum | cut -c1-16)
 SETUP_STAMP := build/.setup-$(SETUP_KEY)
 SETUP_OUTPUTS := $(B_R1CS) $(B_WASM) $(B_ZKEY) $(B_VKEY) $(B_MANIFEST)
 ifneq ($(words $(wildcard $(SETUP_OUTPUTS))),$(words $(SETUP_OUTPUTS)))
 .PHONY: $(SETUP_STAMP)
 endif
 
-.PHONY: ptau ptau-dev compile setup vkey info contribute beacon verify-setup
+# Binding v2 (metered tariffs, docs/protocol-v2.md): its own circuit, ptau power, stamp and
+# artefacts beside v1's, from the same dev beacons. PTAU_V2=ptau/powersOfTau28_hez_final_NN.ptau
+# uses a pinned phase-1 file (NN >= its ptau_power) instead of the dev ceremony.
+V2 := metered_binding
+V2_SRCS := $(sort $(wildcard circuits/metered_*.circom) circuits/range.circom circuits/keys.circom circuits/clamp.circom)
+V2_POWER := $(call ptau_power,$(V2))
+V2_R1CS := build/$(V2).r1cs
+V2_WASM := build/$(V2)_js/$(V2).wasm
+V2_ZKEY0 := build/$(V2)_0000.zkey
+V2_ZKEY := build/$(V2).zkey
+V2_NEXT := build/$(V2)_next.zkey
+V2_VKEY := build/vkey-v2.json
+V2_VERIFY_LOG := build/zkey-verify-v2.log
+V2_DEV_PTAU := $(call dev_ptau,$(V2_POWER))
+PTAU_V2 ?=
+ifeq ($(strip $(PTAU_V2)),)
+V2_PTAU_FILE := $(V2_DEV_PTAU)
+V2_PTAU_SOURCE := dev-beacon
+V2_PTAU_ARGS := --beacon-hash $(PHASE1_BEACON) --beacon-exp $(PHASE1_BEACON_EXP)
+V2_PTAU_ID := dev:$(V2_POWER):$(PHASE1_BEACON):$(PHASE1_BEACON_EXP)
+else
+V2_PTAU_FILE := $(PTAU_V2)
+V2_PTAU_SOURCE := pinned
+V2_PTAU_ARGS :=
+V2_PTAU_ID := pinned:$(notdir $(PTAU_V2))
+endif
+V2_KEY := $(shell { cat $(V2_SRCS); echo '$(call circuit_entry,$(V2))'; echo "$(TOOL_VERSIONS) $(V2_PTAU_ID) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP)"; } | sha256sum | cut -c1-16)
+# Keyed by what the keys are a function of (not setup.py: the manifest record is written by
+# setup-v2 on every run). Outside v1's `build/.setup-*` glob: a v1 rebuild keeps v2's keys.
+V2_STAMP := build/.v2-setup-$(V2_KEY)
+V2_OUTPUTS := $(V2_R1CS) $(V2_WASM) $(V2_ZKEY) $(V2_VKEY)
+ifneq ($(words $(wildcard $(V2_OUTPUTS))),$(words $(V2_OUTPUTS)))
+.PHONY: $(V2_STAMP)
+endif
+
+.PHONY: ptau ptau-dev compile setup vkey info contribute beacon verify-setup setup-v2 verify-setup-v2
 
 ptau: install ## check a supplied phase-1 file: make ptau PTAU=ptau/powersOfTau28_hez_final_12.ptau
 	@test -n "$(PTAU)" || { echo "usage: make ptau PTAU=ptau/powersOfTau28_hez_final_NN.ptau (or make ptau-dev)" >&2; exit 2; }
 	$(SETUP_PY) check-ptau $(PTAU)
 
-ptau-dev: install $(DEV_PTAU) ## local beacon-only phase-1 ceremony (cached under ptau/dev/; insecure)
+ptau-dev: install $(DEV_PTAU) $(V2_DEV_PTAU) ## local beacon-only phase-1 ceremony (cached under ptau/dev/; insecure)
 
-$(DEV_PTAU): | $(NPM_STAMP)
+# One recipe for every power: ptau/dev/pot<power>_<beacon prefix>_final.ptau.
+ptau/dev/pot%_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau: | $(NPM_STAMP)
 	@mkdir -p $(@D)
-	@echo "ptau-dev: beacon-only phase-1 ceremony at 2^$(PTAU_POWER); reproducible and INSECURE"
-	$(SNARKJS) powersoftau new bn128 $(PTAU_POWER) $(@:_final.ptau=_0000.ptau)
+	@echo "ptau-dev: beacon-only phase-1 ceremony at 2^$*; reproducible and INSECURE"
+	$(SNARKJS) powersoftau new bn128 $* $(@:_final.ptau=_0000.ptau)
 	$(SNARKJS) powersoftau beacon $(@:_final.ptau=_0000.ptau) $(@:_final.ptau=_beacon.ptau) $(PHASE1_BEACON) $(PHASE1_BEACON_EXP) -n="vbill dev phase-1 beacon"
 	$(SNARKJS) powersoftau prepare phase2 $(@:_final.ptau=_beacon.ptau) $(@:_final.ptau=_partial.ptau)
 	mv $(@:_final.ptau=_partial.ptau) $@
@@ -120,7 +161,7 @@ $(DEV_PTAU): | $(NPM_STAMP)
 compile: install ## compile the circuit into build/ (r1cs, wasm, sym) without touching the keys
 	$(CIRCOM) circuits/$(CIRCUIT).circom $(CIRCOM_FLAGS) -o build/
 
-setup: install $(SETUP_STAMP) ## compile + groth16 setup + beacon + zkey verify + vkey + manifest (cached)
+setup: install $(SETUP_STAMP) setup-v2 ## compile + groth16 setup + beacon + zkey verify + vkey + manifest, every binding (cached)
 	@echo "setup: up to date (key $(SETUP_KEY), $$($(SETUP_PY) get ceremony))"
 
 build/vkey.json: $(SETUP_STAMP)
@@ -139,6 +180,28 @@ $(SETUP_STAMP): | $(PTAU_FILE) $(NPM_STAMP) $(PY_STAMP)
 	mv $(B_VKEY).tmp $(B_VKEY)
 	$(SETUP_PY) write-manifest --ptau $(PTAU_FILE) --ptau-source $(PTAU_SOURCE) $(PTAU_ARGS) --verify-log $(B_VERIFY_LOG)
 	touch -r $(B_VKEY) $@
+
+# v2's keys; then its record in build/manifest.json (`bindings`), re-written on every run so
+# that a v1 rebuild (which starts a fresh manifest) never loses it.
+setup-v2: install $(V2_STAMP) ## binding v2 only: compile + groth16 setup + beacon + zkey verify + vkey-v2 + manifest record
+	@test -f $(B_MANIFEST) || { echo "setup-v2: $(B_MANIFEST) missing; run \`make setup\`" >&2; exit 3; }
+	@$(SETUP_PY) write-binding --binding bn128-poseidon8-v2 --ptau $(V2_PTAU_FILE) --ptau-source $(V2_PTAU_SOURCE) $(V2_PTAU_ARGS) --verify-log $(V2_VERIFY_LOG)
+
+$(V2_VKEY): $(V2_STAMP)
+	@:
+
+$(V2_STAMP): | $(V2_PTAU_FILE) $(NPM_STAMP) $(PY_STAMP)
+	@echo "setup-v2: building (key $(V2_KEY), ptau $(V2_PTAU_FILE))"
+	rm -f build/.v2-setup-*
+	$(if $(filter pinned,$(V2_PTAU_SOURCE)),$(SETUP_PY) check-ptau $(V2_PTAU_FILE))
+	$(CIRCOM) circuits/$(V2).circom $(CIRCOM_FLAGS) -o build/
+	$(SNARKJS) groth16 setup $(V2_R1CS) $(V2_PTAU_FILE) $(V2_ZKEY0)
+	$(SNARKJS) zkey beacon $(V2_ZKEY0) $(V2_NEXT) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"
+	$(SNARKJS) zkey verify $(V2_R1CS) $(V2_PTAU_FILE) $(V2_NEXT) > $(V2_VERIFY_LOG)
+	mv $(V2_NEXT) $(V2_ZKEY)
+	$(SNARKJS) zkey export verificationkey $(V2_ZKEY) $(V2_VKEY).tmp
+	mv $(V2_VKEY).tmp $(V2_VKEY)
+	touch -r $(V2_VKEY) $@
 
 vkey: install ## re-export build/vkey.json from the final zkey and record its hash
 	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY)

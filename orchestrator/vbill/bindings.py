@@ -2,8 +2,56 @@
 
 A binding version is part of every bundle and of the commitment's domain tag; changing any of
 them is a new binding version, and bundles of an earlier one keep verifying under its own key.
+Each binding has its own circuit, keys and verification key (`artefacts`).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vbill import paths
 
 BINDING_V1 = "bn128-poseidon8-v1"
 # The binding of usage_linear requests, and of every bundle attested by the first release.
 BINDING_VERSION = BINDING_V1
+# The binding of metered requests: dimensions × graduated tiers, a proven window state
+# (docs/protocol-v2.md).
+BINDING_V2 = "bn128-poseidon8-v2"
+BINDINGS = (BINDING_V1, BINDING_V2)
+
+
+@dataclass(frozen=True)
+class BindingArtefacts:
+    """Where one binding's circuit and keys live; `circuit` is its circuits/circuits.json key."""
+
+    version: str
+    circuit: str
+    r1cs: Path
+    wasm: Path
+    sym: Path
+    zkey: Path
+    vkey: Path
+
+
+def _artefacts(version: str, circuit: str, vkey: Path) -> BindingArtefacts:
+    return BindingArtefacts(
+        version=version,
+        circuit=circuit,
+        r1cs=paths.BUILD / f"{circuit}.r1cs",
+        wasm=paths.BUILD / f"{circuit}_js" / f"{circuit}.wasm",
+        sym=paths.BUILD / f"{circuit}.sym",
+        zkey=paths.BUILD / f"{circuit}.zkey",
+        vkey=vkey,
+    )
+
+
+ARTEFACTS = {
+    BINDING_V1: _artefacts(BINDING_V1, paths.CIRCUIT_NAME, paths.VKEY),
+    BINDING_V2: _artefacts(BINDING_V2, "metered_binding", paths.BUILD / "vkey-v2.json"),
+}
+
+
+def artefacts(version: str) -> BindingArtefacts:
+    """The artefact paths of a binding version; KeyError for an unknown one."""
+    return ARTEFACTS[version]

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from vbill.bindings import BINDING_VERSION
+from vbill.bindings import BINDING_VERSION, BindingArtefacts, artefacts
 from vbill.errors import InputError, ToolError, VbillError, VerificationFailed
 from vbill.paths import BUILD, CIRCUITS, MANIFEST, NODE_MODULES, R1CS, ROOT, VKEY, WASM, ZKEY
 
@@ -70,6 +70,25 @@ class Ptau(_Strict):
     beacon_iterations_exp: int | None = None
 
 
+class BindingRecord(_Strict):
+    """One binding's circuit, ceremony and artefacts: what the top level of the manifest says
+    for v1, and what `bindings[version]` says for every later binding."""
+
+    binding_version: str
+    circuit: str
+    template: str
+    public_signals: list[str]
+    ceremony: Ceremony
+    constraints: int
+    wires: int
+    circuit_sources_sha256: str
+    circuit_hash: str
+    ptau: Ptau
+    contributions: list[Contribution]
+    artifacts: dict[str, Artefact]
+    vkey_sha256: str
+
+
 class Manifest(BaseModel):
     """build/manifest.json. Extra top-level keys (e.g. "contracts", written by
     vbill.chain.contracts after `make verifier`) are kept as they are."""
@@ -91,6 +110,15 @@ class Manifest(BaseModel):
     contributions: list[Contribution]
     artifacts: dict[str, Artefact]  # r1cs, wasm, zkey, vkey (+ verifier once rendered)
     vkey_sha256: str  # convenience copy of artifacts["vkey"].sha256, the value bundles carry
+    # Bindings after v1 (v1 stays at the top level, where its readers look), by version.
+    bindings: dict[str, BindingRecord] | None = None
+
+    def binding(self, version: str) -> BindingRecord | None:
+        """The record of one binding version, v1's from the top level; None if not set up."""
+        if version == self.binding_version:
+            fields = set(BindingRecord.model_fields)
+            return BindingRecord(**{k: getattr(self, k) for k in fields})
+        return (self.bindings or {}).get(version)
 
 
 def load_manifest(path: Path = MANIFEST) -> Manifest:
@@ -129,9 +157,25 @@ def blake2b_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def circuit_sources_sha256(circuits_dir: Path = CIRCUITS) -> str:
-    """One digest over every circuit source: sorted `name NUL sha256(content) LF` lines."""
-    files = sorted([*circuits_dir.glob("*.circom"), circuits_dir / "circuits.json"])
+_INCLUDE = re.compile(r'^\s*include\s+"\./([A-Za-z0-9_]+\.circom)"\s*;', re.MULTILINE)
+
+
+def circuit_sources(circuit: str = "billing_binding", circuits_dir: Path = CIRCUITS) -> list[Path]:
+    """A circuit's own sources: its main file, every local file it includes (transitively),
+    and circuits.json; circomlib is pinned by the toolchain versions instead."""
+    seen: set[str] = set()
+    todo = [f"{circuit}.circom"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += _INCLUDE.findall((circuits_dir / name).read_text())
+    return sorted([*(circuits_dir / n for n in seen), circuits_dir / "circuits.json"])
+
+
+def circuit_sources_sha256(circuit: str = "billing_binding", circuits_dir: Path = CIRCUITS) -> str:
+    """One digest over a circuit's sources: sorted `name NUL sha256(content) LF` lines."""
+    files = circuit_sources(circuit, circuits_dir)
     lines = "".join(f"{p.name}\0{sha256_file(p)}\n" for p in files)
     return hashlib.sha256(lines.encode()).hexdigest()
 
@@ -289,15 +333,16 @@ def _artefact(path: Path) -> Artefact:
     return Artefact(path=_rel(path), sha256=sha256_file(path))
 
 
-def build_manifest(
+def build_binding_record(
+    binding: BindingArtefacts,
     *,
     ptau_path: Path,
     ptau_source: PtauSource,
     verify_log: str,
     beacon_hash: str | None = None,
     beacon_exp: int | None = None,
-) -> Manifest:
-    """Describe the artefacts now in build/; `verify_log` is `snarkjs zkey verify` output."""
+) -> BindingRecord:
+    """Describe one binding's artefacts now in build/; `verify_log` is `zkey verify` output."""
     report = parse_zkey_verify(verify_log)
     if not report.ok:
         raise VerificationFailed("zkey: `snarkjs zkey verify` did not report `ZKey Ok!`")
@@ -305,16 +350,17 @@ def build_manifest(
         raise VerificationFailed("zkey: no phase-2 contribution; the key is forgeable")
     if ptau_source == "pinned":
         check_pinned_ptau(ptau_path)
-    circuit = json.loads(CIRCUITS_JSON.read_text())["billing_binding"]
-    info = r1cs_info(R1CS)
+    circuit = json.loads(CIRCUITS_JSON.read_text())[binding.circuit]
+    if circuit["binding_version"] != binding.version:
+        raise InputError("circuits.json", f"{binding.circuit} is not {binding.version}")
+    info = r1cs_info(binding.r1cs)
     power = circuit["ptau_power"] if ptau_source == "dev-beacon" else _pinned_power(ptau_path)
     # The verifier is not recorded here even if an old one sits in build/: setup output must
     # be a function of the pinned inputs only. `make verifier` records the one it renders
     # (contracts.verifier_sol_sha256), and `record` can add it under artifacts.verifier.
-    artefacts = {"r1cs": R1CS, "wasm": WASM, "zkey": ZKEY, "vkey": VKEY}
-    records = {k: _artefact(p) for k, p in artefacts.items()}
-    return Manifest(
-        manifest_version=MANIFEST_VERSION,
+    files = {"r1cs": binding.r1cs, "wasm": binding.wasm, "zkey": binding.zkey, "vkey": binding.vkey}
+    records = {k: _artefact(p) for k, p in files.items()}
+    return BindingRecord(
         binding_version=circuit["binding_version"],
         circuit=circuit["file"],
         template=circuit["template"],
@@ -322,9 +368,8 @@ def build_manifest(
         ceremony=ceremony_kind(ptau_source, report.contributions),
         constraints=info.constraints,
         wires=info.wires,
-        circuit_sources_sha256=circuit_sources_sha256(),
+        circuit_sources_sha256=circuit_sources_sha256(binding.circuit),
         circuit_hash=report.circuit_hash,
-        toolchain=toolchain_versions(),
         ptau=Ptau(
             path=_rel(ptau_path),
             power=power,
@@ -339,6 +384,30 @@ def build_manifest(
     )
 
 
+def build_manifest(
+    *,
+    ptau_path: Path,
+    ptau_source: PtauSource,
+    verify_log: str,
+    beacon_hash: str | None = None,
+    beacon_exp: int | None = None,
+) -> Manifest:
+    """build/manifest.json for v1's artefacts now in build/ (v1 is the top level)."""
+    record = build_binding_record(
+        artefacts(BINDING_VERSION),
+        ptau_path=ptau_path,
+        ptau_source=ptau_source,
+        verify_log=verify_log,
+        beacon_hash=beacon_hash,
+        beacon_exp=beacon_exp,
+    )
+    return Manifest(
+        manifest_version=MANIFEST_VERSION,
+        toolchain=toolchain_versions(),
+        **{k: getattr(record, k) for k in BindingRecord.model_fields},
+    )
+
+
 def _pinned_power(path: Path) -> int:
     return pinned_ptau()[path.name].power
 
@@ -348,18 +417,21 @@ def check_manifest(
     *,
     rebuilt: dict[str, Path],
     verify_log: str | None = None,
+    binding: str = BINDING_VERSION,
 ) -> list[str]:
-    """Compare files (rebuilt by an auditor, or the ones in build/) with the manifest.
-
-    Returns human-readable mismatches; empty means everything matched.
+    """Compare one binding's files (rebuilt by an auditor, or the ones in build/) with the
+    manifest. Returns human-readable mismatches; empty means everything matched.
     """
     problems: list[str] = []
     if manifest.binding_version != BINDING_VERSION:
         problems.append(
             f"binding_version: manifest says {manifest.binding_version}, code {BINDING_VERSION}"
         )
+    entry = manifest.binding(binding)
+    if entry is None:
+        return [*problems, f"{binding}: not recorded in the manifest"]
     for kind, path in rebuilt.items():
-        record = manifest.artifacts.get(kind)
+        record = entry.artifacts.get(kind)
         if record is None:
             problems.append(f"{kind}: not recorded in the manifest")
         elif not path.exists():
@@ -368,29 +440,29 @@ def check_manifest(
             problems.append(
                 f"{kind}: {_rel(path)} has sha256 {actual}, manifest records {record.sha256}"
             )
-    if manifest.vkey_sha256 != manifest.artifacts["vkey"].sha256:
+    if entry.vkey_sha256 != entry.artifacts["vkey"].sha256:
         problems.append("vkey_sha256 disagrees with artifacts.vkey.sha256")
-    ptau = ROOT / manifest.ptau.path
-    if manifest.ptau.source == "pinned" and ptau.exists():
+    ptau = ROOT / entry.ptau.path
+    if entry.ptau.source == "pinned" and ptau.exists():
         try:
             check_pinned_ptau(ptau)
         except VbillError as exc:
             problems.append(str(exc))
     if not ptau.exists():
-        problems.append(f"ptau: {manifest.ptau.path} is missing")
-    elif blake2b_file(ptau) != manifest.ptau.blake2b_512:
-        problems.append(f"ptau: {manifest.ptau.path} differs from the manifest's blake2b-512")
-    if manifest.circuit_sources_sha256 != circuit_sources_sha256():
+        problems.append(f"ptau: {entry.ptau.path} is missing")
+    elif blake2b_file(ptau) != entry.ptau.blake2b_512:
+        problems.append(f"ptau: {entry.ptau.path} differs from the manifest's blake2b-512")
+    if entry.circuit_sources_sha256 != circuit_sources_sha256(entry.circuit):
         problems.append("circuit sources changed since the manifest was written")
-    if manifest.ceremony != ceremony_kind(manifest.ptau.source, manifest.contributions):
-        problems.append(f"ceremony: {manifest.ceremony} does not follow from the contributions")
+    if entry.ceremony != ceremony_kind(entry.ptau.source, entry.contributions):
+        problems.append(f"ceremony: {entry.ceremony} does not follow from the contributions")
     if verify_log is not None:
         report = parse_zkey_verify(verify_log)
         if not report.ok:
             problems.append("zkey: `snarkjs zkey verify` failed against the r1cs and ptau")
-        if report.contributions != manifest.contributions:
+        if report.contributions != entry.contributions:
             problems.append("contributions: zkey chain differs from the manifest's record")
-        if report.circuit_hash != manifest.circuit_hash:
+        if report.circuit_hash != entry.circuit_hash:
             problems.append("circuit_hash: zkey verify reports a different circuit hash")
     return problems
 
@@ -420,9 +492,32 @@ def _cmd_write_manifest(args: argparse.Namespace) -> None:
         beacon_hash=beacon_hash,
         beacon_exp=beacon_exp,
     )
+    if MANIFEST.exists():  # a new v1 key keeps the records of the other bindings
+        manifest = manifest.model_copy(update={"bindings": load_manifest().bindings})
     dump_manifest(manifest)
     names = ", ".join(f"{c.name} ({c.kind})" for c in manifest.contributions)
     print(f"manifest: {_rel(MANIFEST)} written; ceremony {manifest.ceremony}; chain: {names}")
+
+
+def _cmd_write_binding(args: argparse.Namespace) -> None:
+    """Record one binding after v1 under `bindings` in the existing manifest (idempotent)."""
+    if args.binding == BINDING_VERSION:
+        raise InputError("--binding", f"{BINDING_VERSION} is the top level: use write-manifest")
+    manifest = load_manifest()
+    record = build_binding_record(
+        artefacts(args.binding),
+        ptau_path=Path(args.ptau),
+        ptau_source=args.ptau_source,
+        verify_log=Path(args.verify_log).read_text(),
+        beacon_hash=args.beacon_hash,
+        beacon_exp=args.beacon_exp,
+    )
+    bindings = {**(manifest.bindings or {}), args.binding: record}
+    dump_manifest(manifest.model_copy(update={"bindings": bindings}))
+    print(
+        f"manifest: {args.binding} recorded ({record.constraints} constraints, ptau 2^"
+        f"{record.ptau.power}, ceremony {record.ceremony})"
+    )
 
 
 def _cmd_record(args: argparse.Namespace) -> None:
@@ -444,18 +539,21 @@ def _cmd_record(args: argparse.Namespace) -> None:
 
 def _cmd_check(args: argparse.Namespace) -> None:
     manifest = load_manifest()
+    if args.binding != BINDING_VERSION:
+        _check_binding(manifest, args)
+        return
     rebuilt = {
-        "r1cs": Path(args.r1cs),
-        "wasm": Path(args.wasm),
-        "zkey": Path(args.zkey),
-        "vkey": Path(args.vkey),
+        "r1cs": Path(args.r1cs or R1CS),
+        "wasm": Path(args.wasm or WASM),
+        "zkey": Path(args.zkey or ZKEY),
+        "vkey": Path(args.vkey or VKEY),
     }
     if args.verifier:
         rebuilt["verifier"] = Path(args.verifier)
     log = Path(args.verify_log).read_text() if args.verify_log else None
     problems = check_manifest(manifest, rebuilt=rebuilt, verify_log=log)
     if args.render_verifier:
-        problems += _check_rendered_verifier(manifest, Path(args.vkey), Path(args.render_verifier))
+        problems += _check_rendered_verifier(manifest, rebuilt["vkey"], Path(args.render_verifier))
     if problems:
         raise VerificationFailed(
             "setup does not match build/manifest.json:\n  " + "\n  ".join(problems)
@@ -464,6 +562,24 @@ def _cmd_check(args: argparse.Namespace) -> None:
         f"verify-setup: OK ({', '.join(sorted(rebuilt))} match; ceremony {manifest.ceremony}; "
         f"{len(manifest.contributions)} contribution(s))"
     )
+
+
+def _check_binding(manifest: Manifest, args: argparse.Namespace) -> None:
+    """verify-setup for a binding after v1: its rebuilt r1cs, wasm and vkey, and its zkey."""
+    built = artefacts(args.binding)
+    rebuilt = {
+        "r1cs": Path(args.r1cs or built.r1cs),
+        "wasm": Path(args.wasm or built.wasm),
+        "zkey": Path(args.zkey or built.zkey),
+        "vkey": Path(args.vkey or built.vkey),
+    }
+    log = Path(args.verify_log).read_text() if args.verify_log else None
+    problems = check_manifest(manifest, rebuilt=rebuilt, verify_log=log, binding=args.binding)
+    if problems:
+        raise VerificationFailed(
+            f"{args.binding} does not match build/manifest.json:\n  " + "\n  ".join(problems)
+        )
+    print(f"verify-setup: {args.binding} OK ({', '.join(sorted(rebuilt))} match)")
 
 
 def _check_rendered_verifier(manifest: Manifest, vkey: Path, out: Path) -> list[str]:
@@ -520,16 +636,26 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--beacon-exp", type=int, help="dev phase-1 beacon iterations exponent")
     w.set_defaults(func=_cmd_write_manifest)
 
+    b = sub.add_parser("write-binding", help="record a binding after v1 in build/manifest.json")
+    b.add_argument("--binding", required=True)
+    b.add_argument("--ptau", required=True)
+    b.add_argument("--ptau-source", choices=["dev-beacon", "pinned"], required=True)
+    b.add_argument("--verify-log", required=True, help="output of `snarkjs zkey verify`")
+    b.add_argument("--beacon-hash", help="dev phase-1 beacon (dev-beacon only)")
+    b.add_argument("--beacon-exp", type=int, help="dev phase-1 beacon iterations exponent")
+    b.set_defaults(func=_cmd_write_binding)
+
     r = sub.add_parser(
         "record", help="re-hash build/ artefacts (and the verifier) into the manifest"
     )
     r.set_defaults(func=_cmd_record)
 
     k = sub.add_parser("check", help="compare (rebuilt) artefacts with the manifest")
-    k.add_argument("--r1cs", default=str(R1CS))
-    k.add_argument("--wasm", default=str(WASM))
-    k.add_argument("--zkey", default=str(ZKEY))
-    k.add_argument("--vkey", default=str(VKEY))
+    k.add_argument("--binding", default=BINDING_VERSION, help="binding version to check")
+    k.add_argument("--r1cs")
+    k.add_argument("--wasm")
+    k.add_argument("--zkey")
+    k.add_argument("--vkey")
     k.add_argument("--verifier", help="re-rendered BillingVerifier.sol to compare")
     k.add_argument("--verify-log", help="output of `snarkjs zkey verify` on the final zkey")
     k.add_argument(
