@@ -28,6 +28,7 @@ from vbill.chain.networks import Network as Network
 from vbill.chain.networks import R as R
 from vbill.chain.networks import deployments_dir as deployments_dir
 from vbill.chain.networks import network as network
+from vbill.chain.records import AccountState as AccountState
 from vbill.chain.records import Balance as Balance
 from vbill.chain.records import Charge as Charge
 from vbill.chain.records import Settlement as Settlement

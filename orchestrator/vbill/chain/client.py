@@ -32,6 +32,7 @@ from vbill.chain.networks import (
     network,
 )
 from vbill.chain.records import (
+    AccountState,
     Balance,
     Charge,
     Settlement,
@@ -338,6 +339,11 @@ class Chain:
     def withdraw(self, tenant_key: int) -> TxResult:
         return self.transact(self.settlement.functions.withdraw(tenant_key))
 
+    def account_of(self, tenant_key: int, block: int | str = "latest") -> AccountState:
+        """The whole on-chain account: balances, limits and the day's spend."""
+        a = self.settlement.functions.accountOf(tenant_key).call(block_identifier=block)
+        return AccountState(*a)
+
     def balance(self, tenant_key: int) -> Balance:
         a, r, t = self.settlement.functions.balanceOf(tenant_key).call()
         return Balance(a, r, t)
@@ -354,19 +360,23 @@ class Chain:
         """Settle one ETH charge, or anchor a charge in another currency (no ETH moves)."""
         return self.transact(self._settle_fn(s), gas=gas)
 
+    def eth_batch_fn(self, eth: Sequence[Settlement]) -> Any:
+        """The one call that settles these ETH charges: `settle` for one, else `settleBatch`
+        (simulate this exact call with `call_revert` before sending it with `transact`)."""
+        if len(eth) == 1:
+            return self._settle_fn(eth[0])
+        return self.settlement.functions.settleBatch(
+            [s.proof_arg() for s in eth], [list(s.signals) for s in eth]
+        )
+
     def settle_batch(self, items: Sequence[Settlement], gas: int | None = None) -> list[TxResult]:
         """ETH charges in one settleBatch transaction (its proofs checked by one pairing; if
-        any is invalid the whole batch reverts InvalidBatchProof: bisect, or simulate each with
-        `call_revert` first); other currencies anchored one by one."""
+        any charge is refused the whole batch reverts: simulate `eth_batch_fn` first); other
+        currencies anchored one by one."""
         eth = [s for s in items if s.currency == "ETH"]
         results = [self.settle(s) for s in items if s.currency != "ETH"]
-        if len(eth) == 1:
-            results.append(self.settle(eth[0], gas=gas))
-        elif eth:
-            fn = self.settlement.functions.settleBatch(
-                [s.proof_arg() for s in eth], [list(s.signals) for s in eth]
-            )
-            results.append(self.transact(fn, gas=gas))
+        if eth:
+            results.append(self.transact(self.eth_batch_fn(eth), gas=gas))
         return results
 
     def anchor_tree_head(self, root: bytes, size: int) -> TxResult:

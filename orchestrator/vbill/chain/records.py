@@ -16,6 +16,20 @@ from vbill.errors import InputError
 
 
 @dataclass(frozen=True)
+class AccountState:
+    """IBillingSettlement.Account, field for field (wei; days are block.timestamp // 1 day)."""
+
+    available: int
+    spent_today: int
+    spent_day: int
+    controller: str
+    reserved: int
+    per_request_limit: int
+    daily_limit: int
+    unlock_at: int
+
+
+@dataclass(frozen=True)
 class Balance:
     available: int
     reserved: int

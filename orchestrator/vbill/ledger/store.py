@@ -32,6 +32,10 @@ from vbill.ledger import translog
 from vbill.models import Bundle
 
 WEI_PER_MICRO = 10**12
+# Retry-After (s) of a 429 that no retry alone can turn into a success (a per-request limit,
+# no chain to credit deposits): clients must back off rather than loop, and an hour is about
+# as soon as the operator or the tenant's controller could change what refused it.
+NEVER_RETRY_AFTER = 3600
 CONFIRMATIONS = 12
 DB_NAME = "vbill.sqlite3"
 
@@ -114,6 +118,26 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX tenant_tokens_tenant ON tenant_tokens (tenant_id);
     """,
+    # 3: the tenant's on-chain account as the settlement worker last read it (wei as TEXT:
+    # uint96 does not fit SQLite's INTEGER), and retired (rotated-out, not compromised) keys
+    """
+    CREATE TABLE chain_accounts (
+        tenant_id       TEXT PRIMARY KEY REFERENCES tenants(tenant_id),
+        available_wei   TEXT NOT NULL,
+        reserved_wei    TEXT NOT NULL,
+        per_request_wei TEXT NOT NULL,
+        daily_wei       TEXT NOT NULL,
+        spent_today_wei TEXT NOT NULL,
+        spent_day       INTEGER NOT NULL,
+        block_number    INTEGER NOT NULL,
+        synced_at       INTEGER NOT NULL
+    );
+    CREATE TABLE attester_retirements (
+        address    TEXT PRIMARY KEY,
+        retired_at INTEGER NOT NULL,
+        reason     TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -164,15 +188,36 @@ class StoredBundle:
 
 @dataclass(frozen=True)
 class Balance:
-    """Balances in wei: total = credited deposits − settled; available = total − reserved."""
+    """Balances in wei: total = credited deposits − settled (capped by the chain's balance once
+    the worker has read it); reserved = attested, unsettled charges; withdrawing = what the
+    controller has asked to withdraw on chain; available = total − reserved − withdrawing."""
 
     total_wei: int
     reserved_wei: int
     pending_deposits_wei: int
+    withdrawing_wei: int = 0
 
     @property
     def available_wei(self) -> int:
-        return self.total_wei - self.reserved_wei
+        return self.total_wei - self.reserved_wei - self.withdrawing_wei
+
+
+@dataclass(frozen=True)
+class ChainAccount:
+    """The tenant's account as the settlement contract holds it (wei), read by the worker:
+    what the chain will refuse is refused at attest too (withdrawals, limits set on chain)."""
+
+    available_wei: int
+    reserved_wei: int  # requested for withdrawal (still chargeable on chain until withdrawn)
+    per_request_wei: int
+    daily_wei: int
+    spent_today_wei: int
+    spent_day: int  # UTC day number (block.timestamp // 86400) that spent_today_wei counts
+    block_number: int
+
+    @property
+    def total_wei(self) -> int:
+        return self.available_wei + self.reserved_wei
 
 
 @dataclass(frozen=True)
@@ -240,6 +285,7 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._log_key = log_key
+        self.deposits_tracked = True  # False: no chain, so no deposit will ever be credited
         self._local = threading.local()
         self._tree_lock = threading.RLock()
         self._keys_guard = threading.Lock()
@@ -394,8 +440,46 @@ class Store:
     def balance(self, tenant_id: str) -> Balance:
         return self._balance(self._conn(), tenant_id)
 
+    def set_chain_account(self, tenant_id: str, acct: ChainAccount) -> None:
+        """Record the worker's latest read of the tenant's on-chain account."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO chain_accounts (tenant_id, available_wei, reserved_wei, "
+                "per_request_wei, daily_wei, spent_today_wei, spent_day, block_number, synced_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant_id,
+                    str(acct.available_wei),
+                    str(acct.reserved_wei),
+                    str(acct.per_request_wei),
+                    str(acct.daily_wei),
+                    str(acct.spent_today_wei),
+                    acct.spent_day,
+                    acct.block_number,
+                    now_ms(),
+                ),
+            )
+
+    def chain_account(self, tenant_id: str) -> ChainAccount | None:
+        return self._chain_account(self._conn(), tenant_id)
+
     @staticmethod
-    def _balance(c: sqlite3.Connection, tenant_id: str) -> Balance:
+    def _chain_account(c: sqlite3.Connection, tenant_id: str) -> ChainAccount | None:
+        row = c.execute("SELECT * FROM chain_accounts WHERE tenant_id = ?", (tenant_id,)).fetchone()
+        if row is None:
+            return None
+        return ChainAccount(
+            available_wei=int(row["available_wei"]),
+            reserved_wei=int(row["reserved_wei"]),
+            per_request_wei=int(row["per_request_wei"]),
+            daily_wei=int(row["daily_wei"]),
+            spent_today_wei=int(row["spent_today_wei"]),
+            spent_day=row["spent_day"],
+            block_number=row["block_number"],
+        )
+
+    @classmethod
+    def _balance(cls, c: sqlite3.Connection, tenant_id: str) -> Balance:
         credited = pending = 0
         for row in c.execute(
             "SELECT amount_wei, credited FROM deposits WHERE tenant_id = ?", (tenant_id,)
@@ -412,10 +496,17 @@ class Store:
             (tenant_id,),
         ).fetchone()
         settled, reserved = int(sums[0]), int(sums[1])
+        total = credited - settled * WEI_PER_MICRO
+        withdrawing = 0
+        chain = cls._chain_account(c, tenant_id)
+        if chain is not None:  # withdrawals happen on chain only; a stale read only lowers
+            total = min(total, chain.total_wei)
+            withdrawing = min(chain.reserved_wei, max(total, 0))
         return Balance(
-            total_wei=credited - settled * WEI_PER_MICRO,
+            total_wei=total,
             reserved_wei=reserved * WEI_PER_MICRO,
             pending_deposits_wei=pending,
+            withdrawing_wei=withdrawing,
         )
 
     def spent_today_micros(self, tenant_id: str, at_ms: int | None = None) -> int:
@@ -508,7 +599,7 @@ class Store:
             raise LimitExceeded(
                 f"charge {charge.charge_micros} micros exceeds the per-request limit "
                 f"{limits.per_request_micros}",
-                retry_after=3600,
+                retry_after=NEVER_RETRY_AFTER,
             )
         if limits.daily_micros is not None:
             spent = self._spent_today(c, tenant_id, at)
@@ -520,11 +611,45 @@ class Store:
                 )
         bal = self._balance(c, tenant_id)
         need = charge.charge_micros * WEI_PER_MICRO
+        self._check_chain_limits(c, tenant_id, need, bal, at)
         if need > bal.available_wei:
+            if not self.deposits_tracked:
+                raise LimitExceeded(
+                    f"charge {need} wei exceeds the available balance {bal.available_wei} wei, "
+                    "and this service has no chain configured, so no deposit can be credited "
+                    "(run it with --network)",
+                    retry_after=NEVER_RETRY_AFTER,
+                )
             raise LimitExceeded(
                 f"charge {need} wei exceeds the available balance {bal.available_wei} wei "
-                f"(deposits count after {CONFIRMATIONS} confirmations)",
+                f"(deposits count after {CONFIRMATIONS} confirmations; withdrawals requested "
+                "on chain are not spendable)",
                 retry_after=60,
+            )
+
+    def _check_chain_limits(
+        self, c: sqlite3.Connection, tenant_id: str, need_wei: int, bal: Balance, at: int
+    ) -> None:
+        """The limits the tenant's controller set on chain, as the worker last read them; the
+        day's total counts every unsettled charge (they settle today at the earliest)."""
+        chain = self._chain_account(c, tenant_id)
+        if chain is None:
+            return
+        if need_wei > chain.per_request_wei:
+            raise LimitExceeded(
+                f"charge {need_wei} wei exceeds the on-chain per-request limit "
+                f"{chain.per_request_wei} wei (set by the tenant's controller)",
+                retry_after=NEVER_RETRY_AFTER,
+            )
+        chain_spent = chain.spent_today_wei if chain.spent_day == at // 86_400_000 else 0
+        used = max(
+            chain_spent + bal.reserved_wei, self._spent_today(c, tenant_id, at) * WEI_PER_MICRO
+        )
+        if used + need_wei > chain.daily_wei:
+            raise LimitExceeded(
+                f"charge {need_wei} wei would bring today's total to {used + need_wei} wei, "
+                f"above the on-chain daily limit {chain.daily_wei} wei",
+                retry_after=_seconds_to_utc_midnight(at),
             )
 
     # --- attest ---
@@ -791,6 +916,20 @@ class Store:
                 "VALUES (?, ?, ?, ?)",
                 (kind, value, reason, now_ms()),
             )
+
+    def retire(self, address: str, retired_at: int, reason: str) -> None:
+        """Retire an attester key from `retired_at` (ms) on: what it signed before stays valid
+        (rotation; a compromised key is revoked instead). The first retirement stands."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO attester_retirements (address, retired_at, reason) "
+                "VALUES (?, ?, ?)",
+                (address.lower(), retired_at, reason),
+            )
+
+    def retirements(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT * FROM attester_retirements ORDER BY retired_at")
+        return [dict(r) for r in rows]
 
     def revocations(self) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT * FROM revocations ORDER BY revoked_at, kind, value")

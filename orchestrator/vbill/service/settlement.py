@@ -5,11 +5,17 @@ One thread, so one nonce sequence. Each tick:
    `confirmations` blocks are credited after re-reading their transaction (a reorged-out
    deposit is dropped, never credited); a tenant whose key appears on chain is marked bound;
 2. settlement: pending ETH bundles, in log order, in batches. A nullifier already used on chain
-   (a batch mined before a crash or restart) is marked settled from its `ChargeSettled` event;
-   each other bundle is simulated first so one refused charge cannot sink a batch: proof or
-   signal errors fail it for good (its reservation is released), balance / limit / tariff
-   refusals keep it pending for a later tick;
-3. anchoring: the latest tree head, when the log has grown, at most every `anchor_interval`.
+   (a batch mined before a crash or restart) is marked settled from its `ChargeSettled` event.
+   The batch is simulated exactly as it will be sent (eth_call of the same settleBatch); if the
+   chain refuses it, the charges are taken in order and each is kept only if the batch of
+   those kept so far plus it still passes, so one tenant's refused charge (e.g. two charges
+   under a daily limit that fits one) holds back only itself: proof or signal errors fail it
+   for good (its reservation is released), balance / limit / tariff refusals keep it pending
+   with the reason, for a later tick;
+3. accounts: each bound tenant's on-chain account (balances, withdrawals, limits) is read into
+   the store, so attest refuses what the chain would refuse;
+4. anchoring: the latest tree head, when the log has grown, at most every `anchor_interval`,
+   whatever happened to settlement in this tick.
 Any chain error leaves everything pending and backs off; nothing is lost or double-charged,
 because the contract rejects a used nullifier and the store settles a bundle once.
 """
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vbill import chain as chainmod
-from vbill.ledger.store import Store, StoredBundle
+from vbill.ledger.store import ChainAccount, Store, StoredBundle
 
 log = logging.getLogger("vbill.settlement")
 
@@ -49,6 +55,7 @@ class WorkerStatus:
     last_error: str | None = None
     consecutive_errors: int = 0
     chain_block: int | None = None
+    chain_reachable: bool | None = None  # None until the first tick has tried
     anchored_size: int | None = None
     last_batch: list[str] = field(default_factory=list)
 
@@ -122,24 +129,42 @@ class SettlementWorker:
     # --- one round ---
 
     def tick(self) -> None:
+        """One round; each phase fails on its own, so a refused settlement never stops the
+        deposit scan, the account sync or the anchoring of tree heads."""
         with self._lock:
+            errors: list[str] = []
             try:
                 chain = self._get_chain()
                 head = chain.w3.eth.block_number
                 self.status.chain_block = head
-                self.scan_deposits(chain, head)
-                self.settle_pending(chain)
-                self.anchor(chain)
-                self.status.consecutive_errors = 0
-                self.status.last_error = None
-            except Exception as exc:  # chain down, RPC errors: retry later, lose nothing
+                self.status.chain_reachable = True
+                phases: list[Callable[[], None]] = [
+                    lambda: self.scan_deposits(chain, head),
+                    lambda: self.settle_pending(chain),
+                    lambda: self.sync_accounts(chain),
+                    lambda: self.anchor(chain),
+                ]
+                for phase in phases:
+                    try:
+                        phase()
+                    except Exception as exc:  # RPC errors, reverts: retry later, lose nothing
+                        errors.append(self._describe(exc))
+            except Exception as exc:  # chain down: retry later, lose nothing
+                self.status.chain_reachable = False
+                errors.append(self._describe(exc))
+            if errors:
                 self._chain = None
                 self.status.consecutive_errors += 1
-                self.status.last_error = self._redact(f"{type(exc).__name__}: {exc}")[:500]
+                self.status.last_error = "; ".join(errors)[:500]
                 log.warning("settlement tick failed: %s", self.status.last_error)
-            finally:
-                self.status.ticks += 1
-                self.status.last_tick_ms = time.time_ns() // 1_000_000
+            else:
+                self.status.consecutive_errors = 0
+                self.status.last_error = None
+            self.status.ticks += 1
+            self.status.last_tick_ms = time.time_ns() // 1_000_000
+
+    def _describe(self, exc: Exception) -> str:
+        return self._redact(f"{type(exc).__name__}: {exc}")[:500]
 
     def _get_chain(self) -> chainmod.Chain:
         if self._chain is None:
@@ -189,28 +214,21 @@ class SettlementWorker:
         if not pending:
             return
         fns = chain.settlement.functions
-        ready: list[tuple[StoredBundle, chainmod.Settlement]] = []
+        candidates: list[tuple[StoredBundle, chainmod.Settlement]] = []
         for sb in pending:
-            key = (sb.tenant_id, sb.event_id)
             try:
                 s = chainmod.settlement_from_bundle(sb.bundle)
             except Exception as exc:
-                self.store.mark_failed(*key, f"not settleable: {exc}")
+                self.store.mark_failed(sb.tenant_id, sb.event_id, f"not settleable: {exc}")
                 self.status.failed += 1
                 continue
             if fns.isNullifierUsed(s.nullifier).call():
                 self._recover(chain, sb, s)
                 continue
-            revert = chain.call_revert(fns.settle(s.proof_arg(), list(s.signals)))
-            if revert is None:
-                ready.append((sb, s))
-            elif revert.name in PERMANENT:
-                self.store.mark_failed(*key, f"chain refuses it: {revert}")
-                self.status.failed += 1
-            elif revert.name in SERVICE_WIDE:
-                raise revert
-            else:  # balance, limits, tariff acceptance: may change; keep pending
-                self.store.note_settle_error([key], f"chain refuses it for now: {revert}")
+            candidates.append((sb, s))
+        if not candidates:
+            return
+        ready = self._settleable(chain, candidates)
         if not ready:
             return
         self.status.last_batch = [sb.event_id for sb, _ in ready]
@@ -224,6 +242,64 @@ class SettlementWorker:
         tx = results[-1].transaction_hash
         for sb, _ in ready:
             self._attach(chain, sb, tx)
+
+    def _settleable(
+        self, chain: chainmod.Chain, candidates: list[tuple[StoredBundle, chainmod.Settlement]]
+    ) -> list[tuple[StoredBundle, chainmod.Settlement]]:
+        """The candidates the chain accepts together, simulating exactly the call to be sent.
+
+        One eth_call when the whole batch passes; otherwise the charges in order, each kept
+        only if the batch kept so far plus it passes (so a daily limit or a balance is seen
+        cumulatively, as the contract applies them), and each refused one is held back with
+        the chain's reason."""
+
+        def refusal(batch: list[tuple[StoredBundle, chainmod.Settlement]]) -> Any:
+            return chain.call_revert(chain.eth_batch_fn([s for _, s in batch]))
+
+        if refusal(candidates) is None:
+            return candidates
+        kept: list[tuple[StoredBundle, chainmod.Settlement]] = []
+        for item in candidates:
+            revert = refusal([*kept, item])
+            if revert is None:
+                kept.append(item)
+            else:
+                self._hold_back(item[0], revert)
+        return kept
+
+    def _hold_back(self, sb: StoredBundle, revert: chainmod.ChainRevert) -> None:
+        key = (sb.tenant_id, sb.event_id)
+        if revert.name in SERVICE_WIDE:
+            raise revert
+        if revert.name in PERMANENT or revert.name == "BillingSettlement__InvalidBatchProof":
+            # the batch without it passed: its proof is the bad one
+            self.store.mark_failed(*key, f"chain refuses it: {revert}")
+            self.status.failed += 1
+        else:  # balance, limits, tariff acceptance: may change; keep pending, say why
+            self.store.note_settle_error([key], f"chain refuses it for now: {revert}")
+
+    # --- accounts ---
+
+    def sync_accounts(self, chain: chainmod.Chain) -> None:
+        """Read every bound tenant's on-chain account into the store: withdrawals and limits
+        set by the tenant's controller happen on chain only."""
+        head = chain.w3.eth.block_number  # after this tick's settlement, not before it
+        for tenant in self.store.tenants():
+            if tenant.onchain_status != "bound":
+                continue
+            a = chain.account_of(tenant.tenant_key, head)
+            self.store.set_chain_account(
+                tenant.tenant_id,
+                ChainAccount(
+                    available_wei=a.available,
+                    reserved_wei=a.reserved,
+                    per_request_wei=a.per_request_limit,
+                    daily_wei=a.daily_limit,
+                    spent_today_wei=a.spent_today,
+                    spent_day=a.spent_day,
+                    block_number=head,
+                ),
+            )
 
     def _attach(self, chain: chainmod.Chain, sb: StoredBundle, tx_hash: str) -> None:
         usage = chain.receipt(tx_hash, sb.bundle).as_json()
