@@ -1,4 +1,4 @@
-"""`vbill keys`, `attest`, `verify`, `prove`: the bundle verbs of the CLI (SPEC §8)."""
+"""`vbill keys`, `attest`, `verify`, `prove`: the bundle verbs of the CLI (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -85,14 +85,14 @@ def keys_show(as_json: bool) -> None:
 )
 @json_option
 def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> None:
-    """Prove, sign and log billable events (attest request JSON files, SPEC §6).
+    """Prove, sign and log billable events (attest request JSON files, docs/examples/).
 
     Each event is attested once: the same event_id with the same payload returns the stored
     bundle; with a different payload it is refused. State lives in $VBILL_HOME.
 
     \b
     Example:
-      vbill attest tests/data/pilot_request.json -o bundle.json
+      vbill attest docs/examples/usd-linear.json -o bundle.json
     """
     from vbill.attest import attest_event
     from vbill.ledger.store import open_store
@@ -211,7 +211,7 @@ def verify(
     \b
     Examples:
       vbill verify bundle.json
-      vbill verify --json bundle.json           the three verdicts of SPEC §6
+      vbill verify --json bundle.json           the three verdicts (docs/protocol.md §9)
       vbill verify --batch bundles/             a month of bundles, one summary
       vbill verify bundle.json --billed line.json   the invoice line against the bundle
     """

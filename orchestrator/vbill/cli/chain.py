@@ -1,5 +1,5 @@
 """`vbill chain up|down`, `deploy`, `account open`, `deposit`, `balance`, `limits set`,
-`tariff accept`, `settle`, `receipt`, `attester revoke`: the on-chain verbs (SPEC §7, §9)."""
+`tariff accept`, `settle`, `receipt`, `attester revoke`: the on-chain verbs (docs/cli.md)."""
 
 from __future__ import annotations
 

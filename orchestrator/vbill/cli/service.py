@@ -1,4 +1,4 @@
-"""`vbill serve` and `vbill accounts`: the service verbs of the CLI (SPEC §8, §9)."""
+"""`vbill serve` and `vbill accounts`: the service verbs of the CLI (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`vbill setup`: the trusted-setup pipeline of SPEC §5, which lives in the Makefile.
+"""`vbill setup`: the trusted-setup pipeline (docs/trusted-setup.md), which lives in the Makefile.
 
 The Makefile is the single definition of the pipeline (auditors re-run it by hand); this verb
 runs it from anywhere and reports the manifest, so the CLI and `make` can never disagree.
