@@ -1,10 +1,10 @@
-"""One exception family whose `exit_code` is what the CLI exits with (SPEC §9)."""
+"""One exception family whose `exit_code` is what the CLI exits with (docs/cli.md)."""
 
 from __future__ import annotations
 
 
 class VbillError(Exception):
-    """Base of every error vbill raises on purpose; `exit_code` follows SPEC §9."""
+    """Base of every error vbill raises on purpose; `exit_code` is the CLI's exit code."""
 
     exit_code = 2
 

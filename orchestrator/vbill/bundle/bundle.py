@@ -1,4 +1,4 @@
-"""Build the billing bundle of SPEC §6 for one billable event.
+"""Build the billing bundle (docs/protocol.md §5) for one billable event.
 
 Order of work: validate and encode (nothing is proved for bad input), compute the charge and
 fingerprint, prove with a fresh salt, check the proof's public signals against the Python

@@ -62,7 +62,7 @@ class Charge:
 
 @dataclass(frozen=True)
 class UsageReceipt:
-    """What `vbill receipt` re-derives from the chain (SPEC §7)."""
+    """What `vbill receipt` re-derives from the chain (docs/protocol.md §5.3)."""
 
     cost_eth: str
     transaction_hash: str
@@ -153,7 +153,7 @@ def settlement_from_snarkjs(proof: Mapping[str, Any], signals: Sequence[Any]) ->
 
 
 def settlement_from_bundle(bundle: Mapping[str, Any], where: str = "bundle") -> Settlement:
-    """The proof, signals and tariff currency of a billing bundle (SPEC §6)."""
+    """The proof, signals and tariff currency of a billing bundle (docs/protocol.md §5)."""
     try:
         bp = bundle["attestation"]["billing_proof"]
         proof, signals = bp["proof"], bp["public_signals"]

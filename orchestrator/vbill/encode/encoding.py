@@ -1,4 +1,4 @@
-"""Canonical encoding of a meter event and a tariff snapshot into field elements (SPEC §3).
+"""Canonical encoding of a meter event and a tariff snapshot into field elements (docs/protocol.md §2).
 
 Strict on purpose: every value the circuit hashes has exactly one accepted spelling, so two
 different requests can never encode to the same field elements, and a rejected value names
@@ -241,12 +241,12 @@ class TariffFields:
 
 
 def encode_meter(obj: Mapping[str, Any]) -> MeterFields:
-    """Encode the wire `meter_event` object (SPEC §3)."""
+    """Encode the wire `meter_event` object (docs/protocol.md §2)."""
     return MeterFields.from_wire(obj)
 
 
 def encode_tariff(obj: Mapping[str, Any]) -> TariffFields:
-    """Encode the wire `tariff_snapshot` object (SPEC §3), including min ≤ max."""
+    """Encode the wire `tariff_snapshot` object (docs/protocol.md §2), including min ≤ max."""
     return TariffFields.from_wire(obj)
 
 

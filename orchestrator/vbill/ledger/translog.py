@@ -311,7 +311,7 @@ def verify_tree_head(
 class LogReceipt:
     """Where a bundle sits in the log: its index, leaf hash, inclusion proof and the signed head.
 
-    The dict form is `models.Receipt` (SPEC §6 `receipt`)."""
+    The dict form is `models.Receipt` (docs/protocol.md §8.4)."""
 
     leaf_index: int
     tree_size: int

@@ -1,4 +1,4 @@
-"""The vbill HTTP service (SPEC §6): `create_app(Settings.from_env())`, served by `vbill serve`."""
+"""The vbill HTTP service (docs/http-api.md): `create_app(Settings.from_env())`, served by `vbill serve`."""
 
 from vbill.service.app import create_app as create_app
 from vbill.service.settings import Settings as Settings

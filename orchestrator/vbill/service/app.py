@@ -102,7 +102,7 @@ def build_state(settings: Settings) -> ServiceState:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The vbill HTTP service (SPEC §6). Raises ToolError at startup if it cannot serve."""
+    """The vbill HTTP service (docs/http-api.md). Raises ToolError at startup if it cannot serve."""
     from vbill.service import customer
     from vbill.service.routes import router
 

@@ -1,4 +1,4 @@
-"""HTTP endpoints of SPEC §6: attest, verify, trust endpoints, bundles, accounts, status.
+"""HTTP endpoints (docs/http-api.md): attest, verify, trust endpoints, bundles, accounts, status.
 
 Attest and the operator endpoints need `X-VDI-Attest-Secret` (constant-time compare); verify,
 the transparency log, the revocation list, status and health are public. Proving and pairing
@@ -362,7 +362,7 @@ def put_limits(tenant_id: str, body: LimitsBody, svc: State, caller: AnyCaller) 
 
 
 def tariff_key_for(tariff_snapshot: Any, account_salt: int) -> int:
-    """The tariff key a tenant accepts on chain: Poseidon(tariff_hash, account_salt) (SPEC §4)."""
+    """The tariff key a tenant accepts on chain: Poseidon(tariff_hash, account_salt) (docs/protocol.md §3.2)."""
     if not isinstance(tariff_snapshot, dict):
         raise InputError("tariff_snapshot", "expected a JSON object")
     return poseidon([poseidon(encode_tariff(tariff_snapshot).as_list()), account_salt])

@@ -1,4 +1,4 @@
-"""Offline verification of a billing bundle: the three verdicts of SPEC §6.
+"""Offline verification of a billing bundle: the three verdicts (docs/protocol.md §9).
 
 - `verification`: the EIP-712 signature, recomputed from the record (never read from it),
   recovers to a trusted, unrevoked attester, and the transparency-log receipt proves inclusion

@@ -1,4 +1,4 @@
-"""BN254 field moduli and the one canonical text form of a field element (SPEC §3).
+"""BN254 field moduli and the one canonical text form of a field element (docs/protocol.md §2.7).
 
 A field element in JSON is a decimal string 0 ≤ x < r with no sign, no leading zeros and no
 whitespace; accepting anything looser would let x and x + r (or "07" and "7") both pass as

@@ -1,4 +1,4 @@
-"""Circuit input and the Python recomputation of the circuit's public signals (SPEC §4).
+"""Circuit input and the Python recomputation of the circuit's public signals (docs/protocol.md §3).
 
 The verifier never reads public signals from a bundle: it recomputes them here from the
 bundle's own fields and salts, and only then asks whether the proof verifies for them.
