@@ -25,7 +25,7 @@ from vbill.zk.witness import random_field_element
 
 
 def new_account(tenant_id: str) -> tuple[int, int]:
-    """A fresh account salt and the tenant key it gives (docs/protocol.md §3.2: Poseidon(tenant_id, salt))."""
+    """A fresh account salt and its tenant key Poseidon(tenant_id, salt) (protocol.md §3.2)."""
     salt = random_field_element()
     return salt, poseidon([hash_string(tenant_id), salt])
 

@@ -1,4 +1,4 @@
-"""Wire models (docs/protocol.md §5, docs/http-api.md: HTTP bodies and bundle files), validated at the edge.
+"""Wire models (HTTP bodies and bundle files; docs/protocol.md §5), validated at the edge.
 
 Shapes and types are checked here; value rules (ranges, timestamp form, enumerations) are the
 canonical encoding's job (encoding.py), so both the CLI and the service reject the same things.

@@ -21,7 +21,7 @@ WASM = BUILD / f"{CIRCUIT_NAME}_js" / f"{CIRCUIT_NAME}.wasm"
 ZKEY = BUILD / f"{CIRCUIT_NAME}.zkey"
 VKEY = BUILD / "vkey.json"
 MANIFEST = BUILD / "manifest.json"
-# The pilot request (docs/examples/usd-linear.json; 1,842 units × 120 micros → 221040): demo, bench and tests.
+# The pilot request (= docs/examples/usd-linear.json; 1,842 units × 120 micros → 221040).
 PILOT_REQUEST = ROOT / "tests" / "data" / "pilot_request.json"
 
 

@@ -1,7 +1,7 @@
 """`make demo`: the whole story on one machine, over HTTP, against a real local chain.
 
 Starts anvil and `vbill serve` in a fresh state directory, deploys the contracts, onboards a
-tenant who deposits ETH on chain, attests the pilot request (docs/examples/usd-linear.json, in USD) and an ETH-priced
+tenant who deposits ETH on chain, attests the pilot request (in USD) and an ETH-priced
 copy of it, verifies the bundle, shows a tampered copy failing, waits for the settlement worker
 to settle the ETH charge and prints the usage receipt re-derived from the chain. Everything it
 started is stopped at the end, also on failure or Ctrl-C.

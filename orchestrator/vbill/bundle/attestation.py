@@ -34,7 +34,7 @@ TYPES = {
 
 
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical JSON with every number written as a decimal string (docs/protocol.md §6)."""
+    """RFC 8785 canonical JSON with numbers as decimal strings (docs/protocol.md §6)."""
     return rfc8785.dumps(_numbers_as_strings(value))
 
 

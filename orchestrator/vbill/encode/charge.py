@@ -1,4 +1,4 @@
-"""The reference charge in exact integers, the same arithmetic the circuit constrains (docs/protocol.md §4).
+"""The reference charge in exact integers, the arithmetic the circuit constrains (protocol.md §4).
 
 raw = usage_units × price_scaled is in micros × 10^6; one division by 10^6 gives micros, the
 rounding mode decides what the remainder adds, and the result is clamped to [min, max].

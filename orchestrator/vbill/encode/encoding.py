@@ -1,4 +1,4 @@
-"""Canonical encoding of a meter event and a tariff snapshot into field elements (docs/protocol.md §2).
+"""Canonical encoding of a meter event and a tariff snapshot into field elements (protocol.md §2).
 
 Strict on purpose: every value the circuit hashes has exactly one accepted spelling, so two
 different requests can never encode to the same field elements, and a rejected value names

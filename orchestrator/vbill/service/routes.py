@@ -362,7 +362,7 @@ def put_limits(tenant_id: str, body: LimitsBody, svc: State, caller: AnyCaller) 
 
 
 def tariff_key_for(tariff_snapshot: Any, account_salt: int) -> int:
-    """The tariff key a tenant accepts on chain: Poseidon(tariff_hash, account_salt) (docs/protocol.md §3.2)."""
+    """The tariff key a tenant accepts on chain: Poseidon(tariff_hash, account_salt)."""
     if not isinstance(tariff_snapshot, dict):
         raise InputError("tariff_snapshot", "expected a JSON object")
     return poseidon([poseidon(encode_tariff(tariff_snapshot).as_list()), account_salt])

@@ -1,4 +1,4 @@
-"""The signed revocation list served at /.well-known/vdi-billing-revocation.json (docs/protocol.md §11).
+"""The signed revocation list served at /.well-known/vdi-billing-revocation.json (protocol.md §11).
 
 A verifier that trusts the operator's address fetches this document and drops the revoked
 attester keys and verification-key hashes from its trust set. The payload is signed as an

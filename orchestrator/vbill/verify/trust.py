@@ -1,8 +1,8 @@
 """What a verifier trusts: attester addresses, log signers and verification keys by hash.
 
 A bundle names its verification key only by `vkey_sha256`; the key itself is looked up here,
-so an embedded or substituted key is never taken on its own word. Revocations (docs/protocol.md §11) remove
-attesters and keys from the set.
+so an embedded or substituted key is never taken on its own word. Revocations
+(docs/protocol.md §11) remove attesters and keys from the set.
 """
 
 from __future__ import annotations
