@@ -1,4 +1,4 @@
-"""BillingSettlement on a real anvil with real Groth16 proofs (issue 5, SPEC §7).
+"""BillingSettlement on a real anvil with real Groth16 proofs (issue 5).
 
 Grouped per function, failures first. Every failure checks the exact custom error and that
 no balance, nullifier or payee credit changed.
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.chain
 
 P = 21888242871839275222246405745257275088696311157297823662689037894645226208583
 ETH = 10**18
-PILOT_CHARGE = 221_040  # micros: 1842 units x 120 micros (SPEC §4 worked example)
+PILOT_CHARGE = 221_040  # micros: 1842 units x 120 micros (docs/protocol.md §12)
 PILOT_WEI = PILOT_CHARGE * 10**12
 TENANT_SALT = 12345
 OTHER_SALT = 67890
@@ -714,7 +714,7 @@ def test_sum_of_balances_always_equals_the_contract_eth(
 def test_cli_deploy_deposit_settle_receipt_and_replay(
     anvil, fresh_chain, eth_bundle, tmp_path, monkeypatch
 ):
-    """SPEC §7 "done when", from the command line on a local anvil."""
+    """The on-chain flow of docs/cli.md, from the command line on a local anvil."""
     monkeypatch.setenv("VBILL_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("VBILL_PRIVATE_KEY", raising=False)
     bundle = tmp_path / "pilot.json"

@@ -1,4 +1,4 @@
-"""The reference charge (SPEC §4): exact vectors, and agreement with the compiled circuit."""
+"""The reference charge (protocol.md §4): exact vectors, and agreement with the compiled circuit."""
 
 from __future__ import annotations
 

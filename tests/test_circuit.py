@@ -2,7 +2,7 @@
 
 Witnesses come from the real wasm (`snarkjs wtns calculate`); forged witnesses are checked
 with `snarkjs wtns check` and with a Python r1cs evaluation that names the constraint that
-caught them. Inputs are built directly as decimal strings (SPEC §3 encoding is tested in
+caught them. Inputs are built directly as decimal strings (the encoding is tested in
 test_encoding.py), so this file depends on nothing but build/.
 """
 
@@ -31,7 +31,7 @@ WIRES = 2727
 
 
 def s(text: str) -> int:
-    """SPEC §3 string rule, so the inputs look like real ones."""
+    """The string rule (docs/protocol.md §2.5), so the inputs look like real ones."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest(), "big") % R
 
 
@@ -62,7 +62,7 @@ def inputs(**changes: int) -> dict[str, int]:
 
 
 def expected_charge(i: dict[str, int]) -> int:
-    """SPEC §4 in plain integers, the oracle for the circuit's `charge`."""
+    """The charge (protocol.md §4) in plain integers, the oracle for the circuit's `charge`."""
     q, rem = divmod(i["usage_units"] * i["price_scaled"], 10**6)
     mode = i["rounding_mode"]
     rounded = q + (mode == CEIL and rem > 0) + (mode == HALF_UP and rem >= 500_000)

@@ -1,4 +1,5 @@
-"""SPEC §3 encoding: one accepted spelling per value, and every rejection names its field."""
+"""The canonical encoding (docs/protocol.md §2): one accepted spelling per value, and every
+rejection names its field."""
 
 from __future__ import annotations
 
