@@ -1,4 +1,4 @@
-# vbill — developer entry points and the circuit / trusted-setup pipeline (SPEC §5).
+# vbill — developer entry points and the circuit / trusted-setup pipeline (docs/trusted-setup.md).
 # `make demo` and `make test` are the two commands a new user needs; everything depends on `install`.
 
 SHELL := /bin/bash
@@ -46,7 +46,7 @@ demo: install setup verifier-page ## the whole story: anvil + service, deploy, d
 clean: ## remove generated artefacts (keeps the cached dev ptau)
 	rm -rf build/*_js build/*.r1cs build/*.zkey build/*.sym build/*.json build/*.sol build/contracts
 
-# --- circuit and trusted-setup pipeline (SPEC §5) ---
+# --- circuit and trusted-setup pipeline (docs/trusted-setup.md) ---
 # Every step below is deterministic except `contribute` (snarkjs mixes in fresh randomness).
 # The dev ceremony uses public beacons only: reproducible and INSECURE ("dev-insecure").
 CIRCUIT := billing_binding
@@ -254,7 +254,7 @@ verify-setup: install ## auditor's re-run: recompile, zkey verify, compare every
 	  --vkey "$$tmp/vkey.json" --verify-log "$$tmp/verify.log" --render-verifier "$$tmp/BillingVerifier.sol"
 
 
-# --- contracts (SPEC §7): verifier rendered from the vkey, compiled with the pinned solcjs ---
+# --- contracts: verifier rendered from the vkey, compiled with the pinned solcjs ---
 .PHONY: verifier
 verifier: build/BillingVerifier.sol ## render build/BillingVerifier.sol from build/vkey.json and compile build/contracts/
 
