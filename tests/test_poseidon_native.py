@@ -70,7 +70,9 @@ def test_library_refuses_inputs_not_below_r(native: P.NativePoseidon, bad: list[
             native.hash(t, bad, plain=plain)
 
 
-@pytest.mark.parametrize("bad", [[R], [-1], [1, R + 1], [True], [1.0], [], list(range(9))])
+@pytest.mark.parametrize(
+    "bad", [[R], [-1], [1, R + 1], [True], [1.0], [], list(range(MAX_INPUTS + 1))]
+)
 def test_both_paths_refuse_the_same_inputs_with_the_same_error(
     native: P.NativePoseidon, force: Any, bad: list[Any]
 ) -> None:

@@ -31,8 +31,9 @@ from vbill.errors import ToolError
 from vbill.zk.field import R
 
 N_ROUNDS_F = 8
-N_ROUNDS_P = (56, 57, 56, 60, 60, 63, 64, 63)
-"""Partial rounds for t = 2..9 (n = 1..8 inputs), as in circomlib and circomlibjs."""
+N_ROUNDS_P = (56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68)
+"""Partial rounds for t = 2..17 (n = 1..16 inputs), as in circomlib and circomlibjs
+(binding v2 hashes up to 16 inputs at once, docs/protocol-v2.md)."""
 
 MAX_INPUTS = len(N_ROUNDS_P)
 _FIELD_BITS = 254
