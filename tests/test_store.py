@@ -21,6 +21,7 @@ from eth_account import Account
 from vbill.errors import ToolError
 from vbill.ledger import translog
 from vbill.ledger.store import (
+    MIGRATIONS,
     WEI_PER_MICRO,
     Charge,
     Conflict,
@@ -328,7 +329,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_schema_is_migrated_once_with_wal_and_foreign_keys(tmp_path: Path) -> None:
     s = Store(tmp_path / "db.sqlite3")
     Store(tmp_path / "db.sqlite3")
-    assert s.schema_version() == 1
+    assert s.schema_version() == len(MIGRATIONS)
     conn = s._conn()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -342,4 +343,4 @@ def test_unknown_database_urls_are_environment_errors(tmp_path: Path) -> None:
     with pytest.raises(ToolError, match="unsupported"):
         open_store("mysql://x")
     s = open_store(f"sqlite:///{tmp_path / 'x.sqlite3'}")
-    assert s.schema_version() == 1
+    assert s.schema_version() == len(MIGRATIONS)
