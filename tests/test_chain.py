@@ -12,14 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from eth_account import Account
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from vbill import chain as ch
 from vbill import paths
 from vbill.chain import ANVIL_KEYS, Chain, ChainRevert, Settlement
 from vbill.cli.main import main
 from vbill.errors import InputError
-from web3 import Web3
 
 pytestmark = pytest.mark.chain
 
@@ -642,70 +639,6 @@ def test_anchor_tree_head_must_grow(owner, stranger):
     expect_revert(
         lambda: owner.anchor_tree_head(root, 5), "BillingSettlement__TreeHeadNotNewer", 5, 5
     )
-
-
-# ------------------------------------------------------------------------------ invariant
-
-
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    steps=st.lists(
-        st.tuples(
-            st.sampled_from(
-                ["deposit", "settle", "request", "withdraw", "request+withdraw", "payee", "time"]
-            ),
-            st.integers(0, 3),
-        ),
-        min_size=3,
-        max_size=10,
-    )
-)
-def test_sum_of_balances_always_equals_the_contract_eth(
-    owner, tenant, payee, eth_bundle, anvil, steps
-):
-    """Whatever the order of deposits, settlements, withdrawals and payouts, the contract holds
-    exactly the tenants' totals plus what the payee is owed."""
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
-    snap = w3.provider.make_request("evm_snapshot", [])["result"]
-    try:
-        pool = [settlement(eth_bundle(event=f"evt_inv_{i}")) for i in range(4)]
-        key = pool[0].signals[4]
-        s = owner.settlement
-        owner.open_account(key, tenant.address)
-
-        def invariant() -> None:
-            total = s.functions.balanceOf(key).call()[2]
-            owed = s.functions.payeeBalance(payee.address).call()
-            assert total + owed == w3.eth.get_balance(s.address)
-
-        for action, n in [("deposit", 3), *steps]:
-            try:
-                if action == "deposit":
-                    tenant.deposit(key, (n + 1) * 10**16 + 7)
-                    tenant.accept_tariff(key, pool[0].signals[2])
-                elif action == "settle":
-                    owner.settle(pool[n])
-                elif action == "request":
-                    tenant.request_withdrawal(key, 10**16 * (n + 1))
-                elif action == "withdraw":
-                    tenant.withdraw(key)
-                elif action == "request+withdraw":
-                    tenant.request_withdrawal(key, 10**16 * (n + 1))
-                    increase_time(owner, 86_400)
-                    tenant.withdraw(key)
-                elif action == "payee":
-                    payee.transact(s.functions.withdrawPayee())
-                else:
-                    increase_time(owner, 86_400 * n)
-            except ChainRevert:
-                pass  # refused steps must leave the invariant intact too
-            invariant()
-    finally:
-        w3.provider.make_request("evm_revert", [snap])
 
 
 # ------------------------------------------------------------------------------ CLI
