@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from vbill import paths
 
@@ -141,10 +142,14 @@ class Circuit:
         self._n += 1
         return self.workdir / f"w{self._n}{suffix}"
 
-    def witness(self, inputs: Mapping[str, int | str]) -> list[int]:
-        """`snarkjs wtns calculate`; raises WitnessError with the calculator's message."""
+    def witness(self, inputs: Mapping[str, Any]) -> list[int]:
+        """`snarkjs wtns calculate`; raises WitnessError with the calculator's message.
+
+        Array inputs are given as (nested) lists of decimal strings and written as they are."""
         inp = self._path(".json")
-        inp.write_text(json.dumps({k: str(v) for k, v in inputs.items()}))
+        inp.write_text(
+            json.dumps({k: v if isinstance(v, list) else str(v) for k, v in inputs.items()})
+        )
         out = self._path(".wtns")
         proc = subprocess.run(
             [

@@ -307,7 +307,10 @@ def test_revoked_attester_is_listed_signed_and_fails_verification(
 
 
 def test_status_health_and_openapi(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+    # this module revoked its own attester above: the service says it cannot attest
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json()["status"] == "degraded"
+    assert "revoked" in " ".join(health.json()["reasons"])
     status = client.get("/api/vdi/status").json()
     assert status["binding_version"] == "bn128-poseidon8-v1" and status["chain"] is None
     paths = client.get("/openapi.json").json()["paths"]

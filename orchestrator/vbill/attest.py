@@ -17,6 +17,7 @@ from vbill.bundle.attestation import canonical_json
 from vbill.bundle.bundle import build_bundle, encode_request
 from vbill.bundle.keys import Attester
 from vbill.encode.encoding import hash_string
+from vbill.errors import ToolError
 from vbill.ledger.store import Charge, Store, StoredBundle
 from vbill.models import AttestRequest
 from vbill.zk.poseidon import poseidon
@@ -49,7 +50,14 @@ def attest_event(
     prover: ProofSource,
     vkey_sha256: str,
 ) -> Attested:
-    """Attest one event exactly once; raises InputError, Conflict or LimitExceeded."""
+    """Attest one event exactly once; raises InputError, Conflict or LimitExceeded, and
+    ToolError while the attester key is revoked or retired (rotate it: `vbill keys rotate`)."""
+    refusal = store.signing_refusal(attester.address)
+    if refusal is not None:
+        raise ToolError(
+            f"{refusal}: refusing to sign with it; run `vbill keys rotate`, register the new "
+            "key on chain if one is configured, and restart the service"
+        )
     enc = encode_request(request)
     meter = enc.request.meter_event
     tenant = store.ensure_tenant(meter.tenant_id, lambda: new_account(meter.tenant_id))

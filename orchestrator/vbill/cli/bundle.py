@@ -75,6 +75,42 @@ def keys_show(as_json: bool) -> None:
     emit({"address": attester.address}, as_json, attester.address)
 
 
+@keys.command("rotate")
+@click.option("--reason", default="key rotation", show_default=True, help="Kept in the list.")
+@click.option(
+    "--compromised",
+    is_flag=True,
+    help="Revoke the old key instead of retiring it: every bundle it ever signed is invalid.",
+)
+@json_option
+def keys_rotate(reason: str, compromised: bool, as_json: bool) -> None:
+    """Replace the attester key. The old key is retired from now on (bundles logged before
+    stay valid) or, with --compromised, revoked. Then restart `vbill serve`; with a chain,
+    register the new address (`vbill attester add ADDR`, owner) and fund it for gas."""
+    from vbill.bundle.rotation import rotate
+    from vbill.ledger.store import open_store
+
+    home = paths.vbill_home()
+    store = open_store(os.environ.get("DATABASE_URL"), home=home)
+    try:
+        r = rotate(home, store, reason=reason, compromised=compromised)
+    finally:
+        store.close()
+    verb = "revoked" if r.compromised else f"retired from {r.at_ms} ms"
+    emit(
+        {
+            "old_address": r.old_address,
+            "new_address": r.new_address,
+            "retired_at": None if r.compromised else r.at_ms,
+            "revoked": r.compromised,
+        },
+        as_json,
+        f"attester {r.old_address} {verb}; new attester {r.new_address}\n"
+        "restart `vbill serve`; with a chain, register the new address (vbill attester add) "
+        "and fund it for gas",
+    )
+
+
 @click.command()
 @click.argument("requests", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import click
 
 from vbill import paths
 from vbill.attest import new_account
 from vbill.cli.output import emit, json_option
-from vbill.errors import InputError
+from vbill.errors import InputError, ToolError
 from vbill.ledger.store import Limits, Store, open_store
 from vbill.service.settings import Settings
 
@@ -42,11 +43,13 @@ def serve(
 ) -> None:
     """Run the HTTP service (attest, verify, transparency log, accounts, settlement).
 
-    Needs VDI_ATTEST_SECRET (env or $VBILL_HOME/service.json) unless --dev.
+    Needs VDI_ATTEST_SECRET (env or $VBILL_HOME/service.json) unless --dev. Every start-up
+    problem (secret, attester key, port in use, store) is one line on stderr and exit 3.
     """
     import uvicorn
 
     from vbill.service import create_app
+    from vbill.service.app import build_state
 
     settings = Settings.from_env(
         dev=dev,
@@ -55,8 +58,28 @@ def serve(
         settlement_address=settlement_address,
         prover_workers=prover_workers,
     ).resolved()  # fail here, with exit 3, rather than inside uvicorn's startup
+    sock = _bind(host, port)  # before anything is started or logged as up
+    state = build_state(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, prebuilt=state), log_level="info"))
+    server.run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a port in use is a one-line error (exit 3)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ToolError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; stop what uses it or pass --port"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 @click.group()

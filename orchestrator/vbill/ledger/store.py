@@ -1019,3 +1019,18 @@ def _sth_row(row: sqlite3.Row) -> translog.SignedTreeHead:
         signer=row["signer"],
         signature=row["signature"],
     )
+    def signing_refusal(self, address: str, at_ms: int | None = None) -> str | None:
+        """Why `address` must not sign (revoked, or retired by `at_ms`), or None."""
+        a, at = address.lower(), at_ms or now_ms()
+        c = self._conn()
+        if c.execute(
+            "SELECT 1 FROM revocations WHERE kind = 'attester' AND value = ?", (a,)
+        ).fetchone():
+            return f"attester key {address} is revoked"
+        row = c.execute(
+            "SELECT retired_at FROM attester_retirements WHERE address = ?", (a,)
+        ).fetchone()
+        if row is not None and row[0] <= at:
+            return f"attester key {address} is retired (since {row[0]} ms)"
+        return None
+

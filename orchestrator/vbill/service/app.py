@@ -70,6 +70,7 @@ def build_state(settings: Settings) -> ServiceState:
     paths.require(paths.VKEY)
     attester = _attester(settings)
     store = open_store(settings.database_url, home=settings.home, log_key=attester.account)
+    store.deposits_tracked = bool(settings.network)  # no chain: no deposit is ever credited
     prover = open_prover(settings.prover_workers)
     state = ServiceState(
         settings=settings,
@@ -101,25 +102,27 @@ def build_state(settings: Settings) -> ServiceState:
     return state
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The vbill HTTP service (docs/http-api.md). Raises ToolError at startup if it cannot serve."""
+def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> FastAPI:
+    """The vbill HTTP service (docs/http-api.md). Raises ToolError at startup if it cannot serve;
+    `prebuilt`: the state already built (`vbill serve` builds it before binding the port, so
+    every start-up problem is one line and exit 3, never a traceback inside uvicorn)."""
     from vbill.service import customer
     from vbill.service.routes import router
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = build_state(settings)
-        app.state.svc = state
-        if state.worker is not None:
-            state.worker.start()
-        log.info("vbill service up: attester %s", state.attester.address)
+        svc = prebuilt if prebuilt is not None else build_state(settings)
+        app.state.svc = svc
+        if svc.worker is not None:
+            svc.worker.start()
+        log.info("vbill service up: attester %s", svc.attester.address)
         try:
             yield
         finally:
-            if state.worker is not None:
-                await anyio.to_thread.run_sync(state.worker.stop)
-            state.prover.close()
-            state.store.close()
+            if svc.worker is not None:
+                await anyio.to_thread.run_sync(svc.worker.stop)
+            svc.prover.close()
+            svc.store.close()
 
     app = FastAPI(
         title="vbill",

@@ -20,7 +20,7 @@ from vbill.attest import attest_event, new_account
 from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
 from vbill.errors import InputError
-from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle, now_ms
+from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle
 from vbill.models import AttestRequest, Bundle, VerifyRequest, VerifyResult
 from vbill.service.auth import AnyCaller, Caller, require_operator, visible_to
 from vbill.service.state import ServiceState
@@ -159,11 +159,9 @@ def find_bundle(
 
 @router.get("/.well-known/vdi-billing-revocation.json")
 def revocation_list(svc: State) -> dict[str, Any]:
-    """Revoked attester keys and verification keys, signed by the operator's attester key."""
-    payload = revocation.build_payload(
-        svc.store.revocations(), svc.attester.address, issued_at=now_ms()
-    )
-    return revocation.sign(payload, svc.attester.account)
+    """Revoked and retired attester keys and revoked verification keys, signed by the
+    operator's attester key."""
+    return svc.revocation_document()
 
 
 class RevokeBody(BaseModel):
@@ -177,10 +175,7 @@ class RevokeBody(BaseModel):
 def revoke(body: RevokeBody, svc: State) -> dict[str, Any]:
     """Revoke an attester address or a verification-key hash (operator only)."""
     svc.store.revoke(body.kind, body.value, body.reason)
-    doc = revocation.sign(
-        revocation.build_payload(svc.store.revocations(), svc.attester.address, now_ms()),
-        svc.attester.account,
-    )
+    doc = svc.revocation_document()
     revocation.write_local(doc, svc.settings.home)
     return doc
 
@@ -296,6 +291,7 @@ def _account_view(svc: ServiceState, tenant_id: str) -> dict[str, Any]:
         "balance": {
             "unit": "wei",
             "available": str(bal.available_wei),
+            "withdrawing": str(bal.withdrawing_wei),  # requested on chain by the controller
             "reserved": str(bal.reserved_wei),
             "total": str(bal.total_wei),
             "pending_deposits": str(bal.pending_deposits_wei),
@@ -403,8 +399,13 @@ def status(svc: State) -> dict[str, Any]:
     }
 
 
-@router.get("/health")
-def health(svc: State) -> dict[str, Any]:
-    """Liveness: the store answers."""
+@router.get("/health", responses={503: {"description": "degraded: `reasons` says why"}})
+def health(svc: State) -> JSONResponse:
+    """ok when the store answers and nothing keeps the service from its job; else 503
+    `degraded` with the reasons (the configured chain unreachable, the attester key revoked
+    or retired)."""
     svc.store.counts()
-    return {"status": "ok"}
+    problems = svc.problems()
+    if problems:
+        return JSONResponse({"status": "degraded", "reasons": problems}, status_code=503)
+    return JSONResponse({"status": "ok"})

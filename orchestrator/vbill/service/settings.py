@@ -46,6 +46,7 @@ class Settings:
                 config = json.loads(config_file.read_text())
             except json.JSONDecodeError as exc:
                 raise ToolError(f"{config_file} is not valid JSON: {exc.msg}") from None
+            _check_keys(config_file, config)
 
         def pick(env: str, key: str) -> Any:
             return os.environ.get(env) or config.get(key)
@@ -88,3 +89,29 @@ class Settings:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(32) + "\n")
         return Settings(**{**self.__dict__, "attest_secret": path.read_text().strip()})
+
+
+CONFIG_KEYS = (
+    "attest_secret",
+    "database_url",
+    "network",
+    "rpc_url",
+    "settlement_address",
+    "prover_workers",
+    "settle_interval",
+    "anchor_interval",
+    "settle_batch",
+    "confirmations",
+    "start_block",
+)
+
+
+def _check_keys(config_file: Path, config: Any) -> None:
+    """Refuse what `from_env` would not read: a typo must not silently fall back to a default."""
+    if not isinstance(config, dict):
+        raise ToolError(f"{config_file} must hold a JSON object")
+    for key in config:
+        if key not in CONFIG_KEYS:
+            raise ToolError(
+                f"{config_file}: unknown key {key!r}; the keys are {', '.join(CONFIG_KEYS)}"
+            )

@@ -9,9 +9,10 @@ import anyio
 
 from vbill import paths
 from vbill.bundle.keys import Attester
-from vbill.ledger.store import Store
+from vbill.ledger.store import Store, now_ms
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
+from vbill.verify import revocation
 from vbill.verify.trust import TrustSet
 from vbill.zk.prover import ProofSource
 
@@ -27,11 +28,33 @@ class ServiceState:
     worker: SettlementWorker | None = None
     chain_info: dict[str, Any] = field(default_factory=dict)
 
+    def revocation_document(self) -> dict[str, Any]:
+        """The signed revocation list: revoked (compromised) and retired (rotated-out) keys."""
+        payload = revocation.build_payload(
+            self.store.revocations(),
+            self.attester.address,
+            issued_at=now_ms(),
+            retirements=self.store.retirements(),
+        )
+        return revocation.sign(payload, self.attester.account)
+
+    def problems(self) -> list[str]:
+        """What keeps this service from doing its whole job right now (for /health)."""
+        out: list[str] = []
+        refusal = self.store.signing_refusal(self.attester.address)
+        if refusal is not None:
+            out.append(f"{refusal}: attest is refused until `vbill keys rotate` and a restart")
+        if self.worker is not None and self.worker.status.chain_reachable is False:
+            out.append(f"chain unreachable: {self.worker.status.last_error}")
+        return out
+
     def trust(self) -> TrustSet:
-        """Our attester and build's key, minus everything revoked in the store."""
+        """Our attester and build's key, minus everything revoked in the store; our retired
+        keys for what they signed before retirement."""
         revoked = self.store.revocations()
         return TrustSet().with_(
             attesters=[self.attester.address, *self.settings.trusted_attesters],
+            retired_attesters={r["address"]: r["retired_at"] for r in self.store.retirements()},
             vkey_files=[paths.VKEY],
             revoked_attesters=[r["value"] for r in revoked if r["kind"] == "attester"],
             revoked_vkeys=[r["value"] for r in revoked if r["kind"] == "vkey"],

@@ -23,16 +23,24 @@ VERSION = "vbill-revocation-v1"
 
 
 def build_payload(
-    revocations: Iterable[Mapping[str, Any]], issuer: str, issued_at: int
+    revocations: Iterable[Mapping[str, Any]],
+    issuer: str,
+    issued_at: int,
+    retirements: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The unsigned payload from store rows ({kind, value, reason, revoked_at})."""
+    """The unsigned payload from store rows ({kind, value, reason, revoked_at}) and retired
+    keys ({address, retired_at, reason}): `revoked_attesters` are compromised (nothing they
+    signed is valid), `retired_attesters` maps a rotated-out key to the time (ms) from which
+    it no longer signs (bundles logged before stay valid)."""
     rows = list(revocations)
+    retired = list(retirements)
     return {
         "version": VERSION,
         "issuer": issuer,
         "issued_at": issued_at,
         "revoked_attesters": sorted(r["value"].lower() for r in rows if r["kind"] == "attester"),
         "revoked_vkeys": sorted(r["value"] for r in rows if r["kind"] == "vkey"),
+        "retired_attesters": {r["address"].lower(): r["retired_at"] for r in retired},
         "entries": [
             {k: r[k] for k in ("kind", "value", "reason", "revoked_at")}
             for r in sorted(rows, key=lambda r: (r["revoked_at"], r["kind"], r["value"]))
@@ -68,6 +76,11 @@ def verify_revocation(
         if not all(isinstance(a, str) for a in payload["revoked_attesters"]):
             return None
         if not all(isinstance(v, str) for v in payload["revoked_vkeys"]):
+            return None
+        retired = payload.get("retired_attesters", {})
+        if not isinstance(retired, dict) or not all(
+            isinstance(a, str) and type(t) is int for a, t in retired.items()
+        ):
             return None
         return dict(payload)
     except Exception:  # any malformed part: not a revocation list we can rely on

@@ -33,14 +33,21 @@ class TrustSet:
     vkeys: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     revoked_attesters: frozenset[str] = frozenset()
     revoked_vkeys: frozenset[str] = frozenset()
+    # rotated-out keys: address -> retired_at (ms); what they signed before stays valid
+    retired_attesters: Mapping[str, int] = field(default_factory=dict)
 
-    def attester_ok(self, address: str) -> str | None:
-        """None if trusted, else the reason."""
+    def attester_ok(self, address: str, signed_at: int | None = None) -> str | None:
+        """None if trusted, else the reason. `signed_at` (ms: the log's signed tree head of
+        the bundle's receipt) must precede the retirement of a retired key; a revoked key
+        (compromised) is refused whenever it signed."""
         a = address.lower()
         if a in self.revoked_attesters:
             return f"attester {address} is revoked"
         if a not in self.attesters:
             return f"attester {address} is not in the trusted set"
+        retired_at = self.retired_attesters.get(a)
+        if retired_at is not None and (signed_at is None or signed_at >= retired_at):
+            return f"attester {address} is retired since {retired_at} (ms); not logged before that"
         return None
 
     def log_signer_ok(self, address: str) -> bool:
@@ -64,18 +71,22 @@ class TrustSet:
         revoked_attesters: Iterable[str] = (),
         revoked_vkeys: Iterable[str] = (),
         log_signers: Iterable[str] = (),
+        retired_attesters: Mapping[str, int] | None = None,
     ) -> TrustSet:
-        """A copy that also trusts / revokes the given items (attesters also sign log heads)."""
+        """A copy that also trusts / revokes the given items (attesters also sign log heads);
+        a retired attester is trusted for what it signed before its `retired_at`."""
         vkeys = dict(self.vkeys)
         for path in vkey_files:
             vkeys[file_sha256(path)] = json.loads(path.read_text())
-        extra = _norm(attesters)
+        retired = {a.lower(): int(t) for a, t in (retired_attesters or {}).items()}
+        extra = _norm(attesters) | frozenset(retired)
         return TrustSet(
             attesters=self.attesters | extra,
             log_signers=self.log_signers | extra | _norm(log_signers),
             vkeys=vkeys,
             revoked_attesters=self.revoked_attesters | _norm(revoked_attesters),
             revoked_vkeys=self.revoked_vkeys | frozenset(revoked_vkeys),
+            retired_attesters={**self.retired_attesters, **retired},
         )
 
 
@@ -103,7 +114,7 @@ def default_trust() -> TrustSet:
         cfg = json.loads(trust_file.read_text())
         attesters += cfg.get("attesters", [])
         vkey_files += [Path(p) for p in cfg.get("vkeys", [])]
-    revoked: dict[str, list[str]] = {}
+    revoked: dict[str, Any] = {}
     revocation_file = home / "revocation.json"
     if revocation_file.exists():
         revoked = json.loads(revocation_file.read_text()).get("payload", {})
@@ -121,6 +132,7 @@ def default_trust() -> TrustSet:
         revoked_attesters=revoked_attesters,
         revoked_vkeys=revoked_vkeys,
         log_signers=pinned.log_signers if pinned is not None else (),
+        retired_attesters=revoked.get("retired_attesters") or {},
     )
 
 

@@ -141,7 +141,8 @@ def _check_signature(p: _Parsed, trust: TrustSet) -> Verdict:
     signer = recover_signer(digest, att.signature)
     if signer.lower() != att.attester.lower():
         return Verdict(valid=False, reason="signature was not made by attestation.attester")
-    reason = trust.attester_ok(signer)
+    signed_at = p.receipt.tree_head.timestamp if p.receipt is not None else None
+    reason = trust.attester_ok(signer, signed_at)
     if reason:
         return Verdict(valid=False, reason=reason)
     if p.receipt is None:
