@@ -244,6 +244,10 @@ def test_pinned_document_is_what_default_trust_trusts(
     pin.write_text(pin.read_text().replace(served["issuer"], "0x" + "ab" * 20))
     with pytest.raises(ToolError, match="re-pin"):
         default_trust()
+    with pytest.raises(ToolError, match="re-pin"):
+        trust_document.pin(served)
+    assert trust_document.pin(served, replace=True)[0] == "pinned"
+    assert default_trust().vkey(sha)[0] is not None  # re-pinning rewrote the key file
 
 
 def test_revocations_in_the_pin_are_honoured(served: dict[str, Any], customer: Path) -> None:

@@ -224,7 +224,9 @@ def load_pin(home: Path | None = None) -> TrustDocument | None:
     try:
         return verify(json.loads(path.read_text()))
     except (ValueError, InputError, VerificationFailed) as exc:
-        raise ToolError(f"{path} is not a valid pinned trust document ({exc}); re-pin it") from None
+        raise ToolError(
+            f"{path} is not a valid pinned trust document ({exc}); re-pin it with --replace"
+        ) from None
 
 
 def pin(document: Any, home: Path | None = None, *, replace: bool = False) -> tuple[str, list[str]]:
@@ -232,7 +234,12 @@ def pin(document: Any, home: Path | None = None, *, replace: bool = False) -> tu
     "replaced". A document that differs from the pinned one is refused unless `replace`."""
     doc = verify(document)
     path = pin_path(home)
-    old = load_pin(home) if path.exists() else None
+    try:
+        old = load_pin(home)
+    except ToolError:
+        if not replace:
+            raise
+        old = None  # a damaged pin is replaced only on purpose
     diff = changes(old, doc) if old is not None else []
     if old is not None and not diff:
         return "unchanged", []
@@ -248,18 +255,21 @@ def pin(document: Any, home: Path | None = None, *, replace: bool = False) -> tu
     with os.fdopen(fd, "w") as fh:
         fh.write(json.dumps(doc.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
-    vkey_files(doc, home)
+    vkey_files(doc, home, rewrite=True)
     return ("replaced" if old is not None else "pinned"), diff
 
 
-def vkey_files(doc: TrustDocument, home: Path | None = None) -> list[Path]:
-    """The pinned keys as files `$VBILL_HOME/vkeys/<sha>.json` (written if missing); only a
-    file whose bytes hash to its name is returned, so a swapped file is never trusted."""
+def vkey_files(
+    doc: TrustDocument, home: Path | None = None, *, rewrite: bool = False
+) -> list[Path]:
+    """The pinned keys as files `$VBILL_HOME/vkeys/<sha>.json` (written if missing, or always
+    when pinning); only a file whose bytes hash to its name is returned, so a file swapped
+    after pinning is never trusted."""
     folder = (home or paths.vbill_home()) / "vkeys"
     out = []
     for key in doc.bindings.values():
         path = folder / f"{key.vkey_sha256}.json"
-        if not path.exists():
+        if rewrite or not path.exists():
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.write_bytes(key.vkey_json.encode("utf-8"))
         if hashlib.sha256(path.read_bytes()).hexdigest() == key.vkey_sha256:
