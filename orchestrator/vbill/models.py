@@ -39,7 +39,8 @@ class TariffSnapshot(_Strict):
     min_charge_micros: StrictInt
     max_charge_micros: StrictInt
     rounding_mode: StrictStr
-    currency: StrictStr
+    # ISO 4217 or ETH; the list itself is the encoding's (encoding.CURRENCIES)
+    currency: StrictStr = Field(pattern="^[A-Z]{3}$")
 
 
 class AttestRequest(_Strict):
@@ -151,6 +152,10 @@ class VerifyResult(BaseModel):
     billing_check: Verdict
     incircuit_binding_verification: BindingVerdict
     valid: bool = Field(description="all three verdicts hold")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what a reader must know even about a valid result (e.g. a dev-insecure key)",
+    )
 
 
 # --- the customer's side: accounts, tokens, receipts (service/customer.py, vbill.client) ---

@@ -30,6 +30,17 @@ def vbill_home() -> Path:
     return Path(os.environ.get("VBILL_HOME", ".vbill")).resolve()
 
 
+def private_dir(path: Path) -> Path:
+    """Create `path` if needed and force it to 0700 even if it existed: it holds keys and
+    every tenant's account salt."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise ToolError(f"cannot make {path} private (chmod 700): {exc.strerror}") from None
+    return path
+
+
 def node_bin(name: str) -> Path:
     """A pinned node tool from node_modules/.bin; raises ToolError naming the fix if absent."""
     path = NODE_MODULES / ".bin" / name

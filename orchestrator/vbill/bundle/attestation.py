@@ -15,6 +15,7 @@ from typing import Any
 import rfc8785
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
+from eth_keys.exceptions import BadSignature
 
 from vbill.bindings import BINDING_VERSION
 
@@ -116,4 +117,7 @@ def recover_signer(digest: bytes, signature: str) -> str:
     sig = bytes.fromhex(signature.removeprefix("0x"))
     if len(sig) != 65:
         raise ValueError("signature must be 65 bytes")
-    return Account._recover_hash(digest, signature=sig)
+    try:
+        return Account._recover_hash(digest, signature=sig)
+    except BadSignature:  # r is not a curve point: no key made this signature
+        raise ValueError("signature does not recover to any key") from None

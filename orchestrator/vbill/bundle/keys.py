@@ -34,17 +34,36 @@ class Attester:
 
     @classmethod
     def new(cls, path: Path | None = None, *, overwrite: bool = False) -> Attester:
-        """Create a key file with mode 0600 (created with that mode: never world-readable)."""
+        """Create a key file with mode 0600 in a 0700 directory.
+
+        Written to a fresh temp file in the same directory (O_EXCL | O_NOFOLLOW: a planted file
+        or link can decide neither its mode nor where the key goes), then renamed into place;
+        without `overwrite`, linked into place so an existing key is never replaced."""
         path = path or attester_key_path()
         if path.exists() and not overwrite:
             raise InputError("path", f"{path} exists; refusing to overwrite an attester key")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        paths.private_dir(path.parent)
         attester = cls.generate()
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(attester.account.key.hex() + "\n")
-        os.replace(tmp, path)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                os.fchmod(fh.fileno(), 0o600)  # whatever the umask
+                fh.write(attester.account.key.hex() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            if overwrite:
+                os.replace(tmp, path)  # replaces a planted link itself, never its target
+            else:
+                try:
+                    os.link(tmp, path, follow_symlinks=False)
+                except FileExistsError:
+                    raise InputError(
+                        "path", f"{path} exists; refusing to overwrite an attester key"
+                    ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return attester
 
     @classmethod

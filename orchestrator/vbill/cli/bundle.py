@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from vbill import paths
+from vbill import jsonio, paths
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, VerificationFailed
@@ -29,12 +29,8 @@ from vbill.zk.prover import Prover
 
 
 def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(what, f"{path} is not valid JSON: {exc}") from None
-    except OSError as exc:
-        raise InputError(what, f"cannot read {path}: {exc.strerror}") from None
+    """A JSON file the user named; exit 2 "cannot read PATH: why" if it is not one."""
+    return jsonio.read_file(path, what)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -181,6 +177,7 @@ def _trust(attesters: tuple[str, ...], vkeys: tuple[Path, ...]) -> TrustSet:
 
 def _summary(name: str, result: VerifyResult) -> str:
     lines = [f"{name}: {'VALID' if result.valid else 'INVALID'}"]
+    lines += [f"  WARNING: {w}" for w in result.warnings]
     for label, verdict in (
         ("signature + log", result.verification),
         ("billing check", result.billing_check),
@@ -264,13 +261,12 @@ def verify(
         raise InputError("BUNDLES", "give at least one bundle file (or --batch DIR|FILE.jsonl)")
     results: dict[str, VerifyResult] = {}
     check = py_ecc_check if reference else default_check()
+    # An unreadable file is a usage error (exit 2), never a judged-invalid bundle: a typo
+    # must not look like a forgery.
+    loaded = [read_json(path, str(path)) for path in bundles]
     with Progress(transient=True, disable=len(bundles) < 2) as bar:
         task = bar.add_task("verifying", total=len(bundles))
-        for path in bundles:
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                data = None  # judged (and reported) as malformed, not a crash
+        for path, data in zip(bundles, loaded, strict=True):
             if billed is None:
                 results[str(path)] = verify_bundle(data, trust=trust, check=check)
             else:

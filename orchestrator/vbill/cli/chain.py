@@ -29,7 +29,12 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="Network preset; its chain id is checked before any transaction.",
     )
-    @click.option("--rpc-url", default=None, help="Override the preset's RPC URL.")
+    @click.option(
+        "--rpc-url",
+        default=None,
+        envvar="VBILL_RPC_URL",
+        help="Override the preset's RPC URL (env VBILL_RPC_URL).",
+    )
     @click.option(
         "--keystore",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -137,8 +137,8 @@ def accounts_show(tenant: str, as_json: bool) -> None:
 
 @accounts.command("limits")
 @click.argument("tenant")
-@click.option("--per-request", type=click.IntRange(min=0), default=None, help="micro-ETH")
-@click.option("--daily", type=click.IntRange(min=0), default=None, help="micro-ETH")
+@click.option("--per-request", type=click.IntRange(0, 2**64 - 1), default=None, help="micro-ETH")
+@click.option("--daily", type=click.IntRange(0, 2**64 - 1), default=None, help="micro-ETH")
 @json_option
 def accounts_limits(tenant: str, per_request: int | None, daily: int | None, as_json: bool) -> None:
     """Set TENANT's per-request and daily spending limits (omitted = no limit)."""

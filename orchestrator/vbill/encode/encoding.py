@@ -28,6 +28,22 @@ PRICE_SCALE = 10**PRICE_DECIMALS
 MAX_STRING_CHARS = 256
 
 TARIFF_CLASSES = {"usage_linear": 1}
+
+ISO_4217 = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN
+    BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP
+    ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK
+    JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK
+    MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN
+    PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB
+    TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG
+    XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL
+    """.split()  # noqa: SIM905  (a table reads better than 180 quoted strings)
+)
+"""Active ISO 4217 alphabetic codes (fixed here: a currency is hashed, so the set is part of
+the protocol); with ETH, the only accepted `currency` values."""
+CURRENCIES = ISO_4217 | {"ETH"}
 ROUNDING_MODES = {"floor": 0, "ceil": 1, "half_up": 2}
 
 METER_KEYS = (
@@ -163,6 +179,13 @@ def encode_timestamp(value: Any, field: str) -> int:
     return ms
 
 
+def encode_currency(value: Any, field: str) -> int:
+    """An ISO 4217 code in upper case ("USD") or "ETH", hashed like any string."""
+    if not isinstance(value, str) or value not in CURRENCIES:
+        raise InputError(field, "must be an ISO 4217 currency code (e.g. USD, EUR) or ETH")
+    return hash_string(value)
+
+
 def encode_enum(value: Any, field: str, choices: Mapping[str, int]) -> int:
     """One of a fixed set of names, mapped to its small integer code."""
     if not isinstance(value, str) or value not in choices:
@@ -230,7 +253,7 @@ class TariffFields:
             min_charge_micros=encode_u64(obj["min_charge_micros"], f["min_charge_micros"]),
             max_charge_micros=encode_u64(obj["max_charge_micros"], f["max_charge_micros"]),
             rounding_mode=encode_enum(obj["rounding_mode"], f["rounding_mode"], ROUNDING_MODES),
-            currency=encode_string(obj["currency"], f["currency"]),
+            currency=encode_currency(obj["currency"], f["currency"]),
         )
         if tariff.min_charge_micros > tariff.max_charge_micros:
             raise InputError(f["min_charge_micros"], "must not exceed max_charge_micros")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -27,17 +29,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vbill.errors import ToolError, VbillError
+from vbill.errors import InputError, ToolError, VbillError
 from vbill.ledger import translog
 from vbill.models import Bundle
 
 WEI_PER_MICRO = 10**12
+_ADDRESS = re.compile(r"0x[0-9a-f]{40}", re.ASCII)
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 # Retry-After (s) of a 429 that no retry alone can turn into a success (a per-request limit,
 # no chain to credit deposits): clients must back off rather than loop, and an hour is about
 # as soon as the operator or the tenant's controller could change what refused it.
 NEVER_RETRY_AFTER = 3600
 CONFIRMATIONS = 12
 DB_NAME = "vbill.sqlite3"
+
+
+def _amount_check(column: str) -> str:
+    """SQL: the column holds a canonical decimal integer 0 ≤ v < 2^64 (or NULL)."""
+    return (
+        f"{column} IS NULL OR ({column} GLOB '[0-9]*' AND {column} NOT GLOB '*[^0-9]*' "
+        f"AND ({column} = '0' OR {column} NOT GLOB '0*') AND (length({column}) < 20 OR "
+        f"(length({column}) = 20 AND {column} <= '18446744073709551615')))"
+    )
+
+
+def _amount(value: int | None) -> str | None:
+    """An amount as the store keeps it (canonical decimal TEXT)."""
+    return None if value is None else str(value)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return None if value is None else int(value)
+
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema
@@ -138,6 +161,45 @@ MIGRATIONS: list[str] = [
         reason     TEXT NOT NULL
     );
     """,
+    # 4: amounts as canonical decimal TEXT: charges and limits go up to 2^64 − 1, past SQLite's
+    # signed 64-bit INTEGER (sums are taken in Python, exactly)
+    f"""
+    CREATE TABLE bundles_v4 (
+        id                INTEGER PRIMARY KEY,
+        tenant_id         TEXT NOT NULL REFERENCES tenants(tenant_id),
+        event_id          TEXT NOT NULL,
+        request_hash      TEXT NOT NULL,
+        bundle_json       TEXT NOT NULL,
+        digest            TEXT NOT NULL,
+        leaf_index        INTEGER NOT NULL UNIQUE REFERENCES log_leaves(leaf_index),
+        currency          TEXT NOT NULL,
+        charge_micros     TEXT NOT NULL CHECK ({_amount_check("charge_micros")}),
+        nullifier         TEXT NOT NULL,
+        created_at        INTEGER NOT NULL,
+        settlement_status TEXT NOT NULL
+            CHECK (settlement_status IN ('none', 'pending', 'settled', 'failed')),
+        settlement_json   TEXT,
+        settle_attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error        TEXT,
+        UNIQUE (tenant_id, event_id)
+    );
+    INSERT INTO bundles_v4 SELECT id, tenant_id, event_id, request_hash, bundle_json, digest,
+        leaf_index, currency, CAST(charge_micros AS TEXT), nullifier, created_at,
+        settlement_status, settlement_json, settle_attempts, last_error FROM bundles;
+    DROP TABLE bundles;
+    ALTER TABLE bundles_v4 RENAME TO bundles;
+    CREATE INDEX bundles_pending ON bundles (settlement_status, leaf_index);
+    CREATE INDEX bundles_daily ON bundles (tenant_id, created_at);
+    CREATE TABLE limits_v4 (
+        tenant_id           TEXT PRIMARY KEY REFERENCES tenants(tenant_id),
+        per_request_micros  TEXT CHECK ({_amount_check("per_request_micros")}),
+        daily_micros        TEXT CHECK ({_amount_check("daily_micros")})
+    );
+    INSERT INTO limits_v4 SELECT tenant_id, CAST(per_request_micros AS TEXT),
+        CAST(daily_micros AS TEXT) FROM limits;
+    DROP TABLE limits;
+    ALTER TABLE limits_v4 RENAME TO limits;
+    """,
 ]
 
 
@@ -156,6 +218,10 @@ class LimitExceeded(VbillError):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class TenantRaced(VbillError):
+    """A new tenant's first attest lost the race to create it: prove again with its salt."""
 
 
 @dataclass(frozen=True)
@@ -282,8 +348,11 @@ class Store:
     """SQLite-backed state; safe to share between threads (one connection per thread)."""
 
     def __init__(self, path: Path, *, log_key: Any = None) -> None:
+        from vbill import paths
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        paths.private_dir(self.path.parent)
+        self._private_files()  # before SQLite creates the file with the umask's mode
         self._log_key = log_key
         self.deposits_tracked = True  # False: no chain, so no deposit will ever be credited
         self._local = threading.local()
@@ -291,11 +360,23 @@ class Store:
         self._keys_guard = threading.Lock()
         self._key_locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
         self._migrate()
+        self._private_files()  # the WAL and shared-memory files now exist too
         self._tree = translog.MerkleTree()
         with self._tree_lock:
             self._sync_tree(self._conn())
 
     # --- plumbing ---
+
+    def _private_files(self) -> None:
+        """The database (every tenant's account salt) and its WAL/SHM files: 0600, always."""
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+            for suffix in ("", "-wal", "-shm"):
+                file = self.path.with_name(self.path.name + suffix)
+                if file.exists():
+                    os.chmod(file, 0o600)
+        except OSError as exc:
+            raise ToolError(f"cannot make {self.path} private (0600): {exc.strerror}") from None
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -369,14 +450,25 @@ class Store:
         with self._tx() as c:
             if self._tenant(c, tenant_id) is not None:
                 raise Conflict(f"tenant {tenant_id!r} already exists")
+            self._create_tenant(c, tenant_id, account_salt, tenant_key)
+            tenant = self._tenant(c, tenant_id)
+        assert tenant is not None
+        return tenant
+
+    @classmethod
+    def _create_tenant(
+        cls, c: sqlite3.Connection, tenant_id: str, account_salt: int, tenant_key: int
+    ) -> None:
+        """Insert the tenant unless it exists with this salt; TenantRaced if with another."""
+        existing = cls._tenant(c, tenant_id)
+        if existing is None:
             c.execute(
                 "INSERT INTO tenants (tenant_id, account_salt, tenant_key, created_at) "
                 "VALUES (?, ?, ?, ?)",
                 (tenant_id, str(account_salt), str(tenant_key), now_ms()),
             )
-            tenant = self._tenant(c, tenant_id)
-        assert tenant is not None
-        return tenant
+        elif existing.account_salt != account_salt:
+            raise TenantRaced(f"tenant {tenant_id!r} was created concurrently")
 
     def ensure_tenant(self, tenant_id: str, make: Callable[[], tuple[int, int]]) -> Tenant:
         """The tenant, created with `make() -> (account_salt, tenant_key)` if new."""
@@ -426,7 +518,7 @@ class Store:
                 "INSERT INTO limits (tenant_id, per_request_micros, daily_micros) VALUES (?,?,?) "
                 "ON CONFLICT(tenant_id) DO UPDATE SET per_request_micros = excluded."
                 "per_request_micros, daily_micros = excluded.daily_micros",
-                (tenant_id, limits.per_request_micros, limits.daily_micros),
+                (tenant_id, _amount(limits.per_request_micros), _amount(limits.daily_micros)),
             )
 
     def limits(self, tenant_id: str) -> Limits:
@@ -435,7 +527,9 @@ class Store:
     @staticmethod
     def _limits(c: sqlite3.Connection, tenant_id: str) -> Limits:
         row = c.execute("SELECT * FROM limits WHERE tenant_id = ?", (tenant_id,)).fetchone()
-        return Limits(row["per_request_micros"], row["daily_micros"]) if row else Limits()
+        if row is None:
+            return Limits()
+        return Limits(_int_or_none(row["per_request_micros"]), _int_or_none(row["daily_micros"]))
 
     def balance(self, tenant_id: str) -> Balance:
         return self._balance(self._conn(), tenant_id)
@@ -488,14 +582,16 @@ class Store:
                 credited += int(row["amount_wei"])
             else:
                 pending += int(row["amount_wei"])
-        sums = c.execute(
-            "SELECT "
-            " COALESCE(SUM(CASE WHEN settlement_status = 'settled' THEN charge_micros END), 0),"
-            " COALESCE(SUM(CASE WHEN settlement_status = 'pending' THEN charge_micros END), 0) "
-            "FROM bundles WHERE tenant_id = ? AND currency = 'ETH'",
+        settled = reserved = 0  # summed here: a SQL SUM of TEXT amounts would round
+        for row in c.execute(
+            "SELECT settlement_status, charge_micros FROM bundles WHERE tenant_id = ? "
+            "AND currency = 'ETH' AND settlement_status IN ('settled', 'pending')",
             (tenant_id,),
-        ).fetchone()
-        settled, reserved = int(sums[0]), int(sums[1])
+        ):
+            if row[0] == "settled":
+                settled += int(row[1])
+            else:
+                reserved += int(row[1])
         total = credited - settled * WEI_PER_MICRO
         withdrawing = 0
         chain = cls._chain_account(c, tenant_id)
@@ -514,13 +610,13 @@ class Store:
 
     @staticmethod
     def _spent_today(c: sqlite3.Connection, tenant_id: str, at_ms: int) -> int:
-        row = c.execute(
-            "SELECT COALESCE(SUM(charge_micros), 0) FROM bundles WHERE tenant_id = ? "
+        rows = c.execute(
+            "SELECT charge_micros FROM bundles WHERE tenant_id = ? "
             "AND currency = 'ETH' AND settlement_status IN ('pending', 'settled') "
             "AND created_at >= ?",
             (tenant_id, _utc_day_start_ms(at_ms)),
-        ).fetchone()
-        return int(row[0])
+        )
+        return sum(int(r[0]) for r in rows)
 
     def record_deposit(
         self, tx_hash: str, log_index: int, tenant_id: str, amount_wei: int, block_number: int
@@ -696,11 +792,15 @@ class Store:
         request_hash: str,
         charge: Charge,
         build: Callable[[], Bundle],
+        new_tenant: tuple[int, int] | None = None,
     ) -> tuple[StoredBundle, bool]:
         """Store the bundle for (tenant, event) exactly once; returns (stored, created).
 
         Same payload again → the stored bundle (never re-proved); different payload → Conflict;
         a limit or the balance would be passed → LimitExceeded, before and after proving.
+        `new_tenant` (account_salt, tenant_key) creates the tenant in the same transaction as
+        its first bundle, so a refused first attest leaves no tenant behind; TenantRaced if
+        another attest created it first with another salt (build again with the stored one).
         """
         if self._log_key is None:
             raise ToolError("the store has no log signing key; cannot append to the log")
@@ -710,10 +810,16 @@ class Store:
                 return self._same_or_conflict(existing, request_hash), False
             self._check_spend(self._conn(), tenant_id, charge)
             bundle = build()  # slow, outside any transaction
-            return self._insert(tenant_id, event_id, request_hash, charge, bundle)
+            return self._insert(tenant_id, event_id, request_hash, charge, bundle, new_tenant)
 
     def _insert(
-        self, tenant_id: str, event_id: str, request_hash: str, charge: Charge, bundle: Bundle
+        self,
+        tenant_id: str,
+        event_id: str,
+        request_hash: str,
+        charge: Charge,
+        bundle: Bundle,
+        new_tenant: tuple[int, int] | None = None,
     ) -> tuple[StoredBundle, bool]:
         from vbill.bundle.bundle import digest_of, with_receipt
 
@@ -721,6 +827,11 @@ class Store:
         leaf = translog.leaf_hash(digest)
         nullifier = bundle.attestation.billing_proof.public_signals[3]
         with self._tx() as c:
+            existing = self._find(c, tenant_id, event_id)
+            if existing is not None:  # another process won the race
+                return self._same_or_conflict(existing, request_hash), False
+            if new_tenant is not None:
+                self._create_tenant(c, tenant_id, *new_tenant)
             existing = self._find(c, tenant_id, event_id)
             if existing is not None:  # another process won the race
                 return self._same_or_conflict(existing, request_hash), False
@@ -756,7 +867,7 @@ class Store:
                             "0x" + digest.hex(),
                             index,
                             charge.currency,
-                            charge.charge_micros,
+                            _amount(charge.charge_micros),
                             nullifier,
                             at,
                             "pending" if charge.is_eth else "none",
@@ -909,7 +1020,13 @@ class Store:
     # --- revocations ---
 
     def revoke(self, kind: str, value: str, reason: str) -> None:
-        value = value.lower() if kind == "attester" else value
+        """Revoke an attester address or a vkey SHA-256, kept in lower case (as they are
+        matched); a value of neither form is refused: it could never take effect."""
+        value = value.strip().lower()
+        shape = {"attester": _ADDRESS, "vkey": _SHA256}.get(kind)
+        if shape is None or not shape.fullmatch(value):
+            what = "a 0x address" if kind == "attester" else "a hex SHA-256"
+            raise InputError("value", f"a {kind} revocation must name {what}")
         with self._tx() as c:
             c.execute(
                 "INSERT OR IGNORE INTO revocations (kind, value, reason, revoked_at) "
@@ -926,6 +1043,21 @@ class Store:
                 "VALUES (?, ?, ?)",
                 (address.lower(), retired_at, reason),
             )
+
+    def signing_refusal(self, address: str, at_ms: int | None = None) -> str | None:
+        """Why `address` must not sign (revoked, or retired by `at_ms`), or None."""
+        a, at = address.lower(), at_ms or now_ms()
+        c = self._conn()
+        if c.execute(
+            "SELECT 1 FROM revocations WHERE kind = 'attester' AND value = ?", (a,)
+        ).fetchone():
+            return f"attester key {address} is revoked"
+        row = c.execute(
+            "SELECT retired_at FROM attester_retirements WHERE address = ?", (a,)
+        ).fetchone()
+        if row is not None and row[0] <= at:
+            return f"attester key {address} is retired (since {row[0]} ms)"
+        return None
 
     def retirements(self) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT * FROM attester_retirements ORDER BY retired_at")
@@ -1001,7 +1133,7 @@ def _bundle_row(row: sqlite3.Row) -> StoredBundle:
         digest=row["digest"],
         leaf_index=row["leaf_index"],
         currency=row["currency"],
-        charge_micros=row["charge_micros"],
+        charge_micros=int(row["charge_micros"]),
         nullifier=row["nullifier"],
         settlement_status=row["settlement_status"],
         settlement=json.loads(row["settlement_json"]) if row["settlement_json"] else None,

@@ -9,7 +9,6 @@ ones and cannot make valid ones look bad.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -17,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vbill.errors import VbillError
+from vbill import jsonio
+from vbill.errors import InputError, VbillError
 from vbill.models import BindingVerdict, VerifyResult
 from vbill.verify.trust import TrustSet
-from vbill.verify.verify import verify_bundle
+from vbill.verify.verify import unreadable_result, verify_bundle
 from vbill.zk import groth16
 from vbill.zk.prover import Prover
 
@@ -34,23 +34,32 @@ class Pending:
     proof: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A bundle that could not be read: one invalid bundle with this reason, never a crash."""
+
+    reason: str
+
+
 def iter_source(source: Path) -> Iterator[tuple[str, Any]]:
-    """(name, parsed JSON or None) for every bundle in a directory of .json files or a .jsonl."""
+    """(name, parsed JSON or Unreadable) for every bundle in a directory of .json files or a
+    .jsonl file."""
     if source.is_dir():
         for path in sorted(source.rglob("*.json")):
-            yield str(path), _load(path.read_text)
+            yield str(path), _load(lambda path=path: jsonio.read_file(path))
     else:
-        with source.open() as fh:
+        with source.open("rb") as fh:
             for lineno, line in enumerate(fh, 1):
                 if line.strip():
-                    yield f"{source}:{lineno}", _load(lambda line=line: line)
+                    name = f"{source}:{lineno}"
+                    yield name, _load(lambda line=line, name=name: jsonio.loads(line, name))
 
 
-def _load(read: Any) -> Any:
+def _load(read: Callable[[], Any]) -> Any:
     try:
-        return json.loads(read())
-    except (OSError, ValueError):
-        return None  # judged as malformed by verify, never a crash
+        return read()
+    except InputError as exc:
+        return Unreadable(exc.message if "cannot read" in exc.message else f"cannot read: {exc}")
 
 
 _TRUST: TrustSet | None = None
@@ -73,6 +82,8 @@ def _prepare(item: tuple[str, Any]) -> tuple[str, VerifyResult, Pending | None]:
         return True
 
     assert _TRUST is not None
+    if isinstance(data, Unreadable):
+        return name, unreadable_result(data.reason), None
     result = verify_bundle(data, trust=_TRUST, check=defer)
     return name, result, pending[0] if pending else None
 

@@ -18,6 +18,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from vbill.bundle.attestation import canonical_json
+from vbill.errors import InputError
 
 VERSION = "vbill-revocation-v1"
 
@@ -39,7 +40,7 @@ def build_payload(
         "issuer": issuer,
         "issued_at": issued_at,
         "revoked_attesters": sorted(r["value"].lower() for r in rows if r["kind"] == "attester"),
-        "revoked_vkeys": sorted(r["value"] for r in rows if r["kind"] == "vkey"),
+        "revoked_vkeys": sorted(r["value"].lower() for r in rows if r["kind"] == "vkey"),
         "retired_attesters": {r["address"].lower(): r["retired_at"] for r in retired},
         "entries": [
             {k: r[k] for k in ("kind", "value", "reason", "revoked_at")}
@@ -56,6 +57,24 @@ def sign(payload: Mapping[str, Any], account: Any) -> dict[str, Any]:
         "signer": account.address,
         "signature": "0x" + bytes(signed.signature).hex(),
     }
+
+
+def check_revocation(
+    document: Any, trusted_signers: Iterable[str], what: str = "revocation list"
+) -> dict[str, Any]:
+    """The payload of a revocation list signed by a trusted signer; InputError saying why not
+    (a list we cannot rely on is refused, never silently used or ignored)."""
+    payload = (
+        verify_revocation(document, trusted_signers) if isinstance(document, Mapping) else None
+    )
+    if payload is not None:
+        return payload
+    signer = document.get("signer") if isinstance(document, Mapping) else None
+    if not isinstance(signer, str) or signer.lower() not in {s.lower() for s in trusted_signers}:
+        why = f"signed by {signer!r}, not by a trusted attester"
+    else:
+        why = "its signature does not match its payload and signer (or it is malformed)"
+    raise InputError(what, f"refusing the revocation list: {why}")
 
 
 def verify_revocation(

@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vbill import paths
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+
+from vbill import jsonio, paths
+from vbill.errors import InputError
+from vbill.verify import revocation
 
 
 def file_sha256(path: Path) -> str:
@@ -35,6 +39,8 @@ class TrustSet:
     revoked_vkeys: frozenset[str] = frozenset()
     # rotated-out keys: address -> retired_at (ms); what they signed before stays valid
     retired_attesters: Mapping[str, int] = field(default_factory=dict)
+    # keys from a dev-insecure setup (public toxic waste): trusted, but every verdict says so
+    insecure_vkeys: frozenset[str] = frozenset()
 
     def attester_ok(self, address: str, signed_at: int | None = None) -> str | None:
         """None if trusted, else the reason. `signed_at` (ms: the log's signed tree head of
@@ -56,7 +62,7 @@ class TrustSet:
 
     def vkey(self, sha256: str) -> tuple[dict[str, Any] | None, str | None]:
         """The trusted key with this hash, or the reason there is none."""
-        if sha256 in self.revoked_vkeys:
+        if sha256.lower() in self.revoked_vkeys:
             return None, f"verification key {sha256[:16]}… is revoked"
         key = self.vkeys.get(sha256)
         if key is None:
@@ -76,8 +82,13 @@ class TrustSet:
         """A copy that also trusts / revokes the given items (attesters also sign log heads);
         a retired attester is trusted for what it signed before its `retired_at`."""
         vkeys = dict(self.vkeys)
+        insecure = set(self.insecure_vkeys)
+        dev_insecure = _dev_insecure_vkey()
         for path in vkey_files:
-            vkeys[file_sha256(path)] = json.loads(path.read_text())
+            sha = file_sha256(path)
+            vkeys[sha] = jsonio.read_file(path)
+            if sha == dev_insecure:
+                insecure.add(sha)
         retired = {a.lower(): int(t) for a, t in (retired_attesters or {}).items()}
         extra = _norm(attesters) | frozenset(retired)
         return TrustSet(
@@ -85,8 +96,9 @@ class TrustSet:
             log_signers=self.log_signers | extra | _norm(log_signers),
             vkeys=vkeys,
             revoked_attesters=self.revoked_attesters | _norm(revoked_attesters),
-            revoked_vkeys=self.revoked_vkeys | frozenset(revoked_vkeys),
+            revoked_vkeys=self.revoked_vkeys | frozenset(v.lower() for v in revoked_vkeys),
             retired_attesters={**self.retired_attesters, **retired},
+            insecure_vkeys=frozenset(insecure),
         )
 
 
@@ -111,13 +123,18 @@ def default_trust() -> TrustSet:
     attesters += [a.strip() for a in env.split(",") if a.strip()]
     trust_file = home / "trust.json"
     if trust_file.exists():
-        cfg = json.loads(trust_file.read_text())
-        attesters += cfg.get("attesters", [])
-        vkey_files += [Path(p) for p in cfg.get("vkeys", [])]
+        cfg = _trust_file(trust_file)
+        attesters += cfg.attesters
+        for i, name in enumerate(cfg.vkeys):
+            if not Path(name).is_file():
+                raise InputError(str(trust_file), f"vkeys[{i}]: no file {name}")
+            vkey_files.append(Path(name))
     revoked: dict[str, Any] = {}
     revocation_file = home / "revocation.json"
     if revocation_file.exists():
-        revoked = json.loads(revocation_file.read_text()).get("payload", {})
+        revoked = revocation.check_revocation(
+            jsonio.read_file(revocation_file), attesters, str(revocation_file)
+        )
     revoked_attesters = list(revoked.get("revoked_attesters", []))
     revoked_vkeys = list(revoked.get("revoked_vkeys", []))
     pinned = trust_document.load_pin(home)
@@ -134,6 +151,35 @@ def default_trust() -> TrustSet:
         log_signers=pinned.log_signers if pinned is not None else (),
         retired_attesters=revoked.get("retired_attesters") or {},
     )
+
+
+class _TrustFile(BaseModel):
+    """$VBILL_HOME/trust.json: extra attester addresses and verification-key paths."""
+
+    model_config = ConfigDict(extra="forbid")
+    attesters: list[StrictStr] = []
+    vkeys: list[StrictStr] = []
+
+
+def _trust_file(path: Path) -> _TrustFile:
+    try:
+        return _TrustFile.model_validate(jsonio.read_file(path))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "top level"
+        raise InputError(str(path), f"{where}: {err['msg']}") from None
+
+
+def _dev_insecure_vkey() -> str | None:
+    """The SHA-256 of build/'s vkey when build/manifest.json says its setup is dev-insecure."""
+    try:
+        manifest = json.loads(paths.MANIFEST.read_text())
+        if manifest.get("ceremony") != "dev-insecure":
+            return None
+        sha = manifest["artifacts"]["vkey"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return sha if isinstance(sha, str) else None
 
 
 def _matches_manifest(path: Path, key: str) -> bool:

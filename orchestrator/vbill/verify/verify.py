@@ -176,11 +176,35 @@ def _check_billing(p: _Parsed) -> Verdict:
             return Verdict(
                 valid=False, reason=f"{name}.billing.billing_verify_fingerprint: mismatch"
             )
-    if p.billed.billing.expected_charge_micros != p.expected.billing.expected_charge_micros:
-        return Verdict(valid=False, reason="billed charge differs from the attested charge")
-    if p.billed.billing.billing_verify_fingerprint != p.expected.billing.billing_verify_fingerprint:
-        return Verdict(valid=False, reason="billed record differs from the attested record")
+    billed, attested = p.billed.billing, p.expected.billing
+    if billed.expected_charge_micros != attested.expected_charge_micros:
+        return Verdict(
+            valid=False,
+            reason="billed_billing_v2.billing.expected_charge_micros: billed charge "
+            f"{billed.expected_charge_micros} differs from the attested charge "
+            f"{attested.expected_charge_micros}",
+        )
+    where = _first_difference(_record_json(p.billed), _record_json(p.expected))
+    if where is not None:
+        return Verdict(
+            valid=False, reason=f"billed_billing_v2.{where} differs from the attested record"
+        )
     return Verdict(valid=True)
+
+
+def _first_difference(billed: Any, attested: Any, path: str = "") -> str | None:
+    """The dotted path of the first field where two records differ (every field counts)."""
+    if isinstance(billed, dict) and isinstance(attested, dict):
+        for key in [*attested, *(k for k in billed if k not in attested)]:
+            where = _first_difference(
+                billed.get(key), attested.get(key), f"{path}.{key}" if path else key
+            )
+            if where is not None:
+                return where
+        return None
+    if billed == attested and type(billed) is type(attested):
+        return None
+    return path or "record"
 
 
 def _check_binding(p: _Parsed, trust: TrustSet, check: Groth16Check) -> BindingVerdict:
@@ -251,6 +275,32 @@ def verify_request(
         billing_check=billing,
         incircuit_binding_verification=binding,
         valid=verification.valid and billing.valid and binding.valid,
+        warnings=_warnings(p, trust),
+    )
+
+
+def _warnings(p: _Parsed, trust: TrustSet) -> list[str]:
+    """What a reader must know even about a valid bundle."""
+    if p.attestation is None:
+        return []
+    sha = p.attestation.billing_proof.vkey_sha256
+    if sha not in trust.insecure_vkeys:
+        return []
+    return [
+        f"verification key {sha[:16]}… is from a dev-insecure setup: its toxic waste is "
+        "public, so anyone can forge proofs under it (not for real billing)"
+    ]
+
+
+def unreadable_result(reason: str) -> VerifyResult:
+    """The result for a bundle that could not even be read: every verdict false, with why."""
+    return VerifyResult(
+        verification=Verdict(valid=False, reason=reason),
+        billing_check=Verdict(valid=False, reason=reason),
+        incircuit_binding_verification=BindingVerdict(
+            valid=False, reason=reason, binding_version=BINDING_VERSION
+        ),
+        valid=False,
     )
 
 
