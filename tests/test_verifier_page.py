@@ -26,7 +26,7 @@ from vbill.errors import VbillError
 from vbill.models import VerifyResult
 from vbill.verify import trust_document
 from vbill.verify.trust import TrustSet
-from vbill.verify.verify import default_check, verify_bundle, verify_request
+from vbill.verify.verify import default_check, request_from_bundle, verify_bundle, verify_request
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "tests/js/verifier_page.mjs"
@@ -121,9 +121,17 @@ def cases(
         "tampered charge": _edit(valid, lambda b: billing(b, 2_210_400)),
         "tampered usage": _edit(valid, lambda b: b["meter_event"].update(usage_units=18420)),
         "tampered price": _edit(valid, lambda b: b["tariff_snapshot"].update(unit_price_micros=12)),
-        "tampered signature": _edit(
+        "tampered signature": _edit(  # a digit of s: still recovers, to another address
             valid,
-            lambda b: b["attestation"].update(signature=_flip_hex(b["attestation"]["signature"])),
+            lambda b: b["attestation"].update(
+                signature=_flip_hex(b["attestation"]["signature"], 80)
+            ),
+        ),
+        "signature that recovers no key": _edit(  # r = 0 is no curve point
+            valid,
+            lambda b: b["attestation"].update(
+                signature="0x" + "00" * 32 + b["attestation"]["signature"][66:]
+            ),
         ),
         "tampered proof coordinate": _edit(
             valid,
@@ -216,19 +224,20 @@ def cases(
 
 
 @pytest.fixture(scope="module")
-def page_results(cases: dict[str, Case], tmp_path_factory) -> dict[str, dict[str, Any]]:
-    """Build the page from its sources and run every case through it in one browser."""
-    chromium = _chromium()
-    folder = tmp_path_factory.mktemp("verifier-page")
-    page = folder / "index.html"
+def built_page(tmp_path_factory) -> Path:
+    """The page built from its sources (as `make verifier-page` builds it)."""
+    _chromium()
+    page = tmp_path_factory.mktemp("verifier-page") / "index.html"
     subprocess.run(["node", str(BUILD), str(page)], check=True, cwd=ROOT, capture_output=True)
-    listing = [
-        {"name": c.name, "trust": c.trust, "bundle": c.content, "again": c.name == "valid"}
-        for c in cases.values()
-    ]
-    (folder / "cases.json").write_text(json.dumps(listing))
+    return page
+
+
+def run_page(page: Path, listing: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every case through the page in one browser; results by case name."""
+    listing_file = page.with_name(f"cases-{len(listing)}-{listing[0]['name'][:8]}.json")
+    listing_file.write_text(json.dumps(listing))
     run = subprocess.run(
-        ["node", str(DRIVER), str(page), str(folder / "cases.json"), chromium],
+        ["node", str(DRIVER), str(page), str(listing_file), _chromium()],
         check=True,
         cwd=ROOT,
         capture_output=True,
@@ -236,6 +245,15 @@ def page_results(cases: dict[str, Case], tmp_path_factory) -> dict[str, dict[str
         timeout=900,
     )
     return {c["name"]: c for c in json.loads(run.stdout)["cases"]}
+
+
+@pytest.fixture(scope="module")
+def page_results(cases: dict[str, Case], built_page: Path) -> dict[str, dict[str, Any]]:
+    listing = [
+        {"name": c.name, "trust": c.trust, "bundle": c.content, "again": c.name == "valid"}
+        for c in cases.values()
+    ]
+    return run_page(built_page, listing)
 
 
 AGREEMENT = [
@@ -246,6 +264,7 @@ AGREEMENT = [
     "tampered usage",
     "tampered price",
     "tampered signature",
+    "signature that recovers no key",
     "tampered proof coordinate",
     "swapped proof points",
     "tampered public-signal salt",
@@ -312,3 +331,45 @@ def test_the_page_names_the_issuer_and_makes_no_request(page_results, attester: 
     # Only the page's own blob: workers (snarkjs's wasm threads); nothing leaves the machine.
     offsite = [u for c in page_results.values() for u in c["requests"] if not u.startswith("blob:")]
     assert offsite == []
+
+
+def test_the_service_serves_the_page_and_its_trust_document(
+    built_page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pilot_request
+) -> None:
+    """`vbill serve` at /verifier: the page fetches /.well-known/vdi-billing-trust.json when
+    asked and agrees with the service's own POST /verify on a bundle it attested."""
+    import httpx
+    from http_server import ATTEST, AUTH, VERIFY, service
+    from vbill.service import verifier_page
+
+    monkeypatch.setattr(verifier_page, "PAGE", built_page)
+    with service(tmp_path / "home") as (url, _app):
+        bundle = httpx.post(url + ATTEST, json=pilot_request, headers=AUTH, timeout=120).json()
+        overcharged = _edit(bundle, lambda b: b["billing"].update(expected_charge_micros=2_210_400))
+        listing, expected = [], {}
+        for name, data in (("served valid", bundle), ("served overcharged", overcharged)):
+            body = request_from_bundle(data)
+            expected[name] = httpx.post(url + VERIFY, json=body, timeout=120).json()
+            path = tmp_path / f"{name}.json"
+            path.write_text(json.dumps(data))
+            trust_url = url + trust_document.WELL_KNOWN_PATH
+            listing.append(
+                {
+                    "name": name,
+                    "bundle": str(path),
+                    "page_url": url + "/verifier",
+                    "trust_url": trust_url,
+                }
+            )
+        seen = run_page(built_page, listing)
+        page_html = httpx.get(url + "/verifier")
+    assert page_html.status_code == 200 and "Check a bill" in page_html.text
+    for name, python in expected.items():
+        result = seen[name]["result"]
+        assert seen[name]["state"] == "done", seen[name]["trust_status"]
+        assert {v: result[v]["valid"] for v in VERDICTS} == {
+            v: python[v]["valid"] for v in VERDICTS
+        }
+    assert expected["served valid"]["valid"] and not expected["served overcharged"]["valid"]
+    asked = {u for c in seen.values() for u in c["requests"] if not u.startswith("blob:")}
+    assert asked == {url + trust_document.WELL_KNOWN_PATH}

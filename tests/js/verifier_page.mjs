@@ -1,7 +1,9 @@
 // Drive the built verifier page in headless Chromium (playwright-core, the system browser):
 // for each case, a fresh browser context opens the page from a file:// URL, the trust document
 // and the bundle are set on the page's own file inputs, and the verdicts are read back from
-// the page. Prints one JSON object: {cases: [{name, result, trust_status, requests, ms}]}.
+// the page. A case with `page_url` opens that page instead (as `vbill serve` serves it), and
+// one with `trust_url` has the page fetch the trust document (the one request a user asks for).
+// Prints one JSON object: {cases: [{name, state, result, trust_status, requests, again_ms}]}.
 //   node tests/js/verifier_page.mjs PAGE.html CASES.json [CHROMIUM]
 
 import { readFileSync } from "node:fs";
@@ -25,10 +27,17 @@ try {
     const tab = await context.newPage();
     const errors = [];
     tab.on("pageerror", (e) => errors.push(String(e)));
-    await tab.goto(url, { waitUntil: "load" });
+    await tab.goto(c.page_url ?? url, { waitUntil: "load" });
     const requests = [];
     tab.on("request", (r) => requests.push(r.url()));
-    await tab.setInputFiles("#trust-file", c.trust);
+    if (c.trust_url) {
+      await tab.click("details summary");
+      await tab.fill("#trust-url", c.trust_url);
+      await tab.click("#trust-fetch");
+      await tab.waitForFunction(() => document.getElementById("trust-status").textContent !== "No trust document yet.");
+    } else {
+      await tab.setInputFiles("#trust-file", c.trust);
+    }
     await tab.setInputFiles("#bundle-file", c.bundle);
     const ok = await tab
       .waitForFunction(() => ["done", "waiting"].includes(document.getElementById("verdicts").dataset.state), null, { timeout: 120_000 })

@@ -106,7 +106,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     """The vbill HTTP service (docs/http-api.md). Raises ToolError at startup if it cannot serve;
     `prebuilt`: the state already built (`vbill serve` builds it before binding the port, so
     every start-up problem is one line and exit 3, never a traceback inside uvicorn)."""
-    from vbill.service import customer
+    from vbill.service import customer, verifier_page
     from vbill.service.routes import router
 
     @asynccontextmanager
@@ -133,6 +133,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     )
     app.include_router(router)
     app.include_router(customer.router)
+    app.include_router(verifier_page.router)
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSONResponse:
