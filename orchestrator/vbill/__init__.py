@@ -15,6 +15,10 @@ attester key), ``vbill.verify``, ``vbill.ledger`` (store, transparency log), ``v
 The protocol is specified in docs/protocol.md.
 """
 
+import sys as _sys
+
+import py_ecc as _py_ecc  # noqa: F401  (imported here so the limit below sticks)
+
 from vbill.attest import Attested as Attested
 from vbill.attest import attest_event as attest_event
 from vbill.bindings import BINDING_VERSION as BINDING_VERSION
@@ -40,6 +44,12 @@ from vbill.verify.verify import verify_request as verify_request
 from vbill.version import __version__ as __version__
 from vbill.zk.native_prover import open_prover as open_prover
 from vbill.zk.prover import Prover as Prover
+
+# py_ecc raises the recursion limit to 100,000 on import; at that depth a deeply nested input
+# overflows the C stack (a signal that kills the process) before Python can raise
+# RecursionError. Every entry point imports this package, so restoring it here covers all.
+if _sys.getrecursionlimit() >= 100_000:
+    _sys.setrecursionlimit(1_000)
 
 __all__ = [
     "BINDING_VERSION",

@@ -18,7 +18,7 @@ from vbill.bundle.bundle import build_bundle, encode_request
 from vbill.bundle.keys import Attester
 from vbill.encode.encoding import hash_string
 from vbill.errors import ToolError
-from vbill.ledger.store import Charge, Store, StoredBundle
+from vbill.ledger.store import Charge, Store, StoredBundle, TenantRaced
 from vbill.models import AttestRequest
 from vbill.zk.poseidon import poseidon
 from vbill.zk.prover import ProofSource
@@ -60,18 +60,27 @@ def attest_event(
         )
     enc = encode_request(request)
     meter = enc.request.meter_event
-    tenant = store.ensure_tenant(meter.tenant_id, lambda: new_account(meter.tenant_id))
-    stored, created = store.attest_once(
-        tenant_id=meter.tenant_id,
-        event_id=meter.event_id,
-        request_hash=request_hash(enc.request),
-        charge=Charge(enc.request.tariff_snapshot.currency, enc.charge),
-        build=lambda: build_bundle(
-            enc.request,
-            attester=attester,
-            account_salt=tenant.account_salt,
-            prover=prover,
-            vkey_sha256=vkey_sha256,
-        ),
-    )
-    return Attested(stored, created)
+    for _ in range(2):  # a second round only if a concurrent first attest created the tenant
+        tenant = store.tenant(meter.tenant_id)
+        # A new tenant's account is stored with its first bundle, never on a refusal.
+        new = new_account(meter.tenant_id) if tenant is None else None
+        salt = tenant.account_salt if tenant is not None else new[0]  # type: ignore[index]
+        try:
+            stored, created = store.attest_once(
+                tenant_id=meter.tenant_id,
+                event_id=meter.event_id,
+                request_hash=request_hash(enc.request),
+                charge=Charge(enc.request.tariff_snapshot.currency, enc.charge),
+                build=lambda salt=salt: build_bundle(
+                    enc.request,
+                    attester=attester,
+                    account_salt=salt,
+                    prover=prover,
+                    vkey_sha256=vkey_sha256,
+                ),
+                new_tenant=new,
+            )
+        except TenantRaced:
+            continue
+        return Attested(stored, created)
+    raise TenantRaced(f"tenant {meter.tenant_id!r} keeps being created concurrently")

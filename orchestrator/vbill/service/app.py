@@ -19,6 +19,7 @@ from vbill import paths
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ledger.store import Conflict, LimitExceeded, open_store
+from vbill.service.guard import BodyGuard
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
 from vbill.service.state import ServiceState
@@ -133,6 +134,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     )
     app.include_router(router)
     app.include_router(customer.router)
+    app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting
     app.include_router(verifier_page.router)
 
     @app.exception_handler(InputError)

@@ -8,7 +8,6 @@ event loop.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import anyio
@@ -16,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from vbill import jsonio
 from vbill.attest import attest_event, new_account
 from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
@@ -43,11 +43,8 @@ Authed = Depends(require_operator)  # operator only; tenant tokens get 403 (serv
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError("body", "not valid JSON") from None
+    """The body as JSON: bounded nesting and integers, any failure a 422 naming `body`."""
+    return jsonio.loads(await request.body(), "body")
 
 
 def _bundle_response(stored: StoredBundle, created: bool) -> JSONResponse:
@@ -273,8 +270,8 @@ async def _bind(svc: ServiceState, tenant_id: str, controller: str) -> dict[str,
 
 class LimitsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    per_request_micros: StrictInt | None = Field(default=None, ge=0, lt=2**63)
-    daily_micros: StrictInt | None = Field(default=None, ge=0, lt=2**63)
+    per_request_micros: StrictInt | None = Field(default=None, ge=0, lt=2**64)
+    daily_micros: StrictInt | None = Field(default=None, ge=0, lt=2**64)
 
 
 def _account_view(svc: ServiceState, tenant_id: str) -> dict[str, Any]:
@@ -291,10 +288,10 @@ def _account_view(svc: ServiceState, tenant_id: str) -> dict[str, Any]:
         "balance": {
             "unit": "wei",
             "available": str(bal.available_wei),
-            "withdrawing": str(bal.withdrawing_wei),  # requested on chain by the controller
             "reserved": str(bal.reserved_wei),
             "total": str(bal.total_wei),
             "pending_deposits": str(bal.pending_deposits_wei),
+            "withdrawing": str(bal.withdrawing_wei),  # requested on chain by the controller
         },
         "limits": {
             "per_request_micros": lim.per_request_micros,
