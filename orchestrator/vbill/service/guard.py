@@ -1,0 +1,100 @@
+"""ASGI guard in front of every endpoint: bounded request bodies, bounded JSON nesting.
+
+The body is read here, up to `max_bytes`, before any route sees it: an announced
+Content-Length above the limit is refused at once (413, nothing read), a stream that passes
+the limit is cut off there (413), and a body nested deeper than `jsonio.MAX_DEPTH` is refused
+(422) before any JSON parser (ours or FastAPI's) recurses into it. The route then receives
+the buffered body unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from vbill import jsonio
+from vbill.errors import InputError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest accepted request body; a verify request is about 10 KB."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyGuard:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _refuse(send, 413, f"request body larger than {self.max_bytes} bytes")
+            return
+        try:
+            body = await self._read(receive)
+        except _TooLarge:
+            await _refuse(send, 413, f"request body larger than {self.max_bytes} bytes")
+            return
+        if body:
+            try:
+                jsonio.check_depth(body.decode("utf-8", "replace"), "body")
+            except InputError as exc:
+                await _refuse(send, 422, {"field": exc.field, "message": exc.message})
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: disconnect notices, as before
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; the route sees an empty body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+async def _refuse(send: Send, status: int, detail: Any) -> None:
+    """Answer without reading further; `connection: close`, as the rest of the body (if any)
+    is never read."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,542 @@
+"""Hostile and careless input (issue 10): nothing crashes a process, nothing bad is stored.
+
+The service runs as `vbill serve` in a subprocess on a loopback port, and the CLI as `vbill`
+subprocesses, so a crash shows as what it is (a dead process, a signal exit code), never as a
+dead test runner.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import needs_build
+from vbill.bundle.keys import Attester
+from vbill.chain.anvil import free_port
+
+SECRET = "hardening-secret-0123456789abcdef"
+AUTH = {"X-VDI-Attest-Secret": SECRET}
+ATTEST = "/api/vdi/billing/attest"
+VERIFY = "/api/vdi/billing/verify"
+VBILL = [sys.executable, "-m", "vbill"]
+DEEP = "[" * 100_000 + "]" * 100_000  # ~200 KB: overflowed the C stack at py_ecc's limit
+HUGE_INT = "9" * 5000
+
+
+class Served:
+    """`vbill serve` in its own process group on a free loopback port, no chain."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home / "service.log"
+        env = {**os.environ, "VBILL_HOME": str(home), "VDI_ATTEST_SECRET": SECRET}
+        cmd = [*VBILL, "serve", "--port", str(self.port), "--workers", "1"]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        while not self._healthy():
+            pass
+
+    def _healthy(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"service exited: {self.log.read_text()[-3000:]}")
+        try:
+            return httpx.get(self.url + "/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def alive(self) -> bool:
+        """The process still runs and answers."""
+        return self.proc.poll() is None and self._healthy()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(timeout=60)
+
+
+def start_service(home: Path) -> Served:
+    needs_build()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "attester.key").exists():
+        Attester.new(home / "attester.key")
+    return Served(home)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    svc = start_service(tmp_path_factory.mktemp("hardening-home"))
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+def vbill(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI in its own process (a crash is an exit code, not a dead test runner)."""
+    return subprocess.run(
+        [*VBILL, *args],
+        env={**os.environ, "VBILL_HOME": str(home), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def counts(http: httpx.Client) -> dict[str, int]:
+    return http.get("/api/vdi/status").json()["counts"]
+
+
+def post_raw(svc: Served, path: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+    with svc.client() as http:
+        r = http.post(
+            path, content=body, headers={"content-type": "application/json", **(headers or {})}
+        )
+        return r.status_code
+
+
+# --- item 1: deep nesting, body size, recursion limit ---
+
+
+def test_recursion_limit_is_sane_after_importing_vbill() -> None:
+    code = "import vbill.cli.main, sys; print(sys.getrecursionlimit())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) <= 10_000
+
+
+@pytest.mark.parametrize("path", [VERIFY, ATTEST, "/api/vdi/billing/revocations"])
+def test_deeply_nested_body_is_refused_and_the_service_survives(served: Served, path: str) -> None:
+    with served.client() as http:
+        before = counts(http)
+    status = post_raw(served, path, DEEP.encode(), AUTH)
+    assert status == 422
+    assert served.alive()
+    with served.client() as http:
+        assert counts(http) == before
+
+
+def test_oversized_body_is_413_before_it_is_buffered(served: Served) -> None:
+    # Content-Length announces 1 GB and no body follows: a server that buffered before
+    # refusing would wait forever for the body instead of answering.
+    with socket.create_connection(("127.0.0.1", served.port), timeout=60) as s:
+        s.sendall(
+            b"POST /api/vdi/billing/verify HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+        )
+        assert s.recv(4096).split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Request Entity Too Large"
+    # Without a length (chunked), the stream is cut off at the limit.
+    chunks = (b" " * 65536 for _ in range(64))  # 4 MiB
+    with served.client() as http:
+        r = http.post(VERIFY, content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert served.alive()
+
+
+def test_verify_cli_on_a_deeply_nested_file_exits_2(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    out = vbill("verify", str(deep), home=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert f"cannot read {deep}" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_batch_treats_an_unreadable_bundle_as_one_invalid_bundle(
+    tmp_path: Path, make_bundle: Any, pilot_request: dict[str, Any], attester: Attester
+) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "a-good.json").write_text(json.dumps(make_bundle(pilot_request)))
+    (batch / "b-deep.json").write_text(DEEP)
+    (batch / "c-empty.json").write_text("")
+    (batch / "d-huge-int.json").write_text(f'{{"x": {HUGE_INT}}}')
+    out = vbill(
+        "verify", "--json", "--batch", str(batch), "--trust-attester", attester.address,
+        home=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["total"] == 4 and summary["valid"] == 1
+    bad = {Path(i["bundle"]).name: i["reasons"] for i in summary["invalid"]}
+    assert set(bad) == {"b-deep.json", "c-empty.json", "d-huge-int.json"}
+    for reasons in bad.values():
+        assert all("cannot read" in r for r in reasons.values()), reasons
+
+
+# --- item 8: huge and odd input ---
+
+
+def _pilot_with_huge_int(pilot: dict[str, Any]) -> bytes:
+    text = json.dumps(pilot)
+    return text.replace('"usage_units": 1842', f'"usage_units": {HUGE_INT}').encode()
+
+
+def test_a_5000_digit_integer_is_422_on_attest_and_verify(
+    served: Served, pilot_request: dict[str, Any]
+) -> None:
+    body = _pilot_with_huge_int(pilot_request)
+    assert HUGE_INT.encode() in body
+    with served.client() as http:
+        before = counts(http)
+        for path in (ATTEST, VERIFY):
+            r = http.post(path, content=body, headers={**AUTH, "content-type": "application/json"})
+            assert r.status_code == 422, (path, r.text)
+            assert "digits" in r.json()["detail"]["message"]
+        assert counts(http) == before
+    assert served.alive()
+
+
+def test_a_5000_digit_integer_exits_2_from_the_cli(
+    tmp_path: Path, pilot_request: dict[str, Any]
+) -> None:
+    f = tmp_path / "huge.json"
+    f.write_bytes(_pilot_with_huge_int(pilot_request))
+    for verb in ("attest", "verify"):
+        out = vbill(verb, str(f), home=tmp_path)
+        assert out.returncode == 2, (verb, out.stderr)
+        assert "Traceback" not in out.stderr and "digits" in out.stderr
+
+
+@pytest.mark.parametrize("content", [None, "", "{nope", "[1, 2", "\xff\xfe"])
+def test_verify_on_a_missing_empty_or_non_json_file_exits_2(
+    tmp_path: Path, content: str | None
+) -> None:
+    f = tmp_path / "bundle.json"
+    if content is not None:
+        f.write_bytes(content.encode("latin-1"))
+    out = vbill("verify", str(f), home=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"cannot read {f}" in out.stderr and "INVALID" not in out.stdout
+
+
+@pytest.mark.parametrize(
+    "content", ["{nope", "[]", '{"attesters": "0xabc"}', '{"vkeys": [1]}', '{"vkeys": ["/no"]}']
+)
+def test_a_malformed_trust_json_is_a_clear_error(
+    tmp_path: Path, content: str, make_bundle: Any, pilot_request: dict[str, Any]
+) -> None:
+    (tmp_path / "trust.json").write_text(content)
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(make_bundle(pilot_request)))
+    out = vbill("verify", str(b), home=tmp_path)
+    assert out.returncode in (2, 3), out.stderr
+    assert "trust.json" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_revocation_list_with_a_bad_signature_is_refused(
+    tmp_path: Path, make_bundle: Any, pilot_request: dict[str, Any], attester: Attester
+) -> None:
+    from vbill.verify import revocation
+
+    payload = revocation.build_payload([], attester.address, issued_at=1)
+    doc = revocation.sign(payload, attester.account)
+    doc["payload"]["revoked_vkeys"] = ["ab" * 32]  # edited after signing
+    (tmp_path / "revocation.json").write_text(json.dumps(doc))
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(make_bundle(pilot_request)))
+    env = {"VBILL_TRUSTED_ATTESTERS": attester.address}  # the list's signer is trusted
+    out = vbill("verify", str(b), home=tmp_path, env=env)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "revocation.json" in out.stderr and "signature" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("currency", ["usd", "DOGECOIN", "XYZ", "EU", "", "eth"])
+def test_currency_accepts_only_iso_4217_and_eth(
+    currency: str, pilot_request: dict[str, Any]
+) -> None:
+    from vbill.encode.encoding import encode_tariff
+    from vbill.errors import InputError
+
+    tariff = {**pilot_request["tariff_snapshot"], "currency": currency}
+    with pytest.raises(InputError) as err:
+        encode_tariff(tariff)
+    assert err.value.field == "tariff_snapshot.currency"
+    for ok in ("USD", "EUR", "JPY", "CHF", "ETH"):
+        encode_tariff({**tariff, "currency": ok})
+
+
+def test_a_non_iso_currency_is_422_over_http(served: Served, pilot_request: dict[str, Any]) -> None:
+    body = copy.deepcopy(pilot_request)
+    body["tariff_snapshot"]["currency"] = "DOGECOIN"
+    with served.client() as http:
+        r = http.post(ATTEST, json=body, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "tariff_snapshot.currency"
+
+
+# --- item 5: verify checks everything it is given ---
+
+
+def _record(bundle: dict[str, Any]) -> dict[str, Any]:
+    keys = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
+    return copy.deepcopy({k: bundle[k] for k in keys})
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("profileId",), "VDI_VERIFY_OTHER_V9"), (("meter_event", "api_key_id"), "api_other")],
+)
+def test_billed_record_must_equal_the_attested_one_in_every_field(
+    make_bundle: Any, pilot_request: dict[str, Any], trust: Any, path: tuple[str, ...], value: str
+) -> None:
+    from vbill.bundle.bundle import encode_request
+    from vbill.verify.verify import py_ecc_check, request_from_bundle, verify_request
+
+    bundle = make_bundle(pilot_request)
+    body = request_from_bundle(bundle)
+    billed = _record(bundle)
+    target = billed
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    enc = encode_request({k: billed[k] for k in ("meter_event", "tariff_snapshot")})
+    billed["billing"]["billing_verify_fingerprint"] = enc.fingerprint  # self-consistent
+    body["billed_billing_v2"] = billed
+    result = verify_request(body, trust=trust, check=py_ecc_check)
+    assert not result.valid and not result.billing_check.valid
+    assert "billed_billing_v2." + ".".join(path) in (result.billing_check.reason or "")
+
+
+def test_an_upper_case_vkey_revocation_takes_effect(
+    tmp_path: Path, make_bundle: Any, pilot_request: dict[str, Any], trust: Any,
+    vkey_sha256: str, attester: Attester,
+) -> None:  # fmt: skip
+    from vbill.ledger.store import Store
+    from vbill.verify.trust import TrustSet
+    from vbill.verify.verify import py_ecc_check, verify_bundle
+
+    bundle = make_bundle(pilot_request)
+    upper = vkey_sha256.upper()
+    revoked = trust.with_(revoked_vkeys=[upper])
+    result = verify_bundle(bundle, trust=revoked, check=py_ecc_check)
+    assert not result.incircuit_binding_verification.valid
+    assert "revoked" in (result.incircuit_binding_verification.reason or "")
+    store = Store(tmp_path / "db.sqlite3", log_key=attester.account)
+    store.revoke("vkey", upper, "leaked")
+    assert [r["value"] for r in store.revocations()] == [vkey_sha256]
+    with pytest.raises(ValueError, match="vkey"):
+        store.revoke("vkey", "not-a-hash", "typo")
+    assert isinstance(TrustSet().with_(revoked_vkeys=[upper]).revoked_vkeys, frozenset)
+
+
+def test_a_dev_insecure_key_is_trusted_offline_with_a_warning(
+    tmp_path: Path, make_bundle: Any, pilot_request: dict[str, Any], attester: Attester
+) -> None:
+    from vbill import paths
+
+    if json.loads(paths.MANIFEST.read_text()).get("ceremony") != "dev-insecure":
+        pytest.skip("the built setup is not dev-insecure")
+    from vbill.verify.trust import default_trust
+    from vbill.verify.verify import py_ecc_check, verify_bundle
+
+    bundle = make_bundle(pilot_request)
+    result = verify_bundle(
+        bundle, trust=default_trust().with_(attesters=[attester.address]), check=py_ecc_check
+    )
+    assert result.valid
+    assert any("dev-insecure" in w for w in result.warnings), result.warnings
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(bundle))
+    out = vbill("verify", str(b), "--trust-attester", attester.address, home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "WARNING" in out.stdout and "dev-insecure" in out.stdout
+
+
+# --- item 6: refused requests store nothing ---
+
+
+def test_a_429_for_a_new_tenant_stores_no_tenant(
+    served: Served, pilot_request: dict[str, Any]
+) -> None:
+    body = copy.deepcopy(pilot_request)
+    body["meter_event"].update(tenant_id="tenant_never_funded", event_id="evt_429")
+    body["tariff_snapshot"]["currency"] = "ETH"
+    with served.client() as http:
+        before = counts(http)
+        r = http.post(ATTEST, json=body, headers=AUTH)
+        assert r.status_code == 429, r.text
+        assert counts(http) == before
+        assert (
+            http.get("/api/vdi/billing/accounts/tenant_never_funded", headers=AUTH).status_code
+            == 404
+        )
+
+
+# --- item 7: secrets on disk ---
+
+
+def _mode(path: Path) -> int:
+    return path.lstat().st_mode & 0o777
+
+
+def test_attester_key_ignores_planted_files_and_links(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    key = home / "attester.key"
+    # a world-readable file planted where the old code put its temp file
+    (home / "attester.tmp").write_text("planted")
+    os.chmod(home / "attester.tmp", 0o644)
+    Attester.new(key)
+    assert _mode(key) == 0o600 and not key.is_symlink()
+    # a link planted at the key's path must not redirect the key elsewhere
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("")
+    os.chmod(elsewhere, 0o644)
+    key.unlink()
+    key.symlink_to(elsewhere)
+    Attester.new(key, overwrite=True)
+    assert not key.is_symlink() and _mode(key) == 0o600
+    assert elsewhere.read_text() == ""
+    with pytest.raises(Exception, match="exists"):
+        Attester.new(key)
+
+
+def test_store_files_are_0600_in_a_0700_home(
+    tmp_path: Path, make_bundle: Any, pilot_request: dict[str, Any]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    os.chmod(home, 0o755)
+    Attester.new(home / "attester.key")
+    old = os.umask(0o022)
+    try:
+        out = vbill("accounts", "add", "tenant_modes", home=home)
+    finally:
+        os.umask(old)
+    assert out.returncode == 0, out.stderr
+    assert _mode(home) == 0o700
+    files = [p for p in home.iterdir() if p.name.startswith("vbill.sqlite3")]
+    assert files and all(_mode(p) == 0o600 for p in files), {p.name: oct(_mode(p)) for p in files}
+
+
+def test_rpc_url_is_accepted_from_the_environment(tmp_path: Path) -> None:
+    out = vbill(
+        "balance", "--tenant-key", "1", home=tmp_path,
+        env={"VBILL_RPC_URL": "http://127.0.0.1:9/secret-api-key"},
+    )  # fmt: skip
+    assert out.returncode == 3, out.stderr
+    assert "127.0.0.1:9" in out.stderr
+
+
+# --- item 4: amounts at both ends of their range, exactly ---
+
+TOP = 2**64 - 1
+TOP_PRICE = "18446744073709.551615"  # × 10^6 = 2^64 − 1
+
+
+def _tariffed(pilot: dict[str, Any], event: str, tenant: str = "tenant_ranges", **tariff: Any):
+    body = copy.deepcopy(pilot)
+    body["meter_event"].update(event_id=event, tenant_id=tenant)
+    body["tariff_snapshot"].update(tariff)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("event", "usage", "tariff", "charge"),
+    [
+        ("evt_low", 0, {"unit_price_micros": 0, "min_charge_micros": 0, "max_charge_micros": 0}, 0),
+        ("evt_top_usage", TOP,
+         {"unit_price_micros": 1, "min_charge_micros": 0, "max_charge_micros": TOP}, TOP),
+        ("evt_top_price", 1,
+         {"unit_price_micros": TOP_PRICE, "min_charge_micros": TOP, "max_charge_micros": TOP}, TOP),
+    ],
+)  # fmt: skip
+def test_amounts_at_both_ends_store_and_return_exactly_over_http(
+    served: Served, pilot_request: dict[str, Any], event: str, usage: int, tariff: Any, charge: int
+) -> None:
+    body = _tariffed(pilot_request, event, **tariff)
+    body["meter_event"]["usage_units"] = usage
+    with served.client() as http:
+        r = http.post(ATTEST, json=body, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json()["billing"]["expected_charge_micros"] == charge
+        again = http.get(f"/api/vdi/billing/bundles/{event}", headers=AUTH)
+        assert again.status_code == 200 and again.json() == r.json()
+        assert again.json()["meter_event"]["usage_units"] == usage
+        record = _record(r.json())
+        verdict = http.post(
+            VERIFY,
+            json={"attestation": r.json()["attestation"], "receipt": r.json()["receipt"],
+                  "billed_billing_v2": record, "expected_billing_v2": record},
+        ).json()  # fmt: skip
+        assert verdict["valid"], verdict
+
+
+def test_eth_charges_and_limits_at_the_top_of_the_range(
+    served: Served, pilot_request: dict[str, Any]
+) -> None:
+    from vbill.ledger.store import WEI_PER_MICRO, Store
+
+    tenant = "tenant_whale"
+    with served.client() as http:
+        assert http.post("/api/vdi/billing/accounts", json={"tenant_id": tenant},
+                         headers=AUTH).status_code == 201  # fmt: skip
+        store = Store(served.home / "vbill.sqlite3")
+        store.record_deposit("0x" + "11" * 32, 0, tenant, 3 * TOP * WEI_PER_MICRO, 1)
+        store.credit_deposit("0x" + "11" * 32, 0)
+        store.close()
+        limits = {"per_request_micros": TOP, "daily_micros": TOP}
+        r = http.put(f"/api/vdi/billing/accounts/{tenant}/limits", json=limits, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json()["limits"]["per_request_micros"] == TOP
+        assert r.json()["limits"]["daily_micros"] == TOP
+        tariff = {"unit_price_micros": TOP_PRICE, "min_charge_micros": TOP,
+                  "max_charge_micros": TOP, "currency": "ETH"}  # fmt: skip
+        first = _tariffed(pilot_request, "evt_whale_1", tenant, **tariff)
+        r = http.post(ATTEST, json=first, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json()["billing"]["expected_charge_micros"] == TOP
+        account = http.get(f"/api/vdi/billing/accounts/{tenant}", headers=AUTH).json()
+        assert int(account["balance"]["reserved"]) == TOP * WEI_PER_MICRO
+        assert account["limits"]["spent_today_micros"] == TOP
+        # a second top charge passes 2^64 today: refused by the daily limit, not by a crash
+        second = _tariffed(pilot_request, "evt_whale_2", tenant, **tariff)
+        r = http.post(ATTEST, json=second, headers=AUTH)
+        assert r.status_code == 429 and "daily" in r.json()["detail"], r.text
+        over = {"per_request_micros": TOP + 1}
+        r = http.put(f"/api/vdi/billing/accounts/{tenant}/limits", json=over, headers=AUTH)
+        assert r.status_code == 422
+
+
+def test_a_database_with_integer_amounts_migrates_exactly(tmp_path: Path) -> None:
+    import sqlite3
+
+    from vbill.ledger import store as store_mod
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, script in enumerate(store_mod.MIGRATIONS[:-1], start=1):
+        conn.executescript(script)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    conn.execute("INSERT INTO tenants (tenant_id, account_salt, tenant_key, created_at) "
+                 "VALUES ('t', '1', '2', 0)")  # fmt: skip
+    conn.execute("INSERT INTO log_leaves VALUES (0, ?, 0)", (b"\0" * 32,))
+    conn.execute(
+        "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, digest, leaf_index,"
+        " currency, charge_micros, nullifier, created_at, settlement_status) VALUES "
+        "('t', 'e', 'h', '{}', 'd', 0, 'ETH', ?, 'n', 0, 'pending')",
+        (2**63 - 1,),
+    )
+    conn.execute("INSERT INTO limits VALUES ('t', ?, 7)", (2**63 - 1,))
+    conn.commit()
+    conn.close()
+    s = store_mod.Store(path)
+    assert s.schema_version() == len(store_mod.MIGRATIONS)
+    assert s.bundles()[0].charge_micros == 2**63 - 1
+    assert s.limits("t") == store_mod.Limits(2**63 - 1, 7)
+    assert s.balance("t").reserved_wei == (2**63 - 1) * store_mod.WEI_PER_MICRO
