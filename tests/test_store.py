@@ -1,4 +1,5 @@
-"""The SQLite store: exactly-once attest, atomic log appends, balances, limits and migrations.
+"""The store, on SQLite and on a real PostgreSQL server: exactly-once attest, atomic log
+appends, balances, limits and migrations.
 
 Bundles here are well-formed wire objects with distinct digests but placeholder proofs: the
 store persists and logs bundles, it does not judge them (verify does, in test_verify.py and
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from vbill.errors import ToolError
 from vbill.ledger import translog
 from vbill.ledger.store import (
@@ -80,9 +82,17 @@ def fake_bundle(tenant: str, event: str, charge: int = 221040, currency: str = "
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store lives: a SQLite file, or a fresh database on the session's PostgreSQL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return tmp_path / "vbill.sqlite3"
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "vbill.sqlite3", log_key=LOG_KEY)
+def store(where: Path | str) -> Store:
+    s = Store(where, log_key=LOG_KEY)
     for i in range(5):
         s.add_tenant(f"tenant_{i}", account_salt=100 + i, tenant_key=200 + i)
     return s
@@ -133,10 +143,10 @@ def test_same_event_same_payload_returns_the_stored_bundle_without_rebuilding(
     assert again.bundle == first.bundle and again.leaf_index == 0
 
 
-def test_concurrent_duplicates_yield_exactly_one_bundle(tmp_path: Path) -> None:
-    # Two Store objects on one file behave like two processes: the DB decides, not a lock.
-    a = Store(tmp_path / "db.sqlite3", log_key=LOG_KEY)
-    b = Store(tmp_path / "db.sqlite3", log_key=LOG_KEY)
+def test_concurrent_duplicates_yield_exactly_one_bundle(where: Path | str) -> None:
+    # Two Store objects on one database behave like two processes: the DB decides, not a lock.
+    a = Store(where, log_key=LOG_KEY)
+    b = Store(where, log_key=LOG_KEY)
     a.add_tenant("t", 1, 2)
     results: list[tuple[Any, bool]] = []
     barrier = threading.Barrier(8)
@@ -173,8 +183,8 @@ def test_failure_inside_the_transaction_leaves_no_leaf_and_no_bundle(
     assert stored.leaf_index == 0  # the index was not burnt
 
 
-def test_process_killed_mid_attest_leaves_nothing_half_written(tmp_path: Path) -> None:
-    db = tmp_path / "db.sqlite3"
+def test_process_killed_mid_attest_leaves_nothing_half_written(where: Path | str) -> None:
+    db = where
     Store(db, log_key=LOG_KEY).add_tenant("t", 1, 2)
     script = textwrap.dedent(
         f"""
@@ -225,13 +235,13 @@ def test_every_receipt_and_head_verifies_and_heads_are_consistent(store: Store) 
     assert translog.verify_inclusion(store.leaf_hash(2), 2, 13, proof, head.head().root_hash)
 
 
-def test_reopened_store_continues_the_same_log(tmp_path: Path) -> None:
-    s = Store(tmp_path / "db.sqlite3", log_key=LOG_KEY)
+def test_reopened_store_continues_the_same_log(where: Path | str) -> None:
+    s = Store(where, log_key=LOG_KEY)
     s.add_tenant("t", 1, 2)
     for i in range(3):
         attest(s, "t", f"e{i}")
     root = s.head().root_hash
-    s2 = Store(tmp_path / "db.sqlite3", log_key=LOG_KEY)
+    s2 = Store(where, log_key=LOG_KEY)
     assert s2.head().root_hash == root
     assert attest(s2, "t", "e3")[0].leaf_index == 3
 
@@ -318,12 +328,12 @@ def test_pending_settlements_come_in_log_order_only_for_eth_and_rotate_refused_o
 # --- schema and configuration ---
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    s = Store(tmp_path / "db.sqlite3")
+def test_newer_schema_is_refused(where: Path | str) -> None:
+    s = Store(where)
     with s._tx() as c:
         c.execute("INSERT INTO schema_version (version) VALUES (99)")
     with pytest.raises(ToolError, match="newer than this vbill"):
-        Store(tmp_path / "db.sqlite3")
+        Store(where)
 
 
 def test_schema_is_migrated_once_with_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -338,8 +348,10 @@ def test_schema_is_migrated_once_with_wal_and_foreign_keys(tmp_path: Path) -> No
 
 
 def test_unknown_database_urls_are_environment_errors(tmp_path: Path) -> None:
-    with pytest.raises(ToolError, match=r"PostgreSQL|psycopg"):
-        open_store("postgresql://localhost/vbill")
+    from vbill.chain.anvil import free_port
+
+    with pytest.raises(ToolError, match="cannot connect to PostgreSQL"):
+        open_store(f"postgresql://vbill@127.0.0.1:{free_port()}/vbill")
     with pytest.raises(ToolError, match="unsupported"):
         open_store("mysql://x")
     s = open_store(f"sqlite:///{tmp_path / 'x.sqlite3'}")

@@ -10,8 +10,9 @@ Money is kept in micro-ETH for charges (1 micro = 10^12 wei, exact) and in wei f
 `total = credited deposits − settled charges`, `reserved = attested, unsettled charges`,
 `available = total − reserved`. Deposits count only after `CONFIRMATIONS` blocks.
 
-PostgreSQL (`DATABASE_URL=postgresql://…`) is the extension point for larger deployments:
-`open_store` recognises it and fails with a clear environment error in this build.
+PostgreSQL (`DATABASE_URL=postgresql://…`) holds the same schema for several API replicas and
+workers: the SQL here is written once for both dialects (vbill.ledger.db rewrites it), and a
+transaction-level advisory lock plays the part of BEGIN IMMEDIATE.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from vbill.errors import InputError, ToolError, VbillError
-from vbill.ledger import translog
+from vbill.ledger import db, translog
 from vbill.models import Bundle
 
 WEI_PER_MICRO = 10**12
@@ -323,18 +324,8 @@ def open_store(
 ) -> Store:
     """The configured store: `DATABASE_URL` if set (sqlite:///path or postgresql://…), else
     SQLite at $VBILL_HOME/vbill.sqlite3."""
-    if database_url and database_url.startswith(("postgres://", "postgresql://")):
-        try:
-            import psycopg  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            raise ToolError(
-                "DATABASE_URL names PostgreSQL but psycopg is not installed; "
-                "`pip install 'psycopg[binary]'`"
-            ) from None
-        raise ToolError(
-            "the PostgreSQL backend is an extension point not built into this release; "
-            "unset DATABASE_URL to use the embedded SQLite store"
-        )
+    if db.is_postgres_url(database_url):
+        return Store(database_url, log_key=log_key)  # type: ignore[arg-type]
     if database_url:
         if not database_url.startswith("sqlite:///"):
             raise ToolError(f"unsupported DATABASE_URL scheme: {database_url.split(':', 1)[0]}")
@@ -345,14 +336,17 @@ def open_store(
 
 
 class Store:
-    """SQLite-backed state; safe to share between threads (one connection per thread)."""
+    """SQLite- or PostgreSQL-backed state (a file path, or a postgresql:// URL); safe to share
+    between threads (one connection per thread)."""
 
-    def __init__(self, path: Path, *, log_key: Any = None) -> None:
+    def __init__(self, path: Path | str, *, log_key: Any = None) -> None:
         from vbill import paths
 
-        self.path = Path(path)
-        paths.private_dir(self.path.parent)
-        self._private_files()  # before SQLite creates the file with the umask's mode
+        self.url = str(path) if db.is_postgres_url(str(path)) else None
+        self.path = Path(path) if self.url is None else None
+        if self.path is not None:
+            paths.private_dir(self.path.parent)
+            self._private_files()  # before SQLite creates the file with the umask's mode
         self._log_key = log_key
         self.deposits_tracked = True  # False: no chain, so no deposit will ever be credited
         self._local = threading.local()
@@ -360,7 +354,8 @@ class Store:
         self._keys_guard = threading.Lock()
         self._key_locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
         self._migrate()
-        self._private_files()  # the WAL and shared-memory files now exist too
+        if self.path is not None:
+            self._private_files()  # the WAL and shared-memory files now exist too
         self._tree = translog.MerkleTree()
         with self._tree_lock:
             self._sync_tree(self._conn())
@@ -380,6 +375,8 @@ class Store:
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is None and self.url is not None:
+            conn = self._local.conn = db.PgConnection(self.url)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             conn.row_factory = sqlite3.Row
@@ -398,9 +395,14 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken up front (BEGIN IMMEDIATE): writers queue, never deadlock."""
+        """A write transaction taken up front (BEGIN IMMEDIATE, or PostgreSQL's advisory writer
+        lock): writers queue, never deadlock, and each sees every earlier commit."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        if self.url is None:
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (db.WRITER_LOCK_KEY,))
         try:
             yield conn
         except BaseException:
@@ -415,13 +417,12 @@ class Store:
             current = row[0] or 0
             if current > len(MIGRATIONS):
                 raise ToolError(
-                    f"{self.path} has schema version {current}, newer than this vbill "
-                    f"({len(MIGRATIONS)}); upgrade vbill"
+                    f"{self.path or 'the database'} has schema version {current}, newer "
+                    f"than this vbill ({len(MIGRATIONS)}); upgrade vbill"
                 )
             for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
+                for statement in db.statements(script if self.url is None else db.pg_ddl(script)):
+                    c.execute(statement)
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
     def schema_version(self) -> int:
@@ -538,9 +539,13 @@ class Store:
         """Record the worker's latest read of the tenant's on-chain account."""
         with self._tx() as c:
             c.execute(
-                "INSERT OR REPLACE INTO chain_accounts (tenant_id, available_wei, reserved_wei, "
+                "INSERT INTO chain_accounts (tenant_id, available_wei, reserved_wei, "
                 "per_request_wei, daily_wei, spent_today_wei, spent_day, block_number, synced_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET "
+                "available_wei = excluded.available_wei, reserved_wei = excluded.reserved_wei, "
+                "per_request_wei = excluded.per_request_wei, daily_wei = excluded.daily_wei, "
+                "spent_today_wei = excluded.spent_today_wei, spent_day = excluded.spent_day, "
+                "block_number = excluded.block_number, synced_at = excluded.synced_at",
                 (
                     tenant_id,
                     str(acct.available_wei),
@@ -624,8 +629,8 @@ class Store:
         """Remember a deposit seen on chain (not yet spendable); False if already known."""
         with self._tx() as c:
             cur = c.execute(
-                "INSERT OR IGNORE INTO deposits (tx_hash, log_index, tenant_id, amount_wei, "
-                "block_number) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO deposits (tx_hash, log_index, tenant_id, amount_wei, "
+                "block_number) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (tx_hash.lower(), log_index, tenant_id, str(amount_wei), block_number),
             )
             return cur.rowcount == 1
@@ -832,9 +837,6 @@ class Store:
                 return self._same_or_conflict(existing, request_hash), False
             if new_tenant is not None:
                 self._create_tenant(c, tenant_id, *new_tenant)
-            existing = self._find(c, tenant_id, event_id)
-            if existing is not None:  # another process won the race
-                return self._same_or_conflict(existing, request_hash), False
             self._check_spend(c, tenant_id, charge)
             with self._tree_lock:
                 self._sync_tree(c)
@@ -884,8 +886,10 @@ class Store:
         head = translog.TreeHead(size, self._tree.root(size), at)
         sth = translog.sign_tree_head(head, self._log_key)
         c.execute(
-            "INSERT OR REPLACE INTO tree_heads (tree_size, root_hash, timestamp, signer, "
-            "signature) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO tree_heads (tree_size, root_hash, timestamp, signer, signature) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tree_size) DO UPDATE SET root_hash = "
+            "excluded.root_hash, timestamp = excluded.timestamp, signer = excluded.signer, "
+            "signature = excluded.signature",
             (sth.tree_size, sth.root_hash, sth.timestamp, sth.signer, sth.signature),
         )
         return sth
@@ -1029,8 +1033,8 @@ class Store:
             raise InputError("value", f"a {kind} revocation must name {what}")
         with self._tx() as c:
             c.execute(
-                "INSERT OR IGNORE INTO revocations (kind, value, reason, revoked_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO revocations (kind, value, reason, revoked_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (kind, value, reason, now_ms()),
             )
 
@@ -1039,8 +1043,8 @@ class Store:
         (rotation; a compromised key is revoked instead). The first retirement stands."""
         with self._tx() as c:
             c.execute(
-                "INSERT OR IGNORE INTO attester_retirements (address, retired_at, reason) "
-                "VALUES (?, ?, ?)",
+                "INSERT INTO attester_retirements (address, retired_at, reason) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (address.lower(), retired_at, reason),
             )
 
@@ -1085,7 +1089,7 @@ class Store:
         with self._tx() as c:
             cur = c.execute(
                 "UPDATE tenant_tokens SET revoked_at = ? WHERE tenant_id = ? AND revoked_at "
-                "IS NULL AND (? IS NULL OR token_id = ?)",
+                "IS NULL AND (CAST(? AS TEXT) IS NULL OR token_id = ?)",
                 (now_ms(), tenant_id, token_id, token_id),
             )
             return cur.rowcount
@@ -1151,18 +1155,3 @@ def _sth_row(row: sqlite3.Row) -> translog.SignedTreeHead:
         signer=row["signer"],
         signature=row["signature"],
     )
-    def signing_refusal(self, address: str, at_ms: int | None = None) -> str | None:
-        """Why `address` must not sign (revoked, or retired by `at_ms`), or None."""
-        a, at = address.lower(), at_ms or now_ms()
-        c = self._conn()
-        if c.execute(
-            "SELECT 1 FROM revocations WHERE kind = 'attester' AND value = ?", (a,)
-        ).fetchone():
-            return f"attester key {address} is revoked"
-        row = c.execute(
-            "SELECT retired_at FROM attester_retirements WHERE address = ?", (a,)
-        ).fetchone()
-        if row is not None and row[0] <= at:
-            return f"attester key {address} is retired (since {row[0]} ms)"
-        return None
-
