@@ -17,65 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import needs_build
+from http_server import ATTEST, AUTH, VERIFY
+from servicekit import Served, counts, start_service, vbill
 from vbill.bundle.keys import Attester
-from vbill.chain.anvil import free_port
 
-SECRET = "hardening-secret-0123456789abcdef"
-AUTH = {"X-VDI-Attest-Secret": SECRET}
-ATTEST = "/api/vdi/billing/attest"
-VERIFY = "/api/vdi/billing/verify"
-VBILL = [sys.executable, "-m", "vbill"]
 DEEP = "[" * 100_000 + "]" * 100_000  # ~200 KB: overflowed the C stack at py_ecc's limit
 HUGE_INT = "9" * 5000
-
-
-class Served:
-    """`vbill serve` in its own process group on a free loopback port, no chain."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / "service.log"
-        env = {**os.environ, "VBILL_HOME": str(home), "VDI_ATTEST_SECRET": SECRET}
-        cmd = [*VBILL, "serve", "--port", str(self.port), "--workers", "1"]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        while not self._healthy():
-            pass
-
-    def _healthy(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"service exited: {self.log.read_text()[-3000:]}")
-        try:
-            return httpx.get(self.url + "/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def alive(self) -> bool:
-        """The process still runs and answers."""
-        return self.proc.poll() is None and self._healthy()
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            self.proc.wait(timeout=60)
-
-
-def start_service(home: Path) -> Served:
-    needs_build()
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "attester.key").exists():
-        Attester.new(home / "attester.key")
-    return Served(home)
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +33,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield svc
     finally:
         svc.stop()
-
-
-def vbill(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI in its own process (a crash is an exit code, not a dead test runner)."""
-    return subprocess.run(
-        [*VBILL, *args],
-        env={**os.environ, "VBILL_HOME": str(home), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def counts(http: httpx.Client) -> dict[str, int]:
-    return http.get("/api/vdi/status").json()["counts"]
 
 
 def post_raw(svc: Served, path: str, body: bytes, headers: dict[str, str] | None = None) -> int:

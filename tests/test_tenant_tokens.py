@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from conftest import needs_build
 from fastapi import FastAPI
 from http_server import ATTEST, AUTH, service
+from servicekit import routes
 from vbill.cli.main import main
 from vbill.ledger.store import DB_NAME
 
@@ -66,16 +67,6 @@ BODIES: dict[tuple[str, str], Any] = {
         "daily_micros": 70,
     },
 }
-
-
-def routes(app: FastAPI) -> set[tuple[str, str]]:
-    """Every (method, path) the app documents, i.e. every endpoint it serves."""
-    return {
-        (method.upper(), path)
-        for path, item in app.openapi()["paths"].items()
-        for method in item
-        if method in ("get", "post", "put", "patch", "delete")
-    }
 
 
 def url_for(path: str, tenant: str, event: str | None = None) -> str:
