@@ -70,8 +70,16 @@ def _flip_hex(value: str, at: int = 10) -> str:
 class Case:
     """One file pair for the page and what the Python verifier says about it."""
 
-    def __init__(self, name: str, trust: str, content: str, python: VerifyResult | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        trust: str,
+        content: str,
+        python: VerifyResult | None,
+        steps: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.name, self.trust, self.content, self.python = name, trust, content, python
+        self.steps = steps or []  # later trust documents dropped on the same page
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +212,13 @@ def cases(
         json.dumps(disputed),
         verify_request(disputed, trust=sets["doc"], check=check),
     )
+    out["re-pinned on purpose"] = Case(
+        "re-pinned on purpose",
+        "doc",
+        json.dumps(valid),
+        out["revoked attester"].python,
+        steps=[{"file": "revoking"}, {"file": "revoking", "repin": True}],
+    )
     out["not JSON"] = Case(
         "not JSON",
         "doc",
@@ -219,6 +234,7 @@ def cases(
     for i, case in enumerate(out.values()):
         (folder / f"case-{i}.json").write_text(case.content)
         case.trust = str(folder / f"trust-{case.trust}.json")
+        case.steps = [{**st, "file": str(folder / f"trust-{st['file']}.json")} for st in case.steps]
         case.content = str(folder / f"case-{i}.json")
     return out
 
@@ -250,7 +266,13 @@ def run_page(page: Path, listing: list[dict[str, Any]]) -> dict[str, dict[str, A
 @pytest.fixture(scope="module")
 def page_results(cases: dict[str, Case], built_page: Path) -> dict[str, dict[str, Any]]:
     listing = [
-        {"name": c.name, "trust": c.trust, "bundle": c.content, "again": c.name == "valid"}
+        {
+            "name": c.name,
+            "trust": c.trust,
+            "bundle": c.content,
+            "again": c.name == "valid",
+            "trust_steps": c.steps,
+        }
         for c in cases.values()
     ]
     return run_page(built_page, listing)
@@ -273,6 +295,7 @@ AGREEMENT = [
     "wrong verification key",
     "untrusted attester",
     "revoked attester",
+    "re-pinned on purpose",
     "non-canonical salt (x + r)",
     "missing attestation",
     "missing receipt",
@@ -322,6 +345,12 @@ def test_a_forged_trust_document_is_refused(page_results) -> None:
     seen = page_results["forged trust document"]
     assert seen["state"] == "waiting"
     assert "Refused" in seen["trust_status"] and "not signed by its issuer" in seen["trust_status"]
+
+
+def test_a_different_trust_document_needs_a_deliberate_re_pin(page_results) -> None:
+    refused, pinned = page_results["re-pinned on purpose"]["trust_steps"]
+    assert refused.startswith("Refused") and "differs from the trust document pinned" in refused
+    assert pinned.startswith("Pinned") and "revoked: 1" in pinned
 
 
 def test_the_page_names_the_issuer_and_makes_no_request(page_results, attester: Attester) -> None:

@@ -38,6 +38,16 @@ try {
     } else {
       await tab.setInputFiles("#trust-file", c.trust);
     }
+    // Later trust documents dropped on the same page (the pin), each status line recorded.
+    const trust_steps = [];
+    for (const step of c.trust_steps ?? []) {
+      const before = await tab.textContent("#trust-status");
+      if (step.repin) await tab.check("#repin");
+      await tab.setInputFiles("#trust-file", []);
+      await tab.setInputFiles("#trust-file", step.file);
+      await tab.waitForFunction((b) => document.getElementById("trust-status").textContent !== b, before);
+      trust_steps.push(await tab.textContent("#trust-status"));
+    }
     await tab.setInputFiles("#bundle-file", c.bundle);
     const ok = await tab
       .waitForFunction(() => ["done", "waiting"].includes(document.getElementById("verdicts").dataset.state), null, { timeout: 120_000 })
@@ -57,7 +67,7 @@ try {
       await tab.waitForFunction(() => document.getElementById("verdicts").dataset.state === "done");
       again = await tab.evaluate(() => window.vbillResult.ms);
     }
-    out.push({ name: c.name, finished: ok, ...seen, errors, requests, again_ms: again });
+    out.push({ name: c.name, finished: ok, ...seen, errors, requests, trust_steps, again_ms: again });
     await context.close();
   }
 } finally {
