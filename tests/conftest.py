@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from vbill import paths
-from vbill.bundle.bundle import build_bundle, digest_of, with_receipt
-from vbill.bundle.keys import Attester
-from vbill.ledger.translog import MerkleTree, append_with_receipt
-from vbill.models import Bundle
-from vbill.verify.trust import TrustSet, file_sha256
-from vbill.zk.prover import Prover
+
+# Deploys render and compile the contracts; in a test run they go to a temp dir, never build/
+# (set before vbill is imported: vbill.chain.contracts reads it once; subprocesses inherit it).
+_OWN_CONTRACTS_BUILD: str | None = None
+if not os.environ.get("VBILL_CONTRACTS_BUILD"):
+    _OWN_CONTRACTS_BUILD = tempfile.mkdtemp(prefix="vbill-contracts-")
+    os.environ["VBILL_CONTRACTS_BUILD"] = _OWN_CONTRACTS_BUILD
+
+from vbill import paths  # noqa: E402
+from vbill.bundle.bundle import build_bundle, digest_of, with_receipt  # noqa: E402
+from vbill.bundle.keys import Attester  # noqa: E402
+from vbill.ledger.translog import MerkleTree, append_with_receipt  # noqa: E402
+from vbill.models import Bundle  # noqa: E402
+from vbill.verify.trust import TrustSet, file_sha256  # noqa: E402
+from vbill.zk.prover import Prover  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_CONTRACTS_BUILD is not None:
+        shutil.rmtree(_OWN_CONTRACTS_BUILD, ignore_errors=True)
 
 
 def needs_build() -> None:

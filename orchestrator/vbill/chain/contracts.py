@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,15 @@ from vbill.zk.groth16 import Groth16Error, parse_vkey
 
 N_PUBLIC = 5
 TEMPLATE = paths.CONTRACTS / "templates" / "BillingVerifier.sol.j2"
-VERIFIER_SOL = paths.BUILD / "BillingVerifier.sol"
-CONTRACTS_OUT = paths.BUILD / "contracts"
+# Where the rendered verifier and the compiled artefacts go (every deploy rebuilds them):
+# build/ by default; VBILL_CONTRACTS_BUILD moves them (and their manifest record) elsewhere, so
+# a test run never rewrites build/ under another process reading it.
+CONTRACTS_BUILD = Path(os.environ.get("VBILL_CONTRACTS_BUILD") or paths.BUILD)
+VERIFIER_SOL = CONTRACTS_BUILD / "BillingVerifier.sol"
+CONTRACTS_OUT = CONTRACTS_BUILD / "contracts"
+CONTRACTS_MANIFEST = (
+    paths.MANIFEST if CONTRACTS_BUILD == paths.BUILD else CONTRACTS_BUILD / "manifest.json"
+)
 SOURCES = (
     "IBillingVerifier.sol",
     "IBillingSettlement.sol",
@@ -181,10 +189,11 @@ def compile_contracts(
 
 
 def _record_manifest(compiled: dict[str, Compiled], solc_version: str, verifier_sol: Path) -> None:
-    """Merge a "contracts" entry into build/manifest.json, leaving every other key alone."""
+    """Merge a "contracts" entry into the manifest (build/manifest.json), leaving every other
+    key alone."""
     manifest: dict[str, Any] = {}
-    if paths.MANIFEST.exists():
-        manifest = json.loads(paths.MANIFEST.read_text())
+    if CONTRACTS_MANIFEST.exists():
+        manifest = json.loads(CONTRACTS_MANIFEST.read_text())
     manifest["contracts"] = {
         "solc": solc_version,
         "evm_version": EVM_VERSION,
@@ -201,9 +210,10 @@ def _record_manifest(compiled: dict[str, Compiled], solc_version: str, verifier_
             for c in compiled.values()
         },
     }
-    tmp = paths.MANIFEST.with_suffix(".json.tmp")
+    CONTRACTS_MANIFEST.parent.mkdir(parents=True, exist_ok=True)
+    tmp = CONTRACTS_MANIFEST.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(paths.MANIFEST)
+    tmp.replace(CONTRACTS_MANIFEST)
 
 
 def load_compiled(name: str, out_dir: Path = CONTRACTS_OUT) -> Compiled:
