@@ -19,33 +19,83 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _doc(text: str) -> Any:
+    """A required field's description (the OpenAPI document shows it; docs/protocol.md §3)."""
+    return Field(description=text)
+
+
 class MeterEvent(_Strict):
-    event_id: StrictStr
-    event_timestamp: StrictStr
-    tenant_id: StrictStr
-    api_key_id: StrictStr
-    endpoint: StrictStr
-    usage_units: StrictInt
-    contract_version: StrictStr
-    billing_window_id: StrictStr
+    """One billable API event, as metered."""
+
+    event_id: StrictStr = _doc("unique per tenant; attesting it again replays the bundle")
+    event_timestamp: StrictStr = _doc(
+        "RFC 3339 UTC with milliseconds, e.g. 2026-05-29T12:00:00.000Z"
+    )
+    tenant_id: StrictStr = _doc("the customer billed")
+    api_key_id: StrictStr = _doc("the tenant's API key that made the call")
+    endpoint: StrictStr = _doc("the API path called")
+    usage_units: StrictInt = _doc("metered units (≥ 0, < 2^64)")
+    contract_version: StrictStr = _doc("the contract the tariff belongs to")
+    billing_window_id: StrictStr = _doc("the billing period, e.g. 2026-05")
 
 
 class TariffSnapshot(_Strict):
-    tariff_id: StrictStr
-    tariff_version: StrictStr
-    tariff_class: StrictStr
+    """The tariff in force for the event, as agreed with the tenant."""
+
+    tariff_id: StrictStr = _doc("the tariff's name")
+    tariff_version: StrictStr = _doc("its version")
+    tariff_class: StrictStr = _doc('"usage_linear": units × unit price, clamped to [min, max]')
     # Up to 6 decimal places (e.g. 0.15); an int, a JSON number or a decimal string.
-    unit_price_micros: StrictInt | float | StrictStr
-    min_charge_micros: StrictInt
-    max_charge_micros: StrictInt
-    rounding_mode: StrictStr
+    unit_price_micros: StrictInt | float | StrictStr = _doc(
+        "price per unit in micros of `currency`, up to 6 decimals (int, number or string)"
+    )
+    min_charge_micros: StrictInt = _doc("floor of the charge, micros")
+    max_charge_micros: StrictInt = _doc("cap of the charge, micros")
+    rounding_mode: StrictStr = _doc('"floor", "ceil" or "half_up" (of the fractional micro)')
     # ISO 4217 or ETH; the list itself is the encoding's (encoding.CURRENCIES)
-    currency: StrictStr = Field(pattern="^[A-Z]{3}$")
+    currency: StrictStr = Field(
+        pattern="^[A-Z]{3}$", description="ISO 4217 code or ETH; only ETH settles on chain"
+    )
 
 
 class AttestRequest(_Strict):
-    billing_version: StrictStr = BILLING_VERSION
-    profileId: StrictStr = PROFILE_ID
+    """Body of POST /attest (docs/examples/*.json)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "billing_version": BILLING_VERSION,
+                    "profileId": PROFILE_ID,
+                    "meter_event": {
+                        "event_id": "evt_pilot_001",
+                        "event_timestamp": "2026-05-29T12:00:00.000Z",
+                        "tenant_id": "tenant_acme",
+                        "api_key_id": "api_live_001",
+                        "endpoint": "/v1/completions",
+                        "usage_units": 1842,
+                        "contract_version": "contract-v1",
+                        "billing_window_id": "2026-05",
+                    },
+                    "tariff_snapshot": {
+                        "tariff_id": "tariff_default",
+                        "tariff_version": "1.0.0",
+                        "tariff_class": "usage_linear",
+                        "unit_price_micros": 120,
+                        "min_charge_micros": 50000,
+                        "max_charge_micros": 5000000000,
+                        "rounding_mode": "floor",
+                        "currency": "USD",
+                    },
+                }
+            ]
+        },
+    )
+
+    billing_version: StrictStr = Field(BILLING_VERSION, description="record format version")
+    profileId: StrictStr = Field(PROFILE_ID, description="verification profile")
     meter_event: MeterEvent
     tariff_snapshot: TariffSnapshot
 
@@ -131,10 +181,31 @@ class VerifyRequest(BaseModel):
     """Body of POST /verify. Left loose on purpose: verify must judge malformed parts itself
     (`valid: false` with a reason) rather than reject the request."""
 
-    attestation: Any = None
-    receipt: Any = None
-    billed_billing_v2: Any = None
-    expected_billing_v2: Any = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "attestation": {"scheme": "eip712", "signature": "0x…", "attester": "0x…"},
+                    "receipt": {"leaf_index": 0, "tree_size": 1},
+                    "billed_billing_v2": {"billing": {"expected_charge_micros": 221040}},
+                    "expected_billing_v2": {"billing": {"expected_charge_micros": 221040}},
+                }
+            ]
+        }
+    )
+
+    attestation: dict[str, Any] | None = Field(
+        default=None, description="the bundle's `attestation` (signature and Groth16 proof)"
+    )
+    receipt: dict[str, Any] | None = Field(
+        default=None, description="the bundle's transparency-log `receipt`"
+    )
+    billed_billing_v2: dict[str, Any] | None = Field(
+        default=None, description="the billing v2 record as attested (the bundle's fields)"
+    )
+    expected_billing_v2: dict[str, Any] | None = Field(
+        default=None, description="the record as invoiced, to compare with the attested one"
+    )
 
 
 class Verdict(BaseModel):

@@ -108,6 +108,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     `prebuilt`: the state already built (`vbill serve` builds it before binding the port, so
     every start-up problem is one line and exit 3, never a traceback inside uvicorn)."""
     from vbill.service import customer, verifier_page
+    from vbill.service.openapi import errors, install_docs
     from vbill.service.routes import router
 
     @asynccontextmanager
@@ -129,13 +130,18 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
         title="vbill",
         version=__version__,
         description="Verifiable usage billing: attest billable events with Groth16 proofs, "
-        "verify bundles, read the transparency log, settle charges in ETH.",
+        "verify bundles, read the transparency log, settle charges in ETH. "
+        'Every error is `{"detail": ...}` (schema `Error`); see docs/http-api.md.',
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
+        responses=errors(400, 413),  # any route: VbillError, BodyGuard
     )
+    install_docs(app)
     app.include_router(router)
     app.include_router(customer.router)
-    app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting
     app.include_router(verifier_page.router)
+    app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSONResponse:

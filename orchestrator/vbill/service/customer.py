@@ -18,6 +18,7 @@ from vbill.bindings import BINDING_VERSION
 from vbill.ledger import tokens
 from vbill.models import IssuedToken, ReceiptView, RevokedTokens, UsageReceipt
 from vbill.service.auth import AnyCaller, require_operator
+from vbill.service.openapi import CALLER, OPERATOR, errors
 from vbill.service.routes import State, find_bundle
 from vbill.service.state import ServiceState
 from vbill.verify import trust_document
@@ -31,6 +32,7 @@ Operator = Depends(require_operator)
     dependencies=[Operator],
     status_code=201,
     response_model=IssuedToken,
+    responses=errors(*OPERATOR, 404, 422),
 )
 def issue_token(tenant_id: str, svc: State) -> IssuedToken:
     """A new API token for the tenant, shown this once (only its hash is kept)."""
@@ -44,6 +46,7 @@ def issue_token(tenant_id: str, svc: State) -> IssuedToken:
     "/api/vdi/billing/accounts/{tenant_id}/tokens",
     dependencies=[Operator],
     response_model=RevokedTokens,
+    responses=errors(*OPERATOR, 404, 422),
 )
 def revoke_tokens(
     tenant_id: str, svc: State, token_id: Annotated[str | None, Query()] = None
@@ -54,7 +57,11 @@ def revoke_tokens(
     return RevokedTokens(tenant_id=tenant_id, revoked=svc.store.revoke_tokens(tenant_id, token_id))
 
 
-@router.get("/api/vdi/billing/bundles/{event_id}/receipt", response_model=ReceiptView)
+@router.get(
+    "/api/vdi/billing/bundles/{event_id}/receipt",
+    response_model=ReceiptView,
+    responses=errors(*CALLER, 409, 422),
+)
 def receipt(
     event_id: str, svc: State, caller: AnyCaller, tenant_id: Annotated[str | None, Query()] = None
 ) -> ReceiptView:
@@ -68,7 +75,9 @@ def receipt(
     )
 
 
-@router.get(trust_document.WELL_KNOWN_PATH)
+@router.get(
+    trust_document.WELL_KNOWN_PATH, responses={200: {"model": trust_document.TrustDocument}}
+)
 def trust(svc: State) -> dict[str, Any]:
     """What a customer pins to verify offline, signed by the attester (docs/customer.md)."""
     return document(svc)

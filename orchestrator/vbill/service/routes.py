@@ -21,9 +21,20 @@ from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
 from vbill.errors import InputError
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle
-from vbill.models import AttestRequest, Bundle, VerifyRequest, VerifyResult
+from vbill.models import AttestRequest, Bundle, TreeHead, VerifyRequest, VerifyResult
 from vbill.service.auth import AnyCaller, Caller, require_operator, visible_to
+from vbill.service.openapi import CALLER, OPERATOR, errors, json_body
 from vbill.service.state import ServiceState
+from vbill.service.views import (
+    AccountView,
+    ConsistencyProof,
+    HealthView,
+    InclusionProof,
+    RevocationList,
+    StatusView,
+    TariffKeyRequest,
+    TariffKeyView,
+)
 from vbill.verify import revocation
 from vbill.verify.verify import default_check, verify_request
 from vbill.version import __version__
@@ -62,18 +73,8 @@ def _bundle_response(stored: StoredBundle, created: bool) -> JSONResponse:
     "/api/vdi/billing/attest",
     dependencies=[Authed],
     response_model=Bundle,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": AttestRequest.model_json_schema()}},
-        }
-    },
-    responses={
-        401: {"description": "missing or wrong secret"},
-        409: {"description": "event_id already attested with a different payload"},
-        422: {"description": "bad input; `detail.field` names the field"},
-        429: {"description": "a spending limit or the balance would be passed"},
-    },
+    openapi_extra=json_body(AttestRequest),
+    responses=errors(*OPERATOR, 409, 422, 429, 503),
 )
 async def attest(request: Request, svc: State) -> JSONResponse:
     """Prove, sign and log one billable event; idempotent per (tenant_id, event_id)."""
@@ -99,12 +100,8 @@ async def attest(request: Request, svc: State) -> JSONResponse:
 @router.post(
     "/api/vdi/billing/verify",
     response_model=VerifyResult,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": VerifyRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=json_body(VerifyRequest),
+    responses=errors(422, 503),
 )
 async def verify(request: Request, svc: State) -> VerifyResult:
     """Check a bundle's signature and receipt, its charge, and its Groth16 binding."""
@@ -121,7 +118,11 @@ async def verify(request: Request, svc: State) -> VerifyResult:
 # --- bundles ---
 
 
-@router.get("/api/vdi/billing/bundles/{event_id}", response_model=Bundle)
+@router.get(
+    "/api/vdi/billing/bundles/{event_id}",
+    response_model=Bundle,
+    responses=errors(*CALLER, 409, 422),
+)
 def bundle_by_event(
     event_id: str, svc: State, caller: AnyCaller, tenant_id: Annotated[str | None, Query()] = None
 ) -> JSONResponse:
@@ -154,7 +155,7 @@ def find_bundle(
 # --- trust endpoints ---
 
 
-@router.get("/.well-known/vdi-billing-revocation.json")
+@router.get("/.well-known/vdi-billing-revocation.json", responses={200: {"model": RevocationList}})
 def revocation_list(svc: State) -> dict[str, Any]:
     """Revoked and retired attester keys and revoked verification keys, signed by the
     operator's attester key."""
@@ -168,7 +169,11 @@ class RevokeBody(BaseModel):
     reason: StrictStr = Field(min_length=1, max_length=500)
 
 
-@router.post("/api/vdi/billing/revocations", dependencies=[Authed])
+@router.post(
+    "/api/vdi/billing/revocations",
+    dependencies=[Authed],
+    responses={200: {"model": RevocationList}, **errors(*OPERATOR, 422)},
+)
 def revoke(body: RevokeBody, svc: State) -> dict[str, Any]:
     """Revoke an attester address or a verification-key hash (operator only)."""
     svc.store.revoke(body.kind, body.value, body.reason)
@@ -177,13 +182,16 @@ def revoke(body: RevokeBody, svc: State) -> dict[str, Any]:
     return doc
 
 
-@router.get("/api/vdi/billing/transparency/head")
+@router.get("/api/vdi/billing/transparency/head", responses={200: {"model": TreeHead}})
 def transparency_head(svc: State) -> dict[str, Any]:
     """The latest signed tree head of the RFC 9162 log."""
     return svc.store.head().to_dict()
 
 
-@router.get("/api/vdi/billing/transparency/inclusion")
+@router.get(
+    "/api/vdi/billing/transparency/inclusion",
+    responses={200: {"model": InclusionProof}, **errors(422)},
+)
 def transparency_inclusion(
     svc: State,
     leaf_index: Annotated[int, Query(ge=0)],
@@ -208,7 +216,10 @@ def transparency_inclusion(
     }
 
 
-@router.get("/api/vdi/billing/transparency/consistency")
+@router.get(
+    "/api/vdi/billing/transparency/consistency",
+    responses={200: {"model": ConsistencyProof}, **errors(422)},
+)
 def transparency_consistency(
     svc: State,
     first: Annotated[int, Query(ge=0)],
@@ -308,7 +319,12 @@ def _need_chain(svc: ServiceState) -> None:
                          "--network …)")  # fmt: skip
 
 
-@router.post("/api/vdi/billing/accounts", dependencies=[Authed], status_code=201)
+@router.post(
+    "/api/vdi/billing/accounts",
+    dependencies=[Authed],
+    status_code=201,
+    responses={201: {"model": AccountView}, **errors(*OPERATOR, 409, 422)},
+)
 async def create_account(body: AccountBody, svc: State) -> dict[str, Any]:
     """Onboard a tenant: a fresh account salt (a random field element) and its tenant key.
     With `controller` (and a chain), the service also opens the on-chain account for that key
@@ -326,7 +342,11 @@ async def create_account(body: AccountBody, svc: State) -> dict[str, Any]:
     return {**view, **extra}
 
 
-@router.post("/api/vdi/billing/accounts/{tenant_id}/bind", dependencies=[Authed])
+@router.post(
+    "/api/vdi/billing/accounts/{tenant_id}/bind",
+    dependencies=[Authed],
+    responses={200: {"model": AccountView}, **errors(*OPERATOR, 404, 422)},
+)
 async def bind_account(tenant_id: str, body: BindBody, svc: State) -> dict[str, Any]:
     """Open the on-chain account of an existing tenant (e.g. after a failed first attempt)."""
     _need_chain(svc)
@@ -336,14 +356,20 @@ async def bind_account(tenant_id: str, body: BindBody, svc: State) -> dict[str, 
     return {**_account_view(svc, tenant_id), **extra}
 
 
-@router.get("/api/vdi/billing/accounts/{tenant_id}")
+@router.get(
+    "/api/vdi/billing/accounts/{tenant_id}",
+    responses={200: {"model": AccountView}, **errors(*CALLER, 422)},
+)
 def get_account(tenant_id: str, svc: State, caller: AnyCaller) -> dict[str, Any]:
     """Balance {available, reserved, total} in wei, spending limits, on-chain binding."""
     visible_to(caller, tenant_id)
     return _account_view(svc, tenant_id)
 
 
-@router.put("/api/vdi/billing/accounts/{tenant_id}/limits")
+@router.put(
+    "/api/vdi/billing/accounts/{tenant_id}/limits",
+    responses={200: {"model": AccountView}, **errors(*CALLER, 422)},
+)
 def put_limits(tenant_id: str, body: LimitsBody, svc: State, caller: AnyCaller) -> dict[str, Any]:
     """Set per-request and daily spending limits (micro-ETH; null = none); the operator or
     the tenant itself."""
@@ -361,7 +387,12 @@ def tariff_key_for(tariff_snapshot: Any, account_salt: int) -> int:
     return poseidon([poseidon(encode_tariff(tariff_snapshot).as_list()), account_salt])
 
 
-@router.post("/api/vdi/billing/accounts/{tenant_id}/tariff-key", dependencies=[Authed])
+@router.post(
+    "/api/vdi/billing/accounts/{tenant_id}/tariff-key",
+    dependencies=[Authed],
+    openapi_extra=json_body(TariffKeyRequest),
+    responses={200: {"model": TariffKeyView}, **errors(*OPERATOR, 404, 422)},
+)
 async def tariff_key(tenant_id: str, request: Request, svc: State) -> dict[str, Any]:
     """The `tariff_key` this tenant must accept on chain (`acceptTariff`) before ETH charges
     under this tariff can settle. Body: {"tariff_snapshot": {...}}."""
@@ -379,7 +410,7 @@ async def tariff_key(tenant_id: str, request: Request, svc: State) -> dict[str, 
 # --- status ---
 
 
-@router.get("/api/vdi/status")
+@router.get("/api/vdi/status", responses={200: {"model": StatusView}})
 def status(svc: State) -> dict[str, Any]:
     """What this service is, what it trusts and how far settlement has got."""
     worker = svc.worker.status.__dict__ if svc.worker else None
@@ -396,7 +427,13 @@ def status(svc: State) -> dict[str, Any]:
     }
 
 
-@router.get("/health", responses={503: {"description": "degraded: `reasons` says why"}})
+@router.get(
+    "/health",
+    responses={
+        200: {"model": HealthView},
+        503: {"model": HealthView, "description": "degraded: `reasons` says why"},
+    },
+)
 def health(svc: State) -> JSONResponse:
     """ok when the store answers and nothing keeps the service from its job; else 503
     `degraded` with the reasons (the configured chain unreachable, the attester key revoked

@@ -1,0 +1,133 @@
+"""Schemas of the service's JSON answers that are not wire models of their own (docs/http-api.md).
+
+They document what the routes return (`responses={200: {"model": ...}}`) and are checked
+against real answers by tests/test_openapi.py; the routes keep building plain dicts, so the
+wire format (wei as decimal strings) is exactly what these schemas say.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from vbill.models import TariffSnapshot, TreeHead
+
+WEI = "decimal string of wei"
+
+
+class RevocationPayload(BaseModel):
+    version: str = Field(description='format version, "vbill-revocation-v1"')
+    issuer: str = Field(description="address of the attester key that signs the list")
+    issued_at: int = Field(description="milliseconds since the epoch")
+    revoked_attesters: list[str] = Field(description="compromised attester addresses (lowercase)")
+    revoked_vkeys: list[str] = Field(description="SHA-256 of revoked verification keys")
+    retired_attesters: dict[str, int] = Field(
+        description="rotated-out attester address → retirement time (ms): bundles signed "
+        "before it stay valid"
+    )
+    entries: list[dict[str, Any]] = Field(description="every revocation with its reason")
+
+
+class RevocationList(BaseModel):
+    """The signed revocation list (EIP-191 signature over the canonical payload)."""
+
+    payload: RevocationPayload
+    signer: str = Field(description="address that signed `payload`")
+    signature: str = Field(description="0x-hex 65-byte signature")
+
+
+class InclusionProof(BaseModel):
+    leaf_index: int = Field(description="the leaf proven")
+    tree_size: int = Field(description="size of the tree it is proven in")
+    leaf_hash: str = Field(description="0x-hex RFC 9162 leaf hash")
+    inclusion_proof: list[str] = Field(description="0x-hex audit path, leaf to root")
+    tree_head: TreeHead | None = Field(description="the signed head of that tree size")
+
+
+class ConsistencyProof(BaseModel):
+    first: int = Field(description="size of the older tree")
+    second: int = Field(description="size of the newer tree")
+    proof: list[str] = Field(description="0x-hex RFC 9162 consistency proof")
+    first_head: TreeHead | None = Field(description="signed head of the older tree")
+    second_head: TreeHead | None = Field(description="signed head of the newer tree")
+
+
+class BalanceView(BaseModel):
+    unit: str = Field(description='always "wei"')
+    available: str = Field(description=WEI + ": can be charged now")
+    reserved: str = Field(description=WEI + ": held for charges not yet settled")
+    total: str = Field(description=WEI + ": deposited and not withdrawn")
+    pending_deposits: str = Field(description=WEI + ": seen on chain, not yet confirmed")
+    withdrawing: str = Field(description=WEI + ": withdrawal requested by the controller")
+
+
+class LimitsView(BaseModel):
+    per_request_micros: int | None = Field(description="micro-ETH per charge; null: no limit")
+    daily_micros: int | None = Field(description="micro-ETH per UTC day; null: no limit")
+    spent_today_micros: int = Field(description="micro-ETH charged today (UTC)")
+
+
+class AccountView(BaseModel):
+    """A tenant's account as the service keeps it; balances mirror the chain."""
+
+    tenant_id: str
+    tenant_key: str = Field(description="Poseidon(tenant_id, account_salt), decimal")
+    onchain_status: str = Field(description="whether the on-chain account is opened")
+    onchain_tx: str | None = Field(description="the transaction that opened it")
+    balance: BalanceView
+    limits: LimitsView
+    micro_wei: str = Field(description="wei per micro-ETH (10^12)")
+    account_salt: str | None = Field(
+        default=None, description="onboarding answer only: the tenant's secret salt"
+    )
+    onchain_error: str | None = Field(
+        default=None, description="why opening the on-chain account failed (retry: …/bind)"
+    )
+
+
+class TariffKeyView(BaseModel):
+    tenant_id: str
+    tariff_key: str = Field(description="Poseidon(tariff_hash, account_salt), decimal")
+
+
+class StatusView(BaseModel):
+    service: str = Field(description='always "vbill"')
+    version: str
+    binding_version: str = Field(description="the circuit binding this service proves")
+    attester: str = Field(description="address of the signing attester key")
+    vkey_sha256: str = Field(description="SHA-256 of the verification key")
+    tree_head: TreeHead
+    counts: dict[str, int] = Field(description="bundles by settlement status, tenants, log size")
+    chain: dict[str, Any] | None = Field(description="network and worker state; null: no chain")
+    revocation_list: str = Field(description="path of the signed revocation list")
+
+
+class HealthView(BaseModel):
+    status: str = Field(description='"ok" or "degraded"')
+    reasons: list[str] | None = Field(default=None, description="degraded: why")
+
+
+class TariffKeyRequest(BaseModel):
+    """Body of POST …/accounts/{tenant_id}/tariff-key."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "tariff_snapshot": {
+                        "tariff_id": "tariff_eth",
+                        "tariff_version": "1.0.0",
+                        "tariff_class": "usage_linear",
+                        "unit_price_micros": 1,
+                        "min_charge_micros": 0,
+                        "max_charge_micros": 1000000,
+                        "rounding_mode": "floor",
+                        "currency": "ETH",
+                    }
+                }
+            ]
+        }
+    }
+
+    tariff_snapshot: TariffSnapshot = Field(description="the tariff the tenant will accept")
