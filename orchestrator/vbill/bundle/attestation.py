@@ -2,7 +2,13 @@
 
 The typed struct names the fields a verifier most needs to read at a glance (fingerprint,
 charge, commitment, nullifier, verification-key hash) and binds everything else through
-`contentHash`, the SHA-256 of the RFC 8785 canonical JSON of the record and its proof.
+`contentHash`, the SHA-256 of the RFC 8785 canonical JSON of the record and its proof section.
+
+Two digest versions, named by `attestation.scheme` (docs/protocol.md §7.1): `eip712` (version
+1) hashes the whole proof section, the Groth16 proof included, so signing waits for proving;
+`eip712-v2` hashes the proof section without `proof`. The public signals the proof must
+reproduce are still covered, so the attester can sign and log an event at ingestion and a
+worker attaches the proof later without changing what was signed.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from eth_keys.exceptions import BadSignature
 from vbill.bindings import BINDING_VERSION
 
 DOMAIN = {"name": "vbill", "version": BINDING_VERSION}
+SCHEME_V1 = "eip712"  # digest version 1: contentHash covers the Groth16 proof
+SCHEME_V2 = "eip712-v2"  # digest version 2: contentHash covers everything but the proof
+SCHEMES = (SCHEME_V1, SCHEME_V2)
 TYPES = {
     "BillingBundle": [
         {"name": "billingVersion", "type": "string"},
@@ -69,15 +78,25 @@ def fingerprint(
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def content_hash(record: Mapping[str, Any], billing_proof: Mapping[str, Any]) -> bytes:
-    """SHA-256 over the attested record and its proof section (not the signature or receipt)."""
+def content_hash(
+    record: Mapping[str, Any], billing_proof: Mapping[str, Any], scheme: str = SCHEME_V1
+) -> bytes:
+    """SHA-256 over the attested record and its proof section (not the signature or receipt);
+    version 2 leaves the `proof` member out."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown attestation scheme {scheme!r}")
+    if scheme == SCHEME_V2:
+        billing_proof = {k: v for k, v in billing_proof.items() if k != "proof"}
     return hashlib.sha256(
         canonical_json({"record": record, "billing_proof": billing_proof})
     ).digest()
 
 
 def typed_message(
-    record: Mapping[str, Any], billing_proof: Mapping[str, Any], signals: Mapping[str, int]
+    record: Mapping[str, Any],
+    billing_proof: Mapping[str, Any],
+    signals: Mapping[str, int],
+    scheme: str = SCHEME_V1,
 ) -> dict[str, Any]:
     billing = record["billing"]
     return {
@@ -98,17 +117,20 @@ def typed_message(
             "commitment": signals["commitment"],
             "nullifier": signals["nullifier"],
             "vkeyHash": bytes.fromhex(billing_proof["vkey_sha256"]),
-            "contentHash": content_hash(record, billing_proof),
+            "contentHash": content_hash(record, billing_proof, scheme),
         },
     }
 
 
 def bundle_digest(
-    record: Mapping[str, Any], billing_proof: Mapping[str, Any], signals: Mapping[str, int]
+    record: Mapping[str, Any],
+    billing_proof: Mapping[str, Any],
+    signals: Mapping[str, int],
+    scheme: str = SCHEME_V1,
 ) -> bytes:
     """The 32-byte EIP-712 digest: what the attester signs and the transparency log records."""
     return _hash_eip191_message(
-        encode_typed_data(full_message=typed_message(record, billing_proof, signals))
+        encode_typed_data(full_message=typed_message(record, billing_proof, signals, scheme))
     )
 
 

@@ -5,6 +5,10 @@ fingerprint, prove with a fresh salt, check the proof's public signals against t
 recomputation (a prover that disagrees with the reference is an environment fault, never a
 bundle), then sign the EIP-712 digest. The transparency-log receipt is attached by whoever
 owns the log (`with_receipt`).
+
+Ingestion signs before proving (`sign_unproven`, digest version 2, docs/protocol.md §7.1): the
+public signals come from the Python reference, the digest leaves the proof out, and a worker
+attaches the proof later (`prove_unproven`) after checking it reproduces the signed signals.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vbill.bindings import BINDING_VERSION
-from vbill.bundle.attestation import bundle_digest, fingerprint
+from vbill.bundle.attestation import SCHEME_V1, SCHEME_V2, bundle_digest, fingerprint
 from vbill.bundle.keys import Attester
 from vbill.encode.charge import charge_for
 from vbill.encode.encoding import (
@@ -76,7 +80,8 @@ def build_bundle(
     vkey_sha256: str,
     salt: int | None = None,
 ) -> Bundle:
-    """Prove and sign one event. Raises InputError for bad input before any proving."""
+    """Prove and sign one event (digest version 1). Raises InputError for bad input before
+    any proving."""
     enc = encode_request(request)
     salt = random_field_element() if salt is None else salt
     expected = public_signals(enc.meter, enc.tariff, salt, account_salt)
@@ -85,6 +90,49 @@ def build_bundle(
         raise ToolError("prover's public signals disagree with the Python reference; not signing")
     if expected.charge != enc.charge:
         raise ToolError("circuit charge disagrees with the reference charge; not signing")
+    signed = _signed(enc, attester, expected, salt, account_salt, vkey_sha256, proof.proof)
+    return Bundle.model_validate(signed)
+
+
+def sign_unproven(
+    enc: Encoded,
+    *,
+    attester: Attester,
+    account_salt: int,
+    vkey_sha256: str,
+    salt: int | None = None,
+) -> dict[str, Any]:
+    """Sign and return one event's bundle before its proof exists (digest version 2): JSON
+    data with no `billing_proof.proof`, until `prove_unproven` supplies it."""
+    salt = random_field_element() if salt is None else salt
+    expected = public_signals(enc.meter, enc.tariff, salt, account_salt)
+    if expected.charge != enc.charge:
+        raise ToolError("circuit charge disagrees with the reference charge; not signing")
+    return _signed(enc, attester, expected, salt, account_salt, vkey_sha256, None)
+
+
+def prove_unproven(bundle: Mapping[str, Any], prover: ProofSource) -> dict[str, Any]:
+    """The Groth16 proof (snarkjs JSON) for a bundle signed by `sign_unproven`; ToolError if
+    the prover's public signals are not the signed ones (the proof is then never attached)."""
+    enc = encode_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
+    bp = bundle["attestation"]["billing_proof"]
+    salt, account_salt = int(bp["salt"]), int(bp["account_salt"])
+    proof = prover.prove(circuit_input(enc.meter, enc.tariff, salt, account_salt))
+    if proof.public_signals != bp["public_signals"]:
+        raise ToolError("prover's public signals disagree with the signed ones; not attaching")
+    return proof.proof
+
+
+def _signed(
+    enc: Encoded,
+    attester: Attester,
+    expected: PublicSignals,
+    salt: int,
+    account_salt: int,
+    vkey_sha256: str,
+    proof: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The bundle as JSON data, signed under version 1 (with `proof`) or 2 (without)."""
     req = enc.request
     record = {
         "billing_version": req.billing_version,
@@ -96,27 +144,27 @@ def build_bundle(
             "billing_verify_fingerprint": enc.fingerprint,
         },
     }
-    billing_proof = {
+    billing_proof: dict[str, Any] = {
         "binding_version": BINDING_VERSION,
-        "proof": proof.proof,
-        "public_signals": proof.public_signals,
+        "public_signals": expected.as_decimal(),
         "vkey_sha256": vkey_sha256,
         "salt": to_dec(salt),
         "account_salt": to_dec(account_salt),
     }
-    digest = bundle_digest(record, billing_proof, signal_map(expected))
-    return Bundle.model_validate(
-        {
-            **record,
-            "attestation": {
-                "scheme": "eip712",
-                "signature": attester.sign_hash(digest),
-                "attester": attester.address,
-                "bundle_digest": "0x" + digest.hex(),
-                "billing_proof": billing_proof,
-            },
-        }
-    )
+    scheme = SCHEME_V2 if proof is None else SCHEME_V1
+    if proof is not None:
+        billing_proof = {"binding_version": BINDING_VERSION, "proof": proof, **billing_proof}
+    digest = bundle_digest(record, billing_proof, signal_map(expected), scheme)
+    return {
+        **record,
+        "attestation": {
+            "scheme": scheme,
+            "signature": attester.sign_hash(digest),
+            "attester": attester.address,
+            "bundle_digest": "0x" + digest.hex(),
+            "billing_proof": billing_proof,
+        },
+    }
 
 
 def signal_map(signals: PublicSignals) -> dict[str, int]:

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vbill.bindings import BINDING_VERSION
-from vbill.bundle.attestation import bundle_digest, recover_signer
+from vbill.bundle.attestation import SCHEMES, bundle_digest, recover_signer
 from vbill.bundle.bundle import Encoded, encode_request, signal_map
 from vbill.errors import VbillError
 from vbill.models import (
@@ -130,11 +130,14 @@ def _check_signature(p: _Parsed, trust: TrustSet) -> Verdict:
             reason=p.problems.get("attestation") or p.problems.get("expected_billing_v2"),
         )
     att = p.attestation
-    if att.scheme != "eip712":
+    if att.scheme not in SCHEMES:
         return Verdict(valid=False, reason=f"attestation.scheme: unknown scheme {att.scheme!r}")
     signals = _signals_for(p.expected, att)
     digest = bundle_digest(
-        _record_json(p.expected), att.billing_proof.model_dump(mode="json"), signal_map(signals)
+        _record_json(p.expected),
+        att.billing_proof.model_dump(mode="json"),
+        signal_map(signals),
+        att.scheme,
     )
     if att.bundle_digest.lower() != "0x" + digest.hex():
         return Verdict(valid=False, reason="attestation.bundle_digest does not match the record")

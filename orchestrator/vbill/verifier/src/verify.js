@@ -84,8 +84,16 @@ function makeContext(p, trust) {
   return { p, trust, enc, sig };
 }
 
-function bundleDigest(record, billingProof, s) {
-  const contentHash = sha256(canonicalJson({ record, billing_proof: billingProof }));
+function withoutProof(billingProof) {
+  const { proof: _proof, ...rest } = billingProof;
+  return rest;
+}
+
+// Digest version 1 ("eip712") covers the whole proof section; version 2 ("eip712-v2") leaves
+// out the Groth16 proof, attached after signing (docs/protocol.md §7.1).
+function bundleDigest(record, billingProof, s, scheme) {
+  const covered = scheme === "eip712-v2" ? withoutProof(billingProof) : billingProof;
+  const contentHash = sha256(canonicalJson({ record, billing_proof: covered }));
   return typedDigest(
     { name: "vbill", version: BINDING_VERSION },
     {
@@ -104,9 +112,9 @@ function bundleDigest(record, billingProof, s) {
 async function checkSignature({ p, trust, sig }) {
   if (!p.attestation || !p.expected) return no(p.problems.attestation || p.problems.expected_billing_v2);
   const att = p.attestation;
-  if (att.scheme !== "eip712") return no(`the attestation uses an unknown signature scheme "${att.scheme}"`);
+  if (att.scheme !== "eip712" && att.scheme !== "eip712-v2") return no(`the attestation uses an unknown signature scheme "${att.scheme}"`);
   const s = await sig(p.expected);
-  const digest = bundleDigest(p.expected, att.billing_proof, s);
+  const digest = bundleDigest(p.expected, att.billing_proof, s, att.scheme);
   if (att.bundle_digest.toLowerCase() !== "0x" + hex(digest)) {
     return no("the bundle was changed after it was signed: its digest no longer matches the record and proof");
   }
