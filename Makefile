@@ -140,7 +140,7 @@ ifneq ($(words $(wildcard $(V2_OUTPUTS))),$(words $(V2_OUTPUTS)))
 .PHONY: $(V2_STAMP)
 endif
 
-.PHONY: ptau ptau-dev compile setup vkey info contribute beacon verify-setup setup-v2 verify-setup-v2
+.PHONY: ptau ptau-dev compile setup vkey info contribute beacon verify-setup setup-v2
 
 ptau: install ## check a supplied phase-1 file: make ptau PTAU=ptau/powersOfTau28_hez_final_12.ptau
 	@test -n "$(PTAU)" || { echo "usage: make ptau PTAU=ptau/powersOfTau28_hez_final_NN.ptau (or make ptau-dev)" >&2; exit 2; }
