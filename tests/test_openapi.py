@@ -24,8 +24,6 @@ from http_server import ATTEST, AUTH, service
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-pytestmark = needs_build()
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 CHECKS = [
     checks.not_a_server_error,
@@ -38,6 +36,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    needs_build()
     with service(tmp_path_factory.mktemp("openapi")) as (url, _app):
         request = json.loads((EXAMPLES / "usd-linear.json").read_text())
         assert httpx.post(url + ATTEST, json=request, headers=AUTH, timeout=120).status_code == 200

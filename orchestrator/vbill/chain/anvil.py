@@ -72,8 +72,11 @@ def start_anvil(
     detach: bool = False,
     timeout: float = 20.0,
     chain_id: int = 31337,
+    block_time: float | None = None,
 ) -> Anvil:
-    """Start anvil (deterministic dev mnemonic) on 127.0.0.1 and wait until it answers."""
+    """Start anvil (deterministic dev mnemonic) on 127.0.0.1 and wait until it answers.
+    `block_time`: mine a block every so many seconds (else only when a transaction comes),
+    so that confirmations keep arriving for a service that waits for them."""
     port = port or free_port(host)
     cmd = [
         str(anvil_bin()),
@@ -87,6 +90,8 @@ def start_anvil(
         "--mnemonic",
         ANVIL_MNEMONIC,
     ]
+    if block_time is not None:
+        cmd += ["--block-time", str(block_time)]
     if state is not None:
         state.parent.mkdir(parents=True, exist_ok=True)
         cmd += ["--state", str(state)]
@@ -133,14 +138,17 @@ def anvil_record() -> Path:
     return paths.vbill_home() / "anvil.json"
 
 
-def chain_up(port: int = 8545) -> Anvil:
-    """`vbill chain up`: a detached anvil whose pid and URL are kept in $VBILL_HOME/anvil.json."""
+def chain_up(port: int = 8545, block_time: float | None = 1.0) -> Anvil:
+    """`vbill chain up`: a detached anvil whose pid and URL are kept in $VBILL_HOME/anvil.json;
+    a block a second by default, so deposits reach their confirmations with nobody mining."""
     record = anvil_record()
     if record.exists():
         info = json.loads(record.read_text())
         if _alive(int(info["pid"])):
             raise InputError("chain", f"anvil already running (pid {info['pid']}, {info['url']})")
-    anvil = start_anvil(port, state=paths.vbill_home() / "anvil-state.json", detach=True)
+    anvil = start_anvil(
+        port, state=paths.vbill_home() / "anvil-state.json", detach=True, block_time=block_time
+    )
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"pid": anvil.pid, "port": anvil.port, "url": anvil.url}) + "\n")
     return anvil
@@ -163,6 +171,15 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def fund_local(url: str, address: str, wei: int) -> None:
+    """Set `address`'s balance on a local anvil (anvil_setBalance): gas for the service's
+    attester key, which `vbill deploy` on local registers; no such call exists elsewhere."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+    answer = w3.provider.make_request("anvil_setBalance", [address, hex(wei)])  # type: ignore[arg-type]
+    if "error" in answer:
+        raise ToolError(f"anvil_setBalance on {url}: {answer['error']}")
 
 
 def local_rpc_url() -> str:

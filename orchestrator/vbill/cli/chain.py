@@ -14,6 +14,8 @@ import click
 
 from vbill import chain as ch
 from vbill import paths
+from vbill.bundle.keys import Attester, attester_key_path
+from vbill.chain.anvil import fund_local
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, VerificationFailed
 
@@ -110,10 +112,17 @@ def chain_group() -> None:
 
 @chain_group.command("up")
 @click.option("--port", default=8545, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--block-time",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between blocks, so confirmations arrive; 0: mine only on transactions.",
+)
 @json_option
-def chain_up(port: int, as_json: bool) -> None:
+def chain_up(port: int, block_time: float, as_json: bool) -> None:
     """Start anvil on 127.0.0.1 in the background; state kept in $VBILL_HOME."""
-    anvil = ch.chain_up(port)
+    anvil = ch.chain_up(port, block_time=block_time or None)
     emit({"pid": anvil.pid, "url": anvil.url}, as_json, f"anvil {anvil.url} (pid {anvil.pid})")
 
 
@@ -136,7 +145,12 @@ def chain_down(as_json: bool) -> None:
     is_flag=True,
     help="Deploy a dev-insecure setup to a public network (anyone could forge proofs).",
 )
-@click.option("--attester", "attesters", multiple=True, help="Attester address (default: you).")
+@click.option(
+    "--attester",
+    "attesters",
+    multiple=True,
+    help="Attester address (default: you; on local also the service's key in $VBILL_HOME).",
+)
 @click.option("--payee", default=None, help="Address credited by settlements (default: you).")
 @click.option(
     "--vkey",
@@ -154,7 +168,12 @@ def deploy(
     vkey: Path,
     as_json: bool,
 ) -> None:
-    """Render the verifier from the vkey, compile, deploy verifier + settlement."""
+    """Render the verifier from the vkey, compile, deploy verifier + settlement.
+
+    On local, the service's attester key ($VBILL_HOME/attester.key, `vbill keys show`) is
+    registered as an attester too and given 10 ETH of gas, so `vbill serve --network local`
+    settles with no further set-up.
+    """
     if check:
         rows = chain.check_deployment(vkey)
         ok = all(r["ok"] for r in rows)
@@ -165,9 +184,27 @@ def deploy(
         if not ok:
             raise VerificationFailed(f"deployment {chain.deployment_path()} does not match")
         return
+    local = chain.network.name == "local"
+    service = _service_attester() if local and not attesters else None
+    if service is not None:
+        attesters = (chain.address, service)
     dep = chain.deploy(vkey, attesters, payee, allow_dev_setup)
     settlement = dep["contracts"]["BillingSettlement"]["address"]
-    emit(dep, as_json, f"deployed BillingSettlement {settlement} → {chain.deployment_path()}")
+    human = f"deployed BillingSettlement {settlement} → {chain.deployment_path()}"
+    if local:
+        for address in {a for a in dep["attesters"] if a.lower() != chain.address.lower()}:
+            fund_local(chain.rpc_url, address, LOCAL_GAS_WEI)
+            human += f"\nattester {address} registered and given 10 ETH of gas (local only)"
+    emit(dep, as_json, human)
+
+
+LOCAL_GAS_WEI = 10 * ch.WEI_PER_ETH
+
+
+def _service_attester() -> str | None:
+    """The address of the service's attester key in $VBILL_HOME, if there is one."""
+    path = attester_key_path()
+    return Attester.load(path).address if path.exists() else None
 
 
 # ------------------------------------------------------------------------------ tenants
@@ -261,21 +298,37 @@ def limits() -> None:
 @limits.command("set")
 @network_options
 @tenant_options
-@click.option("--per-request-eth", required=True)
-@click.option("--daily-eth", required=True)
+@click.option(
+    "--per-request-micros",
+    required=True,
+    type=click.IntRange(0),
+    help="Largest charge, in micro-ETH (the unit of tariffs and of the service's limits).",
+)
+@click.option(
+    "--daily-micros", required=True, type=click.IntRange(0), help="Per UTC day, in micro-ETH."
+)
 @json_option
 def limits_set(
     chain: ch.Chain,
     tenant_key: int,
     settlement: Any,
-    per_request_eth: str,
-    daily_eth: str,
+    per_request_micros: int,
+    daily_micros: int,
     as_json: bool,
 ) -> None:
-    """Set the wei limits that settle enforces."""
-    per = parse_eth(per_request_eth, "per-request-eth")
-    daily = parse_eth(daily_eth, "daily-eth")
-    emit(_tx(chain.set_limits(tenant_key, per, daily)), as_json, "limits set")
+    """Set the limits that settle enforces on chain, in micro-ETH (1 micro-ETH = 10^12 wei,
+    the same unit as PUT …/limits on the service)."""
+    per = per_request_micros * ch.WEI_PER_MICRO
+    daily = daily_micros * ch.WEI_PER_MICRO
+    emit(
+        {
+            **_tx(chain.set_limits(tenant_key, per, daily)),
+            "per_request_micros": per_request_micros,
+            "daily_micros": daily_micros,
+        },
+        as_json,
+        f"limits set: {per_request_micros} micro-ETH per request, {daily_micros} per day",
+    )
 
 
 @click.group()
@@ -320,14 +373,24 @@ def tariff_accept(
 def settle(chain: ch.Chain, bundles: tuple[Path, ...], batch_size: int, as_json: bool) -> None:
     """Settle bundles on chain (ETH tariffs; other currencies are anchored, no ETH moves)."""
     items = [ch.settlement_from_bundle(ch.read_bundle(p), str(p)) for p in bundles]
-    results = []
-    for i in range(0, len(items), batch_size):
-        results += chain.settle_batch(items[i : i + batch_size])
-    emit(
-        [_tx(r) for r in results],
-        as_json,
-        "\n".join(f"settled in {r.transaction_hash} (gas {r.gas_used})" for r in results),
-    )
+    eth = [s for s in items if s.currency == "ETH"]
+    rows: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for path, s in zip(bundles, items, strict=True):
+        if s.currency != "ETH":
+            r = chain.settle(s)  # anchorCharge: the charge is recorded, nothing is paid
+            rows.append({**_tx(r), "action": "anchored", "currency": s.currency, "charges": 1})
+            lines.append(
+                f"{path}: anchored in {r.transaction_hash}, no ETH moved (currency {s.currency})"
+            )
+    for i in range(0, len(eth), batch_size):
+        chunk = eth[i : i + batch_size]
+        for r in chain.settle_batch(chunk):
+            rows.append({**_tx(r), "action": "settled", "currency": "ETH", "charges": len(chunk)})
+            lines.append(
+                f"settled {len(chunk)} ETH charge(s) in {r.transaction_hash} (gas {r.gas_used})"
+            )
+    emit(rows, as_json, "\n".join(lines))
 
 
 @click.command()
