@@ -257,3 +257,58 @@ def test_retired_keys_sign_until_the_cut_off_and_revoked_keys_never(
     revoked = retired.with_(revoked_attesters=[old.address])
     early = verify_bundle(logged_at(cut_off - 1), trust=revoked)
     assert not early.valid and "revoked" in (early.verification.reason or "")
+
+
+@pytest.mark.chain
+def test_an_attester_revoked_on_chain_stops_signing(
+    tmp_path: Path, anvil: Any, fresh_chain: dict[str, Any], pilot_request: dict[str, Any]
+) -> None:
+    from eth_account import Account
+    from vbill import chain as ch
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    service_key = ch.ANVIL_KEYS[2]  # funded by anvil; registered as an attester below
+    key = home / "attester.key"
+    key.write_text(service_key.removeprefix("0x") + "\n")
+    key.chmod(0o600)
+    settlement = fresh_chain["contracts"]["BillingSettlement"]["address"]
+    owner = ch.connect("local", anvil.url, account=Account.from_key(ch.ANVIL_KEYS[0]))
+    owner.use_settlement(settlement)
+    service_address = Account.from_key(service_key).address
+    owner.add_attester(service_address)
+    settings = Settings(
+        home=home,
+        attest_secret=SECRET,
+        prover_workers=1,
+        network="local",
+        rpc_url=anvil.url,
+        settlement_address=settlement,
+        settle_interval=0.1,
+        start_block=0,
+    )
+    with TestClient(create_app(settings)) as client:
+        worker = client.app.state.svc.worker  # type: ignore[attr-defined]
+
+        def a_whole_tick() -> None:
+            """Wait until a tick that started after this call has ended."""
+            target = worker.status.ticks + 2
+            deadline = time.monotonic() + 60
+            while worker.status.ticks < target and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert worker.status.ticks >= target, "the worker never ran"
+
+        a_whole_tick()
+        assert worker.status.attester_status == "active"
+        ok = client.post(ATTEST, json=usd(pilot_request, "evt_chain_rev_1"), headers=AUTH)
+        assert ok.status_code == 200, ok.text
+        owner.revoke_attester(service_address)
+        a_whole_tick()
+        r = client.post(ATTEST, json=usd(pilot_request, "evt_chain_rev_2"), headers=AUTH)
+        assert r.status_code == 503, r.text
+        assert "revoked on chain" in r.json()["detail"]
+        assert "vbill keys rotate" in r.json()["detail"]
+        health = client.get("/health")
+        assert health.status_code == 503 and "revoked on chain" in " ".join(
+            health.json()["reasons"]
+        )

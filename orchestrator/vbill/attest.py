@@ -36,6 +36,14 @@ def request_hash(request: AttestRequest) -> str:
     return hashlib.sha256(canonical_json(request.model_dump(mode="json"))).hexdigest()
 
 
+def signing_refused(refusal: str) -> ToolError:
+    """The error for a key that must not sign (HTTP 503, exit 3), naming the way out."""
+    return ToolError(
+        f"{refusal}: refusing to sign with it; run `vbill keys rotate`, register the new "
+        "key on chain if one is configured, and restart the service"
+    )
+
+
 @dataclass(frozen=True)
 class Attested:
     stored: StoredBundle
@@ -54,10 +62,7 @@ def attest_event(
     ToolError while the attester key is revoked or retired (rotate it: `vbill keys rotate`)."""
     refusal = store.signing_refusal(attester.address)
     if refusal is not None:
-        raise ToolError(
-            f"{refusal}: refusing to sign with it; run `vbill keys rotate`, register the new "
-            "key on chain if one is configured, and restart the service"
-        )
+        raise signing_refused(refusal)
     enc = encode_request(request)
     meter = enc.request.meter_event
     for _ in range(2):  # a second round only if a concurrent first attest created the tenant

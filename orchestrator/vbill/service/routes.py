@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from vbill import jsonio
-from vbill.attest import attest_event, new_account
+from vbill.attest import attest_event, new_account, signing_refused
 from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
 from vbill.errors import InputError
@@ -81,6 +81,9 @@ async def attest(request: Request, svc: State) -> JSONResponse:
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise InputError("body", "expected a JSON object")
+    refusal = svc.signing_refusal()
+    if refusal is not None:
+        raise signing_refused(refusal)
 
     def work() -> Any:
         return attest_event(

@@ -56,6 +56,7 @@ class WorkerStatus:
     consecutive_errors: int = 0
     chain_block: int | None = None
     chain_reachable: bool | None = None  # None until the first tick has tried
+    attester_status: str | None = None  # our key on chain: "none", "active" or "revoked"
     anchored_size: int | None = None
     last_batch: list[str] = field(default_factory=list)
 
@@ -139,6 +140,7 @@ class SettlementWorker:
                 self.status.chain_block = head
                 self.status.chain_reachable = True
                 phases: list[Callable[[], None]] = [
+                    lambda: self.read_attester_status(chain),
                     lambda: self.scan_deposits(chain, head),
                     lambda: self.settle_pending(chain),
                     lambda: self.sync_accounts(chain),
@@ -162,6 +164,11 @@ class SettlementWorker:
                 self.status.last_error = None
             self.status.ticks += 1
             self.status.last_tick_ms = time.time_ns() // 1_000_000
+
+    def read_attester_status(self, chain: chainmod.Chain) -> None:
+        """Our key's standing on chain: the operator may revoke it there (attest then stops)."""
+        code = chain.settlement.functions.attesterStatus(chain.address).call()
+        self.status.attester_status = ("none", "active", "revoked")[code]
 
     def _describe(self, exc: Exception) -> str:
         return self._redact(f"{type(exc).__name__}: {exc}")[:500]

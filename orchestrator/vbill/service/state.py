@@ -38,10 +38,19 @@ class ServiceState:
         )
         return revocation.sign(payload, self.attester.account)
 
+    def signing_refusal(self) -> str | None:
+        """Why our attester key must not sign: revoked or retired here, or revoked on chain
+        (as the settlement worker last read it), else None."""
+        refusal = self.store.signing_refusal(self.attester.address)
+        worker = self.worker
+        if refusal is None and worker is not None and worker.status.attester_status == "revoked":
+            refusal = f"attester key {self.attester.address} is revoked on chain"
+        return refusal
+
     def problems(self) -> list[str]:
         """What keeps this service from doing its whole job right now (for /health)."""
         out: list[str] = []
-        refusal = self.store.signing_refusal(self.attester.address)
+        refusal = self.signing_refusal()
         if refusal is not None:
             out.append(f"{refusal}: attest is refused until `vbill keys rotate` and a restart")
         if self.worker is not None and self.worker.status.chain_reachable is False:
