@@ -201,6 +201,15 @@ MIGRATIONS: list[str] = [
     DROP TABLE limits;
     ALTER TABLE limits_v4 RENAME TO limits;
     """,
+    # 5: bundles signed and logged at ingestion, proved later by workers (vbill.ingest): a
+    # bundle is 'proving' until a worker attaches its proof; a worker's claim is a lease
+    """
+    ALTER TABLE bundles ADD COLUMN proof_status TEXT NOT NULL DEFAULT 'proven'
+        CHECK (proof_status IN ('proving', 'proven'));
+    ALTER TABLE bundles ADD COLUMN claimed_by TEXT;
+    ALTER TABLE bundles ADD COLUMN lease_until INTEGER;
+    CREATE INDEX bundles_proving ON bundles (proof_status, leaf_index);
+    """,
 ]
 
 
@@ -251,6 +260,25 @@ class StoredBundle:
     settle_attempts: int
     last_error: str | None
     created_at: int
+    proof_status: str = "proven"  # 'proving' until a worker attaches the Groth16 proof
+
+    @property
+    def proven(self) -> bool:
+        return self.proof_status == "proven"
+
+
+@dataclass(frozen=True)
+class Ingest:
+    """One event ready to log: validated, charged and signed (its proof may follow later)."""
+
+    tenant_id: str
+    event_id: str
+    request_hash: str
+    charge: Charge
+    bundle: dict[str, Any]  # signed bundle JSON, no receipt yet
+    new_tenant: tuple[int, int] | None = None  # (account_salt, tenant_key) if first seen
+    proven: bool = False
+    claim: tuple[str, int] | None = None  # (prover, lease ms): leased at once to its prover
 
 
 @dataclass(frozen=True)
@@ -894,6 +922,151 @@ class Store:
         )
         return sth
 
+    # --- ingestion (group commit) and proving workers ---
+
+    def ingest_many(self, items: list[Ingest]) -> list[tuple[StoredBundle, bool] | VbillError]:
+        """Log a batch in one transaction under one signed tree head (group commit); each
+        event is decided on its own, in order: (stored, created), or the Conflict,
+        LimitExceeded or TenantRaced that refused it. An unexpected error stores none."""
+        if self._log_key is None:
+            raise ToolError("the store has no log signing key; cannot append to the log")
+        out: list[tuple[StoredBundle, bool] | VbillError | None] = []
+        added: list[tuple[int, int, Ingest, bytes]] = []  # (result slot, leaf index, item, leaf)
+        with self._tx() as c, self._tree_lock:
+            self._sync_tree(c)
+            start, at = len(self._tree), now_ms()
+            try:
+                for item in items:
+                    try:
+                        existing = self._find(c, item.tenant_id, item.event_id)
+                        if existing is not None:
+                            out.append((self._same_or_conflict(existing, item.request_hash), False))
+                            continue
+                        if item.new_tenant is not None:
+                            self._create_tenant(c, item.tenant_id, *item.new_tenant)
+                        self._check_spend(c, item.tenant_id, item.charge)
+                    except (Conflict, LimitExceeded, TenantRaced) as exc:
+                        out.append(exc)
+                        continue
+                    digest = bytes.fromhex(item.bundle["attestation"]["bundle_digest"][2:])
+                    leaf, index = translog.leaf_hash(digest), len(self._tree)
+                    c.execute(
+                        "INSERT INTO log_leaves (leaf_index, leaf_hash, created_at) "
+                        "VALUES (?, ?, ?)",
+                        (index, leaf, at),
+                    )
+                    self._tree.append(leaf)
+                    c.execute(
+                        "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, "
+                        "digest, leaf_index, currency, charge_micros, nullifier, created_at, "
+                        "settlement_status, proof_status, claimed_by, lease_until) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            item.tenant_id,
+                            item.event_id,
+                            item.request_hash,
+                            "{}",  # the bundle with its receipt, once the batch's head is signed
+                            "0x" + digest.hex(),
+                            index,
+                            item.charge.currency,
+                            _amount(item.charge.charge_micros),
+                            item.bundle["attestation"]["billing_proof"]["public_signals"][3],
+                            at,
+                            "pending" if item.charge.is_eth else "none",
+                            "proven" if item.proven else "proving",
+                            item.claim[0] if item.claim else None,
+                            at + item.claim[1] if item.claim else None,
+                        ),
+                    )
+                    out.append(None)  # filled in once the batch's head is signed
+                    added.append((len(out) - 1, index, item, leaf))
+                if added:
+                    size = len(self._tree)
+                    sth = self._sign_head(c, size, at)
+                    rows = []
+                    for slot, index, item, leaf in added:
+                        receipt = translog.LogReceipt(
+                            leaf_index=index,
+                            tree_size=size,
+                            leaf_hash="0x" + leaf.hex(),
+                            inclusion_proof=[
+                                "0x" + p.hex() for p in self._tree.inclusion_proof(index, size)
+                            ],
+                            tree_head=sth,
+                        ).to_dict()
+                        bundle = {**item.bundle, "receipt": receipt}
+                        rows.append((json.dumps(bundle, sort_keys=True), index))
+                        out[slot] = (self._ingested(item, bundle, index, at), True)
+                    c.executemany("UPDATE bundles SET bundle_json = ? WHERE leaf_index = ?", rows)
+            except BaseException:
+                self._tree.truncate(start)
+                raise
+        return [r for r in out if r is not None]
+
+    @staticmethod
+    def _ingested(item: Ingest, bundle: dict[str, Any], index: int, at: int) -> StoredBundle:
+        return StoredBundle(
+            tenant_id=item.tenant_id,
+            event_id=item.event_id,
+            request_hash=item.request_hash,
+            bundle=bundle,
+            digest=bundle["attestation"]["bundle_digest"],
+            leaf_index=index,
+            currency=item.charge.currency,
+            charge_micros=item.charge.charge_micros,
+            nullifier=bundle["attestation"]["billing_proof"]["public_signals"][3],
+            settlement_status="pending" if item.charge.is_eth else "none",
+            settlement=None,
+            settle_attempts=0,
+            last_error=None,
+            created_at=at,
+            proof_status="proven" if item.proven else "proving",
+        )
+
+    def claim_unproven(self, worker: str, lease_ms: int, limit: int = 1) -> list[StoredBundle]:
+        """Claim up to `limit` bundles awaiting their proof, in log order, for `lease_ms`: a
+        claim whose lease has run out (its worker died) is taken over by the next worker."""
+        at = now_ms()
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT * FROM bundles WHERE proof_status = 'proving' AND (lease_until IS NULL "
+                "OR lease_until < ?) ORDER BY leaf_index LIMIT ?",
+                (at, limit),
+            ).fetchall()
+            c.executemany(
+                "UPDATE bundles SET claimed_by = ?, lease_until = ? WHERE leaf_index = ?",
+                [(worker, at + lease_ms, r["leaf_index"]) for r in rows],
+            )
+        return [_bundle_row(r) for r in rows]
+
+    def attach_proof(self, tenant_id: str, event_id: str, proof: dict[str, Any]) -> bool:
+        """Attach the Groth16 proof to a 'proving' bundle (the signed digest does not cover it,
+        docs/protocol.md §7.1); False if it already has one (the first proof stands)."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT bundle_json, proof_status FROM bundles WHERE tenant_id = ? AND "
+                "event_id = ?",
+                (tenant_id, event_id),
+            ).fetchone()
+            if row is None or row["proof_status"] != "proving":
+                return False
+            bundle = json.loads(row["bundle_json"])
+            bundle["attestation"]["billing_proof"]["proof"] = proof
+            c.execute(
+                "UPDATE bundles SET bundle_json = ?, proof_status = 'proven', claimed_by = NULL, "
+                "lease_until = NULL WHERE tenant_id = ? AND event_id = ?",
+                (json.dumps(bundle, sort_keys=True), tenant_id, event_id),
+            )
+            return True
+
+    def unproven_count(self) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT COUNT(*) FROM bundles WHERE proof_status = 'proving'")
+            .fetchone()
+        )
+        return int(row[0])
+
     # --- transparency log ---
 
     def _sync_tree(self, c: sqlite3.Connection) -> None:
@@ -962,7 +1135,7 @@ class Store:
         chain refuses for now (tariff not accepted, balance) cannot block those behind it."""
         rows = self._conn().execute(
             "SELECT * FROM bundles WHERE settlement_status = 'pending' "
-            "ORDER BY settle_attempts, leaf_index LIMIT ?",
+            "AND proof_status = 'proven' ORDER BY settle_attempts, leaf_index LIMIT ?",
             (limit,),
         )
         return [_bundle_row(r) for r in rows]
@@ -1144,6 +1317,7 @@ def _bundle_row(row: sqlite3.Row) -> StoredBundle:
         settle_attempts=row["settle_attempts"],
         last_error=row["last_error"],
         created_at=row["created_at"],
+        proof_status=row["proof_status"],
     )
 
 

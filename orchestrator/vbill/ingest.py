@@ -1,0 +1,298 @@
+"""Ingestion decoupled from proving: sign and log an event in milliseconds, prove it later.
+
+At ingestion an event is validated and encoded, checked for idempotency and limits, charged,
+its public signals computed by the Python reference, signed under digest version 2 (which
+covers the signals but not the proof, docs/protocol.md §7.1) and appended to the log, all
+before any Groth16 work. Concurrent submissions share one transaction and one signed tree head
+(`Committer`: group commit). Proving workers (`ProvingWorker`, `vbill worker`) claim bundles
+still `proving` with a lease, prove them and attach the proof; a worker that dies holds its
+claim only until the lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from vbill.attest import new_account, request_hash
+from vbill.bundle.bundle import encode_request, prove_unproven, sign_unproven
+from vbill.bundle.keys import Attester
+from vbill.errors import InputError, ToolError, VbillError
+from vbill.ledger.store import (
+    Charge,
+    Conflict,
+    Ingest,
+    LimitExceeded,
+    Store,
+    StoredBundle,
+    TenantRaced,
+)
+from vbill.zk.prover import ProofSource
+
+log = logging.getLogger("vbill.ingest")
+MAX_BATCH = 1000
+LEASE_MS = 60_000  # a proof takes well under a second; a minute covers a loaded machine
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one event: `created`, `same` (already logged with this payload),
+    `conflict`, `invalid` or `limited`; `error` says why for the last three."""
+
+    event_id: str | None
+    status: str
+    stored: StoredBundle | None = None
+    error: VbillError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event_id": self.event_id, "status": self.status}
+        if self.error is not None:
+            out["error"] = (
+                {"field": self.error.field, "message": self.error.message}
+                if isinstance(self.error, InputError)
+                else str(self.error)
+            )
+        return out
+
+
+def refuse_if_retired(store: Store, attester: Attester) -> None:
+    refusal = store.signing_refusal(attester.address)
+    if refusal is not None:
+        raise ToolError(
+            f"{refusal}: refusing to sign with it; run `vbill keys rotate`, register the new "
+            "key on chain if one is configured, and restart the service"
+        )
+
+
+@dataclass
+class Ingestor:
+    """Prepares events (validate, charge, sign) and logs them through the group committer."""
+
+    store: Store
+    attester: Attester
+    vkey_sha256: str
+    committer: Committer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.committer = Committer(self.store)
+
+    def close(self) -> None:
+        self.committer.close()
+
+    def ingest(self, requests: list[Any], *, claim: str | None = None) -> list[Outcome]:
+        """Decide each request on its own, in order. `claim`: the caller proves the created
+        bundles itself (they are leased to it at once, so no worker proves them twice)."""
+        refuse_if_retired(self.store, self.attester)
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        todo = list(range(len(requests)))
+        for _ in range(2):  # a second round only for tenants created concurrently meanwhile
+            salts: dict[str, tuple[int, tuple[int, int] | None]] = {}
+            items: list[tuple[int, Ingest]] = []
+            for i in todo:
+                prepared = self._prepare(requests[i], salts, claim)
+                if isinstance(prepared, Outcome):
+                    outcomes[i] = prepared
+                else:
+                    items.append((i, prepared))
+            results = self.committer.submit([item for _, item in items]) if items else []
+            todo = []
+            for (i, item), result in zip(items, results, strict=True):
+                if isinstance(result, TenantRaced):
+                    todo.append(i)
+                else:
+                    outcomes[i] = _outcome(item.event_id, result)
+            if not todo:
+                break
+        for i in todo:
+            outcomes[i] = Outcome(None, "conflict", error=TenantRaced("tenant raced twice"))
+        return [o for o in outcomes if o is not None]
+
+    def _prepare(
+        self,
+        request: Any,
+        salts: dict[str, tuple[int, tuple[int, int] | None]],
+        claim: str | None,
+    ) -> Ingest | Outcome:
+        event_id = _event_id(request)
+        if not isinstance(request, Mapping):
+            return Outcome(event_id, "invalid", error=InputError("event", "expected an object"))
+        try:
+            enc = encode_request(request)
+        except InputError as exc:
+            return Outcome(event_id, "invalid", error=exc)
+        meter = enc.request.meter_event
+        rhash = request_hash(enc.request)
+        existing = self.store.find(meter.tenant_id, meter.event_id)
+        if existing is not None:  # a replay: no signature spent on it
+            same = existing.request_hash == rhash
+            if same:
+                return Outcome(meter.event_id, "same", stored=existing)
+            return Outcome(meter.event_id, "conflict", error=_conflict(existing))
+        if meter.tenant_id not in salts:
+            tenant = self.store.tenant(meter.tenant_id)
+            if tenant is not None:
+                salts[meter.tenant_id] = (tenant.account_salt, None)
+            else:
+                new = new_account(meter.tenant_id)
+                salts[meter.tenant_id] = (new[0], new)
+        salt, new_tenant = salts[meter.tenant_id]
+        bundle = sign_unproven(
+            enc, attester=self.attester, account_salt=salt, vkey_sha256=self.vkey_sha256
+        )
+        return Ingest(
+            tenant_id=meter.tenant_id,
+            event_id=meter.event_id,
+            request_hash=rhash,
+            charge=Charge(enc.request.tariff_snapshot.currency, enc.charge),
+            bundle=bundle,
+            new_tenant=new_tenant,
+            claim=(claim, LEASE_MS) if claim else None,
+        )
+
+
+def _event_id(request: Any) -> str | None:
+    meter = request.get("meter_event") if isinstance(request, Mapping) else None
+    event_id = meter.get("event_id") if isinstance(meter, Mapping) else None
+    return event_id if isinstance(event_id, str) else None
+
+
+def _conflict(existing: StoredBundle) -> Conflict:
+    return Conflict(
+        f"event_id {existing.event_id!r} of tenant {existing.tenant_id!r} is already "
+        "attested with a different payload"
+    )
+
+
+def _outcome(event_id: str, result: tuple[StoredBundle, bool] | VbillError) -> Outcome:
+    if isinstance(result, Conflict):
+        return Outcome(event_id, "conflict", error=result)
+    if isinstance(result, LimitExceeded):
+        return Outcome(event_id, "limited", error=result)
+    if isinstance(result, VbillError):
+        return Outcome(event_id, "conflict", error=result)
+    stored, created = result
+    return Outcome(event_id, "created" if created else "same", stored=stored)
+
+
+class Committer:
+    """Group commit: whatever was submitted while the previous transaction ran goes into the
+    next one (up to MAX_BATCH events), under one signed tree head."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queue: list[tuple[list[Ingest], Future[list[Any]]]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="vbill-committer", daemon=True)
+        self._thread.start()
+
+    def submit(self, items: list[Ingest]) -> list[tuple[StoredBundle, bool] | VbillError]:
+        future: Future[list[Any]] = Future()
+        with self._cond:
+            if self._closed:
+                raise ToolError("the ingestion committer is shut down")
+            self._queue.append((items, future))
+            self._cond.notify()
+        return future.result()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch: list[tuple[list[Ingest], Future[list[Any]]]] = []
+                size = 0
+                while self._queue and (not batch or size + len(self._queue[0][0]) <= MAX_BATCH):
+                    entry = self._queue.pop(0)
+                    batch.append(entry)
+                    size += len(entry[0])
+            try:
+                results = self._store.ingest_many([i for items, _ in batch for i in items])
+            except BaseException as exc:  # nothing of this batch was stored
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            at = 0
+            for items, future in batch:
+                future.set_result(results[at : at + len(items)])
+                at += len(items)
+
+
+def prove_and_attach(store: Store, prover: ProofSource, stored: StoredBundle) -> StoredBundle:
+    """Prove one `proving` bundle and attach its proof; the stored bundle, proven."""
+    proof = prove_unproven(stored.bundle, prover)
+    store.attach_proof(stored.tenant_id, stored.event_id, proof)
+    found = store.find(stored.tenant_id, stored.event_id)
+    assert found is not None
+    return found
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class ProvingWorker:
+    """Claims `proving` bundles with a lease, proves them, attaches the proofs; stops when
+    `stop()` is called. Runs in a thread (`vbill serve`'s local workers) or as the body of
+    `vbill worker`."""
+
+    def __init__(
+        self,
+        store: Store,
+        prover: ProofSource,
+        *,
+        lease_ms: int = LEASE_MS,
+        idle: float = 0.2,
+        name: str | None = None,
+    ) -> None:
+        self.store, self.prover = store, prover
+        self.lease_ms, self.idle = lease_ms, idle
+        self.name = name or worker_id()
+        self.proved = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        """Prove what one claim returns; how many proofs were attached."""
+        done = 0
+        for stored in self.store.claim_unproven(self.name, self.lease_ms, limit=1):
+            try:
+                prove_and_attach(self.store, self.prover, stored)
+            except ToolError as exc:  # an environment fault: the lease lets another retry
+                log.error("proving %s/%s failed: %s", stored.tenant_id, stored.event_id, exc)
+                continue
+            done += 1
+        self.proved += done
+        return done
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.run_once() == 0:
+                    self._stop.wait(self.idle)
+            except Exception as exc:  # the store unreachable for a moment: retry
+                log.error("proving worker %s: %s", self.name, exc)
+                self._stop.wait(1.0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"prove:{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
