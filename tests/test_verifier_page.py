@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vbill import paths
+from vbill import jsonio, paths
 from vbill.bindings import BINDING_V1
 from vbill.bundle.keys import Attester
-from vbill.errors import VbillError
+from vbill.encode import encoding
+from vbill.errors import InputError, VbillError
 from vbill.models import VerifyResult
 from vbill.verify import trust_document
 from vbill.verify.trust import TrustSet
@@ -61,6 +62,18 @@ def _edit(bundle: dict[str, Any], change: Callable[[dict[str, Any]], object]) ->
     out = copy.deepcopy(bundle)
     change(out)
     return out
+
+
+def _read(text: str) -> Any:
+    """What `vbill verify` reads: None (judged unreadable) for anything jsonio refuses."""
+    try:
+        return jsonio.loads(text)
+    except InputError:
+        return None
+
+
+def _nested(depth: int) -> Any:
+    return [_nested(depth - 1)] if depth else 0
 
 
 def _flip_hex(value: str, at: int = 10) -> str:
@@ -112,6 +125,10 @@ def cases(
         return req
 
     fractional = make_bundle(request("evt_page_002", unit_price_micros=0.15, rounding_mode="ceil"))
+    unusual = request("évt_page_005 🚀", unit_price_micros=33.333333, rounding_mode="half_up")
+    unusual["meter_event"].update(event_timestamp="2026-05-29T12:00:00.5Z", tenant_id="tenant_zoë")
+    unusual["tariff_snapshot"].update(min_charge_micros=0)
+    unusual = make_bundle(unusual)
     stranger = make_bundle(request("evt_page_003"), signer=Attester.generate())
     wrong_key = make_bundle(request("evt_page_004"), vkey_sha256="ab" * 32)
     valid = make_bundle(request("evt_page_001"))  # again: its log now has several leaves
@@ -123,6 +140,7 @@ def cases(
     bundles: dict[str, Any] = {
         "valid": valid,
         "valid fractional price, ceil": fractional,
+        "valid non-ASCII text, ms timestamp, half_up": unusual,
         "price written as text (same canonical form)": _edit(
             valid, lambda b: b["tariff_snapshot"].update(unit_price_micros="120")
         ),
@@ -182,13 +200,23 @@ def cases(
         "huge charge (10^30)": _edit(valid, lambda b: billing(b, 10**30)),
         "usage as a float": _edit(valid, lambda b: b["meter_event"].update(usage_units=1842.0)),
         "a list, not a bundle": [valid],
+        "currency not ISO 4217": _edit(
+            valid, lambda b: b["tariff_snapshot"].update(currency="XYZ")
+        ),
+        "currency in lower case": _edit(
+            valid, lambda b: b["tariff_snapshot"].update(currency="usd")
+        ),
     }
     out: dict[str, Case] = {}
     check = default_check()
-    for name, data in bundles.items():
-        content = json.dumps(data)
+    texts = {name: json.dumps(data) for name, data in bundles.items()}
+    texts["nested 40 levels deep"] = json.dumps(_edit(valid, lambda b: b.update(x=_nested(40))))
+    texts["81-digit integer"] = json.dumps(valid).replace(
+        '"usage_units": 1842', f'"usage_units": {10**80}'
+    )
+    for name, content in texts.items():
         out[name] = Case(
-            name, "doc", content, verify_bundle(json.loads(content), trust=sets["doc"], check=check)
+            name, "doc", content, verify_bundle(_read(content), trust=sets["doc"], check=check)
         )
     out["revoked attester"] = Case(
         "revoked attester",
@@ -212,6 +240,17 @@ def cases(
         json.dumps(disputed),
         verify_request(disputed, trust=sets["doc"], check=check),
     )
+    for name, change in (
+        ("verify request: invoice names another profile", lambda r: r.update(profileId="OTHER")),
+        (
+            "verify request: invoice writes the price as text",
+            lambda r: r["tariff_snapshot"].update(unit_price_micros="120"),
+        ),
+    ):
+        body = {**disputed, "billed_billing_v2": _edit(record, change)}
+        out[name] = Case(
+            name, "doc", json.dumps(body), verify_request(body, trust=sets["doc"], check=check)
+        )
     out["re-pinned on purpose"] = Case(
         "re-pinned on purpose",
         "doc",
@@ -281,6 +320,7 @@ def page_results(cases: dict[str, Case], built_page: Path) -> dict[str, dict[str
 AGREEMENT = [
     "valid",
     "valid fractional price, ceil",
+    "valid non-ASCII text, ms timestamp, half_up",
     "price written as text (same canonical form)",
     "tampered charge",
     "tampered usage",
@@ -306,7 +346,13 @@ AGREEMENT = [
     "usage as a float",
     "a list, not a bundle",
     "not JSON",
+    "nested 40 levels deep",
+    "81-digit integer",
+    "currency not ISO 4217",
+    "currency in lower case",
     "verify request: invoice overcharges",
+    "verify request: invoice names another profile",
+    "verify request: invoice writes the price as text",
 ]
 
 
@@ -323,6 +369,7 @@ def test_page_verdicts_agree_with_python(name: str, cases, page_results) -> None
         if not ours.valid:
             assert result[verdict]["reason"], f"{verdict} failed without a reason"
     assert result["valid"] is python.valid
+    assert bool(result["warnings"]) is bool(python.warnings), (result["warnings"], python.warnings)
 
 
 def test_the_cases_cover_valid_tampered_and_malformed(cases) -> None:
@@ -402,3 +449,9 @@ def test_the_service_serves_the_page_and_its_trust_document(
     assert expected["served valid"]["valid"] and not expected["served overcharged"]["valid"]
     asked = {u for c in seen.values() for u in c["requests"] if not u.startswith("blob:")}
     assert asked == {url + trust_document.WELL_KNOWN_PATH}
+
+
+def test_the_page_accepts_the_same_currencies() -> None:
+    source = (ROOT / "orchestrator/vbill/verifier/src/encoding.js").read_text()
+    table = source.split("export const ISO_4217 = `", 1)[1].split("`", 1)[0]
+    assert set(table.split()) == set(encoding.ISO_4217)

@@ -13,6 +13,20 @@ const U64 = 1n << 64n;
 const PRICE_SCALE = 1_000_000n;
 const MAX_STRING_CHARS = 256;
 const TARIFF_CLASSES = new Map([["usage_linear", 1n]]);
+// Active ISO 4217 codes, and ETH: the only accepted currencies (a currency is hashed, so the set
+// is part of the protocol; tests/test_verifier_page.py checks it equals encoding.ISO_4217).
+export const ISO_4217 = `
+  AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD
+  BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP
+  DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR
+  IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD
+  MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB
+  PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD
+  SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS
+  VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA
+  XXX YER ZAR ZMW ZWG ZWL
+`.split(/\s+/).filter(Boolean);
+const CURRENCIES = new Set([...ISO_4217, "ETH"]);
 export const ROUNDING_MODES = new Map([
   ["floor", 0n],
   ["ceil", 1n],
@@ -88,6 +102,11 @@ function encodeTimestamp(v, path) {
   return ms;
 }
 
+function encodeCurrency(v, path) {
+  if (!CURRENCIES.has(v)) throw new FieldError(path, "must be an ISO 4217 currency code (e.g. USD, EUR) or ETH");
+  return hashString(v);
+}
+
 function encodeEnum(v, path, choices) {
   if (!choices.has(v)) throw new FieldError(path, `must be one of: ${[...choices.keys()].join(", ")}`);
   return choices.get(v);
@@ -119,7 +138,7 @@ export function encodeTariff(t, path = "tariff_snapshot") {
     encodeU64(t.min_charge_micros, f("min_charge_micros")),
     encodeU64(t.max_charge_micros, f("max_charge_micros")),
     encodeEnum(t.rounding_mode, f("rounding_mode"), ROUNDING_MODES),
-    encodeString(t.currency, f("currency")),
+    encodeCurrency(t.currency, f("currency")),
   ];
   if (out[4] > out[5]) throw new FieldError(f("min_charge_micros"), "must not exceed max_charge_micros");
   return out;

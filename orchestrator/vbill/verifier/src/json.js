@@ -4,7 +4,8 @@
 // exponent become JsonFloat (Python reads them as float, and the fingerprint writes them from
 // their shortest repr). Objects have no prototype, so a "__proto__" key is just a key, and a
 // repeated key keeps the last value, like Python. Lone surrogates in strings are kept: the
-// encoding rejects them later, naming the field.
+// encoding rejects them later, naming the field. The bounds are vbill.jsonio's: at most 32
+// levels of nesting and 80-digit integers (every integer vbill reads is below 2^256).
 
 export class JsonFloat {
   constructor(value) {
@@ -16,6 +17,8 @@ export class JsonSyntaxError extends Error {}
 
 const WS = new Set([" ", "\t", "\n", "\r"]);
 const ESCAPES = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
+const MAX_DEPTH = 32;
+const MAX_INT_DIGITS = 80;
 const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
 
 export function parseJson(text) {
@@ -27,7 +30,6 @@ export function parseJson(text) {
     while (i < text.length && WS.has(text[i])) i++;
   };
   const value = (depth) => {
-    if (depth > 500) fail("nesting too deep");
     ws();
     const c = text[i];
     if (c === "{") return object(depth);
@@ -42,7 +44,11 @@ export function parseJson(text) {
     }
     return fail(c === undefined ? "unexpected end of the file" : `unexpected ${JSON.stringify(c)}`);
   };
+  const deeper = (depth) => {
+    if (depth + 1 > MAX_DEPTH) fail(`nested deeper than ${MAX_DEPTH} levels`);
+  };
   const object = (depth) => {
+    deeper(depth);
     const out = Object.create(null);
     i++;
     ws();
@@ -71,6 +77,7 @@ export function parseJson(text) {
     }
   };
   const array = (depth) => {
+    deeper(depth);
     const out = [];
     i++;
     ws();
@@ -128,8 +135,7 @@ export function parseJson(text) {
     if (!m) fail("bad number");
     i += m[0].length;
     if (m[1] === undefined && m[2] === undefined) {
-      // Python refuses integers of more than 4300 digits (int_max_str_digits); so do we.
-      if (m[0].replace("-", "").length > 4300) fail("integer too long");
+      if (m[0].replace("-", "").length > MAX_INT_DIGITS) fail(`integer longer than ${MAX_INT_DIGITS} digits`);
       return BigInt(m[0]);
     }
     return new JsonFloat(Number(m[0]));

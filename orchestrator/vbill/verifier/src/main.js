@@ -133,6 +133,7 @@ async function render() {
       billing_check: no,
       incircuit_binding_verification: { ...no, binding_version: "bn128-poseidon8-v1", commitment_digest: null },
       valid: false,
+      warnings: [],
     };
   } else {
     const v = state.bundle.value;
@@ -154,6 +155,9 @@ async function render() {
     card.append(Object.assign(document.createElement("p"), { className: "reason", textContent: reason }));
     card.append(Object.assign(document.createElement("p"), { className: "small", textContent: key }));
     out.append(card);
+  }
+  for (const w of result.warnings ?? []) {
+    out.append(Object.assign(document.createElement("p"), { className: "warning", textContent: `Warning: ${w}.` }));
   }
   out.append(Object.assign(document.createElement("p"), {
     className: "overall",

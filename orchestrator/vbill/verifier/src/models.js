@@ -48,6 +48,12 @@ const strList = (v, path) => {
   return v.map((x, i) => str(x, `${path}.${i}`));
 };
 
+const currency = (v, path) => {
+  str(v, path);
+  if (!/^[A-Z]{3}$/.test(v)) throw new FieldError(path, "must be a three-letter currency code such as USD");
+  return v;
+};
+
 function model(fields, defaults = {}) {
   const check = (v, path) => {
     if (!isObject(v)) throw new FieldError(path, `must be an object, got ${kind(v)}`);
@@ -87,7 +93,7 @@ export const TariffSnapshot = model({
   min_charge_micros: int,
   max_charge_micros: int,
   rounding_mode: str,
-  currency: str,
+  currency,
 });
 
 const Billing = model({ expected_charge_micros: int, billing_verify_fingerprint: str });

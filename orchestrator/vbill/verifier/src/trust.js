@@ -91,7 +91,7 @@ export function trustFromDocument(doc) {
   need(!revoked.has(doc.issuer.toLowerCase()), "issuer", "is revoked by the document itself");
   const trusted = lower(attesters);
   const signers = new Set([...trusted, ...lower(logSigners)].filter((a) => !revoked.has(a)));
-  const revokedKeys = new Set(revokedVkeys);
+  const revokedKeys = new Set(revokedVkeys.map((v) => v.toLowerCase()));
   return {
     issuer: doc.issuer,
     issuedAt: doc.issued_at,
@@ -103,6 +103,7 @@ export function trustFromDocument(doc) {
     logSigners: signers,
     revokedAttesters: revokedAttesters,
     revokedVkeys: revokedVkeys,
+    insecureVkeys: new Set(bindings.filter((b) => b.ceremony === "dev-insecure").map((b) => b.vkey_sha256)),
     attesterProblem(address) {
       const a = address.toLowerCase();
       if (revoked.has(a)) return `the attester ${address} that signed this bundle has been revoked by the provider`;
@@ -111,7 +112,7 @@ export function trustFromDocument(doc) {
     },
     vkey(sha) {
       const short = String(sha).slice(0, 16);
-      if (revokedKeys.has(sha)) return [null, `the proof's verification key ${short}… has been revoked`];
+      if (revokedKeys.has(String(sha).toLowerCase())) return [null, `the proof's verification key ${short}… has been revoked`];
       const key = vkeys.get(sha);
       if (!key) return [null, `the proof names a verification key ${short}… that the trust document does not list`];
       return [key, null];

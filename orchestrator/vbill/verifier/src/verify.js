@@ -13,7 +13,7 @@ import { canonicalJson, hex, sha256 } from "./canonical.js";
 import { BILLING_VERSION, BINDING_VERSION, R, encodeRecord } from "./encoding.js";
 import { fromHex, recoverAddress, typedDigest } from "./eth.js";
 import { checkProof } from "./groth16.js";
-import { isObject } from "./json.js";
+import { JsonFloat, isObject } from "./json.js";
 import { Attestation, BillingRecord, FieldError, Receipt } from "./models.js";
 import { publicSignals, signalList, SIGNAL_NAMES } from "./signals.js";
 import { verifyReceipt } from "./translog.js";
@@ -152,10 +152,27 @@ function checkBilling({ p, enc }) {
       `the charge on the invoice is ${money(p.billed.billing.expected_charge_micros)} but the attested charge is ${money(p.expected.billing.expected_charge_micros)}`,
     );
   }
-  if (p.billed.billing.billing_verify_fingerprint !== p.expected.billing.billing_verify_fingerprint) {
-    return no("the record on the invoice differs from the attested record (a meter or tariff field was changed)");
-  }
+  const where = firstDifference(p.billed, p.expected);
+  if (where !== null) return no(`the record on the invoice differs from the attested record at ${where}`);
   return { valid: true };
+}
+
+const sameType = (a, b) =>
+  typeof a === typeof b && a instanceof JsonFloat === b instanceof JsonFloat && (a === null) === (b === null);
+
+/** The dotted path of the first field where two records differ (every field, and its type). */
+function firstDifference(billed, attested, path = "") {
+  if (isObject(billed) && isObject(attested)) {
+    const keys = [...Object.keys(attested), ...Object.keys(billed).filter((k) => !Object.hasOwn(attested, k))];
+    for (const k of keys) {
+      const where = firstDifference(billed[k], attested[k], path ? `${path}.${k}` : k);
+      if (where !== null) return where;
+    }
+    return null;
+  }
+  const equal =
+    billed instanceof JsonFloat && attested instanceof JsonFloat ? billed.value === attested.value : billed === attested;
+  return equal && sameType(billed, attested) ? null : path || "record";
 }
 
 async function checkBinding({ p, trust, sig }) {
@@ -213,10 +230,16 @@ export async function verifyRequest(req, trust) {
     () => checkBinding(ctx),
     (r) => ({ valid: false, reason: r, binding_version: BINDING_VERSION, commitment_digest: null }),
   );
+  const sha = p.attestation?.billing_proof.vkey_sha256;
+  const warnings =
+    sha && trust.insecureVkeys.has(sha)
+      ? [`the verification key ${sha.slice(0, 16)}… comes from a dev-insecure setup: its secrets are public, so anyone can forge proofs under it (not for real billing)`]
+      : [];
   return {
     verification,
     billing_check,
     incircuit_binding_verification,
     valid: verification.valid && billing_check.valid && incircuit_binding_verification.valid,
+    warnings,
   };
 }
