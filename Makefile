@@ -40,6 +40,13 @@ format: install ## apply ruff formatting
 test: install setup lint native verifier-page ## run the whole test suite (builds the dev setup first if needed)
 	$(PY) -m pytest -q -ra
 
+# Mutation testing (docs/testing.md): slow (minutes to hours per module on 2 cores), so not part
+# of `make test`. MUTANTS=charge,encoding runs a subset; every survivor needs a written reason.
+MUTANTS ?=
+.PHONY: mutants
+mutants: install setup native ## mutation-test verify, trust, attestation, translog, store, charge, encoding
+	nice -n 19 $(PY) -m vbill_tools.mutants $(if $(MUTANTS),--only $(MUTANTS))
+
 demo: install setup verifier-page ## the whole story: anvil + service, deploy, deposit, attest, verify, tamper, settle, receipt
 	$(PY) -m vbill_tools.demo
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import needs_build
 from http_server import ATTEST, AUTH, VERIFY, service
-from vbill import verify_bundle, verify_request
+from vbill import paths, verify_bundle, verify_request
 from vbill.bundle.bundle import encode_request
 from vbill.cli.main import main
 from vbill.verify.verify import default_check, request_from_bundle
@@ -124,7 +124,7 @@ def test_disputes_fail_the_billing_check_in_the_cli(
     monkeypatch.setenv("VBILL_HOME", str(tmp_path / "home"))
     bundle = tmp_path / "bundle.json"
     bundle.write_text(json.dumps(pilot_bundle))
-    trust = ("--trust-attester", attester.address)
+    trust = ("--trust-attester", attester.address, "--vkey", str(paths.VKEY))
     line = tmp_path / "line.json"
     line.write_text(json.dumps(record_of(pilot_bundle)))
     code, out = run("verify", "--json", *trust, str(bundle), "--billed", str(line))

@@ -1,0 +1,144 @@
+"""`make mutants`: mutation testing of the security-critical modules (docs/testing.md).
+
+For each module, pytest-gremlins mutates the source in memory (mutation switching: the tree is
+never edited, so other processes keep reading the real code) and runs, per mutant, the tests
+of a fast selection that cover the mutated line. A mutant that no test notices "survives".
+Every survivor must be explained in tests/data/mutants_explained.json (an equivalent mutant, or
+why no test can tell); the run fails on any unexplained one.
+
+    python -m vbill_tools.mutants                      all modules (hours on 2 cores)
+    python -m vbill_tools.mutants --only charge,encoding
+    python -m vbill_tools.mutants --report-only        re-read build/mutants/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vbill import paths
+
+OUT = paths.BUILD / "mutants"
+EXPLAINED = paths.ROOT / "tests" / "data" / "mutants_explained.json"
+GREMLINS_JSON = paths.ROOT / "coverage" / "gremlins" / "gremlins.json"
+SRC = "orchestrator/vbill/"
+
+
+@dataclass(frozen=True)
+class Target:
+    source: str
+    tests: tuple[str, ...]
+    mutant_timeout: int = 60  # seconds per mutant; the proof-backed selections need longer
+
+
+# The fast test selection per module: the tests that judge that module's outputs directly.
+TARGETS = {
+    "charge": Target(SRC + "encode/charge.py", ("tests/test_charge.py",)),
+    "encoding": Target(SRC + "encode/encoding.py", ("tests/test_encoding.py",)),
+    "translog": Target(SRC + "ledger/translog.py", ("tests/test_translog.py",)),
+    "store": Target(
+        SRC + "ledger/store.py", ("tests/test_store.py", "tests/test_concurrency.py"), 120
+    ),
+    "attestation": Target(SRC + "bundle/attestation.py", ("tests/test_verify.py",), 600),
+    "trust": Target(
+        SRC + "verify/trust.py",
+        (
+            "tests/test_verify.py",
+            "tests/test_cli.py::test_default_trust_fails_closed_without_a_manifest_record",
+        ),
+        600,
+    ),
+    "verify": Target(
+        SRC + "verify/verify.py", ("tests/test_verify.py", "tests/test_dispute.py"), 600
+    ),
+}
+
+
+def run(name: str, target: Target) -> Path:
+    """Run pytest-gremlins on one module; returns the copy of its JSON report."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *target.tests]
+    cmd += ["--gremlins", f"--gremlin-targets={target.source}", "--gremlin-report=console,json"]
+    cmd += [f"--gremlin-mutant-timeout={target.mutant_timeout}"]
+    print(f"mutants: {name}: {' '.join(cmd[1:])}", flush=True)
+    GREMLINS_JSON.unlink(missing_ok=True)
+    subprocess.run(cmd, cwd=paths.ROOT, check=False)
+    if not GREMLINS_JSON.exists():
+        raise SystemExit(f"mutants: {name}: pytest-gremlins wrote no report")
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / f"{name}.json"
+    shutil.copyfile(GREMLINS_JSON, out)
+    return out
+
+
+def _key(result: dict[str, Any]) -> tuple[str, str, str]:
+    """A survivor's identity that survives edits elsewhere in the file: the module, the
+    mutated line's text and the mutation (line numbers move; the text rarely does)."""
+    path = Path(result["file_path"])
+    line = path.read_text().splitlines()[result["line_number"] - 1].strip()
+    return path.name, line, result["description"]
+
+
+def summarise(name: str, report: dict[str, Any], explained: dict[tuple[str, str, str], str]):
+    """Print one module's counts and survivors; returns the unexplained survivors."""
+    s = report["summary"]
+    print(
+        f"{name:<12} {s['total']:>4} mutants  {s['zapped']:>4} killed  {s['survived']:>3} "
+        f"survived  {s['timeout']:>3} timeout  {s['error']:>3} error"
+    )
+    unexplained = []
+    for r in report["results"]:
+        if r["status"] != "survived":
+            continue
+        key = _key(r)
+        reason = explained.get(key)
+        where = f"{key[0]}:{r['line_number']} {key[2]!r} in `{key[1]}`"
+        print(f"    survivor {where}\n      {reason or 'UNEXPLAINED'}")
+        if reason is None:
+            unexplained.append(where)
+    return unexplained
+
+
+def load_explained() -> dict[tuple[str, str, str], str]:
+    if not EXPLAINED.exists():
+        return {}
+    return {
+        (e["file"], e["line"], e["mutation"]): e["reason"]
+        for e in json.loads(EXPLAINED.read_text())
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vbill_tools.mutants", description=__doc__)
+    ap.add_argument("--only", help=f"comma-separated subset of {','.join(TARGETS)}")
+    ap.add_argument("--report-only", action="store_true", help="summarise build/mutants/*.json")
+    args = ap.parse_args(argv)
+    names = args.only.split(",") if args.only else list(TARGETS)
+    unknown = set(names) - set(TARGETS)
+    if unknown:
+        ap.error(f"unknown module(s): {', '.join(sorted(unknown))}")
+    reports = {}
+    for name in names:
+        path = OUT / f"{name}.json" if args.report_only else run(name, TARGETS[name])
+        if path.exists():
+            reports[name] = json.loads(path.read_text())
+        else:
+            print(f"{name:<12} not run (no {path.relative_to(paths.ROOT)})")
+    explained = load_explained()
+    unexplained = [u for n, r in reports.items() for u in summarise(n, r, explained)]
+    if unexplained:
+        print(
+            f"mutants: {len(unexplained)} unexplained survivor(s); kill them with a test or "
+            f"explain them in {EXPLAINED.relative_to(paths.ROOT)}"
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
