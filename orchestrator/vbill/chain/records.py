@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -11,6 +10,7 @@ from typing import Any
 
 from eth_utils import keccak
 
+from vbill import jsonio
 from vbill.chain.networks import WEI_PER_ETH
 from vbill.errors import InputError
 
@@ -165,10 +165,8 @@ def settlement_from_bundle(bundle: Mapping[str, Any], where: str = "bundle") -> 
 
 
 def read_bundle(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(str(path), f"cannot read bundle: {exc}") from None
+    """A bundle file, parsed as untrusted JSON (bounded size, nesting and integers)."""
+    data = jsonio.read_file(Path(path))
     if not isinstance(data, dict):
         raise InputError(str(path), "bundle is not a JSON object")
     return data
