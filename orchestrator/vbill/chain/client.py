@@ -21,7 +21,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted
 from web3.logs import DISCARD
 
-from vbill import paths
+from vbill import jsonio, paths
 from vbill.chain import contracts
 from vbill.chain.anvil import ANVIL_KEYS, local_rpc_url
 from vbill.chain.networks import (
@@ -56,9 +56,10 @@ def load_account(
             raise InputError(
                 "keystore", "no password (prompted for, or env VBILL_KEYSTORE_PASSWORD)"
             )
+        document = jsonio.read_file(Path(keystore), "keystore")  # bounded: a hostile file
         try:
-            key = Account.decrypt(json.loads(Path(keystore).read_text()), password)
-        except (OSError, ValueError) as exc:
+            key = Account.decrypt(document, password)
+        except (ValueError, TypeError, KeyError) as exc:
             raise InputError(
                 "keystore", f"cannot decrypt {keystore}: {type(exc).__name__}"
             ) from None
