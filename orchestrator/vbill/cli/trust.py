@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from vbill import jsonio
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, ToolError
 from vbill.verify import trust_document
@@ -39,16 +40,11 @@ def fetch(source: str) -> Any:
             raise ToolError(f"cannot fetch {url}: {exc}") from None
         if response.status_code != 200:
             raise ToolError(f"{url} answered HTTP {response.status_code}")
-        text = response.text
-    else:
         try:
-            text = Path(source).read_text()
-        except OSError as exc:
-            raise InputError("SOURCE", f"cannot read {source}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        raise InputError("SOURCE", f"{source} is not JSON") from None
+            return jsonio.loads(response.content, url)
+        except InputError as exc:
+            raise InputError("SOURCE", f"{url}: {exc.message}") from None
+    return jsonio.read_file(Path(source), "SOURCE")
 
 
 def _summary(doc: trust_document.TrustDocument) -> str:
