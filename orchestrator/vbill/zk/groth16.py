@@ -108,10 +108,15 @@ def vkey_sha256(vkey: Mapping[str, Any]) -> str:
 
 
 def parse_vkey(vkey: Mapping[str, Any]) -> VerifyingKey:
+    """Strict parse of a snarkjs verification key (any JSON value may arrive here: --vkey)."""
+    if not isinstance(vkey, Mapping):
+        raise Groth16Error("vkey: not an object")
     if vkey.get("protocol") != "groth16" or vkey.get("curve") != "bn128":
         raise Groth16Error("vkey: not a groth16 bn128 key")
-    ic = vkey.get("IC")
-    if not isinstance(ic, list) or len(ic) != int(vkey.get("nPublic", -1)) + 1:
+    ic, n_public = vkey.get("IC"), vkey.get("nPublic")
+    if not isinstance(n_public, int) or isinstance(n_public, bool):
+        raise Groth16Error("vkey: nPublic is not an integer")
+    if not isinstance(ic, list) or len(ic) != n_public + 1:
         raise Groth16Error("vkey: IC length does not match nPublic")
     return VerifyingKey(
         alpha=_g1(vkey.get("vk_alpha_1"), "vkey.vk_alpha_1"),
