@@ -210,6 +210,28 @@ MIGRATIONS: list[str] = [
     ALTER TABLE bundles ADD COLUMN lease_until INTEGER;
     CREATE INDEX bundles_proving ON bundles (proof_status, leaf_index);
     """,
+    # 6: metered windows (binding v2): one chain of proven states per (tenant, billing window,
+    # tariff_id); the head is the last state, each event's place is its seq (1, 2, ...)
+    """
+    CREATE TABLE window_heads (
+        tenant_id         TEXT NOT NULL,
+        billing_window_id TEXT NOT NULL,
+        tariff_id         TEXT NOT NULL,
+        seq               INTEGER NOT NULL CHECK (seq >= 1),
+        event_id          TEXT NOT NULL,
+        state_json        TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, billing_window_id, tariff_id)
+    );
+    CREATE TABLE window_events (
+        tenant_id         TEXT NOT NULL,
+        billing_window_id TEXT NOT NULL,
+        tariff_id         TEXT NOT NULL,
+        seq               INTEGER NOT NULL CHECK (seq >= 1),
+        event_id          TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, billing_window_id, tariff_id, seq),
+        UNIQUE (tenant_id, event_id)
+    );
+    """,
 ]
 
 
@@ -232,6 +254,24 @@ class LimitExceeded(VbillError):
 
 class TenantRaced(VbillError):
     """A new tenant's first attest lost the race to create it: prove again with its salt."""
+
+
+class WindowMoved(VbillError):
+    """Another process attested into the window while this event was proved: its state
+    before is stale, so it is proved again from the new head (never stored on a stale one)."""
+
+
+WindowKey = tuple[str, str, str]
+"""(tenant_id, billing_window_id, tariff_id) of a metered window."""
+
+
+@dataclass(frozen=True)
+class WindowHead:
+    """A window's last state: its seq and the JSON state (the bundle's billing.window.after)."""
+
+    seq: int
+    event_id: str
+    state: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -380,7 +420,7 @@ class Store:
         self._local = threading.local()
         self._tree_lock = threading.RLock()
         self._keys_guard = threading.Lock()
-        self._key_locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+        self._key_locks: dict[tuple[str, ...], tuple[threading.Lock, int]] = {}
         self._migrate()
         if self.path is not None:
             self._private_files()  # the WAL and shared-memory files now exist too
@@ -457,7 +497,7 @@ class Store:
         return self._conn().execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
 
     @contextmanager
-    def _event_lock(self, key: tuple[str, str]) -> Iterator[None]:
+    def _event_lock(self, key: tuple[str, ...]) -> Iterator[None]:
         """Serialise work on one (tenant, event): a duplicate waits instead of proving again."""
         with self._keys_guard:
             lock, users = self._key_locks.get(key, (threading.Lock(), 0))
@@ -845,6 +885,98 @@ class Store:
             bundle = build()  # slow, outside any transaction
             return self._insert(tenant_id, event_id, request_hash, charge, bundle, new_tenant)
 
+    def attest_window(
+        self,
+        *,
+        tenant_id: str,
+        event_id: str,
+        request_hash: str,
+        window: WindowKey,
+        charge: Callable[[WindowHead | None], Charge],
+        build: Callable[[WindowHead | None], Any],
+        new_tenant: tuple[int, int] | None = None,
+        attempts: int = 100,
+    ) -> tuple[StoredBundle, bool]:
+        """`attest_once` for a metered event, whose charge and proof depend on the window's
+        head (None: genesis). The head is read under the window's lock, and the bundle is
+        stored only if the head is still the one it was built on, in the same transaction
+        that assigns its seq; if another process moved it, the event is proved again. So a
+        window never forks or skips, and idempotency is attest_once's."""
+        if self._log_key is None:
+            raise ToolError("the store has no log signing key; cannot append to the log")
+        with self._event_lock((tenant_id, event_id)), self._event_lock(("window", *window)):
+            for _ in range(attempts):
+                existing = self.find(tenant_id, event_id)
+                if existing is not None:
+                    return self._same_or_conflict(existing, request_hash), False
+                head = self.window_head(window)
+                cost = charge(head)
+                self._check_spend(self._conn(), tenant_id, cost)
+                bundle = build(head)  # slow, outside any transaction
+                try:
+                    return self._insert(
+                        tenant_id,
+                        event_id,
+                        request_hash,
+                        cost,
+                        bundle,
+                        new_tenant,
+                        window=(window, head.seq if head else 0),
+                    )
+                except WindowMoved:
+                    continue
+        raise ToolError(f"window {window} kept moving during {attempts} attempts; try again")
+
+    def window_head(self, window: WindowKey) -> WindowHead | None:
+        return self._window_head(self._conn(), window)
+
+    @staticmethod
+    def _window_head(c: sqlite3.Connection, window: WindowKey) -> WindowHead | None:
+        row = c.execute(
+            "SELECT seq, event_id, state_json FROM window_heads WHERE tenant_id = ? AND "
+            "billing_window_id = ? AND tariff_id = ?",
+            window,
+        ).fetchone()
+        return WindowHead(row[0], row[1], json.loads(row[2])) if row else None
+
+    def window_tariffs(self, tenant_id: str, billing_window_id: str) -> list[str]:
+        """The tariff_ids with a chain in this window of the tenant."""
+        rows = self._conn().execute(
+            "SELECT tariff_id FROM window_heads WHERE tenant_id = ? AND billing_window_id = ? "
+            "ORDER BY tariff_id",
+            (tenant_id, billing_window_id),
+        )
+        return [r[0] for r in rows]
+
+    def window_bundles(self, window: WindowKey) -> list[StoredBundle]:
+        """A window's bundles in seq order (the chain a statement verifies)."""
+        rows = self._conn().execute(
+            "SELECT b.* FROM window_events w JOIN bundles b ON b.tenant_id = w.tenant_id AND "
+            "b.event_id = w.event_id WHERE w.tenant_id = ? AND w.billing_window_id = ? AND "
+            "w.tariff_id = ? ORDER BY w.seq",
+            window,
+        )
+        return [_bundle_row(r) for r in rows]
+
+    def _advance_window(
+        self, c: sqlite3.Connection, window: WindowKey, seq: int, event_id: str, after: Any
+    ) -> None:
+        """Append event `seq` to the window and make its state the head (inside the insert's
+        transaction; the head was checked to be seq − 1 there)."""
+        state = json.dumps(after, sort_keys=True)
+        c.execute(
+            "INSERT INTO window_events (tenant_id, billing_window_id, tariff_id, seq, event_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (*window, seq, event_id),
+        )
+        c.execute(
+            "INSERT INTO window_heads (tenant_id, billing_window_id, tariff_id, seq, event_id, "
+            "state_json) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, billing_window_id, "
+            "tariff_id) DO UPDATE SET seq = excluded.seq, event_id = excluded.event_id, "
+            "state_json = excluded.state_json",
+            (*window, seq, event_id, state),
+        )
+
     def _insert(
         self,
         tenant_id: str,
@@ -853,7 +985,10 @@ class Store:
         charge: Charge,
         bundle: Bundle,
         new_tenant: tuple[int, int] | None = None,
+        window: tuple[WindowKey, int] | None = None,
     ) -> tuple[StoredBundle, bool]:
+        """Insert one bundle with its log leaf; `window` (key, head seq it was built on) also
+        appends it to a metered window, or raises WindowMoved if the head is no longer that."""
         from vbill.bundle.bundle import digest_of, with_receipt
 
         digest = digest_of(bundle)
@@ -866,6 +1001,10 @@ class Store:
             if new_tenant is not None:
                 self._create_tenant(c, tenant_id, *new_tenant)
             self._check_spend(c, tenant_id, charge)
+            if window is not None:
+                head = self._window_head(c, window[0])
+                if (head.seq if head else 0) != window[1]:
+                    raise WindowMoved(f"window {window[0]} moved past seq {window[1]}")
             with self._tree_lock:
                 self._sync_tree(c)
                 index = len(self._tree)
@@ -903,6 +1042,13 @@ class Store:
                             "pending" if charge.is_eth else "none",
                         ),
                     )
+                    if window is not None:
+                        w = bundle.billing.window  # type: ignore[attr-defined]
+                        if w.seq != window[1] + 1:
+                            raise ToolError(f"bundle has seq {w.seq}, head is {window[1]}")
+                        self._advance_window(
+                            c, window[0], window[1] + 1, event_id, w.after.model_dump(mode="json")
+                        )
                 except BaseException:
                     self._tree.truncate(index)
                     raise
