@@ -57,6 +57,8 @@ def load_account(
                 "keystore", "no password (prompted for, or env VBILL_KEYSTORE_PASSWORD)"
             )
         document = jsonio.read_file(Path(keystore), "keystore")  # bounded: a hostile file
+        if not isinstance(document, dict):  # a JSON string would be parsed again, unbounded
+            raise InputError("keystore", f"{keystore} is not a keystore (a JSON object)")
         try:
             key = Account.decrypt(document, password)
         except (ValueError, TypeError, KeyError) as exc:
