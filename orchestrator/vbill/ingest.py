@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from vbill.attest import new_account, request_hash
+from vbill.attest import new_account, request_hash, signing_refused
 from vbill.bundle.bundle import encode_request, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
 from vbill.errors import InputError, ToolError, VbillError
@@ -64,10 +64,7 @@ class Outcome:
 def refuse_if_retired(store: Store, attester: Attester) -> None:
     refusal = store.signing_refusal(attester.address)
     if refusal is not None:
-        raise ToolError(
-            f"{refusal}: refusing to sign with it; run `vbill keys rotate`, register the new "
-            "key on chain if one is configured, and restart the service"
-        )
+        raise signing_refused(refusal)
 
 
 @dataclass

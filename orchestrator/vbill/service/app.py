@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from vbill import paths
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.errors import InputError, ToolError, VbillError
+from vbill.ingest import Ingestor, ProvingWorker, worker_id
 from vbill.ledger.store import Conflict, LimitExceeded, open_store
 from vbill.service.guard import BodyGuard
 from vbill.service.settings import Settings
@@ -81,6 +82,9 @@ def build_state(settings: Settings) -> ServiceState:
         vkey_sha256=file_sha256(paths.VKEY),
         limiter=anyio.CapacityLimiter(max(4, 4 * settings.prover_workers)),
     )
+    state.ingestor = Ingestor(store, attester, state.vkey_sha256)
+    local = settings.prover_workers if settings.local_provers is None else settings.local_provers
+    state.provers = [ProvingWorker(store, prover, name=f"{worker_id()}:{i}") for i in range(local)]
     if settings.network:
         state.worker = SettlementWorker(
             store,
@@ -107,7 +111,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     """The vbill HTTP service (docs/http-api.md). Raises ToolError at startup if it cannot serve;
     `prebuilt`: the state already built (`vbill serve` builds it before binding the port, so
     every start-up problem is one line and exit 3, never a traceback inside uvicorn)."""
-    from vbill.service import customer, verifier_page
+    from vbill.service import customer, ingestion, verifier_page
     from vbill.service.openapi import errors, install_docs
     from vbill.service.routes import router
 
@@ -117,12 +121,18 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
         app.state.svc = svc
         if svc.worker is not None:
             svc.worker.start()
+        for proving in svc.provers:
+            proving.start()
         log.info("vbill service up: attester %s", svc.attester.address)
         try:
             yield
         finally:
             if svc.worker is not None:
                 await anyio.to_thread.run_sync(svc.worker.stop)
+            for proving in svc.provers:
+                await anyio.to_thread.run_sync(proving.stop)
+            if svc.ingestor is not None:
+                svc.ingestor.close()
             svc.prover.close()
             svc.store.close()
 
@@ -139,6 +149,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     )
     install_docs(app)
     app.include_router(router)
+    app.include_router(ingestion.router)
     app.include_router(customer.router)
     app.include_router(verifier_page.router)
     app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting

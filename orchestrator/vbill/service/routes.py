@@ -16,12 +16,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from vbill import jsonio
-from vbill.attest import attest_event, new_account, signing_refused
+from vbill.attest import new_account, signing_refused
 from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
 from vbill.errors import InputError
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle
 from vbill.models import AttestRequest, Bundle, TreeHead, VerifyRequest, VerifyResult
+from vbill.service import ingestion
 from vbill.service.auth import AnyCaller, Caller, require_operator, visible_to
 from vbill.service.openapi import CALLER, OPERATOR, errors, json_body
 from vbill.service.state import ServiceState
@@ -58,14 +59,6 @@ async def _json_body(request: Request) -> Any:
     return jsonio.loads(await request.body(), "body")
 
 
-def _bundle_response(stored: StoredBundle, created: bool) -> JSONResponse:
-    return JSONResponse(
-        stored.bundle,
-        status_code=200,
-        headers={"X-VDI-Replay": "false" if created else "true"},
-    )
-
-
 # --- attest and verify ---
 
 
@@ -85,19 +78,13 @@ async def attest(request: Request, svc: State) -> JSONResponse:
     if refusal is not None:
         raise signing_refused(refusal)
 
-    def work() -> Any:
-        return attest_event(
-            body,
-            store=svc.store,
-            attester=svc.attester,
-            prover=svc.prover,
-            vkey_sha256=svc.vkey_sha256,
-        )
-
-    result = await anyio.to_thread.run_sync(work, limiter=svc.limiter)
-    if result.created and result.stored.settlement_status == "pending" and svc.worker:
-        svc.worker.wake()
-    return _bundle_response(result.stored, result.created)
+    # Signed and logged at ingestion; proved here unless `Prefer: respond-async` (202).
+    respond_async = ingestion.wants_async(request)
+    limiter = None if respond_async else svc.limiter
+    outcome = await anyio.to_thread.run_sync(
+        lambda: ingestion.attest_one(svc, body, respond_async), limiter=limiter
+    )
+    return ingestion.attest_response(svc, outcome)
 
 
 @router.post(
@@ -131,7 +118,7 @@ def bundle_by_event(
 ) -> JSONResponse:
     """The stored bundle for an event id (give tenant_id when event ids repeat across tenants);
     a tenant token sees only its own tenant's bundles."""
-    return JSONResponse(find_bundle(svc, caller, event_id, tenant_id).bundle)
+    return JSONResponse(ingestion.bundle_view(find_bundle(svc, caller, event_id, tenant_id)))
 
 
 def find_bundle(

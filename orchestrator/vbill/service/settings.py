@@ -23,6 +23,9 @@ class Settings:
     dev: bool = False
     database_url: str | None = None
     prover_workers: int = 1
+    # proving workers inside `vbill serve` (None: one per prover process; 0: proofs come from
+    # separate `vbill worker` processes only)
+    local_provers: int | None = None
     # chain (None: attest and verify only; ETH bundles wait as `pending` for a chain)
     network: str | None = None
     rpc_url: str | None = None
@@ -64,7 +67,7 @@ class Settings:
         for key in ("settle_interval", "anchor_interval"):
             if key in config:
                 values[key] = float(config[key])
-        for key in ("settle_batch", "confirmations", "start_block"):
+        for key in ("settle_batch", "confirmations", "start_block", "local_provers"):
             if key in config:
                 values[key] = int(config[key])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -103,6 +106,7 @@ CONFIG_KEYS = (
     "settle_batch",
     "confirmations",
     "start_block",
+    "local_provers",
 )
 
 

@@ -9,6 +9,7 @@ import anyio
 
 from vbill import paths
 from vbill.bundle.keys import Attester
+from vbill.ingest import Ingestor, ProvingWorker
 from vbill.ledger.store import Store, now_ms
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
@@ -26,6 +27,8 @@ class ServiceState:
     vkey_sha256: str
     limiter: anyio.CapacityLimiter
     worker: SettlementWorker | None = None
+    ingestor: Ingestor | None = None  # sign-and-log at ingestion, group commits
+    provers: list[ProvingWorker] = field(default_factory=list)  # local proving workers
     chain_info: dict[str, Any] = field(default_factory=dict)
 
     def revocation_document(self) -> dict[str, Any]:

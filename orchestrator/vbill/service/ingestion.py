@@ -1,0 +1,96 @@
+"""Ingestion over HTTP (docs/http-api.md): attest answered once the event is signed and logged
+(`Prefer: respond-async` → 202, the proof follows), batches of events, and the `proving` view
+of a bundle whose proof has not been attached yet.
+
+Without the header, attest still answers with the finished bundle: the event goes through the
+same ingestion, leased to this request, which proves it at once (a local worker never proves
+it twice). 422, 409 and 429 are decided at ingestion, never later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from vbill import jsonio
+from vbill.attest import signing_refused
+from vbill.errors import InputError
+from vbill.ingest import MAX_BATCH, Outcome, prove_and_attach, worker_id
+from vbill.ledger.store import StoredBundle
+from vbill.service.auth import require_operator
+from vbill.service.state import ServiceState
+
+router = APIRouter()
+
+
+def wants_async(request: Request) -> bool:
+    """RFC 7240: `Prefer: respond-async` (among other preferences, any case)."""
+    prefs = request.headers.get("prefer", "")
+    return any(p.split("=")[0].strip().lower() == "respond-async" for p in prefs.split(","))
+
+
+def bundle_view(stored: StoredBundle) -> dict[str, Any]:
+    """The stored bundle; while it awaits its proof, without one and marked `proving`."""
+    return stored.bundle if stored.proven else {**stored.bundle, "status": "proving"}
+
+
+def raise_for(outcome: Outcome) -> StoredBundle:
+    """The outcome's bundle, or its refusal raised (422 / 409 / 429 by the app's handlers)."""
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.stored is not None
+    return outcome.stored
+
+
+def attest_one(svc: ServiceState, body: dict[str, Any], respond_async: bool) -> Outcome:
+    """Ingest one event; unless the caller asked to be answered early, prove it here too."""
+    assert svc.ingestor is not None
+    claim = None if respond_async else worker_id()
+    outcome = svc.ingestor.ingest([body], claim=claim)[0]
+    stored = raise_for(outcome)
+    if not respond_async and not stored.proven:
+        stored = prove_and_attach(svc.store, svc.prover, stored)
+        outcome = Outcome(outcome.event_id, outcome.status, stored=stored)
+    return outcome
+
+
+def attest_response(svc: ServiceState, outcome: Outcome) -> JSONResponse:
+    stored = raise_for(outcome)
+    created = outcome.status == "created"
+    if created and stored.settlement_status == "pending" and stored.proven and svc.worker:
+        svc.worker.wake()
+    headers = {"X-VDI-Replay": "false" if created else "true"}
+    if not stored.proven:
+        headers["Preference-Applied"] = "respond-async"
+    return JSONResponse(
+        bundle_view(stored), status_code=200 if stored.proven else 202, headers=headers
+    )
+
+
+@router.post(
+    "/api/vdi/billing/events",
+    dependencies=[Depends(require_operator)],
+    responses={422: {"description": 'the body is not {"events": [...]} of at most 1,000'}},
+)
+async def ingest_events(request: Request) -> dict[str, Any]:
+    """Up to 1,000 attest requests in one call, each decided on its own, answered in order:
+    `created` (signed and logged; the proof follows), `same`, `conflict`, `invalid` or
+    `limited`, with `error` for the last three. One transaction and one signed tree head per
+    group commit."""
+    svc: ServiceState = request.app.state.svc
+    refusal = svc.signing_refusal()
+    if refusal is not None:
+        raise signing_refused(refusal)
+    body = jsonio.loads(await request.body(), "body")
+    events = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(events, list) or set(body) != {"events"}:
+        raise InputError("events", 'expected {"events": [attest request, …]}')
+    if not 1 <= len(events) <= MAX_BATCH:
+        raise InputError("events", f"expected 1 to {MAX_BATCH} events, got {len(events)}")
+    ingestor = svc.ingestor
+    assert ingestor is not None
+    outcomes = await anyio.to_thread.run_sync(lambda: ingestor.ingest(events))
+    return {"results": [o.to_json() for o in outcomes]}

@@ -1,0 +1,182 @@
+"""Ingestion decoupled from proving, over a real socket, on SQLite and on PostgreSQL.
+
+`Prefer: respond-async` answers 202 with the signed, logged bundle still `proving`; a local
+worker attaches the proof and the finished bundle verifies. Without the header attest still
+returns the complete bundle. POST /events decides each event on its own, in order, and one
+group commit signs one tree head for the whole batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import needs_build
+from http_server import AUTH, SECRET, serve
+from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from vbill import paths
+from vbill.bundle.keys import Attester
+from vbill.ledger import translog
+from vbill.service import Settings, create_app
+from vbill.verify.trust import TrustSet
+from vbill.verify.verify import verify_bundle
+
+ATTEST = "/api/vdi/billing/attest"
+EVENTS = "/api/vdi/billing/events"
+ASYNC = {**AUTH, "Prefer": "respond-async"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Attester]]:
+    """A service with one local proving worker, on a SQLite file or a fresh PostgreSQL db."""
+    needs_build()
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    attester = Attester.new(tmp_path / "attester.key")
+    settings = Settings(home=tmp_path, attest_secret=SECRET, prover_workers=1, database_url=url)
+    with serve(create_app(settings)) as base:
+        yield base, attester
+
+
+def event(pilot: dict[str, Any], event_id: str, **meter: Any) -> dict[str, Any]:
+    req = copy.deepcopy(pilot)
+    req["meter_event"].update({"event_id": event_id, **meter})
+    return req
+
+
+def trust_of(attester: Attester) -> TrustSet:
+    return TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
+
+
+def assert_verifies(bundle: dict[str, Any], attester: Attester) -> None:
+    result = verify_bundle(bundle, trust=trust_of(attester))
+    assert result.verification.valid, result.verification.reason
+    assert result.billing_check.valid, result.billing_check.reason
+    binding = result.incircuit_binding_verification
+    assert binding.valid, binding.reason
+
+
+def finished(client: httpx.Client, event_id: str) -> dict[str, Any]:
+    """Poll the bundle until the worker has attached its proof (no clock in the assertion)."""
+    for _ in range(600):
+        body = client.get(f"/api/vdi/billing/bundles/{event_id}", headers=AUTH).json()
+        if "status" not in body:
+            return body
+        assert body["status"] == "proving"
+        time.sleep(0.1)
+    raise AssertionError(f"{event_id} never left `proving`")
+
+
+def test_respond_async_is_202_proving_then_the_finished_bundle_verifies(
+    live: tuple[str, Attester], pilot_request: dict[str, Any]
+) -> None:
+    base, attester = live
+    with httpx.Client(base_url=base, timeout=120) as client:
+        r = client.post(ATTEST, json=event(pilot_request, "async_1"), headers=ASYNC)
+        assert r.status_code == 202, r.text
+        assert r.headers["preference-applied"] == "respond-async"
+        early = r.json()
+        assert early["status"] == "proving"
+        assert "proof" not in early["attestation"]["billing_proof"]
+        assert early["attestation"]["scheme"] == "eip712-v2"
+        digest = bytes.fromhex(early["attestation"]["bundle_digest"][2:])
+        ok, why = translog.verify_receipt(early["receipt"], digest, [attester.address])
+        assert ok, why  # logged before it was proved
+
+        done = finished(client, "async_1")
+        assert done["attestation"]["bundle_digest"] == early["attestation"]["bundle_digest"]
+        assert done["receipt"] == early["receipt"]
+        assert_verifies(done, attester)
+
+        # the same payload again is a replay of the finished bundle, never a second leaf
+        again = client.post(ATTEST, json=event(pilot_request, "async_1"), headers=ASYNC)
+        assert again.status_code == 200 and again.headers["x-vdi-replay"] == "true"
+        assert again.json() == done
+
+
+def test_without_the_header_attest_returns_the_complete_bundle(
+    live: tuple[str, Attester], pilot_request: dict[str, Any]
+) -> None:
+    base, attester = live
+    with httpx.Client(base_url=base, timeout=120) as client:
+        r = client.post(ATTEST, json=pilot_request, headers=AUTH)
+        assert r.status_code == 200, r.text
+        bundle = r.json()
+        assert "status" not in bundle and bundle["attestation"]["billing_proof"]["proof"]
+        assert_verifies(bundle, attester)
+        assert client.post(ATTEST, json=pilot_request, headers=AUTH).json() == bundle
+
+
+def test_refusals_are_decided_at_ingestion(
+    live: tuple[str, Attester], pilot_request: dict[str, Any]
+) -> None:
+    base, _ = live
+    with httpx.Client(base_url=base, timeout=120) as client:
+        assert (
+            client.post(ATTEST, json=event(pilot_request, "r1"), headers=ASYNC).status_code == 202
+        )
+        changed = event(pilot_request, "r1", usage_units=7)
+        assert client.post(ATTEST, json=changed, headers=ASYNC).status_code == 409
+        bad = event(pilot_request, "r2", usage_units=-1)
+        r = client.post(ATTEST, json=bad, headers=ASYNC)
+        assert r.status_code == 422 and r.json()["detail"]["field"] == "meter_event.usage_units"
+        eth = event(pilot_request, "r3")
+        eth["tariff_snapshot"]["currency"] = "ETH"
+        assert client.post(ATTEST, json=eth, headers=ASYNC).status_code == 429
+        head = client.get("/api/vdi/billing/transparency/head").json()
+        assert head["tree_size"] == 1  # nothing refused was logged
+
+
+def test_a_batch_is_decided_event_by_event_in_order_under_one_signed_head(
+    live: tuple[str, Attester], pilot_request: dict[str, Any]
+) -> None:
+    base, attester = live
+    eth = event(pilot_request, "b_eth")
+    eth["tariff_snapshot"]["currency"] = "ETH"
+    fresh = [event(pilot_request, f"b{i}") for i in range(40)]
+    batch = [
+        *fresh[:20],
+        event(pilot_request, "b3"),  # the same payload twice in one batch
+        event(pilot_request, "b4", usage_units=9),  # a different payload for b4
+        event(pilot_request, "b_bad", usage_units="many"),
+        eth,
+        "not an object",
+        *fresh[20:],
+    ]
+    with httpx.Client(base_url=base, timeout=120) as client:
+        before = client.get("/api/vdi/billing/transparency/head").json()["tree_size"]
+        r = client.post(EVENTS, json={"events": batch}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        statuses = [x["status"] for x in results]
+        assert statuses == ["created"] * 20 + ["same", "conflict", "invalid", "limited",
+                                               "invalid"] + ["created"] * 20  # fmt: skip
+        assert [x["event_id"] for x in results[:20]] == [f"b{i}" for i in range(20)]
+        assert results[22]["error"]["field"] == "meter_event.usage_units"
+        assert "error" not in results[0]
+
+        heads = set()
+        for i in (0, 7, 39):
+            b = finished(client, f"b{i}")
+            heads.add(b["receipt"]["tree_head"]["signature"])
+            assert_verifies(b, attester)
+        assert len(heads) == 1  # one group commit, one signed head
+        after = client.get("/api/vdi/billing/transparency/head").json()["tree_size"]
+        assert after == before + 40
+
+        again = client.post(EVENTS, json={"events": fresh[:3]}, headers=AUTH).json()
+        assert [x["status"] for x in again["results"]] == ["same"] * 3
+
+
+def test_batches_are_bounded_and_shaped(live: tuple[str, Attester]) -> None:
+    base, _ = live
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for body in ({"events": []}, {"events": [{}] * 1001}, {"event": []}, [1]):
+            r = client.post(EVENTS, json=body, headers=AUTH)
+            assert r.status_code == 422, body
+            assert r.json()["detail"]["field"] == "events"
+        assert client.post(EVENTS, json={"events": [{}]}).status_code == 401
