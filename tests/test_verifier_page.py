@@ -21,17 +21,22 @@ from typing import Any
 import pytest
 from vbill import jsonio, paths
 from vbill.bindings import BINDING_V1
+from vbill.bundle.attestation import SCHEME_V2, bundle_digest
+from vbill.bundle.bundle import signal_map
 from vbill.bundle.keys import Attester
 from vbill.encode import encoding
 from vbill.errors import InputError, VbillError
+from vbill.ledger.translog import MerkleTree, append_with_receipt, leaf_hash
 from vbill.models import VerifyResult
 from vbill.verify import trust_document
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import default_check, request_from_bundle, verify_bundle, verify_request
+from vbill.zk.witness import PublicSignals
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "tests/js/verifier_page.mjs"
 BUILD = ROOT / "orchestrator/vbill/verifier/build.mjs"
+RECORD_KEYS = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
 VERDICTS = ("verification", "billing_check", "incircuit_binding_verification")
 
 
@@ -74,6 +79,22 @@ def _read(text: str) -> Any:
 
 def _nested(depth: int) -> Any:
     return [_nested(depth - 1)] if depth else 0
+
+
+def _resign_v2(bundle: dict[str, Any], attester: Attester) -> dict[str, Any]:
+    """The bundle signed under digest version 2 (the proof not covered) and logged afresh."""
+    out = copy.deepcopy(bundle)
+    record = {k: out[k] for k in RECORD_KEYS}
+    bp = out["attestation"]["billing_proof"]
+    signals = PublicSignals.from_list([int(x) for x in bp["public_signals"]])
+    digest = bundle_digest(record, bp, signal_map(signals), SCHEME_V2)
+    out["attestation"].update(
+        scheme=SCHEME_V2, signature=attester.sign_hash(digest), bundle_digest="0x" + digest.hex()
+    )
+    tree = MerkleTree([leaf_hash(bytes([i]) * 32) for i in range(3)])
+    receipt = append_with_receipt(tree, digest, attester.account, 1_780_000_000_000)
+    out["receipt"] = receipt.to_dict()
+    return out
 
 
 def _flip_hex(value: str, at: int = 10) -> str:
@@ -200,6 +221,10 @@ def cases(
         "huge charge (10^30)": _edit(valid, lambda b: billing(b, 10**30)),
         "usage as a float": _edit(valid, lambda b: b["meter_event"].update(usage_units=1842.0)),
         "a list, not a bundle": [valid],
+        "valid, digest v2 (proof attached after signing)": _resign_v2(valid, attester),
+        "digest v2 with another bundle's proof": _edit(
+            _resign_v2(valid, attester), lambda b: bp(b).update(proof=bp(fractional)["proof"])
+        ),
         "currency not ISO 4217": _edit(
             valid, lambda b: b["tariff_snapshot"].update(currency="XYZ")
         ),
@@ -224,10 +249,7 @@ def cases(
         json.dumps(valid),
         verify_bundle(valid, trust=sets["revoking"], check=check),
     )
-    record = {
-        k: valid[k]
-        for k in ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
-    }
+    record = {k: valid[k] for k in RECORD_KEYS}
     disputed = {
         "attestation": valid["attestation"],
         "receipt": valid["receipt"],
@@ -345,6 +367,8 @@ AGREEMENT = [
     "huge charge (10^30)",
     "usage as a float",
     "a list, not a bundle",
+    "valid, digest v2 (proof attached after signing)",
+    "digest v2 with another bundle's proof",
     "not JSON",
     "nested 40 levels deep",
     "81-digit integer",
@@ -455,3 +479,12 @@ def test_the_page_accepts_the_same_currencies() -> None:
     source = (ROOT / "orchestrator/vbill/verifier/src/encoding.js").read_text()
     table = source.split("export const ISO_4217 = `", 1)[1].split("`", 1)[0]
     assert set(table.split()) == set(encoding.ISO_4217)
+
+
+def test_digest_v2_cases_mean_what_they_say(cases) -> None:
+    """Under digest version 2 the signature covers the record, not the proof: a swapped proof
+    leaves the signature standing and fails the binding alone."""
+    assert cases["valid, digest v2 (proof attached after signing)"].python.valid
+    swapped = cases["digest v2 with another bundle's proof"].python
+    assert swapped.verification.valid and swapped.billing_check.valid
+    assert not swapped.incircuit_binding_verification.valid
