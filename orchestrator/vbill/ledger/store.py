@@ -1140,7 +1140,7 @@ class Store:
                             ],
                             tree_head=sth,
                         ).to_dict()
-                        bundle = {**item.bundle, "receipt": receipt}
+                        bundle = {**item.bundle, "receipt": receipt, "settlement": None}
                         rows.append((json.dumps(bundle, sort_keys=True), index))
                         out[slot] = (self._ingested(item, bundle, index, at), True)
                     c.executemany("UPDATE bundles SET bundle_json = ? WHERE leaf_index = ?", rows)
