@@ -9,17 +9,19 @@ payload → Conflict; over a limit → LimitExceeded.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vbill.bundle.attestation import canonical_json
 from vbill.bundle.bundle import build_bundle, encode_request
 from vbill.bundle.keys import Attester
+from vbill.bundle.metered import MeteredEncoded, encode_metered_request, state_from_json
 from vbill.encode.encoding import hash_string
+from vbill.encode.metered import GENESIS, WindowState, transition
 from vbill.errors import ToolError
-from vbill.ledger.store import Charge, Store, StoredBundle, TenantRaced
-from vbill.models import AttestRequest
+from vbill.ledger.store import Charge, Store, StoredBundle, TenantRaced, WindowHead
+from vbill.models import AttestRequest, MeteredAttestRequest, is_metered
 from vbill.zk.poseidon import poseidon
 from vbill.zk.prover import ProofSource
 from vbill.zk.witness import random_field_element
@@ -31,7 +33,7 @@ def new_account(tenant_id: str) -> tuple[int, int]:
     return salt, poseidon([hash_string(tenant_id), salt])
 
 
-def request_hash(request: AttestRequest) -> str:
+def request_hash(request: AttestRequest | MeteredAttestRequest) -> str:
     """Identity of a payload for idempotency: SHA-256 of its canonical JSON."""
     return hashlib.sha256(canonical_json(request.model_dump(mode="json"))).hexdigest()
 
@@ -50,6 +52,14 @@ class Attested:
     created: bool
 
 
+@dataclass(frozen=True)
+class Proving:
+    """One binding's prover and the SHA-256 of its verification key (what bundles name)."""
+
+    prover: ProofSource
+    vkey_sha256: str
+
+
 def attest_event(
     request: AttestRequest | Mapping[str, Any],
     *,
@@ -57,35 +67,94 @@ def attest_event(
     attester: Attester,
     prover: ProofSource,
     vkey_sha256: str,
+    metered: Proving | None = None,
 ) -> Attested:
     """Attest one event exactly once; raises InputError, Conflict or LimitExceeded, and
-    ToolError while the attester key is revoked or retired (rotate it: `vbill keys rotate`)."""
+    ToolError while the attester key is revoked or retired (rotate it: `vbill keys rotate`).
+
+    `prover`/`vkey_sha256` are binding v1's; a metered request (binding v2) is proved by
+    `metered` in its window's chain (ToolError if not given: v2 is not set up)."""
     refusal = store.signing_refusal(attester.address)
     if refusal is not None:
         raise signing_refused(refusal)
+    if is_metered(request):
+        return _attest_metered(encode_metered_request(request), store, attester, metered)  # type: ignore[arg-type]
     enc = encode_request(request)
     meter = enc.request.meter_event
-    for _ in range(2):  # a second round only if a concurrent first attest created the tenant
-        tenant = store.tenant(meter.tenant_id)
-        # A new tenant's account is stored with its first bundle, never on a refusal.
-        new = new_account(meter.tenant_id) if tenant is None else None
+    return _as_tenant(
+        store,
+        meter.tenant_id,
+        lambda salt, new: store.attest_once(
+            tenant_id=meter.tenant_id,
+            event_id=meter.event_id,
+            request_hash=request_hash(enc.request),
+            charge=Charge(enc.request.tariff_snapshot.currency, enc.charge),
+            build=lambda: build_bundle(
+                enc.request,
+                attester=attester,
+                account_salt=salt,
+                prover=prover,
+                vkey_sha256=vkey_sha256,
+            ),
+            new_tenant=new,
+        ),
+    )
+
+
+def _as_tenant(
+    store: Store,
+    tenant_id: str,
+    attest: Callable[[int, tuple[int, int] | None], tuple[StoredBundle, bool]],
+) -> Attested:
+    """Run `attest(account_salt, new_account)` with the tenant's salt, or a new account's
+    (stored with its first bundle, never on a refusal); a second round only if a concurrent
+    first attest created the tenant with another salt."""
+    for _ in range(2):
+        tenant = store.tenant(tenant_id)
+        new = new_account(tenant_id) if tenant is None else None
         salt = tenant.account_salt if tenant is not None else new[0]  # type: ignore[index]
         try:
-            stored, created = store.attest_once(
-                tenant_id=meter.tenant_id,
-                event_id=meter.event_id,
-                request_hash=request_hash(enc.request),
-                charge=Charge(enc.request.tariff_snapshot.currency, enc.charge),
-                build=lambda salt=salt: build_bundle(
-                    enc.request,
-                    attester=attester,
-                    account_salt=salt,
-                    prover=prover,
-                    vkey_sha256=vkey_sha256,
-                ),
-                new_tenant=new,
-            )
+            stored, created = attest(salt, new)
         except TenantRaced:
             continue
         return Attested(stored, created)
-    raise TenantRaced(f"tenant {meter.tenant_id!r} keeps being created concurrently")
+    raise TenantRaced(f"tenant {tenant_id!r} keeps being created concurrently")
+
+
+def _attest_metered(
+    enc: MeteredEncoded, store: Store, attester: Attester, proving: Proving | None
+) -> Attested:
+    """The metered branch of `attest_event`: charge and prove from the window's head."""
+    if proving is None:
+        raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
+    meter = enc.request.meter_event
+    currency = enc.request.tariff_snapshot.currency
+
+    def before(head: WindowHead | None) -> WindowState:
+        if head is None:
+            return GENESIS
+        return state_from_json(head.state, enc.tariff.names, "window.before")
+
+    def charge(head: WindowHead | None) -> Charge:
+        return Charge(currency, transition(enc.tariff, enc.meter, before(head))[0])
+
+    return _as_tenant(
+        store,
+        meter.tenant_id,
+        lambda salt, new: store.attest_window(
+            tenant_id=meter.tenant_id,
+            event_id=meter.event_id,
+            request_hash=request_hash(enc.request),
+            window=enc.window_key,
+            charge=charge,
+            build=lambda head: build_bundle(
+                enc.request,
+                attester=attester,
+                account_salt=salt,
+                prover=proving.prover,
+                vkey_sha256=proving.vkey_sha256,
+                before=before(head),
+            ),
+            new_tenant=new,
+        ),
+    )

@@ -177,6 +177,114 @@ class Bundle(_Strict):
         )
 
 
+# --- metered requests (binding bn128-poseidon8-v2, docs/protocol-v2.md) ---
+
+
+class MeteredMeterEvent(_Strict):
+    """One billable event with several usage dimensions (e.g. an inference's tokens)."""
+
+    event_id: StrictStr = _doc("unique per tenant; attesting it again replays the bundle")
+    event_timestamp: StrictStr = _doc("RFC 3339 UTC with milliseconds")
+    tenant_id: StrictStr = _doc("the customer billed")
+    api_key_id: StrictStr = _doc("the tenant's API key that made the call")
+    endpoint: StrictStr = _doc("the API path called")
+    usage: dict[StrictStr, StrictInt] = _doc("units per priced dimension (≥ 0, < 2^64)")
+    contract_version: StrictStr = _doc("the contract the tariff belongs to")
+    billing_window_id: StrictStr = _doc("the billing period whose running total this joins")
+
+
+class Tier(_Strict):
+    up_to: StrictInt | None = _doc("cumulative units in the window where the tier ends; null last")
+    unit_price_micros: StrictInt | float | StrictStr = _doc("price per unit, up to 6 decimals")
+
+
+class Dimension(_Strict):
+    tiers: list[Tier] = _doc("1 to 4 graduated tiers on the window's cumulative usage")
+
+
+class MeteredTariffSnapshot(_Strict):
+    """A metered tariff: 1–4 dimensions × 1–4 graduated tiers, rounded on the window."""
+
+    tariff_id: StrictStr = _doc("the tariff's name; one running total per window and tariff_id")
+    tariff_version: StrictStr = _doc("its version (a new one continues the window's chain)")
+    tariff_class: StrictStr = _doc('"metered"')
+    dimensions: dict[StrictStr, Dimension] = _doc("priced dimensions by name")
+    min_charge_micros: StrictInt = _doc("floor of each event's charge, micros")
+    max_charge_micros: StrictInt = _doc("cap of each event's charge, micros")
+    rounding_mode: StrictStr = _doc('"floor", "ceil" or "half_up", applied on the window')
+    currency: StrictStr = Field(pattern="^[A-Z]{3}$", description="ISO 4217 code or ETH")
+
+
+class MeteredAttestRequest(_Strict):
+    """Body of POST /attest for a metered tariff (`tariff_class: "metered"`)."""
+
+    billing_version: StrictStr = Field(BILLING_VERSION, description="record format version")
+    profileId: StrictStr = Field(PROFILE_ID, description="verification profile")
+    meter_event: MeteredMeterEvent
+    tariff_snapshot: MeteredTariffSnapshot
+
+
+class WindowStateJson(_Strict):
+    """A window state in clear: integers past 2^53 as canonical decimal strings."""
+
+    seq: StrictInt
+    units: dict[StrictStr, StrictStr]
+    amount: StrictStr
+    charge: StrictStr
+
+
+class Window(_Strict):
+    """The event's place in its window: `seq` and the states before and after it."""
+
+    seq: StrictInt
+    before: WindowStateJson
+    after: WindowStateJson
+
+
+class MeteredBilling(_Strict):
+    expected_charge_micros: StrictInt
+    billing_verify_fingerprint: StrictStr
+    window: Window
+
+
+class MeteredBillingRecord(_Strict):
+    """A metered billing v2 record: the event, its tariff, its charge and window states."""
+
+    billing_version: StrictStr
+    profileId: StrictStr
+    meter_event: MeteredMeterEvent
+    tariff_snapshot: MeteredTariffSnapshot
+    billing: MeteredBilling
+
+
+class MeteredBundle(_Strict):
+    billing_version: StrictStr
+    profileId: StrictStr
+    meter_event: MeteredMeterEvent
+    tariff_snapshot: MeteredTariffSnapshot
+    billing: MeteredBilling
+    attestation: Attestation
+    receipt: Receipt | None = None
+    settlement: UsageReceipt | None = None
+
+    def record(self) -> MeteredBillingRecord:
+        return MeteredBillingRecord(
+            billing_version=self.billing_version,
+            profileId=self.profileId,
+            meter_event=self.meter_event,
+            tariff_snapshot=self.tariff_snapshot,
+            billing=self.billing,
+        )
+
+
+def is_metered(data: Any) -> bool:
+    """True for a request, record or bundle of a metered tariff (binding v2)."""
+    if isinstance(data, MeteredAttestRequest | MeteredBillingRecord | MeteredBundle):
+        return True
+    tariff = data.get("tariff_snapshot") if isinstance(data, dict) else None
+    return isinstance(tariff, dict) and tariff.get("tariff_class") == "metered"
+
+
 class VerifyRequest(BaseModel):
     """Body of POST /verify. Left loose on purpose: verify must judge malformed parts itself
     (`valid: false` with a reason) rather than reject the request."""

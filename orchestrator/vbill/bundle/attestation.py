@@ -23,7 +23,7 @@ from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_keys.exceptions import BadSignature
 
-from vbill.bindings import BINDING_VERSION
+from vbill.bindings import BINDING_V2, BINDING_VERSION
 
 DOMAIN = {"name": "vbill", "version": BINDING_VERSION}
 SCHEME_V1 = "eip712"  # digest version 1: contentHash covers the Groth16 proof
@@ -39,6 +39,14 @@ TYPES = {
         {"name": "nullifier", "type": "uint256"},
         {"name": "vkeyHash", "type": "bytes32"},
         {"name": "contentHash", "type": "bytes32"},
+    ]
+}
+DOMAIN_V2 = {"name": "vbill", "version": BINDING_V2}
+TYPES_V2 = {
+    "MeteredBillingBundle": [
+        *TYPES["BillingBundle"],
+        {"name": "prevStateKey", "type": "uint256"},
+        {"name": "stateKey", "type": "uint256"},
     ]
 }
 
@@ -67,14 +75,20 @@ def _decimal_text(x: int | float) -> str:
 
 
 def fingerprint(
-    meter_event: Mapping[str, Any], tariff_snapshot: Mapping[str, Any], charge: int
+    meter_event: Mapping[str, Any],
+    tariff_snapshot: Mapping[str, Any],
+    charge: int,
+    window: Mapping[str, Any] | None = None,
 ) -> str:
-    """billing_verify_fingerprint: SHA-256 hex of the canonical meter, tariff and charge."""
-    body = {
+    """billing_verify_fingerprint: SHA-256 hex of the canonical meter, tariff and charge, and
+    for a metered event its `billing.window` too (the states it moves between)."""
+    body: dict[str, Any] = {
         "meter_event": meter_event,
         "tariff_snapshot": tariff_snapshot,
         "expected_charge_micros": charge,
     }
+    if window is not None:
+        body["window"] = window
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
@@ -98,27 +112,34 @@ def typed_message(
     signals: Mapping[str, int],
     scheme: str = SCHEME_V1,
 ) -> dict[str, Any]:
+    """The EIP-712 message; a binding v2 bundle (its signals carry state keys) is signed as
+    `MeteredBillingBundle` under domain version bn128-poseidon8-v2, with both state keys."""
     billing = record["billing"]
+    metered = "state_key" in signals
+    message = {
+        "billingVersion": record["billing_version"],
+        "profileId": record["profileId"],
+        "fingerprint": bytes.fromhex(billing["billing_verify_fingerprint"]),
+        "chargeMicros": int(billing["expected_charge_micros"]),
+        "commitment": signals["commitment"],
+        "nullifier": signals["nullifier"],
+        "vkeyHash": bytes.fromhex(billing_proof["vkey_sha256"]),
+        "contentHash": content_hash(record, billing_proof, scheme),
+    }
+    if metered:
+        message["prevStateKey"] = signals["prev_state_key"]
+        message["stateKey"] = signals["state_key"]
     return {
         "types": {
             "EIP712Domain": [
                 {"name": "name", "type": "string"},
                 {"name": "version", "type": "string"},
             ],
-            **TYPES,
+            **(TYPES_V2 if metered else TYPES),
         },
-        "primaryType": "BillingBundle",
-        "domain": DOMAIN,
-        "message": {
-            "billingVersion": record["billing_version"],
-            "profileId": record["profileId"],
-            "fingerprint": bytes.fromhex(billing["billing_verify_fingerprint"]),
-            "chargeMicros": int(billing["expected_charge_micros"]),
-            "commitment": signals["commitment"],
-            "nullifier": signals["nullifier"],
-            "vkeyHash": bytes.fromhex(billing_proof["vkey_sha256"]),
-            "contentHash": content_hash(record, billing_proof, scheme),
-        },
+        "primaryType": "MeteredBillingBundle" if metered else "BillingBundle",
+        "domain": DOMAIN_V2 if metered else DOMAIN,
+        "message": message,
     }
 
 

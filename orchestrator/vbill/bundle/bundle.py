@@ -13,6 +13,7 @@ attaches the proof later (`prove_unproven`) after checking it reproduces the sig
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +30,13 @@ from vbill.encode.encoding import (
     encode_meter_event,
     encode_tariff_snapshot,
 )
+from vbill.encode.metered import GENESIS, WindowState
 from vbill.errors import InputError, ToolError
-from vbill.models import AttestRequest, Bundle, Receipt
+from vbill.models import AttestRequest, Bundle, MeteredBundle, Receipt, is_metered
 from vbill.zk.field import to_dec
 from vbill.zk.prover import ProofSource
 from vbill.zk.witness import PublicSignals, circuit_input, public_signals, random_field_element
+from vbill.zk.witness_metered import MeteredPublicSignals
 
 
 def parse_request(request: AttestRequest | Mapping[str, Any]) -> AttestRequest:
@@ -79,9 +82,23 @@ def build_bundle(
     prover: ProofSource,
     vkey_sha256: str,
     salt: int | None = None,
-) -> Bundle:
+    before: WindowState = GENESIS,
+) -> Bundle | MeteredBundle:
     """Prove and sign one event (digest version 1). Raises InputError for bad input before
-    any proving."""
+    any proving. A metered request (binding v2) is proved from its window's state `before`
+    (vbill.bundle.metered); `prover` and `vkey_sha256` must then be v2's."""
+    if is_metered(request):
+        from vbill.bundle.metered import build_metered_bundle
+
+        return build_metered_bundle(
+            request,
+            attester=attester,
+            account_salt=account_salt,
+            prover=prover,
+            vkey_sha256=vkey_sha256,
+            salt=salt,
+            before=before,
+        )
     enc = encode_request(request)
     salt = random_field_element() if salt is None else salt
     expected = public_signals(enc.meter, enc.tariff, salt, account_salt)
@@ -144,8 +161,24 @@ def _signed(
             "billing_verify_fingerprint": enc.fingerprint,
         },
     }
+    return sign_record(
+        record, BINDING_VERSION, expected, attester, salt, account_salt, vkey_sha256, proof
+    )
+
+
+def sign_record(
+    record: dict[str, Any],
+    binding_version: str,
+    expected: PublicSignals | MeteredPublicSignals,
+    attester: Attester,
+    salt: int,
+    account_salt: int,
+    vkey_sha256: str,
+    proof: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Attach the proof section to a record and sign it (any binding)."""
     billing_proof: dict[str, Any] = {
-        "binding_version": BINDING_VERSION,
+        "binding_version": binding_version,
         "public_signals": expected.as_decimal(),
         "vkey_sha256": vkey_sha256,
         "salt": to_dec(salt),
@@ -153,7 +186,7 @@ def _signed(
     }
     scheme = SCHEME_V2 if proof is None else SCHEME_V1
     if proof is not None:
-        billing_proof = {"binding_version": BINDING_VERSION, "proof": proof, **billing_proof}
+        billing_proof = {"binding_version": binding_version, "proof": proof, **billing_proof}
     digest = bundle_digest(record, billing_proof, signal_map(expected), scheme)
     return {
         **record,
@@ -167,21 +200,18 @@ def _signed(
     }
 
 
-def signal_map(signals: PublicSignals) -> dict[str, int]:
-    return {
-        "commitment": signals.commitment,
-        "charge": signals.charge,
-        "tariff_key": signals.tariff_key,
-        "nullifier": signals.nullifier,
-        "tenant_key": signals.tenant_key,
-    }
+def signal_map(signals: PublicSignals | MeteredPublicSignals) -> dict[str, int]:
+    """Public signals by name (v2's state keys too: the digest signs them)."""
+    return {f.name: getattr(signals, f.name) for f in dataclasses.fields(signals)}
 
 
-def with_receipt(bundle: Bundle, receipt: Receipt | Mapping[str, Any]) -> Bundle:
+def with_receipt(
+    bundle: Bundle | MeteredBundle, receipt: Receipt | Mapping[str, Any]
+) -> Bundle | MeteredBundle:
     """The same bundle carrying its transparency-log receipt."""
     return bundle.model_copy(update={"receipt": Receipt.model_validate(receipt)})
 
 
-def digest_of(bundle: Bundle) -> bytes:
+def digest_of(bundle: Bundle | MeteredBundle) -> bytes:
     """The bundle's EIP-712 digest as stated in it (verify recomputes it independently)."""
     return bytes.fromhex(bundle.attestation.bundle_digest.removeprefix("0x"))

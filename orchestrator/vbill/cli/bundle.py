@@ -15,7 +15,7 @@ from vbill import jsonio, paths
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, VerificationFailed
-from vbill.models import VerifyResult
+from vbill.models import VerifyResult, is_metered
 from vbill.verify.trust import TrustSet, default_trust, file_sha256
 from vbill.verify.verify import (
     default_check,
@@ -137,11 +137,21 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
     store = open_store(log_key=attester.account)
     results = []
     prover = open_prover()
-    with contextlib.closing(prover), Progress(transient=True, disable=len(bodies) < 2) as bar:
+    metered = _metered_proving() if any(is_metered(b) for b in bodies) else None
+    with (
+        contextlib.closing(prover),
+        contextlib.closing(metered.prover) if metered else contextlib.nullcontext(),
+        Progress(transient=True, disable=len(bodies) < 2) as bar,
+    ):
         task = bar.add_task("attesting", total=len(bodies))
         for body in bodies:
             done = attest_event(
-                body, store=store, attester=attester, prover=prover, vkey_sha256=vkey_hash
+                body,
+                store=store,
+                attester=attester,
+                prover=prover,
+                vkey_sha256=vkey_hash,
+                metered=metered,
             )
             results.append(done)
             bar.advance(task)
@@ -169,6 +179,15 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
                 f"{done.stored.event_id}: {state}, charge "
                 f"{summary['expected_charge_micros']} micros -> {target}"
             )
+
+
+def _metered_proving() -> Any:
+    """Binding v2's prover and vkey hash (metered requests), or exit 3 naming the fix."""
+    from vbill.attest import Proving
+    from vbill.bindings import BINDING_V2, artefacts
+
+    art = artefacts(BINDING_V2)
+    return Proving(open_prover(binding=BINDING_V2), file_sha256(paths.require(art.vkey)))
 
 
 def _trust(attesters: tuple[str, ...], vkeys: tuple[Path, ...]) -> TrustSet:

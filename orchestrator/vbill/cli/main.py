@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from vbill.cli import bundle, chain, service, setup, tokens, trust
+from vbill.cli import bundle, chain, service, setup, statement, tokens, trust
 from vbill.errors import VbillError
 from vbill.version import __version__
 
@@ -37,6 +37,7 @@ def main() -> None:
       vbill keys new                      create the attester key
       vbill attest request.json -o b.json prove and sign one billable event
       vbill verify b.json                 check a bundle offline (exit 1 if invalid)
+      vbill statement --store T W         a metered window's chain and its total
       vbill chain up && vbill deploy      local anvil chain and contracts
       vbill account open --bundle b.json --controller ADDR
                                           an attester opens the tenant's account
@@ -46,7 +47,7 @@ def main() -> None:
     """
 
 
-for _module in (bundle, setup, chain, service, tokens, trust):
+for _module in (bundle, setup, chain, service, tokens, trust, statement):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

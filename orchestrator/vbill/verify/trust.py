@@ -83,11 +83,11 @@ class TrustSet:
         a retired attester is trusted for what it signed before its `retired_at`."""
         vkeys = dict(self.vkeys)
         insecure = set(self.insecure_vkeys)
-        dev_insecure = _dev_insecure_vkey()
+        dev_insecure = _dev_insecure_vkeys()
         for path in vkey_files:
             sha = file_sha256(path)
             vkeys[sha] = jsonio.read_file(path)
-            if sha == dev_insecure:
+            if sha in dev_insecure:
                 insecure.add(sha)
         retired = {a.lower(): int(t) for a, t in (retired_attesters or {}).items()}
         extra = _norm(attesters) | frozenset(retired)
@@ -117,6 +117,7 @@ def default_trust() -> TrustSet:
     vkey_files: list[Path] = []
     if paths.VKEY.exists() and _matches_manifest(paths.VKEY, "vkey"):
         vkey_files.append(paths.VKEY)
+    vkey_files += _binding_vkeys()
     if attester_key_path().exists():
         attesters.append(Attester.load().address)
     env = os.environ.get("VBILL_TRUSTED_ATTESTERS", "")
@@ -170,16 +171,51 @@ def _trust_file(path: Path) -> _TrustFile:
         raise InputError(str(path), f"{where}: {err['msg']}") from None
 
 
-def _dev_insecure_vkey() -> str | None:
-    """The SHA-256 of build/'s vkey when build/manifest.json says its setup is dev-insecure."""
+def _manifest() -> dict[str, Any]:
     try:
         manifest = json.loads(paths.MANIFEST.read_text())
-        if manifest.get("ceremony") != "dev-insecure":
-            return None
-        sha = manifest["artifacts"]["vkey"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return sha if isinstance(sha, str) else None
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _binding_records() -> list[dict[str, Any]]:
+    """v1's record (the top level of build/manifest.json) and each later binding's."""
+    manifest = _manifest()
+    bindings = manifest.get("bindings")
+    later = (
+        [b for b in bindings.values() if isinstance(b, dict)] if isinstance(bindings, dict) else []
+    )
+    return [manifest, *later] if manifest else []
+
+
+def _dev_insecure_vkeys() -> frozenset[str]:
+    """The SHA-256s of build/'s vkeys whose setup build/manifest.json calls dev-insecure."""
+    out = set()
+    for record in _binding_records():
+        try:
+            if record.get("ceremony") == "dev-insecure":
+                out.add(record["artifacts"]["vkey"]["sha256"])
+        except (KeyError, TypeError, AttributeError):
+            continue
+    return frozenset(s for s in out if isinstance(s, str))
+
+
+def _binding_vkeys() -> list[Path]:
+    """The vkeys of bindings after v1 that build/manifest.json records (`bindings`) and whose
+    files match their recorded SHA-256: one trusted key per binding, none unrecorded."""
+    from vbill.bindings import ARTEFACTS, BINDING_V1
+
+    manifest = _manifest()
+    bindings = manifest.get("bindings")
+    out = []
+    for version, art in ARTEFACTS.items():
+        record = bindings.get(version) if isinstance(bindings, dict) else None
+        if version == BINDING_V1 or not isinstance(record, dict) or not art.vkey.exists():
+            continue
+        if record.get("vkey_sha256") == file_sha256(art.vkey):
+            out.append(art.vkey)
+    return out
 
 
 def _matches_manifest(path: Path, key: str) -> bool:

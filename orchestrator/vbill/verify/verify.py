@@ -40,6 +40,7 @@ from vbill.models import (
     TariffSnapshot,
     Verdict,
     VerifyResult,
+    is_metered,
 )
 from vbill.verify.trust import TrustSet, default_trust
 from vbill.zk import groth16
@@ -68,7 +69,18 @@ class _Parsed:
     problems: dict[str, str]
 
 
-def _parse(req: Mapping[str, Any]) -> _Parsed:
+@dataclass(frozen=True)
+class Rules:
+    """What differs between bindings: the record model, the public-signal recomputation
+    (from a record and the attestation's salts) and the billing check."""
+
+    binding: str
+    record: type[Any]
+    signals_for: Callable[[Any, Attestation], Any]
+    check_billing: Callable[[_Parsed], Verdict]
+
+
+def _parse(req: Mapping[str, Any], record_model: type[Any] = BillingRecord) -> _Parsed:
     problems: dict[str, str] = {}
 
     def model(cls: Any, key: str) -> Any:
@@ -86,8 +98,8 @@ def _parse(req: Mapping[str, Any]) -> _Parsed:
 
     return _Parsed(
         attestation=model(Attestation, "attestation"),
-        expected=model(BillingRecord, "expected_billing_v2"),
-        billed=model(BillingRecord, "billed_billing_v2"),
+        expected=model(record_model, "expected_billing_v2"),
+        billed=model(record_model, "billed_billing_v2"),
         receipt=model(Receipt, "receipt"),
         problems=problems,
     )
@@ -121,7 +133,9 @@ def _encoded(meter: MeterEvent, tariff: TariffSnapshot) -> Encoded:
     return encode_request(AttestRequest(meter_event=meter, tariff_snapshot=tariff))
 
 
-def _check_signature(p: _Parsed, trust: TrustSet) -> Verdict:
+def _check_signature(
+    p: _Parsed, trust: TrustSet, signals_for: Callable[[Any, Attestation], Any]
+) -> Verdict:
     from vbill.ledger.translog import verify_receipt
 
     if p.attestation is None or p.expected is None:
@@ -132,7 +146,7 @@ def _check_signature(p: _Parsed, trust: TrustSet) -> Verdict:
     att = p.attestation
     if att.scheme not in SCHEMES:
         return Verdict(valid=False, reason=f"attestation.scheme: unknown scheme {att.scheme!r}")
-    signals = _signals_for(p.expected, att)
+    signals = signals_for(p.expected, att)
     digest = bundle_digest(
         _record_json(p.expected),
         att.billing_proof.model_dump(mode="json"),
@@ -179,6 +193,12 @@ def _check_billing(p: _Parsed) -> Verdict:
             return Verdict(
                 valid=False, reason=f"{name}.billing.billing_verify_fingerprint: mismatch"
             )
+    return compare_billed(p)
+
+
+def compare_billed(p: _Parsed) -> Verdict:
+    """The billed record (the invoice line) against the attested one: every field counts."""
+    assert p.billed is not None and p.expected is not None
     billed, attested = p.billed.billing, p.expected.billing
     if billed.expected_charge_micros != attested.expected_charge_micros:
         return Verdict(
@@ -210,24 +230,28 @@ def _first_difference(billed: Any, attested: Any, path: str = "") -> str | None:
     return path or "record"
 
 
-def _check_binding(p: _Parsed, trust: TrustSet, check: Groth16Check) -> BindingVerdict:
+def _check_binding(
+    p: _Parsed, trust: TrustSet, check: Groth16Check, rules: Rules
+) -> BindingVerdict:
+    binding = rules.binding
+
     def no(reason: str | None, digest: str | None = None) -> BindingVerdict:
         return BindingVerdict(
-            valid=False, reason=reason, binding_version=BINDING_VERSION, commitment_digest=digest
+            valid=False, reason=reason, binding_version=binding, commitment_digest=digest
         )
 
     if p.attestation is None or p.expected is None:
         return no(p.problems.get("attestation") or p.problems.get("expected_billing_v2"))
     bp = p.attestation.billing_proof
-    if bp.binding_version != BINDING_VERSION:
-        return no(f"billing_proof.binding_version: {bp.binding_version!r} is not {BINDING_VERSION}")
-    signals = _signals_for(p.expected, p.attestation)
+    if bp.binding_version != binding:
+        return no(f"billing_proof.binding_version: {bp.binding_version!r} is not {binding}")
+    signals = rules.signals_for(p.expected, p.attestation)
     digest = to_dec(signals.commitment)
     if p.expected.billing.expected_charge_micros != signals.charge:
         return no(
             "expected_billing_v2.billing.expected_charge_micros is not the proved charge", digest
         )
-    if p.billed is not None and _signals_for(p.billed, p.attestation) != signals:
+    if p.billed is not None and rules.signals_for(p.billed, p.attestation) != signals:
         return no("billed record is not the one bound by the proof", digest)
     stated = bp.public_signals
     ours = [to_dec(x) for x in signals.as_list()]
@@ -242,7 +266,10 @@ def _check_binding(p: _Parsed, trust: TrustSet, check: Groth16Check) -> BindingV
         return no(f"billing_proof.vkey_sha256: {why}", digest)
     if not check(vkey, signals.as_list(), bp.proof):
         return no("Groth16 proof does not verify", digest)
-    return BindingVerdict(valid=True, binding_version=BINDING_VERSION, commitment_digest=digest)
+    return BindingVerdict(valid=True, binding_version=binding, commitment_digest=digest)
+
+
+V1 = Rules(BINDING_VERSION, BillingRecord, _signals_for, _check_billing)
 
 
 def _guard(fn: Callable[[], Any], make_false: Callable[[str], Any]) -> Any:
@@ -264,14 +291,18 @@ def verify_request(
         request = {}
     trust = trust if trust is not None else default_trust()
     check = check or py_ecc_check
-    p = _parse(request)
+    rules = V1
+    if is_metered(request.get("expected_billing_v2")):
+        from vbill.verify.metered import METERED as rules
+    p = _parse(request, rules.record)
     verification = _guard(
-        lambda: _check_signature(p, trust), lambda r: Verdict(valid=False, reason=r)
+        lambda: _check_signature(p, trust, rules.signals_for),
+        lambda r: Verdict(valid=False, reason=r),
     )
-    billing = _guard(lambda: _check_billing(p), lambda r: Verdict(valid=False, reason=r))
+    billing = _guard(lambda: rules.check_billing(p), lambda r: Verdict(valid=False, reason=r))
     binding = _guard(
-        lambda: _check_binding(p, trust, check),
-        lambda r: BindingVerdict(valid=False, reason=r, binding_version=BINDING_VERSION),
+        lambda: _check_binding(p, trust, check, rules),
+        lambda r: BindingVerdict(valid=False, reason=r, binding_version=rules.binding),
     )
     return VerifyResult(
         verification=verification,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vbill import paths
+from vbill.bindings import BINDING_V1, artefacts
 from vbill.errors import ToolError
 from vbill.zk import groth16
 from vbill.zk.prover import Proof, ProofSource, Prover, WorkerPool
@@ -296,14 +297,16 @@ def batch_verify(
         return verifier.verify_batch(items)
 
 
-def open_prover(workers: int | None = None) -> ProofSource:
-    """The fastest prover this machine has: the native prover (build/native, built on first
-    use) unless env VBILL_PROVER=snarkjs or it cannot be built; else snarkjs workers."""
+def open_prover(workers: int | None = None, binding: str = BINDING_V1) -> ProofSource:
+    """The fastest prover this machine has for a binding's circuit and key: the native prover
+    (build/native, built on first use) unless env VBILL_PROVER=snarkjs or it cannot be built;
+    else snarkjs workers."""
+    art = artefacts(binding)
     if os.environ.get("VBILL_PROVER", "native") != "snarkjs":
         try:
             ensure_built(NATIVE_BIN)
-            return NativeProver(workers)
+            return NativeProver(workers, wasm=art.wasm, zkey=art.zkey)
         except ToolError:
             if os.environ.get("VBILL_PROVER") == "native":
                 raise
-    return Prover(workers)
+    return Prover(workers, wasm=art.wasm, zkey=art.zkey, vkey=art.vkey)

@@ -1,0 +1,293 @@
+"""Window statements: a billing window's chain of metered bundles, verified as one invoice line.
+
+A statement holds when every bundle is valid (the three verdicts), all belong to one window
+(tenant, billing_window_id, tariff_id), their `seq` run 1..n with no gap in the order given,
+the first starts from the genesis state and each `prev_state_key` is the previous bundle's
+`state_key`. Its total is the last state's cumulative charge, which must equal the sum of the
+charges; per-dimension totals likewise. Anything else fails closed, and the first problem
+names the first bad link (docs/protocol-v2.md §9).
+
+A statement document (`statement_document`) is the bundles plus this summary, in one JSON
+file a customer keeps with the invoice and re-verifies offline (`vbill statement FILE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vbill.models import VerifyResult
+from vbill.verify.trust import TrustSet
+from vbill.verify.verify import Groth16Check, unreadable_result, verify_bundle
+
+STATEMENT_VERSION = "vbill-statement-1"
+SUMMARY_KEYS = (
+    "tenant_id",
+    "billing_window_id",
+    "tariff_id",
+    "currency",
+    "events",
+    "total_micros",
+    "totals_by_dimension",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad link or bad bundle: what kind, which bundle (its name and place), and why."""
+
+    kind: str  # bad_bundle, not_metered, other_window, gap, reorder, fork, total, summary
+    at: str
+    index: int | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "at": self.at, "index": self.index, "message": self.message}
+
+
+@dataclass(frozen=True)
+class _Link:
+    """The chain fields of one bundle, read from its (verified) JSON."""
+
+    name: str
+    index: int
+    seq: int
+    window: tuple[str, str, str]
+    currency: str
+    prev_key: str
+    key: str
+    charge: int
+    usage: dict[str, int]
+    after: dict[str, Any]
+
+
+@dataclass
+class Statement:
+    """The verdict on a window's chain and its totals (None while it does not hold)."""
+
+    results: list[tuple[str, VerifyResult]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    tenant_id: str | None = None
+    billing_window_id: str | None = None
+    tariff_id: str | None = None
+    currency: str | None = None
+    events: int = 0
+    charges_sum: int = 0
+    last_total: int | None = None
+    totals_by_dimension: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems and self.events > 0
+
+    @property
+    def total_micros(self) -> int | None:
+        return self.last_total if self.valid else None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "tenant_id": self.tenant_id,
+            "billing_window_id": self.billing_window_id,
+            "tariff_id": self.tariff_id,
+            "currency": self.currency,
+            "events": self.events,
+            "total_micros": self.total_micros,
+            "sum_of_charges_micros": self.charges_sum,
+            "totals_by_dimension": self.totals_by_dimension,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def _link(name: str, index: int, bundle: Any) -> _Link | str:
+    """The chain fields of a bundle, or why it has none (not a metered bundle)."""
+    try:
+        meter, tariff, billing = bundle["meter_event"], bundle["tariff_snapshot"], bundle["billing"]
+        window, signals = (
+            billing["window"],
+            bundle["attestation"]["billing_proof"]["public_signals"],
+        )
+        return _Link(
+            name=name,
+            index=index,
+            seq=int(window["seq"]),
+            window=(meter["tenant_id"], meter["billing_window_id"], tariff["tariff_id"]),
+            currency=tariff["currency"],
+            prev_key=signals[5],
+            key=signals[6],
+            charge=int(billing["expected_charge_micros"]),
+            usage={k: int(v) for k, v in meter["usage"].items()},
+            after=window["after"],
+        )
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return "not a metered bundle (no billing.window, or no state keys)"
+
+
+def _first_reason(result: VerifyResult) -> str:
+    for label, verdict in (
+        ("verification", result.verification),
+        ("billing_check", result.billing_check),
+        ("incircuit_binding_verification", result.incircuit_binding_verification),
+    ):
+        if not verdict.valid:
+            return f"{label}: {verdict.reason}"
+    return "invalid"
+
+
+def verify_statement(
+    items: Iterable[tuple[str, Any]],
+    *,
+    trust: TrustSet,
+    check: Groth16Check | None = None,
+    claimed: Mapping[str, Any] | None = None,
+) -> Statement:
+    """Verify a window's bundles in the order given (seq 1..n); `claimed` is a statement
+    document's summary, which must equal what the chain gives. Never raises."""
+    st = Statement()
+    links: list[_Link] = []
+    for index, (name, bundle) in enumerate(items):
+        if not isinstance(bundle, Mapping):
+            result = unreadable_result("not a JSON object")
+        else:
+            result = verify_bundle(bundle, trust=trust, check=check)
+        st.results.append((name, result))
+        if not result.valid:
+            st.problems.append(
+                Problem("bad_bundle", name, index, f"{name}: bad bundle: {_first_reason(result)}")
+            )
+        link = _link(name, index, bundle)
+        if isinstance(link, str):
+            st.problems.append(Problem("not_metered", name, index, f"{name}: {link}"))
+            continue
+        links.append(link)
+    st.events = len(st.results)
+    if links:
+        _check_chain(st, links)
+    if claimed is not None:
+        _check_claimed(st, claimed)
+    st.problems.sort(key=lambda p: p.index if p.index is not None else 1 << 62)
+    return st
+
+
+def _check_chain(st: Statement, links: list[_Link]) -> None:
+    first = links[0]
+    st.tenant_id, st.billing_window_id, st.tariff_id = first.window
+    st.currency = first.currency
+    seqs = [link.seq for link in links]
+    seen: dict[int, _Link] = {}
+    previous: _Link | None = None
+    for pos, link in enumerate(links):
+        problem = _other_window(first, link) or _bad_link(previous, link, seen, seqs[pos + 1 :])
+        if problem is not None:
+            st.problems.append(problem)
+        seen.setdefault(link.seq, link)
+        previous = link
+    last = links[-1]
+    st.charges_sum = sum(link.charge for link in links)
+    try:
+        st.last_total = int(last.after["charge"])
+        st.totals_by_dimension = {k: int(v) for k, v in last.after["units"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        st.problems.append(Problem("total", last.name, last.index, f"{last.name}: no state after"))
+        return
+    if st.last_total != st.charges_sum:
+        st.problems.append(
+            Problem(
+                "total",
+                last.name,
+                last.index,
+                f"{last.name}: the last state's cumulative charge {st.last_total} is not the "
+                f"sum of the charges {st.charges_sum}",
+            )
+        )
+    for name, total in st.totals_by_dimension.items():
+        used = sum(link.usage.get(name, 0) for link in links)
+        if used != total:
+            st.problems.append(
+                Problem(
+                    "total",
+                    last.name,
+                    last.index,
+                    f"{last.name}: cumulative {name} {total} is not the sum of the events' {used}",
+                )
+            )
+
+
+def _other_window(first: _Link, link: _Link) -> Problem | None:
+    if link.window == first.window:
+        return None
+    names = ("tenant_id", "billing_window_id", "tariff_id")
+    what = next(n for n, a, b in zip(names, link.window, first.window, strict=True) if a != b)
+    theirs = dict(zip(names, link.window, strict=True))[what]
+    ours = dict(zip(names, first.window, strict=True))[what]
+    return Problem(
+        "other_window",
+        link.name,
+        link.index,
+        f"{link.name}: belongs to {what} {theirs!r}, not this statement's {ours!r}",
+    )
+
+
+def _bad_link(
+    previous: _Link | None, link: _Link, seen: Mapping[int, _Link], later: list[int]
+) -> Problem | None:
+    """Why `link` does not continue `previous` (None: it does); `later` are the seqs after
+    it: the one that belongs here coming later is a reorder, never coming is a gap."""
+    at, want = link.name, (previous.seq + 1 if previous is not None else 1)
+
+    def problem(kind: str, message: str) -> Problem:
+        return Problem(kind, at, link.index, f"{at}: {message}")
+
+    if link.seq in seen:
+        return problem(
+            "fork", f"a second bundle with seq {link.seq} (first: {seen[link.seq].name})"
+        )
+    if link.seq != want:
+        if link.seq < want or want in later:
+            return problem("reorder", f"seq {link.seq} where seq {want} belongs")
+        return problem(
+            "gap",
+            f"seq {want}"
+            + (f"..{link.seq - 1}" if link.seq - 1 > want else "")
+            + f" missing before seq {link.seq}",
+        )
+    if previous is None:
+        return None  # seq 1: verify checked that its state before is the genesis state
+    if link.prev_key != previous.key:
+        return problem(
+            "fork",
+            f"seq {link.seq} does not continue seq {previous.seq} of {previous.name} "
+            "(its prev_state_key is not that bundle's state_key)",
+        )
+    return None
+
+
+def _check_claimed(st: Statement, claimed: Mapping[str, Any]) -> None:
+    ours = st.summary()
+    ours["total_micros"] = st.last_total
+    for key in SUMMARY_KEYS:
+        if claimed.get(key) != ours.get(key):
+            st.problems.append(
+                Problem(
+                    "summary",
+                    f"statement.{key}",
+                    None,
+                    f"statement.{key}: states {claimed.get(key)!r} but the bundles give "
+                    f"{ours.get(key)!r}",
+                )
+            )
+
+
+def statement_document(bundles: list[dict[str, Any]], st: Statement) -> dict[str, Any]:
+    """The JSON document a customer keeps with the invoice: the summary and the bundles."""
+    summary = st.summary()
+    return {
+        "statement_version": STATEMENT_VERSION,
+        **{key: summary[key] for key in SUMMARY_KEYS},
+        "bundles": bundles,
+    }
+
+
+def is_statement_document(data: Any) -> bool:
+    return isinstance(data, Mapping) and data.get("statement_version") == STATEMENT_VERSION
