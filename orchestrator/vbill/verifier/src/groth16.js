@@ -2,7 +2,7 @@
 // decimal coordinates below p, affine z = 1, points on their curves), then snarkjs's own
 // verifier (its wasm pairing) decides, under the trusted key and the recomputed signals.
 
-import { groth16 } from "snarkjs";
+import { curves, groth16 } from "snarkjs";
 import { P } from "./encoding.js";
 import { isObject } from "./json.js";
 
@@ -69,11 +69,11 @@ export async function checkProof(vkey, signals, proof) {
     throw e;
   }
   const points = { pi_a: plain(proof.pi_a), pi_b: plain(proof.pi_b), pi_c: plain(proof.pi_c), protocol: "groth16", curve: "bn128" };
+  await warmCurve();
   const ok = await groth16.verify(vkey, signals.map(String), points);
   return ok ? [true, null] : [false, "the zero-knowledge proof does not verify for this record: the proved charge is not bound to these fields"];
 }
 
-export async function releaseCurves() {
-  if (globalThis.curve_bn128) await globalThis.curve_bn128.terminate();
-  globalThis.curve_bn128 = null;
-}
+let curvePromise = null;
+/** Build snarkjs's BN254 curve (wasm and its workers) once; verification waits for it. */
+export const warmCurve = () => (curvePromise ??= curves.getCurveFromName("bn128"));

@@ -4,6 +4,8 @@
 import { floatText } from "./canonical.js";
 import { JsonFloat, JsonSyntaxError, isObject, parseJson } from "./json.js";
 import { TrustError, trustFromDocument } from "./trust.js";
+import { warmCurve } from "./groth16.js";
+import { loadPoseidon } from "./signals.js";
 import { isVerifyRequest, requestFromBundle, verifyRequest } from "./verify.js";
 
 const PIN_KEY = "vbill-trust-pin";
@@ -205,3 +207,5 @@ $("trust-fetch").addEventListener("click", async () => {
 });
 const pinned = readPin();
 if (pinned) loadTrust(pinned, "the pinned document");
+// Build the curve and Poseidon while the user picks files (in-page wasm, no request).
+Promise.all([warmCurve(), loadPoseidon()]).catch(() => {});

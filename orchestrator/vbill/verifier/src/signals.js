@@ -5,7 +5,7 @@ import buildPoseidonOpt from "circomlibjs/src/poseidon_opt.js";
 import { DOMAIN_TAG, parseFieldElement } from "./encoding.js";
 
 let poseidonPromise = null;
-const loadPoseidon = () => (poseidonPromise ??= buildPoseidonOpt());
+export const loadPoseidon = () => (poseidonPromise ??= buildPoseidonOpt());
 
 export const SIGNAL_NAMES = ["commitment", "charge", "tariff_key", "nullifier", "tenant_key"];
 
