@@ -44,6 +44,7 @@ PUBLIC = {
 }
 OPERATOR = {
     ("POST", "/api/vdi/billing/attest"),
+    ("POST", "/api/vdi/billing/events"),
     ("POST", "/api/vdi/billing/revocations"),
     ("POST", "/api/vdi/billing/accounts"),
     ("POST", "/api/vdi/billing/accounts/{tenant_id}/bind"),
