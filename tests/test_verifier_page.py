@@ -488,3 +488,33 @@ def test_digest_v2_cases_mean_what_they_say(cases) -> None:
     swapped = cases["digest v2 with another bundle's proof"].python
     assert swapped.verification.valid and swapped.billing_check.valid
     assert not swapped.incircuit_binding_verification.valid
+
+
+CLI_CASES = [
+    "valid",
+    "valid fractional price, ceil",
+    "tampered charge",
+    "tampered signature",
+    "tampered receipt path",
+    "wrong verification key",
+    "untrusted attester",
+    "huge usage (2^70)",
+    "valid, digest v2 (proof attached after signing)",
+]
+
+
+def test_the_page_agrees_with_the_vbill_verify_command(cases, page_results, tmp_path: Path) -> None:
+    """`vbill trust pin FILE` then `vbill verify --json` on the same files, as a customer would."""
+    env = {**os.environ, "VBILL_HOME": str(tmp_path / "home")}
+    vbill = [str(ROOT / ".venv/bin/python"), "-m", "vbill"]
+    pin = subprocess.run([*vbill, "trust", "pin", cases["valid"].trust], env=env, cwd=tmp_path)
+    assert pin.returncode == 0
+    files = [cases[n].content for n in CLI_CASES]
+    run = subprocess.run(
+        [*vbill, "verify", "--json", *files], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode == 1, run.stderr  # some are invalid
+    by_file = json.loads(run.stdout)
+    for name in CLI_CASES:
+        cli, page = by_file[cases[name].content], page_results[name]["result"]
+        assert {v: page[v]["valid"] for v in VERDICTS} == {v: cli[v]["valid"] for v in VERDICTS}
