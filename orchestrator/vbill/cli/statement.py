@@ -110,8 +110,20 @@ def _human(st: Statement) -> str:
     type=click.Path(path_type=Path),
     help="Write the statement document (bundles + summary) to keep with the invoice.",
 )
-@click.option("--trust-attester", "attesters", multiple=True, metavar="ADDRESS")
-@click.option("--vkey", "vkeys", multiple=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--trust-attester",
+    "attesters",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Also trust this attester (and log signer) address. Repeatable.",
+)
+@click.option(
+    "--vkey",
+    "vkeys",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Also trust this verification key file (e.g. build/vkey-v2.json). Repeatable.",
+)
 @click.option("--reference", is_flag=True, help="Groth16 by the py_ecc reference (slow).")
 @json_option
 def statement(
