@@ -9,6 +9,10 @@ group commit signs one tree head for the whole batch.
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,3 +184,87 @@ def test_batches_are_bounded_and_shaped(live: tuple[str, Attester]) -> None:
             assert r.status_code == 422, body
             assert r.json()["detail"]["field"] == "events"
         assert client.post(EVENTS, json={"events": [{}]}).status_code == 401
+
+
+# --- proving workers: separate processes, leases, kill -9 -------------------------------
+
+
+def _worker(home: Path, url: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": url, "VBILL_HOME": str(home)}
+    cmd = [sys.executable, "-m", "vbill.cli.main", "worker", *args]
+    log = open(home / f"worker-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 (the child's)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _leased_to(url: str, pid: int) -> int:
+    """How many unproven bundles a worker process holds a claim on."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM bundles WHERE proof_status = 'proving' AND claimed_by LIKE %s",
+            (f"%:{pid}:%",),
+        ).fetchone()
+    return int(row[0])
+
+
+def test_a_worker_killed_mid_proof_loses_nothing_another_proves_it(
+    tmp_path: Path, pilot_request: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
+    needs_build()
+    url = request.getfixturevalue("pg_url")
+    attester = Attester.new(tmp_path / "attester.key")
+    settings = Settings(
+        home=tmp_path, attest_secret=SECRET, prover_workers=1, database_url=url, local_provers=0
+    )
+    events = [event(pilot_request, f"w{i}") for i in range(6)]
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=120) as client:
+        r = client.post(EVENTS, json={"events": events}, headers=AUTH)
+        assert [x["status"] for x in r.json()["results"]] == ["created"] * 6
+        doomed = _worker(tmp_path, url, "--lease", "3")
+        try:
+            for _ in range(1200):  # until it holds a claim, i.e. is proving
+                if _leased_to(url, doomed.pid):
+                    break
+                assert doomed.poll() is None, "the worker exited before claiming"
+                time.sleep(0.05)
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait()
+        finally:
+            if doomed.poll() is None:
+                doomed.kill()
+        assert _leased_to(url, doomed.pid) >= 1  # a claim held by a dead worker
+
+        rescuer = _worker(tmp_path, url, "--lease", "3")
+        try:
+            bundles = [finished(client, f"w{i}") for i in range(6)]
+        finally:
+            rescuer.send_signal(signal.SIGTERM)
+            rescuer.wait(timeout=120)
+        assert rescuer.returncode == 0
+        for b in bundles:
+            assert_verifies(b, attester)
+        head = client.get("/api/vdi/billing/transparency/head").json()
+        assert head["tree_size"] == 6  # proving appended nothing to the log
+
+
+def test_settlement_takes_only_proven_charges(tmp_path: Path) -> None:
+    from test_store import LOG_KEY, fake_bundle
+    from vbill.ledger.store import Charge, Ingest, Store
+
+    store = Store(tmp_path / "db.sqlite3", log_key=LOG_KEY)
+    store.add_tenant("t", 1, 2)
+    store.record_deposit("0x" + "11" * 32, 0, "t", 10**18, 1)
+    store.credit_confirmed(100)
+    items = [
+        Ingest("t", e, "h", Charge("ETH", 10), fake_bundle("t", e, 10, "ETH").model_dump(
+            mode="json", exclude={"receipt", "settlement"}))
+        for e in ("a", "b")
+    ]  # fmt: skip
+    results = store.ingest_many(items)
+    assert all(created for _, created in results)  # type: ignore[misc]
+    assert store.pending_settlements() == []  # both still proving
+    assert store.attach_proof("t", "b", {"pi_a": ["1"]})
+    assert not store.attach_proof("t", "b", {"pi_a": ["2"]})  # the first proof stands
+    assert [b.event_id for b in store.pending_settlements()] == ["b"]
+    assert store.balance("t").reserved_wei == 20 * 10**12  # reserved at ingestion, both

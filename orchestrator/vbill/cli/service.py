@@ -32,6 +32,14 @@ from vbill.service.settings import Settings
 @click.option("--rpc-url", default=None, help="Override the network's RPC URL.")
 @click.option("--settlement", "settlement_address", default=None, help="Settlement contract.")
 @click.option("--workers", "prover_workers", type=int, default=None, help="Prover processes.")
+@click.option(
+    "--local-workers",
+    "local_provers",
+    type=click.IntRange(0),
+    default=None,
+    help="Proving workers inside this process (default: one per prover process; 0 when "
+    "separate `vbill worker` processes prove).",
+)
 def serve(
     host: str,
     port: int,
@@ -40,6 +48,7 @@ def serve(
     rpc_url: str | None,
     settlement_address: str | None,
     prover_workers: int | None,
+    local_provers: int | None,
 ) -> None:
     """Run the HTTP service (attest, verify, transparency log, accounts, settlement).
 
@@ -57,6 +66,7 @@ def serve(
         rpc_url=rpc_url,
         settlement_address=settlement_address,
         prover_workers=prover_workers,
+        local_provers=local_provers,
     ).resolved()  # fail here, with exit 3, rather than inside uvicorn's startup
     sock = _bind(host, port)  # before anything is started or logged as up
     state = build_state(settings)
