@@ -2,14 +2,11 @@
 pragma solidity ^0.8.24;
 
 import {BillingSettlementBase} from "./BillingSettlementBase.sol";
-import {IBillingVerifier} from "./IBillingVerifier.sol";
 
 /// @title BillingSettlement: prepaid ETH accounts settled by Groth16-proven usage charges
 /// @notice See {IBillingSettlement} for the behaviour and {BillingSettlementBase} for the logic.
 contract BillingSettlement is BillingSettlementBase {
-    constructor(IBillingVerifier verifier_, address owner_, address payee_)
-        BillingSettlementBase(verifier_, owner_, payee_)
-    {}
+    constructor(address owner_, address payee_) BillingSettlementBase(owner_, payee_) {}
 
     /// @dev See {IBillingSettlement-deposit}.
     function deposit(uint256 tenantKey) external payable {
@@ -72,6 +69,24 @@ contract BillingSettlement is BillingSettlementBase {
         _anchorCharge(proof, publicSignals);
     }
 
+    /// @dev See {IBillingSettlement-settleV2}.
+    function settleV2(Proof calldata proof, uint256[7] calldata publicSignals) external onlyAttester {
+        _settleV2(proof, publicSignals);
+    }
+
+    /// @dev See {IBillingSettlement-settleBatchV2}.
+    function settleBatchV2(Proof[] calldata proofs, uint256[7][] calldata publicSignals)
+        external
+        onlyAttester
+    {
+        _settleBatchV2(proofs, publicSignals);
+    }
+
+    /// @dev See {IBillingSettlement-anchorChargeV2}.
+    function anchorChargeV2(Proof calldata proof, uint256[7] calldata publicSignals) external onlyAttester {
+        _anchorChargeV2(proof, publicSignals);
+    }
+
     /// @dev See {IBillingSettlement-anchorTreeHead}.
     function anchorTreeHead(bytes32 root, uint256 size) external onlyAttester {
         _anchorTreeHead(root, size);
@@ -90,6 +105,11 @@ contract BillingSettlement is BillingSettlementBase {
     /// @dev See {IBillingSettlement-revokeAttester}.
     function revokeAttester(address attester) external onlyOwner {
         _revokeAttester(attester);
+    }
+
+    /// @dev See {IBillingSettlement-setVerifier}.
+    function setVerifier(uint8 binding, address verifier) external onlyOwner {
+        _setVerifier(binding, verifier);
     }
 
     /// @dev See {IBillingSettlement-setPayee}.
@@ -129,6 +149,11 @@ contract BillingSettlement is BillingSettlementBase {
     /// @dev See {IBillingSettlement-isNullifierUsed}.
     function isNullifierUsed(uint256 nullifier) external view returns (bool) {
         return _nullifiers[nullifier];
+    }
+
+    /// @dev See {IBillingSettlement-verifierOf}.
+    function verifierOf(uint8 binding) external view returns (address) {
+        return _verifiers[binding];
     }
 
     /// @dev See {IBillingSettlement-payeeBalance}.

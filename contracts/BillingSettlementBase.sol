@@ -2,12 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {IBillingSettlement} from "./IBillingSettlement.sol";
-import {IBillingVerifier} from "./IBillingVerifier.sol";
+import {IBillingVerifier, IBillingVerifierV2} from "./IBillingVerifier.sol";
 
 /// @title The logic of BillingSettlement; see {IBillingSettlement} for the behaviour
 /// @dev Ordering in every state-changing path: cheap checks first, the proof last (settlement
 ///      applies a charge's effects before its proof is verified, reverting all of them if it
-///      fails; the verifier is an immutable view contract, so nothing can re-enter), and the one
+///      fails; verifiers are only ever called with STATICCALL, so nothing can re-enter), and the one
 ///      interaction (ETH transfer) last, behind a reentrancy lock.
 abstract contract BillingSettlementBase is IBillingSettlement {
     /// @notice BN254 scalar field size: every public signal and tenant key is below it.
@@ -20,8 +20,11 @@ abstract contract BillingSettlementBase is IBillingSettlement {
     /// @notice How long requested withdrawals stay reserved (and chargeable).
     uint256 public constant WITHDRAWAL_DELAY = 1 days;
 
-    /// @notice The Groth16 verifier for the pinned verification key.
-    IBillingVerifier public immutable verifier;
+    /// @notice Binding ids: bn128-poseidon8-v1 (five signals) and bn128-poseidon8-v2 (seven).
+    uint8 public constant BINDING_V1 = 1;
+    uint8 public constant BINDING_V2 = 2;
+    uint256 internal constant N_PUBLIC_V1 = 5;
+    uint256 internal constant N_PUBLIC_V2 = 7;
 
     address public owner;
     address public pendingOwner;
@@ -37,6 +40,8 @@ abstract contract BillingSettlementBase is IBillingSettlement {
     mapping(address attester => AttesterStatus) public attesterStatus;
     /// @notice Earnings of former payees, withdrawable by them.
     mapping(address => uint256) internal _retiredPayeeCredit;
+    /// @notice The Groth16 verifier of each binding (set by the owner).
+    mapping(uint8 binding => address) internal _verifiers;
 
     bool private transient _locked;
 
@@ -68,11 +73,9 @@ abstract contract BillingSettlementBase is IBillingSettlement {
         _locked = false;
     }
 
-    constructor(IBillingVerifier verifier_, address owner_, address payee_) {
-        if (address(verifier_) == address(0) || owner_ == address(0) || payee_ == address(0)) {
-            revert BillingSettlement__ZeroAddress();
-        }
-        verifier = verifier_;
+    /// @dev No verifier yet: the owner sets one per binding (setVerifier) before anything settles.
+    constructor(address owner_, address payee_) {
+        if (owner_ == address(0) || payee_ == address(0)) revert BillingSettlement__ZeroAddress();
         owner = owner_;
         payee = payee_;
         emit OwnershipTransferred(address(0), owner_);
@@ -164,6 +167,27 @@ abstract contract BillingSettlementBase is IBillingSettlement {
         if (s[4] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(4);
     }
 
+    /// @dev v2's own two signals (the state keys) below r; its first five go through _checkSignals.
+    function _checkStateKeys(uint256[7] calldata s) internal pure {
+        if (s[5] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(5);
+        if (s[6] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(6);
+    }
+
+    /// @dev The first five of v2's signals as a v1 row: they are v1's signals, in v1's order
+    ///      (docs/protocol-v2.md §5), so one _charge serves both bindings. A static calldata
+    ///      array is its offset, and the five words at that offset are exactly the v1 row.
+    function _v1Row(uint256[7] calldata s) internal pure returns (uint256[5] calldata row) {
+        assembly ("memory-safe") {
+            row := s
+        }
+    }
+
+    /// @dev The verifier of `binding`; UnknownBinding if none is set.
+    function _verifierOf(uint8 binding) internal view returns (address v) {
+        v = _verifiers[binding];
+        if (v == address(0)) revert BillingSettlement__UnknownBinding(binding);
+    }
+
     /// @dev One ETH charge, every check but its proof, then its effects; returns the wei moved.
     ///      Checks: signals in the field, nullifier unused, an open account that accepts the
     ///      tariff, per-request and daily limits, balance. Effects: spend the nullifier, debit
@@ -205,15 +229,32 @@ abstract contract BillingSettlementBase is IBillingSettlement {
         emit ChargeSettled(tenantKey, nullifier, s[0], s[1], weiAmount);
     }
 
+    /// @dev A v2 charge: the state keys in the field, the v1 checks and effects on its first five
+    ///      signals, then WindowAdvanced.
+    function _chargeV2(uint256[7] calldata s) internal returns (uint256 weiAmount) {
+        _checkStateKeys(s);
+        weiAmount = _charge(_v1Row(s));
+        emit WindowAdvanced(s[4], s[5], s[6], s[3]);
+    }
+
     function _settle(Proof calldata proof, uint256[5] calldata s) internal {
         uint256 weiAmount = _charge(s);
-        if (!verifier.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
+        IBillingVerifier v = IBillingVerifier(_verifierOf(BINDING_V1));
+        if (!v.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
+        _payeeOwed += uint96(weiAmount);
+    }
+
+    function _settleV2(Proof calldata proof, uint256[7] calldata s) internal {
+        uint256 weiAmount = _chargeV2(s);
+        IBillingVerifierV2 v = IBillingVerifierV2(_verifierOf(BINDING_V2));
+        if (!v.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
         _payeeOwed += uint96(weiAmount);
     }
 
     function _settleBatch(Proof[] calldata proofs, uint256[5][] calldata s) internal {
         uint256 n = proofs.length;
         if (n == 0 || n != s.length) revert BillingSettlement__BadBatch(n, s.length);
+        address v = _verifierOf(BINDING_V1);
         // Check and apply each charge in order, so a repeated nullifier and the day's running
         // total are seen; then verify all proofs with one pairing. A failed batch proof reverts
         // every effect above (no ETH moves here), and cheap checks fail before the pairing.
@@ -221,19 +262,34 @@ abstract contract BillingSettlementBase is IBillingSettlement {
         for (uint256 i = 0; i < n; ++i) {
             owed += _charge(s[i]);
         }
-        if (!_verifyBatchOfThisCall()) revert BillingSettlement__InvalidBatchProof(n);
+        if (!_verifyBatchOfThisCall(v, IBillingVerifier.verifyBatch.selector)) {
+            revert BillingSettlement__InvalidBatchProof(n);
+        }
         _payeeOwed += uint96(owed);
     }
 
-    /// @dev verifier.verifyBatch(proofs, publicSignals) for the running settleBatch call, by
-    ///      forwarding this call's argument bytes under verifyBatch's selector: both functions
-    ///      take (Proof[], uint256[5][]), so the verifier decodes exactly the arrays this contract
-    ///      decoded (same bytes, same offsets), without re-encoding 13 words per proof. Only
-    ///      meaningful inside settleBatch. Fails closed: false unless the call succeeded and
-    ///      returned exactly true.
-    function _verifyBatchOfThisCall() internal view returns (bool ok) {
-        address target = address(verifier);
-        bytes4 selector = IBillingVerifier.verifyBatch.selector;
+    function _settleBatchV2(Proof[] calldata proofs, uint256[7][] calldata s) internal {
+        uint256 n = proofs.length;
+        if (n == 0 || n != s.length) revert BillingSettlement__BadBatch(n, s.length);
+        address v = _verifierOf(BINDING_V2);
+        uint256 owed; // as _settleBatch
+        for (uint256 i = 0; i < n; ++i) {
+            owed += _chargeV2(s[i]);
+        }
+        if (!_verifyBatchOfThisCall(v, IBillingVerifierV2.verifyBatch.selector)) {
+            revert BillingSettlement__InvalidBatchProof(n);
+        }
+        _payeeOwed += uint96(owed);
+    }
+
+    /// @dev target.verifyBatch(proofs, publicSignals) for the running settleBatch(V2) call, by
+    ///      forwarding this call's argument bytes under `selector`: settleBatch and the v1
+    ///      verifier's verifyBatch both take (Proof[], uint256[5][]), settleBatchV2 and v2's both
+    ///      (Proof[], uint256[7][]), so the verifier decodes exactly the arrays this contract
+    ///      decoded (same bytes, same offsets), without re-encoding the words of every proof.
+    ///      Only meaningful inside settleBatch(V2). Fails closed: false unless the call
+    ///      succeeded and returned exactly true.
+    function _verifyBatchOfThisCall(address target, bytes4 selector) internal view returns (bool ok) {
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             let size := calldatasize()
@@ -247,9 +303,21 @@ abstract contract BillingSettlementBase is IBillingSettlement {
     function _anchorCharge(Proof calldata proof, uint256[5] calldata s) internal {
         _checkSignals(s);
         if (_nullifiers[s[3]]) revert BillingSettlement__NullifierUsed(s[3]);
-        if (!verifier.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
+        IBillingVerifier v = IBillingVerifier(_verifierOf(BINDING_V1));
+        if (!v.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
         _nullifiers[s[3]] = true;
         emit ChargeAnchored(s[4], s[3], s[0], s[1]);
+    }
+
+    function _anchorChargeV2(Proof calldata proof, uint256[7] calldata s) internal {
+        _checkSignals(_v1Row(s));
+        _checkStateKeys(s);
+        if (_nullifiers[s[3]]) revert BillingSettlement__NullifierUsed(s[3]);
+        IBillingVerifierV2 v = IBillingVerifierV2(_verifierOf(BINDING_V2));
+        if (!v.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
+        _nullifiers[s[3]] = true;
+        emit ChargeAnchored(s[4], s[3], s[0], s[1]);
+        emit WindowAdvanced(s[4], s[5], s[6], s[3]);
     }
 
     function _anchorTreeHead(bytes32 root, uint256 size) internal {
@@ -283,6 +351,23 @@ abstract contract BillingSettlementBase is IBillingSettlement {
         if (attesterStatus[attester] != AttesterStatus.Active) revert BillingSettlement__NotAttester(attester);
         attesterStatus[attester] = AttesterStatus.Revoked;
         emit AttesterRevoked(attester);
+    }
+
+    /// @dev The verifier must report the binding's N_PUBLIC (a raw staticcall: an address
+    ///      without code, or a contract without N_PUBLIC, is a mismatch, not a bare revert).
+    function _setVerifier(uint8 binding, address verifier) internal {
+        uint256 want;
+        if (binding == BINDING_V1) want = N_PUBLIC_V1;
+        else if (binding == BINDING_V2) want = N_PUBLIC_V2;
+        else revert BillingSettlement__UnknownBinding(binding);
+        if (verifier != address(0)) {
+            (bool ok, bytes memory out) = verifier.staticcall(abi.encodeCall(IBillingVerifier.N_PUBLIC, ()));
+            if (!ok || out.length != 32 || abi.decode(out, (uint256)) != want) {
+                revert BillingSettlement__VerifierMismatch(binding, verifier);
+            }
+        }
+        emit VerifierSet(binding, _verifiers[binding], verifier);
+        _verifiers[binding] = verifier;
     }
 
     function _setPayee(address newPayee) internal {

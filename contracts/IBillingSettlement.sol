@@ -12,7 +12,13 @@ pragma solidity ^0.8.24;
 /// @dev Why accounts are opened by an attester: if the first depositor became controller,
 ///      anyone watching the mempool could front-run a tenant's first deposit for its (public)
 ///      tenant key, become controller, and later withdraw the tenant's funds.
-/// @dev Public signals are, in this order: commitment, charge, tariff_key, nullifier, tenant_key.
+/// @dev One verifier per binding version (`verifierOf`), set by the owner (`setVerifier`); a
+///      charge is verified by its binding's verifier, chosen by the entry point:
+///      binding v1 (`settle`, `settleBatch`, `anchorCharge`): five public signals, in this order,
+///      commitment, charge, tariff_key, nullifier, tenant_key;
+///      binding v2, metered (`settleV2`, `settleBatchV2`, `anchorChargeV2`): the same five, then
+///      prev_state_key, state_key (docs/protocol-v2.md §5). Both spend the same nullifiers and
+///      draw on the same accounts, tariff acceptances and limits.
 interface IBillingSettlement {
     // ------------------------------------------------------------------ structs
 
@@ -80,7 +86,12 @@ interface IBillingSettlement {
     /// @notice The account is already open: it has a controller, and only that controller can
     ///         hand it over (setController).
     error BillingSettlement__AccountExists(uint256 tenantKey);
-    /// @notice A public signal is not below r (index into the five signals).
+    /// @notice No verifier is set for this binding id (or the id is not one the contract knows).
+    error BillingSettlement__UnknownBinding(uint8 binding);
+    /// @notice The address is not a verifier of this binding (its N_PUBLIC differs, or it has
+    ///         no code).
+    error BillingSettlement__VerifierMismatch(uint8 binding, address verifier);
+    /// @notice A public signal is not below r (index into the binding's signals).
     error BillingSettlement__SignalOutOfField(uint256 index);
     /// @notice The Groth16 proof does not verify (or the verifier ran out of gas).
     error BillingSettlement__InvalidProof();
@@ -140,6 +151,18 @@ interface IBillingSettlement {
     event ChargeAnchored(
         uint256 indexed tenantKey, uint256 indexed nullifier, uint256 commitment, uint256 charge
     );
+    /// @notice A v2 charge moved its billing window from `prevStateKey` to `stateKey`: with the
+    ///         event's ChargeSettled (or ChargeAnchored) beside it, an auditor rebuilds each
+    ///         window's chain of state keys from logs alone (follow `stateKey` → next
+    ///         `prevStateKey`; both indexed).
+    event WindowAdvanced(
+        uint256 indexed tenantKey,
+        uint256 indexed prevStateKey,
+        uint256 indexed stateKey,
+        uint256 nullifier
+    );
+    /// @notice Charges of `binding` are now verified by `verifier` (zero: the binding is off).
+    event VerifierSet(uint8 indexed binding, address indexed previous, address indexed verifier);
     /// @notice A transparency-log tree head was anchored.
     event TreeHeadAnchored(bytes32 indexed root, uint256 size, address indexed attester);
     /// @notice An attester key was registered.
@@ -201,6 +224,17 @@ interface IBillingSettlement {
     /// @notice Record a proven charge in a non-ETH currency: the nullifier is spent, no ETH moves.
     function anchorCharge(Proof calldata proof, uint256[5] calldata publicSignals) external;
 
+    /// @notice Settle one proven metered (binding v2) charge: every check of `settle`, verified
+    ///         by the v2 verifier over all seven signals; also emits WindowAdvanced.
+    function settleV2(Proof calldata proof, uint256[7] calldata publicSignals) external;
+
+    /// @notice `settleBatch` for binding v2: one pairing for the batch, one WindowAdvanced per
+    ///         charge. A batch holds one binding only.
+    function settleBatchV2(Proof[] calldata proofs, uint256[7][] calldata publicSignals) external;
+
+    /// @notice `anchorCharge` for binding v2 (also emits WindowAdvanced).
+    function anchorChargeV2(Proof calldata proof, uint256[7] calldata publicSignals) external;
+
     /// @notice Anchor a transparency-log tree head (active attester only).
     function anchorTreeHead(bytes32 root, uint256 size) external;
 
@@ -214,6 +248,13 @@ interface IBillingSettlement {
 
     /// @notice Revoke an attester key; it can never settle again (owner only).
     function revokeAttester(address attester) external;
+
+    /// @notice Verify charges of `binding` (BINDING_V1 = 1, BINDING_V2 = 2) with `verifier`
+    ///         (owner only): adding or re-keying a binding is this one transaction, accounts stay.
+    ///         Reverts VerifierMismatch unless `verifier` reports the binding's N_PUBLIC;
+    ///         the zero address switches the binding off.
+    /// @dev Tenants trust the owner with this as with attesters: watch VerifierSet.
+    function setVerifier(uint8 binding, address verifier) external;
 
     /// @notice Direct future settlements to `payee` (owner only).
     function setPayee(address payee) external;
@@ -240,6 +281,9 @@ interface IBillingSettlement {
 
     /// @notice Whether the nullifier has been settled or anchored.
     function isNullifierUsed(uint256 nullifier) external view returns (bool);
+
+    /// @notice The verifier of a binding id (zero if none).
+    function verifierOf(uint8 binding) external view returns (address);
 
     /// @notice Wei owed to `payee`.
     function payeeBalance(address payee) external view returns (uint256);

@@ -14,6 +14,7 @@ from vbill.chain.anvil import local_rpc_url as local_rpc_url
 from vbill.chain.anvil import start_anvil as start_anvil
 from vbill.chain.anvil import stop_anvil as stop_anvil
 from vbill.chain.client import Chain as Chain
+from vbill.chain.client import by_binding as by_binding
 from vbill.chain.client import connect as connect
 from vbill.chain.client import load_account as load_account
 from vbill.chain.client import sha256_file as sha256_file

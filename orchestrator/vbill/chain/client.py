@@ -22,6 +22,7 @@ from web3.exceptions import ContractLogicError, TimeExhausted
 from web3.logs import DISCARD
 
 from vbill import jsonio, paths
+from vbill.bindings import BINDING_V1
 from vbill.chain import contracts
 from vbill.chain.anvil import ANVIL_KEYS, local_rpc_url
 from vbill.chain.networks import (
@@ -210,9 +211,12 @@ class Chain:
         payee: str | None = None,
         allow_dev_setup: bool = False,
         write: bool = True,
+        vkeys: Mapping[str, Path] | None = None,
     ) -> dict[str, Any]:
-        """Render + compile from the vkey, deploy verifier and settlement, register attesters
-        (default: the deployer), and write deployments/<network>.json."""
+        """Render + compile from the vkeys, deploy one verifier per binding and the settlement,
+        register each verifier (setVerifier) and the attesters (default: the deployer), and
+        write deployments/<network>.json. `vkeys` maps binding → key; by default v1's is
+        `vkey_path` and every later binding whose key exists is deployed too."""
         ceremony = _ceremony()
         if (
             self.network.name != "local"
@@ -224,15 +228,30 @@ class Chain:
                 f"the setup's ceremony is {ceremony!r}: its toxic waste is public, so anyone "
                 f"could forge proofs on {self.network.name}; --allow-dev-setup overrides",
             )
-        built = contracts.build(vkey_path)
-        verifier_addr, vtx = self._deploy_one(built["BillingVerifier"])
+        keys = contracts.default_vkeys(vkey_path) if vkeys is None else dict(vkeys)
+        built = contracts.build(vkey_path, keys)
+        addresses: dict[str, str] = {}
+        txs: dict[str, TxResult] = {}
+        for binding in keys:
+            name = contracts.verifier_spec(binding).contract
+            addresses[name], txs[name] = self._deploy_one(built[name])
         owner = self.address
-        settle_addr, stx = self._deploy_one(
-            built["BillingSettlement"], verifier_addr, owner, payee or owner
+        settlement = contracts.SETTLEMENT
+        addresses[settlement], txs[settlement] = self._deploy_one(
+            built[settlement], owner, payee or owner
         )
-        self.use_settlement(settle_addr)
+        self.use_settlement(addresses[settlement])
+        bindings: dict[str, dict[str, Any]] = {}
+        for binding, key in keys.items():
+            spec = contracts.verifier_spec(binding)
+            fn = self.settlement.functions.setVerifier(spec.binding_id, addresses[spec.contract])
+            bindings[binding] = {
+                "binding_id": spec.binding_id,
+                "verifier": spec.contract,
+                "vkey_sha256": sha256_file(key),
+                "set_verifier_tx_hash": self.transact(fn).transaction_hash,
+            }
         attester_list = list(attesters) or [owner]
-        txs = {"BillingVerifier": vtx, "BillingSettlement": stx}
         added = []
         for a in attester_list:
             added.append(self.transact(self.settlement.functions.addAttester(a)).transaction_hash)
@@ -244,15 +263,16 @@ class Chain:
             "payee": payee or owner,
             "attesters": attester_list,
             "attester_tx_hashes": added,
-            "block_number": stx.block_number,
-            "vkey_sha256": sha256_file(vkey_path),
+            "block_number": txs[settlement].block_number,
+            "vkey_sha256": bindings[BINDING_V1]["vkey_sha256"],
+            "bindings": bindings,
             "ceremony": ceremony,
-            "solc": json.loads((contracts.CONTRACTS_OUT / "BillingSettlement.json").read_text())[
+            "solc": json.loads((contracts.CONTRACTS_OUT / f"{settlement}.json").read_text())[
                 "compiler"
             ]["solc"],
             "contracts": {},
         }
-        for name, addr in (("BillingVerifier", verifier_addr), ("BillingSettlement", settle_addr)):
+        for name, addr in addresses.items():
             code = bytes(self.w3.eth.get_code(addr)).hex()  # type: ignore[arg-type]
             dep["contracts"][name] = {
                 "address": addr,
@@ -277,9 +297,17 @@ class Chain:
             rows.append({"check": what, "ok": ok, "detail": detail})
 
         row("chain_id", dep["chain_id"] == self.network.chain_id, str(dep["chain_id"]))
-        if vkey_path.exists():
-            current = sha256_file(vkey_path)
-            row("vkey_sha256", current == dep["vkey_sha256"], current)
+        # a record from before bindings: v1 only, its key at the top level
+        bindings = dep.get("bindings") or {
+            BINDING_V1: {"binding_id": 1, "verifier": "BillingVerifier"}
+        }
+        for binding, info in bindings.items():
+            key = vkey_path if binding == BINDING_V1 else contracts.verifier_spec(binding).vkey
+            recorded = info.get("vkey_sha256", dep["vkey_sha256"])
+            if key.exists():
+                current = sha256_file(key)
+                suffix = "" if binding == BINDING_V1 else f"[{binding}]"
+                row(f"vkey_sha256{suffix}", current == recorded, current)
         for name, info in dep["contracts"].items():
             code = bytes(self.w3.eth.get_code(info["address"])).hex()
             row(
@@ -298,12 +326,13 @@ class Chain:
                 masked == compiled.deployed_bytecode.lower(),
                 "on-chain code (immutables masked) vs build/contracts",
             )
-        verifier = self.settlement.functions.verifier().call()
-        row(
-            "settlement.verifier",
-            verifier == dep["contracts"]["BillingVerifier"]["address"],
-            verifier,
-        )
+        for binding, info in bindings.items():
+            on_chain = self.settlement.functions.verifierOf(info["binding_id"]).call()
+            row(
+                f"settlement.verifierOf[{binding}]",
+                on_chain == dep["contracts"][info["verifier"]]["address"],
+                on_chain,
+            )
         return rows
 
     # ---- tenants
@@ -354,32 +383,40 @@ class Chain:
     # ---- attesters
 
     def _settle_fn(self, s: Settlement) -> Any:
-        fns = self.settlement.functions
-        if s.currency == "ETH":
-            return fns.settle(s.proof_arg(), list(s.signals))
-        return fns.anchorCharge(s.proof_arg(), list(s.signals))
+        """The entry point of the charge's binding: settle(V2) for ETH, anchorCharge(V2) else."""
+        spec = contracts.verifier_spec(s.binding)
+        name = spec.settle_fn if s.currency == "ETH" else spec.anchor_fn
+        return self.settlement.functions[name](s.proof_arg(), list(s.signals))
 
     def settle(self, s: Settlement, gas: int | None = None) -> TxResult:
-        """Settle one ETH charge, or anchor a charge in another currency (no ETH moves)."""
+        """Settle one ETH charge, or anchor a charge in another currency (no ETH moves), through
+        the verifier of its binding."""
         return self.transact(self._settle_fn(s), gas=gas)
 
     def eth_batch_fn(self, eth: Sequence[Settlement]) -> Any:
-        """The one call that settles these ETH charges: `settle` for one, else `settleBatch`
-        (simulate this exact call with `call_revert` before sending it with `transact`)."""
+        """The one call that settles these ETH charges, all of one binding: its `settle` for
+        one, else its `settleBatch` (simulate this exact call with `call_revert` before sending
+        it with `transact`). InputError for an empty batch or one that mixes bindings."""
+        bindings = {s.binding for s in eth}
+        if len(bindings) != 1:
+            raise InputError(
+                "bundles", f"a settleBatch holds charges of one binding, got {sorted(bindings)}"
+            )
         if len(eth) == 1:
             return self._settle_fn(eth[0])
-        return self.settlement.functions.settleBatch(
+        spec = contracts.verifier_spec(eth[0].binding)
+        return self.settlement.functions[spec.batch_fn](
             [s.proof_arg() for s in eth], [list(s.signals) for s in eth]
         )
 
     def settle_batch(self, items: Sequence[Settlement], gas: int | None = None) -> list[TxResult]:
-        """ETH charges in one settleBatch transaction (its proofs checked by one pairing; if
-        any charge is refused the whole batch reverts: simulate `eth_batch_fn` first); other
-        currencies anchored one by one."""
-        eth = [s for s in items if s.currency == "ETH"]
+        """ETH charges in one settleBatch transaction per binding (its proofs checked by one
+        pairing; if any charge is refused the whole batch reverts: simulate `eth_batch_fn`
+        first), bindings in order of first appearance; other currencies anchored one by one,
+        first. So with one binding, the last result is the batch's transaction."""
         results = [self.settle(s) for s in items if s.currency != "ETH"]
-        if eth:
-            results.append(self.transact(self.eth_batch_fn(eth), gas=gas))
+        for group in by_binding([s for s in items if s.currency == "ETH"]).values():
+            results.append(self.transact(self.eth_batch_fn(group), gas=gas))
         return results
 
     def anchor_tree_head(self, root: bytes, size: int) -> TxResult:
@@ -403,6 +440,12 @@ class Chain:
         if rcpt["status"] != 1:
             raise VerificationFailed(f"transaction {tx_hash} reverted")
         address = self.settlement.address
+        events = self.settlement.events
+        windows = {
+            ev["args"]["nullifier"]: (ev["args"]["prevStateKey"], ev["args"]["stateKey"])
+            for ev in events.WindowAdvanced().process_receipt(rcpt, errors=DISCARD)
+            if ev["address"] == address
+        }
         charges = [
             Charge(
                 ev["args"]["tenantKey"],
@@ -410,8 +453,9 @@ class Chain:
                 ev["args"]["commitment"],
                 ev["args"]["charge"],
                 ev["args"]["weiAmount"],
+                *windows.get(ev["args"]["nullifier"], (None, None)),
             )
-            for ev in self.settlement.events.ChargeSettled().process_receipt(rcpt, errors=DISCARD)
+            for ev in events.ChargeSettled().process_receipt(rcpt, errors=DISCARD)
             if ev["address"] == address
         ]
         if not charges:
@@ -425,9 +469,11 @@ class Chain:
             if (
                 c.commitment != s.commitment
                 or c.charge != s.signals[1]
-                or c.tenant_key != s.signals[4]
+                or c.tenant_key != s.tenant_key
             ):
                 raise VerificationFailed("the ChargeSettled event differs from the bundle")
+            if s.state_keys is not None and (c.prev_state_key, c.state_key) != s.state_keys:
+                raise VerificationFailed("the WindowAdvanced event differs from the bundle")
             charges = [c]
         block = self.w3.eth.get_block(rcpt["blockNumber"])
         return UsageReceipt(
@@ -438,6 +484,14 @@ class Chain:
             timestamp=block["timestamp"],
             charges=tuple(charges),
         )
+
+
+def by_binding(items: Sequence[Settlement]) -> dict[str, list[Settlement]]:
+    """The charges grouped by binding, in order of first appearance (one settleBatch each)."""
+    groups: dict[str, list[Settlement]] = {}
+    for s in items:
+        groups.setdefault(s.binding, []).append(s)
+    return groups
 
 
 def _checksum(abi_type: str, value: Any) -> Any:

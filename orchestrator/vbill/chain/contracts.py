@@ -1,8 +1,10 @@
-"""Render the Groth16 verifier from the verification key and compile the contracts with solcjs.
+"""Render the Groth16 verifiers from the verification keys and compile the contracts with solcjs.
 
-The verifier is generated (jinja2, contracts/templates/BillingVerifier.sol.j2) so that it is a
-pure function of build/vkey.json: an auditor re-renders it and gets the same bytes. Compilation
-uses the pinned npm `solc` through a small node script, so no compiler is downloaded.
+Each binding has its own verifier, generated from one template (jinja2,
+contracts/templates/BillingVerifier.sol.j2) with the binding as a parameter, so that it is a pure
+function of that binding's vkey: an auditor re-renders it and gets the same bytes. v1's contract
+keeps its first name, BillingVerifier (and so its rendered bytes); v2's is BillingVerifierV2.
+Compilation uses the pinned npm `solc` through a small node script, so no compiler is downloaded.
 """
 
 from __future__ import annotations
@@ -11,20 +13,21 @@ import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from vbill import paths
-from vbill.bindings import BINDING_VERSION
+from vbill import jsonio, paths
+from vbill.bindings import BINDING_V1, BINDING_V2, artefacts
 from vbill.errors import InputError, ToolError
 from vbill.zk.groth16 import Groth16Error, parse_vkey
 
-N_PUBLIC = 5
 TEMPLATE = paths.CONTRACTS / "templates" / "BillingVerifier.sol.j2"
-# Where the rendered verifier and the compiled artefacts go (every deploy rebuilds them):
+# Where the rendered verifiers and the compiled artefacts go (every deploy rebuilds them):
 # build/ by default; VBILL_CONTRACTS_BUILD moves them (and their manifest record) elsewhere, so
 # a test run never rewrites build/ under another process reading it.
 CONTRACTS_BUILD = Path(os.environ.get("VBILL_CONTRACTS_BUILD") or paths.BUILD)
@@ -39,10 +42,84 @@ SOURCES = (
     "BillingSettlementBase.sol",
     "BillingSettlement.sol",
 )
-NAMES = ("BillingVerifier", "BillingSettlement")
+SETTLEMENT = "BillingSettlement"
 # Cancun: supported by Horizen L3 (OP stack) and anvil; transient storage for the reentrancy lock.
 EVM_VERSION = "cancun"
 OPTIMIZER_RUNS = 10_000
+
+
+@cache
+def _circuits() -> dict[str, Any]:
+    declared: dict[str, Any] = json.loads((paths.CIRCUITS / "circuits.json").read_text())
+    return declared
+
+
+@dataclass(frozen=True)
+class VerifierSpec:
+    """One binding's verifier: its contract and interface names, its on-chain binding id
+    (BillingSettlement.BINDING_V1/V2), the settlement's entry points for its charges, and its
+    circuit as circuits/circuits.json declares it."""
+
+    binding: str
+    binding_id: int
+    contract: str
+    interface: str
+    sol: Path
+    settle_fn: str
+    batch_fn: str
+    anchor_fn: str
+
+    @property
+    def circuit(self) -> dict[str, Any]:
+        return dict(_circuits()[artefacts(self.binding).circuit])
+
+    @property
+    def signal_names(self) -> tuple[str, ...]:
+        return tuple(self.circuit["pubs"])
+
+    @property
+    def n_public(self) -> int:
+        return len(self.signal_names)
+
+    @property
+    def vkey(self) -> Path:
+        return artefacts(self.binding).vkey
+
+
+VERIFIERS: dict[str, VerifierSpec] = {
+    BINDING_V1: VerifierSpec(
+        BINDING_V1,
+        1,
+        "BillingVerifier",
+        "IBillingVerifier",
+        VERIFIER_SOL,
+        "settle",
+        "settleBatch",
+        "anchorCharge",
+    ),
+    BINDING_V2: VerifierSpec(
+        BINDING_V2,
+        2,
+        "BillingVerifierV2",
+        "IBillingVerifierV2",
+        CONTRACTS_BUILD / "BillingVerifierV2.sol",
+        "settleV2",
+        "settleBatchV2",
+        "anchorChargeV2",
+    ),
+}
+# Compiled artefacts, verifiers first (build/contracts/<Name>.json).
+NAMES = (*(v.contract for v in VERIFIERS.values()), SETTLEMENT)
+# Kept for callers that ask the v1 arity.
+N_PUBLIC = VERIFIERS[BINDING_V1].n_public
+
+
+def verifier_spec(binding: str) -> VerifierSpec:
+    """The verifier of a binding version; InputError for one the contracts do not know."""
+    try:
+        return VERIFIERS[binding]
+    except KeyError:
+        raise InputError("binding_version", f"no on-chain verifier for {binding!r}") from None
 
 
 @dataclass(frozen=True)
@@ -64,21 +141,31 @@ def sha256_hex(hex_code: str) -> str:
     return hashlib.sha256(bytes.fromhex(hex_code.removeprefix("0x"))).hexdigest()
 
 
-def load_vkey(vkey_path: Path = paths.VKEY) -> dict[str, Any]:
+def load_vkey(vkey_path: Path = paths.VKEY, binding: str = BINDING_V1) -> dict[str, Any]:
+    """The key, checked to parse and to have the binding's number of public signals."""
     paths.require(vkey_path)
+    spec = verifier_spec(binding)
+    vkey = jsonio.read_file(vkey_path, str(vkey_path))  # bounded: --vkey names any file
     try:
-        vkey = json.loads(vkey_path.read_text())
         parse_vkey(vkey)  # fail closed on a malformed key before it reaches Solidity
-    except (json.JSONDecodeError, Groth16Error) as exc:
+    except Groth16Error as exc:
         raise InputError(str(vkey_path), f"not a usable verification key: {exc}") from exc
-    if int(vkey["nPublic"]) != N_PUBLIC:
-        raise InputError(str(vkey_path), f"nPublic is {vkey['nPublic']}, the contracts need 5")
+    if int(vkey["nPublic"]) != spec.n_public:
+        raise InputError(
+            str(vkey_path),
+            f"nPublic is {vkey['nPublic']}, the {binding} contracts need {spec.n_public}",
+        )
     return vkey
 
 
-def render_verifier(vkey_path: Path = paths.VKEY, out: Path = VERIFIER_SOL) -> Path:
-    """Write the verifier for `vkey_path` to `out`; the output is a pure function of the key."""
-    vkey = load_vkey(vkey_path)
+def render_verifier(
+    vkey_path: Path = paths.VKEY, out: Path | None = None, binding: str = BINDING_V1
+) -> Path:
+    """Write the binding's verifier for `vkey_path` to `out` (default: its file in the contracts
+    build); the output is a pure function of the key and the binding."""
+    spec = verifier_spec(binding)
+    out = out or spec.sol
+    vkey = load_vkey(vkey_path, binding)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE.parent),
         undefined=jinja2.StrictUndefined,
@@ -88,7 +175,11 @@ def render_verifier(vkey_path: Path = paths.VKEY, out: Path = VERIFIER_SOL) -> P
     source = env.get_template(TEMPLATE.name).render(
         vkey_path=vkey_path.name,
         vkey_sha256=hashlib.sha256(vkey_path.read_bytes()).hexdigest(),
-        binding_version=BINDING_VERSION,
+        binding_version=binding,
+        circuit_template=spec.circuit["template"],
+        contract_name=spec.contract,
+        interface_name=spec.interface,
+        signal_names=spec.signal_names,
         n_public=int(vkey["nPublic"]),
         alpha=vkey["vk_alpha_1"],
         beta=vkey["vk_beta_2"],
@@ -101,12 +192,20 @@ def render_verifier(vkey_path: Path = paths.VKEY, out: Path = VERIFIER_SOL) -> P
     return out
 
 
-def standard_json(verifier_sol: Path = VERIFIER_SOL) -> dict[str, Any]:
-    """The solc standard-JSON input: the rendered verifier and the settlement sources."""
+def standard_json(
+    verifier_sol: Path = VERIFIER_SOL, extra_verifiers: Mapping[str, Path] | None = None
+) -> dict[str, Any]:
+    """The solc standard-JSON input: the rendered verifier(s) and the settlement sources.
+
+    `verifier_sol` is v1's; `extra_verifiers` maps later bindings to their rendered files."""
     sources = {
         f"contracts/{name}": {"content": (paths.CONTRACTS / name).read_text()} for name in SOURCES
     }
-    sources["contracts/BillingVerifier.sol"] = {"content": paths.require(verifier_sol).read_text()}
+    rendered = {BINDING_V1: verifier_sol, **(extra_verifiers or {})}
+    for binding, sol in rendered.items():
+        sources[f"contracts/{verifier_spec(binding).contract}.sol"] = {
+            "content": paths.require(sol).read_text()
+        }
     return {
         "language": "Solidity",
         "sources": sources,
@@ -151,13 +250,17 @@ def run_solc(std_input: dict[str, Any]) -> dict[str, Any]:
 
 
 def compile_contracts(
-    verifier_sol: Path = VERIFIER_SOL, out_dir: Path = CONTRACTS_OUT
+    verifier_sol: Path = VERIFIER_SOL,
+    out_dir: Path = CONTRACTS_OUT,
+    extra_verifiers: Mapping[str, Path] | None = None,
 ) -> dict[str, Compiled]:
     """Compile, write build/contracts/<Name>.json and record hashes in the manifest."""
-    output = run_solc(standard_json(verifier_sol))
+    extra = dict(extra_verifiers or {})
+    output = run_solc(standard_json(verifier_sol, extra))
+    names = [verifier_spec(b).contract for b in (BINDING_V1, *extra)] + [SETTLEMENT]
     compiled: dict[str, Compiled] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in NAMES:
+    for name in names:
         entry = output["contracts"][f"contracts/{name}.sol"][name]
         deployed = entry["evm"]["deployedBytecode"]
         ranges = tuple(
@@ -184,13 +287,16 @@ def compile_contracts(
             },
         }
         (out_dir / f"{name}.json").write_text(json.dumps(artefact, indent=2) + "\n")
-    _record_manifest(compiled, output["solcVersion"], verifier_sol)
+    _record_manifest(compiled, output["solcVersion"], {BINDING_V1: verifier_sol, **extra})
     return compiled
 
 
-def _record_manifest(compiled: dict[str, Compiled], solc_version: str, verifier_sol: Path) -> None:
+def _record_manifest(
+    compiled: dict[str, Compiled], solc_version: str, verifier_sols: Mapping[str, Path]
+) -> None:
     """Merge a "contracts" entry into the manifest (build/manifest.json), leaving every other
-    key alone."""
+    key alone. v1's rendered verifier stays `verifier_sol_sha256` (what verify-setup checks);
+    every binding's is under `verifiers[binding].sol_sha256`."""
     manifest: dict[str, Any] = {}
     if CONTRACTS_MANIFEST.exists():
         manifest = json.loads(CONTRACTS_MANIFEST.read_text())
@@ -198,7 +304,11 @@ def _record_manifest(compiled: dict[str, Compiled], solc_version: str, verifier_
         "solc": solc_version,
         "evm_version": EVM_VERSION,
         "optimizer_runs": OPTIMIZER_RUNS,
-        "verifier_sol_sha256": hashlib.sha256(verifier_sol.read_bytes()).hexdigest(),
+        "verifier_sol_sha256": sha256_file(verifier_sols[BINDING_V1]),
+        "verifiers": {
+            binding: {"contract": verifier_spec(binding).contract, "sol_sha256": sha256_file(sol)}
+            for binding, sol in verifier_sols.items()
+        },
         **{
             c.name: {
                 "bytecode_sha256": sha256_hex(c.bytecode),
@@ -216,6 +326,10 @@ def _record_manifest(compiled: dict[str, Compiled], solc_version: str, verifier_
     tmp.replace(CONTRACTS_MANIFEST)
 
 
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def load_compiled(name: str, out_dir: Path = CONTRACTS_OUT) -> Compiled:
     """Read a compiled artefact back; ToolError naming `make verifier` if it is missing."""
     path = paths.require(out_dir / f"{name}.json", "run `make verifier` or `vbill deploy`")
@@ -229,9 +343,27 @@ def load_compiled(name: str, out_dir: Path = CONTRACTS_OUT) -> Compiled:
     )
 
 
-def build(vkey_path: Path = paths.VKEY) -> dict[str, Compiled]:
-    """Render the verifier from the key and compile everything (what `make verifier` runs)."""
-    return compile_contracts(render_verifier(vkey_path))
+def default_vkeys(v1: Path = paths.VKEY) -> dict[str, Path]:
+    """v1's key, and each later binding's whose setup has been built (`make setup-v2`)."""
+    keys = {BINDING_V1: v1}
+    for binding, spec in VERIFIERS.items():
+        if binding != BINDING_V1 and spec.vkey.exists():
+            keys[binding] = spec.vkey
+    return keys
+
+
+def build(
+    vkey_path: Path = paths.VKEY, vkeys: Mapping[str, Path] | None = None
+) -> dict[str, Compiled]:
+    """Render every binding's verifier from its key and compile everything (what `make
+    verifier` runs). `vkeys` maps binding → key (v1's defaults to `vkey_path`); by default
+    v1 and every later binding whose key exists."""
+    keys = default_vkeys(vkey_path) if vkeys is None else dict(vkeys)
+    if BINDING_V1 not in keys:
+        raise InputError("vkeys", f"{BINDING_V1} is required (the settlement's first binding)")
+    v1 = render_verifier(keys[BINDING_V1], binding=BINDING_V1)
+    extra = {b: render_verifier(k, binding=b) for b, k in keys.items() if b != BINDING_V1}
+    return compile_contracts(v1, extra_verifiers=extra)
 
 
 if __name__ == "__main__":  # `python -m vbill.chain.contracts [VKEY]`

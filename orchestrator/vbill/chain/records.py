@@ -11,6 +11,8 @@ from typing import Any
 from eth_utils import keccak
 
 from vbill import jsonio
+from vbill.bindings import BINDING_V1, BINDING_V2
+from vbill.chain.contracts import verifier_spec
 from vbill.chain.networks import WEI_PER_ETH
 from vbill.errors import InputError
 
@@ -53,11 +55,15 @@ class TxResult:
 
 @dataclass(frozen=True)
 class Charge:
+    """A ChargeSettled event; for a v2 charge, with its WindowAdvanced state keys."""
+
     tenant_key: int
     nullifier: int
     commitment: int
     charge: int
     wei: int
+    prev_state_key: int | None = None
+    state_key: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,19 +79,23 @@ class UsageReceipt:
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["charges"] = [{k: str(v) for k, v in asdict(c).items()} for c in self.charges]
+        out["charges"] = [
+            {k: str(v) for k, v in asdict(c).items() if v is not None} for c in self.charges
+        ]
         return out
 
 
 @dataclass(frozen=True)
 class Settlement:
-    """A proof and its five public signals, in the contract's calldata shape."""
+    """A proof and its public signals (five for v1, seven for v2), in the contract's calldata
+    shape; `binding` picks the verifier and the settlement's entry points."""
 
     a: tuple[int, int]
     b: tuple[tuple[int, int], tuple[int, int]]
     c: tuple[int, int]
-    signals: tuple[int, int, int, int, int]
+    signals: tuple[int, ...]
     currency: str = "ETH"
+    binding: str = BINDING_V1
 
     @property
     def nullifier(self) -> int:
@@ -94,6 +104,15 @@ class Settlement:
     @property
     def commitment(self) -> int:
         return self.signals[0]
+
+    @property
+    def tenant_key(self) -> int:
+        return self.signals[4]
+
+    @property
+    def state_keys(self) -> tuple[int, int] | None:
+        """(prev_state_key, state_key) of a v2 charge; None for v1."""
+        return (self.signals[5], self.signals[6]) if self.binding == BINDING_V2 else None
 
     def proof_arg(self) -> tuple[Any, ...]:
         return (list(self.a), [list(self.b[0]), list(self.b[1])], list(self.c))
@@ -131,11 +150,15 @@ def batch_scalars(items: Sequence[Settlement]) -> list[int]:
     ]
 
 
-def settlement_from_snarkjs(proof: Mapping[str, Any], signals: Sequence[Any]) -> Settlement:
+def settlement_from_snarkjs(
+    proof: Mapping[str, Any], signals: Sequence[Any], binding: str = BINDING_V1
+) -> Settlement:
     """snarkjs JSON → calldata; G2 coordinates swap to the EVM's (im, re) order.
 
     Coordinates are passed as given (even ≥ p): the on-chain verifier must be the one to reject.
+    The binding fixes the number of signals (InputError for another count or binding).
     """
+    n_public = verifier_spec(binding).n_public
     try:
         pa, pb, pc = proof["pi_a"], proof["pi_b"], proof["pi_c"]
         a = (parse_uint(pa[0], "proof.pi_a[0]"), parse_uint(pa[1], "proof.pi_a[1]"))
@@ -146,22 +169,25 @@ def settlement_from_snarkjs(proof: Mapping[str, Any], signals: Sequence[Any]) ->
         c = (parse_uint(pc[0], "proof.pi_c[0]"), parse_uint(pc[1], "proof.pi_c[1]"))
     except (KeyError, IndexError, TypeError) as exc:
         raise InputError("proof", f"not a snarkjs Groth16 proof ({exc})") from None
-    if len(signals) != 5:
-        raise InputError("public_signals", f"expected 5, got {len(signals)}")
+    if len(signals) != n_public:
+        raise InputError("public_signals", f"{binding} has {n_public}, got {len(signals)}")
     sig = tuple(parse_uint(s, f"public_signals[{i}]", 2**256) for i, s in enumerate(signals))
-    return Settlement(a, b, c, sig)  # type: ignore[arg-type]
+    return Settlement(a, b, c, sig, binding=binding)
 
 
 def settlement_from_bundle(bundle: Mapping[str, Any], where: str = "bundle") -> Settlement:
-    """The proof, signals and tariff currency of a billing bundle (docs/protocol.md §5)."""
+    """The proof, signals, binding and tariff currency of a billing bundle (docs/protocol.md
+    §5; binding v2: docs/protocol-v2.md §5)."""
     try:
         bp = bundle["attestation"]["billing_proof"]
-        proof, signals = bp["proof"], bp["public_signals"]
+        proof, signals, binding = bp["proof"], bp["public_signals"], bp["binding_version"]
     except (KeyError, TypeError):
-        raise InputError(f"{where}.attestation.billing_proof", "missing proof or signals") from None
+        raise InputError(
+            f"{where}.attestation.billing_proof", "missing proof, signals or binding_version"
+        ) from None
     currency = str(bundle.get("tariff_snapshot", {}).get("currency", ""))
-    s = settlement_from_snarkjs(proof, signals)
-    return Settlement(s.a, s.b, s.c, s.signals, currency)
+    s = settlement_from_snarkjs(proof, signals, str(binding))
+    return Settlement(s.a, s.b, s.c, s.signals, currency, s.binding)
 
 
 def read_bundle(path: Path) -> dict[str, Any]:
