@@ -1338,6 +1338,7 @@ class Store:
         out["bundles"] = sum(out[k] for k in ("none", "pending", "settled", "failed"))
         out["tenants"] = self._conn().execute("SELECT COUNT(*) FROM tenants").fetchone()[0]
         out["log_size"] = self._conn().execute("SELECT COUNT(*) FROM log_leaves").fetchone()[0]
+        out["proving"] = self.unproven_count()  # signed and logged, awaiting the proof
         return out
 
     # --- revocations ---
