@@ -58,7 +58,8 @@ def test_readme_runs_as_written(tmp_path: Path) -> None:
     script = "\n".join(shell_blocks(README.read_text()))
     script = re.sub(r"\b8545\b", str(anvil_port), script)
     script = re.sub(r"\b8080\b", str(service_port), script)
-    (work / "readme.sh").write_text("set -euo pipefail\nset -x\n" + script)
+    trace = "PS4='+ ${SECONDS}s: '\nset -euo pipefail\nset -x\n"  # timed trace on failure
+    (work / "readme.sh").write_text(trace + script)
     home = tmp_path / "home"
     env = {
         k: v
