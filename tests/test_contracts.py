@@ -8,6 +8,7 @@ proofs) is held to py_ecc's batch check with the same Fiat–Shamir scalars and 
 by proof, on valid and adversarial batches.
 """
 
+# ruff: noqa: F811  (the v2 fixtures imported from chain_v2 are parameters here)
 from __future__ import annotations
 
 import copy
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chain_v2 import V2, metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
 from conftest import needs_build
 from eth_account import Account
 from vbill import chain as ch
 from vbill import paths
+from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.chain import contracts
 from vbill.errors import InputError
 from vbill.zk.groth16 import (
@@ -60,6 +63,33 @@ def test_render_is_a_pure_function_of_the_key(tmp_path: Path) -> None:
         assert point[0].encode() in one and point[1].encode() in one
 
 
+def seven_signal_key(tmp_path: Path) -> Path:
+    """A well-formed 7-signal key (v1's points, two IC points repeated): enough to render."""
+    vkey = json.loads(paths.VKEY.read_text())
+    vkey["nPublic"], vkey["IC"] = 7, vkey["IC"] + vkey["IC"][1:3]
+    path = tmp_path / "vkey-v2.json"
+    path.write_text(json.dumps(vkey))
+    return path
+
+
+def test_one_template_renders_each_binding_and_refuses_the_other_arity(tmp_path: Path) -> None:
+    """v2's verifier is the same template with seven signals and its own contract name; each
+    binding refuses the other's key; v1's file still names its contract BillingVerifier."""
+    needs_build()
+    key7 = seven_signal_key(tmp_path)
+    one = contracts.render_verifier(key7, tmp_path / "a.sol", BINDING_V2).read_text()
+    assert one == contracts.render_verifier(key7, tmp_path / "b.sol", BINDING_V2).read_text()
+    assert "contract BillingVerifierV2 {" in one and "N_PUBLIC = 7;" in one
+    assert "uint256[7] calldata pubSignals" in one and "uint256[7][] calldata" in one
+    assert "prev_state_key, state_key." in one and "MeteredBinding circuit" in one
+    v1 = contracts.render_verifier(paths.VKEY, tmp_path / "v1.sol").read_text()
+    assert "contract BillingVerifier {" in v1 and "N_PUBLIC = 5;" in v1
+    with pytest.raises(InputError, match="need 7"):
+        contracts.render_verifier(paths.VKEY, tmp_path / "c.sol", BINDING_V2)
+    with pytest.raises(InputError, match="need 5"):
+        contracts.render_verifier(key7, tmp_path / "d.sol", BINDING_V1)
+
+
 @pytest.fixture(scope="session")
 def verifiers(anvil, deployment, tmp_path_factory) -> dict[str, Any]:
     """Ours (from the deployment) and snarkjs's own exported verifier, both on anvil."""
@@ -89,18 +119,22 @@ def verifiers(anvil, deployment, tmp_path_factory) -> dict[str, Any]:
     return {"ours": ours, "snarkjs_sol": theirs, "w3": c.w3}
 
 
-def _calldata(proof: dict[str, Any], signals: list[str]) -> tuple[Any, ...]:
-    s = ch.settlement_from_snarkjs(proof, signals)
+def _calldata(
+    proof: dict[str, Any], signals: list[str], binding: str = BINDING_V1
+) -> tuple[Any, ...]:
+    s = ch.settlement_from_snarkjs(proof, signals, binding)
     return (*s.proof_arg(), list(s.signals))
 
 
-def _on_chain(contract: Any, proof: dict[str, Any], signals: list[str]) -> bool:
-    return bool(contract.functions.verifyProof(*_calldata(proof, signals)).call())
+def _on_chain(
+    contract: Any, proof: dict[str, Any], signals: list[str], binding: str = BINDING_V1
+) -> bool:
+    return bool(contract.functions.verifyProof(*_calldata(proof, signals, binding)).call())
 
 
-def _py_ecc(proof: dict[str, Any], signals: list[str]) -> bool:
+def _py_ecc(proof: dict[str, Any], signals: list[str], vkey: Path = paths.VKEY) -> bool:
     try:
-        return verify_json(json.loads(paths.VKEY.read_text()), signals, proof)
+        return verify_json(json.loads(vkey.read_text()), signals, proof)
     except Groth16Error:
         return False
 
@@ -178,18 +212,20 @@ def test_verifier_out_of_gas_returns_false_rather_than_reverting(verifiers, pilo
 # ------------------------------------------------------------------------------ verifyBatch
 
 
-def _batch_on_chain(contract: Any, batch: list[tuple[dict[str, Any], list[str]]]) -> bool:
-    items = [ch.settlement_from_snarkjs(p, s) for p, s in batch]
+def _batch_on_chain(
+    contract: Any, batch: list[tuple[dict[str, Any], list[str]]], binding: str = BINDING_V1
+) -> bool:
+    items = [ch.settlement_from_snarkjs(p, s, binding) for p, s in batch]
     fn = contract.functions.verifyBatch(
         [s.proof_arg() for s in items], [list(s.signals) for s in items]
     )
     return bool(fn.call())
 
 
-def _batch_py_ecc(batch: list[tuple[dict[str, Any], list[str]]]) -> bool:
+def _batch_py_ecc(batch: list[tuple[dict[str, Any], list[str]]], vkey: Path = paths.VKEY) -> bool:
     """py_ecc's batch check with the contract's own Fiat–Shamir scalars."""
     try:
-        key = parse_vkey(json.loads(paths.VKEY.read_text()))
+        key = parse_vkey(json.loads(vkey.read_text()))
         items = [(parse_signals(s, key.n_public), parse_proof(p)) for p, s in batch]
     except Groth16Error:
         return False
@@ -269,3 +305,34 @@ def test_batch_scalars_are_fiat_shamir_and_depend_on_every_input(eth_bundle) -> 
     moved = ch.Settlement(last.a, last.b, last.c, (*last.signals[:4], last.signals[4] + 1))
     assert ch.batch_scalars([*items[:2], moved])[1] != rs[1]
     assert ch.batch_scalars([items[1], items[0], items[2]])[1:] != rs[1:]
+
+
+# ------------------------------------------------------------------------------ binding v2
+
+
+def test_v2_verifier_agrees_with_snarkjs_and_py_ecc(verifiers, deployment, metered_window) -> None:
+    """The seven-signal verifier, single and batch, on the same adversarial cases as v1's."""
+    needs_v2_setup()
+    v2 = verifiers["w3"].eth.contract(
+        address=deployment["contracts"]["BillingVerifierV2"]["address"],
+        abi=contracts.load_compiled("BillingVerifierV2").abi,
+    )
+    bundles = metered_window("2026-05", 3)
+    proofs = [b["attestation"]["billing_proof"] for b in bundles]
+    rows = [(bp["proof"], bp["public_signals"]) for bp in proofs]
+    for name, (proof, signals) in _cases(*rows[0]).items():
+        want = name == "valid"
+        assert _on_chain(v2, proof, signals, BINDING_V2) is want, name
+        assert _py_ecc(proof, signals, V2.vkey) is want, name
+        assert _batch_on_chain(v2, [(proof, signals)], BINDING_V2) is want, name
+        moved = [*signals[:5], signals[6], signals[5]]  # the state keys swapped
+        assert _on_chain(v2, proof, moved, BINDING_V2) is False, name
+    (p0, s0), (p1, s1), (p2, s2) = rows
+    batches = {
+        "three valid": (rows, True),
+        "signal rows swapped": ([(p0, s1), (p1, s0), (p2, s2)], False),
+        "last state key bumped": ([(p0, s0), (p1, [*s1[:6], str(int(s1[6]) + 1)])], False),
+    }
+    for name, (batch, want) in batches.items():
+        assert _batch_on_chain(v2, batch, BINDING_V2) is want, name
+        assert _batch_py_ecc(batch, V2.vkey) is want, name
