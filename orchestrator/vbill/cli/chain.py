@@ -191,6 +191,9 @@ def deploy(
     dep = chain.deploy(vkey, attesters, payee, allow_dev_setup)
     settlement = dep["contracts"]["BillingSettlement"]["address"]
     human = f"deployed BillingSettlement {settlement} → {chain.deployment_path()}"
+    for binding, info in dep["bindings"].items():
+        verifier = dep["contracts"][info["verifier"]]["address"]
+        human += f"\n{binding} verified by {info['verifier']} {verifier}"
     if local:
         for address in {a for a in dep["attesters"] if a.lower() != chain.address.lower()}:
             fund_local(chain.rpc_url, address, LOCAL_GAS_WEI)
