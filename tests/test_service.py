@@ -274,12 +274,25 @@ def test_limits_body_is_validated(client: TestClient) -> None:
     assert r.status_code == 404
 
 
-# --- revocation (last: it revokes the service's own attester) ---
+# --- revocation: a service of its own (revoking its attester would refuse every later attest) ---
+
+
+@pytest.fixture
+def revoking(tmp_path: Path, pilot_request: dict[str, Any]) -> Iterator[tuple[TestClient, dict]]:
+    """A fresh service (own home, key and SQLite file) and a bundle it attested."""
+    needs_build()
+    Attester.new(tmp_path / "attester.key")
+    settings = Settings(home=tmp_path, attest_secret=SECRET, prover_workers=1)
+    with TestClient(create_app(settings)) as c:
+        r = c.post(ATTEST, json=pilot_request, headers=AUTH)
+        assert r.status_code == 200, r.text
+        yield c, r.json()
 
 
 def test_revoked_attester_is_listed_signed_and_fails_verification(
-    client: TestClient, pilot: dict[str, Any]
+    revoking: tuple[TestClient, dict[str, Any]],
 ) -> None:
+    client, pilot = revoking
     signer = client.get("/api/vdi/status").json()["attester"]
     assert (
         client.post(
@@ -304,13 +317,14 @@ def test_revoked_attester_is_listed_signed_and_fails_verification(
     result = client.post(VERIFY, json=verify_body(pilot)).json()
     assert result["verification"]["valid"] is False
     assert "revoked" in result["verification"]["reason"]
-
-
-def test_status_health_and_openapi(client: TestClient) -> None:
-    # this module revoked its own attester above: the service says it cannot attest
+    # with its own attester revoked, the service says it cannot attest
     health = client.get("/health")
     assert health.status_code == 503 and health.json()["status"] == "degraded"
     assert "revoked" in " ".join(health.json()["reasons"])
+
+
+def test_status_health_and_openapi(client: TestClient) -> None:
+    assert client.get("/health").status_code == 200
     status = client.get("/api/vdi/status").json()
     assert status["binding_version"] == "bn128-poseidon8-v1" and status["chain"] is None
     paths = client.get("/openapi.json").json()["paths"]
