@@ -21,6 +21,7 @@ from vbill.errors import InputError
 from vbill.ingest import MAX_BATCH, Outcome, prove_and_attach, worker_id
 from vbill.ledger.store import StoredBundle
 from vbill.service.auth import require_operator
+from vbill.service.openapi import OPERATOR, Error, errors
 from vbill.service.state import ServiceState
 
 router = APIRouter()
@@ -73,7 +74,10 @@ def attest_response(svc: ServiceState, outcome: Outcome) -> JSONResponse:
 @router.post(
     "/api/vdi/billing/events",
     dependencies=[Depends(require_operator)],
-    responses={422: {"description": 'the body is not {"events": [...]} of at most 1,000'}},
+    responses={
+        **errors(*OPERATOR, 503),
+        422: {"model": Error, "description": 'the body is not {"events": [...]} of at most 1,000'},
+    },
 )
 async def ingest_events(request: Request) -> dict[str, Any]:
     """Up to 1,000 attest requests in one call, each decided on its own, answered in order:

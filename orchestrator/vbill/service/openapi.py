@@ -136,7 +136,8 @@ def _document(app: FastAPI) -> dict[str, Any]:
         for op in ops.values():
             answer = op.get("responses", {}).get("422")
             if answer is not None:  # FastAPI's default 422 model is not what we send
-                answer["description"] = REASONS[422]
+                if answer.get("description") == "Validation Error":  # FastAPI's own words
+                    answer["description"] = REASONS[422]
                 answer["content"] = {"application/json": {"schema": error_ref}}
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
