@@ -153,7 +153,7 @@ async function render() {
     card.id = `verdict-${key}`;
     card.dataset.valid = String(verdict.valid);
     card.append(Object.assign(document.createElement("h3"), { textContent: `${verdict.valid ? "✓" : "✗"} ${title}` }));
-    const reason = verdict.valid ? meaning + "." : `Not shown: ${verdict.reason}.`;
+    const reason = verdict.valid ? meaning + "." : `Failed: ${verdict.reason}.`;
     card.append(Object.assign(document.createElement("p"), { className: "reason", textContent: reason }));
     card.append(Object.assign(document.createElement("p"), { className: "small", textContent: key }));
     out.append(card);
