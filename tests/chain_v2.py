@@ -10,7 +10,6 @@ account, and an event id settles once whatever its binding (same nullifier).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -82,39 +81,36 @@ def v2_snarkjs() -> Iterator[Prover]:
 
 @pytest.fixture(scope="session")
 def metered_window(v2_snarkjs: Prover) -> Callable[..., list[dict[str, Any]]]:
-    """Factory: the n proven events of `window`, in chain order, as settle-able bundles
-    (cached per window; event i of a window uses 156 + i input and 412 output tokens)."""
+    """Factory: the first n proven events of `window`, in chain order, as settle-able bundles.
+    Every event is one inference of 156 input and 412 output tokens (554 micros exactly, so no
+    rounding carries between events); a window's chain is proved once and extended on demand."""
+    chains: dict[tuple[str, str], list[tuple[str, WindowState]]] = {}
 
-    @functools.cache
-    def make(window: str = "2026-05", n: int = 1, prefix: str = "inf") -> str:
-        state: WindowState = GENESIS
-        bundles = []
-        for i in range(n):
+    def make(window: str = "2026-05", n: int = 1, prefix: str = "inf") -> list[dict[str, Any]]:
+        chain = chains.setdefault((window, prefix), [])
+        while len(chain) < n:
+            i = len(chain)
+            state = chain[-1][1] if chain else GENESIS
             req = request(
-                f"{prefix}_{window}_{i:03d}",
-                window,
-                {"input_tokens": 156 + i, "output_tokens": 412},
+                f"{prefix}_{window}_{i:03d}", window, {"input_tokens": 156, "output_tokens": 412}
             )
             meter, tariff = encode_metered(req)
             signals, after = public_signals(meter, tariff, state, SALT + i, ACCOUNT_SALT)
             proof = v2_snarkjs.prove(circuit_input(meter, tariff, state, SALT + i, ACCOUNT_SALT))
             want = list(dataclasses.astuple(signals))
             assert [int(x) for x in proof.public_signals] == want, "circuit ≠ reference"
-            bundles.append(
-                {
-                    "tariff_snapshot": req["tariff_snapshot"],
-                    "meter_event": req["meter_event"],
-                    "attestation": {
-                        "billing_proof": {
-                            "binding_version": BINDING_V2,
-                            "proof": proof.proof,
-                            "public_signals": proof.public_signals,
-                        }
-                    },
-                    "window_after": {"seq": after.seq, "charge": after.charge},
-                }
-            )
-            state = after
-        return json.dumps(bundles)
+            bundle = {
+                "tariff_snapshot": req["tariff_snapshot"],
+                "meter_event": req["meter_event"],
+                "attestation": {
+                    "billing_proof": {
+                        "binding_version": BINDING_V2,
+                        "proof": proof.proof,
+                        "public_signals": proof.public_signals,
+                    }
+                },
+            }
+            chain.append((json.dumps(bundle), after))
+        return [json.loads(b) for b, _ in chain[:n]]
 
-    return lambda *a, **kw: json.loads(make(*a, **kw))
+    return make
