@@ -31,6 +31,7 @@ from vbill.service.views import (
     ConsistencyProof,
     HealthView,
     InclusionProof,
+    ProvingBundle,
     RevocationList,
     StatusView,
     TariffKeyRequest,
@@ -67,7 +68,10 @@ async def _json_body(request: Request) -> Any:
     dependencies=[Authed],
     response_model=Bundle,
     openapi_extra=json_body(AttestRequest),
-    responses=errors(*OPERATOR, 409, 422, 429, 503),
+    responses={
+        202: {"model": ProvingBundle, "description": "`Prefer: respond-async`: proof follows"},
+        **errors(*OPERATOR, 409, 422, 429, 503),
+    },
 )
 async def attest(request: Request, svc: State) -> JSONResponse:
     """Prove, sign and log one billable event; idempotent per (tenant_id, event_id)."""

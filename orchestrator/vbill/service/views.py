@@ -131,3 +131,12 @@ class TariffKeyRequest(BaseModel):
     }
 
     tariff_snapshot: TariffSnapshot = Field(description="the tariff the tenant will accept")
+
+
+class ProvingBundle(BaseModel):
+    """A 202 to `Prefer: respond-async`: the bundle signed and logged, its Groth16 proof still
+    being made; GET /bundles/{event_id} returns the whole bundle once it is attached."""
+
+    model_config = {"extra": "allow"}
+
+    status: str = Field(description='"proving"')
