@@ -21,6 +21,7 @@ if not os.environ.get("VBILL_CONTRACTS_BUILD"):
     os.environ["VBILL_CONTRACTS_BUILD"] = _OWN_CONTRACTS_BUILD
 
 from vbill import paths  # noqa: E402
+from vbill.bindings import BINDING_V2, artefacts  # noqa: E402
 from vbill.bundle.bundle import build_bundle, digest_of, with_receipt  # noqa: E402
 from vbill.bundle.keys import Attester  # noqa: E402
 from vbill.ledger.translog import MerkleTree, append_with_receipt  # noqa: E402
@@ -168,3 +169,37 @@ def eth_bundle(make_bundle, pilot_request):
         return json.dumps(make_bundle(req, account_salt=account_salt))
 
     return lambda *a, **kw: json.loads(make(*a, **kw))
+
+
+# --- binding v2 (metered tariffs): its own prover, key and trust ---------------------------
+
+V2 = artefacts(BINDING_V2)
+
+
+def needs_v2() -> None:
+    if not (V2.zkey.exists() and V2.wasm.exists() and V2.vkey.exists()):
+        pytest.skip("build/ has no v2 proving key: run `make setup`")
+
+
+@pytest.fixture(scope="session")
+def v2_prover() -> Iterator[Any]:
+    from vbill.zk.native_prover import open_prover
+
+    needs_v2()
+    prover = open_prover(1, binding=BINDING_V2)
+    yield prover
+    prover.close()
+
+
+@pytest.fixture(scope="session")
+def v2(v2_prover: Any) -> Any:
+    """Binding v2's Proving (prover + vkey hash) for attest_event(metered=...)."""
+    from vbill.attest import Proving
+
+    return Proving(v2_prover, file_sha256(V2.vkey))
+
+
+@pytest.fixture(scope="session")
+def v2_trust(attester: Attester) -> TrustSet:
+    needs_v2()
+    return TrustSet().with_(attesters=[attester.address], vkey_files=[V2.vkey])

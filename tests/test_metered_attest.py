@@ -1,0 +1,306 @@
+"""Metered requests (binding v2) through the one attest path, the store's window chain and verify.
+
+Real parts: the v2 circuit's wasm and zkey (native prover), a SQLite store file, the Python
+Groth16 verifier's native twin. Races are forced, not hoped for: a prover that waits on a
+barrier of all callers makes each build on the same window head before any of them stores,
+so only the store's check inside the insert transaction can keep the chain from forking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import multiprocessing
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import V2, needs_v2
+from test_circuit_metered import INFERENCE, flat, request
+from vbill.attest import Proving, attest_event
+from vbill.bindings import BINDING_V1, BINDING_V2
+from vbill.bundle.keys import Attester
+from vbill.ledger.store import Conflict, Store
+from vbill.verify.trust import TrustSet, file_sha256
+from vbill.verify.verify import default_check, verify_bundle
+from vbill.zk.native_prover import open_prover
+from vbill.zk.prover import Proof, ProofSource
+
+
+def event(req: Mapping[str, Any], event_id: str, **usage: int) -> dict[str, Any]:
+    out = copy.deepcopy(dict(req))
+    out["meter_event"]["event_id"] = event_id
+    if usage:
+        out["meter_event"]["usage"] = usage
+    return out
+
+
+def store_at(path: Path, attester: Attester, *, funded: bool = True) -> Store:
+    """The store under `path`; `funded`: tenant_acme exists with ETH credited (charges in ETH
+    are refused past the available balance)."""
+    store = Store(path / "vbill.sqlite3", log_key=attester.account)
+    if funded and store.tenant("tenant_acme") is None:
+        store.ensure_tenant("tenant_acme", lambda: (5, _tenant_key(5)))
+        store.record_deposit("0x" + "ab" * 32, 0, "tenant_acme", 10**24, 1)
+        store.credit_deposit("0x" + "ab" * 32, 0)
+    return store
+
+
+def attest(store: Store, attester: Attester, v2: Proving, req: Mapping[str, Any]) -> Any:
+    # v1's prover is never asked: a metered request goes to `metered`
+    return attest_event(
+        req, store=store, attester=attester, prover=_NoV1(), vkey_sha256="00" * 32, metered=v2
+    )
+
+
+class _NoV1:
+    def prove(self, circuit_input: Mapping[str, str]) -> Proof:
+        raise AssertionError("a metered request reached the v1 prover")
+
+    def close(self) -> None:
+        pass
+
+
+def test_inference_attests_to_554_and_verifies(
+    tmp_path: Path, attester: Attester, v2: Proving, v2_trust: TrustSet
+) -> None:
+    store = store_at(tmp_path, attester)
+    done = attest(store, attester, v2, INFERENCE)
+    bundle = done.stored.bundle
+    assert done.created and bundle["billing"]["expected_charge_micros"] == 554
+    bp = bundle["attestation"]["billing_proof"]
+    assert bp["binding_version"] == BINDING_V2 and len(bp["public_signals"]) == 7
+    window = bundle["billing"]["window"]
+    assert window["seq"] == 1 and window["before"]["seq"] == 0
+    assert window["after"] == {
+        "seq": 1,
+        "units": {"input_tokens": "156", "output_tokens": "412"},
+        "amount": "554000000",
+        "charge": "554",
+    }
+    result = verify_bundle(bundle, trust=v2_trust, check=default_check())
+    assert result.valid, result
+    assert result.incircuit_binding_verification.binding_version == BINDING_V2
+    # the v1 key alone does not make it valid: each binding needs its own key
+    from vbill import paths
+
+    v1_only = TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
+    assert not verify_bundle(bundle, trust=v1_only, check=default_check()).valid
+
+
+def test_same_payload_replays_other_payload_conflicts(
+    tmp_path: Path, attester: Attester, v2: Proving
+) -> None:
+    store = store_at(tmp_path, attester)
+    first = attest(store, attester, v2, event(INFERENCE, "e1"))
+    again = attest(store, attester, v2, event(INFERENCE, "e1"))
+    assert not again.created and again.stored.bundle == first.stored.bundle
+    with pytest.raises(Conflict):
+        attest(store, attester, v2, event(INFERENCE, "e1", input_tokens=1, output_tokens=1))
+    head = store.window_head(("tenant_acme", "2026-05", "llm-secure-7b"))
+    assert head is not None and head.seq == 1  # neither the replay nor the conflict moved it
+
+
+def test_second_event_starts_from_the_first_ones_state(
+    tmp_path: Path, attester: Attester, v2: Proving, v2_trust: TrustSet
+) -> None:
+    store = store_at(tmp_path, attester)
+    a = attest(store, attester, v2, event(INFERENCE, "e1")).stored.bundle
+    b = attest(store, attester, v2, event(INFERENCE, "e2")).stored.bundle
+    assert b["billing"]["window"]["before"] == a["billing"]["window"]["after"]
+    assert (
+        b["attestation"]["billing_proof"]["public_signals"][5]
+        == (a["attestation"]["billing_proof"]["public_signals"][6])
+    )
+    assert b["billing"]["window"]["after"]["charge"] == "1108"
+    assert verify_bundle(b, trust=v2_trust, check=default_check()).valid
+
+
+def _edit(bundle: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(bundle)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "failing"),
+    [
+        # a window total it did not earn: the after-state is recomputed from the before-state
+        (["billing", "window", "after", "charge"], "999", "billing_check"),
+        # another before-state: another prev_state_key, another charge base
+        (["billing", "window", "before", "units", "output_tokens"], "5", "billing_check"),
+        (["billing", "window", "seq"], 2, "billing_check"),
+        # the signals are recomputed, never read: a stated state key is compared, then refused
+        (["attestation", "billing_proof", "public_signals", 6], "1", "incircuit"),
+        (["attestation", "billing_proof", "binding_version"], BINDING_V1, "incircuit"),
+    ],
+)
+def test_tampered_window_or_signals_fail(
+    tmp_path: Path,
+    attester: Attester,
+    v2: Proving,
+    v2_trust: TrustSet,
+    path: list[Any],
+    value: Any,
+    failing: str,
+) -> None:
+    bundle = attest(store_at(tmp_path, attester), attester, v2, INFERENCE).stored.bundle
+    result = verify_bundle(_edit(bundle, path, value), trust=v2_trust, check=default_check())
+    assert not result.valid
+    verdict = (
+        result.billing_check
+        if failing == "billing_check"
+        else result.incircuit_binding_verification
+    )
+    assert not verdict.valid, result
+    assert not result.verification.valid  # the signature covers all of it too
+
+
+class BarrierProver:
+    """A real prover whose first proof waits until every caller has built on the same head."""
+
+    def __init__(self, inner: ProofSource, barrier: Any) -> None:
+        self.inner, self.barrier, self.waited = inner, barrier, False
+
+    def prove(self, circuit_input: Mapping[str, str]) -> Proof:
+        if not self.waited:
+            self.waited = True
+            self.barrier.wait(timeout=600)
+        return self.inner.prove(circuit_input)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def assert_chain(store: Store, n: int) -> list[dict[str, Any]]:
+    """seq 1..n, each starting from the previous state, the total the sum of the charges."""
+    bundles = [s.bundle for s in store.window_bundles(("tenant_acme", "2026-05", "llm-secure-7b"))]
+    assert [b["billing"]["window"]["seq"] for b in bundles] == list(range(1, n + 1))
+    for prev, cur in itertools.pairwise(bundles):
+        assert cur["billing"]["window"]["before"] == prev["billing"]["window"]["after"]
+    assert int(bundles[-1]["billing"]["window"]["after"]["charge"]) == sum(
+        b["billing"]["expected_charge_micros"] for b in bundles
+    )
+    return bundles
+
+
+def test_threads_attesting_into_one_window_never_fork_or_skip(
+    tmp_path: Path, attester: Attester, v2_prover: ProofSource
+) -> None:
+    """Threads with a Store each: all build on the genesis head at once (barrier), so every
+    loser must be re-proved from the new head inside attest_window's loop."""
+    n = 3
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+    store_at(tmp_path, attester)
+
+    def go(i: int) -> None:
+        try:
+            proving = Proving(BarrierProver(v2_prover, barrier), file_sha256(V2.vkey))
+            attest(store_at(tmp_path, attester), attester, proving, event(INFERENCE, f"t{i}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    bundles = assert_chain(store_at(tmp_path, attester), n)
+    assert [b["billing"]["expected_charge_micros"] for b in bundles] == [554] * n
+
+
+def test_threads_sharing_one_store_queue_on_the_window(
+    tmp_path: Path, attester: Attester, v2: Proving
+) -> None:
+    """The service's shape: one Store, so the window's lock orders them and none re-proves."""
+    store = store_at(tmp_path, attester)
+    threads = [
+        threading.Thread(target=attest, args=(store, attester, v2, event(INFERENCE, f"s{i}")))
+        for i in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert_chain(store, 3)
+
+
+def _tenant_key(salt: int) -> int:
+    from vbill.encode.encoding import hash_string
+    from vbill.zk.poseidon import poseidon
+
+    return poseidon([hash_string("tenant_acme"), salt])
+
+
+def _attest_in_process(home: str, key: str, i: int, barrier: Any, results: Any) -> None:
+    from eth_account import Account
+
+    try:
+        attester = Attester(Account.from_key(key))
+        with contextlib.closing(open_prover(1, binding=BINDING_V2)) as prover:
+            proving = Proving(BarrierProver(prover, barrier), file_sha256(V2.vkey))
+            req = event(INFERENCE, f"p{i}")
+            done = attest(store_at(Path(home), attester), attester, proving, req)
+        results.put(("ok", done.stored.bundle["billing"]["window"]["seq"]))
+    except BaseException as exc:
+        results.put(("error", repr(exc)))
+
+
+def test_processes_attesting_into_one_window_never_fork_or_skip(
+    tmp_path: Path, attester: Attester
+) -> None:
+    """Only the database can decide across processes: the head is re-checked in the insert
+    transaction (BEGIN IMMEDIATE), and a process that built on a stale head proves again."""
+    needs_v2()
+    n = 2
+    store_at(tmp_path, attester)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    key = attester.account.key.hex()
+    procs = [
+        ctx.Process(target=_attest_in_process, args=(str(tmp_path), key, i, barrier, results))
+        for i in range(n)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=900) for _ in procs]
+    for p in procs:
+        p.join()
+    assert sorted(outcomes) == [("ok", 1), ("ok", 2)], outcomes
+    assert_chain(store_at(tmp_path, attester), n)
+
+
+def test_unpriced_usage_is_refused_before_anything_is_stored(
+    tmp_path: Path, attester: Attester, v2: Proving
+) -> None:
+    from vbill.errors import InputError
+
+    store = store_at(tmp_path, attester, funded=False)
+    bad = request({"calls": flat("1")}, {"calls": 1, "images": 2})
+    with pytest.raises(InputError) as caught:
+        attest(store, attester, v2, bad)
+    assert caught.value.field == "meter_event.usage.images"
+    assert store.counts()["bundles"] == 0 and store.tenants() == []
+
+
+def test_metered_request_without_a_v2_key_is_an_environment_error(
+    tmp_path: Path, attester: Attester
+) -> None:
+    from vbill.errors import ToolError
+
+    with pytest.raises(ToolError, match="v2"):
+        attest_event(
+            INFERENCE,
+            store=store_at(tmp_path, attester),
+            attester=attester,
+            prover=_NoV1(),
+            vkey_sha256="00" * 32,
+        )
