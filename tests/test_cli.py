@@ -61,12 +61,13 @@ def test_keys_new_refuses_to_overwrite(home) -> None:
     assert code == 2 and "refusing" in err
 
 
-def test_verify_of_unreadable_file_is_invalid_not_a_crash(home, tmp_path) -> None:
+def test_verify_of_unreadable_file_is_a_usage_error_not_a_crash(home, tmp_path) -> None:
+    """A typo or a broken download must never look like a forgery: exit 2, not INVALID."""
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    code, out, _ = run("verify", "--json", str(bad))
-    assert code == 1
-    assert json.loads(out)["valid"] is False
+    code, out, err = run("verify", "--json", str(bad))
+    assert code == 2
+    assert "cannot read" in out + err
 
 
 # -- the story of issue 4 --------------------------------------------------------------------
