@@ -20,6 +20,7 @@ import sys as _sys
 import py_ecc as _py_ecc  # noqa: F401  (imported here so the limit below sticks)
 
 from vbill.attest import Attested as Attested
+from vbill.attest import Proving as Proving
 from vbill.attest import attest_event as attest_event
 from vbill.bindings import BINDING_VERSION as BINDING_VERSION
 from vbill.bundle.bundle import build_bundle as build_bundle
@@ -35,8 +36,11 @@ from vbill.ledger.store import Store as Store
 from vbill.ledger.store import open_store as open_store
 from vbill.models import AttestRequest as AttestRequest
 from vbill.models import Bundle as Bundle
+from vbill.models import MeteredAttestRequest as MeteredAttestRequest
+from vbill.models import MeteredBundle as MeteredBundle
 from vbill.models import VerifyResult as VerifyResult
 from vbill.verify.batch import verify_many as verify_many
+from vbill.verify.statement import verify_statement as verify_statement
 from vbill.verify.trust import TrustSet as TrustSet
 from vbill.verify.trust import default_trust as default_trust
 from vbill.verify.verify import verify_bundle as verify_bundle
@@ -61,7 +65,10 @@ __all__ = [
     "Bundle",
     "Client",
     "InputError",
+    "MeteredAttestRequest",
+    "MeteredBundle",
     "Prover",
+    "Proving",
     "Store",
     "ToolError",
     "TrustSet",
@@ -77,4 +84,5 @@ __all__ = [
     "verify_bundle",
     "verify_many",
     "verify_request",
+    "verify_statement",
 ]
