@@ -304,3 +304,60 @@ def test_metered_request_without_a_v2_key_is_an_environment_error(
             prover=_NoV1(),
             vkey_sha256="00" * 32,
         )
+
+
+def test_batch_verifies_v1_and_v2_bundles_together_and_names_a_bad_proof(
+    tmp_path: Path,
+    attester: Attester,
+    v2: Proving,
+    pilot_bundle: dict[str, Any],
+) -> None:
+    """One native verifier per key: a batch of both bindings, a forged v2 proof bisected out."""
+    from vbill import paths
+    from vbill.verify.batch import native_batch_check, verify_many
+    from vbill.verify.verify import native_available
+
+    if not native_available():
+        pytest.skip("no native verifier here")
+    store = store_at(tmp_path, attester)
+    a = attest(store, attester, v2, event(INFERENCE, "b1")).stored.bundle
+    b = attest(store, attester, v2, event(INFERENCE, "b2")).stored.bundle
+    forged = copy.deepcopy(b)  # b's signals with a's proof: well-formed, does not verify
+    forged["attestation"]["billing_proof"]["proof"] = a["attestation"]["billing_proof"]["proof"]
+    trust = TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY, V2.vkey])
+    items = [("v1", pilot_bundle), ("a", a), ("b", b), ("forged", forged)]
+    results = dict(verify_many(items, trust=trust, check=native_batch_check, workers=1))
+    assert {k: r.valid for k, r in results.items()} == {
+        "v1": True,
+        "a": True,
+        "b": True,
+        "forged": False,
+    }
+    assert "batch" in (results["forged"].incircuit_binding_verification.reason or "")
+
+
+def test_default_trust_holds_v2_key_only_when_the_manifest_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One key per binding: v2's file is trusted by default only under `bindings[v2]` with
+    its exact SHA-256 (a stray or half-built key never is)."""
+    import dataclasses
+    import json
+
+    from vbill import bindings, paths
+    from vbill.verify import trust
+
+    needs_v2()
+    vkey = tmp_path / "vkey-v2.json"
+    vkey.write_text(V2.vkey.read_text())
+    sha = file_sha256(vkey)
+    monkeypatch.setitem(bindings.ARTEFACTS, BINDING_V2, dataclasses.replace(V2, vkey=vkey))
+    manifest = tmp_path / "manifest.json"
+    monkeypatch.setattr(paths, "MANIFEST", manifest)
+    for record in (None, {}, {"bindings": {}}, {"bindings": {BINDING_V2: {"vkey_sha256": "00"}}}):
+        manifest.unlink(missing_ok=True)
+        if record is not None:
+            manifest.write_text(json.dumps(record))
+        assert trust._binding_vkeys() == [], record
+    manifest.write_text(json.dumps({"bindings": {BINDING_V2: {"vkey_sha256": sha}}}))
+    assert trust._binding_vkeys() == [vkey]
