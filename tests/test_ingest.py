@@ -268,3 +268,24 @@ def test_settlement_takes_only_proven_charges(tmp_path: Path) -> None:
     assert not store.attach_proof("t", "b", {"pi_a": ["2"]})  # the first proof stands
     assert [b.event_id for b in store.pending_settlements()] == ["b"]
     assert store.balance("t").reserved_wei == 20 * 10**12  # reserved at ingestion, both
+
+
+def test_another_process_closing_its_store_loses_nothing_written_here(tmp_path: Path) -> None:
+    """A worker process opening and closing the SQLite store beside a running service must
+    not checkpoint away the WAL the service still writes to (POSIX locks are per process)."""
+    from test_store import LOG_KEY, attest
+    from vbill.ledger.store import Store
+
+    db = tmp_path / "db.sqlite3"
+    here = Store(db, log_key=LOG_KEY)
+    here.add_tenant("t", 1, 2)
+    attest(here, "t", "before")
+    peek = (
+        "import sys; from vbill.ledger.store import Store; s = Store(sys.argv[1]); "
+        "print(sorted(b.event_id for b in s.bundles())); s.close()"
+    )
+    run = [sys.executable, "-c", peek, str(db)]
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.split()
+    attest(here, "t", "after")  # written after the other process closed its connection
+    seen = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    assert seen.strip() == "['after', 'before']"

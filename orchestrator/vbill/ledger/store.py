@@ -433,7 +433,16 @@ class Store:
     def _private_files(self) -> None:
         """The database (every tenant's account salt) and its WAL/SHM files: 0600, always."""
         try:
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+            # Create it only if missing: opening and closing a file SQLite holds would drop
+            # every POSIX lock this process has on it, and another process closing its last
+            # connection would then checkpoint and delete the WAL still in use here (lost
+            # writes, seen with `vbill worker` processes beside `vbill serve`).
+            if not self.path.exists():
+                try:
+                    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                    os.close(os.open(self.path, flags, 0o600))
+                except FileExistsError:
+                    pass
             for suffix in ("", "-wal", "-shm"):
                 file = self.path.with_name(self.path.name + suffix)
                 if file.exists():
