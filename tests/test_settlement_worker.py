@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 from vbill import chain as ch
 from vbill.attest import attest_event, new_account
+from vbill.bindings import BINDING_V2
 from vbill.bundle.keys import Attester
 from vbill.ledger.store import WEI_PER_MICRO, LimitExceeded, Store
 from vbill.service.routes import tariff_key_for
@@ -182,3 +183,43 @@ def test_limits_set_on_chain_are_enforced_at_attest(
         world.attest("t_limited", "p2")
     assert "daily" in daily.value.reason and daily.value.retry_after > 0
     assert world.store.find("t_limited", "p2") is None
+
+
+def test_a_v1_and_a_v2_charge_pending_in_one_tick_both_settle(
+    world: World, anvil: Any, fresh_chain: dict[str, Any], v2: Any
+) -> None:
+    """Each binding has its own settleBatch: one tick sends one batch per binding, so a v2
+    inference pending beside a v1 charge neither blocks it nor is blocked."""
+    from test_circuit_metered import INFERENCE
+
+    wallet = as_account(anvil, fresh_chain, 1)
+    key = world.onboard("t_both", wallet)
+    world.worker.tick()  # deposit credited
+    world.attest("t_both", "v1")
+    inference = copy.deepcopy(INFERENCE)
+    inference["meter_event"].update(tenant_id="t_both", event_id="v2")
+    inference["tariff_snapshot"]["currency"] = "ETH"
+    stored = attest_event(
+        inference,
+        store=world.store,
+        attester=world.attester,
+        prover=world.prover,
+        vkey_sha256=world.vkey_sha256,
+        metered=v2,
+    ).stored
+    two = ch.settlement_from_bundle(stored.bundle)
+    assert two.binding == BINDING_V2
+    wallet.accept_tariff(key, two.signals[2])
+
+    world.worker.tick()
+
+    assert world.status("t_both", "v1") == ("settled", None)
+    assert world.status("t_both", "v2") == ("settled", None)
+    wei = two.signals[1] * WEI_PER_MICRO
+    assert world.owner.balance(key).total == ETH - PILOT_WEI - wei
+    receipts = {
+        e: world.store.find("t_both", e).settlement["transaction_hash"]  # type: ignore[union-attr]
+        for e in ("v1", "v2")
+    }
+    assert receipts["v1"] != receipts["v2"]  # two transactions, one per binding
+    world.owner.receipt(receipts["v2"], stored.bundle)  # the v2 charge re-derives from chain

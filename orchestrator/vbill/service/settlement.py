@@ -4,8 +4,10 @@ One thread, so one nonce sequence. Each tick:
 1. deposits: `Deposited` logs since the last scanned block are recorded; those with
    `confirmations` blocks are credited after re-reading their transaction (a reorged-out
    deposit is dropped, never credited); a tenant whose key appears on chain is marked bound;
-2. settlement: pending ETH bundles, in log order, in batches. A nullifier already used on chain
-   (a batch mined before a crash or restart) is marked settled from its `ChargeSettled` event.
+2. settlement: pending ETH bundles, in log order, in batches, one per binding (each binding
+   has its own verifier and settleBatch entry point; the groups go one after the other, each
+   simulated after the one before it is mined). A nullifier already used on chain (a batch
+   mined before a crash or restart) is marked settled from its `ChargeSettled` event.
    The batch is simulated exactly as it will be sent (eth_call of the same settleBatch); if the
    chain refuses it, the charges are taken in order and each is kept only if the batch of
    those kept so far plus it still passes, so one tenant's refused charge (e.g. two charges
@@ -233,9 +235,26 @@ class SettlementWorker:
                 self._recover(chain, sb, s)
                 continue
             candidates.append((sb, s))
-        if not candidates:
-            return
-        ready = self._settleable(chain, candidates)
+        for group in self._by_binding(candidates):
+            self._settle_group(chain, group)
+
+    @staticmethod
+    def _by_binding(
+        candidates: list[tuple[StoredBundle, chainmod.Settlement]],
+    ) -> list[list[tuple[StoredBundle, chainmod.Settlement]]]:
+        """The candidates per binding, in log order of each binding's first charge: a
+        settleBatch goes through one binding's verifier, so v1 and v2 never share one."""
+        groups: dict[str, list[tuple[StoredBundle, chainmod.Settlement]]] = {}
+        for item in candidates:
+            groups.setdefault(item[1].binding, []).append(item)
+        return list(groups.values())
+
+    def _settle_group(
+        self, chain: chainmod.Chain, group: list[tuple[StoredBundle, chainmod.Settlement]]
+    ) -> None:
+        """Simulate, send and record one binding's batch (a later group is simulated after
+        this one is mined, so balances and daily limits are seen cumulatively)."""
+        ready = self._settleable(chain, group)
         if not ready:
             return
         self.status.last_batch = [sb.event_id for sb, _ in ready]
