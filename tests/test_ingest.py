@@ -289,3 +289,45 @@ def test_another_process_closing_its_store_loses_nothing_written_here(tmp_path: 
     attest(here, "t", "after")  # written after the other process closed its connection
     seen = subprocess.run(run, capture_output=True, text=True, check=True).stdout
     assert seen.strip() == "['after', 'before']"
+
+
+@pytest.mark.parametrize("scheme", ["eip712", "eip712-v2"])
+def test_the_direct_digest_is_the_eip712_digest(scheme: str) -> None:
+    """bundle_digest's direct keccak path equals eth_account's typed-data encoder, and a
+    malformed member still goes to the encoder (which refuses it)."""
+    import random
+
+    from eth_account.messages import _hash_eip191_message, encode_typed_data
+    from vbill.bundle import attestation
+
+    rng = random.Random(7)
+    for _ in range(40):
+        record = {
+            "billing_version": "v2",
+            "profileId": "P" * rng.randrange(40),
+            "billing": {
+                "billing_verify_fingerprint": rng.randbytes(32).hex(),
+                "expected_charge_micros": rng.randrange(2**64),
+            },
+        }
+        proof = {"vkey_sha256": rng.randbytes(32).hex(), "salt": "1", "proof": {"pi_a": ["1"]}}
+        signals = {"commitment": rng.randrange(2**254), "nullifier": rng.randrange(2**254)}
+        message = attestation.typed_message(record, proof, signals, scheme)
+        expected = _hash_eip191_message(encode_typed_data(full_message=message))
+        assert attestation.bundle_digest(record, proof, signals, scheme) == expected
+    record["billing"]["billing_verify_fingerprint"] = "00" * 33
+    with pytest.raises(Exception):  # noqa: B017 (whatever the encoder raises)
+        attestation.bundle_digest(record, proof, signals, scheme)
+
+
+def test_the_direct_signature_is_eth_accounts_signature() -> None:
+    import random
+
+    rng = random.Random(11)
+    attester = Attester.generate()
+    for _ in range(50):
+        digest = rng.randbytes(32)
+        ours = attester.sign_hash(digest)
+        assert ours == "0x" + bytes(attester.account.unsafe_sign_hash(digest).signature).hex()
+    with pytest.raises(ValueError):
+        attester.sign_hash(b"\x00" * 31)
