@@ -25,6 +25,7 @@ from conftest import needs_build
 from fastapi import FastAPI
 from http_server import ATTEST, AUTH, service
 from servicekit import routes
+from test_circuit_metered import INFERENCE
 from vbill.cli.main import main
 from vbill.ledger.store import DB_NAME
 
@@ -57,6 +58,7 @@ TENANT = {
     ("GET", "/api/vdi/billing/bundles/{event_id}/receipt"),
     ("GET", "/api/vdi/billing/accounts/{tenant_id}"),
     ("PUT", "/api/vdi/billing/accounts/{tenant_id}/limits"),
+    ("GET", "/api/vdi/billing/statements/{tenant_id}/{billing_window_id}"),
 }
 # Well-formed bodies, so that a refusal can only come from the credential.
 BODIES: dict[tuple[str, str], Any] = {
@@ -115,6 +117,11 @@ def tokens(http: httpx.Client, pilot_request: dict[str, Any]) -> dict[str, str]:
         for event in (OWN_EVENT[tenant], SHARED_EVENT):
             r = http.post(ATTEST, json=attest_body(pilot_request, tenant, event), headers=AUTH)
             assert r.status_code == 200, r.text
+        # and one inference in window 2026-05, so the tenant has a statement
+        body = attest_body(INFERENCE, tenant, f"inf_{tenant}")
+        body["tariff_snapshot"]["currency"] = "USD"  # no chain here: nothing to draw ETH from
+        r = http.post(ATTEST, json=body, headers=AUTH)
+        assert r.status_code == 200, r.text
     out = {}
     for tenant in (A, B):
         r = http.post(f"/api/vdi/billing/accounts/{tenant}/tokens", headers=AUTH)

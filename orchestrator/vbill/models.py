@@ -218,6 +218,52 @@ class MeteredTariffSnapshot(_Strict):
 class MeteredAttestRequest(_Strict):
     """Body of POST /attest for a metered tariff (`tariff_class: "metered"`)."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "billing_version": BILLING_VERSION,
+                    "profileId": PROFILE_ID,
+                    "meter_event": {
+                        "event_id": "inf_9876543210fedcba",
+                        "event_timestamp": "2026-05-29T12:00:00.000Z",
+                        "tenant_id": "tenant_acme",
+                        "api_key_id": "api_live_001",
+                        "endpoint": "/v1/inference",
+                        "usage": {"input_tokens": 156, "output_tokens": 412},
+                        "contract_version": "contract-v1",
+                        "billing_window_id": "2026-05",
+                    },
+                    "tariff_snapshot": {
+                        "tariff_id": "llm-secure-7b",
+                        "tariff_version": "1.0.0",
+                        "tariff_class": "metered",
+                        "dimensions": {
+                            "input_tokens": {
+                                "tiers": [
+                                    {"up_to": 100, "unit_price_micros": "0"},
+                                    {"up_to": None, "unit_price_micros": "0.25"},
+                                ]
+                            },
+                            "output_tokens": {
+                                "tiers": [
+                                    {"up_to": 1000000, "unit_price_micros": "1.25"},
+                                    {"up_to": None, "unit_price_micros": "1"},
+                                ]
+                            },
+                        },
+                        "min_charge_micros": 0,
+                        "max_charge_micros": 5000000000,
+                        "rounding_mode": "ceil",
+                        "currency": "ETH",
+                    },
+                }
+            ]
+        },
+    )
+
     billing_version: StrictStr = Field(BILLING_VERSION, description="record format version")
     profileId: StrictStr = Field(PROFILE_ID, description="verification profile")
     meter_event: MeteredMeterEvent
@@ -257,6 +303,17 @@ class MeteredBillingRecord(_Strict):
     billing: MeteredBilling
 
 
+class Usage(_Strict):
+    """What one metered event used and cost, as the service shows it: informational, derived
+    from the signed record, never part of the proof (verify ignores it)."""
+
+    units: dict[StrictStr, StrictInt] = _doc("the event's units per dimension")
+    total_units: StrictInt = _doc("their sum")
+    cost_eth: StrictStr | None = Field(
+        default=None, description="ETH tariffs: the event's charge in ETH (decimal string)"
+    )
+
+
 class MeteredBundle(_Strict):
     billing_version: StrictStr
     profileId: StrictStr
@@ -266,6 +323,7 @@ class MeteredBundle(_Strict):
     attestation: Attestation
     receipt: Receipt | None = None
     settlement: UsageReceipt | None = None
+    usage: Usage | None = None
 
     def record(self) -> MeteredBillingRecord:
         return MeteredBillingRecord(
@@ -297,7 +355,18 @@ class VerifyRequest(BaseModel):
                     "receipt": {"leaf_index": 0, "tree_size": 1},
                     "billed_billing_v2": {"billing": {"expected_charge_micros": 221040}},
                     "expected_billing_v2": {"billing": {"expected_charge_micros": 221040}},
-                }
+                },
+                {
+                    "attestation": {"scheme": "eip712", "signature": "0x…", "attester": "0x…"},
+                    "receipt": {"leaf_index": 1, "tree_size": 2},
+                    "billed_billing_v2": {
+                        "tariff_snapshot": {"tariff_class": "metered", "currency": "ETH"},
+                        "billing": {
+                            "expected_charge_micros": 554,
+                            "window": {"seq": 1, "before": {"seq": 0}, "after": {"seq": 1}},
+                        },
+                    },
+                },
             ]
         }
     )

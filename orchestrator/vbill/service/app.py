@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from vbill import paths
+from vbill.attest import Proving
+from vbill.bindings import BINDING_V2, artefacts
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ingest import Ingestor, ProvingWorker, worker_id
@@ -67,6 +69,15 @@ def _redactor(url: str | None) -> Any:
     return (lambda text: text.replace(url, host or "")) if url and host != url else (lambda t: t)
 
 
+def _metered_proving(workers: int | None) -> Proving | None:
+    """Binding v2's prover when its key is built here (`make setup`), else None: metered
+    requests are then refused with 503 and linear ones served as before."""
+    v2 = artefacts(BINDING_V2)
+    if not (v2.zkey.exists() and v2.wasm.exists() and v2.vkey.exists()):
+        return None
+    return Proving(open_prover(workers, binding=BINDING_V2), file_sha256(v2.vkey))
+
+
 def build_state(settings: Settings) -> ServiceState:
     settings = settings.resolved()
     paths.require(paths.VKEY)
@@ -82,6 +93,7 @@ def build_state(settings: Settings) -> ServiceState:
         vkey_sha256=file_sha256(paths.VKEY),
         limiter=anyio.CapacityLimiter(max(4, 4 * settings.prover_workers)),
     )
+    state.metered = _metered_proving(settings.prover_workers)
     state.ingestor = Ingestor(store, attester, state.vkey_sha256)
     local = settings.prover_workers if settings.local_provers is None else settings.local_provers
     state.provers = [ProvingWorker(store, prover, name=f"{worker_id()}:{i}") for i in range(local)]
@@ -134,6 +146,8 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
             if svc.ingestor is not None:
                 svc.ingestor.close()
             svc.prover.close()
+            if svc.metered is not None:
+                svc.metered.prover.close()
             svc.store.close()
 
     app = FastAPI(

@@ -82,11 +82,15 @@ _BODIES: dict[str, type[BaseModel]] = {}
 words), added to components/schemas by `_document`."""
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra=` for a route that parses its JSON body itself: documents `model`."""
-    _BODIES[model.__name__] = model
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+def json_body(*models: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra=` for a route that parses its JSON body itself: documents `models` (one
+    of them, when several shapes are accepted)."""
+    refs = []
+    for model in models:
+        _BODIES[model.__name__] = model
+        refs.append({"$ref": f"#/components/schemas/{model.__name__}"})
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,12 +16,22 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from vbill import jsonio
-from vbill.attest import new_account, signing_refused
+from vbill.attest import Attested, attest_event, new_account, signing_refused
 from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
-from vbill.errors import InputError
+from vbill.encode.metered import MeteredTariff
+from vbill.errors import InputError, ToolError
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle
-from vbill.models import AttestRequest, Bundle, TreeHead, VerifyRequest, VerifyResult
+from vbill.models import (
+    AttestRequest,
+    Bundle,
+    MeteredAttestRequest,
+    MeteredBundle,
+    TreeHead,
+    VerifyRequest,
+    VerifyResult,
+    is_metered,
+)
 from vbill.service import ingestion
 from vbill.service.auth import AnyCaller, Caller, require_operator, visible_to
 from vbill.service.openapi import CALLER, OPERATOR, errors, json_body
@@ -38,9 +48,11 @@ from vbill.service.views import (
     TariffKeyView,
 )
 from vbill.verify import revocation
+from vbill.verify.statement import statement_document, verify_statement
 from vbill.verify.verify import default_check, verify_request
 from vbill.version import __version__
 from vbill.zk.poseidon import poseidon
+from vbill.zk.witness_metered import tariff_key as metered_tariff_key
 
 router = APIRouter()
 
@@ -66,8 +78,8 @@ async def _json_body(request: Request) -> Any:
 @router.post(
     "/api/vdi/billing/attest",
     dependencies=[Authed],
-    response_model=Bundle,
-    openapi_extra=json_body(AttestRequest),
+    response_model=Bundle | MeteredBundle,
+    openapi_extra=json_body(AttestRequest, MeteredAttestRequest),
     responses={
         202: {"model": ProvingBundle, "description": "`Prefer: respond-async`: proof follows"},
         **errors(*OPERATOR, 409, 422, 429, 503),
@@ -82,6 +94,15 @@ async def attest(request: Request, svc: State) -> JSONResponse:
     if refusal is not None:
         raise signing_refused(refusal)
 
+    if is_metered(body):  # a window's chain: proved in order, here, never deferred
+        done = await anyio.to_thread.run_sync(
+            lambda: _attest_metered(svc, body), limiter=svc.limiter
+        )
+        outcome = ingestion.Outcome(
+            done.stored.event_id, "created" if done.created else "same", stored=done.stored
+        )
+        return ingestion.attest_response(svc, outcome)
+
     # Signed and logged at ingestion; proved here unless `Prefer: respond-async` (202).
     respond_async = ingestion.wants_async(request)
     limiter = None if respond_async else svc.limiter
@@ -89,6 +110,18 @@ async def attest(request: Request, svc: State) -> JSONResponse:
         lambda: ingestion.attest_one(svc, body, respond_async), limiter=limiter
     )
     return ingestion.attest_response(svc, outcome)
+
+
+def _attest_metered(svc: ServiceState, body: dict[str, Any]) -> Attested:
+    """A metered request through the one attest path, proved from its window's head."""
+    return attest_event(
+        body,
+        store=svc.store,
+        attester=svc.attester,
+        prover=svc.prover,
+        vkey_sha256=svc.vkey_sha256,
+        metered=svc.metered,
+    )
 
 
 @router.post(
@@ -114,7 +147,7 @@ async def verify(request: Request, svc: State) -> VerifyResult:
 
 @router.get(
     "/api/vdi/billing/bundles/{event_id}",
-    response_model=Bundle,
+    response_model=Bundle | MeteredBundle,
     responses=errors(*CALLER, 409, 422),
 )
 def bundle_by_event(
@@ -144,6 +177,54 @@ def find_bundle(
             status_code=409, detail="event_id exists for several tenants; pass ?tenant_id="
         )
     return found[0]
+
+
+@router.get(
+    "/api/vdi/billing/statements/{tenant_id}/{billing_window_id}",
+    responses={
+        200: {"description": "a statement document (`vbill statement FILE` verifies it)"},
+        **errors(*CALLER, 409, 503),
+    },
+)
+async def window_statement(
+    tenant_id: str,
+    billing_window_id: str,
+    svc: State,
+    caller: AnyCaller,
+    tariff_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """A billing window's statement document: its metered bundles in seq order and their
+    verified summary (total, per-dimension totals, count), to keep with the invoice and
+    re-verify offline with `vbill statement FILE` (docs/protocol-v2.md). A tenant token sees
+    only its own windows; give tariff_id when the window has several tariffs (409)."""
+    visible_to(caller, tenant_id)
+    if tariff_id is None:
+        tariffs = svc.store.window_tariffs(tenant_id, billing_window_id)
+        if len(tariffs) > 1:
+            raise HTTPException(
+                status_code=409,
+                detail=f"window has several tariffs ({', '.join(tariffs)}); pass ?tariff_id=",
+            )
+        tariff_id = tariffs[0] if tariffs else None
+    stored = (
+        svc.store.window_bundles((tenant_id, billing_window_id, tariff_id)) if tariff_id else []
+    )
+    if not stored:
+        raise HTTPException(status_code=404, detail=f"no window {billing_window_id!r}")
+    if not all(sb.proven for sb in stored):
+        raise HTTPException(status_code=409, detail="a bundle of this window is still proving")
+    bundles = [sb.bundle for sb in stored]
+    trust = svc.trust()
+    check = default_check()
+    st = await anyio.to_thread.run_sync(
+        lambda: verify_statement(
+            [(f"store:{sb.event_id}", sb.bundle) for sb in stored], trust=trust, check=check
+        ),
+        limiter=svc.limiter,
+    )
+    if not st.valid:  # never hand out an invoice document that does not hold
+        raise ToolError(f"the stored window does not verify: {st.problems[0].message}")
+    return statement_document(bundles, st)
 
 
 # --- trust endpoints ---
@@ -378,6 +459,8 @@ def tariff_key_for(tariff_snapshot: Any, account_salt: int) -> int:
     """The tariff key a tenant accepts on chain: Poseidon(tariff_hash, account_salt)."""
     if not isinstance(tariff_snapshot, dict):
         raise InputError("tariff_snapshot", "expected a JSON object")
+    if is_metered({"tariff_snapshot": tariff_snapshot}):  # binding v2's tariff key
+        return metered_tariff_key(MeteredTariff.from_wire(tariff_snapshot), account_salt)
     return poseidon([poseidon(encode_tariff(tariff_snapshot).as_list()), account_salt])
 
 

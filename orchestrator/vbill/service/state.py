@@ -8,6 +8,8 @@ from typing import Any
 import anyio
 
 from vbill import paths
+from vbill.attest import Proving
+from vbill.bindings import BINDING_V2, artefacts
 from vbill.bundle.keys import Attester
 from vbill.ingest import Ingestor, ProvingWorker
 from vbill.ledger.store import Store, now_ms
@@ -30,6 +32,7 @@ class ServiceState:
     ingestor: Ingestor | None = None  # sign-and-log at ingestion, group commits
     provers: list[ProvingWorker] = field(default_factory=list)  # local proving workers
     chain_info: dict[str, Any] = field(default_factory=dict)
+    metered: Proving | None = None  # binding v2's prover, when its key is built here
 
     def revocation_document(self) -> dict[str, Any]:
         """The signed revocation list: revoked (compromised) and retired (rotated-out) keys."""
@@ -67,7 +70,7 @@ class ServiceState:
         return TrustSet().with_(
             attesters=[self.attester.address, *self.settings.trusted_attesters],
             retired_attesters={r["address"]: r["retired_at"] for r in self.store.retirements()},
-            vkey_files=[paths.VKEY],
+            vkey_files=[paths.VKEY] + ([artefacts(BINDING_V2).vkey] if self.metered else []),
             revoked_attesters=[r["value"] for r in revoked if r["kind"] == "attester"],
             revoked_vkeys=[r["value"] for r in revoked if r["kind"] == "vkey"],
         )
