@@ -3,8 +3,10 @@
 Starts anvil and `vbill serve` in a fresh state directory, deploys the contracts, onboards a
 tenant who deposits ETH on chain, attests the pilot request (in USD) and an ETH-priced
 copy of it, verifies the bundle, shows a tampered copy failing, waits for the settlement worker
-to settle the ETH charge and prints the usage receipt re-derived from the chain. Everything it
-started is stopped at the end, also on failure or Ctrl-C.
+to settle the ETH charge and prints the usage receipt re-derived from the chain; then bills one
+AI inference in ETH under a metered tariff (input and output tokens at different prices, a free
+allowance crossed), settles it, re-derives its receipt and prints the window statement.
+Everything it started is stopped at the end, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -252,8 +254,97 @@ def run(home: Path) -> None:
         if not same:
             raise RuntimeError("the stored receipt differs from the chain")
 
+        bill_inference(http, auth, wallet, tenant_key, home, attester.address)
+
         step("stopping what the demo started")
     print("\ndemo complete", flush=True)
+
+
+def inference_request() -> dict[str, Any]:
+    """docs/examples/eth-metered.json with a free allowance: the window's first 100 input
+    tokens cost nothing, then 0.25 micro-ETH each; output tokens 1.25 micro-ETH each."""
+    request = json.loads((paths.ROOT / "docs" / "examples" / "eth-metered.json").read_text())
+    request["tariff_snapshot"]["dimensions"]["input_tokens"]["tiers"] = [
+        {"up_to": 100, "unit_price_micros": "0"},
+        {"up_to": None, "unit_price_micros": "0.25"},
+    ]
+    return request
+
+
+def bill_inference(
+    http: httpx.Client,
+    auth: dict[str, str],
+    wallet: chainmod.Chain,
+    tenant_key: int,
+    home: Path,
+    attester: str,
+) -> None:
+    """One AI inference billed in ETH (binding v2): attest, settle, re-derive its receipt from
+    the chain, then the window's statement, verified offline."""
+    from vbill.bindings import BINDING_V2, artefacts
+    from vbill.verify.statement import verify_statement
+    from vbill.verify.trust import TrustSet
+    from vbill.verify.verify import default_check
+
+    step("bill one AI inference in ETH (metered tariff, binding v2)")
+    request = inference_request()
+    tariff_key = int(
+        http.post(
+            "/api/vdi/billing/accounts/tenant_acme/tariff-key",
+            json={"tariff_snapshot": request["tariff_snapshot"]},
+            headers=auth,
+        ).json()["tariff_key"]
+    )
+    wallet.accept_tariff(tenant_key, tariff_key)
+    show("accepted tariff_key", tariff_key)
+    show("prices (micro-ETH/token)", "input 0 for the first 100, then 0.25; output 1.25")
+    event_id = request["meter_event"]["event_id"]
+    r = http.post("/api/vdi/billing/attest", json=request, headers=auth)
+    r.raise_for_status()
+    attested = r.json()
+    usage = attested["usage"]
+    show("tokens", f"{usage['units']} (total {usage['total_units']})")
+    show("allowance crossed", "100 input tokens free, 56 paid: 14 + 412 × 1.25 = 529")
+    show("expected_charge_micros", attested["billing"]["expected_charge_micros"])
+    show("usage.cost_eth", usage["cost_eth"])
+    show("window seq", attested["billing"]["window"]["seq"])
+    if attested["billing"]["expected_charge_micros"] != 529:
+        raise RuntimeError(f"the inference was charged {attested['billing']}")
+
+    def settled() -> Any:
+        b = http.get(f"/api/vdi/billing/bundles/{event_id}", headers=auth).json()
+        return b if b.get("settlement") else None
+
+    bundle = wait_for(settled, 90, "the settlement worker (settleV2)")
+    receipt = bundle["settlement"]
+    for key in ("cost_eth", "transaction_hash", "block_number", "gas_used"):
+        show(key, receipt[key])
+    on_chain = wallet.receipt(receipt["transaction_hash"], bundle)
+    same = all(on_chain.as_json()[k] == receipt[k] for k in receipt)
+    show("re-derived from the chain", "matches" if same else f"DIFFERS: {on_chain}")
+    charge = on_chain.charges[0]
+    show("WindowAdvanced state key", f"{charge.prev_state_key} → {charge.state_key}")
+    if not same:
+        raise RuntimeError("the stored inference receipt differs from the chain")
+
+    step("the window statement (tenant_acme, 2026-05)")
+    window = request["meter_event"]["billing_window_id"]
+    doc = http.get(f"/api/vdi/billing/statements/tenant_acme/{window}", headers=auth).json()
+    path = home / f"tenant_acme-{window}.statement.json"
+    path.write_text(json.dumps(doc, indent=2))
+    for key in ("tariff_id", "currency", "events", "total_micros", "totals_by_dimension"):
+        show(key, doc[key])
+    trust = TrustSet().with_(attesters=[attester], vkey_files=[artefacts(BINDING_V2).vkey])
+    st = verify_statement(
+        [(f"bundles[{i}]", b) for i, b in enumerate(doc["bundles"])],
+        trust=trust,
+        check=default_check(),
+        claimed={k: v for k, v in doc.items() if k != "bundles"},
+    )
+    show("verified offline", "VALID" if st.valid else f"INVALID: {st.problems}")
+    show("document", f"{path.name}, {path.stat().st_size} bytes (`vbill statement FILE`)")
+    if not st.valid or int(doc["total_micros"]) != charge.charge:
+        raise RuntimeError("the window statement does not hold or differs from the chain")
 
 
 def main() -> int:
