@@ -1,6 +1,6 @@
 pragma circom 2.1.0;
 
-// BillingBinding, binding version bn128-poseidon8-v1 (SPEC §4).
+// BillingBinding, binding version bn128-poseidon8-v1 (docs/protocol.md §3).
 //
 // Proves: for private meter fields, tariff fields and salts, the charge is exactly what the
 // usage_linear tariff gives for that usage (fixed-point product, rounding, clamp to
@@ -16,7 +16,7 @@ pragma circom 2.1.0;
 // Range checks: usage_units, price_scaled, min/max_charge_micros, event_timestamp < 2^64;
 // min ≤ max; rounding_mode ∈ {0, 1, 2}; tariff_class = 1 (usage_linear); q < 2^109,
 // rem < 10^6 (in LinearCharge); the clamp runs at 110 bits.
-// NOTE: callers encode inputs per SPEC §3; strings and salts are arbitrary field elements.
+// NOTE: callers encode inputs as in docs/protocol.md; strings and salts are arbitrary field elements.
 
 include "./range.circom";
 include "./meter_hash.circom";
@@ -55,7 +55,7 @@ template BillingBinding() {
     signal output nullifier;
     signal output tenant_key;
 
-    var INT_BITS = 64;     // SPEC §3: every integer input is < 2^64
+    var INT_BITS = 64;     // docs/protocol.md: every integer input is < 2^64
     var CLAMP_BITS = 110;  // rounded ≤ q + 1 < 2^109 + 1 ≤ 2^110 (see LinearCharge)
     var USAGE_LINEAR = 1;  // the only tariff class of this binding version
 

@@ -1,12 +1,12 @@
 pragma circom 2.1.0;
 
-// Commitment: the public commitment that binds meter, tariff and charge (SPEC §4).
+// Commitment: the public commitment that binds meter, tariff and charge (docs/protocol.md §3).
 //
 // Proves: out = Poseidon8(DOMAIN_TAG, meter_hash, tariff_hash, charge, salt, 0, 0, 0).
 // Public signals: none here; BillingBinding exposes `out` as `commitment`.
 // NOTE: salt must be a fresh uniformly random field element per bundle (hiding); the caller
 // range-checks charge. DOMAIN_TAG separates this binding version from any other use of
-// Poseidon8: it is SPEC §3's string rule applied to "bn128-poseidon8-v1",
+// Poseidon8: it is the string rule of docs/protocol.md applied to "bn128-poseidon8-v1",
 //   int(SHA-256(utf8("bn128-poseidon8-v1"))) mod r
 //   python3 -c 'import hashlib; r=21888242871839275222246405745257275088548364400416034343698204186575808495617; print(int.from_bytes(hashlib.sha256(b"bn128-poseidon8-v1").digest(), "big") % r)'
 

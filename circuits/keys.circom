@@ -1,6 +1,6 @@
 pragma circom 2.1.0;
 
-// Keys: the salted pseudonyms a chain observer sees (SPEC §4).
+// Keys: the salted pseudonyms a chain observer sees (docs/protocol.md §3).
 //
 // Proves: TariffKey out = Poseidon(tariff_hash, account_salt);
 //         Nullifier out = Poseidon(tenant_id, event_id, account_salt);

@@ -1,6 +1,6 @@
 pragma circom 2.1.0;
 
-// LinearCharge: the usage_linear tariff before clamping (SPEC §4).
+// LinearCharge: the usage_linear tariff before clamping (docs/protocol.md §3).
 //
 // Proves: raw = usage_units × price_scaled exactly; q, rem = divmod(raw, 10^6) with
 // rem < 10^6 and q < 2^109; rounded = q + [mode = ceil and rem > 0]
@@ -22,7 +22,7 @@ template LinearCharge() {
     signal input rounding_mode;
     signal output rounded;
 
-    var SCALE = 1000000;  // price_scaled carries 6 decimals of a micro (SPEC §3)
+    var SCALE = 1000000;  // price_scaled carries 6 decimals of a micro (docs/protocol.md §2)
     var Q_BITS = 109;     // ceil(log2((2^64-1)^2 / 10^6)) = 109
 
     // rounding mode: exactly one of the three flags is set, and it names the mode

@@ -1,11 +1,11 @@
 pragma circom 2.1.0;
 
-// MeterHash: the Poseidon commitment to one meter event (SPEC §4).
+// MeterHash: the Poseidon commitment to one meter event (docs/protocol.md §3).
 //
 // Proves: out = Poseidon8(event_id, event_timestamp, tenant_id, api_key_id, endpoint,
 //                         usage_units, contract_version, billing_window_id).
 // Public signals: none; the hash only feeds the commitment in BillingBinding.
-// NOTE: inputs are field elements already encoded by SPEC §3 (strings as SHA-256 mod r,
+// NOTE: inputs are field elements already encoded as in docs/protocol.md (strings as SHA-256 mod r,
 // timestamps as integer milliseconds). This template range-checks nothing: BillingBinding
 // range-checks event_timestamp and usage_units, the strings are arbitrary field elements.
 

@@ -1,11 +1,11 @@
 pragma circom 2.1.0;
 
-// TariffHash: the Poseidon commitment to one pinned tariff snapshot (SPEC §4).
+// TariffHash: the Poseidon commitment to one pinned tariff snapshot (docs/protocol.md §3).
 //
 // Proves: out = Poseidon8(tariff_id, tariff_version, tariff_class, price_scaled,
 //                         min_charge_micros, max_charge_micros, rounding_mode, currency).
 // Public signals: none; the hash feeds the commitment and the tariff_key in BillingBinding.
-// NOTE: inputs are SPEC §3 field elements. The range and set checks on the numeric fields
+// NOTE: inputs are field elements encoded as in docs/protocol.md. The range and set checks on the numeric fields
 // (price, min, max, rounding mode, class) are BillingBinding's job, not this template's.
 
 include "circomlib/circuits/poseidon.circom";

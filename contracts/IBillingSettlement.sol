@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-/// @title Settlement of proven usage charges against prepaid ETH balances (SPEC §7)
+/// @title Settlement of proven usage charges against prepaid ETH balances (docs/operations.md; binding v2: docs/protocol-v2.md)
 /// @notice A tenant account is identified on chain only by its `tenant_key`
 ///         (Poseidon(tenant_id, account_salt)), so observers learn a pseudonym and the charge.
 ///         An active attester (the vbill service, at tenant onboarding) opens the account and

@@ -1,4 +1,4 @@
-"""Trusted-setup bookkeeping: pinned phase-1 hashes and build/manifest.json (SPEC §5).
+"""Trusted-setup bookkeeping: pinned phase-1 hashes and build/manifest.json (docs/trusted-setup.md).
 
 The Makefile runs circom and snarkjs; this module checks what goes in (a supplied ptau must
 match its published blake2b-512) and records or re-checks what comes out (SHA-256 of every
