@@ -258,7 +258,15 @@ verify-setup: install ## auditor's re-run: recompile, zkey verify, compare every
 	$(SNARKJS) zkey verify "$$tmp/$(CIRCUIT).r1cs" "$$ptau" $(B_ZKEY) > "$$tmp/verify.log" || true; \
 	$(SNARKJS) zkey export verificationkey $(B_ZKEY) "$$tmp/vkey.json" > /dev/null; \
 	$(SETUP_PY) check --r1cs "$$tmp/$(CIRCUIT).r1cs" --wasm "$$tmp/$(CIRCUIT)_js/$(CIRCUIT).wasm" \
-	  --vkey "$$tmp/vkey.json" --verify-log "$$tmp/verify.log" --render-verifier "$$tmp/BillingVerifier.sol"
+	  --vkey "$$tmp/vkey.json" --verify-log "$$tmp/verify.log" --render-verifier "$$tmp/BillingVerifier.sol"; \
+	v2=bn128-poseidon8-v2; ptau2=$$($(SETUP_PY) get bindings.$$v2.ptau.path); \
+	echo "verify-setup: recompiling circuits/$(V2).circom in $$tmp ($$v2)"; \
+	$(CIRCOM) circuits/$(V2).circom $(CIRCOM_FLAGS) -o "$$tmp" > /dev/null; \
+	echo "verify-setup: snarkjs zkey verify $(V2_ZKEY) against the rebuilt r1cs and $$ptau2"; \
+	$(SNARKJS) zkey verify "$$tmp/$(V2).r1cs" "$$ptau2" $(V2_ZKEY) > "$$tmp/verify-v2.log" || true; \
+	$(SNARKJS) zkey export verificationkey $(V2_ZKEY) "$$tmp/vkey-v2.json" > /dev/null; \
+	$(SETUP_PY) check --binding $$v2 --r1cs "$$tmp/$(V2).r1cs" --wasm "$$tmp/$(V2)_js/$(V2).wasm" \
+	  --vkey "$$tmp/vkey-v2.json" --verify-log "$$tmp/verify-v2.log"
 
 
 # --- contracts: verifier rendered from the vkey, compiled with the pinned solcjs ---
