@@ -10,6 +10,7 @@ import ctypes
 import random
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,13 @@ def native() -> Iterator[P.NativePoseidon]:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     P._load_native.cache_clear()  # pick up a library built after the first lookup
-    backend = P._load_native()
-    assert backend is not None
-    yield backend
+    assert P._load_native() is not None
+    # The refused and re-initialised widths exercised here run on a private copy of the
+    # library (its own tables), never on the one the session's v1 and v2 hashing uses.
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "libvbill_poseidon_copy.so"
+        shutil.copyfile(P.NATIVE_LIB, copy)
+        yield P.NativePoseidon(copy)
 
 
 @pytest.fixture
