@@ -1097,9 +1097,18 @@ class Store:
                         if existing is not None:
                             out.append((self._same_or_conflict(existing, item.request_hash), False))
                             continue
-                        if item.new_tenant is not None:
-                            self._create_tenant(c, item.tenant_id, *item.new_tenant)
-                        self._check_spend(c, item.tenant_id, item.charge)
+                        # A refused event stores nothing, not even the tenant it would create:
+                        # the batch's other events commit, so undo this one's writes alone.
+                        c.execute("SAVEPOINT ingest_item")
+                        try:
+                            if item.new_tenant is not None:
+                                self._create_tenant(c, item.tenant_id, *item.new_tenant)
+                            self._check_spend(c, item.tenant_id, item.charge)
+                        except BaseException:
+                            c.execute("ROLLBACK TO SAVEPOINT ingest_item")
+                            raise
+                        finally:
+                            c.execute("RELEASE SAVEPOINT ingest_item")
                     except (Conflict, LimitExceeded, TenantRaced) as exc:
                         out.append(exc)
                         continue
