@@ -11,6 +11,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from functools import cache
+from typing import Self
 
 from vbill import paths
 from vbill.bindings import BINDING_V1
@@ -22,8 +23,43 @@ from vbill.zk.poseidon import poseidon
 CIRCUITS_JSON = paths.CIRCUITS / "circuits.json"
 
 
+class SignalList:
+    """List forms of a binding's public-signal dataclass, in circuit order (`names()`)."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def as_list(self) -> list[int]:
+        return [getattr(self, name) for name in self.names()]
+
+    def as_decimal(self) -> list[str]:
+        """The snarkjs `publicSignals` form: canonical decimal strings."""
+        return [to_dec(x) for x in self.as_list()]
+
+    @classmethod
+    def from_list(cls, values: list[int]) -> Self:
+        names = cls.names()
+        if len(values) != len(names):
+            raise ValueError(f"expected {len(names)} public signals, got {len(values)}")
+        return cls(**dict(zip(names, values, strict=True)))
+
+
+def declared_signal_names(cls: type, binding: str) -> tuple[str, ...]:
+    """Dataclass field order, checked against `binding`'s `pubs` in circuits/circuits.json."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if CIRCUITS_JSON.exists():
+        declared = json.loads(CIRCUITS_JSON.read_text())
+        pubs = [c.get("pubs") for c in declared.values() if c.get("binding_version") == binding]
+        if len(pubs) != 1 or tuple(pubs[0]) != names:
+            raise AssertionError(
+                f"{CIRCUITS_JSON} declares {binding} public signals {pubs}, Python {names}"
+            )
+    return names
+
+
 @dataclass(frozen=True)
-class PublicSignals:
+class PublicSignals(SignalList):
     """The circuit's public signals, fields in circuit order (= outputs of `main`)."""
 
     commitment: int
@@ -32,31 +68,15 @@ class PublicSignals:
     nullifier: int
     tenant_key: int
 
-    def as_list(self) -> list[int]:
-        return [getattr(self, name) for name in public_signal_names()]
-
-    def as_decimal(self) -> list[str]:
-        """The snarkjs `publicSignals` form: canonical decimal strings."""
-        return [to_dec(x) for x in self.as_list()]
-
     @classmethod
-    def from_list(cls, values: list[int]) -> PublicSignals:
-        names = public_signal_names()
-        if len(values) != len(names):
-            raise ValueError(f"expected {len(names)} public signals, got {len(values)}")
-        return cls(**dict(zip(names, values, strict=True)))
+    def names(cls) -> tuple[str, ...]:
+        return public_signal_names()
 
 
 @cache
 def public_signal_names() -> tuple[str, ...]:
-    """Dataclass field order, checked against circuits/circuits.json `pubs` when it exists."""
-    names = tuple(f.name for f in dataclasses.fields(PublicSignals))
-    if CIRCUITS_JSON.exists():
-        declared = json.loads(CIRCUITS_JSON.read_text())
-        pubs = [c.get("pubs") for c in declared.values() if c.get("binding_version") == BINDING_V1]
-        if len(pubs) != 1 or tuple(pubs[0]) != names:
-            raise AssertionError(f"{CIRCUITS_JSON} declares public signals {pubs}, Python {names}")
-    return names
+    """v1's public signals in circuit order (checked against circuits/circuits.json)."""
+    return declared_signal_names(PublicSignals, BINDING_V1)
 
 
 def circuit_input(

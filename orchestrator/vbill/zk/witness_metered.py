@@ -6,8 +6,6 @@ whether the proof verifies for them; the hash layout here is the circuit's (mete
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -18,6 +16,7 @@ from vbill.encode.encoding import hash_string
 from vbill.encode.metered import GENESIS, MeteredMeter, MeteredTariff, WindowState, transition
 from vbill.zk.field import R, to_dec
 from vbill.zk.poseidon import poseidon
+from vbill.zk.witness import SignalList, declared_signal_names
 
 CIRCUITS_JSON = paths.CIRCUITS / "circuits.json"
 DOMAIN_TAG_V2 = hash_string(BINDING_V2)
@@ -25,7 +24,7 @@ DOMAIN_TAG_V2 = hash_string(BINDING_V2)
 
 
 @dataclass(frozen=True)
-class MeteredPublicSignals:
+class MeteredPublicSignals(SignalList):
     """The v2 circuit's public signals, fields in circuit order (= outputs of `main`)."""
 
     commitment: int
@@ -36,33 +35,15 @@ class MeteredPublicSignals:
     prev_state_key: int
     state_key: int
 
-    def as_list(self) -> list[int]:
-        return [getattr(self, name) for name in public_signal_names()]
-
-    def as_decimal(self) -> list[str]:
-        """The snarkjs `publicSignals` form: canonical decimal strings."""
-        return [to_dec(x) for x in self.as_list()]
-
     @classmethod
-    def from_list(cls, values: list[int]) -> MeteredPublicSignals:
-        names = public_signal_names()
-        if len(values) != len(names):
-            raise ValueError(f"expected {len(names)} public signals, got {len(values)}")
-        return cls(**dict(zip(names, values, strict=True)))
+    def names(cls) -> tuple[str, ...]:
+        return public_signal_names()
 
 
 @cache
 def public_signal_names() -> tuple[str, ...]:
-    """Dataclass field order, checked against the v2 entry of circuits/circuits.json."""
-    names = tuple(f.name for f in dataclasses.fields(MeteredPublicSignals))
-    if CIRCUITS_JSON.exists():
-        declared = json.loads(CIRCUITS_JSON.read_text())
-        pubs = [c.get("pubs") for c in declared.values() if c.get("binding_version") == BINDING_V2]
-        if len(pubs) != 1 or tuple(pubs[0]) != names:
-            raise AssertionError(
-                f"{CIRCUITS_JSON} declares v2 public signals {pubs}, Python {names}"
-            )
-    return names
+    """v2's public signals in circuit order (checked against circuits/circuits.json)."""
+    return declared_signal_names(MeteredPublicSignals, BINDING_V2)
 
 
 def pack(*values: int) -> int:
