@@ -38,7 +38,7 @@ format: install ## apply ruff formatting
 	$(VENV)/bin/ruff check --fix orchestrator tests
 
 test: install setup lint native verifier-page ## run the whole test suite (builds the dev setup first if needed)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=30
 
 # Mutation testing (docs/testing.md): slow (minutes to hours per module on 2 cores), so not part
 # of `make test`. MUTANTS=charge,encoding runs a subset; every survivor needs a written reason.
