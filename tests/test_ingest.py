@@ -291,10 +291,12 @@ def test_another_process_closing_its_store_loses_nothing_written_here(tmp_path: 
     assert seen.strip() == "['after', 'before']"
 
 
+@pytest.mark.parametrize("metered", [False, True], ids=["v1", "metered"])
 @pytest.mark.parametrize("scheme", ["eip712", "eip712-v2"])
-def test_the_direct_digest_is_the_eip712_digest(scheme: str) -> None:
-    """bundle_digest's direct keccak path equals eth_account's typed-data encoder, and a
-    malformed member still goes to the encoder (which refuses it)."""
+def test_the_direct_digest_is_the_eip712_digest(scheme: str, metered: bool) -> None:
+    """bundle_digest's direct keccak path equals eth_account's typed-data encoder, for v1's
+    BillingBundle and v2's MeteredBillingBundle (state keys), and a malformed member still
+    goes to the encoder (which refuses it)."""
     import random
 
     from eth_account.messages import _hash_eip191_message, encode_typed_data
@@ -312,6 +314,8 @@ def test_the_direct_digest_is_the_eip712_digest(scheme: str) -> None:
         }
         proof = {"vkey_sha256": rng.randbytes(32).hex(), "salt": "1", "proof": {"pi_a": ["1"]}}
         signals = {"commitment": rng.randrange(2**254), "nullifier": rng.randrange(2**254)}
+        if metered:
+            signals.update(prev_state_key=rng.randrange(2**254), state_key=rng.randrange(2**254))
         message = attestation.typed_message(record, proof, signals, scheme)
         expected = _hash_eip191_message(encode_typed_data(full_message=message))
         assert attestation.bundle_digest(record, proof, signals, scheme) == expected

@@ -162,21 +162,26 @@ def bundle_digest(
     return _hash_eip191_message(encode_typed_data(full_message=message))
 
 
-def _type_string() -> bytes:
-    members = ",".join(f"{m['type']} {m['name']}" for m in TYPES["BillingBundle"])
-    return f"BillingBundle({members})".encode()
+def _type_hash(types: Mapping[str, list[dict[str, str]]]) -> bytes:
+    ((name, members),) = types.items()
+    fields = ",".join(f"{m['type']} {m['name']}" for m in members)
+    return keccak(f"{name}({fields})".encode())
 
 
-_TYPE_HASH = keccak(_type_string())
+_TYPE_HASH = {"BillingBundle": _type_hash(TYPES), "MeteredBillingBundle": _type_hash(TYPES_V2)}
 _DOMAIN_TYPE_HASH = keccak(b"EIP712Domain(string name,string version)")
 
 
 def _struct_digest(d: Mapping[str, str], m: Mapping[str, Any]) -> bytes | None:
     """keccak256(0x1901 ‖ domainSeparator ‖ structHash), or None unless every bytes32 member
-    is 32 bytes and every uint256 member is in range."""
+    is 32 bytes and every uint256 member is in range. A metered message (v2's state keys)
+    appends `prevStateKey ‖ stateKey` under MeteredBillingBundle's type hash."""
+    metered = "stateKey" in m
     words = (m["chargeMicros"], m["commitment"], m["nullifier"])
+    keys = (m["prevStateKey"], m["stateKey"]) if metered else ()
     blobs = (m["fingerprint"], m["vkeyHash"], m["contentHash"])
-    if not all(isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**256 for w in words):
+    uints = (*words, *keys)
+    if not all(isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**256 for w in uints):
         return None
     if not all(isinstance(b, bytes) and len(b) == 32 for b in blobs):
         return None
@@ -184,13 +189,14 @@ def _struct_digest(d: Mapping[str, str], m: Mapping[str, Any]) -> bytes | None:
         return None
     domain = keccak(_DOMAIN_TYPE_HASH + keccak(d["name"].encode()) + keccak(d["version"].encode()))
     struct = keccak(
-        _TYPE_HASH
+        _TYPE_HASH["MeteredBillingBundle" if metered else "BillingBundle"]
         + keccak(m["billingVersion"].encode())
         + keccak(m["profileId"].encode())
         + m["fingerprint"]
         + b"".join(w.to_bytes(32, "big") for w in words)
         + m["vkeyHash"]
         + m["contentHash"]
+        + b"".join(k.to_bytes(32, "big") for k in keys)
     )
     return keccak(b"\x19\x01" + domain + struct)
 
