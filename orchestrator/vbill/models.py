@@ -7,7 +7,7 @@ Every model forbids unknown fields: a field outside the hashes would be silently
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -19,13 +19,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+EventT = TypeVar("EventT", bound=BaseModel)
+TariffT = TypeVar("TariffT", bound=BaseModel)
+BillingT = TypeVar("BillingT", bound=BaseModel)
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
 def _doc(text: str) -> Any:
     """A required field's description (the OpenAPI document shows it; docs/protocol.md §3)."""
     return Field(description=text)
 
 
-class MeterEvent(_Strict):
-    """One billable API event, as metered."""
+class _EventHead(_Strict):
+    """What every event names whatever its tariff (who called what, when): one declaration, so
+    the linear and the metered event cannot drift apart."""
 
     event_id: StrictStr = _doc("unique per tenant; attesting it again replays the bundle")
     event_timestamp: StrictStr = _doc(
@@ -34,6 +41,11 @@ class MeterEvent(_Strict):
     tenant_id: StrictStr = _doc("the customer billed")
     api_key_id: StrictStr = _doc("the tenant's API key that made the call")
     endpoint: StrictStr = _doc("the API path called")
+
+
+class MeterEvent(_EventHead):
+    """One billable API event, as metered."""
+
     usage_units: StrictInt = _doc("metered units (≥ 0, < 2^64)")
     contract_version: StrictStr = _doc("the contract the tariff belongs to")
     billing_window_id: StrictStr = _doc("the billing period, e.g. 2026-05")
@@ -58,46 +70,56 @@ class TariffSnapshot(_Strict):
     )
 
 
-class AttestRequest(_Strict):
-    """Body of POST /attest (docs/examples/*.json)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
+def _example(meter_event: dict[str, Any], tariff_snapshot: dict[str, Any]) -> ConfigDict:
+    """A request model's documented example (OpenAPI), with the header every request carries."""
+    return ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "billing_version": BILLING_VERSION,
                     "profileId": PROFILE_ID,
-                    "meter_event": {
-                        "event_id": "evt_pilot_001",
-                        "event_timestamp": "2026-05-29T12:00:00.000Z",
-                        "tenant_id": "tenant_acme",
-                        "api_key_id": "api_live_001",
-                        "endpoint": "/v1/completions",
-                        "usage_units": 1842,
-                        "contract_version": "contract-v1",
-                        "billing_window_id": "2026-05",
-                    },
-                    "tariff_snapshot": {
-                        "tariff_id": "tariff_default",
-                        "tariff_version": "1.0.0",
-                        "tariff_class": "usage_linear",
-                        "unit_price_micros": 120,
-                        "min_charge_micros": 50000,
-                        "max_charge_micros": 5000000000,
-                        "rounding_mode": "floor",
-                        "currency": "USD",
-                    },
+                    "meter_event": meter_event,
+                    "tariff_snapshot": tariff_snapshot,
                 }
             ]
-        },
+        }
     )
+
+
+class _Request(_Strict, Generic[EventT, TariffT]):
+    """Body of POST /attest: an event and its tariff under the record header (defaults)."""
 
     billing_version: StrictStr = Field(BILLING_VERSION, description="record format version")
     profileId: StrictStr = Field(PROFILE_ID, description="verification profile")
-    meter_event: MeterEvent
-    tariff_snapshot: TariffSnapshot
+    meter_event: EventT
+    tariff_snapshot: TariffT
+
+
+class AttestRequest(_Request[MeterEvent, TariffSnapshot]):
+    """Body of POST /attest (docs/examples/*.json)."""
+
+    model_config = _example(
+        meter_event={
+            "event_id": "evt_pilot_001",
+            "event_timestamp": "2026-05-29T12:00:00.000Z",
+            "tenant_id": "tenant_acme",
+            "api_key_id": "api_live_001",
+            "endpoint": "/v1/completions",
+            "usage_units": 1842,
+            "contract_version": "contract-v1",
+            "billing_window_id": "2026-05",
+        },
+        tariff_snapshot={
+            "tariff_id": "tariff_default",
+            "tariff_version": "1.0.0",
+            "tariff_class": "usage_linear",
+            "unit_price_micros": 120,
+            "min_charge_micros": 50000,
+            "max_charge_micros": 5000000000,
+            "rounding_mode": "floor",
+            "currency": "USD",
+        },
+    )
 
 
 class Billing(_Strict):
@@ -105,14 +127,18 @@ class Billing(_Strict):
     billing_verify_fingerprint: StrictStr
 
 
-class BillingRecord(_Strict):
-    """A billing v2 record: what is attested, and what stands on an invoice."""
+class _Record(_Strict, Generic[EventT, TariffT, BillingT]):
+    """The fields of a billing v2 record, whatever its binding's event, tariff and billing."""
 
     billing_version: StrictStr
     profileId: StrictStr
-    meter_event: MeterEvent
-    tariff_snapshot: TariffSnapshot
-    billing: Billing
+    meter_event: EventT
+    tariff_snapshot: TariffT
+    billing: BillingT
+
+
+class BillingRecord(_Record[MeterEvent, TariffSnapshot, Billing]):
+    """A billing v2 record: what is attested, and what stands on an invoice."""
 
 
 class BillingProof(_Strict):
@@ -156,38 +182,30 @@ class UsageReceipt(_Strict):
     timestamp: StrictInt
 
 
-class Bundle(_Strict):
-    billing_version: StrictStr
-    profileId: StrictStr
-    meter_event: MeterEvent
-    tariff_snapshot: TariffSnapshot
-    billing: Billing
+class _Bundle(_Record[EventT, TariffT, BillingT]):
+    """A record with its attestation, and the log's and the chain's answers once they exist."""
+
     attestation: Attestation
     receipt: Receipt | None = None
     settlement: UsageReceipt | None = None
 
+    def _record_as(self, model: type[RecordT]) -> RecordT:
+        """The record part of this bundle, as `model` (the binding's record type)."""
+        return model(**{name: getattr(self, name) for name in model.model_fields})
+
+
+class Bundle(_Bundle[MeterEvent, TariffSnapshot, Billing]):
     def record(self) -> BillingRecord:
         """The billing v2 record this bundle attests."""
-        return BillingRecord(
-            billing_version=self.billing_version,
-            profileId=self.profileId,
-            meter_event=self.meter_event,
-            tariff_snapshot=self.tariff_snapshot,
-            billing=self.billing,
-        )
+        return self._record_as(BillingRecord)
 
 
 # --- metered requests (binding bn128-poseidon8-v2, docs/protocol-v2.md) ---
 
 
-class MeteredMeterEvent(_Strict):
+class MeteredMeterEvent(_EventHead):
     """One billable event with several usage dimensions (e.g. an inference's tokens)."""
 
-    event_id: StrictStr = _doc("unique per tenant; attesting it again replays the bundle")
-    event_timestamp: StrictStr = _doc("RFC 3339 UTC with milliseconds")
-    tenant_id: StrictStr = _doc("the customer billed")
-    api_key_id: StrictStr = _doc("the tenant's API key that made the call")
-    endpoint: StrictStr = _doc("the API path called")
     usage: dict[StrictStr, StrictInt] = _doc("units per priced dimension (≥ 0, < 2^64)")
     contract_version: StrictStr = _doc("the contract the tariff belongs to")
     billing_window_id: StrictStr = _doc("the billing period whose running total this joins")
@@ -215,59 +233,44 @@ class MeteredTariffSnapshot(_Strict):
     currency: StrictStr = Field(pattern="^[A-Z]{3}$", description="ISO 4217 code or ETH")
 
 
-class MeteredAttestRequest(_Strict):
+class MeteredAttestRequest(_Request[MeteredMeterEvent, MeteredTariffSnapshot]):
     """Body of POST /attest for a metered tariff (`tariff_class: "metered"`)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "billing_version": BILLING_VERSION,
-                    "profileId": PROFILE_ID,
-                    "meter_event": {
-                        "event_id": "inf_9876543210fedcba",
-                        "event_timestamp": "2026-05-29T12:00:00.000Z",
-                        "tenant_id": "tenant_acme",
-                        "api_key_id": "api_live_001",
-                        "endpoint": "/v1/inference",
-                        "usage": {"input_tokens": 156, "output_tokens": 412},
-                        "contract_version": "contract-v1",
-                        "billing_window_id": "2026-05",
-                    },
-                    "tariff_snapshot": {
-                        "tariff_id": "llm-secure-7b",
-                        "tariff_version": "1.0.0",
-                        "tariff_class": "metered",
-                        "dimensions": {
-                            "input_tokens": {
-                                "tiers": [
-                                    {"up_to": 100, "unit_price_micros": "0"},
-                                    {"up_to": None, "unit_price_micros": "0.25"},
-                                ]
-                            },
-                            "output_tokens": {
-                                "tiers": [
-                                    {"up_to": 1000000, "unit_price_micros": "1.25"},
-                                    {"up_to": None, "unit_price_micros": "1"},
-                                ]
-                            },
-                        },
-                        "min_charge_micros": 0,
-                        "max_charge_micros": 5000000000,
-                        "rounding_mode": "ceil",
-                        "currency": "ETH",
-                    },
-                }
-            ]
+    model_config = _example(
+        meter_event={
+            "event_id": "inf_9876543210fedcba",
+            "event_timestamp": "2026-05-29T12:00:00.000Z",
+            "tenant_id": "tenant_acme",
+            "api_key_id": "api_live_001",
+            "endpoint": "/v1/inference",
+            "usage": {"input_tokens": 156, "output_tokens": 412},
+            "contract_version": "contract-v1",
+            "billing_window_id": "2026-05",
+        },
+        tariff_snapshot={
+            "tariff_id": "llm-secure-7b",
+            "tariff_version": "1.0.0",
+            "tariff_class": "metered",
+            "dimensions": {
+                "input_tokens": {
+                    "tiers": [
+                        {"up_to": 100, "unit_price_micros": "0"},
+                        {"up_to": None, "unit_price_micros": "0.25"},
+                    ]
+                },
+                "output_tokens": {
+                    "tiers": [
+                        {"up_to": 1000000, "unit_price_micros": "1.25"},
+                        {"up_to": None, "unit_price_micros": "1"},
+                    ]
+                },
+            },
+            "min_charge_micros": 0,
+            "max_charge_micros": 5000000000,
+            "rounding_mode": "ceil",
+            "currency": "ETH",
         },
     )
-
-    billing_version: StrictStr = Field(BILLING_VERSION, description="record format version")
-    profileId: StrictStr = Field(PROFILE_ID, description="verification profile")
-    meter_event: MeteredMeterEvent
-    tariff_snapshot: MeteredTariffSnapshot
 
 
 class WindowStateJson(_Strict):
@@ -293,14 +296,8 @@ class MeteredBilling(_Strict):
     window: Window
 
 
-class MeteredBillingRecord(_Strict):
+class MeteredBillingRecord(_Record[MeteredMeterEvent, MeteredTariffSnapshot, MeteredBilling]):
     """A metered billing v2 record: the event, its tariff, its charge and window states."""
-
-    billing_version: StrictStr
-    profileId: StrictStr
-    meter_event: MeteredMeterEvent
-    tariff_snapshot: MeteredTariffSnapshot
-    billing: MeteredBilling
 
 
 class Usage(_Strict):
@@ -314,25 +311,11 @@ class Usage(_Strict):
     )
 
 
-class MeteredBundle(_Strict):
-    billing_version: StrictStr
-    profileId: StrictStr
-    meter_event: MeteredMeterEvent
-    tariff_snapshot: MeteredTariffSnapshot
-    billing: MeteredBilling
-    attestation: Attestation
-    receipt: Receipt | None = None
-    settlement: UsageReceipt | None = None
+class MeteredBundle(_Bundle[MeteredMeterEvent, MeteredTariffSnapshot, MeteredBilling]):
     usage: Usage | None = None
 
     def record(self) -> MeteredBillingRecord:
-        return MeteredBillingRecord(
-            billing_version=self.billing_version,
-            profileId=self.profileId,
-            meter_event=self.meter_event,
-            tariff_snapshot=self.tariff_snapshot,
-            billing=self.billing,
-        )
+        return self._record_as(MeteredBillingRecord)
 
 
 def is_metered(data: Any) -> bool:
