@@ -21,6 +21,7 @@ import pytest
 from http_server import ATTEST, AUTH, VERIFY
 from servicekit import Served, counts, start_service, vbill
 from vbill.bundle.keys import Attester
+from vbill.service.guard import MAX_BODY_BYTES
 
 DEEP = "[" * 100_000 + "]" * 100_000  # ~200 KB: overflowed the C stack at py_ecc's limit
 HUGE_INT = "9" * 5000
@@ -77,6 +78,20 @@ def test_oversized_body_is_413_before_it_is_buffered(served: Served) -> None:
     with served.client() as http:
         r = http.post(VERIFY, content=chunks, headers={"content-type": "application/json"})
     assert r.status_code == 413
+    assert served.alive()
+
+
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES + 1, 4 * MAX_BODY_BYTES])
+def test_an_oversized_upload_reads_its_413_not_a_reset(served: Served, size: int) -> None:
+    # The client is still sending when the guard decides; answering then and closing a socket
+    # with unread data makes the kernel reset it, and the client never sees the 413.
+    body = b" " * size
+    with served.client() as http:
+        for _ in range(10):
+            r = http.post(VERIFY, content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 413, r.text
+            chunked = http.post(VERIFY, content=iter([body]), headers=AUTH)
+            assert chunked.status_code == 413, chunked.text
     assert served.alive()
 
 
