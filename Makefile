@@ -84,7 +84,7 @@ PHASE1_BEACON := 53239685a2676d89c7d31fdb92786d46be25509a52a207783060e805f4df6ba
 PHASE1_BEACON_EXP := 10
 PHASE2_BEACON := ddb2cf281a55a4e4815b7e97268692b3825b0d288b065bf61527aeb531827c2c
 PHASE2_BEACON_EXP := 10
-dev_ptau = ptau/dev/pot$(1)_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau
+dev_ptau = build/ptau-dev/pot$(1)_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau
 DEV_PTAU := $(call dev_ptau,$(PTAU_POWER))
 
 # PTAU=ptau/powersOfTau28_hez_final_NN.ptau uses a pinned Hermez file (checked against
@@ -153,10 +153,11 @@ ptau: install ## check a supplied phase-1 file: make ptau PTAU=ptau/powersOfTau2
 	@test -n "$(PTAU)" || { echo "usage: make ptau PTAU=ptau/powersOfTau28_hez_final_NN.ptau (or make ptau-dev)" >&2; exit 2; }
 	$(SETUP_PY) check-ptau $(PTAU)
 
-ptau-dev: install $(DEV_PTAU) $(V2_DEV_PTAU) ## local beacon-only phase-1 ceremony (cached under ptau/dev/; insecure)
+ptau-dev: install $(DEV_PTAU) $(V2_DEV_PTAU) ## local beacon-only phase-1 ceremony (cached under build/ptau-dev/; insecure)
 
-# One recipe for every power: ptau/dev/pot<power>_<beacon prefix>_final.ptau.
-ptau/dev/pot%_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau: | $(NPM_STAMP)
+# One recipe for every power: build/ptau-dev/pot<power>_<beacon prefix>_final.ptau. Cached under
+# build/ with the rest of the dev ceremony, so a CI that keeps build/ never re-runs phase 1.
+build/ptau-dev/pot%_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau: | $(NPM_STAMP)
 	@mkdir -p $(@D)
 	@echo "ptau-dev: beacon-only phase-1 ceremony at 2^$*; reproducible and INSECURE"
 	$(SNARKJS) powersoftau new bn128 $* $(@:_final.ptau=_0000.ptau)
