@@ -15,11 +15,12 @@ import httpx
 import pytest
 import rfc8785
 from click.testing import CliRunner
-from conftest import needs_build
+from conftest import V2, needs_build
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from http_server import ATTEST, AUTH, service
 from vbill import paths
+from vbill.bindings import BINDING_V2
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
 from vbill.errors import InputError, ToolError, VerificationFailed
@@ -29,7 +30,7 @@ from vbill.verify.trust import default_trust
 WELL_KNOWN = "/.well-known/vdi-billing-trust.json"
 KEYS = {
     "trust_version", "issued_at", "issuer", "bindings", "attesters", "log_signers",
-    "revocation_url", "log_head_url", "revoked", "deployments", "signature",
+    "revocation_url", "log_head_url", "revoked", "deployments", "retired_attesters", "signature",
 }  # fmt: skip
 
 
@@ -86,16 +87,20 @@ def test_served_document_has_the_published_shape(served: dict[str, Any], live: A
     assert served["revocation_url"] == "/.well-known/vdi-billing-revocation.json"
     assert served["log_head_url"] == "/api/vdi/billing/transparency/head"
     assert served["revoked"] == {"attesters": [], "vkeys": []}
+    assert served["retired_attesters"] == {}
     assert served["deployments"] == {
         "local": {"settlement": "0x" + "5e" * 20, "verifier": "0x" + "fe" * 20, "chain_id": 31337}
     }
-    (binding,) = served["bindings"].items()
-    version, key = binding
-    assert version == "bn128-poseidon8-v1"
     manifest = json.loads(paths.MANIFEST.read_text())
-    assert key["ceremony"] == manifest["ceremony"]
-    assert key["vkey_json"].encode() == paths.VKEY.read_bytes()
-    assert key["vkey_sha256"] == hashlib.sha256(paths.VKEY.read_bytes()).hexdigest()
+    files = {"bn128-poseidon8-v1": (paths.VKEY, manifest["ceremony"])}
+    if V2.vkey.exists():  # metered billing is set up here: statements need v2's key
+        files[BINDING_V2] = (V2.vkey, manifest["bindings"][BINDING_V2]["ceremony"])
+    assert set(served["bindings"]) == set(files)
+    for version, (path, ceremony) in files.items():
+        key = served["bindings"][version]
+        assert key["ceremony"] == ceremony
+        assert key["vkey_json"].encode() == path.read_bytes()
+        assert key["vkey_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_signature_is_personal_sign_over_rfc8785_with_numbers_as_strings(
@@ -260,6 +265,37 @@ def test_revocations_in_the_pin_are_honoured(served: dict[str, Any], customer: P
     trust = default_trust()
     assert "revoked" in (trust.vkey(sha)[1] or "")
     assert "revoked" in (trust.attester_ok(served["issuer"]) or "")
+
+
+def test_retirements_in_the_pin_keep_what_was_logged_before_the_cut_off(
+    served: dict[str, Any], customer: Path
+) -> None:
+    key = Attester.generate()
+    doc = json.loads(json.dumps(served))
+    doc.update(issuer=key.address, attesters=[key.address])
+    doc["retired_attesters"] = {served["issuer"].lower(): 1_780_000_000_000}
+    trust_document.pin(resign(doc, key.account))
+    trust = default_trust()
+    assert trust.attester_ok(served["issuer"], 1_779_999_999_999) is None
+    assert "retired" in (trust.attester_ok(served["issuer"], 1_780_000_000_000) or "")
+    assert "retired" in (trust.attester_ok(served["issuer"]) or "")  # no receipt: no time
+    retired_issuer = {**doc, "retired_attesters": {key.address.lower(): 1}}
+    with pytest.raises(VerificationFailed, match="retired by its own document"):
+        trust_document.verify(resign(retired_issuer, key.account))
+
+
+def test_a_document_without_retirements_still_pins_and_re_verifies(
+    served: dict[str, Any], customer: Path
+) -> None:
+    """An older document has no `retired_attesters`: pinning must not write the default into
+    it (the signature covers the members the issuer wrote, no more)."""
+    key = Attester.generate()
+    doc = {k: v for k, v in served.items() if k != "retired_attesters"}
+    doc.update(issuer=key.address, attesters=[key.address])
+    assert trust_document.pin(resign(doc, key.account))[0] == "pinned"
+    pinned = json.loads((customer / "trust-pin.json").read_text())
+    assert "retired_attesters" not in pinned
+    assert trust_document.load_pin() is not None
 
 
 # --- the customer's three commands (docs/customer.md) ---

@@ -29,7 +29,7 @@ from vbill.errors import InputError, VbillError
 from vbill.ledger.translog import MerkleTree, append_with_receipt, leaf_hash
 from vbill.models import VerifyResult
 from vbill.verify import trust_document
-from vbill.verify.trust import TrustSet
+from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, request_from_bundle, verify_bundle, verify_request
 from vbill.zk.witness import PublicSignals
 
@@ -38,6 +38,7 @@ DRIVER = ROOT / "tests/js/verifier_page.mjs"
 BUILD = ROOT / "orchestrator/vbill/verifier/build.mjs"
 RECORD_KEYS = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
 VERDICTS = ("verification", "billing_check", "incircuit_binding_verification")
+LOGGED = 1_780_000_000_000  # the tree-head time of every receipt conftest's log gives
 
 
 def _chromium() -> str:
@@ -60,6 +61,7 @@ def trust_set(doc: dict[str, Any], home: Path) -> TrustSet:
         revoked_attesters=pinned.revoked.attesters,
         revoked_vkeys=pinned.revoked.vkeys,
         log_signers=pinned.log_signers,
+        retired_attesters=pinned.retired_attesters,
     )
 
 
@@ -92,7 +94,7 @@ def _resign_v2(bundle: dict[str, Any], attester: Attester) -> dict[str, Any]:
         scheme=SCHEME_V2, signature=attester.sign_hash(digest), bundle_digest="0x" + digest.hex()
     )
     tree = MerkleTree([leaf_hash(bytes([i]) * 32) for i in range(3)])
-    receipt = append_with_receipt(tree, digest, attester.account, 1_780_000_000_000)
+    receipt = append_with_receipt(tree, digest, attester.account, LOGGED)
     out["receipt"] = receipt.to_dict()
     return out
 
@@ -136,7 +138,32 @@ def cases(
         revoked_attesters=[attester.address],
     )
     forged = {**doc, "attesters": [*doc["attesters"], Attester.generate().address]}
-    trust = {"doc": doc, "revoking": revoking, "forged": forged}
+    successor = Attester.generate()  # `attester` rotated out: retired at LOGGED (+ 1) ms
+
+    def retiring(cut_off: int) -> dict[str, Any]:
+        return trust_document.build(
+            successor.account,
+            bindings=keys,
+            attesters=[successor.address],
+            log_signers=[successor.address],
+            retired_attesters={attester.address: cut_off},
+        )
+
+    revoked_key = trust_document.build(
+        attester.account,
+        bindings=keys,
+        attesters=signer,
+        log_signers=signer,
+        revoked_vkeys=[file_sha256(paths.VKEY)],
+    )
+    trust = {
+        "doc": doc,
+        "revoking": revoking,
+        "forged": forged,
+        "retired after": retiring(LOGGED),
+        "retired before": retiring(LOGGED + 1),
+        "revoked key": revoked_key,
+    }
     sets = {k: trust_set(v, home) for k, v in trust.items() if k != "forged"}
 
     def request(event: str, **tariff: Any) -> dict[str, Any]:
@@ -273,6 +300,14 @@ def cases(
         out[name] = Case(
             name, "doc", json.dumps(body), verify_request(body, trust=sets["doc"], check=check)
         )
+    for name, key in (
+        ("retired key, logged before its cut-off", "retired before"),
+        ("retired key, logged at its cut-off", "retired after"),
+        ("revoked verification key", "revoked key"),
+    ):
+        out[name] = Case(
+            name, key, json.dumps(valid), verify_bundle(valid, trust=sets[key], check=check)
+        )
     out["re-pinned on purpose"] = Case(
         "re-pinned on purpose",
         "doc",
@@ -357,6 +392,9 @@ AGREEMENT = [
     "wrong verification key",
     "untrusted attester",
     "revoked attester",
+    "retired key, logged before its cut-off",
+    "retired key, logged at its cut-off",
+    "revoked verification key",
     "re-pinned on purpose",
     "non-canonical salt (x + r)",
     "missing attestation",
@@ -488,6 +526,17 @@ def test_digest_v2_cases_mean_what_they_say(cases) -> None:
     swapped = cases["digest v2 with another bundle's proof"].python
     assert swapped.verification.valid and swapped.billing_check.valid
     assert not swapped.incircuit_binding_verification.valid
+
+
+def test_retirement_cases_mean_what_they_say(cases, page_results) -> None:
+    """A rotated-out key keeps what the log fixed before its cut-off, and only that."""
+    assert cases["retired key, logged before its cut-off"].python.valid
+    late = cases["retired key, logged at its cut-off"].python
+    assert not late.verification.valid and "retired" in (late.verification.reason or "")
+    assert late.billing_check.valid and late.incircuit_binding_verification.valid
+    seen = page_results["retired key, logged at its cut-off"]["result"]["verification"]["reason"]
+    assert "retired by the provider" in seen and "after that" in seen
+    assert "revoked" in page_results["revoked verification key"]["text"]
 
 
 CLI_CASES = [

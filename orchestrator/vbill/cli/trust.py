@@ -56,6 +56,8 @@ def _summary(doc: trust_document.TrustDocument) -> str:
         f"log signers  {', '.join(doc.log_signers)}",
         f"revoked      {len(doc.revoked.attesters)} attester(s), {len(doc.revoked.vkeys)} key(s)",
     ]
+    for address, at in doc.retired_attesters.items():
+        lines.append(f"retired      {address} from {at} ms (bundles logged before stay valid)")
     for name, dep in doc.deployments.items():
         lines.append(f"deployment   {name} (chain {dep.chain_id}): settlement {dep.settlement}")
     return "\n".join(lines)

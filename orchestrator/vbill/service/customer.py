@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from vbill import paths
-from vbill.bindings import BINDING_VERSION
+from vbill.bindings import BINDING_V2, BINDING_VERSION, artefacts
 from vbill.ledger import tokens
 from vbill.models import IssuedToken, ReceiptView, RevokedTokens, UsageReceipt
 from vbill.service.auth import AnyCaller, require_operator
@@ -84,28 +84,38 @@ def trust(svc: State) -> dict[str, Any]:
 
 
 def document(svc: ServiceState) -> dict[str, Any]:
-    """The service's trust document: its verification key, attesters, revocations and the
-    chain deployments on record."""
+    """The service's trust document: its verification keys (v2's when metered billing is
+    set up here, so statements verify against the pin too), attesters, revocations,
+    retired keys with their cut-off and the chain deployments on record."""
     revoked = svc.store.revocations()
+    bindings = {BINDING_VERSION: (paths.VKEY, _ceremony(svc.vkey_sha256))}
+    if svc.metered is not None:
+        bindings[BINDING_V2] = (artefacts(BINDING_V2).vkey, _ceremony(svc.metered.vkey_sha256))
     return trust_document.build(
         svc.attester.account,
-        bindings={BINDING_VERSION: (paths.VKEY, _ceremony(svc.vkey_sha256))},
+        bindings=bindings,
         attesters=[svc.attester.address, *svc.settings.trusted_attesters],
         log_signers=[svc.attester.address],
         revoked_attesters=[r["value"] for r in revoked if r["kind"] == "attester"],
         revoked_vkeys=[r["value"] for r in revoked if r["kind"] == "vkey"],
+        retired_attesters={r["address"]: r["retired_at"] for r in svc.store.retirements()},
         deployments=_deployments(svc.settings.home),
     )
 
 
 def _ceremony(vkey_sha256: str) -> str:
-    """The setup's ceremony kind from build/manifest.json, if it records this very key."""
+    """The setup's ceremony kind from build/manifest.json, if it records this very key (v1 at
+    the top level, later bindings under `bindings`)."""
     try:
         manifest = json.loads(paths.MANIFEST.read_text())
     except (OSError, ValueError):
         return "unknown"
-    recorded = manifest.get("artifacts", {}).get("vkey", {}).get("sha256")
-    return str(manifest.get("ceremony", "unknown")) if recorded == vkey_sha256 else "unknown"
+    if manifest.get("artifacts", {}).get("vkey", {}).get("sha256") == vkey_sha256:
+        return str(manifest.get("ceremony", "unknown"))
+    for record in (manifest.get("bindings") or {}).values():
+        if isinstance(record, dict) and record.get("vkey_sha256") == vkey_sha256:
+            return str(record.get("ceremony", "unknown"))
+    return "unknown"
 
 
 def _deployments(home: Path) -> dict[str, dict[str, Any]]:

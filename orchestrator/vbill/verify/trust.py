@@ -107,8 +107,8 @@ def default_trust() -> TrustSet:
     `$VBILL_HOME/trust.json` ({"attesters": [...], "vkeys": [paths]}) and
     `$VBILL_HOME/revocation.json` ({"revoked_attesters": [...], "revoked_vkeys": [...]}),
     env VBILL_TRUSTED_ATTESTERS (comma-separated) and the pinned trust document
-    `$VBILL_HOME/trust-pin.json` (`vbill trust pin`: its keys, attesters, log signers and
-    revocations)."""
+    `$VBILL_HOME/trust-pin.json` (`vbill trust pin`: its keys, attesters, log signers,
+    revocations and retired attesters)."""
     from vbill.bundle.keys import Attester, attester_key_path
     from vbill.verify import trust_document
 
@@ -150,7 +150,10 @@ def default_trust() -> TrustSet:
         revoked_attesters=revoked_attesters,
         revoked_vkeys=revoked_vkeys,
         log_signers=pinned.log_signers if pinned is not None else (),
-        retired_attesters=revoked.get("retired_attesters") or {},
+        retired_attesters={
+            **(revoked.get("retired_attesters") or {}),
+            **(pinned.retired_attesters if pinned is not None else {}),
+        },
     )
 
 

@@ -4,7 +4,8 @@ A customer fetches this once from the provider, checks its signature and pins it
 `$VBILL_HOME/trust-pin.json` (trust on first use); from then on `vbill verify` and the browser
 verifier trust exactly what it names — verification keys by SHA-256 per binding (with the key
 itself, so verifying needs no build), attester and log-signer addresses, revoked attesters and
-keys — and a later document that differs is refused unless re-pinned on purpose.
+keys, retired (rotated-out) attesters with their cut-off — and a later document that differs is
+refused unless re-pinned on purpose.
 
 Signature: EIP-191 `personal_sign` by `issuer` over the UTF-8 bytes of the RFC 8785 canonical
 JSON of the document without `"signature"`, with every JSON number written as its decimal
@@ -19,13 +20,22 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from vbill import paths
 from vbill.bundle.attestation import canonical_json
@@ -73,7 +83,20 @@ class TrustDocument(_Strict):
     log_head_url: StrictStr
     revoked: Revoked
     deployments: dict[StrictStr, Deployment]
+    # rotated-out attester (lower-case address) -> retired_at (ms): what it signed before the
+    # cut-off stays valid (docs/protocol.md §11); optional, so older documents still verify
+    retired_attesters: dict[StrictStr, StrictInt] = Field(default_factory=dict)
     signature: StrictStr = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+    @field_validator("retired_attesters")
+    @classmethod
+    def _retired(cls, value: dict[str, int]) -> dict[str, int]:
+        for address, at in value.items():
+            if re.fullmatch(_ADDRESS, address) is None:
+                raise ValueError(f"{address!r} is not an Ethereum address")
+            if at < 0:
+                raise ValueError(f"{address}: retired_at must not be negative")
+        return value
 
 
 def rfc3339_now() -> str:
@@ -95,8 +118,10 @@ def build(
     revoked_vkeys: Iterable[str] = (),
     deployments: Mapping[str, Mapping[str, Any]] | None = None,
     issued_at: str | None = None,
+    retired_attesters: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The signed document; `bindings` maps a binding version to (vkey file, ceremony)."""
+    """The signed document; `bindings` maps a binding version to (vkey file, ceremony);
+    `retired_attesters` maps a rotated-out attester to its retired_at (ms)."""
     keys = {}
     for version, (path, ceremony) in sorted(bindings.items()):
         raw = path.read_bytes()
@@ -119,6 +144,9 @@ def build(
             "vkeys": sorted(set(revoked_vkeys)),
         },
         "deployments": {k: dict(v) for k, v in sorted((deployments or {}).items())},
+        "retired_attesters": {
+            a.lower(): int(t) for a, t in sorted((retired_attesters or {}).items())
+        },
     }
     signed = account.sign_message(encode_defunct(primitive=signing_bytes(document)))
     document["signature"] = "0x" + bytes(signed.signature).hex()
@@ -138,7 +166,7 @@ def verify(document: Any) -> TrustDocument:
     attesters, and every key matches its hash. InputError (malformed, naming the field) or
     VerificationFailed (a check failed) otherwise."""
     if isinstance(document, TrustDocument):
-        document = document.model_dump(mode="json")
+        document = document.model_dump(mode="json", exclude_unset=True)
     if not isinstance(document, Mapping):
         raise InputError("trust document", "expected a JSON object")
     try:
@@ -168,6 +196,8 @@ def verify(document: Any) -> TrustDocument:
         raise VerificationFailed(f"issuer {doc.issuer} is not one of the document's attesters")
     if doc.issuer.lower() in {a.lower() for a in doc.revoked.attesters}:
         raise VerificationFailed(f"issuer {doc.issuer} is revoked by its own document")
+    if doc.issuer.lower() in {a.lower() for a in doc.retired_attesters}:
+        raise VerificationFailed(f"issuer {doc.issuer} is retired by its own document")
     return doc
 
 
@@ -253,7 +283,10 @@ def pin(document: Any, home: Path | None = None, *, replace: bool = False) -> tu
     tmp = path.with_name(f".{PIN_NAME}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(doc.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+        # exclude_unset: a member the issuer did not write (an older document) stays unwritten,
+        # so the signature still covers exactly the pinned bytes' members
+        pinned = doc.model_dump(mode="json", exclude_unset=True)
+        fh.write(json.dumps(pinned, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     vkey_files(doc, home, rewrite=True)
     return ("replaced" if old is not None else "pinned"), diff

@@ -59,7 +59,7 @@ function loadTrust(text, source) {
   $("repin").checked = false;
   state.trust = trust;
   const keys = trust.bindings.map((b) => `${b.version} (${b.ceremony}, key ${b.vkey_sha256.slice(0, 12)}…)`).join("; ");
-  status("trust-status", `Pinned: issued by ${trust.issuer} at ${trust.issuedAt}. Keys: ${keys}. Attesters: ${trust.attesters.length}, revoked: ${trust.revokedAttesters.length}.`, true);
+  status("trust-status", `Pinned: issued by ${trust.issuer} at ${trust.issuedAt}. Keys: ${keys}. Attesters: ${trust.attesters.length}, revoked: ${trust.revokedAttesters.length}, retired: ${trust.retired.size}.`, true);
   render();
 }
 

@@ -2,7 +2,8 @@
 // log signers to trust, and what is revoked. It is checked as the Python package checks it
 // (vbill.verify.trust_document): well formed, every key hashing to its stated SHA-256, signed
 // (EIP-191 personal_sign over its canonical JSON without "signature") by its issuer, who is
-// one of its own unrevoked attesters.
+// one of its own unrevoked, unretired attesters. Retired (rotated-out) attesters keep what they
+// signed before their cut-off, as vbill.verify.trust.TrustSet.attester_ok judges it.
 
 import { canonicalJson, sha256Hex, utf8 } from "./canonical.js";
 import { personalHash, recoverAddress } from "./eth.js";
@@ -26,12 +27,17 @@ const onlyKeys = (obj, keys, field) => {
   for (const k of Object.keys(obj)) need(keys.includes(k), `${field}.${k}`, "is not an allowed field");
 };
 
+const isoTime = (ms) => {
+  const d = new Date(Number(ms));
+  return Number.isNaN(d.getTime()) ? `${ms} ms` : d.toISOString();
+};
+
 /** A checked trust document → the trust set the verdicts use. Throws TrustError. */
 export function trustFromDocument(doc) {
   need(isObject(doc), "content", "must be a JSON object");
   const keys = ["trust_version", "issued_at", "issuer", "bindings", "attesters", "log_signers",
     "revocation_url", "log_head_url", "revoked", "deployments", "signature"];
-  onlyKeys(doc, keys, "field");
+  onlyKeys(doc, [...keys, "retired_attesters"], "field");
   for (const k of keys) need(Object.hasOwn(doc, k), k, "is missing");
   need(doc.trust_version === 1n, "trust_version", "must be 1");
   need(typeof doc.issued_at === "string" && ISSUED_AT.test(doc.issued_at), "issued_at", "must be a UTC time ending in Z");
@@ -44,6 +50,14 @@ export function trustFromDocument(doc) {
   onlyKeys(doc.revoked, ["attesters", "vkeys"], "revoked");
   const revokedAttesters = strings(doc.revoked.attesters ?? [], "revoked.attesters");
   const revokedVkeys = strings(doc.revoked.vkeys ?? [], "revoked.vkeys");
+  const retiredIn = Object.hasOwn(doc, "retired_attesters") ? doc.retired_attesters : Object.create(null);
+  need(isObject(retiredIn), "retired_attesters", "must be an object");
+  const retired = new Map(); // lower-case address -> retired_at (ms, BigInt)
+  for (const [a, at] of Object.entries(retiredIn)) {
+    need(ADDRESS.test(a), `retired_attesters.${a}`, "is not an Ethereum address");
+    need(typeof at === "bigint" && at >= 0n, `retired_attesters.${a}`, "must be a whole number of milliseconds");
+    retired.set(a.toLowerCase(), at);
+  }
   need(isObject(doc.deployments), "deployments", "must be an object");
   for (const [name, d] of Object.entries(doc.deployments)) {
     const f = `deployments.${name}`;
@@ -89,7 +103,9 @@ export function trustFromDocument(doc) {
   }
   need(lower(attesters).has(doc.issuer.toLowerCase()), "issuer", "is not one of the document's own attesters");
   need(!revoked.has(doc.issuer.toLowerCase()), "issuer", "is revoked by the document itself");
-  const trusted = lower(attesters);
+  need(!retired.has(doc.issuer.toLowerCase()), "issuer", "is retired by the document itself");
+  // A retired key is trusted (as attester and log signer) for what it signed before its cut-off.
+  const trusted = new Set([...lower(attesters), ...retired.keys()]);
   const signers = new Set([...trusted, ...lower(logSigners)].filter((a) => !revoked.has(a)));
   const revokedKeys = new Set(revokedVkeys.map((v) => v.toLowerCase()));
   return {
@@ -103,11 +119,19 @@ export function trustFromDocument(doc) {
     logSigners: signers,
     revokedAttesters: revokedAttesters,
     revokedVkeys: revokedVkeys,
+    retired,
     insecureVkeys: new Set(bindings.filter((b) => b.ceremony === "dev-insecure").map((b) => b.vkey_sha256)),
-    attesterProblem(address) {
+    /** Why `address` is not trusted for a bundle logged at `signedAt` (ms, the receipt's tree
+     *  head; null without a receipt), or null. */
+    attesterProblem(address, signedAt) {
       const a = address.toLowerCase();
       if (revoked.has(a)) return `the attester ${address} that signed this bundle has been revoked by the provider`;
       if (!trusted.has(a)) return `the bundle was signed by ${address}, which is not an attester the trust document names`;
+      const cutOff = retired.get(a);
+      if (cutOff !== undefined && (typeof signedAt !== "bigint" || signedAt >= cutOff)) {
+        const when = signedAt === null || signedAt === undefined ? "it has no log receipt from before then" : `its log receipt is from ${isoTime(signedAt)}, after that`;
+        return `the attester ${address} was retired by the provider at ${isoTime(cutOff)} (key rotation); ${when}`;
+      }
       return null;
     },
     vkey(sha) {

@@ -122,7 +122,7 @@ async function checkSignature({ p, trust, sig }) {
   if (signer.toLowerCase() !== att.attester.toLowerCase()) {
     return no(`the signature was not made by the attester the bundle names (${att.attester}); it recovers to ${signer}`);
   }
-  const why = trust.attesterProblem(signer);
+  const why = trust.attesterProblem(signer, p.receipt ? p.receipt.tree_head.timestamp : null);
   if (why) return no(why);
   if (!p.receipt) return no(p.problems.receipt || "the transparency-log receipt is missing");
   const [ok, reason] = verifyReceipt(p.receipt, digest, trust.logSigners);
