@@ -19,30 +19,11 @@ from vbill.bindings import BINDING_V2, artefacts
 from vbill.encode.metered import GENESIS, WindowState, encode_metered
 from vbill.zk.prover import Prover
 from vbill.zk.witness_metered import circuit_input, public_signals, window_state_key
+from vbill_tools.bench import metered_request
 
 V2 = artefacts(BINDING_V2)
 ACCOUNT_SALT = 12345  # the pilot's: same tenant key as the v1 bundles
 SALT = 424242
-
-# One AI inference: input tokens at 0.25 micro-ETH, output tokens 1.25 then 1 past 10^6.
-TARIFF: dict[str, Any] = {
-    "tariff_id": "llm-secure-7b",
-    "tariff_version": "1.0.0",
-    "tariff_class": "metered",
-    "dimensions": {
-        "input_tokens": {"tiers": [{"up_to": None, "unit_price_micros": "0.25"}]},
-        "output_tokens": {
-            "tiers": [
-                {"up_to": 1_000_000, "unit_price_micros": "1.25"},
-                {"up_to": None, "unit_price_micros": "1"},
-            ]
-        },
-    },
-    "min_charge_micros": 0,
-    "max_charge_micros": 5_000_000_000,
-    "rounding_mode": "ceil",
-    "currency": "ETH",
-}
 
 
 def needs_v2_setup() -> None:
@@ -51,19 +32,11 @@ def needs_v2_setup() -> None:
 
 
 def request(event_id: str, window: str, usage: dict[str, int]) -> dict[str, Any]:
-    return {
-        "meter_event": {
-            "event_id": event_id,
-            "event_timestamp": "2026-05-29T12:00:00.000Z",
-            "tenant_id": "tenant_acme",
-            "api_key_id": "api_live_001",
-            "endpoint": "/v1/inference",
-            "usage": usage,
-            "contract_version": "contract-v1",
-            "billing_window_id": window,
-        },
-        "tariff_snapshot": TARIFF,
-    }
+    """One AI inference of the pilot's tenant (the bench's tariff: input tokens at 0.25
+    micro-ETH, output tokens 1.25 then 1 past 10^6)."""
+    return metered_request(
+        event_id, usage, tenant_id="tenant_acme", window=window, tariff_id="llm-secure-7b"
+    )
 
 
 def genesis_key(window: str) -> int:

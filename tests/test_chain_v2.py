@@ -34,7 +34,7 @@ from web3.logs import DISCARD
 
 pytestmark = pytest.mark.chain
 
-INFERENCE_CHARGE = 554  # micros: 156 × 0.25 + 412 × 1.25 (chain_v2.TARIFF), ceil
+INFERENCE_CHARGE = 554  # micros: 156 × 0.25 + 412 × 1.25 (vbill_tools.bench.metered_request), ceil
 ZERO = "0x" + "00" * 20
 
 

@@ -28,6 +28,7 @@ from vbill.encode.metered import (
     transition,
 )
 from vbill.errors import InputError
+from vbill.models import MeteredAttestRequest
 from vbill.zk.setup import r1cs_info
 from vbill.zk.witness_metered import circuit_input, public_signal_names, public_signals
 
@@ -39,31 +40,15 @@ CONSTRAINTS = 7960
 WIRES = 7925
 U64 = 2**64
 SALT, ACCOUNT_SALT = 1234567890123456789, 987654321987654321
+EXAMPLE: dict[str, Any] = MeteredAttestRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
 
 
 def request(dimensions: dict[str, Any], usage: dict[str, int], **tariff: Any) -> dict[str, Any]:
+    """The documented example request (MeteredAttestRequest's) with these dimensions and usage,
+    and `tariff`'s changes to its tariff."""
     return {
-        "meter_event": {
-            "event_id": "inf_9876543210fedcba",
-            "event_timestamp": "2026-05-29T12:00:00.000Z",
-            "tenant_id": "tenant_acme",
-            "api_key_id": "api_live_001",
-            "endpoint": "/v1/inference",
-            "usage": usage,
-            "contract_version": "contract-v1",
-            "billing_window_id": "2026-05",
-        },
-        "tariff_snapshot": {
-            "tariff_id": "llm-secure-7b",
-            "tariff_version": "1.0.0",
-            "tariff_class": "metered",
-            "dimensions": dimensions,
-            "min_charge_micros": 0,
-            "max_charge_micros": 5_000_000_000,
-            "rounding_mode": "ceil",
-            "currency": "ETH",
-            **tariff,
-        },
+        "meter_event": {**EXAMPLE["meter_event"], "usage": usage},
+        "tariff_snapshot": {**EXAMPLE["tariff_snapshot"], "dimensions": dimensions, **tariff},
     }
 
 

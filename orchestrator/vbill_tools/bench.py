@@ -258,22 +258,29 @@ def run(
     return rows
 
 
-def sample_metered_requests(n: int, prefix: str = "inf_bench") -> list[dict[str, Any]]:
-    """`n` AI inferences in one window (input and output tokens at 0.25 and 1.25 micro-ETH,
-    the output tier changing at 1M tokens): the common metered case."""
-    base = {
+def metered_request(
+    event_id: str,
+    usage: dict[str, int],
+    *,
+    tenant_id: str = "tenant_bench",
+    window: str = "2026-05",
+    tariff_id: str = "llm-bench",
+) -> dict[str, Any]:
+    """One AI inference's attest request (input tokens at 0.25 micro-ETH, output tokens at 1.25
+    then 1 past 1M tokens): the common metered case, benched here and proved by the tests."""
+    return {
         "meter_event": {
-            "event_id": "",
+            "event_id": event_id,
             "event_timestamp": "2026-05-29T12:00:00.000Z",
-            "tenant_id": "tenant_bench",
+            "tenant_id": tenant_id,
             "api_key_id": "api_live_001",
             "endpoint": "/v1/inference",
-            "usage": {},
+            "usage": usage,
             "contract_version": "contract-v1",
-            "billing_window_id": "2026-05",
+            "billing_window_id": window,
         },
         "tariff_snapshot": {
-            "tariff_id": "llm-bench",
+            "tariff_id": tariff_id,
             "tariff_version": "1.0.0",
             "tariff_class": "metered",
             "dimensions": {
@@ -291,13 +298,14 @@ def sample_metered_requests(n: int, prefix: str = "inf_bench") -> list[dict[str,
             "currency": "ETH",
         },
     }
-    out = []
-    for i in range(n):
-        req = copy.deepcopy(base)
-        req["meter_event"]["event_id"] = f"{prefix}_{i:06d}"
-        req["meter_event"]["usage"] = {"input_tokens": 150 + i, "output_tokens": 400 + i}
-        out.append(req)
-    return out
+
+
+def sample_metered_requests(n: int, prefix: str = "inf_bench") -> list[dict[str, Any]]:
+    """`n` AI inferences in one window, with distinct event ids and usage."""
+    return [
+        metered_request(f"{prefix}_{i:06d}", {"input_tokens": 150 + i, "output_tokens": 400 + i})
+        for i in range(n)
+    ]
 
 
 def run_v2(
