@@ -10,8 +10,8 @@ Authenticate as the operator with `secret=` (header `X-VDI-Attest-Secret`) or as
 is an `ApiError` carrying the HTTP status and, where the service names one, the field. A
 service that cannot be reached is a ToolError (exit code 3).
 
-Both classes describe each call once (`_Call`: method, path, body, how to read the answer)
-and differ only in how they send it.
+Both classes describe each call once (`_Call`: method, path, body, how to read the answer),
+open their connection once (`_Base`) and differ only in how they send.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from vbill.verify import trust_document
 from vbill.verify.trust_document import TrustDocument
 
 T = TypeVar("T")
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
 Record = BaseModel | Mapping[str, Any]  # a billing v2 record (vbill.models.BillingRecord)
 SECRET_HEADER = "X-VDI-Attest-Secret"
 _LOCATIONS = {"body", "query", "path", "header"}
@@ -200,8 +202,11 @@ def _unreachable(base_url: str, exc: httpx.HTTPError) -> ToolError:
     return ToolError(f"cannot reach the vbill service at {base_url}: {exc}")
 
 
-class Client:
-    """Blocking client; use as a context manager or call close()."""
+class _Base(Generic[HttpT, TransportT]):
+    """The connection both clients open (base URL, credentials, timeout): one constructor, so
+    the blocking and the async client cannot authenticate differently."""
+
+    _open: Callable[..., HttpT]  # httpx.Client or httpx.AsyncClient
 
     def __init__(
         self,
@@ -210,15 +215,21 @@ class Client:
         secret: str | None = None,
         token: str | None = None,
         timeout: float = 120.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: TransportT | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
+        self._http: HttpT = self._open(
             base_url=self.base_url,
             headers=_headers(secret, token),
             timeout=timeout,
             transport=transport,
         )
+
+
+class Client(_Base[httpx.Client, httpx.BaseTransport]):
+    """Blocking client; use as a context manager or call close()."""
+
+    _open = httpx.Client
 
     def __enter__(self) -> Client:
         return self
@@ -293,25 +304,10 @@ class Client:
         return self._run(_Calls.status())
 
 
-class AsyncClient:
+class AsyncClient(_Base[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """The same operations as `Client`, awaitable; use `async with` or `await aclose()`."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        secret: str | None = None,
-        token: str | None = None,
-        timeout: float = 120.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=_headers(secret, token),
-            timeout=timeout,
-            transport=transport,
-        )
+    _open = httpx.AsyncClient
 
     async def __aenter__(self) -> AsyncClient:
         return self
