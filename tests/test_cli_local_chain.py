@@ -89,3 +89,20 @@ def test_limits_set_takes_micro_eth_and_stores_wei(chain_home, eth_bundle, tmp_p
 
 def bundle_tenant_key(path: Path) -> str:
     return json.loads(path.read_text())["attestation"]["billing_proof"]["public_signals"][4]
+
+
+def test_attester_add_then_revoke_sets_its_status_and_revocation_is_final(chain_home) -> None:
+    node, _home = chain_home
+    assert run(["deploy", "--rpc-url", node.url]).exit_code == 0
+    status = connect("local", node.url).settlement.functions.attesterStatus
+    other = Attester.generate().address
+    assert status(other).call() == 0  # None
+    r = run(["attester", "add", "--rpc-url", node.url, other])
+    assert r.exit_code == 0 and f"attester {other} added" in r.output, r.output
+    assert status(other).call() == 1  # Active
+    r = run(["attester", "revoke", "--rpc-url", node.url, other, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["transaction_hash"].startswith("0x")
+    assert status(other).call() == 2  # Revoked
+    r = run(["attester", "add", "--rpc-url", node.url, other])
+    assert r.exit_code != 0 and status(other).call() == 2

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.progress import Progress
@@ -26,6 +27,8 @@ from vbill.verify.verify import (
 )
 from vbill.zk.native_prover import open_prover
 from vbill.zk.prover import Prover
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -194,6 +197,30 @@ def _trust(attesters: tuple[str, ...], vkeys: tuple[Path, ...]) -> TrustSet:
     return default_trust().with_(attesters=attesters, vkey_files=vkeys)
 
 
+def trust_options(vkey_example: str = "") -> Callable[[F], F]:
+    """`--trust-attester` and `--vkey` (parameters `attesters`, `vkeys`, for `_trust`), the same
+    on every verb that verifies; `vkey_example` is put in the --vkey help."""
+    example = f" (e.g. {vkey_example})" if vkey_example else ""
+
+    def add(f: F) -> F:
+        f = click.option(
+            "--vkey",
+            "vkeys",
+            multiple=True,
+            type=click.Path(exists=True, path_type=Path),
+            help=f"Also trust this verification key file{example}. Repeatable.",
+        )(f)
+        return click.option(
+            "--trust-attester",
+            "attesters",
+            multiple=True,
+            metavar="ADDRESS",
+            help="Also trust this attester (and log signer) address. Repeatable.",
+        )(f)
+
+    return add
+
+
 def _summary(name: str, result: VerifyResult) -> str:
     lines = [f"{name}: {'VALID' if result.valid else 'INVALID'}"]
     lines += [f"  WARNING: {w}" for w in result.warnings]
@@ -219,20 +246,7 @@ def _summary(name: str, result: VerifyResult) -> str:
     help="Verify every bundle in a directory (*.json) or a JSON-lines file, with one "
     "multi-pairing per chunk (month-end close). Prints a summary and the invalid ones.",
 )
-@click.option(
-    "--trust-attester",
-    "attesters",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Also trust this attester (and log signer) address. Repeatable.",
-)
-@click.option(
-    "--vkey",
-    "vkeys",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Also trust this verification key file. Repeatable.",
-)
+@trust_options()
 @click.option(
     "--reference",
     is_flag=True,

@@ -419,22 +419,28 @@ def attester() -> None:
     """Attester keys allowed to settle (owner only)."""
 
 
-@attester.command("add")
-@network_options
-@click.argument("address")
-@json_option
-def attester_add(chain: ch.Chain, address: str, as_json: bool) -> None:
-    """Allow ADDRESS to settle."""
-    emit(_tx(chain.add_attester(address)), as_json, f"attester {address} added")
+def _attester_verb(
+    name: str, doc: str, done: str, send: Callable[[ch.Chain, str], ch.TxResult]
+) -> click.Command:
+    """A `vbill attester` verb: one owner transaction on ADDRESS, reported as `done`."""
+
+    @attester.command(name, help=doc)
+    @network_options
+    @click.argument("address")
+    @json_option
+    def verb(chain: ch.Chain, address: str, as_json: bool) -> None:
+        emit(_tx(send(chain, address)), as_json, f"attester {address} {done}")
+
+    return verb
 
 
-@attester.command("revoke")
-@network_options
-@click.argument("address")
-@json_option
-def attester_revoke(chain: ch.Chain, address: str, as_json: bool) -> None:
-    """Revoke ADDRESS for good: it can never settle again."""
-    emit(_tx(chain.revoke_attester(address)), as_json, f"attester {address} revoked")
+attester_add = _attester_verb("add", "Allow ADDRESS to settle.", "added", ch.Chain.add_attester)
+attester_revoke = _attester_verb(
+    "revoke",
+    "Revoke ADDRESS for good: it can never settle again.",
+    "revoked",
+    ch.Chain.revoke_attester,
+)
 
 
 COMMANDS = (

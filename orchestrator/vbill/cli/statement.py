@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vbill.cli.bundle import _trust, read_json, write_json_atomic
+from vbill.cli.bundle import _trust, read_json, trust_options, write_json_atomic
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, VerificationFailed
 from vbill.verify.statement import (
@@ -110,20 +110,7 @@ def _human(st: Statement) -> str:
     type=click.Path(path_type=Path),
     help="Write the statement document (bundles + summary) to keep with the invoice.",
 )
-@click.option(
-    "--trust-attester",
-    "attesters",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Also trust this attester (and log signer) address. Repeatable.",
-)
-@click.option(
-    "--vkey",
-    "vkeys",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Also trust this verification key file (e.g. build/vkey-v2.json). Repeatable.",
-)
+@trust_options("build/vkey-v2.json")
 @click.option("--reference", is_flag=True, help="Groth16 by the py_ecc reference (slow).")
 @json_option
 def statement(
