@@ -30,14 +30,17 @@ VBILL = [sys.executable, "-m", "vbill"]
 class Served:
     """`vbill serve` in its own process group on a free loopback port, no chain."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(
+        self, home: Path, *args: str, env: dict[str, str] | None = None, log: str = "service.log"
+    ) -> None:
+        """`args`: more `vbill serve` options; `env`: more environment (DATABASE_URL)."""
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / "service.log"
+        self.log = home / log
         self._probe = httpx.Client(timeout=2)  # one client: building one costs ~0.1 s (TLS setup)
-        env = {**os.environ, "VBILL_HOME": str(home), "VDI_ATTEST_SECRET": SECRET}
-        cmd = [*VBILL, "serve", "--port", str(self.port), "--workers", "1"]
+        env = {**os.environ, "VBILL_HOME": str(home), "VDI_ATTEST_SECRET": SECRET, **(env or {})}
+        cmd = [*VBILL, "serve", "--port", str(self.port), "--workers", "1", *args]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -28,7 +28,7 @@ from vbill.bundle.keys import Attester
 from vbill.ledger import translog
 from vbill.service import Settings, create_app
 from vbill.verify.trust import TrustSet
-from vbill.verify.verify import verify_bundle
+from vbill.verify.verify import Groth16Check, verify_bundle
 
 ATTEST = "/api/vdi/billing/attest"
 EVENTS = "/api/vdi/billing/events"
@@ -56,8 +56,11 @@ def trust_of(attester: Attester) -> TrustSet:
     return TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
 
 
-def assert_verifies(bundle: dict[str, Any], attester: Attester) -> None:
-    result = verify_bundle(bundle, trust=trust_of(attester))
+def assert_verifies(
+    bundle: dict[str, Any], attester: Attester, check: Groth16Check | None = None
+) -> None:
+    """Valid in all three verdicts; `check`: the pairing (default the py_ecc reference)."""
+    result = verify_bundle(bundle, trust=trust_of(attester), check=check)
     assert result.verification.valid, result.verification.reason
     assert result.billing_check.valid, result.billing_check.reason
     binding = result.incircuit_binding_verification

@@ -1087,6 +1087,7 @@ class Store:
             raise ToolError("the store has no log signing key; cannot append to the log")
         out: list[tuple[StoredBundle, bool] | VbillError | None] = []
         added: list[tuple[int, int, Ingest, bytes]] = []  # (result slot, leaf index, item, leaf)
+        replays: list[tuple[int, int]] = []  # (result slot, leaf index): twice in this batch
         with self._tx() as c, self._tree_lock:
             self._sync_tree(c)
             start, at = len(self._tree), now_ms()
@@ -1095,7 +1096,12 @@ class Store:
                     try:
                         existing = self._find(c, item.tenant_id, item.event_id)
                         if existing is not None:
-                            out.append((self._same_or_conflict(existing, item.request_hash), False))
+                            same = self._same_or_conflict(existing, item.request_hash)
+                            if existing.leaf_index >= start:  # logged by this batch: its
+                                replays.append((len(out), existing.leaf_index))  # bundle, below
+                                out.append(None)
+                            else:
+                                out.append((same, False))
                             continue
                         # A refused event stores nothing, not even the tenant it would create:
                         # the batch's other events commit, so undo this one's writes alone.
@@ -1162,6 +1168,9 @@ class Store:
                         rows.append((json.dumps(bundle, sort_keys=True), index))
                         out[slot] = (self._ingested(item, bundle, index, at), True)
                     c.executemany("UPDATE bundles SET bundle_json = ? WHERE leaf_index = ?", rows)
+                    created = {index: out[slot] for slot, index, _, _ in added}
+                    for slot, index in replays:  # a replay of this batch's own event: its bundle
+                        out[slot] = (created[index][0], False)  # type: ignore[index]
             except BaseException:
                 self._tree.truncate(start)
                 raise
