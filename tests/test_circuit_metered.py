@@ -28,7 +28,7 @@ from vbill.encode.metered import (
     transition,
 )
 from vbill.errors import InputError
-from vbill.models import MeteredAttestRequest
+from vbill.models import MeteredAttestRequest, example
 from vbill.zk.setup import r1cs_info
 from vbill.zk.witness_metered import circuit_input, public_signal_names, public_signals
 
@@ -40,7 +40,7 @@ CONSTRAINTS = 7960
 WIRES = 7925
 U64 = 2**64
 SALT, ACCOUNT_SALT = 1234567890123456789, 987654321987654321
-EXAMPLE: dict[str, Any] = MeteredAttestRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+EXAMPLE = example(MeteredAttestRequest)
 
 
 def request(dimensions: dict[str, Any], usage: dict[str, int], **tariff: Any) -> dict[str, Any]:

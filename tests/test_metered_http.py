@@ -26,7 +26,7 @@ from http_server import ATTEST, AUTH, SECRET, VERIFY, serve
 from vbill import chain as ch
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
-from vbill.models import MeteredAttestRequest
+from vbill.models import MeteredAttestRequest, example
 from vbill.service import Settings, create_app
 
 pytestmark = pytest.mark.chain
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.chain
 TENANT = "t_infer"
 WINDOW = "2026-05"
 ETH = 10**18
-EXAMPLE: dict[str, Any] = MeteredAttestRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+EXAMPLE = example(MeteredAttestRequest)
 STATEMENT = f"/api/vdi/billing/statements/{TENANT}/{WINDOW}"
 
 

@@ -7,6 +7,7 @@ Every model forbids unknown fields: a field outside the hashes would be silently
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -84,6 +85,12 @@ def _example(meter_event: dict[str, Any], tariff_snapshot: dict[str, Any]) -> Co
             ]
         }
     )
+
+
+def example(model: type[BaseModel]) -> dict[str, Any]:
+    """A fresh copy of a request model's documented example (the one the OpenAPI document
+    shows), for tools and tests that need a valid request to start from."""
+    return copy.deepcopy(model.model_config["json_schema_extra"]["examples"][0])  # type: ignore[index]
 
 
 class _Request(_Strict, Generic[EventT, TariffT]):

@@ -29,6 +29,7 @@ from vbill.bundle.metered import build_metered_bundle, encode_metered_request
 from vbill.encode.metered import GENESIS, transition
 from vbill.errors import ToolError
 from vbill.ledger.translog import MerkleTree, append_with_receipt
+from vbill.models import MeteredAttestRequest, example
 from vbill.verify.batch import native_batch_check, verify_many, worker_batch_check
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, native_available, py_ecc_check, verify_bundle
@@ -195,13 +196,7 @@ def run(
         )
     )
 
-    tree = MerkleTree()
-    data = [
-        with_receipt(
-            b, append_with_receipt(tree, digest_of(b), attester.account, 0).to_dict()
-        ).model_dump(mode="json")
-        for b in bundles
-    ]
+    data = _logged(bundles, attester)
     if native_available():
         from vbill.verify.verify import native_check
 
@@ -215,19 +210,7 @@ def run(
             )
         )
     progress("verify: one bundle at a time")
-    check = default_check()
-    t0 = time.perf_counter()
-    verdicts = [verify_bundle(b, trust=trust, check=check) for b in data]
-    rows.append(
-        Row(
-            "verify bundle (all verdicts)",
-            f"vbill ({_verifier_kind()})",
-            (time.perf_counter() - t0) * 1000 / n,
-            n,
-        )
-    )
-    if not all(v.valid for v in verdicts):
-        raise ToolError("bench bundles did not verify; the numbers would be meaningless")
+    rows.append(_verify_each("verify bundle (all verdicts)", data, trust, default_check()))
     rows.append(
         Row(
             "verify bundle (all verdicts)",
@@ -237,22 +220,11 @@ def run(
         )
     )
     progress("verify --batch")
-    batch_check = native_batch_check if native_available() else _worker_batch()
-    t0 = time.perf_counter()
-    results = list(
-        verify_many([(str(i), b) for i, b in enumerate(data)], trust=trust, check=batch_check)
-    )
     rows.append(
-        Row(
-            "verify --batch (all verdicts)",
-            f"vbill ({_verifier_kind()}, {workers} processes)",
-            (time.perf_counter() - t0) * 1000 / n,
-            n,
-            "includes process-pool start",
+        _verify_batch(
+            "verify --batch (all verdicts)", data, trust, workers, "includes process-pool start"
         )
     )
-    if not all(r.valid for _, r in results):
-        raise ToolError("bench bundles did not verify in the batch")
     if artefacts(BINDING_V2).zkey.exists():
         rows += run_v2(n, attester, data, progress)
     return rows
@@ -266,38 +238,15 @@ def metered_request(
     window: str = "2026-05",
     tariff_id: str = "llm-bench",
 ) -> dict[str, Any]:
-    """One AI inference's attest request (input tokens at 0.25 micro-ETH, output tokens at 1.25
-    then 1 past 1M tokens): the common metered case, benched here and proved by the tests."""
-    return {
-        "meter_event": {
-            "event_id": event_id,
-            "event_timestamp": "2026-05-29T12:00:00.000Z",
-            "tenant_id": tenant_id,
-            "api_key_id": "api_live_001",
-            "endpoint": "/v1/inference",
-            "usage": usage,
-            "contract_version": "contract-v1",
-            "billing_window_id": window,
-        },
-        "tariff_snapshot": {
-            "tariff_id": tariff_id,
-            "tariff_version": "1.0.0",
-            "tariff_class": "metered",
-            "dimensions": {
-                "input_tokens": {"tiers": [{"up_to": None, "unit_price_micros": "0.25"}]},
-                "output_tokens": {
-                    "tiers": [
-                        {"up_to": 1000000, "unit_price_micros": "1.25"},
-                        {"up_to": None, "unit_price_micros": "1"},
-                    ]
-                },
-            },
-            "min_charge_micros": 0,
-            "max_charge_micros": 5000000000,
-            "rounding_mode": "ceil",
-            "currency": "ETH",
-        },
-    }
+    """One AI inference's attest request, the documented metered example with every input
+    token at 0.25 micro-ETH (output tokens 1.25, then 1 past 1M): the common metered case,
+    benched here and proved by the tests."""
+    req = example(MeteredAttestRequest)
+    meter, tariff = req["meter_event"], req["tariff_snapshot"]
+    meter.update(event_id=event_id, tenant_id=tenant_id, usage=usage, billing_window_id=window)
+    tariff["tariff_id"] = tariff_id
+    tariff["dimensions"]["input_tokens"] = {"tiers": [{"up_to": None, "unit_price_micros": "0.25"}]}
+    return {"meter_event": meter, "tariff_snapshot": tariff}
 
 
 def sample_metered_requests(n: int, prefix: str = "inf_bench") -> list[dict[str, Any]]:
@@ -345,45 +294,62 @@ def run_v2(
     rows.append(
         Row("v2 attest (prove + sign)", f"{label} ×{workers}", elapsed / n, n, "throughput")
     )
+    data = _logged(bundles, attester)
+    progress("v2 verify: one bundle at a time")
+    check = default_check()
+    verify_bundle(data[0], trust=trust, check=check)  # start v2's verifier, as v1's was
+    rows.append(_verify_each("v2 verify bundle (all verdicts)", data, trust, check))
+    progress("verify --batch, v1 and v2 bundles together")
+    rows.append(
+        _verify_batch(
+            "v1 + v2 verify --batch (all verdicts)",
+            [*v1_bundles, *data],
+            trust,
+            workers,
+            "one verifier per key; includes pool start",
+        )
+    )
+    return rows
+
+
+def _logged(bundles: list[Any], attester: Attester) -> list[dict[str, Any]]:
+    """The bundles as verify reads them: JSON, each with its receipt from one fresh log."""
     tree = MerkleTree()
-    data = [
+    return [
         with_receipt(
             b, append_with_receipt(tree, digest_of(b), attester.account, 0).to_dict()
         ).model_dump(mode="json")
         for b in bundles
     ]
-    progress("v2 verify: one bundle at a time")
-    check = default_check()
-    verify_bundle(data[0], trust=trust, check=check)  # start v2's verifier, as v1's was
+
+
+def _verify_each(operation: str, data: list[dict[str, Any]], trust: TrustSet, check: Any) -> Row:
+    """Verify the bundles one at a time (all verdicts); ToolError unless every one is valid,
+    since the numbers would then be meaningless."""
     t0 = time.perf_counter()
     verdicts = [verify_bundle(b, trust=trust, check=check) for b in data]
-    rows.append(
-        Row(
-            "v2 verify bundle (all verdicts)",
-            f"vbill ({_verifier_kind()})",
-            (time.perf_counter() - t0) * 1000 / n,
-            n,
-        )
-    )
+    ms = (time.perf_counter() - t0) * 1000 / len(data)
     if not all(v.valid for v in verdicts):
-        raise ToolError("v2 bench bundles did not verify; the numbers would be meaningless")
-    progress("verify --batch, v1 and v2 bundles together")
-    mixed = [(str(i), b) for i, b in enumerate([*v1_bundles, *data])]
+        raise ToolError(
+            f"{operation}: bench bundles did not verify; the numbers would be meaningless"
+        )
+    return Row(operation, f"vbill ({_verifier_kind()})", ms, len(data))
+
+
+def _verify_batch(
+    operation: str, data: list[dict[str, Any]], trust: TrustSet, workers: int, note: str
+) -> Row:
+    """Verify the bundles as one batch (native multi-pairing, or a snarkjs worker); ToolError
+    unless every one is valid."""
     batch_check = native_batch_check if native_available() else _worker_batch()
     t0 = time.perf_counter()
-    results = list(verify_many(mixed, trust=trust, check=batch_check))
-    rows.append(
-        Row(
-            "v1 + v2 verify --batch (all verdicts)",
-            f"vbill ({_verifier_kind()}, {workers} processes)",
-            (time.perf_counter() - t0) * 1000 / len(mixed),
-            len(mixed),
-            "one verifier per key; includes pool start",
-        )
+    results = list(
+        verify_many([(str(i), b) for i, b in enumerate(data)], trust=trust, check=batch_check)
     )
+    ms = (time.perf_counter() - t0) * 1000 / len(data)
     if not all(r.valid for _, r in results):
-        raise ToolError("mixed v1 + v2 batch did not verify")
-    return rows
+        raise ToolError(f"{operation}: bench bundles did not verify in the batch")
+    return Row(operation, f"vbill ({_verifier_kind()}, {workers} processes)", ms, len(data), note)
 
 
 def _verifier_kind() -> str:
