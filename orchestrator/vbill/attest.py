@@ -121,6 +121,13 @@ def _as_tenant(
     raise TenantRaced(f"tenant {tenant_id!r} keeps being created concurrently")
 
 
+def state_before(enc: MeteredEncoded, head: WindowHead | None) -> WindowState:
+    """The window state an event is charged from: its window's head (None: genesis)."""
+    if head is None:
+        return GENESIS
+    return state_from_json(head.state, enc.tariff.names, "window.before")
+
+
 def _attest_metered(
     enc: MeteredEncoded, store: Store, attester: Attester, proving: Proving | None
 ) -> Attested:
@@ -130,13 +137,8 @@ def _attest_metered(
     meter = enc.request.meter_event
     currency = enc.request.tariff_snapshot.currency
 
-    def before(head: WindowHead | None) -> WindowState:
-        if head is None:
-            return GENESIS
-        return state_from_json(head.state, enc.tariff.names, "window.before")
-
     def charge(head: WindowHead | None) -> Charge:
-        return Charge(currency, transition(enc.tariff, enc.meter, before(head))[0])
+        return Charge(currency, transition(enc.tariff, enc.meter, state_before(enc, head))[0])
 
     return _as_tenant(
         store,
@@ -153,7 +155,7 @@ def _attest_metered(
                 account_salt=salt,
                 prover=proving.prover,
                 vkey_sha256=proving.vkey_sha256,
-                before=before(head),
+                before=state_before(enc, head),
             ),
             new_tenant=new,
         ),

@@ -4,9 +4,10 @@ At ingestion an event is validated and encoded, checked for idempotency and limi
 its public signals computed by the Python reference, signed under digest version 2 (which
 covers the signals but not the proof, docs/protocol.md §7.1) and appended to the log, all
 before any Groth16 work. Concurrent submissions share one transaction and one signed tree head
-(`Committer`: group commit). Proving workers (`ProvingWorker`, `vbill worker`) claim bundles
-still `proving` with a lease, prove them and attach the proof; a worker that dies holds its
-claim only until the lease runs out.
+(`Committer`: group commit). A metered event (binding v2) takes its window's next seq in
+that commit, its state keys among the signed signals. Proving workers (`ProvingWorker`,
+`vbill worker`) claim bundles still `proving` with a lease, prove them and attach the proof;
+a worker that dies holds its claim only until the lease runs out.
 """
 
 from __future__ import annotations
@@ -20,19 +21,24 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from vbill.attest import new_account, request_hash, signing_refused
-from vbill.bundle.bundle import encode_request, prove_unproven, sign_unproven
+from vbill.attest import new_account, request_hash, signing_refused, state_before
+from vbill.bundle.bundle import Encoded, encode_request, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
+from vbill.bundle.metered import MeteredEncoded, encode_metered_request, sign_unproven_metered
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ledger.store import (
     Charge,
     Conflict,
     Ingest,
+    IngestWindow,
     LimitExceeded,
     Store,
     StoredBundle,
     TenantRaced,
+    WindowHead,
+    WindowKey,
 )
+from vbill.models import is_metered
 from vbill.zk.prover import ProofSource
 
 log = logging.getLogger("vbill.ingest")
@@ -69,11 +75,14 @@ def refuse_if_retired(store: Store, attester: Attester) -> None:
 
 @dataclass
 class Ingestor:
-    """Prepares events (validate, charge, sign) and logs them through the group committer."""
+    """Prepares events (validate, charge, sign) and logs them through the group committer.
+    A metered event (binding v2) is charged and signed from its window's head as this batch
+    will leave it; the store assigns its seq at commit and re-signs it if the head moved."""
 
     store: Store
     attester: Attester
     vkey_sha256: str
+    metered_vkey_sha256: str | None = None  # binding v2's key, when it is set up here
     committer: Committer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,9 +99,10 @@ class Ingestor:
         todo = list(range(len(requests)))
         for _ in range(2):  # a second round only for tenants created concurrently meanwhile
             salts: dict[str, tuple[int, tuple[int, int] | None]] = {}
+            heads: dict[WindowKey, WindowHead | None] = {}
             items: list[tuple[int, Ingest]] = []
             for i in todo:
-                prepared = self._prepare(requests[i], salts, claim)
+                prepared = self._prepare(requests[i], salts, heads, claim)
                 if isinstance(prepared, Outcome):
                     outcomes[i] = prepared
                 else:
@@ -114,13 +124,18 @@ class Ingestor:
         self,
         request: Any,
         salts: dict[str, tuple[int, tuple[int, int] | None]],
+        heads: dict[WindowKey, WindowHead | None],
         claim: str | None,
     ) -> Ingest | Outcome:
         event_id = _event_id(request)
         if not isinstance(request, Mapping):
             return Outcome(event_id, "invalid", error=InputError("event", "expected an object"))
+        metered = is_metered(request)
+        if metered and self.metered_vkey_sha256 is None:
+            raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
+        enc: Encoded | MeteredEncoded
         try:
-            enc = encode_request(request)
+            enc = encode_metered_request(request) if metered else encode_request(request)
         except InputError as exc:
             return Outcome(event_id, "invalid", error=exc)
         meter = enc.request.meter_event
@@ -139,6 +154,18 @@ class Ingestor:
                 new = new_account(meter.tenant_id)
                 salts[meter.tenant_id] = (new[0], new)
         salt, new_tenant = salts[meter.tenant_id]
+        lease = (claim, LEASE_MS) if claim else None
+        if isinstance(enc, MeteredEncoded):
+            key = enc.window_key
+            if key not in heads:
+                heads[key] = self.store.window_head(key)
+            try:
+                item = self._metered(enc, heads[key], salt, new_tenant, rhash, lease)
+            except InputError as exc:  # the window would overflow
+                return Outcome(meter.event_id, "invalid", error=exc)
+            w = item.bundle["billing"]["window"]  # the next event of this window follows it
+            heads[key] = WindowHead(w["seq"], meter.event_id, w["after"])
+            return item
         bundle = sign_unproven(
             enc, attester=self.attester, account_salt=salt, vkey_sha256=self.vkey_sha256
         )
@@ -149,7 +176,44 @@ class Ingestor:
             charge=Charge(enc.request.tariff_snapshot.currency, enc.charge),
             bundle=bundle,
             new_tenant=new_tenant,
-            claim=(claim, LEASE_MS) if claim else None,
+            claim=lease,
+        )
+
+    def _metered(
+        self,
+        enc: MeteredEncoded,
+        head: WindowHead | None,
+        salt: int,
+        new_tenant: tuple[int, int] | None,
+        rhash: str,
+        lease: tuple[str, int] | None,
+    ) -> Ingest:
+        """A metered event charged and signed from `head`; the store calls `rebuild` with the
+        actual head if another event took this seq first."""
+        assert self.metered_vkey_sha256 is not None
+        bundle = sign_unproven_metered(
+            enc,
+            state_before(enc, head),
+            attester=self.attester,
+            account_salt=salt,
+            vkey_sha256=self.metered_vkey_sha256,
+        )
+        meter = enc.request.meter_event
+        return Ingest(
+            tenant_id=meter.tenant_id,
+            event_id=meter.event_id,
+            request_hash=rhash,
+            charge=Charge(
+                enc.request.tariff_snapshot.currency, bundle["billing"]["expected_charge_micros"]
+            ),
+            bundle=bundle,
+            new_tenant=new_tenant,
+            claim=lease,
+            window=IngestWindow(
+                enc.window_key,
+                head.seq if head else 0,
+                lambda moved: self._metered(enc, moved, salt, new_tenant, rhash, lease),
+            ),
         )
 
 
@@ -171,6 +235,8 @@ def _outcome(event_id: str, result: tuple[StoredBundle, bool] | VbillError) -> O
         return Outcome(event_id, "conflict", error=result)
     if isinstance(result, LimitExceeded):
         return Outcome(event_id, "limited", error=result)
+    if isinstance(result, InputError):  # a metered event's window overflows from its head
+        return Outcome(event_id, "invalid", error=result)
     if isinstance(result, VbillError):
         return Outcome(event_id, "conflict", error=result)
     stored, created = result
@@ -229,8 +295,15 @@ class Committer:
                 at += len(items)
 
 
-def prove_and_attach(store: Store, prover: ProofSource, stored: StoredBundle) -> StoredBundle:
-    """Prove one `proving` bundle and attach its proof; the stored bundle, proven."""
+def prove_and_attach(
+    store: Store, prover: ProofSource, stored: StoredBundle, metered: ProofSource | None = None
+) -> StoredBundle:
+    """Prove one `proving` bundle and attach its proof; the stored bundle, proven. `prover`
+    is binding v1's, `metered` v2's (ToolError for a metered bundle without it)."""
+    if is_metered(stored.bundle):
+        if metered is None:
+            raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
+        prover = metered
     proof = prove_unproven(stored.bundle, prover)
     store.attach_proof(stored.tenant_id, stored.event_id, proof)
     found = store.find(stored.tenant_id, stored.event_id)
@@ -245,18 +318,20 @@ def worker_id() -> str:
 class ProvingWorker:
     """Claims `proving` bundles with a lease, proves them, attaches the proofs; stops when
     `stop()` is called. Runs in a thread (`vbill serve`'s local workers) or as the body of
-    `vbill worker`."""
+    `vbill worker`. `metered`: binding v2's prover (metered bundles prove from the window
+    state they carry, in any order); without it they are left to workers that have one."""
 
     def __init__(
         self,
         store: Store,
         prover: ProofSource,
         *,
+        metered: ProofSource | None = None,
         lease_ms: int = LEASE_MS,
         idle: float = 0.2,
         name: str | None = None,
     ) -> None:
-        self.store, self.prover = store, prover
+        self.store, self.prover, self.metered = store, prover, metered
         self.lease_ms, self.idle = lease_ms, idle
         self.name = name or worker_id()
         self.proved = 0
@@ -268,7 +343,7 @@ class ProvingWorker:
         done = 0
         for stored in self.store.claim_unproven(self.name, self.lease_ms, limit=1):
             try:
-                prove_and_attach(self.store, self.prover, stored)
+                prove_and_attach(self.store, self.prover, stored, self.metered)
             except ToolError as exc:  # an environment fault: the lease lets another retry
                 log.error("proving %s/%s failed: %s", stored.tenant_id, stored.event_id, exc)
                 continue

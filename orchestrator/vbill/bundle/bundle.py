@@ -130,7 +130,12 @@ def sign_unproven(
 
 def prove_unproven(bundle: Mapping[str, Any], prover: ProofSource) -> dict[str, Any]:
     """The Groth16 proof (snarkjs JSON) for a bundle signed by `sign_unproven`; ToolError if
-    the prover's public signals are not the signed ones (the proof is then never attached)."""
+    the prover's public signals are not the signed ones (the proof is then never attached).
+    A metered bundle is proved from its own window state before; `prover` must be v2's."""
+    if is_metered(bundle):
+        from vbill.bundle.metered import prove_unproven_metered
+
+        return prove_unproven_metered(bundle, prover)
     enc = encode_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
     bp = bundle["attestation"]["billing_proof"]
     salt, account_salt = int(bp["salt"]), int(bp["account_salt"])

@@ -208,7 +208,52 @@ def build_metered_bundle(
     proof = prover.prove(circuit_input(enc.meter, enc.tariff, before, salt, account_salt))
     if proof.public_signals != mc.signals.as_decimal():
         raise ToolError("prover's public signals disagree with the Python reference; not signing")
-    signed = sign_record(
+    signed = _sign(enc, mc, attester, salt, account_salt, vkey_sha256, proof.proof)
+    return MeteredBundle.model_validate(signed)
+
+
+def sign_unproven_metered(
+    enc: MeteredEncoded,
+    before: WindowState,
+    *,
+    attester: Attester,
+    account_salt: int,
+    vkey_sha256: str,
+    salt: int | None = None,
+) -> dict[str, Any]:
+    """Sign one metered event from `before` without its proof (digest version 2): the charge,
+    the state after and all seven public signals, state keys included, are the reference's;
+    the bundle carries the state before in clear, so any worker can prove it later, in any
+    order (`prove_unproven_metered`). InputError if the window would overflow."""
+    salt = random_field_element() if salt is None else salt
+    mc = charge_metered(enc, before, salt, account_salt)
+    return _sign(enc, mc, attester, salt, account_salt, vkey_sha256, None)
+
+
+def prove_unproven_metered(bundle: Mapping[str, Any], prover: ProofSource) -> dict[str, Any]:
+    """The Groth16 proof for a bundle signed by `sign_unproven_metered`, from its own record
+    (meter, tariff, `billing.window.before`, salts); ToolError unless the prover reproduces
+    the signed public signals (the proof is then never attached)."""
+    enc = encode_metered_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
+    before = state_from_json(bundle["billing"]["window"]["before"], enc.tariff.names, "before")
+    bp = bundle["attestation"]["billing_proof"]
+    salt, account_salt = int(bp["salt"]), int(bp["account_salt"])
+    proof = prover.prove(circuit_input(enc.meter, enc.tariff, before, salt, account_salt))
+    if proof.public_signals != bp["public_signals"]:
+        raise ToolError("prover's public signals disagree with the signed ones; not attaching")
+    return proof.proof
+
+
+def _sign(
+    enc: MeteredEncoded,
+    mc: MeteredCharge,
+    attester: Attester,
+    salt: int,
+    account_salt: int,
+    vkey_sha256: str,
+    proof: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return sign_record(
         metered_record(enc, mc),
         BINDING_V2,
         mc.signals,
@@ -216,6 +261,5 @@ def build_metered_bundle(
         salt,
         account_salt,
         vkey_sha256,
-        proof.proof,
+        proof,
     )
-    return MeteredBundle.model_validate(signed)

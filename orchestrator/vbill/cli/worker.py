@@ -42,10 +42,19 @@ from vbill.zk.native_prover import open_prover
 def worker(workers: int, lease_s: float, drain: bool) -> None:
     """Prove signed, logged bundles that await their proof, until stopped (SIGTERM/SIGINT)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from vbill.service.app import metered_proving
+
     store = open_store(os.environ.get("DATABASE_URL"), home=paths.vbill_home())
     prover = open_prover(workers)
+    metered = metered_proving(workers)  # metered bundles too, when binding v2 is set up here
     pool = [
-        ProvingWorker(store, prover, lease_ms=int(lease_s * 1000), name=f"{worker_id()}:{i}")
+        ProvingWorker(
+            store,
+            prover,
+            metered=metered.prover if metered else None,
+            lease_ms=int(lease_s * 1000),
+            name=f"{worker_id()}:{i}",
+        )
         for i in range(workers)
     ]
     done = threading.Event()
@@ -70,6 +79,8 @@ def worker(workers: int, lease_s: float, drain: bool) -> None:
                 w.stop()
     finally:
         prover.close()
+        if metered is not None:
+            metered.prover.close()
         store.close()
     click.echo(f"proved {sum(w.proved for w in pool)} bundles")
 

@@ -319,6 +319,18 @@ class Ingest:
     new_tenant: tuple[int, int] | None = None  # (account_salt, tenant_key) if first seen
     proven: bool = False
     claim: tuple[str, int] | None = None  # (prover, lease ms): leased at once to its prover
+    window: IngestWindow | None = None  # a metered event: its window and the head it was built on
+
+
+@dataclass(frozen=True)
+class IngestWindow:
+    """A metered event's place in its window: the head seq it was charged and signed on, and
+    how to sign it again from the actual head when another event took that seq first
+    (InputError if the window would overflow from there)."""
+
+    key: WindowKey
+    seq: int
+    rebuild: Callable[[WindowHead | None], Ingest]
 
 
 @dataclass(frozen=True)
@@ -1082,7 +1094,11 @@ class Store:
     def ingest_many(self, items: list[Ingest]) -> list[tuple[StoredBundle, bool] | VbillError]:
         """Log a batch in one transaction under one signed tree head (group commit); each
         event is decided on its own, in order: (stored, created), or the Conflict,
-        LimitExceeded or TenantRaced that refused it. An unexpected error stores none."""
+        LimitExceeded or TenantRaced that refused it. An unexpected error stores none.
+
+        A metered event takes its window's next seq here, in the transaction: if the head is
+        not the one it was signed on, it is signed again from the head (an InputError if its
+        window would overflow), so a window's chain never forks or skips."""
         if self._log_key is None:
             raise ToolError("the store has no log signing key; cannot append to the log")
         out: list[tuple[StoredBundle, bool] | VbillError | None] = []
@@ -1103,6 +1119,10 @@ class Store:
                             else:
                                 out.append((same, False))
                             continue
+                        if item.window is not None:
+                            head = self._window_head(c, item.window.key)
+                            if (head.seq if head else 0) != item.window.seq:
+                                item = item.window.rebuild(head)
                         # A refused event stores nothing, not even the tenant it would create:
                         # the batch's other events commit, so undo this one's writes alone.
                         c.execute("SAVEPOINT ingest_item")
@@ -1115,7 +1135,7 @@ class Store:
                             raise
                         finally:
                             c.execute("RELEASE SAVEPOINT ingest_item")
-                    except (Conflict, LimitExceeded, TenantRaced) as exc:
+                    except (Conflict, LimitExceeded, TenantRaced, InputError) as exc:
                         out.append(exc)
                         continue
                     digest = bytes.fromhex(item.bundle["attestation"]["bundle_digest"][2:])
@@ -1148,6 +1168,13 @@ class Store:
                             at + item.claim[1] if item.claim else None,
                         ),
                     )
+                    if item.window is not None:
+                        w = item.bundle["billing"]["window"]
+                        if w["seq"] != item.window.seq + 1:
+                            raise ToolError(f"bundle has seq {w['seq']}, head is {item.window.seq}")
+                        self._advance_window(
+                            c, item.window.key, w["seq"], item.event_id, w["after"]
+                        )
                     out.append(None)  # filled in once the batch's head is signed
                     added.append((len(out) - 1, index, item, leaf))
                 if added:

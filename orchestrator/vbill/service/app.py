@@ -69,7 +69,7 @@ def _redactor(url: str | None) -> Any:
     return (lambda text: text.replace(url, host or "")) if url and host != url else (lambda t: t)
 
 
-def _metered_proving(workers: int | None) -> Proving | None:
+def metered_proving(workers: int | None) -> Proving | None:
     """Binding v2's prover when its key is built here (`make setup`), else None: metered
     requests are then refused with 503 and linear ones served as before."""
     v2 = artefacts(BINDING_V2)
@@ -93,10 +93,18 @@ def build_state(settings: Settings) -> ServiceState:
         vkey_sha256=file_sha256(paths.VKEY),
         limiter=anyio.CapacityLimiter(max(4, 4 * settings.prover_workers)),
     )
-    state.metered = _metered_proving(settings.prover_workers)
-    state.ingestor = Ingestor(store, attester, state.vkey_sha256)
+    state.metered = metered_proving(settings.prover_workers)
+    metered = state.metered
+    state.ingestor = Ingestor(
+        store, attester, state.vkey_sha256, metered.vkey_sha256 if metered else None
+    )
     local = settings.prover_workers if settings.local_provers is None else settings.local_provers
-    state.provers = [ProvingWorker(store, prover, name=f"{worker_id()}:{i}") for i in range(local)]
+    state.provers = [
+        ProvingWorker(
+            store, prover, metered=metered.prover if metered else None, name=f"{worker_id()}:{i}"
+        )
+        for i in range(local)
+    ]
     if settings.network:
         state.worker = SettlementWorker(
             store,

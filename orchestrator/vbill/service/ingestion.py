@@ -71,7 +71,8 @@ def attest_one(svc: ServiceState, body: dict[str, Any], respond_async: bool) -> 
     outcome = svc.ingestor.ingest([body], claim=claim)[0]
     stored = raise_for(outcome)
     if not respond_async and not stored.proven:
-        stored = prove_and_attach(svc.store, svc.prover, stored)
+        metered = svc.metered.prover if svc.metered else None
+        stored = prove_and_attach(svc.store, svc.prover, stored, metered)
         outcome = Outcome(outcome.event_id, outcome.status, stored=stored)
     return outcome
 

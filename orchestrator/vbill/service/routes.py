@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from vbill import jsonio
-from vbill.attest import Attested, attest_event, new_account, signing_refused
+from vbill.attest import new_account, signing_refused
 from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
 from vbill.encode.metered import MeteredTariff
@@ -94,34 +94,14 @@ async def attest(request: Request, svc: State) -> JSONResponse:
     if refusal is not None:
         raise signing_refused(refusal)
 
-    if is_metered(body):  # a window's chain: proved in order, here, never deferred
-        done = await anyio.to_thread.run_sync(
-            lambda: _attest_metered(svc, body), limiter=svc.limiter
-        )
-        outcome = ingestion.Outcome(
-            done.stored.event_id, "created" if done.created else "same", stored=done.stored
-        )
-        return ingestion.attest_response(svc, outcome)
-
-    # Signed and logged at ingestion; proved here unless `Prefer: respond-async` (202).
+    # Signed and logged at ingestion (a metered event takes its window's next seq there);
+    # proved here unless `Prefer: respond-async` (202).
     respond_async = ingestion.wants_async(request)
     limiter = None if respond_async else svc.limiter
     outcome = await anyio.to_thread.run_sync(
         lambda: ingestion.attest_one(svc, body, respond_async), limiter=limiter
     )
     return ingestion.attest_response(svc, outcome)
-
-
-def _attest_metered(svc: ServiceState, body: dict[str, Any]) -> Attested:
-    """A metered request through the one attest path, proved from its window's head."""
-    return attest_event(
-        body,
-        store=svc.store,
-        attester=svc.attester,
-        prover=svc.prover,
-        vkey_sha256=svc.vkey_sha256,
-        metered=svc.metered,
-    )
 
 
 @router.post(
