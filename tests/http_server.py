@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from vbill.bundle.keys import Attester
@@ -39,6 +40,20 @@ def serve(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join()
+
+
+class AppClient(httpx.Client):
+    """An httpx client of one app served on a real socket; `app` reaches its state."""
+
+    app: FastAPI
+
+
+@contextmanager
+def over_socket(app: FastAPI) -> Iterator[AppClient]:
+    """`app` on a loopback socket (its lifespan run by uvicorn), and a client of it."""
+    with serve(app) as url, AppClient(base_url=url, timeout=120) as client:
+        client.app = app
+        yield client
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import needs_build
-from fastapi.testclient import TestClient
+from http_server import AppClient, over_socket
 from vbill import paths
 from vbill.bundle.bundle import build_bundle, digest_of, with_receipt
 from vbill.bundle.keys import Attester
@@ -105,7 +105,7 @@ def test_health_is_degraded_while_the_configured_chain_is_unreachable(tmp_path: 
         settlement_address="0x" + "11" * 20,
         settle_interval=0.1,
     )
-    with TestClient(create_app(settings)) as client:
+    with over_socket(create_app(settings)) as client:
         worker = client.app.state.svc.worker  # type: ignore[attr-defined]
         deadline = time.monotonic() + 60
         while worker.status.ticks < 1 and time.monotonic() < deadline:
@@ -119,12 +119,12 @@ def test_health_is_degraded_while_the_configured_chain_is_unreachable(tmp_path: 
 
 
 @pytest.fixture(scope="module")
-def plain_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def plain_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppClient]:
     """A service without a chain (attest and verify only)."""
     needs_build()
     home = home_with_key(tmp_path_factory.mktemp("plain"))
     settings = Settings(home=home, attest_secret=SECRET, prover_workers=1)
-    with TestClient(create_app(settings)) as c:
+    with over_socket(create_app(settings)) as c:
         yield c
 
 
@@ -136,7 +136,7 @@ def eth(pilot: dict[str, Any], tenant: str, event: str) -> dict[str, Any]:
 
 
 def test_a_429_no_retry_can_fix_still_says_when_to_come_back(
-    plain_client: TestClient, pilot_request: dict[str, Any]
+    plain_client: AppClient, pilot_request: dict[str, Any]
 ) -> None:
     # no chain configured: no deposit can ever be credited
     r = plain_client.post(ATTEST, json=eth(pilot_request, "t_nochain", "e1"), headers=AUTH)
@@ -178,7 +178,7 @@ def test_a_revoked_own_key_stops_signing_with_503(
     needs_build()
     home = home_with_key(tmp_path)
     settings = Settings(home=home, attest_secret=SECRET, prover_workers=1)
-    with TestClient(create_app(settings)) as client:
+    with over_socket(create_app(settings)) as client:
         me = client.get("/api/vdi/status").json()["attester"]
         revoked = client.post(
             "/api/vdi/billing/revocations",
@@ -203,7 +203,7 @@ def test_rotation_retires_the_old_key_and_keeps_its_bundles_valid(
     monkeypatch.setenv("VBILL_HOME", str(home))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     settings = Settings(home=home, attest_secret=SECRET, prover_workers=1)
-    with TestClient(create_app(settings)) as client:
+    with over_socket(create_app(settings)) as client:
         old = client.get("/api/vdi/status").json()["attester"]
         before = client.post(ATTEST, json=usd(pilot_request, "evt_rot_1"), headers=AUTH)
         assert before.status_code == 200, before.text
@@ -216,7 +216,7 @@ def test_rotation_retires_the_old_key_and_keeps_its_bundles_valid(
         r = client.post(ATTEST, json=usd(pilot_request, "evt_rot_2"), headers=AUTH)
         assert r.status_code == 503 and "retired" in r.json()["detail"]
     assert (home / "retired-keys" / f"{old}.key").stat().st_mode & 0o077 == 0
-    with TestClient(create_app(settings)) as client:
+    with over_socket(create_app(settings)) as client:
         status = client.get("/api/vdi/status").json()
         assert status["attester"] == info["new_address"]
         after = client.post(ATTEST, json=usd(pilot_request, "evt_rot_2"), headers=AUTH)
@@ -287,7 +287,7 @@ def test_an_attester_revoked_on_chain_stops_signing(
         settle_interval=0.1,
         start_block=0,
     )
-    with TestClient(create_app(settings)) as client:
+    with over_socket(create_app(settings)) as client:
         worker = client.app.state.svc.worker  # type: ignore[attr-defined]
 
         def a_whole_tick() -> None:

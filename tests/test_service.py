@@ -1,4 +1,4 @@
-"""The HTTP service in-process (FastAPI app factory + TestClient), with the real prover and a
+"""The HTTP service (FastAPI app factory) on a real loopback socket, with the real prover and a
 real SQLite file; the chain is exercised in test_e2e_service.py."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import needs_build
-from fastapi.testclient import TestClient
+from http_server import AppClient, over_socket
 from vbill.bundle.keys import Attester
 from vbill.errors import ToolError
 from vbill.ledger import translog
@@ -32,14 +32,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(home: Path) -> Iterator[TestClient]:
+def client(home: Path) -> Iterator[AppClient]:
     needs_build()
     settings = Settings(home=home, attest_secret=SECRET, prover_workers=1)
-    with TestClient(create_app(settings)) as c:
+    with over_socket(create_app(settings)) as c:
         yield c
 
 
-def counts(client: TestClient) -> dict[str, int]:
+def counts(client: AppClient) -> dict[str, int]:
     return client.get("/api/vdi/status").json()["counts"]
 
 
@@ -75,7 +75,7 @@ def test_refuses_to_start_without_a_secret_unless_dev(tmp_path: Path) -> None:
 
 
 def test_attest_without_or_with_wrong_secret_is_401_and_stores_nothing(
-    client: TestClient, pilot_request: dict[str, Any]
+    client: AppClient, pilot_request: dict[str, Any]
 ) -> None:
     before = counts(client)
     assert client.post(ATTEST, json=pilot_request).status_code == 401
@@ -103,7 +103,7 @@ def test_attest_without_or_with_wrong_secret_is_401_and_stores_nothing(
     ],
 )
 def test_bad_input_is_422_naming_the_field_and_stores_nothing(
-    client: TestClient, pilot_request: dict[str, Any], mutate: Any, field: str
+    client: AppClient, pilot_request: dict[str, Any], mutate: Any, field: str
 ) -> None:
     before = counts(client)
     body = req(pilot_request, event_id="evt_bad_input")
@@ -114,7 +114,7 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(
     assert counts(client) == before
 
 
-def test_non_json_body_is_422(client: TestClient) -> None:
+def test_non_json_body_is_422(client: AppClient) -> None:
     r = client.post(ATTEST, content=b"{nope", headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"]["field"] == "body"
 
@@ -123,7 +123,7 @@ def test_non_json_body_is_422(client: TestClient) -> None:
 
 
 @pytest.fixture(scope="module")
-def pilot(client: TestClient, pilot_request: dict[str, Any]) -> dict[str, Any]:
+def pilot(client: AppClient, pilot_request: dict[str, Any]) -> dict[str, Any]:
     r = client.post(ATTEST, json=pilot_request, headers=AUTH)
     assert r.status_code == 200, r.text
     assert r.headers["X-VDI-Replay"] == "false"
@@ -138,7 +138,7 @@ def test_attest_returns_a_bundle_with_receipt_and_pilot_charge(pilot: dict[str, 
 
 
 def test_same_event_different_payload_is_409(
-    client: TestClient, pilot: dict[str, Any], pilot_request: dict[str, Any]
+    client: AppClient, pilot: dict[str, Any], pilot_request: dict[str, Any]
 ) -> None:
     before = counts(client)
     r = client.post(ATTEST, json=req(pilot_request, usage_units=1843), headers=AUTH)
@@ -147,7 +147,7 @@ def test_same_event_different_payload_is_409(
 
 
 def test_same_event_same_payload_returns_the_stored_bundle(
-    client: TestClient, pilot: dict[str, Any], pilot_request: dict[str, Any]
+    client: AppClient, pilot: dict[str, Any], pilot_request: dict[str, Any]
 ) -> None:
     r = client.post(ATTEST, json=pilot_request, headers=AUTH)
     assert r.status_code == 200 and r.headers["X-VDI-Replay"] == "true"
@@ -158,7 +158,7 @@ def test_same_event_same_payload_returns_the_stored_bundle(
 
 
 def test_verify_rejects_a_tampered_charge_and_accepts_the_original(
-    client: TestClient, pilot: dict[str, Any]
+    client: AppClient, pilot: dict[str, Any]
 ) -> None:
     tampered = verify_body(pilot)
     tampered["billed_billing_v2"]["billing"]["expected_charge_micros"] = 221041
@@ -177,7 +177,7 @@ def test_verify_rejects_a_tampered_charge_and_accepts_the_original(
 
 
 def test_receipt_head_inclusion_and_consistency_endpoints_verify(
-    client: TestClient, pilot: dict[str, Any], pilot_request: dict[str, Any]
+    client: AppClient, pilot: dict[str, Any], pilot_request: dict[str, Any]
 ) -> None:
     signer = client.get("/api/vdi/status").json()["attester"]
     digest = bytes.fromhex(pilot["attestation"]["bundle_digest"][2:])
@@ -214,7 +214,7 @@ def eth_request(pilot_request: dict[str, Any], tenant: str, event: str) -> dict[
 
 
 def test_eth_attest_needs_balance_and_respects_limits(
-    client: TestClient, pilot_request: dict[str, Any]
+    client: AppClient, pilot_request: dict[str, Any]
 ) -> None:
     created = client.post("/api/vdi/billing/accounts", json={"tenant_id": "t_eth"}, headers=AUTH)
     assert created.status_code == 201, created.text
@@ -253,7 +253,7 @@ def test_eth_attest_needs_balance_and_respects_limits(
     assert key == r.json()["attestation"]["billing_proof"]["public_signals"][2]
 
 
-def test_binding_to_a_chain_needs_a_chain_and_an_address(client: TestClient) -> None:
+def test_binding_to_a_chain_needs_a_chain_and_an_address(client: AppClient) -> None:
     body = {"tenant_id": "t_bind", "controller": "0x" + "11" * 20}
     r = client.post("/api/vdi/billing/accounts", json=body, headers=AUTH)
     assert r.status_code == 422 and r.json()["detail"]["field"] == "controller"
@@ -264,7 +264,7 @@ def test_binding_to_a_chain_needs_a_chain_and_an_address(client: TestClient) -> 
     assert client.get("/api/vdi/billing/accounts/t_bind", headers=AUTH).status_code == 404
 
 
-def test_limits_body_is_validated(client: TestClient) -> None:
+def test_limits_body_is_validated(client: AppClient) -> None:
     client.post("/api/vdi/billing/accounts", json={"tenant_id": "t_lim"}, headers=AUTH)
     r = client.put(
         "/api/vdi/billing/accounts/t_lim/limits", json={"per_request_micros": -1}, headers=AUTH
@@ -278,19 +278,19 @@ def test_limits_body_is_validated(client: TestClient) -> None:
 
 
 @pytest.fixture
-def revoking(tmp_path: Path, pilot_request: dict[str, Any]) -> Iterator[tuple[TestClient, dict]]:
+def revoking(tmp_path: Path, pilot_request: dict[str, Any]) -> Iterator[tuple[AppClient, dict]]:
     """A fresh service (own home, key and SQLite file) and a bundle it attested."""
     needs_build()
     Attester.new(tmp_path / "attester.key")
     settings = Settings(home=tmp_path, attest_secret=SECRET, prover_workers=1)
-    with TestClient(create_app(settings)) as c:
+    with over_socket(create_app(settings)) as c:
         r = c.post(ATTEST, json=pilot_request, headers=AUTH)
         assert r.status_code == 200, r.text
         yield c, r.json()
 
 
 def test_revoked_attester_is_listed_signed_and_fails_verification(
-    revoking: tuple[TestClient, dict[str, Any]],
+    revoking: tuple[AppClient, dict[str, Any]],
 ) -> None:
     client, pilot = revoking
     signer = client.get("/api/vdi/status").json()["attester"]
@@ -323,7 +323,7 @@ def test_revoked_attester_is_listed_signed_and_fails_verification(
     assert "revoked" in " ".join(health.json()["reasons"])
 
 
-def test_status_health_and_openapi(client: TestClient) -> None:
+def test_status_health_and_openapi(client: AppClient) -> None:
     assert client.get("/health").status_code == 200
     status = client.get("/api/vdi/status").json()
     assert status["binding_version"] == "bn128-poseidon8-v1" and status["chain"] is None
