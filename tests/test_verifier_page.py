@@ -19,16 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from conftest import V2, log_and_receipt
+from test_circuit_metered import flat, request
 from vbill import jsonio, paths
-from vbill.bindings import BINDING_V1
+from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.bundle.attestation import SCHEME_V2, bundle_digest
 from vbill.bundle.bundle import signal_map
 from vbill.bundle.keys import Attester
+from vbill.bundle.metered import build_metered_bundle, state_from_json
+from vbill.cli.main import main
 from vbill.encode import encoding
+from vbill.encode.metered import GENESIS, WindowState
 from vbill.errors import InputError, VbillError
 from vbill.ledger.translog import MerkleTree, append_with_receipt, leaf_hash
-from vbill.models import VerifyResult
 from vbill.verify import trust_document
+from vbill.verify.statement import statement_document, verify_statement
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, request_from_bundle, verify_bundle, verify_request
 from vbill.zk.witness import PublicSignals
@@ -120,20 +126,144 @@ class Case:
         name: str,
         trust: str,
         content: str,
-        python: VerifyResult | None,
+        python: Any,
         steps: list[dict[str, Any]] | None = None,
     ) -> None:
         self.name, self.trust, self.content, self.python = name, trust, content, python
         self.steps = steps or []  # later trust documents dropped on the same page
 
 
+# A metered tariff with a free allowance and volume steps (docs/protocol-v2.md), and a window
+# of four events; `alt` events fork the window after its first event.
+TIERED = request(
+    {
+        "tokens": {
+            "tiers": [
+                {"up_to": 1000, "unit_price_micros": "0"},
+                {"up_to": 5000, "unit_price_micros": "0.5"},
+                {"up_to": None, "unit_price_micros": "0.25"},
+            ]
+        },
+        "images": flat("20"),
+    },
+    {},
+    tariff_id="tiered",
+)
+USAGE = [(600, 0), (600, 1), (3000, 0), (2000, 2)]
+
+
+@pytest.fixture(scope="module")
+def window(v2_prover: Any, attester: Attester) -> dict[str, Any]:
+    """Real v2 bundles (proved, signed, logged): the window's chain, a fork after its first
+    event, and the first events of another window and of another tenant."""
+    tree = MerkleTree()
+    sha = file_sha256(V2.vkey)
+
+    def make(event: str, tokens: int, images: int, before: WindowState = GENESIS, **meter: Any):
+        req = copy.deepcopy(TIERED)
+        req["meter_event"].update(event_id=event, usage={"tokens": tokens, "images": images})
+        req["meter_event"].update(meter)
+        bundle = build_metered_bundle(
+            req,
+            attester=attester,
+            account_salt=12345,
+            prover=v2_prover,
+            vkey_sha256=sha,
+            before=before,
+        )
+        return log_and_receipt(bundle, tree, attester).model_dump(mode="json")
+
+    def after(bundle: dict[str, Any]) -> WindowState:
+        return state_from_json(bundle["billing"]["window"]["after"], ("images", "tokens"), "after")
+
+    chain: list[dict[str, Any]] = []
+    for i, (tokens, images) in enumerate(USAGE):
+        chain.append(make(f"inf_{i}", tokens, images, after(chain[-1]) if chain else GENESIS))
+    alt2 = make("inf_alt_2", 50, 0, after(chain[0]))
+    return {
+        "chain": chain,
+        "alt2": alt2,
+        "alt3": make("inf_alt_3", 70, 0, after(alt2)),
+        "other window": make("inf_june", 10, 0, billing_window_id="2026-06"),
+        "other tenant": make("inf_other", 10, 0, tenant_id="tenant_other"),
+    }
+
+
+def _statement_cases(
+    window: dict[str, Any], v1_bundle: dict[str, Any], attester: Attester, trust: TrustSet
+) -> dict[str, Any]:
+    """Statement documents: the valid one `vbill statement -o` writes, and edits of it."""
+    chain = window["chain"]
+    doc = statement_document(
+        chain,
+        verify_statement(
+            [(f"b{i}", b) for i, b in enumerate(chain)], trust=trust, check=default_check()
+        ),
+    )
+    # by hand: [0, 600) free; 400 free + 200 × 0.5 + an image; 3000 × 0.5;
+    # 800 × 0.5 + 1200 × 0.25 + two images
+    assert doc["total_micros"] == 0 + 120 + 1500 + 740
+
+    def edited(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+        return _edit(doc, change)
+
+    def bundles(b: list[Any]) -> Callable[[dict[str, Any]], None]:
+        return lambda d: d.update(bundles=b)
+
+    def swap(d: dict[str, Any]) -> None:
+        d["bundles"][1], d["bundles"][3] = d["bundles"][3], d["bundles"][1]
+
+    tampered_sig = _edit(
+        chain[2],
+        lambda b: b["attestation"].update(signature=_flip_hex(b["attestation"]["signature"], 80)),
+    )
+    return {
+        "statement: valid": doc,
+        "statement: edited event (usage)": edited(
+            lambda d: d["bundles"][1]["meter_event"]["usage"].update(tokens=601)
+        ),
+        "statement: edited event (charge)": edited(
+            lambda d: d["bundles"][2]["billing"].update(expected_charge_micros=15)
+        ),
+        "statement: dropped event": edited(lambda d: d["bundles"].pop(1)),
+        "statement: dropped first event": edited(lambda d: d["bundles"].pop(0)),
+        "statement: dropped event, summary re-stated": {
+            **edited(lambda d: d["bundles"].pop(3)),
+            "events": 3,
+            "total_micros": 1620,
+            "totals_by_dimension": {"images": 1, "tokens": 4200},
+        },
+        "statement: swapped two": edited(swap),
+        "statement: fork (a second seq 2)": edited(
+            lambda d: d["bundles"].insert(2, window["alt2"])
+        ),
+        "statement: fork (seq 3 of another chain)": edited(
+            bundles([chain[0], chain[1], window["alt3"], chain[3]])
+        ),
+        "statement: another window's bundle": edited(
+            lambda d: d["bundles"].append(window["other window"])
+        ),
+        "statement: another tenant's bundle": edited(bundles([window["other tenant"], *chain[1:]])),
+        "statement: bad bundle (signature)": edited(bundles([*chain[:2], tampered_sig, chain[3]])),
+        "statement: stated total edited": edited(lambda d: d.update(total_micros=1861)),
+        "statement: a v1 bundle in the window": edited(lambda d: d["bundles"].append(v1_bundle)),
+        "statement: a bundle that is not an object": edited(lambda d: d["bundles"].insert(1, 7)),
+        "statement: no bundles": edited(bundles([])),
+        "statement: bundles not a list (malformed)": edited(bundles({"0": chain[0]})),  # type: ignore[arg-type]
+    }
+
+
 @pytest.fixture(scope="module")
 def cases(
-    make_bundle, pilot_request: dict[str, Any], attester: Attester, tmp_path_factory
+    make_bundle,
+    pilot_request: dict[str, Any],
+    attester: Attester,
+    tmp_path_factory,
+    window: dict[str, Any],
 ) -> dict[str, Case]:
     _chromium()
     home = tmp_path_factory.mktemp("verifier-home")
-    keys = {BINDING_V1: (paths.VKEY, "dev-insecure")}
+    keys = {BINDING_V1: (paths.VKEY, "dev-insecure"), BINDING_V2: (V2.vkey, "dev-insecure")}
     signer = [attester.address]
     doc = trust_document.build(
         attester.account, bindings=keys, attesters=signer, log_signers=signer
@@ -268,6 +398,29 @@ def cases(
             valid, lambda b: b["tariff_snapshot"].update(currency="usd")
         ),
     }
+    chain = window["chain"]
+    sig = lambda b: bp(b)["public_signals"]  # noqa: E731
+    bundles.update(
+        {
+            "metered: valid, first of its window": chain[0],
+            "metered: valid, third of its window": chain[2],
+            "metered: tampered usage": _edit(
+                chain[1], lambda b: b["meter_event"]["usage"].update(tokens=601)
+            ),
+            "metered: tampered running total": _edit(
+                chain[1], lambda b: b["billing"]["window"]["after"].update(charge="121")
+            ),
+            "metered: state keys swapped": _edit(
+                chain[1], lambda b: sig(b).__setitem__(slice(5, 7), [sig(b)[6], sig(b)[5]])
+            ),
+            "metered: state before not canonical": _edit(
+                chain[1], lambda b: b["billing"]["window"]["before"].update(amount="0120")
+            ),
+            "metered: unpriced dimension": _edit(
+                chain[1], lambda b: b["meter_event"]["usage"].update(videos=1)
+            ),
+        }
+    )
     out: dict[str, Case] = {}
     check = default_check()
     texts = {name: json.dumps(data) for name, data in bundles.items()}
@@ -331,6 +484,8 @@ def cases(
         verify_bundle(None, trust=sets["doc"], check=check),
     )
     out["forged trust document"] = Case("forged trust document", "forged", json.dumps(valid), None)
+    for name, statement in _statement_cases(window, valid, attester, sets["doc"]).items():
+        out[name] = Case(name, "doc", json.dumps(statement), None)
     with pytest.raises(VbillError):
         trust_document.verify(forged)
     folder = tmp_path_factory.mktemp("verifier-files")
@@ -424,6 +579,13 @@ AGREEMENT = [
     "verify request: invoice overcharges",
     "verify request: invoice names another profile",
     "verify request: invoice writes the price as text",
+    "metered: valid, first of its window",
+    "metered: valid, third of its window",
+    "metered: tampered usage",
+    "metered: tampered running total",
+    "metered: state keys swapped",
+    "metered: state before not canonical",
+    "metered: unpriced dimension",
 ]
 
 
@@ -572,6 +734,10 @@ CLI_CASES = [
     "currency not ISO 4217",
     "valid, digest v2 (proof attached after signing)",
     "digest v2 with another bundle's proof",
+    "metered: valid, third of its window",
+    "metered: tampered usage",
+    "metered: tampered running total",
+    "metered: state keys swapped",
 ]
 
 
@@ -606,3 +772,106 @@ def test_the_page_agrees_with_the_vbill_verify_command(cases, page_results, tmp_
             }, name
             compared += 1
     assert compared == len(CLI_CASES) >= 10
+
+
+# first problem (kind, index) each statement case must show: what the case means
+STATEMENTS = {
+    "statement: valid": None,
+    "statement: edited event (usage)": ("bad_bundle", 1),
+    "statement: edited event (charge)": ("bad_bundle", 2),
+    "statement: dropped event": ("gap", 1),
+    "statement: dropped first event": ("gap", 0),
+    "statement: dropped event, summary re-stated": None,  # a shorter window, stated as such
+    "statement: swapped two": ("reorder", 1),
+    "statement: fork (a second seq 2)": ("fork", 2),
+    "statement: fork (seq 3 of another chain)": ("fork", 2),
+    "statement: another window's bundle": ("other_window", 4),
+    "statement: another tenant's bundle": ("other_window", 1),
+    "statement: bad bundle (signature)": ("bad_bundle", 2),
+    "statement: stated total edited": ("summary", None),
+    "statement: a v1 bundle in the window": ("not_metered", 4),
+    "statement: a bundle that is not an object": ("bad_bundle", 1),
+    "statement: no bundles": ("summary", None),
+    "statement: bundles not a list (malformed)": "malformed",
+}
+SUMMARY = (
+    "valid",
+    "tenant_id",
+    "billing_window_id",
+    "tariff_id",
+    "currency",
+    "events",
+    "total_micros",
+    "sum_of_charges_micros",
+    "totals_by_dimension",
+)
+
+
+@pytest.fixture(scope="module")
+def statement_cli(cases, tmp_path_factory) -> dict[str, tuple[int, Any]]:
+    """`vbill trust pin FILE`, then `vbill statement --json FILE` on every statement case."""
+    env = {"VBILL_HOME": str(tmp_path_factory.mktemp("statement-home")), "DATABASE_URL": None}
+    runner = CliRunner()
+    pin = runner.invoke(main, ["trust", "pin", cases["valid"].trust], env=env)
+    assert pin.exit_code == 0, pin.output
+    out = {}
+    for name in STATEMENTS:
+        run = runner.invoke(main, ["statement", "--json", cases[name].content], env=env)
+        out[name] = (run.exit_code, json.loads(run.output) if run.exit_code < 2 else run.output)
+    return out
+
+
+@pytest.mark.parametrize("name", list(STATEMENTS))
+def test_page_statement_verdicts_agree_with_the_vbill_statement_command(
+    name: str, page_results, statement_cli
+) -> None:
+    """Valid, total and count, per-dimension totals, and every problem by kind and place."""
+    seen = page_results[name]
+    assert seen["errors"] == [], seen["errors"]
+    assert seen["state"] == "done", seen["text"]
+    page = seen["result"]
+    assert page["kind"] == "statement"
+    code, cli = statement_cli[name]
+    if code == 2:  # a malformed document is a usage error for the CLI, never a verdict
+        assert page["malformed"] is True and page["valid"] is False
+        assert "malformed" in seen["text"]
+        return
+    assert page["malformed"] is False
+    assert code == (0 if cli["valid"] else 1)
+    assert {k: page["summary"][k] for k in SUMMARY} == {k: cli[k] for k in SUMMARY}
+    problems = [(p["kind"], p["index"]) for p in cli["problems"]]
+    assert [(p["kind"], p["index"]) for p in page["problems"]] == problems
+    assert all(p["message"] for p in page["problems"])
+
+
+@pytest.mark.parametrize("name", list(STATEMENTS))
+def test_statement_cases_mean_what_they_say(name: str, statement_cli) -> None:
+    code, cli = statement_cli[name]
+    want = STATEMENTS[name]
+    if want == "malformed":
+        assert code == 2
+    elif want is None:
+        assert code == 0 and cli["valid"] and cli["problems"] == []
+    else:
+        first = cli["problems"][0]
+        assert code == 1 and (first["kind"], first["index"]) == want, cli["problems"]
+
+
+def test_the_page_explains_a_statement_in_plain_words(page_results) -> None:
+    valid = page_results["statement: valid"]["text"]
+    assert "This statement checks out: total 2,360 micros ETH over 4 events" in valid
+    assert "total tokens (units)\n6,200" in valid and "total images (units)\n3" in valid
+    words = {
+        "statement: dropped event": "seq 2 is missing before it: an event of the window was "
+        "left out",
+        "statement: swapped two": "has seq 4 where seq 2 belongs: the bundles are out of order",
+        "statement: fork (a second seq 2)": "is a second event at seq 2 of the window",
+        "statement: fork (seq 3 of another chain)": "the window's chain forks",
+        "statement: another tenant's bundle": "belongs to another tenant",
+        "statement: edited event (usage)": "bundle 2 (event inf_1) does not verify: its "
+        "signature or log receipt does not hold (the bundle was changed after it was signed",
+        "statement: stated total edited": "the statement says its total micros is 1,861",
+    }
+    for name, says in words.items():
+        text = page_results[name]["text"]
+        assert "Failed at the first bad link" in text and says in text, (name, text)

@@ -43,7 +43,7 @@ export function hashString(s) {
 
 export const DOMAIN_TAG = hashString(BINDING_VERSION);
 
-function encodeString(v, path) {
+export function encodeString(v, path) {
   if (v.length === 0) throw new FieldError(path, "must not be empty");
   if ([...v].length > MAX_STRING_CHARS) {
     throw new FieldError(path, `must be at most ${MAX_STRING_CHARS} characters`);
@@ -52,12 +52,12 @@ function encodeString(v, path) {
   return hashString(v);
 }
 
-function encodeU64(v, path) {
+export function encodeU64(v, path) {
   if (v < 0n || v >= U64) throw new FieldError(path, "must be a whole number 0 ≤ v < 2^64");
   return v;
 }
 
-function encodePrice(v, path) {
+export function encodePrice(v, path) {
   let scaled;
   if (typeof v === "bigint") {
     if (v < 0n) throw new FieldError(path, "must not be negative");
@@ -82,7 +82,7 @@ function encodePrice(v, path) {
 const TIMESTAMP =
   /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?Z$/;
 
-function encodeTimestamp(v, path) {
+export function encodeTimestamp(v, path) {
   const m = TIMESTAMP.exec(v);
   if (!m) {
     throw new FieldError(path, "must be a UTC time with an explicit Z, e.g. 2026-05-29T12:00:00.000Z");
@@ -107,7 +107,7 @@ function encodeCurrency(v, path) {
   return hashString(v);
 }
 
-function encodeEnum(v, path, choices) {
+export function encodeEnum(v, path, choices) {
   if (!choices.has(v)) throw new FieldError(path, `must be one of: ${[...choices.keys()].join(", ")}`);
   return choices.get(v);
 }

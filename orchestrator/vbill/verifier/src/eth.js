@@ -48,18 +48,23 @@ function bytes32(b) {
 }
 
 const DOMAIN_TYPE = "EIP712Domain(string name,string version)";
-const BUNDLE_TYPE =
-  "BillingBundle(string billingVersion,string profileId,bytes32 fingerprint,uint256 chargeMicros," +
-  "uint256 commitment,uint256 nullifier,bytes32 vkeyHash,bytes32 contentHash)";
+const BUNDLE_MEMBERS =
+  "string billingVersion,string profileId,bytes32 fingerprint,uint256 chargeMicros," +
+  "uint256 commitment,uint256 nullifier,bytes32 vkeyHash,bytes32 contentHash";
+const BUNDLE_TYPE = `BillingBundle(${BUNDLE_MEMBERS})`;
+// Binding v2 (docs/protocol-v2.md §8): v1's members, then both window state keys.
+const METERED_TYPE = `MeteredBillingBundle(${BUNDLE_MEMBERS},uint256 prevStateKey,uint256 stateKey)`;
 
-/** The EIP-712 digest of a BillingBundle message under the domain {name, version}. */
+/** The EIP-712 digest of a BillingBundle message under the domain {name, version}, or of a
+ *  MeteredBillingBundle when the message carries state keys. */
 export function typedDigest(domain, m) {
+  const metered = m.stateKey !== undefined;
   const domainSeparator = keccak(
     concat(keccak(utf8(DOMAIN_TYPE)), keccak(utf8(domain.name)), keccak(utf8(domain.version))),
   );
   const structHash = keccak(
     concat(
-      keccak(utf8(BUNDLE_TYPE)),
+      keccak(utf8(metered ? METERED_TYPE : BUNDLE_TYPE)),
       keccak(utf8(m.billingVersion)),
       keccak(utf8(m.profileId)),
       bytes32(m.fingerprint),
@@ -68,6 +73,7 @@ export function typedDigest(domain, m) {
       uint256(m.nullifier),
       bytes32(m.vkeyHash),
       bytes32(m.contentHash),
+      ...(metered ? [uint256(m.prevStateKey), uint256(m.stateKey)] : []),
     ),
   );
   return keccak(concat(Uint8Array.of(0x19, 0x01), domainSeparator, structHash));

@@ -148,3 +148,22 @@ export function parseJson(text) {
 
 export const isObject = (v) =>
   v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof JsonFloat);
+
+/** Python's == on JSON values (an int equals the float of the same value, True equals 1). */
+export function pyEq(a, b) {
+  const num = (v) => (typeof v === "boolean" ? (v ? 1n : 0n) : v);
+  a = num(a);
+  b = num(b);
+  if (typeof a === "bigint" || a instanceof JsonFloat) {
+    if (typeof b === "bigint") return a instanceof JsonFloat ? Number.isInteger(a.value) && BigInt(a.value) === b : a === b;
+    if (b instanceof JsonFloat) return a instanceof JsonFloat ? a.value === b.value : pyEq(b, a);
+    return false;
+  }
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => pyEq(x, b[i]));
+  if (isObject(a)) {
+    if (!isObject(b)) return false;
+    const ka = Object.keys(a);
+    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && pyEq(a[k], b[k]));
+  }
+  return a === b;
+}

@@ -1,11 +1,13 @@
-// The verifier page: read the dropped files, check the trust document, show the three verdicts.
-// No request is made after load except the trust-document fetch a user asks for.
+// The verifier page: read the dropped files, check the trust document, show the three verdicts
+// of a bundle, or a window statement's chain and totals. No request is made after load except
+// the trust-document fetch a user asks for.
 
 import { floatText } from "./canonical.js";
 import { JsonFloat, JsonSyntaxError, isObject, parseJson } from "./json.js";
 import { TrustError, trustFromDocument } from "./trust.js";
 import { warmCurve } from "./groth16.js";
 import { loadPoseidon } from "./signals.js";
+import { isStatementDocument, verifyStatement } from "./statement.js";
 import { isVerifyRequest, requestFromBundle, verifyRequest } from "./verify.js";
 
 const PIN_KEY = "vbill-trust-pin";
@@ -86,8 +88,8 @@ function loadBundle(text, name) {
 const show = (v) =>
   typeof v === "bigint" ? v.toLocaleString("en-US") : v instanceof JsonFloat ? floatText(v.value) : String(v);
 
-function facts(request) {
-  const rec = request.expected_billing_v2;
+/** A <dl> and its add(term, value) (nothing for an absent value). */
+function factList() {
   const dl = document.createElement("dl");
   dl.className = "facts";
   const add = (k, v) => {
@@ -95,6 +97,30 @@ function facts(request) {
     dl.append(Object.assign(document.createElement("dt"), { textContent: k }));
     dl.append(Object.assign(document.createElement("dd"), { textContent: show(v) }));
   };
+  return [dl, add];
+}
+
+/** The result as plain JSON values (BigInt → number when exact, else decimal text). */
+const plain = (v) =>
+  typeof v === "bigint"
+    ? Number.isSafeInteger(Number(v)) ? Number(v) : v.toString()
+    : v instanceof JsonFloat
+      ? v.value
+      : Array.isArray(v)
+        ? v.map(plain)
+        : v !== null && typeof v === "object"
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]))
+          : v;
+
+const el = (tag, props, ...children) => {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+};
+
+function facts(request) {
+  const rec = request.expected_billing_v2;
+  const [dl, add] = factList();
   if (isObject(rec)) {
     const m = isObject(rec.meter_event) ? rec.meter_event : {};
     const t = isObject(rec.tariff_snapshot) ? rec.tariff_snapshot : {};
@@ -103,6 +129,8 @@ function facts(request) {
     add("event", m.event_id);
     add("time", m.event_timestamp);
     add("usage units", m.usage_units);
+    if (isObject(m.usage)) add("usage", Object.entries(m.usage).map(([k, v]) => `${k} ${show(v)}`).join(", "));
+    if (isObject(b.window)) add("place in its window", `seq ${show(b.window.seq)} of ${m.billing_window_id ?? "?"}`);
     add("unit price (micros)", t.unit_price_micros);
     add("tariff", isObject(t) && t.tariff_id ? `${t.tariff_id} ${t.tariff_version ?? ""}` : undefined);
     add("attested charge (micros)", b.expected_charge_micros);
@@ -126,6 +154,11 @@ async function render() {
   out.dataset.state = "running";
   out.textContent = "Checking…";
   const t0 = performance.now();
+  if (!state.bundle.error && isStatementDocument(state.bundle.value)) {
+    const st = await verifyStatement(state.bundle.value, state.trust);
+    if (mine === run) renderStatement(out, st, performance.now() - t0);
+    return;
+  }
   let request = Object.create(null);
   let result;
   if (state.bundle.error) {
@@ -173,6 +206,62 @@ async function render() {
     textContent: `Checked ${state.bundleName} in ${ms.toFixed(0)} ms against the trust document issued by ${state.trust.issuer}.`,
   }));
   window.vbillResult = { ...result, ms };
+  out.dataset.state = "done";
+}
+
+const verdictWord = (r) => (r.valid ? "✓ valid" : "✗ ");
+
+/** A window statement: its verdict, totals or first bad link, and a row per bundle. */
+function renderStatement(out, st, ms) {
+  out.replaceChildren();
+  const s = st.summary;
+  const head = s ? `${show(s.tenant_id ?? "?")} / ${show(s.billing_window_id ?? "?")} / ${show(s.tariff_id ?? "?")}` : "";
+  const card = el("div", { className: "verdict", id: "statement-verdict" });
+  card.dataset.valid = String(st.valid);
+  card.append(el("h3", { textContent: `${st.valid ? "✓" : "✗"} Window statement ${head}` }));
+  if (st.valid) {
+    card.append(el("p", { className: "reason", textContent: `Every bundle verifies and they form one unbroken chain from the start of the window: ${show(s.events)} events, total ${show(s.total_micros)} micros ${s.currency}.` }));
+  } else if (st.malformed || !st.problems.length) {
+    card.append(el("p", { className: "reason", textContent: `Failed: ${st.reason}.` }));
+  } else {
+    card.append(el("p", { className: "reason", id: "first-bad-link", textContent: `Failed at the first bad link: ${st.problems[0].message}.` }));
+    if (st.problems.length > 1) {
+      const list = el("ul", { className: "small" });
+      for (const p of st.problems.slice(1)) list.append(el("li", { textContent: `${p.message}.` }));
+      card.append(el("details", {}, el("summary", { className: "small", textContent: `${st.problems.length - 1} more problem(s)` }), list));
+    }
+  }
+  out.append(card);
+  if (s) {
+    const [dl, add] = factList();
+    add("events", s.events);
+    add("total (micros)", st.valid ? s.total_micros : null);
+    add("sum of the charges (micros)", s.sum_of_charges_micros);
+    add("currency", s.currency);
+    for (const [k, v] of Object.entries(s.totals_by_dimension)) add(`total ${k} (units)`, v);
+    out.append(dl);
+  }
+  if (st.bundles.length) {
+    const table = el("table", { className: "small", id: "statement-bundles" });
+    table.append(el("tr", {}, ...["#", "event", "seq", "charge (micros)", "bundle"].map((t) => el("th", { textContent: t }))));
+    st.bundles.forEach((b, i) => {
+      const r = b.result;
+      const why = r.valid ? "" : Object.values(r).find((v) => v && v.valid === false && v.reason)?.reason ?? "";
+      table.append(el("tr", {}, ...[String(i + 1), b.event ?? "?", b.seq === null ? "?" : show(b.seq), b.charge === null ? "?" : show(b.charge), verdictWord(r) + why].map((t) => el("td", { textContent: t }))));
+    });
+    out.append(table);
+  }
+  out.append(el("p", {
+    className: "overall",
+    textContent: st.valid
+      ? `This statement checks out: total ${show(s.total_micros)} micros ${s.currency} over ${show(s.events)} events.`
+      : "This statement does not check out: see the first bad link above.",
+  }));
+  out.append(el("p", {
+    className: "small",
+    textContent: `Checked ${state.bundleName} (${st.bundles.length} bundles) in ${ms.toFixed(0)} ms against the trust document issued by ${state.trust.issuer}.`,
+  }));
+  window.vbillResult = plain({ kind: "statement", valid: st.valid, malformed: st.malformed, reason: st.reason, summary: st.summary, problems: st.problems, bundles: st.bundles.map((b) => ({ event: b.event, seq: b.seq, charge: b.charge, valid: b.result.valid })), ms });
   out.dataset.state = "done";
 }
 

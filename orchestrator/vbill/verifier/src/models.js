@@ -43,6 +43,19 @@ const dict = (v, path) => {
   if (!isObject(v)) throw new FieldError(path, `must be an object, got ${kind(v)}`);
   return v;
 };
+const nullable = (type) => (v, path) => (v === null ? null : type(v, path));
+/** dict[StrictStr, type]: every value checked, keys as they are (JSON keys are text). */
+const mapOf = (type) => (v, path) => {
+  if (!isObject(v)) throw new FieldError(path, `must be an object, got ${kind(v)}`);
+  const out = Object.create(null);
+  for (const [k, x] of Object.entries(v)) out[k] = type(x, `${path}.${k}`);
+  return out;
+};
+/** list[type]. */
+const listOf = (type) => (v, path) => {
+  if (!Array.isArray(v)) throw new FieldError(path, `must be a list, got ${kind(v)}`);
+  return v.map((x, i) => type(x, `${path}.${i}`));
+};
 const strList = (v, path) => {
   if (!Array.isArray(v)) throw new FieldError(path, `must be a list, got ${kind(v)}`);
   return v.map((x, i) => str(x, `${path}.${i}`));
@@ -114,6 +127,48 @@ const BillingProof = model({
   salt: str,
   account_salt: str,
 });
+
+// --- metered records (binding bn128-poseidon8-v2, docs/protocol-v2.md), as models.py has them ---
+
+export const MeteredMeterEvent = model({
+  event_id: str,
+  event_timestamp: str,
+  tenant_id: str,
+  api_key_id: str,
+  endpoint: str,
+  usage: mapOf(int),
+  contract_version: str,
+  billing_window_id: str,
+});
+
+const Tier = model({ up_to: nullable(int), unit_price_micros: price });
+const Dimension = model({ tiers: listOf(Tier) });
+
+export const MeteredTariffSnapshot = model({
+  tariff_id: str,
+  tariff_version: str,
+  tariff_class: str,
+  dimensions: mapOf(Dimension),
+  min_charge_micros: int,
+  max_charge_micros: int,
+  rounding_mode: str,
+  currency,
+});
+
+const WindowStateJson = model({ seq: int, units: mapOf(str), amount: str, charge: str });
+const Window = model({ seq: int, before: WindowStateJson, after: WindowStateJson });
+const MeteredBilling = model({ expected_charge_micros: int, billing_verify_fingerprint: str, window: Window });
+
+export const MeteredBillingRecord = model({
+  billing_version: str,
+  profileId: str,
+  meter_event: MeteredMeterEvent,
+  tariff_snapshot: MeteredTariffSnapshot,
+  billing: MeteredBilling,
+});
+
+/** models.is_metered: a record whose tariff is of class "metered" (binding v2). */
+export const isMetered = (v) => isObject(v) && isObject(v.tariff_snapshot) && v.tariff_snapshot.tariff_class === "metered";
 
 export const Attestation = model(
   { scheme: str, signature: str, attester: str, bundle_digest: str, billing_proof: BillingProof },

@@ -13,9 +13,10 @@ import { canonicalJson, hex, sha256 } from "./canonical.js";
 import { BILLING_VERSION, BINDING_VERSION, R, encodeRecord } from "./encoding.js";
 import { fromHex, recoverAddress, typedDigest } from "./eth.js";
 import { checkProof } from "./groth16.js";
-import { JsonFloat, isObject } from "./json.js";
-import { Attestation, BillingRecord, FieldError, Receipt } from "./models.js";
-import { publicSignals, signalList, SIGNAL_NAMES } from "./signals.js";
+import { JsonFloat, isObject, pyEq } from "./json.js";
+import { BINDING_V2, SIGNAL_NAMES_V2, encodeMeteredRecord, meteredSignals, stateToJson } from "./metered.js";
+import { Attestation, BillingRecord, FieldError, MeteredBillingRecord, Receipt, isMetered } from "./models.js";
+import { publicSignals, SIGNAL_NAMES } from "./signals.js";
 import { verifyReceipt } from "./translog.js";
 
 const RECORD_KEYS = ["billing_version", "profileId", "meter_event", "tariff_snapshot", "billing"];
@@ -42,7 +43,56 @@ const PART_NAMES = {
   expected_billing_v2: "the attested record",
 };
 
-function parse(req) {
+const showSeq = (v) => v.toString();
+
+/** v1's charge check of one record: the charge and fingerprint from meter and tariff. */
+function billingV1(record, e, name, label) {
+  const stated = record.billing.expected_charge_micros;
+  if (e.charge !== stated) {
+    return no(`the charge ${label} is ${money(stated)} but the tariff gives ${money(e.charge)} (micros, ${name})`);
+  }
+  if (record.billing.billing_verify_fingerprint !== e.fingerprint) {
+    return no(`the billing fingerprint ${label} does not match its meter event, tariff and charge (${name})`);
+  }
+  return null;
+}
+
+/** v2's: the charge and the state after recomputed from the window state before. */
+function billingV2(record, e, name, label) {
+  const w = record.billing.window;
+  const stated = record.billing.expected_charge_micros;
+  if (e.charge !== stated) {
+    return no(`the charge ${label} is ${money(stated)} but the tariff gives ${money(e.charge)} from the window's state before this event (micros, ${name})`);
+  }
+  if (w.seq !== e.after.seq) {
+    return no(`the event's place in its window ${label} is seq ${showSeq(w.seq)}, but the state before it is seq ${showSeq(e.before.seq)}, so it must be seq ${showSeq(e.after.seq)} (${name})`);
+  }
+  const want = stateToJson(e.after, e.tariff.names);
+  const got = w.after;
+  const units = Object.keys(got.units);
+  const same = got.seq === want.seq && got.amount === want.amount && got.charge === want.charge &&
+    units.length === Object.keys(want.units).length && units.every((k) => Object.hasOwn(want.units, k) && want.units[k] === got.units[k]);
+  if (!same) {
+    return no(`the window's running total after this event ${label} is not what the state before plus this event gives (cumulative charge ${got.charge} stated, ${want.charge} recomputed; ${name})`);
+  }
+  if (record.billing.billing_verify_fingerprint !== e.fingerprint) {
+    return no(`the billing fingerprint ${label} does not match its meter event, tariff, charge and window (${name})`);
+  }
+  return null;
+}
+
+// What differs between the bindings (vbill.verify.verify.Rules): the record model, the
+// recomputation and the charge check; the v2 rules apply when the tariff is "metered".
+const V1 = {
+  binding: BINDING_VERSION, record: BillingRecord, names: SIGNAL_NAMES,
+  encode: encodeRecord, signals: publicSignals, billing: billingV1,
+};
+const V2 = {
+  binding: BINDING_V2, record: MeteredBillingRecord, names: SIGNAL_NAMES_V2,
+  encode: encodeMeteredRecord, signals: meteredSignals, billing: billingV2,
+};
+
+function parse(req, rules) {
   const problems = {};
   const model = (check, key) => {
     const value = Object.hasOwn(req, key) ? req[key] : undefined;
@@ -60,8 +110,8 @@ function parse(req) {
   };
   return {
     attestation: model(Attestation, "attestation"),
-    expected: model(BillingRecord, "expected_billing_v2"),
-    billed: model(BillingRecord, "billed_billing_v2"),
+    expected: model(rules.record, "expected_billing_v2"),
+    billed: model(rules.record, "billed_billing_v2"),
     receipt: model(Receipt, "receipt"),
     problems,
   };
@@ -70,18 +120,18 @@ function parse(req) {
 const no = (reason) => ({ valid: false, reason });
 
 /** Per-record caches: the signature and the binding both need the same recomputation. */
-function makeContext(p, trust) {
+function makeContext(p, trust, rules) {
   const encoded = new Map();
   const enc = (record) => {
-    if (!encoded.has(record)) encoded.set(record, encodeRecord(record));
+    if (!encoded.has(record)) encoded.set(record, rules.encode(record));
     return encoded.get(record);
   };
   const signals = new Map();
   const sig = async (record) => {
-    if (!signals.has(record)) signals.set(record, await publicSignals(enc(record), p.attestation.billing_proof));
+    if (!signals.has(record)) signals.set(record, await rules.signals(enc(record), p.attestation.billing_proof));
     return signals.get(record);
   };
-  return { p, trust, enc, sig };
+  return { p, trust, rules, enc, sig };
 }
 
 function withoutProof(billingProof) {
@@ -90,12 +140,14 @@ function withoutProof(billingProof) {
 }
 
 // Digest version 1 ("eip712") covers the whole proof section; version 2 ("eip712-v2") leaves
-// out the Groth16 proof, attached after signing (docs/protocol.md §7.1).
+// out the Groth16 proof, attached after signing (docs/protocol.md §7.1). A metered bundle is
+// signed under binding v2's domain with both window state keys (docs/protocol-v2.md §8).
 function bundleDigest(record, billingProof, s, scheme) {
   const covered = scheme === "eip712-v2" ? withoutProof(billingProof) : billingProof;
   const contentHash = sha256(canonicalJson({ record, billing_proof: covered }));
+  const metered = s.state_key !== undefined;
   return typedDigest(
-    { name: "vbill", version: BINDING_VERSION },
+    { name: "vbill", version: metered ? BINDING_V2 : BINDING_VERSION },
     {
       billingVersion: record.billing_version,
       profileId: record.profileId,
@@ -105,6 +157,7 @@ function bundleDigest(record, billingProof, s, scheme) {
       nullifier: s.nullifier,
       vkeyHash: fromHex(billingProof.vkey_sha256),
       contentHash,
+      ...(metered ? { prevStateKey: s.prev_state_key, stateKey: s.state_key } : {}),
     },
   );
 }
@@ -129,7 +182,7 @@ async function checkSignature({ p, trust, sig }) {
   return ok ? { valid: true } : no(reason);
 }
 
-function checkBilling({ p, enc }) {
+function checkBilling({ p, enc, rules }) {
   if (!p.billed || !p.expected) return no(p.problems.billed_billing_v2 || p.problems.expected_billing_v2);
   for (const [name, record, label] of [
     ["billed_billing_v2", p.billed, "on the invoice"],
@@ -138,14 +191,8 @@ function checkBilling({ p, enc }) {
     if (record.billing_version !== BILLING_VERSION) {
       return no(`${name}.billing_version is "${record.billing_version}"; only ${BILLING_VERSION} is supported`);
     }
-    const e = enc(record);
-    const stated = record.billing.expected_charge_micros;
-    if (e.charge !== stated) {
-      return no(`the charge ${label} is ${money(stated)} but the tariff gives ${money(e.charge)} (micros, ${name})`);
-    }
-    if (record.billing.billing_verify_fingerprint !== e.fingerprint) {
-      return no(`the billing fingerprint ${label} does not match its meter event, tariff and charge (${name})`);
-    }
+    const bad = rules.billing(record, enc(record), name, label);
+    if (bad) return bad;
   }
   if (p.billed.billing.expected_charge_micros !== p.expected.billing.expected_charge_micros) {
     return no(
@@ -170,18 +217,23 @@ function firstDifference(billed, attested, path = "") {
     }
     return null;
   }
-  const equal =
-    billed instanceof JsonFloat && attested instanceof JsonFloat ? billed.value === attested.value : billed === attested;
+  // Lists compare as Python compares them: element by element with == (1 equals 1.0 inside).
+  const equal = Array.isArray(billed) && Array.isArray(attested)
+    ? pyEq(billed, attested)
+    : billed instanceof JsonFloat && attested instanceof JsonFloat ? billed.value === attested.value : billed === attested;
   return equal && sameType(billed, attested) ? null : path || "record";
 }
 
-async function checkBinding({ p, trust, sig }) {
-  const base = { binding_version: BINDING_VERSION, commitment_digest: null };
+async function checkBinding({ p, trust, sig, rules }) {
+  const BINDING = rules.binding;
+  const NAMES = rules.names;
+  const signalList = (s) => NAMES.map((n) => s[n]);
+  const base = { binding_version: BINDING, commitment_digest: null };
   const fail = (reason, digest = null) => ({ ...base, valid: false, reason, commitment_digest: digest });
   if (!p.attestation || !p.expected) return fail(p.problems.attestation || p.problems.expected_billing_v2);
   const bp = p.attestation.billing_proof;
-  if (bp.binding_version !== BINDING_VERSION) {
-    return fail(`the proof is for binding "${bp.binding_version}", not ${BINDING_VERSION}`);
+  if (bp.binding_version !== BINDING) {
+    return fail(`the proof is for binding "${bp.binding_version}", not ${BINDING}`);
   }
   const s = await sig(p.expected);
   const digest = s.commitment.toString();
@@ -190,7 +242,7 @@ async function checkBinding({ p, trust, sig }) {
   }
   if (p.billed) {
     const b = await sig(p.billed);
-    if (SIGNAL_NAMES.some((n) => b[n] !== s[n])) return fail("the record on the invoice is not the one the proof binds", digest);
+    if (NAMES.some((n) => b[n] !== s[n])) return fail("the record on the invoice is not the one the proof binds", digest);
   }
   const ours = signalList(s).map(String);
   if (bp.public_signals.length !== ours.length) {
@@ -199,10 +251,10 @@ async function checkBinding({ p, trust, sig }) {
   for (let i = 0; i < ours.length; i++) {
     const stated = bp.public_signals[i];
     if (!/^(0|[1-9][0-9]*)$/.test(stated) || stated.length > 77 || BigInt(stated) >= R) {
-      return fail(`public signal ${i} (${SIGNAL_NAMES[i]}) is not a canonical field element`, digest);
+      return fail(`public signal ${i} (${NAMES[i]}) is not a canonical field element`, digest);
     }
     if (stated !== ours[i]) {
-      return fail(`public signal ${i} (${SIGNAL_NAMES[i]}) does not match the record: the proof is about different values`, digest);
+      return fail(`public signal ${i} (${NAMES[i]}) does not match the record: the proof is about different values`, digest);
     }
   }
   const [vkey, why] = trust.vkey(bp.vkey_sha256);
@@ -222,13 +274,15 @@ async function guard(fn, fallback) {
 
 /** Judge a verify request (parsed JSON); never throws. */
 export async function verifyRequest(req, trust) {
-  const p = parse(isObject(req) ? req : Object.create(null));
-  const ctx = makeContext(p, trust);
+  const body = isObject(req) ? req : Object.create(null);
+  const rules = isMetered(body.expected_billing_v2) ? V2 : V1;
+  const p = parse(body, rules);
+  const ctx = makeContext(p, trust, rules);
   const verification = await guard(() => checkSignature(ctx), no);
   const billing_check = await guard(() => checkBilling(ctx), no);
   const incircuit_binding_verification = await guard(
     () => checkBinding(ctx),
-    (r) => ({ valid: false, reason: r, binding_version: BINDING_VERSION, commitment_digest: null }),
+    (r) => ({ valid: false, reason: r, binding_version: rules.binding, commitment_digest: null }),
   );
   const sha = p.attestation?.billing_proof.vkey_sha256;
   const warnings =

@@ -1,0 +1,224 @@
+// Window statements (docs/protocol-v2.md §11), judged as vbill.verify.statement judges them:
+// every bundle valid, all of one window (tenant, billing_window_id, tariff_id), seq 1..n in the
+// order given from the genesis state, each continuing the previous state key, and the totals
+// the last state states equal to what the events add up to. Problems carry the kind and the
+// index the CLI reports, and a message in plain words; the first one is the first bad link.
+
+import { JsonFloat, isObject, pyEq } from "./json.js";
+import { requestFromBundle, verifyRequest } from "./verify.js";
+
+export const STATEMENT_VERSION = "vbill-statement-1";
+const SUMMARY_KEYS = ["tenant_id", "billing_window_id", "tariff_id", "currency", "events", "total_micros", "totals_by_dimension"];
+const VERDICT_WORDS = {
+  verification: "its signature or log receipt does not hold",
+  billing_check: "its charge does not follow from its usage and tariff",
+  incircuit_binding_verification: "its zero-knowledge proof does not hold",
+};
+const WINDOW_WORDS = { tenant_id: "tenant", billing_window_id: "billing window", tariff_id: "tariff" };
+
+export const isStatementDocument = (v) => isObject(v) && v.statement_version === STATEMENT_VERSION;
+
+/** Python's int(v) of a JSON value (what the CLI reads a link's numbers with); throws otherwise. */
+function pyInt(v) {
+  if (typeof v === "bigint") return v;
+  if (typeof v === "boolean") return v ? 1n : 0n;
+  if (v instanceof JsonFloat && Number.isFinite(v.value)) return BigInt(Math.trunc(v.value));
+  if (typeof v === "string" && /^\s*[+-]?[0-9]+(_[0-9]+)*\s*$/.test(v)) return BigInt(v.trim().replaceAll("_", ""));
+  throw new TypeError("not an integer");
+}
+
+const shown = (v) =>
+  typeof v === "string" ? `"${v}"` : typeof v === "bigint" ? v.toLocaleString("en-US") : v instanceof JsonFloat ? String(v.value) : JSON.stringify(v, (_, x) => (typeof x === "bigint" ? Number(x) : x instanceof JsonFloat ? x.value : x)) ?? "nothing";
+
+const get = (obj, key) => {
+  if (!isObject(obj) || !Object.hasOwn(obj, key)) throw new TypeError(`no ${key}`);
+  return obj[key];
+};
+
+/** The chain fields of a bundle (vbill.verify.statement._link), or null if it has none. */
+function link(label, index, b) {
+  try {
+    const meter = get(b, "meter_event");
+    const tariff = get(b, "tariff_snapshot");
+    const billing = get(b, "billing");
+    const window = get(billing, "window");
+    const signals = get(get(get(b, "attestation"), "billing_proof"), "public_signals");
+    if (!Array.isArray(signals) || signals.length < 7) throw new TypeError("no state keys");
+    const usage = get(meter, "usage");
+    if (!isObject(usage)) throw new TypeError("no usage");
+    const units = new Map(Object.entries(usage).map(([k, v]) => [k, pyInt(v)]));
+    return {
+      label, index,
+      seq: pyInt(get(window, "seq")),
+      window: [get(meter, "tenant_id"), get(meter, "billing_window_id"), get(tariff, "tariff_id")],
+      currency: get(tariff, "currency"),
+      prevKey: signals[5],
+      key: signals[6],
+      charge: pyInt(get(billing, "expected_charge_micros")),
+      usage: units,
+      after: get(window, "after"),
+    };
+  } catch (e) {
+    if (e instanceof TypeError) return null;
+    throw e;
+  }
+}
+
+function firstFailure(result) {
+  for (const k of Object.keys(VERDICT_WORDS)) {
+    if (!result[k].valid) return { verdict: k, words: VERDICT_WORDS[k], reason: result[k].reason };
+  }
+  return { verdict: null, words: "it does not verify", reason: null };
+}
+
+function eventOf(b) {
+  return isObject(b) && isObject(b.meter_event) && typeof b.meter_event.event_id === "string" ? b.meter_event.event_id : null;
+}
+
+/**
+ * Verify a statement document (parsed JSON) against the trust set. Returns
+ * {valid, malformed, reason, summary (the CLI's --json summary), problems: [{kind, index,
+ * message}], bundles: [{label, event, seq, charge, result}]}. Never throws.
+ */
+export async function verifyStatement(doc, trust) {
+  const bundles = doc.bundles;
+  if (!Array.isArray(bundles)) {
+    const reason = "the statement is malformed: its \"bundles\" must be a list of bundles";
+    return { valid: false, malformed: true, reason, summary: null, problems: [], bundles: [] };
+  }
+  const problems = [];
+  const rows = [];
+  const links = [];
+  const labelOf = (i) => {
+    const ev = eventOf(bundles[i]);
+    return `bundle ${i + 1}${ev ? ` (event ${ev})` : ""}`;
+  };
+  for (let i = 0; i < bundles.length; i++) {
+    const b = bundles[i];
+    const label = labelOf(i);
+    const result = isObject(b)
+      ? await verifyRequest(requestFromBundle(b), trust)
+      : unreadable("it is not a JSON object");
+    const row = { label, event: eventOf(b), seq: null, charge: null, result };
+    rows.push(row);
+    if (!result.valid) {
+      const f = firstFailure(result);
+      problems.push({ kind: "bad_bundle", index: i, message: `${label} does not verify: ${f.words}${f.reason ? ` (${f.reason})` : ""}` });
+    }
+    const l = link(label, i, b);
+    if (l === null) {
+      problems.push({ kind: "not_metered", index: i, message: `${label} is not a metered bundle: it has no window state or no state keys, so it cannot be part of a window's chain` });
+      continue;
+    }
+    row.seq = l.seq;
+    row.charge = l.charge;
+    links.push(l);
+  }
+  const st = { tenant_id: null, billing_window_id: null, tariff_id: null, currency: null, charges_sum: 0n, last_total: null, totals_by_dimension: Object.create(null) };
+  if (links.length) checkChain(st, links, problems, labelOf);
+  const events = rows.length;
+  const summaryOf = (total) => ({
+    tenant_id: st.tenant_id, billing_window_id: st.billing_window_id, tariff_id: st.tariff_id,
+    currency: st.currency, events: BigInt(events), total_micros: total,
+    sum_of_charges_micros: st.charges_sum, totals_by_dimension: st.totals_by_dimension,
+  });
+  const ours = summaryOf(st.last_total);
+  for (const key of SUMMARY_KEYS) {
+    const claimed = Object.hasOwn(doc, key) ? doc[key] : null;
+    if (!pyEq(claimed, ours[key])) {
+      problems.push({ kind: "summary", index: null, message: `the statement says its ${key.replaceAll("_", " ")} is ${shown(claimed)}, but its bundles give ${shown(ours[key])}` });
+    }
+  }
+  const order = (p) => (p.index === null ? Number.MAX_SAFE_INTEGER : p.index);
+  problems.sort((a, b) => order(a) - order(b));
+  const valid = problems.length === 0 && events > 0;
+  return {
+    valid,
+    malformed: false,
+    reason: events === 0 ? "the statement has no bundles" : null,
+    summary: { valid, ...summaryOf(valid ? st.last_total : null), problems: problems.map((p) => ({ kind: p.kind, index: p.index })) },
+    problems,
+    bundles: rows,
+  };
+}
+
+function unreadable(reason) {
+  const no = { valid: false, reason };
+  return { verification: no, billing_check: no, incircuit_binding_verification: { ...no, binding_version: "bn128-poseidon8-v1", commitment_digest: null }, valid: false, warnings: [] };
+}
+
+function checkChain(st, links, problems, labelOf) {
+  const first = links[0];
+  [st.tenant_id, st.billing_window_id, st.tariff_id] = first.window;
+  st.currency = first.currency;
+  const seqs = links.map((l) => l.seq);
+  const seen = new Map(); // seq (decimal text) -> the first link with it
+  let previous = null;
+  links.forEach((l, pos) => {
+    const problem = otherWindow(first, l) ?? badLink(previous, l, seen, seqs.slice(pos + 1), labelOf);
+    if (problem) problems.push(problem);
+    if (!seen.has(l.seq.toString())) seen.set(l.seq.toString(), l);
+    previous = l;
+  });
+  const last = links[links.length - 1];
+  st.charges_sum = links.reduce((sum, l) => sum + l.charge, 0n);
+  try {
+    st.last_total = pyInt(get(last.after, "charge"));
+    const units = get(last.after, "units");
+    if (!isObject(units)) throw new TypeError("no units");
+    const totals = Object.create(null);
+    for (const [k, v] of Object.entries(units)) totals[k] = pyInt(v);
+    st.totals_by_dimension = totals;
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    problems.push({ kind: "total", index: last.index, message: `${last.label}, the last of the window, has no readable running total after it` });
+    return;
+  }
+  if (st.last_total !== st.charges_sum) {
+    problems.push({
+      kind: "total", index: last.index,
+      message: `the window's running total after ${last.label} is ${st.last_total.toLocaleString("en-US")} micros, but the charges of its events add up to ${st.charges_sum.toLocaleString("en-US")}`,
+    });
+  }
+  for (const [name, total] of Object.entries(st.totals_by_dimension)) {
+    const used = links.reduce((sum, l) => sum + (l.usage.get(name) ?? 0n), 0n);
+    if (used !== total) {
+      problems.push({
+        kind: "total", index: last.index,
+        message: `the window's running total of ${name} after ${last.label} is ${total.toLocaleString("en-US")}, but its events used ${used.toLocaleString("en-US")}`,
+      });
+    }
+  }
+}
+
+function otherWindow(first, l) {
+  const names = ["tenant_id", "billing_window_id", "tariff_id"];
+  const i = names.findIndex((_, k) => !pyEq(l.window[k], first.window[k]));
+  if (i < 0) return null;
+  const what = WINDOW_WORDS[names[i]];
+  return {
+    kind: "other_window", index: l.index,
+    message: `${l.label} belongs to another ${what} (${shown(l.window[i])}), not this statement's ${shown(first.window[i])}`,
+  };
+}
+
+function badLink(previous, l, seen, later, labelOf) {
+  const want = previous ? previous.seq + 1n : 1n;
+  const p = (kind, message) => ({ kind, index: l.index, message: `${l.label} ${message}` });
+  const firstWith = seen.get(l.seq.toString());
+  if (firstWith) {
+    return p("fork", `is a second event at seq ${l.seq} of the window (the first is ${labelOf(firstWith.index)}): the window's chain forks`);
+  }
+  if (l.seq !== want) {
+    if (l.seq < want || later.includes(want)) {
+      return p("reorder", `has seq ${l.seq} where seq ${want} belongs: the bundles are out of order`);
+    }
+    const missing = l.seq - 1n > want ? `seq ${want} to ${l.seq - 1n} are` : `seq ${want} is`;
+    return p("gap", `has seq ${l.seq}, but ${missing} missing before it: an event of the window was left out`);
+  }
+  if (previous === null) return null; // seq 1: its own verification checked it starts at genesis
+  if (!pyEq(l.prevKey, previous.key)) {
+    return p("fork", `(seq ${l.seq}) does not continue ${previous.label} (seq ${previous.seq}): the state it starts from is not the state that bundle left, so the window's chain forks`);
+  }
+  return null;
+}
