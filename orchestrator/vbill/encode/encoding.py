@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -210,18 +210,9 @@ class MeterFields:
     @classmethod
     def from_wire(cls, obj: Any, path: str = "meter_event") -> MeterFields:
         """Encode a `meter_event` JSON object; raises InputError naming the bad field."""
-        _check_keys(obj, path, METER_KEYS)
-        f = {k: f"{path}.{k}" for k in METER_KEYS}
-        return cls(
-            event_id=encode_string(obj["event_id"], f["event_id"]),
-            event_timestamp=encode_timestamp(obj["event_timestamp"], f["event_timestamp"]),
-            tenant_id=encode_string(obj["tenant_id"], f["tenant_id"]),
-            api_key_id=encode_string(obj["api_key_id"], f["api_key_id"]),
-            endpoint=encode_string(obj["endpoint"], f["endpoint"]),
-            usage_units=encode_u64(obj["usage_units"], f["usage_units"]),
-            contract_version=encode_string(obj["contract_version"], f["contract_version"]),
-            billing_window_id=encode_string(obj["billing_window_id"], f["billing_window_id"]),
-        )
+        f = field_paths(obj, path, METER_KEYS)
+        usage = {"usage_units": lambda: encode_u64(obj["usage_units"], f["usage_units"])}
+        return cls(**encode_event_fields(obj, f, usage))
 
     def as_list(self) -> list[int]:
         return _values(self)
@@ -243,21 +234,11 @@ class TariffFields:
     @classmethod
     def from_wire(cls, obj: Any, path: str = "tariff_snapshot") -> TariffFields:
         """Encode a `tariff_snapshot` JSON object; raises InputError naming the bad field."""
-        _check_keys(obj, path, TARIFF_KEYS)
-        f = {k: f"{path}.{k}" for k in TARIFF_KEYS}
-        tariff = cls(
-            tariff_id=encode_string(obj["tariff_id"], f["tariff_id"]),
-            tariff_version=encode_string(obj["tariff_version"], f["tariff_version"]),
-            tariff_class=encode_enum(obj["tariff_class"], f["tariff_class"], TARIFF_CLASSES),
-            price_scaled=encode_price(obj["unit_price_micros"], f["unit_price_micros"]),
-            min_charge_micros=encode_u64(obj["min_charge_micros"], f["min_charge_micros"]),
-            max_charge_micros=encode_u64(obj["max_charge_micros"], f["max_charge_micros"]),
-            rounding_mode=encode_enum(obj["rounding_mode"], f["rounding_mode"], ROUNDING_MODES),
-            currency=encode_currency(obj["currency"], f["currency"]),
-        )
-        if tariff.min_charge_micros > tariff.max_charge_micros:
-            raise InputError(f["min_charge_micros"], "must not exceed max_charge_micros")
-        return tariff
+        f = field_paths(obj, path, TARIFF_KEYS)
+        price = {
+            "price_scaled": lambda: encode_price(obj["unit_price_micros"], f["unit_price_micros"])
+        }
+        return cls(**encode_tariff_fields(obj, f, TARIFF_CLASSES, price, encode_currency))
 
     def as_list(self) -> list[int]:
         return _values(self)
@@ -275,6 +256,55 @@ def encode_tariff(obj: Mapping[str, Any]) -> TariffFields:
 
 encode_meter_event = encode_meter
 encode_tariff_snapshot = encode_tariff
+
+
+def encode_event_fields(
+    obj: Any, f: Mapping[str, str], usage: Mapping[str, Callable[[], Any]]
+) -> dict[str, Any]:
+    """A meter event's fields as keyword arguments, for either binding: the common ones here,
+    the binding's own `usage` encoders in their wire place. Encoded in wire order, so the
+    first bad field is the one named."""
+    return {
+        "event_id": encode_string(obj["event_id"], f["event_id"]),
+        "event_timestamp": encode_timestamp(obj["event_timestamp"], f["event_timestamp"]),
+        "tenant_id": encode_string(obj["tenant_id"], f["tenant_id"]),
+        "api_key_id": encode_string(obj["api_key_id"], f["api_key_id"]),
+        "endpoint": encode_string(obj["endpoint"], f["endpoint"]),
+        **{name: encode() for name, encode in usage.items()},
+        "contract_version": encode_string(obj["contract_version"], f["contract_version"]),
+        "billing_window_id": encode_string(obj["billing_window_id"], f["billing_window_id"]),
+    }
+
+
+def encode_tariff_fields(
+    obj: Any,
+    f: Mapping[str, str],
+    classes: Mapping[str, int],
+    prices: Mapping[str, Callable[[], Any]],
+    currency: Callable[[Any, str], int],
+) -> dict[str, Any]:
+    """A tariff's fields as keyword arguments, for either binding: identity, class (one of
+    `classes`), the binding's own `prices` encoders in their wire place, the charge bounds
+    (min ≤ max), rounding and `currency`. Encoded in wire order (the first bad one is named)."""
+    fields = {
+        "tariff_id": encode_string(obj["tariff_id"], f["tariff_id"]),
+        "tariff_version": encode_string(obj["tariff_version"], f["tariff_version"]),
+        "tariff_class": encode_enum(obj["tariff_class"], f["tariff_class"], classes),
+        **{name: encode() for name, encode in prices.items()},
+        "min_charge_micros": encode_u64(obj["min_charge_micros"], f["min_charge_micros"]),
+        "max_charge_micros": encode_u64(obj["max_charge_micros"], f["max_charge_micros"]),
+        "rounding_mode": encode_enum(obj["rounding_mode"], f["rounding_mode"], ROUNDING_MODES),
+        "currency": currency(obj["currency"], f["currency"]),
+    }
+    if fields["min_charge_micros"] > fields["max_charge_micros"]:
+        raise InputError(f["min_charge_micros"], "must not exceed max_charge_micros")
+    return fields
+
+
+def field_paths(obj: Any, path: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """Check that `obj` is an object with exactly `keys`; each key's path for error messages."""
+    _check_keys(obj, path, keys)
+    return {k: f"{path}.{k}" for k in keys}
 
 
 def _check_keys(obj: Any, path: str, expected: tuple[str, ...]) -> None:

@@ -17,15 +17,15 @@ from typing import Any
 from vbill.encode.charge import CEIL, HALF_UP
 from vbill.encode.encoding import (
     PRICE_SCALE,
-    ROUNDING_MODES,
     U64_LIMIT,
     _check_keys,
     _kind,
-    encode_enum,
+    encode_event_fields,
     encode_price,
     encode_string,
-    encode_timestamp,
+    encode_tariff_fields,
     encode_u64,
+    field_paths,
     hash_string,
 )
 from vbill.errors import InputError
@@ -104,8 +104,7 @@ class MeteredTariff:
     @classmethod
     def from_wire(cls, obj: Any, path: str = "tariff_snapshot") -> MeteredTariff:
         """Encode a metered `tariff_snapshot`; raises InputError naming the bad field."""
-        _check_keys(obj, path, METERED_TARIFF_KEYS)
-        f = {k: f"{path}.{k}" for k in METERED_TARIFF_KEYS}
+        f = field_paths(obj, path, METERED_TARIFF_KEYS)
         dims = obj["dimensions"]
         if not isinstance(dims, Mapping):
             raise InputError(f["dimensions"], f"must be an object, got {_kind(dims)}")
@@ -121,21 +120,12 @@ class MeteredTariff:
         for _ in range(MAX_DIMENSIONS - len(names)):
             prices.append((0,) * MAX_TIERS)
             bounds.append((UNBOUNDED,) * (MAX_TIERS - 1))
-        tariff = cls(
-            tariff_id=encode_string(obj["tariff_id"], f["tariff_id"]),
-            tariff_version=encode_string(obj["tariff_version"], f["tariff_version"]),
-            tariff_class=encode_enum(obj["tariff_class"], f["tariff_class"], METERED_CLASSES),
-            names=names,
-            price_scaled=tuple(prices),
-            up_to=tuple(bounds),
-            min_charge_micros=encode_u64(obj["min_charge_micros"], f["min_charge_micros"]),
-            max_charge_micros=encode_u64(obj["max_charge_micros"], f["max_charge_micros"]),
-            rounding_mode=encode_enum(obj["rounding_mode"], f["rounding_mode"], ROUNDING_MODES),
-            currency=encode_string(obj["currency"], f["currency"]),
-        )
-        if tariff.min_charge_micros > tariff.max_charge_micros:
-            raise InputError(f["min_charge_micros"], "must not exceed max_charge_micros")
-        return tariff
+        priced = {
+            "names": lambda: names,
+            "price_scaled": lambda: tuple(prices),
+            "up_to": lambda: tuple(bounds),
+        }
+        return cls(**encode_tariff_fields(obj, f, METERED_CLASSES, priced, encode_string))
 
 
 def _encode_dimension(name: Any, obj: Any, path: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -187,8 +177,7 @@ class MeteredMeter:
     @classmethod
     def from_wire(cls, obj: Any, tariff: MeteredTariff, path: str = "meter_event") -> MeteredMeter:
         """Encode a metered `meter_event`; every usage name must be priced by `tariff`."""
-        _check_keys(obj, path, METERED_METER_KEYS)
-        f = {k: f"{path}.{k}" for k in METERED_METER_KEYS}
+        f = field_paths(obj, path, METERED_METER_KEYS)
         usage = obj["usage"]
         if not isinstance(usage, Mapping):
             raise InputError(f["usage"], f"must be an object, got {_kind(usage)}")
@@ -197,16 +186,7 @@ class MeteredMeter:
                 raise InputError(f"{f['usage']}.{name}", "is not priced by the tariff")
         units = [encode_u64(usage.get(n, 0), f"{f['usage']}.{n}") for n in tariff.names]
         units += [0] * (MAX_DIMENSIONS - len(units))
-        return cls(
-            event_id=encode_string(obj["event_id"], f["event_id"]),
-            event_timestamp=encode_timestamp(obj["event_timestamp"], f["event_timestamp"]),
-            tenant_id=encode_string(obj["tenant_id"], f["tenant_id"]),
-            api_key_id=encode_string(obj["api_key_id"], f["api_key_id"]),
-            endpoint=encode_string(obj["endpoint"], f["endpoint"]),
-            units=tuple(units),
-            contract_version=encode_string(obj["contract_version"], f["contract_version"]),
-            billing_window_id=encode_string(obj["billing_window_id"], f["billing_window_id"]),
-        )
+        return cls(**encode_event_fields(obj, f, {"units": lambda: tuple(units)}))
 
 
 def encode_metered(request: Mapping[str, Any]) -> tuple[MeteredMeter, MeteredTariff]:
