@@ -70,32 +70,12 @@ class Ptau(_Strict):
     beacon_iterations_exp: int | None = None
 
 
-class BindingRecord(_Strict):
-    """One binding's circuit, ceremony and artefacts: what the top level of the manifest says
-    for v1, and what `bindings[version]` says for every later binding."""
+class _BindingFields(BaseModel):
+    """One binding's circuit, ceremony and artefacts, declared once: a BindingRecord, and v1's
+    at the manifest's top level."""
 
-    binding_version: str
-    circuit: str
-    template: str
-    public_signals: list[str]
-    ceremony: Ceremony
-    constraints: int
-    wires: int
-    circuit_sources_sha256: str
-    circuit_hash: str
-    ptau: Ptau
-    contributions: list[Contribution]
-    artifacts: dict[str, Artefact]
-    vkey_sha256: str
+    model_config = ConfigDict(frozen=True)
 
-
-class Manifest(BaseModel):
-    """build/manifest.json. Extra top-level keys (e.g. "contracts", written by
-    vbill.chain.contracts after `make verifier`) are kept as they are."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    manifest_version: int
     binding_version: str
     circuit: str
     template: str
@@ -105,11 +85,27 @@ class Manifest(BaseModel):
     wires: int
     circuit_sources_sha256: str
     circuit_hash: str  # snarkjs's hash of the circuit, printed by `zkey verify`
-    toolchain: dict[str, str]
     ptau: Ptau
     contributions: list[Contribution]
     artifacts: dict[str, Artefact]  # r1cs, wasm, zkey, vkey (+ verifier once rendered)
     vkey_sha256: str  # convenience copy of artifacts["vkey"].sha256, the value bundles carry
+
+
+class BindingRecord(_BindingFields):
+    """One binding's circuit, ceremony and artefacts: what the top level of the manifest says
+    for v1, and what `bindings[version]` says for every later binding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Manifest(_BindingFields):
+    """build/manifest.json. Extra top-level keys (e.g. "contracts", written by
+    vbill.chain.contracts after `make verifier`) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    manifest_version: int
+    toolchain: dict[str, str]
     # Bindings after v1 (v1 stays at the top level, where its readers look), by version.
     bindings: dict[str, BindingRecord] | None = None
 
