@@ -77,7 +77,11 @@ function loadBundle(text, name) {
   state.bundleName = name;
   try {
     state.bundle = { value: parseJson(text) };
-    status("bundle-status", `Read ${name}.`, true);
+    const v = state.bundle.value;
+    const what = isStatementDocument(v)
+      ? `: a window statement${Array.isArray(v.bundles) ? ` of ${v.bundles.length} bundles` : ""}`
+      : "";
+    status("bundle-status", `Read ${name}${what}.`, true);
   } catch (e) {
     state.bundle = { error: `the file ${name} is not JSON (${e.message})` };
     status("bundle-status", `${name} is not JSON.`, false);

@@ -28,7 +28,9 @@ function pyInt(v) {
 }
 
 const shown = (v) =>
-  typeof v === "string" ? `"${v}"` : typeof v === "bigint" ? v.toLocaleString("en-US") : v instanceof JsonFloat ? String(v.value) : JSON.stringify(v, (_, x) => (typeof x === "bigint" ? Number(x) : x instanceof JsonFloat ? x.value : x)) ?? "nothing";
+  v === null || v === undefined
+    ? "nothing"
+    : typeof v === "string" ? `"${v}"` : typeof v === "bigint" ? v.toLocaleString("en-US") : v instanceof JsonFloat ? String(v.value) : JSON.stringify(v, (_, x) => (typeof x === "bigint" ? Number(x) : x instanceof JsonFloat ? x.value : x)) ?? "nothing";
 
 const get = (obj, key) => {
   if (!isObject(obj) || !Object.hasOwn(obj, key)) throw new TypeError(`no ${key}`);
