@@ -25,6 +25,7 @@ from vbill.attest import new_account, request_hash, signing_refused, state_befor
 from vbill.bundle.bundle import Encoded, encode_request, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import MeteredEncoded, encode_metered_request, sign_unproven_metered
+from vbill.bundle.usage import RateSource, with_snapshot
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ledger.store import (
     Charge,
@@ -83,6 +84,7 @@ class Ingestor:
     attester: Attester
     vkey_sha256: str
     metered_vkey_sha256: str | None = None  # binding v2's key, when it is set up here
+    usd_rate: RateSource | None = None  # signs a rate snapshot into metered ETH bundles
     committer: Committer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -198,6 +200,9 @@ class Ingestor:
             account_salt=salt,
             vkey_sha256=self.metered_vkey_sha256,
         )
+        snap = self.usd_rate.snapshot() if self.usd_rate else None
+        if snap is not None and enc.request.tariff_snapshot.currency == "ETH":
+            bundle = with_snapshot(bundle, snap, self.attester)  # for usage.cost_usd
         meter = enc.request.meter_event
         return Ingest(
             tenant_id=meter.tenant_id,

@@ -157,12 +157,23 @@ class BillingProof(_Strict):
     account_salt: StrictStr
 
 
+class UsdRate(_Strict):
+    """A USD rate snapshot signed by the attester over the bundle's digest (docs/protocol-v2.md
+    §12): where a metered ETH bundle's `usage.cost_usd` comes from; never part of the proof."""
+
+    rate: StrictStr = _doc('USD per ETH, a decimal string > 0 (≤ 8 decimals), e.g. "3150.25"')
+    source: StrictStr = _doc("the operator's name for the rate source")
+    time: StrictStr = _doc("when the rate is as of, RFC 3339 UTC with milliseconds")
+    signature: StrictStr = _doc("the attester's EIP-712 signature (domain usd-rate-1)")
+
+
 class Attestation(_Strict):
     scheme: StrictStr = "eip712"
     signature: StrictStr
     attester: StrictStr
     bundle_digest: StrictStr
     billing_proof: BillingProof
+    usd_rate: UsdRate | None = None
 
 
 class TreeHead(_Strict):
@@ -309,12 +320,16 @@ class MeteredBillingRecord(_Record[MeteredMeterEvent, MeteredTariffSnapshot, Met
 
 class Usage(_Strict):
     """What one metered event used and cost, as the service shows it: informational, derived
-    from the signed record, never part of the proof (verify ignores it)."""
+    from the signed record and rate snapshot, never part of the proof (verify checks it)."""
 
     units: dict[StrictStr, StrictInt] = _doc("the event's units per dimension")
     total_units: StrictInt = _doc("their sum")
     cost_eth: StrictStr | None = Field(
         default=None, description="ETH tariffs: the event's charge in ETH (decimal string)"
+    )
+    cost_usd: StrictStr | None = Field(
+        default=None,
+        description="with a signed rate snapshot (attestation.usd_rate): cost_eth × rate, exact",
     )
 
 
@@ -372,6 +387,9 @@ class VerifyRequest(BaseModel):
     )
     expected_billing_v2: dict[str, Any] | None = Field(
         default=None, description="the record as invoiced, to compare with the attested one"
+    )
+    usage: dict[str, Any] | None = Field(
+        default=None, description="a metered bundle's `usage` object, checked when given"
     )
 
 

@@ -19,6 +19,7 @@ from vbill import paths
 from vbill.attest import Proving
 from vbill.bindings import BINDING_V2, artefacts
 from vbill.bundle.keys import Attester, attester_key_path
+from vbill.bundle.usage import RateSource
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ingest import Ingestor, ProvingWorker, worker_id
 from vbill.ledger.store import Conflict, LimitExceeded, open_store
@@ -96,7 +97,11 @@ def build_state(settings: Settings) -> ServiceState:
     state.metered = metered_proving(settings.prover_workers)
     metered = state.metered
     state.ingestor = Ingestor(
-        store, attester, state.vkey_sha256, metered.vkey_sha256 if metered else None
+        store,
+        attester,
+        state.vkey_sha256,
+        metered.vkey_sha256 if metered else None,
+        RateSource.from_config(settings.usd_rate, settings.home),
     )
     local = settings.prover_workers if settings.local_provers is None else settings.local_provers
     state.provers = [

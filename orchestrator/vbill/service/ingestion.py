@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 
 from vbill import jsonio
 from vbill.attest import signing_refused
-from vbill.chain.records import wei_to_eth
+from vbill.bundle.usage import usage_of
 from vbill.errors import InputError
 from vbill.ingest import MAX_BATCH, Outcome, prove_and_attach, worker_id
-from vbill.ledger.store import WEI_PER_MICRO, StoredBundle
+from vbill.ledger.store import StoredBundle
 from vbill.models import is_metered
 from vbill.service.auth import require_operator
 from vbill.service.openapi import OPERATOR, Error, errors
@@ -42,18 +42,6 @@ def bundle_view(stored: StoredBundle) -> dict[str, Any]:
     if is_metered(bundle):
         bundle = {**bundle, "usage": usage_of(bundle)}
     return bundle
-
-
-def usage_of(bundle: dict[str, Any]) -> dict[str, Any]:
-    """What one metered event used and cost: its units per dimension, their total and, for an
-    ETH tariff, `cost_eth` (the charge, micro-ETH, as decimal ETH). Informational: derived
-    from the signed record, never part of the proof; verify ignores it."""
-    units = {k: int(v) for k, v in bundle["meter_event"]["usage"].items()}
-    out: dict[str, Any] = {"units": units, "total_units": sum(units.values())}
-    if bundle["tariff_snapshot"].get("currency") == "ETH":
-        micros = int(bundle["billing"]["expected_charge_micros"])
-        out["cost_eth"] = wei_to_eth(micros * WEI_PER_MICRO)
-    return out
 
 
 def raise_for(outcome: Outcome) -> StoredBundle:

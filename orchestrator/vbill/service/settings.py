@@ -36,6 +36,9 @@ class Settings:
     anchor_interval: float = 60.0
     start_block: int | None = None  # where deposit scans begin (default: the deployment block)
     trusted_attesters: tuple[str, ...] = ()
+    # USD per ETH for metered ETH bundles' usage.cost_usd: {"rate", "source", "time"?} or
+    # {"file", "source"} (vbill.bundle.usage.RateSource); None: no cost_usd
+    usd_rate: dict[str, Any] | None = None
 
     @classmethod
     def from_env(cls, *, dev: bool = False, home: Path | None = None, **overrides: Any) -> Settings:
@@ -70,6 +73,8 @@ class Settings:
         for key in ("settle_batch", "confirmations", "start_block", "local_provers"):
             if key in config:
                 values[key] = int(config[key])
+        if "usd_rate" in config:
+            values["usd_rate"] = config["usd_rate"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -107,6 +112,7 @@ CONFIG_KEYS = (
     "confirmations",
     "start_block",
     "local_provers",
+    "usd_rate",
 )
 
 

@@ -300,6 +300,10 @@ def verify_request(
         lambda r: Verdict(valid=False, reason=r),
     )
     billing = _guard(lambda: rules.check_billing(p), lambda r: Verdict(valid=False, reason=r))
+    verification, billing = _guard(
+        lambda: _usage_verdicts(request, verification, billing),
+        lambda r: (verification, Verdict(valid=False, reason=f"usage: {r}")),
+    )
     binding = _guard(
         lambda: _check_binding(p, trust, check, rules),
         lambda r: BindingVerdict(valid=False, reason=r, binding_version=rules.binding),
@@ -311,6 +315,26 @@ def verify_request(
         valid=verification.valid and billing.valid and binding.valid,
         warnings=_warnings(p, trust),
     )
+
+
+def _usage_verdicts(
+    request: Mapping[str, Any], verification: Verdict, billing: Verdict
+) -> tuple[Verdict, Verdict]:
+    """A USD rate snapshot's signature joins `verification`, a stated usage object's
+    arithmetic joins `billing_check` (docs/protocol-v2.md §12); both optional."""
+    from vbill.bundle.usage import snapshot_problem, usage_problem
+
+    att = request.get("attestation")
+    att = att if isinstance(att, Mapping) else {}
+    why = snapshot_problem(att) if verification.valid else None
+    if why:
+        verification = Verdict(valid=False, reason=why)
+    record = request.get("billed_billing_v2")
+    if billing.valid and isinstance(record, Mapping):
+        why = usage_problem(request.get("usage"), {**record, "attestation": att})
+        if why:
+            billing = Verdict(valid=False, reason=why)
+    return verification, billing
 
 
 def _warnings(p: _Parsed, trust: TrustSet) -> list[str]:
@@ -344,12 +368,13 @@ def request_from_bundle(bundle: Mapping[str, Any]) -> dict[str, Any]:
         k: bundle.get(k)
         for k in ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
     }
-    return {
+    out = {
         "attestation": bundle.get("attestation"),
         "receipt": bundle.get("receipt"),
         "billed_billing_v2": record,
         "expected_billing_v2": record,
     }
+    return {**out, "usage": bundle["usage"]} if "usage" in bundle else out
 
 
 def verify_bundle(
