@@ -281,3 +281,15 @@ def test_offline_attest_of_metered_requests_joins_the_same_store_chain(
     assert summary(result)["total_micros"] == sum(CHARGES[:2])
     result = runner.invoke(main, ["statement", str(tmp_path / "out"), "--vkey", str(V2.vkey)])
     assert result.exit_code == 0 and "VALID" in result.output, result.output
+
+
+@pytest.mark.parametrize("seq", [float("inf"), 1.5, True, "x"])
+def test_a_non_integer_seq_is_a_problem_not_a_crash(
+    chain: list[dict[str, Any]], v2_trust: TrustSet, seq: Any
+) -> None:
+    # jsonio reads 1e400 as infinity: int() of it overflows, int(1.5) would quietly give 1
+    odd = json.loads(json.dumps(chain[1]))
+    odd["billing"]["window"]["seq"] = seq
+    st = verify_statement([("a", chain[0]), ("b", odd)], trust=v2_trust, check=default_check())
+    assert not st.valid
+    assert ("not_metered", "b") in [(p.kind, p.at) for p in st.problems]

@@ -111,17 +111,25 @@ def _link(name: str, index: int, bundle: Any) -> _Link | str:
         return _Link(
             name=name,
             index=index,
-            seq=int(window["seq"]),
+            seq=_whole(window["seq"]),
             window=(meter["tenant_id"], meter["billing_window_id"], tariff["tariff_id"]),
             currency=tariff["currency"],
             prev_key=signals[5],
             key=signals[6],
-            charge=int(billing["expected_charge_micros"]),
-            usage={k: int(v) for k, v in meter["usage"].items()},
+            charge=_whole(billing["expected_charge_micros"]),
+            usage={k: _whole(v) for k, v in meter["usage"].items()},
             after=window["after"],
         )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return "not a metered bundle (no billing.window, or no state keys)"
+
+
+def _whole(value: Any) -> int:
+    """An integer field as the wire writes it (a JSON integer or a decimal string); a float such
+    as 1.5 or 1e400 (infinity) is refused rather than truncated or overflowed."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return int(value)
 
 
 def _first_reason(result: VerifyResult) -> str:
