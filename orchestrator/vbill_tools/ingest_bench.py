@@ -2,6 +2,7 @@
 
     python -m vbill_tools.ingest_bench [--database-url postgresql://…] [--singles 2000]
         [--concurrency 64] [--batches 100:50,1000:5] [--proofs 40]
+        [--replicas 2 --live-workers 2]
 
 Starts `vbill serve --local-workers 0` as its own process (fresh VBILL_HOME, no chain:
 USD-priced events) on a free loopback port, so ingestion is measured alone; then:
@@ -9,8 +10,13 @@ USD-priced events) on a free loopback port, so ingestion is measured alone; then
 - batches (POST /api/vdi/billing/events) of each size, 4 requests in flight;
 - proofs/s: the time `vbill worker --drain` processes (1, then 2) take to prove `--proofs`
   fresh events each.
-Reports events/s and p50/p99 latency per request. The load generator runs on the same
-machine and competes for its cores; the load average is printed with the results.
+`--replicas N` (PostgreSQL) starts N API processes on the one database and spreads the
+requests over them in turn; `--live-workers K` runs K `vbill worker` processes proving while
+events are ingested, and at the end checks what a single process would show: every event
+stored once, one gap-free log, the same head on every replica, nothing left to prove.
+Reports events/s and p50/p99 latency per request, and the CPU the API processes and the load
+generator spent per event (on a machine shared with other work, CPU per event is the figure
+that does not depend on how busy the machine was). The load average is printed too.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from vbill_tools.demo import PILOT
 
 SECRET = "bench-secret-0123456789abcdef"
 AUTH = {"X-VDI-Attest-Secret": SECRET}
+ASYNC = {**AUTH, "Prefer": "respond-async"}
+ATTEST, EVENTS = "/api/vdi/billing/attest", "/api/vdi/billing/events"
 
 
 def _free_port() -> int:
@@ -58,45 +66,130 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Conn:
+    """One keep-alive HTTP/1.1 connection speaking just what the bench needs (POST a JSON
+    body, read a Content-Length response): httpx's async client costs more CPU per request
+    than the service it measures, on the same cores."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{head}\r\n".encode()
+            + body
+        )
+        status = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in status.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(status.split(b" ", 2)[1])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def _drive(
-    url: str, bodies: list[Any], path: str, headers: dict[str, str], concurrency: int
+    urls: list[str], bodies: list[Any], path: str, headers: dict[str, str], concurrency: int
 ) -> tuple[float, list[float], dict[int, int]]:
-    """Send every body with `concurrency` requests in flight; (seconds, latencies, codes)."""
-    queue = list(reversed(bodies))
+    """Send every body with `concurrency` requests in flight (one connection each), the
+    connections spread over `urls` in turn; (seconds, latencies, status codes)."""
+    queue = [json.dumps(b).encode() for b in reversed(bodies)]
     lat: list[float] = []
     codes: dict[int, int] = {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+    conns = [_Conn(urls[i % len(urls)]) for i in range(concurrency)]
 
-        async def loop() -> None:
-            while queue:
-                body = queue.pop()
-                t = time.perf_counter()
-                r = await client.post(path, json=body, headers=headers)
-                lat.append(time.perf_counter() - t)
-                codes[r.status_code] = codes.get(r.status_code, 0) + 1
+    async def loop(conn: _Conn) -> None:
+        while queue:
+            body = queue.pop()
+            t = time.perf_counter()
+            code = await conn.post(path, body, headers)
+            lat.append(time.perf_counter() - t)
+            codes[code] = codes.get(code, 0) + 1
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-        return time.perf_counter() - t0, lat, codes
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(loop(c) for c in conns))
+    finally:
+        for c in conns:
+            c.close()
+    return time.perf_counter() - t0, lat, codes
 
 
-def _serve(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _phase(
+    servers: list[subprocess.Popen[bytes]],
+    urls: list[str],
+    bodies: list[Any],
+    path: str,
+    headers: dict[str, str],
+    concurrency: int,
+    events: int,
+) -> dict[str, Any]:
+    """One measured load: events/s, latency per request, CPU per event (API, client)."""
+    cpu0, client0 = sum(_cpu_s(s.pid) for s in servers), time.process_time()
+    secs, lat, codes = asyncio.run(_drive(urls, bodies, path, headers, concurrency))
+    cpu = sum(_cpu_s(s.pid) for s in servers) - cpu0
+    return {
+        "events": events, "requests": len(bodies), "in_flight": concurrency, "codes": codes,
+        "events_per_s": round(events / secs), "p50_ms": round(_pct(lat, 0.5), 1),
+        "p99_ms": round(_pct(lat, 0.99), 1),
+        "api_cpu_ms_per_event": round(cpu * 1000 / events, 2),
+        "client_cpu_ms_per_event": round((time.process_time() - client0) * 1000 / events, 2),
+    }  # fmt: skip
+
+
+def _serve(home: Path, port: int, env: dict[str, str], n: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "vbill.cli.main", "serve", "--port", str(port),
            "--workers", "1", "--local-workers", "0"]  # fmt: skip
-    log = open(home / "serve.log", "wb")  # noqa: SIM115 (the child's)
+    log = open(home / f"serve{n}.log", "wb")  # noqa: SIM115 (the child's)
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def _status(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/api/vdi/status", timeout=60).json()
+
+
 def _unproven(url: str) -> int:
-    status = httpx.get(f"{url}/api/vdi/status", timeout=60).json()
-    return int(status["counts"].get("proving", 0))
+    return int(_status(url)["counts"].get("proving", 0))
+
+
+def _wait_healthy(url: str) -> None:
+    for _ in range(1200):
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code in (200, 503):
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} never answered /health")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from vbill.bundle.keys import Attester
 
-    out: dict[str, Any] = {"backend": "postgresql" if args.database_url else "sqlite"}
+    if args.replicas > 1 and not args.database_url:
+        raise SystemExit("--replicas > 1 needs --database-url postgresql://… (one shared store)")
+    out: dict[str, Any] = {
+        "backend": "postgresql" if args.database_url else "sqlite",
+        "replicas": args.replicas, "live_workers": args.live_workers,
+    }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="vbill-ingest-bench-") as tmp:
         home = Path(args.home or tmp)  # --home: keep the state and logs to look at
         home.mkdir(parents=True, exist_ok=True)
@@ -104,74 +197,81 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         env = {**os.environ, "VBILL_HOME": str(home), "VDI_ATTEST_SECRET": SECRET}
         if args.database_url:
             env["DATABASE_URL"] = args.database_url
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = _serve(home, port, env)
+        ports = [_free_port() for _ in range(args.replicas)]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        servers = [_serve(home, p, env, i) for i, p in enumerate(ports)]
+        live: list[subprocess.Popen[bytes]] = []
         try:
-            for _ in range(1200):
-                try:
-                    if httpx.get(f"{url}/health", timeout=5).status_code in (200, 503):
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            asyncio.run(  # warm-up: Poseidon constants, tenants, connections
-                _drive(url, _requests("warm", 50), "/api/vdi/billing/attest",
-                       {**AUTH, "Prefer": "respond-async"}, 8)
-            )  # fmt: skip
-            secs, lat, codes = asyncio.run(
-                _drive(url, _requests("single", args.singles), "/api/vdi/billing/attest",
-                       {**AUTH, "Prefer": "respond-async"}, args.concurrency)
-            )  # fmt: skip
-            out["single"] = {
-                "events": args.singles, "concurrency": args.concurrency, "codes": codes,
-                "events_per_s": round(args.singles / secs), "p50_ms": round(_pct(lat, 0.5), 1),
-                "p99_ms": round(_pct(lat, 0.99), 1),
-            }  # fmt: skip
-            for spec in args.batches.split(","):
+            for url in urls:
+                _wait_healthy(url)
+            asyncio.run(_drive(urls, _requests("warm", 50), ATTEST, ASYNC, 8))  # warm-up
+            live = [_worker(home, env) for _ in range(args.live_workers)]
+            sent = 50
+            reqs = _requests("single", args.singles)
+            out["single"] = _phase(servers, urls, reqs, ATTEST, ASYNC, args.concurrency,
+                                   args.singles)  # fmt: skip
+            sent += args.singles
+            for spec in args.batches.split(",") if args.batches else ():
                 size, count = (int(x) for x in spec.split(":"))
                 bodies = [{"events": _requests(f"b{size}_{j}", size)} for j in range(count)]
-                secs, lat, codes = asyncio.run(
-                    _drive(url, bodies, "/api/vdi/billing/events", AUTH, 4)
-                )
-                out[f"batch_{size}"] = {
-                    "events": size * count, "requests": count, "in_flight": 4, "codes": codes,
-                    "events_per_s": round(size * count / secs),
-                    "p50_ms": round(_pct(lat, 0.5), 1), "p99_ms": round(_pct(lat, 0.99), 1),
-                }  # fmt: skip
-            # the backlog so far is not what we time: prove it first with 2 workers
-            _prove(home, env, 2)
-            for workers in (1, 2):
+                out[f"batch_{size}"] = _phase(servers, urls, bodies, EVENTS, AUTH, 4, size * count)
+                sent += size * count
+            if live:
+                out["same_as_one_process"] = _settle(urls, live, sent)
+            if args.proofs:  # the backlog so far is not what we time: prove it first
+                _prove(home, env, 2)
+            for workers in (1, 2) if args.proofs else ():
                 reqs = _requests(f"p{workers}", args.proofs)
-                asyncio.run(_drive(url, [{"events": reqs}], "/api/vdi/billing/events", AUTH, 1))
-                backlog = _unproven(url)
+                asyncio.run(_drive(urls, [{"events": reqs}], EVENTS, AUTH, 1))
+                backlog = _unproven(urls[0])
                 assert backlog == args.proofs, f"{backlog} unproven, expected {args.proofs}"
                 t = time.perf_counter()
                 _prove(home, env, workers)
                 secs = time.perf_counter() - t
-                left = _unproven(url)
+                left = _unproven(urls[0])
                 out[f"proofs_{workers}_workers"] = {
                     "proofs": args.proofs - left, "seconds": round(secs, 1),
                     "proofs_per_s": round((args.proofs - left) / secs, 2),
                 }  # fmt: skip
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=120)
+            for p in [*live, *servers]:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in [*live, *servers]:
+                p.wait(timeout=120)
     out["loadavg"] = os.getloadavg()
     return out
+
+
+def _worker(home: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "vbill.cli.main", "worker", *args]
+    log = open(home / "worker.log", "ab")  # noqa: SIM115 (the child's)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _settle(urls: list[str], live: list[subprocess.Popen[bytes]], sent: int) -> dict[str, Any]:
+    """Wait for the live workers to prove everything, then check what one process shows:
+    each event once, one gap-free log, one head on every replica."""
+    t = time.perf_counter()
+    while (left := _unproven(urls[0])) and all(p.poll() is None for p in live):
+        time.sleep(1)
+    statuses = [_status(u) for u in urls]
+    counts = statuses[0]["counts"]
+    heads = {json.dumps(s["tree_head"], sort_keys=True) for s in statuses}
+    return {
+        "events_sent": sent, "bundles": counts["bundles"], "log_size": counts["log_size"],
+        "one_head_on_every_replica": len(heads) == 1, "unproven": left,
+        "proving_tail_s": round(time.perf_counter() - t, 1),
+        "ok": counts["bundles"] == counts["log_size"] == sent and len(heads) == 1 and not left,
+    }  # fmt: skip
 
 
 def _prove(home: Path, env: dict[str, str], workers: int) -> None:
     """Run `workers` separate `vbill worker --drain` processes to completion (their start-up,
     prover launch included, is part of the time: it is what a new worker costs)."""
-    cmd = [sys.executable, "-m", "vbill.cli.main", "worker", "--drain"]
-    log = open(home / "worker.log", "ab")  # noqa: SIM115 (the children's)
-    procs = [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        for _ in range(workers)
-    ]
+    procs = [_worker(home, env, "--drain") for _ in range(workers)]
     for p in procs:
         p.wait()
-    log.close()
     if any(p.returncode for p in procs):
         raise SystemExit(f"a worker failed: {(home / 'worker.log').read_text()[-2000:]}")
 
@@ -182,8 +282,10 @@ def main() -> None:
     ap.add_argument("--home", default=None, help="keep state and logs here (default: temp)")
     ap.add_argument("--singles", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--batches", default="100:50,1000:5")
-    ap.add_argument("--proofs", type=int, default=40)
+    ap.add_argument("--batches", default="100:50,1000:5", help="size:count,… ('' for none)")
+    ap.add_argument("--proofs", type=int, default=40, help="0: do not measure proofs/s")
+    ap.add_argument("--replicas", type=int, default=1, help="API processes (PostgreSQL)")
+    ap.add_argument("--live-workers", type=int, default=0, help="workers proving meanwhile")
     print(json.dumps(run(ap.parse_args()), indent=2))
 
 
