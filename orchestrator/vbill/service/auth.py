@@ -11,6 +11,7 @@ cannot even learn which tenants or events exist (see `visible_to`).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -63,38 +64,42 @@ SecretHeader = Annotated[str | None, Header(alias=SECRET_HEADER)]
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization")]
 
 
-def require_operator(
-    request: Request, secret: SecretHeader = None, authorization: AuthorizationHeader = None
-) -> Caller:
-    """The operator's secret, compared in constant time; a tenant token is 403 here."""
-    caller = _caller(request, secret, authorization)
-    if caller is None:
-        raise _unauthorized(f"missing or wrong {SECRET_HEADER}")
-    if not caller.is_operator:
-        raise HTTPException(status_code=403, detail="operator only: a tenant token cannot do this")
-    return caller
+def _dependency(
+    missing: str, refusal: Callable[[Caller], str | None], doc: str
+) -> Callable[..., Caller]:
+    """A FastAPI dependency on the caller: 401 `missing` without credentials, 403 with the
+    reason `refusal` gives for a caller of the wrong kind (None: accepted)."""
+
+    def require(
+        request: Request, secret: SecretHeader = None, authorization: AuthorizationHeader = None
+    ) -> Caller:
+        caller = _caller(request, secret, authorization)
+        if caller is None:
+            raise _unauthorized(missing)
+        reason = refusal(caller)
+        if reason is not None:
+            raise HTTPException(status_code=403, detail=reason)
+        return caller
+
+    require.__doc__ = doc
+    return require
 
 
-def require_tenant(
-    request: Request, secret: SecretHeader = None, authorization: AuthorizationHeader = None
-) -> Caller:
-    """A tenant token (an endpoint that is about "my" data and has no operator meaning)."""
-    caller = _caller(request, secret, authorization)
-    if caller is None:
-        raise _unauthorized("missing Authorization: Bearer token")
-    if caller.is_operator:
-        raise HTTPException(status_code=403, detail="tenant only: send a tenant token")
-    return caller
-
-
-def require_caller(
-    request: Request, secret: SecretHeader = None, authorization: AuthorizationHeader = None
-) -> Caller:
-    """The operator or any tenant; what a tenant may see is then checked with `visible_to`."""
-    caller = _caller(request, secret, authorization)
-    if caller is None:
-        raise _unauthorized(f"missing {SECRET_HEADER} or Authorization: Bearer token")
-    return caller
+require_operator = _dependency(
+    f"missing or wrong {SECRET_HEADER}",
+    lambda c: None if c.is_operator else "operator only: a tenant token cannot do this",
+    "The operator's secret, compared in constant time; a tenant token is 403 here.",
+)
+require_tenant = _dependency(
+    "missing Authorization: Bearer token",
+    lambda c: "tenant only: send a tenant token" if c.is_operator else None,
+    'A tenant token (an endpoint that is about "my" data and has no operator meaning).',
+)
+require_caller = _dependency(
+    f"missing {SECRET_HEADER} or Authorization: Bearer token",
+    lambda c: None,
+    "The operator or any tenant; what a tenant may see is then checked with `visible_to`.",
+)
 
 
 def visible_to(caller: Caller, tenant_id: str) -> None:
