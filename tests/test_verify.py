@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from vbill import paths
+from vbill.bundle.attestation import canonical_json
 from vbill.bundle.keys import Attester
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import py_ecc_check, snarkjs_check, verify_bundle
@@ -269,3 +270,12 @@ def test_native_check_agrees_with_py_ecc(pilot_bundle, trust) -> None:
         ref = verify_bundle(case, trust=trust, check=py_ecc_check)
         assert native.model_dump() == ref.model_dump()
     assert verify_bundle(pilot_bundle, trust=trust, check=native_check).valid
+
+
+def test_canonical_json_writes_numbers_as_strings_and_keeps_true_false_null() -> None:
+    # docs/protocol.md §6: an independent implementation hashes exactly these bytes; a boolean
+    # is a JSON literal there (Python's True is also an int: it must not become "True" or "1")
+    record = {"z": [1, 2.50, 1e21], "b": True, "f": False, "n": None, "s": "1"}
+    assert canonical_json(record) == (
+        b'{"b":true,"f":false,"n":null,"s":"1","z":["1","2.5","1000000000000000000000"]}'
+    )
