@@ -8,8 +8,8 @@ Starts `vbill serve --local-workers 0` as its own process (fresh VBILL_HOME, no 
 USD-priced events) on a free loopback port, so ingestion is measured alone; then:
 - single events (`Prefer: respond-async`) from `--concurrency` concurrent clients;
 - batches (POST /api/vdi/billing/events) of each size, 4 requests in flight;
-- proofs/s: the time `vbill worker --drain` processes (1, then 2) take to prove `--proofs`
-  fresh events each.
+- proofs/s, measured first on an empty backlog: the time `vbill worker --drain` processes
+  (1, then 2) take to prove `--proofs` fresh events each.
 `--replicas N` (PostgreSQL) starts N API processes on the one database and spreads the
 requests over them in turn; `--live-workers K` runs K `vbill worker` processes proving while
 events are ingested, and at the end checks what a single process would show: every event
@@ -204,23 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             for url in urls:
                 _wait_healthy(url)
-            asyncio.run(_drive(urls, _requests("warm", 50), ATTEST, ASYNC, 8))  # warm-up
-            live = [_worker(home, env) for _ in range(args.live_workers)]
-            sent = 50
-            reqs = _requests("single", args.singles)
-            out["single"] = _phase(servers, urls, reqs, ATTEST, ASYNC, args.concurrency,
-                                   args.singles)  # fmt: skip
-            sent += args.singles
-            for spec in args.batches.split(",") if args.batches else ():
-                size, count = (int(x) for x in spec.split(":"))
-                bodies = [{"events": _requests(f"b{size}_{j}", size)} for j in range(count)]
-                out[f"batch_{size}"] = _phase(servers, urls, bodies, EVENTS, AUTH, 4, size * count)
-                sent += size * count
-            if live:
-                out["same_as_one_process"] = _settle(urls, live, sent)
-            if args.proofs:  # the backlog so far is not what we time: prove it first
-                _prove(home, env, 2)
-            for workers in (1, 2) if args.proofs else ():
+            for workers in (1, 2) if args.proofs else ():  # first, on an empty backlog
                 reqs = _requests(f"p{workers}", args.proofs)
                 asyncio.run(_drive(urls, [{"events": reqs}], EVENTS, AUTH, 1))
                 backlog = _unproven(urls[0])
@@ -233,6 +217,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "proofs": args.proofs - left, "seconds": round(secs, 1),
                     "proofs_per_s": round((args.proofs - left) / secs, 2),
                 }  # fmt: skip
+            asyncio.run(_drive(urls, _requests("warm", 50), ATTEST, ASYNC, 8))  # warm-up
+            live = [_worker(home, env) for _ in range(args.live_workers)]
+            sent = 50 + 2 * args.proofs
+            reqs = _requests("single", args.singles)
+            out["single"] = _phase(servers, urls, reqs, ATTEST, ASYNC, args.concurrency,
+                                   args.singles)  # fmt: skip
+            sent += args.singles
+            for spec in args.batches.split(",") if args.batches else ():
+                size, count = (int(x) for x in spec.split(":"))
+                bodies = [{"events": _requests(f"b{size}_{j}", size)} for j in range(count)]
+                out[f"batch_{size}"] = _phase(servers, urls, bodies, EVENTS, AUTH, 4, size * count)
+                sent += size * count
+            if live:
+                out["same_as_one_process"] = _settle(urls, live, sent)
         finally:
             for p in [*live, *servers]:
                 if p.poll() is None:
