@@ -37,8 +37,12 @@ format: install ## apply ruff formatting
 	$(VENV)/bin/ruff format orchestrator tests
 	$(VENV)/bin/ruff check --fix orchestrator tests
 
+# Two workers, each taking whole modules (--dist loadfile: a module's fixtures, such as its proved
+# bundles, are built once). Many tests wait on anvil, PostgreSQL, chromium or a prover process, so
+# two workers help even on two cores. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: install setup lint native verifier-page ## run the whole test suite (builds the dev setup first if needed)
-	$(PY) -m pytest -q -ra --durations=30
+	$(PY) -m pytest -q -ra --durations=30 $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 # Mutation testing (docs/testing.md): slow (minutes to hours per module on 2 cores), so not part
 # of `make test`. MUTANTS=charge,encoding runs a subset; every survivor needs a written reason.
