@@ -39,7 +39,8 @@ DRAIN_SECONDS = 10.0
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, more_body: bool) -> None:
+        self.more_body = more_body  # is some of the body still unread?
 
 
 class BodyGuard:
@@ -61,8 +62,9 @@ class BodyGuard:
             return
         try:
             body = await self._read(receive)
-        except _TooLarge:
-            await _drain(receive, DRAIN_BYTES - self.max_bytes)
+        except _TooLarge as exc:
+            if exc.more_body:
+                await _drain(receive, DRAIN_BYTES - self.max_bytes)
             await _refuse(send, 413, too_large)
             return
         if body:
@@ -92,7 +94,7 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                raise _TooLarge
+                raise _TooLarge(message.get("more_body", False))
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
