@@ -28,6 +28,7 @@ from vbill.bundle.attestation import SCHEME_V2, bundle_digest
 from vbill.bundle.bundle import signal_map
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import build_metered_bundle, state_from_json
+from vbill.bundle.usage import RateSnapshot, cost_usd, usage_of, with_snapshot
 from vbill.cli.main import main
 from vbill.encode import encoding
 from vbill.encode.metered import GENESIS, WindowState
@@ -150,6 +151,22 @@ TIERED = request(
     tariff_id="tiered",
 )
 USAGE = [(600, 0), (600, 1), (3000, 0), (2000, 2)]
+SNAPSHOT = RateSnapshot("3150.25", "ops-desk-spot", "2026-05-29T11:59:00.000Z")
+
+
+def _priced(bundle: dict[str, Any], attester: Attester) -> dict[str, Any]:
+    """The bundle as a service with a USD rate source serves it: the attester's signed rate
+    snapshot and the usage object with cost_eth and cost_usd (docs/protocol-v2.md §12)."""
+    out = with_snapshot(bundle, SNAPSHOT, attester)
+    return {**out, "usage": usage_of(out)}
+
+
+def _rate_edited(bundle: dict[str, Any]) -> dict[str, Any]:
+    """A higher rate, and the cost made to agree with it: only the signature can tell."""
+    out = copy.deepcopy(bundle)
+    out["attestation"]["usd_rate"]["rate"] = "4000"
+    out["usage"]["cost_usd"] = cost_usd(int(out["billing"]["expected_charge_micros"]), "4000")
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -421,6 +438,18 @@ def cases(
             ),
         }
     )
+    priced = _priced(chain[2], attester)
+    moved = _priced(chain[1], attester)["attestation"]["usd_rate"]
+    bundles.update(
+        {
+            "metered: valid, with a USD rate snapshot and usage": priced,
+            "metered: edited USD rate": _rate_edited(priced),
+            "metered: edited cost_usd": _edit(priced, lambda b: b["usage"].update(cost_usd="4.73")),
+            "metered: rate snapshot from another bundle": _edit(
+                priced, lambda b: b["attestation"].update(usd_rate=moved)
+            ),
+        }
+    )
     out: dict[str, Case] = {}
     check = default_check()
     texts = {name: json.dumps(data) for name, data in bundles.items()}
@@ -538,6 +567,12 @@ def page_results(cases: dict[str, Case], built_page: Path) -> dict[str, dict[str
     return run_page(built_page, listing)
 
 
+USD_CASES = [
+    "metered: valid, with a USD rate snapshot and usage",
+    "metered: edited USD rate",
+    "metered: edited cost_usd",
+    "metered: rate snapshot from another bundle",
+]
 AGREEMENT = [
     "valid",
     "valid fractional price, ceil",
@@ -586,6 +621,7 @@ AGREEMENT = [
     "metered: state keys swapped",
     "metered: state before not canonical",
     "metered: unpriced dimension",
+    *USD_CASES,
 ]
 
 
@@ -738,6 +774,7 @@ CLI_CASES = [
     "metered: tampered usage",
     "metered: tampered running total",
     "metered: state keys swapped",
+    *USD_CASES,
 ]
 
 
@@ -875,3 +912,30 @@ def test_the_page_explains_a_statement_in_plain_words(page_results) -> None:
     for name, says in words.items():
         text = page_results[name]["text"]
         assert "Failed at the first bad link" in text and says in text, (name, text)
+
+
+def test_a_usd_rate_snapshot_and_usage_are_judged_and_shown_as_vbill_verify_does(
+    cases, page_results
+) -> None:
+    """The snapshot's signature fails `verification`, the usage arithmetic `billing_check`,
+    with Python's own reason; the valid bundle shows its costs and rate."""
+    expect = {
+        "metered: valid, with a USD rate snapshot and usage": (True, True),
+        "metered: edited USD rate": (False, True),
+        "metered: edited cost_usd": (True, False),
+        "metered: rate snapshot from another bundle": (False, True),
+    }
+    for name, valid in expect.items():
+        python, page = cases[name].python, page_results[name]["result"]
+        assert (python.verification.valid, python.billing_check.valid) == valid, name
+        for verdict in ("verification", "billing_check"):
+            assert page[verdict].get("reason") == getattr(python, verdict).reason, (name, verdict)
+    forged = cases["metered: edited USD rate"].python.verification.reason
+    assert forged.startswith("attestation.usd_rate: its signature is not the attester's")
+    assert cases["metered: edited cost_usd"].python.billing_check.reason == (
+        "usage.cost_usd: '4.73' but cost_eth × rate = 0.0015 × 3150.25 = '4.725375'"
+    )
+    text = page_results["metered: valid, with a USD rate snapshot and usage"]["text"]
+    for shown in ("cost (ETH)\n0.0015", "cost (USD)\n4.725375", "USD per ETH\n3150.25"):
+        assert shown in text, text
+    assert "rate source\nops-desk-spot" in text and "2026-05-29T11:59:00.000Z" in text

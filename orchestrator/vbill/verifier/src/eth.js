@@ -55,13 +55,18 @@ const BUNDLE_TYPE = `BillingBundle(${BUNDLE_MEMBERS})`;
 // Binding v2 (docs/protocol-v2.md §8): v1's members, then both window state keys.
 const METERED_TYPE = `MeteredBillingBundle(${BUNDLE_MEMBERS},uint256 prevStateKey,uint256 stateKey)`;
 
+/** keccak(0x1901 || domainSeparator({name, version}) || structHash): EIP-712's digest. */
+function eip712(domain, structHash) {
+  const domainSeparator = keccak(
+    concat(keccak(utf8(DOMAIN_TYPE)), keccak(utf8(domain.name)), keccak(utf8(domain.version))),
+  );
+  return keccak(concat(Uint8Array.of(0x19, 0x01), domainSeparator, structHash));
+}
+
 /** The EIP-712 digest of a BillingBundle message under the domain {name, version}, or of a
  *  MeteredBillingBundle when the message carries state keys. */
 export function typedDigest(domain, m) {
   const metered = m.stateKey !== undefined;
-  const domainSeparator = keccak(
-    concat(keccak(utf8(DOMAIN_TYPE)), keccak(utf8(domain.name)), keccak(utf8(domain.version))),
-  );
   const structHash = keccak(
     concat(
       keccak(utf8(metered ? METERED_TYPE : BUNDLE_TYPE)),
@@ -76,7 +81,18 @@ export function typedDigest(domain, m) {
       ...(metered ? [uint256(m.prevStateKey), uint256(m.stateKey)] : []),
     ),
   );
-  return keccak(concat(Uint8Array.of(0x19, 0x01), domainSeparator, structHash));
+  return eip712(domain, structHash);
+}
+
+const USD_RATE_TYPE = "UsdRate(bytes32 bundleDigest,string rate,string source,string time)";
+
+/** The EIP-712 digest of a USD rate snapshot bound to one bundle (vbill.bundle.usage's
+ *  snapshot_digest, domain usd-rate-1, docs/protocol-v2.md §12). */
+export function usdRateDigest(bundleDigest, rate, source, time) {
+  const structHash = keccak(
+    concat(keccak(utf8(USD_RATE_TYPE)), bytes32(bundleDigest), keccak(utf8(rate)), keccak(utf8(source)), keccak(utf8(time))),
+  );
+  return eip712({ name: "vbill", version: "usd-rate-1" }, structHash);
 }
 
 /** EIP-191 version E ("personal_sign") hash of a byte message. */

@@ -141,7 +141,16 @@ function facts(request) {
   }
   const billed = request.billed_billing_v2;
   if (isObject(billed) && isObject(billed.billing) && billed !== rec) add("billed charge (micros)", billed.billing.expected_charge_micros);
-  if (isObject(request.attestation)) add("attester", request.attestation.attester);
+  const att = isObject(request.attestation) ? request.attestation : {};
+  add("attester", att.attester);
+  const usage = isObject(request.usage) ? request.usage : {};
+  add("cost (ETH)", usage.cost_eth);
+  add("cost (USD)", usage.cost_usd);
+  if (isObject(att.usd_rate)) {
+    add("USD per ETH", att.usd_rate.rate);
+    add("rate source", att.usd_rate.source);
+    add("rate as of", att.usd_rate.time);
+  }
   return dl;
 }
 

@@ -170,9 +170,19 @@ export const MeteredBillingRecord = model({
 /** models.is_metered: a record whose tariff is of class "metered" (binding v2). */
 export const isMetered = (v) => isObject(v) && isObject(v.tariff_snapshot) && v.tariff_snapshot.tariff_class === "metered";
 
+// A metered ETH bundle's USD rate snapshot, signed by the attester (docs/protocol-v2.md §12).
+const UsdRate = model({ rate: str, source: str, time: str, signature: str });
+
 export const Attestation = model(
-  { scheme: str, signature: str, attester: str, bundle_digest: str, billing_proof: BillingProof },
-  { scheme: "eip712" },
+  {
+    scheme: str,
+    signature: str,
+    attester: str,
+    bundle_digest: str,
+    billing_proof: BillingProof,
+    usd_rate: nullable(UsdRate),
+  },
+  { scheme: "eip712", usd_rate: null },
 );
 
 const TreeHead = model({

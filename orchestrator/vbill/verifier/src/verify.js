@@ -18,19 +18,22 @@ import { BINDING_V2, SIGNAL_NAMES_V2, encodeMeteredRecord, meteredSignals, state
 import { Attestation, BillingRecord, FieldError, MeteredBillingRecord, Receipt, isMetered } from "./models.js";
 import { publicSignals, SIGNAL_NAMES } from "./signals.js";
 import { verifyReceipt } from "./translog.js";
+import { usageVerdicts } from "./usage.js";
 
 const RECORD_KEYS = ["billing_version", "profileId", "meter_event", "tariff_snapshot", "billing"];
 const money = (x) => BigInt(x).toLocaleString("en-US");
 
-/** A verify body that checks a bundle against itself (billed = expected). */
+/** A verify body that checks a bundle against itself (billed = expected), with its usage
+ *  object when it has one. */
 export function requestFromBundle(bundle) {
   const b = isObject(bundle) ? bundle : Object.create(null);
   const record = {};
   for (const k of RECORD_KEYS) record[k] = Object.hasOwn(b, k) ? b[k] : null;
-  return {
+  const out = {
     attestation: Object.hasOwn(b, "attestation") ? b.attestation : null,
     receipt: Object.hasOwn(b, "receipt") ? b.receipt : null,
     billed_billing_v2: record, expected_billing_v2: record };
+  return Object.hasOwn(b, "usage") ? { ...out, usage: b.usage } : out;
 }
 
 export const isVerifyRequest = (v) =>
@@ -278,8 +281,11 @@ export async function verifyRequest(req, trust) {
   const rules = isMetered(body.expected_billing_v2) ? V2 : V1;
   const p = parse(body, rules);
   const ctx = makeContext(p, trust, rules);
-  const verification = await guard(() => checkSignature(ctx), no);
-  const billing_check = await guard(() => checkBilling(ctx), no);
+  const [verification, billing_check] = usageVerdicts(
+    body,
+    await guard(() => checkSignature(ctx), no),
+    await guard(() => checkBilling(ctx), no),
+  );
   const incircuit_binding_verification = await guard(
     () => checkBinding(ctx),
     (r) => ({ valid: false, reason: r, binding_version: rules.binding, commitment_digest: null }),
