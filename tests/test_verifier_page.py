@@ -448,6 +448,10 @@ def cases(
             "metered: rate snapshot from another bundle": _edit(
                 priced, lambda b: b["attestation"].update(usd_rate=moved)
             ),
+            "metered: rate snapshot dropped, cost_usd kept": _edit(
+                priced, lambda b: b["attestation"].pop("usd_rate")
+            ),
+            "a usage object on a v1 bundle": {**valid, "usage": {"units": {}, "total_units": 0}},
         }
     )
     out: dict[str, Case] = {}
@@ -572,6 +576,8 @@ USD_CASES = [
     "metered: edited USD rate",
     "metered: edited cost_usd",
     "metered: rate snapshot from another bundle",
+    "metered: rate snapshot dropped, cost_usd kept",
+    "a usage object on a v1 bundle",
 ]
 AGREEMENT = [
     "valid",
@@ -924,6 +930,8 @@ def test_a_usd_rate_snapshot_and_usage_are_judged_and_shown_as_vbill_verify_does
         "metered: edited USD rate": (False, True),
         "metered: edited cost_usd": (True, False),
         "metered: rate snapshot from another bundle": (False, True),
+        "metered: rate snapshot dropped, cost_usd kept": (True, False),
+        "a usage object on a v1 bundle": (True, False),
     }
     for name, valid in expect.items():
         python, page = cases[name].python, page_results[name]["result"]
