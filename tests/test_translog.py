@@ -288,3 +288,127 @@ def test_receipt_rejects_wrong_digest_index_and_signer() -> None:
     ok, reason = tl.verify_receipt(receipt, digests[3], [KEY.address])
     assert ok, reason
     assert Receipt.model_validate(receipt).model_dump() == receipt  # the wire model's shape
+
+
+def _ref_mth(leaves: list[bytes]) -> bytes:
+    """RFC 6962 MTH written out plainly, without caching, to check the cached tree against."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return tl.node_hash(_ref_mth(leaves[:k]), _ref_mth(leaves[k:]))
+
+
+def test_cached_roots_match_plain_mth_for_sizes_1_to_64_and_after_truncation() -> None:
+    hashes = [tl.leaf_hash(bytes([i])) for i in range(64)]
+    tree = tl.MerkleTree()
+    for i, h in enumerate(hashes):
+        assert tree.append(h) == i
+        assert len(tree) == i + 1
+        for size in range(1, i + 2):
+            assert tree.root(size) == _ref_mth(hashes[:size])
+    # Truncating must drop cached subtrees that reached past the new end, and keep no stale one.
+    other = [tl.leaf_hash(b"x" + bytes([i])) for i in range(64)]
+    for cut in (63, 48, 33, 32, 17, 16, 5, 1, 0):
+        tree.truncate(cut)
+        assert len(tree) == cut
+        for h in other[cut:64]:
+            tree.append(h)
+        expect = hashes[:cut] + other[cut:64]
+        for size in range(1, 65):
+            assert tree.root(size) == _ref_mth(expect[:size])
+        tree.truncate(cut)
+        for h in hashes[cut:64]:
+            tree.append(h)
+
+
+def test_proof_size_and_index_bounds_are_exact() -> None:
+    tree = _tree(7)
+    assert tree.root(7) == tree.root()
+    assert tree.root(0) == tl.EMPTY_ROOT
+    for bad in (-1, 8):
+        with pytest.raises(ValueError):
+            tree.root(bad)
+    assert tl.verify_inclusion(tree.leaf(6), 6, 7, tree.inclusion_proof(6, 7), tree.root()) is True
+    assert tree.inclusion_proof(0, 1) == []
+    for index, size in ((7, 7), (0, 0), (-1, 7), (0, 8), (8, 8), (0, -1), (-1, -1)):
+        with pytest.raises(ValueError):
+            tree.inclusion_proof(index, size)
+    assert tree.consistency_proof(7, 7) == []
+    assert tree.consistency_proof(0, 7) == []
+    assert tree.consistency_proof(0, 0) == []
+    assert tl.verify_consistency(6, 7, tree.consistency_proof(6, 7), tree.root(6), tree.root())
+    for old, size in ((8, 8), (0, 8), (-1, 7), (7, 6), (-1, -1)):
+        with pytest.raises(ValueError):
+            tree.consistency_proof(old, size)
+    hashes = [tree.leaf(i) for i in range(7)]
+    assert tl.inclusion_proof(6, hashes) == tree.inclusion_proof(6)
+    assert tl.consistency_proof(3, hashes) == tree.consistency_proof(3)
+    assert tl.consistency_proof(7, hashes) == []
+
+
+def test_verifiers_return_exactly_false_on_malformed_input() -> None:
+    tree = _tree(7)
+    r, leaf, p = tree.root(), tree.leaf(2), tree.inclusion_proof(2)
+    for args in (
+        (leaf, True, 7, p, r),  # a bool is not an index
+        (leaf, 2, True, p, r),
+        (leaf, 7, 7, p, r),
+        (leaf, -1, 7, p, r),
+        (leaf, 2, 7, [*p[:-1], p[-1][:31]], r),
+        (leaf, 2, 7, [*p, p[0]], r),  # a proof longer than the path
+        (leaf, 6, 7, [*tree.inclusion_proof(6), r], r),
+        (leaf, 0, 1, [r], leaf),
+    ):
+        assert tl.verify_inclusion(*args) is False
+    assert tl.verify_inclusion(tree.leaf(0), 0, 1, [], tree.leaf(0)) is True
+    c = tree.consistency_proof(3)
+    for cargs in (
+        (True, 7, c, tree.root(3), r),
+        (3, 7.0, c, tree.root(3), r),
+        (8, 7, c, tree.root(3), r),
+        (-1, 7, c, tree.root(3), r),
+        (3, 7, [*c[:-1], c[-1][:31]], tree.root(3), r),
+        (3, 7, [], tree.root(3), r),
+        (3, 7, [*c, c[0]], tree.root(3), r),
+        (1, 1, [r], r, r),
+        (0, 7, [r], tl.EMPTY_ROOT, r),
+    ):
+        assert tl.verify_consistency(*cargs) is False
+    assert tl.verify_consistency(7, 7, [], r, r) is True
+    assert tl.verify_consistency(0, 7, [], tl.EMPTY_ROOT, r) is True
+
+
+def test_dataclasses_are_frozen_and_receipt_fields_are_hex() -> None:
+    import dataclasses
+
+    tree = tl.MerkleTree()
+    receipt = tl.append_with_receipt(tree, b"\x07" * 32, KEY, 1_700_000_000_000)
+    receipt = tl.append_with_receipt(tree, b"\x08" * 32, KEY, 1_700_000_000_001)
+    assert isinstance(receipt, tl.LogReceipt)
+    assert receipt.leaf_index == 1 and receipt.tree_size == 2
+    assert receipt.leaf_hash == "0x" + tl.leaf_hash(b"\x08" * 32).hex()
+    assert receipt.inclusion_proof == ["0x" + tl.leaf_hash(b"\x07" * 32).hex()]
+    head = tl.TreeHead(2, tree.root(), 5)
+    for obj, field in (
+        (receipt, "leaf_index"),
+        (receipt.tree_head, "tree_size"),
+        (head, "tree_size"),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, 9)
+    assert tl.verify_receipt(receipt, b"\x08" * 32, [KEY.address]) == (True, "ok")
+    for digest in (b"\x08" * 31, b"\x08" * 33, "08" * 32):
+        assert tl.verify_receipt(receipt, digest, [KEY.address]) == (
+            False,
+            "bundle digest must be 32 bytes",
+        )
+    for bad_head in (tl.TreeHead(True, tree.root(), 5), tl.TreeHead(2, tree.root(), 5.0),
+                     tl.TreeHead(2, tree.root()[:31], 5)):  # fmt: skip
+        with pytest.raises(ValueError):
+            bad_head.message()
+    assert tl.verify_tree_head(receipt.tree_head, [OTHER.address]) is False
+    assert tl.verify_tree_head({"tree_size": 2}, [KEY.address]) is False
