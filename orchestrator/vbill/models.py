@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from vbill.errors import InputError
 
 BILLING_VERSION = "v2"
 PROFILE_ID = "VDI_VERIFY_STANDARD_V1"
@@ -24,6 +26,7 @@ EventT = TypeVar("EventT", bound=BaseModel)
 TariffT = TypeVar("TariffT", bound=BaseModel)
 BillingT = TypeVar("BillingT", bound=BaseModel)
 RecordT = TypeVar("RecordT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _doc(text: str) -> Any:
@@ -85,6 +88,20 @@ def _example(meter_event: dict[str, Any], tariff_snapshot: dict[str, Any]) -> Co
             ]
         }
     )
+
+
+def parse_as(model: type[ModelT], data: Any, path: str = "") -> ModelT:
+    """`data` validated as `model` (an instance passes as it is). The first problem is an
+    InputError naming its field below `path` ("request" when it is the whole of it), so the CLI
+    and the service reject a malformed part in the same words."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in (path, *err["loc"]) if p != "") or "request"
+        raise InputError(field, err["msg"]) from None
 
 
 def example(model: type[BaseModel]) -> dict[str, Any]:

@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from vbill.bindings import BINDING_VERSION
 from vbill.bundle.attestation import SCHEME_V1, SCHEME_V2, bundle_digest, fingerprint
 from vbill.bundle.keys import Attester
@@ -32,7 +30,7 @@ from vbill.encode.encoding import (
 )
 from vbill.encode.metered import GENESIS, WindowState
 from vbill.errors import InputError, ToolError
-from vbill.models import AttestRequest, Bundle, MeteredBundle, Receipt, is_metered
+from vbill.models import AttestRequest, Bundle, MeteredBundle, Receipt, is_metered, parse_as
 from vbill.zk.field import to_dec
 from vbill.zk.prover import ProofSource
 from vbill.zk.witness import PublicSignals, circuit_input, public_signals, random_field_element
@@ -41,14 +39,7 @@ from vbill.zk.witness_metered import MeteredPublicSignals
 
 def parse_request(request: AttestRequest | Mapping[str, Any]) -> AttestRequest:
     """Validate an attest request; the first problem is raised as InputError naming its field."""
-    if isinstance(request, AttestRequest):
-        return request
-    try:
-        return AttestRequest.model_validate(request)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "request"
-        raise InputError(field, err["msg"]) from None
+    return parse_as(AttestRequest, request)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from vbill.bindings import BINDING_V2
 from vbill.bundle.attestation import fingerprint
 from vbill.bundle.bundle import sign_record
@@ -30,7 +28,7 @@ from vbill.encode.metered import (
     encode_metered,
 )
 from vbill.errors import InputError, ToolError
-from vbill.models import MeteredAttestRequest, MeteredBundle, WindowStateJson
+from vbill.models import MeteredAttestRequest, MeteredBundle, WindowStateJson, parse_as
 from vbill.zk.prover import ProofSource
 from vbill.zk.witness import random_field_element
 from vbill.zk.witness_metered import MeteredPublicSignals, circuit_input, public_signals
@@ -43,14 +41,7 @@ def parse_metered_request(
     request: MeteredAttestRequest | Mapping[str, Any],
 ) -> MeteredAttestRequest:
     """Validate a metered attest request; the first problem is an InputError naming its field."""
-    if isinstance(request, MeteredAttestRequest):
-        return request
-    try:
-        return MeteredAttestRequest.model_validate(request)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "request"
-        raise InputError(field, err["msg"]) from None
+    return parse_as(MeteredAttestRequest, request)
 
 
 @dataclass(frozen=True)
@@ -118,11 +109,7 @@ def state_from_json(
 ) -> WindowState:
     """Parse a state in clear, strictly: canonical decimals within their widths, and units
     named exactly by the tariff's dimensions (a new tariff version must keep them)."""
-    try:
-        state = obj if isinstance(obj, WindowStateJson) else WindowStateJson.model_validate(obj)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(".".join(str(p) for p in (path, *err["loc"])), err["msg"]) from None
+    state = parse_as(WindowStateJson, obj, path)
     if tuple(sorted(state.units)) != names:
         raise InputError(
             f"{path}.units",
