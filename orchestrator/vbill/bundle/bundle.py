@@ -128,10 +128,23 @@ def prove_unproven(bundle: Mapping[str, Any], prover: ProofSource) -> dict[str, 
 
         return prove_unproven_metered(bundle, prover)
     enc = encode_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
+    salt, account_salt = signed_salts(bundle)
+    return prove_as_signed(bundle, prover, circuit_input(enc.meter, enc.tariff, salt, account_salt))
+
+
+def signed_salts(bundle: Mapping[str, Any]) -> tuple[int, int]:
+    """The (salt, account_salt) a bundle's signed public signals were computed with."""
     bp = bundle["attestation"]["billing_proof"]
-    salt, account_salt = int(bp["salt"]), int(bp["account_salt"])
-    proof = prover.prove(circuit_input(enc.meter, enc.tariff, salt, account_salt))
-    if proof.public_signals != bp["public_signals"]:
+    return int(bp["salt"]), int(bp["account_salt"])
+
+
+def prove_as_signed(
+    bundle: Mapping[str, Any], prover: ProofSource, witness_input: Mapping[str, str]
+) -> dict[str, Any]:
+    """The proof of `witness_input`, only if the prover reproduces the bundle's signed public
+    signals (either binding): a disagreement is a ToolError and nothing is attached."""
+    proof = prover.prove(witness_input)
+    if proof.public_signals != bundle["attestation"]["billing_proof"]["public_signals"]:
         raise ToolError("prover's public signals disagree with the signed ones; not attaching")
     return proof.proof
 

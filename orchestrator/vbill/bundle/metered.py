@@ -15,7 +15,7 @@ from typing import Any
 
 from vbill.bindings import BINDING_V2
 from vbill.bundle.attestation import fingerprint
-from vbill.bundle.bundle import sign_record
+from vbill.bundle.bundle import prove_as_signed, sign_record, signed_salts
 from vbill.bundle.keys import Attester
 from vbill.encode.encoding import _DECIMAL_INT, U64_LIMIT
 from vbill.encode.metered import (
@@ -223,12 +223,9 @@ def prove_unproven_metered(bundle: Mapping[str, Any], prover: ProofSource) -> di
     the signed public signals (the proof is then never attached)."""
     enc = encode_metered_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
     before = state_from_json(bundle["billing"]["window"]["before"], enc.tariff.names, "before")
-    bp = bundle["attestation"]["billing_proof"]
-    salt, account_salt = int(bp["salt"]), int(bp["account_salt"])
-    proof = prover.prove(circuit_input(enc.meter, enc.tariff, before, salt, account_salt))
-    if proof.public_signals != bp["public_signals"]:
-        raise ToolError("prover's public signals disagree with the signed ones; not attaching")
-    return proof.proof
+    salt, account_salt = signed_salts(bundle)
+    witness_input = circuit_input(enc.meter, enc.tariff, before, salt, account_salt)
+    return prove_as_signed(bundle, prover, witness_input)
 
 
 def _sign(
