@@ -34,8 +34,14 @@ def falses(bundle: Any, trust: TrustSet, check) -> set[str]:
     out = {name for name in (V, B, C) if not getattr(result, name).valid}
     assert result.valid == (not out)
     for name in out:
-        assert getattr(result, name).reason, f"{name} is false without a reason"
+        reason = getattr(result, name).reason
+        assert reason, f"{name} is false without a reason"
+        assert not any(w in reason for w in INTERNAL), f"{name}: {reason}"
     return out
+
+
+# Python's own exception texts: a verdict that shows one has lost the plain-words reason
+INTERNAL = ("NoneType", "object has no attribute", "not subscriptable", "not iterable", "usage: ")
 
 
 def leaves(node: Any, path: tuple = ()) -> Iterator[tuple]:
@@ -279,3 +285,154 @@ def test_canonical_json_writes_numbers_as_strings_and_keeps_true_false_null() ->
     assert canonical_json(record) == (
         b'{"b":true,"f":false,"n":null,"s":"1","z":["1","2.5","1000000000000000000000"]}'
     )
+
+
+# -- reasons: each failed verdict says what is wrong, in words (docs/testing.md: mutants) ----
+
+
+def verdicts(request: dict[str, Any], trust: TrustSet, check) -> dict[str, tuple[bool, Any]]:
+    from vbill.verify.verify import verify_request
+
+    r = verify_request(request, trust=trust, check=check)
+    return {n: (getattr(r, n).valid, getattr(r, n).reason) for n in (V, B, C)}
+
+
+def test_a_missing_part_is_named_by_every_verdict_that_needs_it(pilot_bundle, trust, check):
+    from vbill.verify.verify import request_from_bundle
+
+    full = request_from_bundle(pilot_bundle)
+    no_att = {**full, "attestation": None}
+    got = verdicts(no_att, trust, check)
+    assert got[V] == (False, "attestation: missing")
+    assert got[C] == (False, "attestation: missing")
+    assert got[B] == (True, None)  # the arithmetic needs no signature
+    no_billed = {**full, "billed_billing_v2": None}
+    got = verdicts(no_billed, trust, check)
+    assert got[B] == (False, "billed_billing_v2: missing")
+    assert got[V] == (True, None) and got[C] == (True, None)
+    no_expected = {**full, "expected_billing_v2": None}
+    got = verdicts(no_expected, trust, check)
+    assert got == {n: (False, "expected_billing_v2: missing") for n in (V, B, C)}
+    no_receipt = {**full, "receipt": None}
+    assert verdicts(no_receipt, trust, check)[V] == (False, "receipt: missing")
+
+
+def test_a_record_of_another_version_or_fingerprint_is_named(pilot_bundle, trust, check):
+    from vbill.verify.verify import request_from_bundle
+
+    full = request_from_bundle(pilot_bundle)
+    other = {**full["billed_billing_v2"], "billing_version": "billing-v9"}
+    got = verdicts({**full, "billed_billing_v2": other}, trust, check)
+    assert got[B] == (False, "billed_billing_v2.billing_version: only v2 is supported")
+    billing = {
+        **full["expected_billing_v2"]["billing"],
+        "billing_verify_fingerprint": "0x" + "ab" * 32,
+    }
+    record = {**full["expected_billing_v2"], "billing": billing}
+    got = verdicts(
+        {**full, "expected_billing_v2": record, "billed_billing_v2": record}, trust, check
+    )
+    assert got[B] == (False, "billed_billing_v2.billing.billing_verify_fingerprint: mismatch")
+
+
+def test_the_first_difference_is_the_dotted_path_of_the_field() -> None:
+    from vbill.verify.verify import _first_difference
+
+    assert _first_difference({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == "a.c"
+    assert _first_difference({"a": 1, "x": 0}, {"a": 1}) == "x"  # an extra billed field counts
+    assert _first_difference({"a": 1}, {"a": True}) == "a"  # 1 == True, but not the same type
+    assert _first_difference({"a": 1}, 5) == "record"  # a dict against a scalar: the whole record
+    assert _first_difference(5, {"a": 1}) == "record"
+    assert _first_difference({"a": [1]}, {"a": [1]}) is None
+
+
+def test_an_error_inside_a_check_keeps_its_message_and_fails_only_its_verdict(
+    pilot_bundle, trust, check, monkeypatch
+) -> None:
+    from vbill.bundle import usage
+    from vbill.verify.verify import _guard, request_from_bundle
+
+    assert _guard(lambda: 1 / 0, lambda r: r) == "division by zero"
+    assert _guard(lambda: (_ for _ in ()).throw(KeyError()), lambda r: r) == "KeyError"
+
+    def boom(*_: Any) -> str:
+        raise ValueError("rate source unreadable")
+
+    full = request_from_bundle(pilot_bundle)
+    monkeypatch.setattr(usage, "snapshot_problem", boom)
+    got = verdicts(full, trust, check)
+    assert got[V] == (False, "attestation.usd_rate: rate source unreadable")
+    assert got[B] == (True, None) and got[C] == (True, None)
+    monkeypatch.undo()
+    monkeypatch.setattr(usage, "usage_problem", boom)
+    got = verdicts(full, trust, check)
+    assert got[B] == (False, "usage: rate source unreadable")
+    assert got[V] == (True, None) and got[C] == (True, None)
+
+
+def test_a_usage_problem_never_replaces_a_failed_billing_reason(pilot_bundle, trust, check):
+    from vbill.verify.verify import request_from_bundle
+
+    full = request_from_bundle(pilot_bundle)
+    billing = {**full["billed_billing_v2"]["billing"], "expected_charge_micros": 1}
+    billed = {**full["billed_billing_v2"], "billing": billing}
+    got = verdicts({**full, "billed_billing_v2": billed, "usage": {"total": "x"}}, trust, check)
+    assert got[B] == (
+        False,
+        "billed_billing_v2.billing.expected_charge_micros: 1 but the tariff gives 221040",
+    )
+
+
+def test_an_unreadable_bundle_fails_every_verdict_with_the_reason() -> None:
+    from vbill.verify.verify import unreadable_result
+
+    r = unreadable_result("bundle.json: not JSON")
+    assert not r.valid
+    for name in (V, B, C):
+        assert getattr(r, name).valid is False
+        assert getattr(r, name).reason == "bundle.json: not JSON"
+    assert r.incircuit_binding_verification.binding_version == "bn128-poseidon8-v1"
+
+
+def test_verify_defaults_to_the_reference_check(pilot_bundle, trust, monkeypatch) -> None:
+    from vbill.verify import verify as v
+
+    calls: list[int] = []
+    real = v.py_ecc_check
+    monkeypatch.setattr(v, "py_ecc_check", lambda *a: calls.append(1) or real(*a))
+    assert v.verify_bundle(pilot_bundle, trust=trust).valid  # check=None: py_ecc
+    assert calls == [1]
+    refused = v.verify_bundle(pilot_bundle, trust=trust, check=lambda *_: False)
+    assert refused.incircuit_binding_verification.reason == "Groth16 proof does not verify"
+    assert calls == [1]  # a given check is the one used
+
+
+def test_the_default_check_is_native_unless_snarkjs_is_asked_for(
+    pilot_bundle, trust, monkeypatch
+) -> None:
+    from vbill.verify import verify as v
+
+    if not v.native_available():
+        pytest.skip("native verifier not built (make native)")
+    assert v.default_check() is v.native_check
+    monkeypatch.setenv("VBILL_VERIFIER", "snarkjs")
+    assert v.native_available() is False
+    fallback = v.default_check()
+    assert fallback is not v.native_check
+    assert v.verify_bundle(pilot_bundle, trust=trust, check=fallback).valid
+    forged = set_in(pilot_bundle, ("attestation", "billing_proof", "proof", "pi_a", 0), "1")
+    assert not v.verify_bundle(forged, trust=trust, check=fallback).valid
+    monkeypatch.setenv("VBILL_VERIFIER", "native")
+    assert v.native_available() is True
+
+
+def test_verdict_records_are_immutable(pilot_bundle) -> None:
+    import dataclasses
+
+    from vbill.verify.verify import V1, _parse, request_from_bundle
+
+    parsed = _parse(request_from_bundle(pilot_bundle))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.problems = {}  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        V1.binding = "other"  # type: ignore[misc]

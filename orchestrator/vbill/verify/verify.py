@@ -300,9 +300,16 @@ def verify_request(
         lambda r: Verdict(valid=False, reason=r),
     )
     billing = _guard(lambda: rules.check_billing(p), lambda r: Verdict(valid=False, reason=r))
-    verification, billing = _guard(
-        lambda: _usage_verdicts(request, verification, billing),
-        lambda r: (verification, Verdict(valid=False, reason=f"usage: {r}")),
+    # each optional check guarded on its own: an error in one fails that verdict, not the other
+    att = request.get("attestation")
+    att = att if isinstance(att, Mapping) else {}
+    verification = _guard(
+        lambda: _snapshot_verdict(att, verification),
+        lambda r: Verdict(valid=False, reason=f"attestation.usd_rate: {r}"),
+    )
+    billing = _guard(
+        lambda: _usage_verdict(request, att, billing),
+        lambda r: Verdict(valid=False, reason=f"usage: {r}"),
     )
     binding = _guard(
         lambda: _check_binding(p, trust, check, rules),
@@ -317,24 +324,26 @@ def verify_request(
     )
 
 
-def _usage_verdicts(
-    request: Mapping[str, Any], verification: Verdict, billing: Verdict
-) -> tuple[Verdict, Verdict]:
-    """A USD rate snapshot's signature joins `verification`, a stated usage object's
-    arithmetic joins `billing_check` (docs/protocol-v2.md §12); both optional."""
-    from vbill.bundle.usage import snapshot_problem, usage_problem
+def _snapshot_verdict(att: Mapping[str, Any], verification: Verdict) -> Verdict:
+    """A USD rate snapshot's signature joins `verification` (docs/protocol-v2.md §12;
+    optional: a bundle without one is judged as before)."""
+    from vbill.bundle.usage import snapshot_problem
 
-    att = request.get("attestation")
-    att = att if isinstance(att, Mapping) else {}
-    why = snapshot_problem(att) if verification.valid else None
-    if why:
-        verification = Verdict(valid=False, reason=why)
+    if not verification.valid:
+        return verification
+    why = snapshot_problem(att)
+    return Verdict(valid=False, reason=why) if why else verification
+
+
+def _usage_verdict(request: Mapping[str, Any], att: Mapping[str, Any], billing: Verdict) -> Verdict:
+    """A stated usage object's arithmetic joins `billing_check` (docs/protocol-v2.md §12)."""
+    from vbill.bundle.usage import usage_problem
+
     record = request.get("billed_billing_v2")
-    if billing.valid and isinstance(record, Mapping):
-        why = usage_problem(request.get("usage"), {**record, "attestation": att})
-        if why:
-            billing = Verdict(valid=False, reason=why)
-    return verification, billing
+    if not (billing.valid and isinstance(record, Mapping)):
+        return billing
+    why = usage_problem(request.get("usage"), {**record, "attestation": att})
+    return Verdict(valid=False, reason=why) if why else billing
 
 
 def _warnings(p: _Parsed, trust: TrustSet) -> list[str]:

@@ -162,23 +162,27 @@ export function usageProblem(usage, record, att) {
   return null;
 }
 
-/** verify._usage_verdicts: the snapshot joins `verification` (when it holds), the usage object
- *  joins `billing_check` (when it holds); anything that throws fails `billing_check` alone and
- *  keeps the verification verdict from before, as Python's guard does. */
+/** verify._snapshot_verdict and verify._usage_verdict: the snapshot joins `verification` (when
+ *  it holds), the usage object joins `billing_check` (when it holds); each is guarded on its
+ *  own, as in Python, so an error in one fails that verdict and never the other. */
 export function usageVerdicts(req, verification, billing) {
+  const att = isObject(req.attestation) ? req.attestation : Object.create(null);
+  let v = verification;
   try {
-    const att = isObject(req.attestation) ? req.attestation : Object.create(null);
     const snap = verification.valid ? snapshotProblem(att) : null;
-    let v = verification;
-    let b = billing;
     if (snap) v = { valid: false, reason: snap };
+  } catch (e) {
+    v = { valid: false, reason: `attestation.usd_rate: ${e?.message || String(e)}` };
+  }
+  let b = billing;
+  try {
     const record = req.billed_billing_v2;
     if (billing.valid && isObject(record)) {
       const why = usageProblem(Object.hasOwn(req, "usage") ? req.usage : null, record, att);
       if (why) b = { valid: false, reason: why };
     }
-    return [v, b];
   } catch (e) {
-    return [verification, { valid: false, reason: `usage: ${e?.message || String(e)}` }];
+    b = { valid: false, reason: `usage: ${e?.message || String(e)}` };
   }
+  return [v, b];
 }
