@@ -359,6 +359,12 @@ def test_an_error_inside_a_check_keeps_its_message_and_fails_only_its_verdict(
         raise ValueError("rate source unreadable")
 
     full = request_from_bundle(pilot_bundle)
+    for problem in (lambda *_: "attestation.usd_rate.rate: edited", boom):
+        monkeypatch.setattr(usage, "snapshot_problem", problem)
+        assert not verdicts(full, trust, check)[V][0]
+    monkeypatch.setattr(usage, "usage_problem", lambda *_: "usage.total: 3 but the record gives 2")
+    assert verdicts(full, trust, check)[B] == (False, "usage.total: 3 but the record gives 2")
+    monkeypatch.undo()
     monkeypatch.setattr(usage, "snapshot_problem", boom)
     got = verdicts(full, trust, check)
     assert got[V] == (False, "attestation.usd_rate: rate source unreadable")

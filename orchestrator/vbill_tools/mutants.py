@@ -51,6 +51,8 @@ TARGETS = {
     "trust": Target(
         SRC + "verify/trust.py",
         (
+            "tests/test_trust.py",
+            "tests/test_trust_document.py",
             "tests/test_verify.py",
             "tests/test_cli.py::test_default_trust_fails_closed_without_a_manifest_record",
         ),
