@@ -25,9 +25,9 @@ from test_circuit_metered import flat, request
 from vbill import jsonio, paths
 from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.bundle.attestation import SCHEME_V2, bundle_digest
-from vbill.bundle.bundle import signal_map
+from vbill.bundle.bundle import build_bundle, signal_map
 from vbill.bundle.keys import Attester
-from vbill.bundle.metered import build_metered_bundle, state_from_json
+from vbill.bundle.metered import state_from_json
 from vbill.bundle.usage import RateSnapshot, cost_usd, usage_of, with_snapshot
 from vbill.cli.main import main
 from vbill.encode import encoding
@@ -180,7 +180,7 @@ def window(v2_prover: Any, attester: Attester) -> dict[str, Any]:
         req = copy.deepcopy(TIERED)
         req["meter_event"].update(event_id=event, usage={"tokens": tokens, "images": images})
         req["meter_event"].update(meter)
-        bundle = build_metered_bundle(
+        bundle = build_bundle(
             req,
             attester=attester,
             account_salt=12345,

@@ -24,7 +24,7 @@ from typing import Any
 from vbill.attest import new_account, request_hash, signing_refused, state_before
 from vbill.bundle.bundle import Encoded, encode_request, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
-from vbill.bundle.metered import MeteredEncoded, encode_metered_request, sign_unproven_metered
+from vbill.bundle.metered import MeteredEncoded, encode_metered_request
 from vbill.bundle.usage import RateSource, with_snapshot
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ledger.store import (
@@ -193,12 +193,12 @@ class Ingestor:
         """A metered event charged and signed from `head`; the store calls `rebuild` with the
         actual head if another event took this seq first."""
         assert self.metered_vkey_sha256 is not None
-        bundle = sign_unproven_metered(
+        bundle = sign_unproven(
             enc,
-            state_before(enc, head),
             attester=self.attester,
             account_salt=salt,
             vkey_sha256=self.metered_vkey_sha256,
+            before=state_before(enc, head),
         )
         snap = self.usd_rate.snapshot() if self.usd_rate else None
         if snap is not None and enc.request.tariff_snapshot.currency == "ETH":

@@ -25,7 +25,7 @@ from vbill import paths
 from vbill.bindings import BINDING_V2, artefacts
 from vbill.bundle.bundle import build_bundle, digest_of, encode_request, with_receipt
 from vbill.bundle.keys import Attester
-from vbill.bundle.metered import build_metered_bundle, encode_metered_request
+from vbill.bundle.metered import encode_metered_request
 from vbill.encode.metered import GENESIS, transition
 from vbill.errors import ToolError
 from vbill.ledger.translog import MerkleTree, append_with_receipt
@@ -277,7 +277,7 @@ def run_v2(
     with open_prover(workers, binding=BINDING_V2) as prover, ThreadPoolExecutor(2 * workers) as ex:
 
         def build(i: int) -> Any:
-            return build_metered_bundle(
+            return build_bundle(
                 encs[i],
                 attester=attester,
                 account_salt=7,

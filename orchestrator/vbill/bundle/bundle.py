@@ -14,9 +14,9 @@ attaches the proof later (`prove_unproven`) after checking it reproduces the sig
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vbill.bindings import BINDING_VERSION
 from vbill.bundle.attestation import SCHEME_V1, SCHEME_V2, bundle_digest, fingerprint
@@ -30,16 +30,34 @@ from vbill.encode.encoding import (
 )
 from vbill.encode.metered import GENESIS, WindowState
 from vbill.errors import InputError, ToolError
-from vbill.models import AttestRequest, Bundle, MeteredBundle, Receipt, is_metered, parse_as
+from vbill.models import (
+    AttestRequest,
+    Bundle,
+    MeteredAttestRequest,
+    MeteredBundle,
+    Receipt,
+    is_metered,
+    parse_as,
+)
 from vbill.zk.field import to_dec
 from vbill.zk.prover import ProofSource
 from vbill.zk.witness import PublicSignals, circuit_input, public_signals, random_field_element
 from vbill.zk.witness_metered import MeteredPublicSignals
 
+if TYPE_CHECKING:
+    from vbill.bundle.metered import MeteredEncoded
 
-def parse_request(request: AttestRequest | Mapping[str, Any]) -> AttestRequest:
-    """Validate an attest request; the first problem is raised as InputError naming its field."""
-    return parse_as(AttestRequest, request)
+
+R = TypeVar("R", AttestRequest, MeteredAttestRequest)
+
+
+def parse_v2(model: type[R], request: R | Mapping[str, Any]) -> R:
+    """Validate an attest request of either binding (the first problem is an InputError
+    naming its field); billing v2 is the only billing version there is."""
+    req = parse_as(model, request)
+    if req.billing_version != "v2":
+        raise InputError("billing_version", "only billing v2 is supported")
+    return req
 
 
 @dataclass(frozen=True)
@@ -54,9 +72,7 @@ class Encoded:
 
 
 def encode_request(request: AttestRequest | Mapping[str, Any]) -> Encoded:
-    req = parse_request(request)
-    if req.billing_version != "v2":
-        raise InputError("billing_version", "only billing v2 is supported")
+    req = parse_v2(AttestRequest, request)
     meter_json = req.meter_event.model_dump(mode="json")
     tariff_json = req.tariff_snapshot.model_dump(mode="json")
     meter = encode_meter_event(meter_json)
@@ -65,8 +81,66 @@ def encode_request(request: AttestRequest | Mapping[str, Any]) -> Encoded:
     return Encoded(req, meter, tariff, charge, fingerprint(meter_json, tariff_json, charge))
 
 
+@dataclass(frozen=True)
+class Draft:
+    """One event of either binding, ready to prove and sign: its record (the bundle but its
+    attestation), the reference's public signals and, when proving, the circuit's input."""
+
+    record: dict[str, Any]
+    binding_version: str
+    signals: PublicSignals | MeteredPublicSignals
+    witness_input: Callable[[], Mapping[str, str]]
+    model: type[Bundle] | type[MeteredBundle]
+
+
+def billing_record(
+    req: AttestRequest | MeteredAttestRequest, billing: dict[str, Any]
+) -> dict[str, Any]:
+    """The record a bundle signs (either binding): the request as JSON, and its `billing`."""
+    return {
+        "billing_version": req.billing_version,
+        "profileId": req.profileId,
+        "meter_event": req.meter_event.model_dump(mode="json"),
+        "tariff_snapshot": req.tariff_snapshot.model_dump(mode="json"),
+        "billing": billing,
+    }
+
+
+def _draft(enc: Encoded, salt: int, account_salt: int) -> Draft:
+    """Binding v1's draft; ToolError if the circuit's charge is not the reference's."""
+    expected = public_signals(enc.meter, enc.tariff, salt, account_salt)
+    if expected.charge != enc.charge:
+        raise ToolError("circuit charge disagrees with the reference charge; not signing")
+    billing = {"expected_charge_micros": enc.charge, "billing_verify_fingerprint": enc.fingerprint}
+    return Draft(
+        billing_record(enc.request, billing),
+        BINDING_VERSION,
+        expected,
+        lambda: circuit_input(enc.meter, enc.tariff, salt, account_salt),
+        Bundle,
+    )
+
+
+def draft_of(
+    request: AttestRequest | MeteredAttestRequest | Mapping[str, Any] | Encoded | MeteredEncoded,
+    salt: int,
+    account_salt: int,
+    before: WindowState,
+) -> Draft:
+    """The draft of a request or encoded request of either binding (a metered one charged
+    from its window's state `before`); InputError for bad input, before any proving."""
+    from vbill.bundle.metered import MeteredEncoded, encode_metered_request, metered_draft
+
+    if is_metered(request):
+        request = encode_metered_request(request)  # type: ignore[arg-type]
+    if isinstance(request, MeteredEncoded):
+        return metered_draft(request, before, salt, account_salt)
+    enc = request if isinstance(request, Encoded) else encode_request(request)  # type: ignore[arg-type]
+    return _draft(enc, salt, account_salt)
+
+
 def build_bundle(
-    request: AttestRequest | Mapping[str, Any],
+    request: AttestRequest | MeteredAttestRequest | Mapping[str, Any] | Encoded | MeteredEncoded,
     *,
     attester: Attester,
     account_salt: int,
@@ -78,58 +152,51 @@ def build_bundle(
     """Prove and sign one event (digest version 1). Raises InputError for bad input before
     any proving. A metered request (binding v2) is proved from its window's state `before`
     (vbill.bundle.metered); `prover` and `vkey_sha256` must then be v2's."""
-    if is_metered(request):
-        from vbill.bundle.metered import build_metered_bundle
-
-        return build_metered_bundle(
-            request,
-            attester=attester,
-            account_salt=account_salt,
-            prover=prover,
-            vkey_sha256=vkey_sha256,
-            salt=salt,
-            before=before,
-        )
-    enc = encode_request(request)
     salt = random_field_element() if salt is None else salt
-    expected = public_signals(enc.meter, enc.tariff, salt, account_salt)
-    proof = prover.prove(circuit_input(enc.meter, enc.tariff, salt, account_salt))
-    if proof.public_signals != expected.as_decimal():
+    draft = draft_of(request, salt, account_salt, before)
+    proof = prover.prove(draft.witness_input())
+    if proof.public_signals != draft.signals.as_decimal():
         raise ToolError("prover's public signals disagree with the Python reference; not signing")
-    if expected.charge != enc.charge:
-        raise ToolError("circuit charge disagrees with the reference charge; not signing")
-    signed = _signed(enc, attester, expected, salt, account_salt, vkey_sha256, proof.proof)
-    return Bundle.model_validate(signed)
+    signed = sign_draft(draft, attester, salt, account_salt, vkey_sha256, proof.proof)
+    return draft.model.model_validate(signed)
 
 
 def sign_unproven(
-    enc: Encoded,
+    enc: Encoded | MeteredEncoded,
     *,
     attester: Attester,
     account_salt: int,
     vkey_sha256: str,
     salt: int | None = None,
+    before: WindowState = GENESIS,
 ) -> dict[str, Any]:
     """Sign and return one event's bundle before its proof exists (digest version 2): JSON
-    data with no `billing_proof.proof`, until `prove_unproven` supplies it."""
+    data with no `billing_proof.proof`, until `prove_unproven` supplies it. A metered event
+    is charged from `before`: its charge, the state after and all seven public signals,
+    state keys included, are the reference's, and the bundle carries `before` in clear, so
+    any worker can prove it later, in any order. InputError if its window would overflow."""
     salt = random_field_element() if salt is None else salt
-    expected = public_signals(enc.meter, enc.tariff, salt, account_salt)
-    if expected.charge != enc.charge:
-        raise ToolError("circuit charge disagrees with the reference charge; not signing")
-    return _signed(enc, attester, expected, salt, account_salt, vkey_sha256, None)
+    draft = draft_of(enc, salt, account_salt, before)
+    return sign_draft(draft, attester, salt, account_salt, vkey_sha256, None)
 
 
 def prove_unproven(bundle: Mapping[str, Any], prover: ProofSource) -> dict[str, Any]:
-    """The Groth16 proof (snarkjs JSON) for a bundle signed by `sign_unproven`; ToolError if
-    the prover's public signals are not the signed ones (the proof is then never attached).
-    A metered bundle is proved from its own window state before; `prover` must be v2's."""
-    if is_metered(bundle):
-        from vbill.bundle.metered import prove_unproven_metered
+    """The Groth16 proof (snarkjs JSON) for a bundle signed by `sign_unproven`, from its own
+    record (a metered one from its `billing.window.before` too); ToolError if the prover's
+    public signals are not the signed ones (the proof is then never attached). A metered
+    bundle's `prover` must be v2's."""
+    from vbill.bundle.metered import signed_witness_input
 
-        return prove_unproven_metered(bundle, prover)
-    enc = encode_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
     salt, account_salt = signed_salts(bundle)
-    return prove_as_signed(bundle, prover, circuit_input(enc.meter, enc.tariff, salt, account_salt))
+    if is_metered(bundle):
+        witness_input = signed_witness_input(bundle, salt, account_salt)
+    else:
+        enc = encode_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
+        witness_input = circuit_input(enc.meter, enc.tariff, salt, account_salt)
+    proof = prover.prove(witness_input)
+    if proof.public_signals != bundle["attestation"]["billing_proof"]["public_signals"]:
+        raise ToolError("prover's public signals disagree with the signed ones; not attaching")
+    return proof.proof
 
 
 def signed_salts(bundle: Mapping[str, Any]) -> tuple[int, int]:
@@ -138,57 +205,20 @@ def signed_salts(bundle: Mapping[str, Any]) -> tuple[int, int]:
     return int(bp["salt"]), int(bp["account_salt"])
 
 
-def prove_as_signed(
-    bundle: Mapping[str, Any], prover: ProofSource, witness_input: Mapping[str, str]
-) -> dict[str, Any]:
-    """The proof of `witness_input`, only if the prover reproduces the bundle's signed public
-    signals (either binding): a disagreement is a ToolError and nothing is attached."""
-    proof = prover.prove(witness_input)
-    if proof.public_signals != bundle["attestation"]["billing_proof"]["public_signals"]:
-        raise ToolError("prover's public signals disagree with the signed ones; not attaching")
-    return proof.proof
-
-
-def _signed(
-    enc: Encoded,
-    attester: Attester,
-    expected: PublicSignals,
-    salt: int,
-    account_salt: int,
-    vkey_sha256: str,
-    proof: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The bundle as JSON data, signed under version 1 (with `proof`) or 2 (without)."""
-    req = enc.request
-    record = {
-        "billing_version": req.billing_version,
-        "profileId": req.profileId,
-        "meter_event": req.meter_event.model_dump(mode="json"),
-        "tariff_snapshot": req.tariff_snapshot.model_dump(mode="json"),
-        "billing": {
-            "expected_charge_micros": enc.charge,
-            "billing_verify_fingerprint": enc.fingerprint,
-        },
-    }
-    return sign_record(
-        record, BINDING_VERSION, expected, attester, salt, account_salt, vkey_sha256, proof
-    )
-
-
-def sign_record(
-    record: dict[str, Any],
-    binding_version: str,
-    expected: PublicSignals | MeteredPublicSignals,
+def sign_draft(
+    draft: Draft,
     attester: Attester,
     salt: int,
     account_salt: int,
     vkey_sha256: str,
     proof: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Attach the proof section to a record and sign it (any binding)."""
+    """Attach the proof section to a draft's record and sign it (any binding): digest
+    version 1 with `proof`, version 2 without."""
+    record, binding_version = draft.record, draft.binding_version
     billing_proof: dict[str, Any] = {
         "binding_version": binding_version,
-        "public_signals": expected.as_decimal(),
+        "public_signals": draft.signals.as_decimal(),
         "vkey_sha256": vkey_sha256,
         "salt": to_dec(salt),
         "account_salt": to_dec(account_salt),
@@ -196,7 +226,7 @@ def sign_record(
     scheme = SCHEME_V2 if proof is None else SCHEME_V1
     if proof is not None:
         billing_proof = {"binding_version": binding_version, "proof": proof, **billing_proof}
-    digest = bundle_digest(record, billing_proof, signal_map(expected), scheme)
+    digest = bundle_digest(record, billing_proof, signal_map(draft.signals), scheme)
     return {
         **record,
         "attestation": {

@@ -3,8 +3,8 @@
 A metered event is charged from its window's state before it (cumulative units, exact amount
 and charge), so the bundle carries both states in clear (`billing.window`) and the proof binds
 them through `prev_state_key` and `state_key`. The caller supplies the state before (the store
-reads it under the window's lock); everything else is the v1 order of work: validate, charge,
-prove, check the prover against the reference, sign.
+reads it under the window's lock). This module makes a metered event's draft (record, public
+signals, circuit input); `vbill.bundle.bundle` proves and signs it exactly as a v1 draft.
 """
 
 from __future__ import annotations
@@ -15,33 +15,22 @@ from typing import Any
 
 from vbill.bindings import BINDING_V2
 from vbill.bundle.attestation import fingerprint
-from vbill.bundle.bundle import prove_as_signed, sign_record, signed_salts
-from vbill.bundle.keys import Attester
+from vbill.bundle.bundle import Draft, billing_record, parse_v2
 from vbill.encode.encoding import _DECIMAL_INT, U64_LIMIT
 from vbill.encode.metered import (
     AMOUNT_LIMIT,
-    GENESIS,
     MAX_DIMENSIONS,
     MeteredMeter,
     MeteredTariff,
     WindowState,
     encode_metered,
 )
-from vbill.errors import InputError, ToolError
+from vbill.errors import InputError
 from vbill.models import MeteredAttestRequest, MeteredBundle, WindowStateJson, parse_as
-from vbill.zk.prover import ProofSource
-from vbill.zk.witness import random_field_element
 from vbill.zk.witness_metered import MeteredPublicSignals, circuit_input, public_signals
 
 WindowKey = tuple[str, str, str]
 """(tenant_id, billing_window_id, tariff_id): one chain of states per key."""
-
-
-def parse_metered_request(
-    request: MeteredAttestRequest | Mapping[str, Any],
-) -> MeteredAttestRequest:
-    """Validate a metered attest request; the first problem is an InputError naming its field."""
-    return parse_as(MeteredAttestRequest, request)
 
 
 @dataclass(frozen=True)
@@ -65,20 +54,12 @@ class MeteredEncoded:
 
 
 def encode_metered_request(request: MeteredAttestRequest | Mapping[str, Any]) -> MeteredEncoded:
-    req = parse_metered_request(request)
-    if req.billing_version != "v2":
-        raise InputError("billing_version", "only billing v2 is supported")
-    meter, tariff = encode_metered(
-        {
-            "meter_event": req_json(req, "meter_event"),
-            "tariff_snapshot": req_json(req, "tariff_snapshot"),
-        }
-    )
-    return MeteredEncoded(req, meter, tariff)
+    req = parse_v2(MeteredAttestRequest, request)
+    parts = {part: getattr(req, part).model_dump(mode="json") for part in _PARTS}
+    return MeteredEncoded(req, *encode_metered(parts))
 
 
-def req_json(req: MeteredAttestRequest, part: str) -> dict[str, Any]:
-    return getattr(req, part).model_dump(mode="json")
+_PARTS = ("meter_event", "tariff_snapshot")
 
 
 # --- the JSON form of a window state (docs/protocol-v2.md §8) ---
@@ -161,89 +142,29 @@ def charge_metered(
 def metered_record(enc: MeteredEncoded, mc: MeteredCharge) -> dict[str, Any]:
     """The billing v2 record of a metered event: the fingerprint covers its window too."""
     window = mc.window(enc.tariff.names)
-    req = enc.request
-    return {
-        "billing_version": req.billing_version,
-        "profileId": req.profileId,
-        "meter_event": enc.meter_json(),
-        "tariff_snapshot": enc.tariff_json(),
-        "billing": {
-            "expected_charge_micros": mc.charge,
-            "billing_verify_fingerprint": fingerprint(
-                enc.meter_json(), enc.tariff_json(), mc.charge, window
-            ),
-            "window": window,
-        },
-    }
+    fp = fingerprint(enc.meter_json(), enc.tariff_json(), mc.charge, window)
+    billing = {"expected_charge_micros": mc.charge, "billing_verify_fingerprint": fp}
+    return billing_record(enc.request, {**billing, "window": window})
 
 
-def build_metered_bundle(
-    request: MeteredAttestRequest | Mapping[str, Any] | MeteredEncoded,
-    *,
-    attester: Attester,
-    account_salt: int,
-    prover: ProofSource,
-    vkey_sha256: str,
-    salt: int | None = None,
-    before: WindowState = GENESIS,
-) -> MeteredBundle:
-    """Prove and sign one metered event from its window's state `before` (digest version 1,
-    binding v2). Raises InputError for bad input or an overflowing window before proving."""
-    enc = request if isinstance(request, MeteredEncoded) else encode_metered_request(request)
-    salt = random_field_element() if salt is None else salt
+def metered_draft(enc: MeteredEncoded, before: WindowState, salt: int, account_salt: int) -> Draft:
+    """Binding v2's draft, charged from the window's state `before` (InputError on an
+    overflow); `vbill.bundle.bundle` builds and signs it as any draft."""
     mc = charge_metered(enc, before, salt, account_salt)
-    proof = prover.prove(circuit_input(enc.meter, enc.tariff, before, salt, account_salt))
-    if proof.public_signals != mc.signals.as_decimal():
-        raise ToolError("prover's public signals disagree with the Python reference; not signing")
-    signed = _sign(enc, mc, attester, salt, account_salt, vkey_sha256, proof.proof)
-    return MeteredBundle.model_validate(signed)
-
-
-def sign_unproven_metered(
-    enc: MeteredEncoded,
-    before: WindowState,
-    *,
-    attester: Attester,
-    account_salt: int,
-    vkey_sha256: str,
-    salt: int | None = None,
-) -> dict[str, Any]:
-    """Sign one metered event from `before` without its proof (digest version 2): the charge,
-    the state after and all seven public signals, state keys included, are the reference's;
-    the bundle carries the state before in clear, so any worker can prove it later, in any
-    order (`prove_unproven_metered`). InputError if the window would overflow."""
-    salt = random_field_element() if salt is None else salt
-    mc = charge_metered(enc, before, salt, account_salt)
-    return _sign(enc, mc, attester, salt, account_salt, vkey_sha256, None)
-
-
-def prove_unproven_metered(bundle: Mapping[str, Any], prover: ProofSource) -> dict[str, Any]:
-    """The Groth16 proof for a bundle signed by `sign_unproven_metered`, from its own record
-    (meter, tariff, `billing.window.before`, salts); ToolError unless the prover reproduces
-    the signed public signals (the proof is then never attached)."""
-    enc = encode_metered_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
-    before = state_from_json(bundle["billing"]["window"]["before"], enc.tariff.names, "before")
-    salt, account_salt = signed_salts(bundle)
-    witness_input = circuit_input(enc.meter, enc.tariff, before, salt, account_salt)
-    return prove_as_signed(bundle, prover, witness_input)
-
-
-def _sign(
-    enc: MeteredEncoded,
-    mc: MeteredCharge,
-    attester: Attester,
-    salt: int,
-    account_salt: int,
-    vkey_sha256: str,
-    proof: dict[str, Any] | None,
-) -> dict[str, Any]:
-    return sign_record(
+    return Draft(
         metered_record(enc, mc),
         BINDING_V2,
         mc.signals,
-        attester,
-        salt,
-        account_salt,
-        vkey_sha256,
-        proof,
+        lambda: circuit_input(enc.meter, enc.tariff, before, salt, account_salt),
+        MeteredBundle,
     )
+
+
+def signed_witness_input(
+    bundle: Mapping[str, Any], salt: int, account_salt: int
+) -> Mapping[str, str]:
+    """The circuit's input for a bundle signed before its proof, from its own record
+    (meter, tariff, `billing.window.before`) and its signed salts."""
+    enc = encode_metered_request({k: bundle[k] for k in _PARTS})
+    before = state_from_json(bundle["billing"]["window"]["before"], enc.tariff.names, "before")
+    return circuit_input(enc.meter, enc.tariff, before, salt, account_salt)
