@@ -72,12 +72,25 @@ class _Parsed:
 @dataclass(frozen=True)
 class Rules:
     """What differs between bindings: the record model, the public-signal recomputation
-    (from a record and the attestation's salts) and the billing check."""
+    (from a record and the attestation's salts) and the billing recomputation (from a
+    record named by its request key)."""
 
     binding: str
     record: type[Any]
     signals_for: Callable[[Any, Attestation], Any]
-    check_billing: Callable[[_Parsed], Verdict]
+    recompute: Callable[[str, Any], Recomputed]
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """A record's charge and fingerprint recomputed by its binding's rules; `source` ends the
+    reason of a wrong charge (what the charge was computed from), `problem` is any other
+    defect the binding found, reported after the charge and before the fingerprint."""
+
+    charge: int
+    fingerprint: str
+    source: str = ""
+    problem: str | None = None
 
 
 def _parse(req: Mapping[str, Any], record_model: type[Any] = BillingRecord) -> _Parsed:
@@ -170,7 +183,9 @@ def _check_signature(
     return Verdict(valid=True) if ok else Verdict(valid=False, reason=f"receipt: {why}")
 
 
-def _check_billing(p: _Parsed) -> Verdict:
+def check_billing(p: _Parsed, recompute: Callable[[str, Any], Recomputed]) -> Verdict:
+    """Each record's charge and fingerprint recomputed by its binding, then the billed
+    record against the attested one."""
     if p.billed is None or p.expected is None:
         return Verdict(
             valid=False,
@@ -181,15 +196,17 @@ def _check_billing(p: _Parsed) -> Verdict:
             return Verdict(
                 valid=False, reason=f"{name}.billing_version: only {BILLING_VERSION} is supported"
             )
-        enc = _encoded(record.meter_event, record.tariff_snapshot)
+        ours = recompute(name, record)
         stated = record.billing.expected_charge_micros
-        if enc.charge != stated:
+        if ours.charge != stated:
             return Verdict(
                 valid=False,
                 reason=f"{name}.billing.expected_charge_micros: {stated} but the tariff gives "
-                f"{enc.charge}",
+                f"{ours.charge}{ours.source}",
             )
-        if record.billing.billing_verify_fingerprint != enc.fingerprint:
+        if ours.problem is not None:
+            return Verdict(valid=False, reason=ours.problem)
+        if record.billing.billing_verify_fingerprint != ours.fingerprint:
             return Verdict(
                 valid=False, reason=f"{name}.billing.billing_verify_fingerprint: mismatch"
             )
@@ -269,7 +286,12 @@ def _check_binding(
     return BindingVerdict(valid=True, binding_version=binding, commitment_digest=digest)
 
 
-V1 = Rules(BINDING_VERSION, BillingRecord, _signals_for, _check_billing)
+def _recompute(name: str, record: BillingRecord) -> Recomputed:
+    enc = _encoded(record.meter_event, record.tariff_snapshot)
+    return Recomputed(enc.charge, enc.fingerprint)
+
+
+V1 = Rules(BINDING_VERSION, BillingRecord, _signals_for, _recompute)
 
 
 def _guard(fn: Callable[[], Any], make_false: Callable[[str], Any]) -> Any:
@@ -299,7 +321,9 @@ def verify_request(
         lambda: _check_signature(p, trust, rules.signals_for),
         lambda r: Verdict(valid=False, reason=r),
     )
-    billing = _guard(lambda: rules.check_billing(p), lambda r: Verdict(valid=False, reason=r))
+    billing = _guard(
+        lambda: check_billing(p, rules.recompute), lambda r: Verdict(valid=False, reason=r)
+    )
     # each optional check guarded on its own: an error in one fails that verdict, not the other
     att = request.get("attestation")
     att = att if isinstance(att, Mapping) else {}
