@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vbill.bundle.attestation import canonical_json
-from vbill.bundle.bundle import build_bundle, encode_request
+from vbill.bundle.bundle import Encoded, build_bundle, encode_request
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import MeteredEncoded, encode_metered_request, state_from_json
 from vbill.encode.encoding import hash_string
 from vbill.encode.metered import GENESIS, WindowState, transition
 from vbill.errors import ToolError
 from vbill.ledger.store import Charge, Store, StoredBundle, TenantRaced, WindowHead
-from vbill.models import AttestRequest, MeteredAttestRequest, is_metered
+from vbill.models import AttestRequest, Bundle, MeteredAttestRequest, MeteredBundle, is_metered
 from vbill.zk.poseidon import poseidon
 from vbill.zk.prover import ProofSource
 from vbill.zk.witness import random_field_element
@@ -77,28 +77,53 @@ def attest_event(
     refusal = store.signing_refusal(attester.address)
     if refusal is not None:
         raise signing_refused(refusal)
+    enc: Encoded | MeteredEncoded
     if is_metered(request):
-        return _attest_metered(encode_metered_request(request), store, attester, metered)  # type: ignore[arg-type]
-    enc = encode_request(request)
+        enc = encode_metered_request(request)  # type: ignore[arg-type]
+        if metered is None:
+            raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
+        proving = metered
+    else:
+        enc, proving = encode_request(request), Proving(prover, vkey_sha256)
     meter = enc.request.meter_event
-    return _as_tenant(
-        store,
-        meter.tenant_id,
-        lambda salt, new: store.attest_once(
+    currency = enc.request.tariff_snapshot.currency
+
+    def build(salt: int, before: WindowState) -> Bundle | MeteredBundle:
+        return build_bundle(
+            enc,
+            attester=attester,
+            account_salt=salt,
+            prover=proving.prover,
+            vkey_sha256=proving.vkey_sha256,
+            before=before,
+        )
+
+    def attest(salt: int, new: tuple[int, int] | None) -> tuple[StoredBundle, bool]:
+        """One bundle per event; a metered one charged and proved from its window's head."""
+        rhash = request_hash(enc.request)
+        if isinstance(enc, MeteredEncoded):
+            m = enc
+            return store.attest_window(
+                tenant_id=meter.tenant_id,
+                event_id=meter.event_id,
+                request_hash=rhash,
+                window=m.window_key,
+                charge=lambda head: Charge(
+                    currency, transition(m.tariff, m.meter, state_before(m, head))[0]
+                ),
+                build=lambda head: build(salt, state_before(m, head)),
+                new_tenant=new,
+            )
+        return store.attest_once(
             tenant_id=meter.tenant_id,
             event_id=meter.event_id,
-            request_hash=request_hash(enc.request),
-            charge=Charge(enc.request.tariff_snapshot.currency, enc.charge),
-            build=lambda: build_bundle(
-                enc.request,
-                attester=attester,
-                account_salt=salt,
-                prover=prover,
-                vkey_sha256=vkey_sha256,
-            ),
+            request_hash=rhash,
+            charge=Charge(currency, enc.charge),
+            build=lambda: build(salt, GENESIS),
             new_tenant=new,
-        ),
-    )
+        )
+
+    return _as_tenant(store, meter.tenant_id, attest)
 
 
 def _as_tenant(
@@ -126,37 +151,3 @@ def state_before(enc: MeteredEncoded, head: WindowHead | None) -> WindowState:
     if head is None:
         return GENESIS
     return state_from_json(head.state, enc.tariff.names, "window.before")
-
-
-def _attest_metered(
-    enc: MeteredEncoded, store: Store, attester: Attester, proving: Proving | None
-) -> Attested:
-    """The metered branch of `attest_event`: charge and prove from the window's head."""
-    if proving is None:
-        raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
-    meter = enc.request.meter_event
-    currency = enc.request.tariff_snapshot.currency
-
-    def charge(head: WindowHead | None) -> Charge:
-        return Charge(currency, transition(enc.tariff, enc.meter, state_before(enc, head))[0])
-
-    return _as_tenant(
-        store,
-        meter.tenant_id,
-        lambda salt, new: store.attest_window(
-            tenant_id=meter.tenant_id,
-            event_id=meter.event_id,
-            request_hash=request_hash(enc.request),
-            window=enc.window_key,
-            charge=charge,
-            build=lambda head: build_bundle(
-                enc.request,
-                attester=attester,
-                account_salt=salt,
-                prover=proving.prover,
-                vkey_sha256=proving.vkey_sha256,
-                before=state_before(enc, head),
-            ),
-            new_tenant=new,
-        ),
-    )
