@@ -69,6 +69,9 @@ def run(name: str, target: Target) -> Path:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *target.tests]
     cmd += ["--gremlins", f"--gremlin-targets={target.source}", "--gremlin-report=console,json"]
     cmd += [f"--gremlin-mutant-timeout={target.mutant_timeout}"]
+    # the coverage pre-scan picks each mutant's tests; past its (120 s) default it gives up and
+    # runs the whole selection per mutant, which the proof-backed selections cannot afford
+    cmd += ["--gremlin-coverage-timeout=1800"]
     print(f"mutants: {name}: {' '.join(cmd[1:])}", flush=True)
     lines = (paths.ROOT / target.source).read_text().splitlines()  # as mutated, before edits
     GREMLINS_JSON.unlink(missing_ok=True)
