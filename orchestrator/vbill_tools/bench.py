@@ -54,15 +54,21 @@ class Row:
 
 
 def sample_requests(
-    n: int, base: dict[str, Any] | None = None, prefix: str = "evt_bench"
+    n: int,
+    base: dict[str, Any] | None = None,
+    prefix: str = "evt_bench",
+    tenants: int | None = None,
 ) -> list[dict[str, Any]]:
-    """`n` distinct attest requests derived from the pilot (distinct event ids and usage)."""
+    """`n` distinct attest requests derived from the pilot (distinct event ids and usage),
+    spread over `tenants` tenants `bench_t<k>` in turn if given (else the pilot's tenant)."""
     base = base or json.loads(paths.PILOT_REQUEST.read_text())
     out = []
     for i in range(n):
         req = copy.deepcopy(base)
         req["meter_event"]["event_id"] = f"{prefix}_{i:06d}"
         req["meter_event"]["usage_units"] = 1000 + i
+        if tenants is not None:
+            req["meter_event"]["tenant_id"] = f"bench_t{i % tenants}"
         out.append(req)
     return out
 

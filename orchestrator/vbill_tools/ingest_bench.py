@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
 import os
 import signal
@@ -35,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from vbill.chain.anvil import free_port
 
-from vbill_tools.demo import PILOT
+from vbill_tools.bench import sample_requests
 
 SECRET = "bench-secret-0123456789abcdef"
 AUTH = {"X-VDI-Attest-Secret": SECRET}
@@ -44,21 +44,8 @@ ASYNC = {**AUTH, "Prefer": "respond-async"}
 ATTEST, EVENTS = "/api/vdi/billing/attest", "/api/vdi/billing/events"
 
 
-def _free_port() -> int:
-    from vbill.chain.anvil import free_port
-
-    return free_port()
-
-
-def _requests(prefix: str, n: int, tenants: int = 10) -> list[dict[str, Any]]:
-    out = []
-    for i in range(n):
-        r = copy.deepcopy(PILOT)
-        r["meter_event"].update(
-            tenant_id=f"bench_t{i % tenants}", event_id=f"{prefix}_{i}", usage_units=1000 + i
-        )
-        out.append(r)
-    return out
+def _requests(prefix: str, n: int) -> list[dict[str, Any]]:
+    return sample_requests(n, prefix=prefix, tenants=10)
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -197,7 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         env = {**os.environ, "VBILL_HOME": str(home), "VDI_ATTEST_SECRET": SECRET}
         if args.database_url:
             env["DATABASE_URL"] = args.database_url
-        ports = [_free_port() for _ in range(args.replicas)]
+        ports = [free_port() for _ in range(args.replicas)]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
         servers = [_serve(home, p, env, i) for i, p in enumerate(ports)]
         live: list[subprocess.Popen[bytes]] = []

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -26,29 +24,13 @@ from typing import Any
 import httpx
 import uvicorn
 from vbill.bundle.keys import Attester
+from vbill.chain.anvil import free_port
 from vbill.service.app import create_app
 from vbill.service.settings import Settings
 
-from vbill_tools.demo import PILOT
+from vbill_tools.bench import sample_requests
 
 SECRET = "bench-secret-0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _requests(events: int, tenants: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(events):
-        r = copy.deepcopy(PILOT)
-        r["meter_event"].update(
-            tenant_id=f"bench_t{i % tenants}", event_id=f"bench_e{i}", usage_units=1000 + i
-        )
-        out.append(r)
-    return out
 
 
 async def _fire(url: str, reqs: list[dict[str, Any]]) -> list[tuple[int, float]]:
@@ -69,7 +51,7 @@ def run(events: int, tenants: int, workers: int) -> dict[str, Any]:
         home = Path(tmp)
         Attester.new(home / "attester.key")
         app = create_app(Settings(home=home, attest_secret=SECRET, prover_workers=workers))
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -77,11 +59,8 @@ def run(events: int, tenants: int, workers: int) -> dict[str, Any]:
         while not server.started:
             time.sleep(0.05)
         # warm the prover pool (node start + key load) so it is not counted
-        warm = _requests(workers, 1)
-        for w in warm:
-            w["meter_event"]["event_id"] = "warm_" + w["meter_event"]["event_id"]
-        asyncio.run(_fire(url, warm))
-        reqs = _requests(events, tenants)
+        asyncio.run(_fire(url, sample_requests(workers, prefix="warm_bench_e", tenants=1)))
+        reqs = sample_requests(events, prefix="bench_e", tenants=tenants)
         start = time.perf_counter()
         results = asyncio.run(_fire(url, reqs))
         elapsed = time.perf_counter() - start
