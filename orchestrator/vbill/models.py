@@ -74,6 +74,21 @@ class TariffSnapshot(_Strict):
     )
 
 
+def _example_event(event_id: str, endpoint: str, **usage: Any) -> dict[str, Any]:
+    """A documented example's meter event: the pilot tenant's key, time and window, with
+    one binding's usage field (`usage_units` or `usage`)."""
+    return {
+        "event_id": event_id,
+        "event_timestamp": "2026-05-29T12:00:00.000Z",
+        "tenant_id": "tenant_acme",
+        "api_key_id": "api_live_001",
+        "endpoint": endpoint,
+        **usage,
+        "contract_version": "contract-v1",
+        "billing_window_id": "2026-05",
+    }
+
+
 def _example(meter_event: dict[str, Any], tariff_snapshot: dict[str, Any]) -> ConfigDict:
     """A request model's documented example (OpenAPI), with the header every request carries."""
     return ConfigDict(
@@ -123,16 +138,7 @@ class AttestRequest(_Request[MeterEvent, TariffSnapshot]):
     """Body of POST /attest (docs/examples/*.json)."""
 
     model_config = _example(
-        meter_event={
-            "event_id": "evt_pilot_001",
-            "event_timestamp": "2026-05-29T12:00:00.000Z",
-            "tenant_id": "tenant_acme",
-            "api_key_id": "api_live_001",
-            "endpoint": "/v1/completions",
-            "usage_units": 1842,
-            "contract_version": "contract-v1",
-            "billing_window_id": "2026-05",
-        },
+        meter_event=_example_event("evt_pilot_001", "/v1/completions", usage_units=1842),
         tariff_snapshot={
             "tariff_id": "tariff_default",
             "tariff_version": "1.0.0",
@@ -272,16 +278,11 @@ class MeteredAttestRequest(_Request[MeteredMeterEvent, MeteredTariffSnapshot]):
     """Body of POST /attest for a metered tariff (`tariff_class: "metered"`)."""
 
     model_config = _example(
-        meter_event={
-            "event_id": "inf_9876543210fedcba",
-            "event_timestamp": "2026-05-29T12:00:00.000Z",
-            "tenant_id": "tenant_acme",
-            "api_key_id": "api_live_001",
-            "endpoint": "/v1/inference",
-            "usage": {"input_tokens": 156, "output_tokens": 412},
-            "contract_version": "contract-v1",
-            "billing_window_id": "2026-05",
-        },
+        meter_event=_example_event(
+            "inf_9876543210fedcba",
+            "/v1/inference",
+            usage={"input_tokens": 156, "output_tokens": 412},
+        ),
         tariff_snapshot={
             "tariff_id": "llm-secure-7b",
             "tariff_version": "1.0.0",
