@@ -35,7 +35,7 @@ from vbill.encode.metered import GENESIS, WindowState
 from vbill.errors import InputError, VbillError
 from vbill.ledger.translog import MerkleTree, append_with_receipt, leaf_hash
 from vbill.verify import trust_document
-from vbill.verify.statement import statement_document, verify_statement
+from vbill.verify.statement import SUMMARY_KEYS, statement_document, verify_statement
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, request_from_bundle, verify_bundle, verify_request
 from vbill.zk.witness import PublicSignals
@@ -837,17 +837,8 @@ STATEMENTS = {
     "statement: no bundles": ("summary", None),
     "statement: bundles not a list (malformed)": "malformed",
 }
-SUMMARY = (
-    "valid",
-    "tenant_id",
-    "billing_window_id",
-    "tariff_id",
-    "currency",
-    "events",
-    "total_micros",
-    "sum_of_charges_micros",
-    "totals_by_dimension",
-)
+SUMMARY = ("valid", *SUMMARY_KEYS, "sum_of_charges_micros")
+"""The summary fields the page and the CLI must agree on: a statement's stated ones, and more."""
 
 
 @pytest.fixture(scope="module")
