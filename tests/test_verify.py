@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vbill import paths
-from vbill.bundle.attestation import canonical_json
+from vbill.bundle.attestation import canonical_json, canonical_json_reference
 from vbill.bundle.keys import Attester
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import py_ecc_check, snarkjs_check, verify_bundle
@@ -442,3 +444,31 @@ def test_verdict_records_are_immutable(pilot_bundle) -> None:
         parsed.problems = {}  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         V1.binding = "other"  # type: ignore[misc]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON)
+def test_canonical_json_is_byte_equal_to_the_rfc8785_package(value: Any) -> None:
+    assert canonical_json(value) == canonical_json_reference(value)
+
+
+def test_canonical_json_agrees_on_escapes_key_order_and_refusals() -> None:
+    tricky = {
+        "\ue000": 1,  # after U+1F600 in code points, before it in UTF-16 code units
+        "\U0001f600": 2,
+        "ctl": '\x00\x07\x08\t\n\x0b\x0c\r\x1f\x7f\u2028"\\/é',
+    }
+    assert canonical_json(tricky) == canonical_json_reference(tricky)
+    assert canonical_json(tricky).endswith('"\U0001f600":"2","\ue000":"1"}'.encode())
+    for bad in ({"k": "\ud800"}, {"\udfff": 1}, {"k": object()}):
+        with pytest.raises(ValueError):
+            canonical_json(bad)
+        with pytest.raises(ValueError):
+            canonical_json_reference(bad)

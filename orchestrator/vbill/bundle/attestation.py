@@ -14,6 +14,8 @@ worker attaches the proof later without changing what was signed.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -52,18 +54,49 @@ TYPES_V2 = {
 }
 
 
+# Once numbers are strings, RFC 8785 is the C JSON encoder's compact output with keys in UTF-16
+# order: it escapes exactly `"`, `\\` and U+0000..U+001F (the short forms \b \t \n \f \r, else
+# \u00xx in lowercase hex) and writes everything else as UTF-8. rfc8785 (the reference, in
+# pure Python) took 0.6 ms of each event's 1.1 ms at ingestion; tests hold the two equal.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical JSON with numbers as decimal strings (docs/protocol.md §6)."""
+    try:
+        return _CANONICAL.encode(_numbers_as_strings(value)).encode("utf-8")
+    except TypeError as exc:  # a value JSON has no form for: a ValueError, as rfc8785 says it
+        raise ValueError(f"not JSON: {exc}") from None
+
+
+def canonical_json_reference(value: Any) -> bytes:
+    """The same bytes from the rfc8785 package: the oracle that canonical_json is tested on."""
     return rfc8785.dumps(_numbers_as_strings(value))
 
 
+_ABOVE_SURROGATES = re.compile("[\ue000-\U0010ffff]")
+
+
+def _sorted_keys(keys: list[str]) -> list[str]:
+    """RFC 8785 §3.2.3: keys in UTF-16 code-unit order; that is code-point order unless keys
+    hold characters from U+E000 up, where an astral character sorts before U+E000..U+FFFF."""
+    keys.sort()
+    if _ABOVE_SURROGATES.search("".join(keys)):
+        keys.sort(key=lambda k: k.encode("utf-16-be"))
+    return keys
+
+
 def _numbers_as_strings(value: Any) -> Any:
+    kind = type(value)  # exact types first: this runs for every node of every signed record
+    if kind is str:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        items = {str(k): v for k, v in value.items()}
+        return {k: _numbers_as_strings(items[k]) for k in _sorted_keys(list(items))}
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float):
         return _decimal_text(value)
-    if isinstance(value, Mapping):
-        return {str(k): _numbers_as_strings(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_numbers_as_strings(v) for v in value]
     return value
