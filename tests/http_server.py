@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -19,6 +20,21 @@ SECRET = "test-secret-0123456789abcdef"
 AUTH = {"X-VDI-Attest-Secret": SECRET}
 ATTEST = "/api/vdi/billing/attest"
 VERIFY = "/api/vdi/billing/verify"
+
+
+def chain_settings(home: Path, rpc_url: str, settlement: str, **more: Any) -> Settings:
+    """A service on the local chain at `rpc_url`, settling through the contract at
+    `settlement`, with one proving worker and the tests' secret; `more`: the test's own
+    settings (intervals, confirmations, start block)."""
+    return Settings(
+        home=home,
+        attest_secret=SECRET,
+        prover_workers=1,
+        network="local",
+        rpc_url=rpc_url,
+        settlement_address=settlement,
+        **more,
+    )
 
 
 @contextmanager

@@ -22,12 +22,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import V2, needs_build, needs_v2
 from eth_account import Account
-from http_server import ATTEST, AUTH, SECRET, VERIFY, serve
+from http_server import ATTEST, AUTH, VERIFY, chain_settings, serve
 from vbill import chain as ch
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
 from vbill.models import MeteredAttestRequest, example
-from vbill.service import Settings, create_app
+from vbill.service import create_app
 
 pytestmark = pytest.mark.chain
 
@@ -81,13 +81,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         )  # anvil's accounts are unlocked: the attester pays its own settlement gas
         wallet = ch.connect("local", node.url, account=Account.from_key(ch.ANVIL_KEYS[1]))
         wallet.use_settlement(settlement)
-        settings = Settings(
-            home=home,
-            attest_secret=SECRET,
-            prover_workers=1,
-            network="local",
-            rpc_url=node.url,
-            settlement_address=settlement,
+        settings = chain_settings(
+            home,
+            node.url,
+            settlement,
             settle_interval=0.5,
             confirmations=1,
             anchor_interval=3600,

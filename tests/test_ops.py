@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import needs_build
-from http_server import AppClient, over_socket
+from http_server import ATTEST, AUTH, SECRET, VERIFY, AppClient, chain_settings, over_socket
 from vbill import paths
 from vbill.bundle.bundle import build_bundle, digest_of, with_receipt
 from vbill.bundle.keys import Attester
@@ -32,10 +32,6 @@ from vbill.service import Settings, create_app
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import verify_bundle
 
-SECRET = "ops-secret-0123456789abcdefghij"
-AUTH = {"X-VDI-Attest-Secret": SECRET}
-ATTEST = "/api/vdi/billing/attest"
-VERIFY = "/api/vdi/billing/verify"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -96,15 +92,8 @@ def test_unknown_key_in_service_json_is_refused_by_name(tmp_path: Path) -> None:
 def test_health_is_degraded_while_the_configured_chain_is_unreachable(tmp_path: Path) -> None:
     needs_build()
     home = home_with_key(tmp_path)
-    settings = Settings(
-        home=home,
-        attest_secret=SECRET,
-        prover_workers=1,
-        network="local",
-        rpc_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
-        settlement_address="0x" + "11" * 20,
-        settle_interval=0.1,
-    )
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = chain_settings(home, nowhere, "0x" + "11" * 20, settle_interval=0.1)
     with over_socket(create_app(settings)) as client:
         worker = client.app.state.svc.worker  # type: ignore[attr-defined]
         deadline = time.monotonic() + 60
@@ -277,16 +266,7 @@ def test_an_attester_revoked_on_chain_stops_signing(
     owner.use_settlement(settlement)
     service_address = Account.from_key(service_key).address
     owner.add_attester(service_address)
-    settings = Settings(
-        home=home,
-        attest_secret=SECRET,
-        prover_workers=1,
-        network="local",
-        rpc_url=anvil.url,
-        settlement_address=settlement,
-        settle_interval=0.1,
-        start_block=0,
-    )
+    settings = chain_settings(home, anvil.url, settlement, settle_interval=0.1, start_block=0)
     with over_socket(create_app(settings)) as client:
         worker = client.app.state.svc.worker  # type: ignore[attr-defined]
 
