@@ -25,7 +25,7 @@ from vbill.bindings import BINDING_V2, artefacts  # noqa: E402
 from vbill.bundle.bundle import build_bundle, digest_of, with_receipt  # noqa: E402
 from vbill.bundle.keys import Attester  # noqa: E402
 from vbill.ledger.translog import MerkleTree, append_with_receipt  # noqa: E402
-from vbill.models import Bundle  # noqa: E402
+from vbill.models import Bundle, MeteredAttestRequest, example  # noqa: E402
 from vbill.verify.trust import TrustSet, file_sha256  # noqa: E402
 from vbill.zk.prover import Prover  # noqa: E402
 
@@ -179,6 +179,26 @@ V2 = artefacts(BINDING_V2)
 def needs_v2() -> None:
     if not (V2.zkey.exists() and V2.wasm.exists() and V2.vkey.exists()):
         pytest.skip("build/ has no v2 proving key: run `make setup`")
+
+
+def metered_event(
+    tenant_id: str,
+    event_id: str,
+    input_tokens: int = 156,
+    output_tokens: int = 412,
+    currency: str | None = None,
+) -> dict[str, Any]:
+    """The documented metered example (an inference priced in ETH) as `tenant_id`'s event
+    `event_id` with these token counts, in `currency` if given."""
+    r = example(MeteredAttestRequest)
+    r["meter_event"].update(
+        tenant_id=tenant_id,
+        event_id=event_id,
+        usage={"input_tokens": input_tokens, "output_tokens": output_tokens},
+    )
+    if currency is not None:
+        r["tariff_snapshot"]["currency"] = currency
+    return r
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ window never share a seq, and the window's statement verifies once every proof i
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,14 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import V2, needs_build, needs_v2
+from conftest import V2, metered_event, needs_build, needs_v2
 from http_server import AUTH, SECRET, serve
 from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from test_ingest import ASYNC, ATTEST, EVENTS, event, finished
 from vbill import paths
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog
-from vbill.models import MeteredAttestRequest
 from vbill.service import Settings, create_app
 from vbill.verify.statement import verify_statement
 from vbill.verify.trust import TrustSet
@@ -33,20 +31,12 @@ from vbill.verify.verify import verify_bundle
 
 TENANT = "t_meter"
 WINDOW = "2026-05"
-EXAMPLE: dict[str, Any] = MeteredAttestRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
 STATEMENT = f"/api/vdi/billing/statements/{TENANT}/{WINDOW}"
 
 
 def inference(event_id: str, input_tokens: int = 156, output_tokens: int = 412) -> dict:
     """The example inference billed in USD (no balance needed: no chain here)."""
-    r = copy.deepcopy(EXAMPLE)
-    r["meter_event"].update(
-        tenant_id=TENANT,
-        event_id=event_id,
-        usage={"input_tokens": input_tokens, "output_tokens": output_tokens},
-    )
-    r["tariff_snapshot"]["currency"] = "USD"
-    return r
+    return metered_event(TENANT, event_id, input_tokens, output_tokens, currency="USD")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,7 +10,6 @@ inference over the per-request limit is 429 and moves nothing.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,13 +19,12 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import V2, needs_build, needs_v2
+from conftest import V2, metered_event, needs_build, needs_v2
 from eth_account import Account
 from http_server import ATTEST, AUTH, VERIFY, chain_settings, serve
 from vbill import chain as ch
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
-from vbill.models import MeteredAttestRequest, example
 from vbill.service import create_app
 
 pytestmark = pytest.mark.chain
@@ -34,18 +32,11 @@ pytestmark = pytest.mark.chain
 TENANT = "t_infer"
 WINDOW = "2026-05"
 ETH = 10**18
-EXAMPLE = example(MeteredAttestRequest)
 STATEMENT = f"/api/vdi/billing/statements/{TENANT}/{WINDOW}"
 
 
 def inference(event_id: str, input_tokens: int = 156, output_tokens: int = 412) -> dict:
-    r = copy.deepcopy(EXAMPLE)
-    r["meter_event"].update(
-        tenant_id=TENANT,
-        event_id=event_id,
-        usage={"input_tokens": input_tokens, "output_tokens": output_tokens},
-    )
-    return r
+    return metered_event(TENANT, event_id, input_tokens, output_tokens)
 
 
 class Live:
@@ -108,7 +99,7 @@ def onboard(live: Live) -> Live:
     live.tenant_key = int(r.json()["tenant_key"])
     r = live.http.post(
         f"/api/vdi/billing/accounts/{TENANT}/tariff-key",
-        json={"tariff_snapshot": EXAMPLE["tariff_snapshot"]},
+        json={"tariff_snapshot": inference("")["tariff_snapshot"]},
         headers=AUTH,
     )
     assert r.status_code == 200, r.text
