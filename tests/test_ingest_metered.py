@@ -10,21 +10,19 @@ window never share a seq, and the window's statement verifies once every proof i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import V2, metered_event, needs_build, needs_v2
-from http_server import AUTH, SECRET, serve
+import test_ingest
+from conftest import V2, metered_event, needs_v2
+from http_server import AUTH
 from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from test_ingest import ASYNC, ATTEST, EVENTS, event, finished
 from vbill import paths
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog
-from vbill.service import Settings, create_app
 from vbill.verify.statement import verify_statement
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import verify_bundle
@@ -39,16 +37,13 @@ def inference(event_id: str, input_tokens: int = 156, output_tokens: int = 412) 
     return metered_event(TENANT, event_id, input_tokens, output_tokens, currency="USD")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Attester]]:
-    """A service with one local proving worker for both bindings."""
-    needs_build()
+live = test_ingest.live
+"""test_ingest's service (SQLite and PostgreSQL): its local worker proves both bindings."""
+
+
+@pytest.fixture(autouse=True)
+def _v2_built() -> None:
     needs_v2()
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    attester = Attester.new(tmp_path / "attester.key")
-    settings = Settings(home=tmp_path, attest_secret=SECRET, prover_workers=1, database_url=url)
-    with serve(create_app(settings)) as base:
-        yield base, attester
 
 
 def trust_of(attester: Attester) -> TrustSet:
