@@ -97,6 +97,9 @@ def test_the_built_key_is_trusted_only_while_the_manifest_records_it(home: Path)
     paths.MANIFEST.write_text("not json")
     assert default_trust().vkeys == {}
     assert t._manifest() == {}
+    assert t._matches_manifest(paths.VKEY, "vkey") is False  # a bool, as its callers expect
+    paths.MANIFEST.unlink()
+    assert t._matches_manifest(paths.VKEY, "vkey") is False
 
 
 def test_a_later_bindings_key_is_trusted_when_its_manifest_record_matches(home: Path) -> None:
