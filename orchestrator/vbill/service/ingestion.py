@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from vbill import jsonio
-from vbill.attest import signing_refused
 from vbill.bundle.usage import usage_of
 from vbill.errors import InputError
 from vbill.ingest import MAX_BATCH, Outcome, prove_and_attach, worker_id
@@ -92,9 +91,6 @@ async def ingest_events(request: Request) -> dict[str, Any]:
     `limited`, with `error` for the last three. One transaction and one signed tree head per
     group commit."""
     svc: ServiceState = request.app.state.svc
-    refusal = svc.signing_refusal()
-    if refusal is not None:
-        raise signing_refused(refusal)
     body = jsonio.loads(await request.body(), "body")
     events = body.get("events") if isinstance(body, dict) else None
     if not isinstance(events, list) or set(body) != {"events"}:
@@ -103,5 +99,10 @@ async def ingest_events(request: Request) -> dict[str, Any]:
         raise InputError("events", f"expected 1 to {MAX_BATCH} events, got {len(events)}")
     ingestor = svc.ingestor
     assert ingestor is not None
-    outcomes = await anyio.to_thread.run_sync(lambda: ingestor.ingest(events))
+
+    def work() -> list[Any]:
+        svc.refuse_if_cannot_sign()  # reads the store: off the event loop
+        return ingestor.ingest(events)
+
+    outcomes = await anyio.to_thread.run_sync(work)
     return {"results": [o.to_json() for o in outcomes]}

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from vbill import jsonio
-from vbill.attest import new_account, signing_refused
+from vbill.attest import new_account
 from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
 from vbill.encode.metered import MeteredTariff
@@ -57,7 +57,8 @@ from vbill.zk.witness_metered import tariff_key as metered_tariff_key
 router = APIRouter()
 
 
-def state(request: Request) -> ServiceState:
+async def state(request: Request) -> ServiceState:
+    """async: a sync dependency costs a worker-thread round trip per request."""
     return request.app.state.svc  # type: ignore[no-any-return]
 
 
@@ -90,17 +91,17 @@ async def attest(request: Request, svc: State) -> JSONResponse:
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise InputError("body", "expected a JSON object")
-    refusal = svc.signing_refusal()
-    if refusal is not None:
-        raise signing_refused(refusal)
-
     # Signed and logged at ingestion (a metered event takes its window's next seq there);
-    # proved here unless `Prefer: respond-async` (202).
+    # proved here unless `Prefer: respond-async` (202). Everything that reads the store runs
+    # in a worker thread: on the event loop each read waits for the GIL behind the committer.
     respond_async = ingestion.wants_async(request)
     limiter = None if respond_async else svc.limiter
-    outcome = await anyio.to_thread.run_sync(
-        lambda: ingestion.attest_one(svc, body, respond_async), limiter=limiter
-    )
+
+    def work() -> Any:
+        svc.refuse_if_cannot_sign()
+        return ingestion.attest_one(svc, body, respond_async)
+
+    outcome = await anyio.to_thread.run_sync(work, limiter=limiter)
     return ingestion.attest_response(svc, outcome)
 
 

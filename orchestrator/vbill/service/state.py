@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 
 from vbill import paths
-from vbill.attest import Proving
+from vbill.attest import Proving, signing_refused
 from vbill.bindings import BINDING_V2, artefacts
 from vbill.bundle.keys import Attester
 from vbill.ingest import Ingestor, ProvingWorker
@@ -52,6 +52,13 @@ class ServiceState:
         if refusal is None and worker is not None and worker.status.attester_status == "revoked":
             refusal = f"attester key {self.attester.address} is revoked on chain"
         return refusal
+
+    def refuse_if_cannot_sign(self) -> None:
+        """503 (ToolError) when `signing_refusal` names a reason; reads the store, so call
+        it from a worker thread, never on the event loop."""
+        refusal = self.signing_refusal()
+        if refusal is not None:
+            raise signing_refused(refusal)
 
     def problems(self) -> list[str]:
         """What keeps this service from doing its whole job right now (for /health)."""
