@@ -301,3 +301,40 @@ def test_pilot_encodes_in_circuit_order() -> None:
     assert m.as_list()[5] == 1842
     assert t.as_list()[2:7] == [1, 120_000_000, 50_000, 5_000_000_000, 0]
     assert all(0 <= x < R for x in m.as_list() + t.as_list())
+
+
+# -- the exact edges of the input rules (mutation-checked, docs/testing.md) -------------------
+
+
+def test_a_price_string_may_be_64_characters_long_and_no_longer() -> None:
+    from vbill.encode.encoding import encode_price
+
+    assert encode_price("1." + "0" * 62, "p") == 10**6  # 64 characters
+    assert encode_price("0", "p") == 0
+    with pytest.raises(InputError, match="plain decimal number"):
+        encode_price("1." + "0" * 63, "p")  # 65
+    for negative in (Decimal("-0"), Decimal("-0.000001"), -1, -0.0):
+        with pytest.raises(InputError, match="must not be negative"):
+            encode_price(negative, "p")
+
+
+def test_a_wrong_type_is_named_in_json_words() -> None:
+    from vbill.encode.encoding import encode_u64
+
+    for value, kind in ((None, "null"), ([], "list"), ({}, "dict"), (1.5, "float")):
+        with pytest.raises(InputError) as exc:
+            encode_u64(value, "meter_event.usage_units")
+        assert exc.value.message.endswith(f"got {kind}"), exc.value.message
+
+
+def test_encoded_fields_cannot_be_changed_after_encoding() -> None:
+    import dataclasses
+
+    from vbill.encode.encoding import MeterFields, TariffFields
+
+    request = json.loads(paths.PILOT_REQUEST.read_text())
+    meter = MeterFields.from_wire(request["meter_event"])
+    tariff = TariffFields.from_wire(request["tariff_snapshot"])
+    for fields in (meter, tariff):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fields.tariff_id = 0  # type: ignore[misc, union-attr]

@@ -139,7 +139,7 @@ def encode_price(value: Any, field: str) -> int:
         raise InputError(field, f"must be a number, got {_kind(value)}")
     if not d.is_finite():
         raise InputError(field, "must be a finite number")
-    if d.is_signed() or d < 0:
+    if d.is_signed():  # every negative Decimal, and -0 too
         raise InputError(field, "must not be negative")
     try:
         scaled = d.scaleb(PRICE_DECIMALS)
