@@ -347,8 +347,10 @@ def test_schema_is_migrated_once_with_wal_and_foreign_keys(tmp_path: Path) -> No
         s.record_deposit("0x1", 0, "no_such_tenant", 1, 1)
 
 
-def test_unknown_database_urls_are_environment_errors(tmp_path: Path) -> None:
+def test_unknown_database_urls_are_environment_errors(tmp_path: Path, monkeypatch) -> None:
     from vbill.chain.anvil import free_port
+
+    monkeypatch.chdir(tmp_path)  # a URL misread as a relative SQLite path must land here
 
     with pytest.raises(ToolError, match="cannot connect to PostgreSQL"):
         open_store(f"postgresql://vbill@127.0.0.1:{free_port()}/vbill")
