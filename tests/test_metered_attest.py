@@ -129,16 +129,37 @@ def _edit(bundle: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]
 
 
 @pytest.mark.parametrize(
-    ("path", "value", "failing"),
+    ("path", "value", "failing", "reason"),
     [
         # a window total it did not earn: the after-state is recomputed from the before-state
-        (["billing", "window", "after", "charge"], "999", "billing_check"),
+        (
+            ["billing", "window", "after", "charge"],
+            "999",
+            "billing_check",
+            "billed_billing_v2.billing.window.after: not the state the event leaves",
+        ),
         # another before-state: another prev_state_key, another charge base
-        (["billing", "window", "before", "units", "output_tokens"], "5", "billing_check"),
-        (["billing", "window", "seq"], 2, "billing_check"),
+        (
+            ["billing", "window", "before", "units", "output_tokens"],
+            "5",
+            "billing_check",
+            # same tier, same charge: the after-state it claims is not before + this event
+            "billed_billing_v2.billing.window.after: not the state the event leaves",
+        ),
+        (
+            ["billing", "window", "seq"],
+            2,
+            "billing_check",
+            "billed_billing_v2.billing.window.seq: 2 but before.seq + 1 is 1",
+        ),
         # the signals are recomputed, never read: a stated state key is compared, then refused
-        (["attestation", "billing_proof", "public_signals", 6], "1", "incircuit"),
-        (["attestation", "billing_proof", "binding_version"], BINDING_V1, "incircuit"),
+        (["attestation", "billing_proof", "public_signals", 6], "1", "incircuit", "signals[6]"),
+        (
+            ["attestation", "billing_proof", "binding_version"],
+            BINDING_V1,
+            "incircuit",
+            "binding_version",
+        ),
     ],
 )
 def test_tampered_window_or_signals_fail(
@@ -149,6 +170,7 @@ def test_tampered_window_or_signals_fail(
     path: list[Any],
     value: Any,
     failing: str,
+    reason: str,
 ) -> None:
     bundle = attest(store_at(tmp_path, attester), attester, v2, INFERENCE).stored.bundle
     result = verify_bundle(_edit(bundle, path, value), trust=v2_trust, check=default_check())
@@ -159,6 +181,7 @@ def test_tampered_window_or_signals_fail(
         else result.incircuit_binding_verification
     )
     assert not verdict.valid, result
+    assert reason in (verdict.reason or ""), verdict.reason
     assert not result.verification.valid  # the signature covers all of it too
 
 

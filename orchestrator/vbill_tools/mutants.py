@@ -58,8 +58,11 @@ TARGETS = {
         ),
         600,
     ),
+    # test_metered_attest: the v2 records' own billing problems (window seq and after-state)
     "verify": Target(
-        SRC + "verify/verify.py", ("tests/test_verify.py", "tests/test_dispute.py"), 600
+        SRC + "verify/verify.py",
+        ("tests/test_verify.py", "tests/test_dispute.py", "tests/test_metered_attest.py"),
+        600,
     ),
 }
 
