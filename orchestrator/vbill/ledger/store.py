@@ -415,6 +415,19 @@ def open_store(
     return Store((home or paths.vbill_home()) / DB_NAME, log_key=log_key)
 
 
+def _bundle_if(c: Any, tenant_id: str, event_id: str, column: str, state: str) -> Any:
+    """Inside transaction `c`: the bundle's JSON if its `column` (proof_status or
+    settlement_status) is `state`, else None: the guard of every one-way state change."""
+    assert column in ("proof_status", "settlement_status")
+    row = c.execute(
+        f"SELECT bundle_json, {column} FROM bundles WHERE tenant_id = ? AND event_id = ?",
+        (tenant_id, event_id),
+    ).fetchone()
+    if row is None or row[column] != state:
+        return None
+    return json.loads(row["bundle_json"])
+
+
 class Store:
     """SQLite- or PostgreSQL-backed state (a file path, or a postgresql:// URL); safe to share
     between threads (one connection per thread)."""
@@ -1243,14 +1256,9 @@ class Store:
         """Attach the Groth16 proof to a 'proving' bundle (the signed digest does not cover it,
         docs/protocol.md §7.1); False if it already has one (the first proof stands)."""
         with self._tx() as c:
-            row = c.execute(
-                "SELECT bundle_json, proof_status FROM bundles WHERE tenant_id = ? AND "
-                "event_id = ?",
-                (tenant_id, event_id),
-            ).fetchone()
-            if row is None or row["proof_status"] != "proving":
+            bundle = _bundle_if(c, tenant_id, event_id, "proof_status", "proving")
+            if bundle is None:
                 return False
-            bundle = json.loads(row["bundle_json"])
             bundle["attestation"]["billing_proof"]["proof"] = proof
             c.execute(
                 "UPDATE bundles SET bundle_json = ?, proof_status = 'proven', claimed_by = NULL, "
@@ -1343,14 +1351,9 @@ class Store:
     def mark_settled(self, tenant_id: str, event_id: str, usage_receipt: dict[str, Any]) -> bool:
         """Attach the usage receipt; the reservation becomes a debit. False if already settled."""
         with self._tx() as c:
-            row = c.execute(
-                "SELECT bundle_json, settlement_status FROM bundles "
-                "WHERE tenant_id = ? AND event_id = ?",
-                (tenant_id, event_id),
-            ).fetchone()
-            if row is None or row["settlement_status"] != "pending":
+            bundle = _bundle_if(c, tenant_id, event_id, "settlement_status", "pending")
+            if bundle is None:
                 return False
-            bundle = json.loads(row["bundle_json"])
             bundle["settlement"] = usage_receipt
             c.execute(
                 "UPDATE bundles SET settlement_status = 'settled', settlement_json = ?, "
