@@ -47,9 +47,10 @@ test: install setup lint native verifier-page ## run the whole test suite (build
 # Mutation testing (docs/testing.md): slow (minutes to hours per module on 2 cores), so not part
 # of `make test`. MUTANTS=charge,encoding runs a subset; every survivor needs a written reason.
 MUTANTS ?=
+MUTANT_WORKERS ?= 1
 .PHONY: mutants
 mutants: install setup native ## mutation-test verify, trust, attestation, translog, store, charge, encoding
-	nice -n 19 $(PY) -m vbill_tools.mutants $(if $(MUTANTS),--only $(MUTANTS))
+	nice -n 19 $(PY) -m vbill_tools.mutants $(if $(MUTANTS),--only $(MUTANTS)) --workers $(MUTANT_WORKERS)
 
 demo: install setup verifier-page ## the whole story: anvil + service, deploy, deposit, attest, verify, tamper, settle, receipt
 	$(PY) -m vbill_tools.demo

@@ -1,0 +1,91 @@
+"""`make mutants` decides pass or fail on its reports: these pin how it judges each status.
+
+A survivor or an error without a written reason fails the run; a timeout is a kill (the
+plugin confirmed it against the unmutated selection); an explanation matches by the mutated
+line's text and the mutation, so it keeps matching when other lines move.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from vbill_tools import mutants
+
+SOURCE = "if size < 0:\n    raise ValueError(size)\n"
+
+
+def _report(tmp_path: Path, *statuses: str) -> dict:
+    src = tmp_path / "translog.py"
+    src.write_text(SOURCE)
+    results = [
+        {
+            "file_path": str(src),
+            "line_number": 1,
+            "status": status,
+            "description": f"mutation {i}",
+            "line_text": "if size < 0:",
+            "error_output": "selection fails to load" if status == "error" else "",
+        }
+        for i, status in enumerate(statuses)
+    ]
+    count = {s: statuses.count(s) for s in ("zapped", "survived", "timeout", "error")}
+    return {"summary": {"total": len(statuses), **count}, "results": results}
+
+
+def test_survivors_and_errors_need_a_reason_and_timeouts_count_as_kills(tmp_path, capsys):
+    report = _report(tmp_path, "zapped", "timeout", "survived", "error")
+    unexplained = mutants.summarise("translog", report, explained={})
+    assert unexplained == [
+        "translog.py:1 'mutation 2' in `if size < 0:`",
+        "translog.py:1 'mutation 3' in `if size < 0:`",
+    ]
+    out = capsys.readouterr().out
+    assert "1 killed    1 killed by timeout    1 survived    1 error" in out
+    assert "selection fails to load" in out  # an unexplained error shows why it judged nothing
+
+
+def test_an_explanation_matches_by_line_text_and_mutation_not_line_number(tmp_path, capsys):
+    report = _report(tmp_path, "survived", "error")
+    report["results"][0]["line_number"] = 40  # the line moved; its text did not
+    explained = {
+        ("translog.py", "if size < 0:", "mutation 0"): "equivalent: reason",
+        ("translog.py", "if size < 0:", "mutation 1"): "collects only with: reason",
+    }
+    assert mutants.summarise("translog", report, explained) == []
+    assert capsys.readouterr().out.count("UNEXPLAINED") == 0
+    other = {("translog.py", "if size < 0:", "another mutation"): "reason"}
+    assert len(mutants.summarise("translog", report, other)) == 2
+
+
+def test_report_only_fails_on_an_unexplained_survivor_and_passes_once_it_is_explained(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "mutants"
+    out.mkdir()
+    (out / "translog.json").write_text(json.dumps(_report(tmp_path, "zapped", "survived")))
+    explained = tmp_path / "explained.json"
+    monkeypatch.setattr(mutants, "OUT", out)
+    monkeypatch.setattr(mutants, "EXPLAINED", tmp_path / "none.json")
+    assert mutants.main(["--only", "translog", "--report-only"]) == 1
+    entry = {"file": "translog.py", "line": "if size < 0:", "mutation": "mutation 1"}
+    explained.write_text(json.dumps([{**entry, "reason": "equivalent: reason"}]))
+    monkeypatch.setattr(mutants, "EXPLAINED", explained)
+    assert mutants.main(["--only", "translog", "--report-only"]) == 0
+
+
+def test_every_written_reason_names_a_listed_module_and_says_something():
+    entries = json.loads(mutants.EXPLAINED.read_text())
+    modules = {Path(t.source).name for t in mutants.TARGETS.values()}
+    for e in entries:
+        assert set(e) == {"file", "line", "mutation", "reason"}, e
+        assert e["file"] in modules, e
+        assert len(e["reason"]) > 40, e  # a reason, not a placeholder
+    keys = [(e["file"], e["line"], e["mutation"]) for e in entries]
+    assert len(keys) == len(set(keys)), "one reason per mutant"
+
+
+def test_an_unknown_module_is_refused_by_name():
+    with pytest.raises(SystemExit):
+        mutants.main(["--only", "stor", "--report-only"])
