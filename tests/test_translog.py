@@ -156,6 +156,13 @@ def test_consistency_rejects_time_travel_and_missing_proofs() -> None:
     assert tl.verify_consistency(0, 1, [], r1, r2)
 
 
+def test_consistency_refuses_a_negative_old_size_whose_proof_would_walk() -> None:
+    # Past the bound, old_size = -1 walks as fn = -2: the path [a, b] then ends with
+    # fr = a, sr = H(a, b) and sn = 0, a "consistent" answer; only `0 <= old_size` refuses it.
+    a, b = LEAF_HASHES[0], LEAF_HASHES[1]
+    assert tl.verify_consistency(-1, 2, [a, b], a, tl.node_hash(a, b)) is False
+
+
 @pytest.mark.parametrize(("m", "n", "proof"), CONSISTENCY)
 def test_consistency_vectors_reject_every_corruption(m: int, n: int, proof: list[bytes]) -> None:
     r1, r2 = ROOTS[m - 1], ROOTS[n - 1]

@@ -442,6 +442,12 @@ def test_the_default_check_is_native_unless_snarkjs_is_asked_for(
     monkeypatch.setenv("VBILL_VERIFIER", "native")
     assert v.native_available() is True
 
+    def cannot_build(_binary):
+        raise VbillError("no C compiler here")
+
+    monkeypatch.setattr("vbill.zk.native_prover.ensure_built", cannot_build)
+    assert v.native_available() is False  # a machine that cannot build it falls back
+
 
 def test_verdict_records_are_immutable(pilot_bundle) -> None:
     import dataclasses
