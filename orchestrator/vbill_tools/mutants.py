@@ -49,7 +49,10 @@ TARGETS = {
     "store": Target(
         SRC + "ledger/store.py", ("tests/test_store.py", "tests/test_concurrency.py"), 120
     ),
-    "attestation": Target(SRC + "bundle/attestation.py", ("tests/test_verify.py",), 600),
+    # test_attestation: the fast EIP-712 digest against eth_account, byte for byte
+    "attestation": Target(
+        SRC + "bundle/attestation.py", ("tests/test_attestation.py", "tests/test_verify.py"), 600
+    ),
     "trust": Target(
         SRC + "verify/trust.py",
         (
