@@ -47,7 +47,9 @@ TARGETS = {
     ),
     "translog": Target(SRC + "ledger/translog.py", ("tests/test_translog.py",)),
     "store": Target(
-        SRC + "ledger/store.py", ("tests/test_store.py", "tests/test_concurrency.py"), 120
+        SRC + "ledger/store.py",
+        ("tests/test_store.py", "tests/test_store_limits.py", "tests/test_concurrency.py"),
+        120,
     ),
     # test_attestation: the fast EIP-712 digest against eth_account, byte for byte
     "attestation": Target(
