@@ -12,6 +12,7 @@ import copy
 from types import MappingProxyType
 
 import pytest
+from eth_abi.exceptions import EncodingError
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from vbill.bundle import attestation as a
 
@@ -82,9 +83,9 @@ def test_a_member_the_fast_path_hands_on_is_digested_by_the_encoder_or_refused()
     as_text = {"commitment": "7", "nullifier": 8}  # the encoder reads a decimal string
     expected = reference(a.typed_message(RECORD, PROOF, V1_SIGNALS))
     assert a.bundle_digest(RECORD, PROOF, as_text) == expected
-    with pytest.raises(Exception, match="cannot be encoded"):
+    with pytest.raises(EncodingError, match="cannot be encoded"):
         a.bundle_digest(RECORD, PROOF, {"commitment": True, "nullifier": 8})
-    with pytest.raises(Exception, match="256 bits"):
+    with pytest.raises(EncodingError, match="256 bits"):
         a.bundle_digest(RECORD, PROOF, {"commitment": -1, "nullifier": 8})
 
 

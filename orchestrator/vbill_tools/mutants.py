@@ -108,7 +108,7 @@ def _key(result: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def summarise(name: str, report: dict[str, Any], explained: dict[tuple[str, str, str], str]):
-    """Print one module's counts and the mutants no test judged; returns the unexplained ones.
+    """Print one module's counts, survivors and errors; returns those without a written reason.
 
     A timeout counts as a kill, as in pytest-gremlins' own score: the plugin re-runs the
     mutant's selection unmutated and keeps the timeout only if that run finishes in time, so
