@@ -85,3 +85,76 @@ def test_every_written_reason_names_a_listed_module_and_says_something():
 def test_an_unknown_module_is_refused_by_name():
     with pytest.raises(SystemExit):
         mutants.main(["--only", "stor", "--report-only"])
+
+
+SOURCE = """\
+import dataclasses
+
+LIMIT = 3
+
+
+@dataclasses.dataclass(
+    frozen=True,
+)
+class Charge:
+    micros: int
+
+    @property
+    def is_eth(self) -> bool:
+        return True
+
+
+def helper(x):
+    def inner(y):
+        return y
+    return inner(x)
+"""
+
+
+def test_each_line_belongs_to_its_innermost_definition_decorators_included():
+    owners = mutants.definitions_by_line(SOURCE)
+    lines = SOURCE.splitlines()
+    where = {lines[n - 1].strip(): owner for n, owner in owners.items()}
+    assert "LIMIT = 3" not in where  # module level: no definition
+    assert where["frozen=True,"] == "Charge"  # a decorator's lines are its class's
+    assert where["micros: int"] == "Charge"
+    assert where["@property"] == "Charge.is_eth"
+    assert where["return True"] == "Charge.is_eth"
+    assert where["return y"] == "helper.inner"
+    assert where["return inner(x)"] == "helper"
+
+
+def test_a_scope_counts_named_definitions_and_what_they_enclose_only():
+    scope = ("Store._insert", "helper")
+    assert mutants.in_scope("Store._insert", scope)
+    assert mutants.in_scope("helper.inner", scope)  # enclosed by a named one
+    assert not mutants.in_scope("Store", scope)  # the class itself is not its method
+    assert not mutants.in_scope("Store._insert_many", scope)  # a prefix of text is not a name
+    assert not mutants.in_scope("<module>", scope)
+    assert mutants.in_scope("<module>", ())  # no scope: the whole file
+
+
+def test_survivors_outside_the_scope_are_counted_but_never_fail_the_run(tmp_path, capsys):
+    report = _report(tmp_path, "survived", "survived", "zapped")
+    for r, definition in zip(
+        report["results"], ("Store.tokens", "Store._insert", "Store._insert"), strict=True
+    ):
+        r["definition"] = definition
+    unexplained = mutants.summarise("store", report, {}, scope=("Store._insert",))
+    assert unexplained == ["translog.py:1 'mutation 1' in `if size < 0:`"]
+    out = capsys.readouterr().out
+    assert "in scope (1 definitions): 2 mutants, 1 survived" in out
+    assert "outside it: 1 mutants, 1 survived or errored" in out
+    # a report without definitions (written before scopes) judges nothing a scope excludes
+    del report["results"][1]["definition"]
+    assert mutants.summarise("store", report, {}, scope=("Store._insert",)) == []
+
+
+def test_every_scoped_name_is_a_definition_of_its_module():
+    """A renamed function would silently drop out of the scope; name it here instead."""
+    for name, target in mutants.TARGETS.items():
+        defined = set(
+            mutants.definitions_by_line((mutants.paths.ROOT / target.source).read_text()).values()
+        )
+        missing = set(target.scope) - defined
+        assert not missing, f"{name}: {sorted(missing)} not defined in {target.source}"

@@ -4,7 +4,9 @@ For each module, pytest-gremlins mutates the source in memory (mutation switchin
 never edited, so other processes keep reading the real code) and runs, per mutant, the tests
 of a fast selection that cover the mutated line. A mutant that no test notices "survives".
 Every survivor must be explained in tests/data/mutants_explained.json (an equivalent mutant, or
-why no test can tell); the run fails on any unexplained one.
+why no test can tell); the run fails on any unexplained one. A target may name the functions
+that are its security-critical part (the store: its attest path); mutants elsewhere in the
+file are still run and counted, but reported as outside the scope and never fail the run.
 
     python -m vbill_tools.mutants                      all modules (hours on 2 cores)
     python -m vbill_tools.mutants --only charge,encoding
@@ -15,6 +17,7 @@ why no test can tell); the run fails on any unexplained one.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import subprocess
@@ -36,6 +39,44 @@ class Target:
     source: str
     tests: tuple[str, ...]
     mutant_timeout: int = 60  # seconds per mutant; the proof-backed selections need longer
+    # Qualified names ("Store.attest_once", "_amount") of the definitions whose mutants count;
+    # empty: the whole file. A nested definition counts if it or any enclosing one is named.
+    scope: tuple[str, ...] = ()
+
+
+# The store's attest path: from the request to the stored, logged, charged bundle and its
+# proof: idempotency, the key's refusal, the spending checks, the window's seq, the log leaf
+# and its signed head. Tenants, tokens, deposits and settlement are judged by their own tests.
+STORE_ATTEST_PATH = (
+    "Charge.is_eth",
+    "_seconds_to_utc_midnight",
+    "_utc_day_start_ms",
+    "_amount",
+    "_bundle_if",
+    "_bundle_row",
+    "Store._event_lock",
+    "Store._balance",
+    "Store._spent_today",
+    "Store._check_spend",
+    "Store._check_chain_limits",
+    "Store.find",
+    "Store._find",
+    "Store._same_or_conflict",
+    "Store.attest_once",
+    "Store.attest_window",
+    "Store.window_head",
+    "Store._window_head",
+    "Store._advance_window",
+    "Store._insert",
+    "Store._sign_head",
+    "Store.ingest_many",
+    "Store._ingested",
+    "Store.attach_proof",
+    "Store._sync_tree",
+    "Store.revoke",
+    "Store.retire",
+    "Store.signing_refusal",
+)
 
 
 # The fast test selection per module: the tests that judge that module's outputs directly.
@@ -46,10 +87,18 @@ TARGETS = {
         SRC + "encode/encoding.py", ("tests/test_encoding.py", "tests/test_charge.py"), 180
     ),
     "translog": Target(SRC + "ledger/translog.py", ("tests/test_translog.py",)),
+    # test_ingest and test_metered_attest: group commit, and the window's seq in the insert
     "store": Target(
         SRC + "ledger/store.py",
-        ("tests/test_store.py", "tests/test_store_limits.py", "tests/test_concurrency.py"),
-        120,
+        (
+            "tests/test_store.py",
+            "tests/test_store_limits.py",
+            "tests/test_concurrency.py",
+            "tests/test_ingest.py",
+            "tests/test_metered_attest.py",
+        ),
+        300,
+        STORE_ATTEST_PATH,
     ),
     # test_attestation: the fast EIP-712 digest against eth_account, byte for byte
     "attestation": Target(
@@ -91,12 +140,43 @@ def run(name: str, target: Target, workers: int = 1) -> Path:
     if not GREMLINS_JSON.exists():
         raise SystemExit(f"mutants: {name}: pytest-gremlins wrote no report")
     report = json.loads(GREMLINS_JSON.read_text())
+    owners = definitions_by_line("\n".join(lines))
     for r in report["results"]:
         r["line_text"] = lines[r["line_number"] - 1].strip()
+        r["definition"] = owners.get(r["line_number"], "<module>")
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"{name}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     return out
+
+
+def definitions_by_line(source: str) -> dict[int, str]:
+    """Each line's innermost enclosing def or class, by qualified name ("Store._insert");
+    decorator lines belong to what they decorate. Module-level lines are absent."""
+    owners: dict[int, str] = {}
+
+    def walk(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = prefix + child.name
+                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                for line in range(first, (child.end_lineno or child.lineno) + 1):
+                    owners[line] = name
+                walk(child, name + ".")
+            else:
+                walk(child, prefix)
+
+    walk(ast.parse(source), "")
+    return owners
+
+
+def in_scope(definition: str, scope: list[str] | tuple[str, ...]) -> bool:
+    """Whether a mutant in `definition` counts: no scope means all do; else the definition
+    or one that encloses it ("Store" for "Store.find") is named."""
+    if not scope:
+        return True
+    parts = definition.split(".")
+    return any(".".join(parts[:n]) in scope for n in range(1, len(parts) + 1))
 
 
 def _key(result: dict[str, Any]) -> tuple[str, str, str]:
@@ -107,21 +187,37 @@ def _key(result: dict[str, Any]) -> tuple[str, str, str]:
     return path.name, line.strip(), result["description"]
 
 
-def summarise(name: str, report: dict[str, Any], explained: dict[tuple[str, str, str], str]):
+def summarise(
+    name: str,
+    report: dict[str, Any],
+    explained: dict[tuple[str, str, str], str],
+    scope: tuple[str, ...] = (),
+) -> list[str]:
     """Print one module's counts, survivors and errors; returns those without a written reason.
 
     A timeout counts as a kill, as in pytest-gremlins' own score: the plugin re-runs the
     mutant's selection unmutated and keeps the timeout only if that run finishes in time, so
     the mutant, not a slow test, hung. An error (the selection would not run even unmutated)
-    judges nothing and, like a survivor, needs a written reason.
+    judges nothing and, like a survivor, needs a written reason. With a `scope`, only the
+    mutants inside it are judged; the others are counted by where they are.
     """
     s = report["summary"]
     print(
         f"{name:<12} {s['total']:>4} mutants  {s['zapped']:>4} killed  {s['timeout']:>3} "
         f"killed by timeout  {s['survived']:>3} survived  {s['error']:>3} error"
     )
-    unexplained = []
+    judged, outside = [], []
     for r in report["results"]:
+        (judged if in_scope(r.get("definition", "<module>"), scope) else outside).append(r)
+    if scope:
+        alive = [r for r in outside if r["status"] in ("survived", "error")]
+        print(
+            f"    in scope ({len(scope)} definitions): {len(judged)} mutants, "
+            f"{sum(r['status'] == 'survived' for r in judged)} survived; outside it: "
+            f"{len(outside)} mutants, {len(alive)} survived or errored, not judged here"
+        )
+    unexplained = []
+    for r in judged:
         if r["status"] not in ("survived", "error"):
             continue
         key = _key(r)
@@ -168,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{name:<12} not run (no {os.path.relpath(path, paths.ROOT)})")
     explained = load_explained()
-    unexplained = [u for n, r in reports.items() for u in summarise(n, r, explained)]
+    unexplained = [
+        u for n, r in reports.items() for u in summarise(n, r, explained, TARGETS[n].scope)
+    ]
     if unexplained:
         print(
             f"mutants: {len(unexplained)} unexplained survivor(s) or error(s); kill them with a "
