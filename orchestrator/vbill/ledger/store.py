@@ -1404,10 +1404,15 @@ class Store:
         """Revoke an attester address or a vkey SHA-256, kept in lower case (as they are
         matched); a value of neither form is refused: it could never take effect."""
         value = value.strip().lower()
-        shape = {"attester": _ADDRESS, "vkey": _SHA256}.get(kind)
-        if shape is None or not shape.fullmatch(value):
-            what = "a 0x address" if kind == "attester" else "a hex SHA-256"
-            raise InputError("value", f"a {kind} revocation must name {what}")
+        shapes = {
+            "attester": (_ADDRESS, "an attester", "a 0x address"),
+            "vkey": (_SHA256, "a vkey", "a hex SHA-256"),
+        }
+        if kind not in shapes:
+            raise InputError("kind", f"must be 'attester' or 'vkey', not {kind!r}")
+        shape, which, what = shapes[kind]
+        if not shape.fullmatch(value):
+            raise InputError("value", f"{which} revocation must name {what}")
         with self._tx() as c:
             c.execute(
                 "INSERT INTO revocations (kind, value, reason, revoked_at) "
