@@ -14,9 +14,15 @@ from pathlib import Path
 import pytest
 from test_store import LOG_KEY, attest, eth, fund
 from vbill.ledger import store as st
-from vbill.ledger.store import WEI_PER_MICRO, Balance, ChainAccount, LimitExceeded, Limits, Store
-
-DAY_MS = 86_400_000
+from vbill.ledger.store import (
+    DAY_MS,
+    WEI_PER_MICRO,
+    Balance,
+    ChainAccount,
+    LimitExceeded,
+    Limits,
+    Store,
+)
 
 
 def utc_ms(*when: int) -> int:

@@ -35,6 +35,7 @@ from vbill.ledger import db, translog
 from vbill.models import Bundle
 
 WEI_PER_MICRO = 10**12
+DAY_MS = 86_400_000  # a UTC day; the contract's spent_day is block.timestamp / 1 day too
 _ADDRESS = re.compile(r"0x[0-9a-f]{40}", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 # Retry-After (s) of a 429 that no retry alone can turn into a success (a per-request limit,
@@ -396,7 +397,7 @@ def _seconds_to_utc_midnight(ts_ms: int) -> int:
 
 
 def _utc_day_start_ms(ts_ms: int) -> int:
-    return ts_ms - ts_ms % 86_400_000
+    return ts_ms - ts_ms % DAY_MS
 
 
 def open_store(
@@ -844,7 +845,7 @@ class Store:
                 f"{chain.per_request_wei} wei (set by the tenant's controller)",
                 retry_after=NEVER_RETRY_AFTER,
             )
-        chain_spent = chain.spent_today_wei if chain.spent_day == at // 86_400_000 else 0
+        chain_spent = chain.spent_today_wei if chain.spent_day == at // DAY_MS else 0
         used = max(
             chain_spent + bal.reserved_wei, self._spent_today(c, tenant_id, at) * WEI_PER_MICRO
         )
