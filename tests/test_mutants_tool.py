@@ -158,3 +158,63 @@ def test_every_scoped_name_is_a_definition_of_its_module():
         )
         missing = set(target.scope) - defined
         assert not missing, f"{name}: {sorted(missing)} not defined in {target.source}"
+
+
+CALC = """\
+def guarded(x):
+    if x > 10:
+        return x - 10
+    return x
+
+
+def unguarded(x):
+    return x * 2 + 1
+"""
+
+CALC_TESTS = """\
+from calc import guarded, unguarded
+
+
+def test_calc():
+    assert guarded(11) == 1 and guarded(3) == 3 and unguarded(2) == 5
+"""
+
+
+def test_a_scoped_run_of_pytest_gremlins_mutates_the_scoped_lines_only(tmp_path):
+    """The real plugin on a two-function module: scoped to one, the other is never mutated."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "calc.py").write_text(CALC)
+    (tmp_path / "test_calc.py").write_text(CALC_TESTS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    owners = mutants.definitions_by_line(CALC)
+    lines = {n for n, d in owners.items() if mutants.in_scope(d, ("guarded",))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(mutants.paths.ROOT / "orchestrator")]),
+        mutants.gremlin_scope.ENV: f"{tmp_path / 'calc.py'}:{mutants.gremlin_scope.spans(lines)}",
+    }
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    cmd += ["-p", "vbill_tools.gremlin_scope", "test_calc.py", "--gremlins"]
+    cmd += ["--gremlin-targets=calc.py", "--gremlin-report=json", "--gremlin-operators=arithmetic"]
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    report_file = tmp_path / "coverage" / "gremlins" / "gremlins.json"
+    assert report_file.exists(), run.stdout[-2000:] + run.stderr[-2000:]
+    mutated = {r["line_number"] for r in json.loads(report_file.read_text())["results"]}
+    assert mutated and mutated <= {1, 2, 3, 4}, mutated  # guarded's lines only
+    assert 3 in mutated  # its arithmetic, the only operator this run uses
+    del env[mutants.gremlin_scope.ENV]  # unscoped, the same run mutates unguarded too
+    subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    unscoped = {r["line_number"] for r in json.loads(report_file.read_text())["results"]}
+    assert 8 in unscoped and mutated < unscoped
+
+
+def test_line_spans_round_trip():
+    lines = {1, 2, 3, 7, 9, 10}
+    assert mutants.gremlin_scope.spans(lines) == "1-3,7-7,9-10"
+    assert mutants.gremlin_scope.parse("/x/store.py:" + "1-3,7-7,9-10") == (
+        Path("/x/store.py"),
+        lines,
+    )

@@ -5,8 +5,8 @@ never edited, so other processes keep reading the real code) and runs, per mutan
 of a fast selection that cover the mutated line. A mutant that no test notices "survives".
 Every survivor must be explained in tests/data/mutants_explained.json (an equivalent mutant, or
 why no test can tell); the run fails on any unexplained one. A target may name the functions
-that are its security-critical part (the store: its attest path); mutants elsewhere in the
-file are still run and counted, but reported as outside the scope and never fail the run.
+that are its security-critical part (the store: its attest path); only their lines are
+mutated (vbill_tools/gremlin_scope.py), and a report read later is judged on them alone.
 
     python -m vbill_tools.mutants                      all modules (hours on 2 cores)
     python -m vbill_tools.mutants --only charge,encoding
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from vbill import paths
+
+from vbill_tools import gremlin_scope
 
 OUT = paths.BUILD / "mutants"
 EXPLAINED = paths.ROOT / "tests" / "data" / "mutants_explained.json"
@@ -134,14 +136,19 @@ def run(name: str, target: Target, workers: int = 1) -> Path:
     # the coverage pre-scan picks each mutant's tests; past its (120 s) default it gives up and
     # runs the whole selection per mutant, which the proof-backed selections cannot afford
     cmd += ["--gremlin-coverage-timeout=1800"]
+    text = (paths.ROOT / target.source).read_text()  # as mutated, before any edit
+    lines, owners = text.splitlines(), definitions_by_line(text)
+    env = dict(os.environ)
+    if target.scope:  # mutate the scope's lines only (vbill_tools/gremlin_scope.py)
+        scoped = {n for n, d in owners.items() if in_scope(d, target.scope)}
+        env[gremlin_scope.ENV] = f"{paths.ROOT / target.source}:{gremlin_scope.spans(scoped)}"
+        cmd += ["-p", "vbill_tools.gremlin_scope"]
     print(f"mutants: {name}: {' '.join(cmd[1:])}", flush=True)
-    lines = (paths.ROOT / target.source).read_text().splitlines()  # as mutated, before edits
     GREMLINS_JSON.unlink(missing_ok=True)
-    subprocess.run(cmd, cwd=paths.ROOT, check=False)
+    subprocess.run(cmd, cwd=paths.ROOT, env=env, check=False)
     if not GREMLINS_JSON.exists():
         raise SystemExit(f"mutants: {name}: pytest-gremlins wrote no report")
     report = json.loads(GREMLINS_JSON.read_text())
-    owners = definitions_by_line("\n".join(lines))
     for r in report["results"]:
         r["line_text"] = lines[r["line_number"] - 1].strip()
         r["definition"] = owners.get(r["line_number"], "<module>")
