@@ -96,6 +96,7 @@ TARGETS = {
             "tests/test_store.py",
             "tests/test_store_limits.py",
             "tests/test_store_attest_path.py",
+            "tests/test_store_ingest.py",
             "tests/test_concurrency.py",
             "tests/test_ingest.py",
             "tests/test_metered_attest.py",
