@@ -89,7 +89,8 @@ TARGETS = {
         SRC + "encode/encoding.py", ("tests/test_encoding.py", "tests/test_charge.py"), 180
     ),
     "translog": Target(SRC + "ledger/translog.py", ("tests/test_translog.py",)),
-    # test_ingest and test_metered_attest: group commit, and the window's seq in the insert
+    # test_store_*: each piece of the attest path at its edge, on SQLite without proofs;
+    # test_ingest and test_metered_attest: the same through the service, with real proofs
     "store": Target(
         SRC + "ledger/store.py",
         (
