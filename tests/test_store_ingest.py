@@ -103,3 +103,16 @@ def test_a_bundle_whose_seq_is_not_the_heads_next_stores_nothing_of_its_batch(st
         store.ingest_many([item("e1"), wrong])
     assert store.counts()["log_size"] == 0 and store.window_head(WINDOW) is None
     assert store.find("acme", "e1") is None
+
+
+def test_a_worker_without_the_metered_key_leaves_metered_bundles_to_one_that_has_it(store):
+    from vbill.ingest import ProvingWorker
+
+    store.ingest_many([metered("m1", None), item("e1")])  # both `proving`, m1 first in the log
+    linear_only = store.claim_unproven("v1-only", lease_ms=60_000, limit=10, metered=False)
+    assert [s.event_id for s in linear_only] == ["e1"]
+    # a real worker without binding v2's prover claims nothing it cannot prove: m1 stays free
+    assert ProvingWorker(store, prover=None, metered=None, name="v1-worker").run_once() == 0
+    row = store._conn().execute("SELECT claimed_by FROM bundles WHERE event_id = 'm1'")
+    assert row.fetchone()[0] is None
+    assert [s.event_id for s in store.claim_unproven("v2", lease_ms=60_000)] == ["m1"]

@@ -346,7 +346,10 @@ class ProvingWorker:
     def run_once(self) -> int:
         """Prove what one claim returns; how many proofs were attached."""
         done = 0
-        for stored in self.store.claim_unproven(self.name, self.lease_ms, limit=1):
+        claims = self.store.claim_unproven(
+            self.name, self.lease_ms, limit=1, metered=self.metered is not None
+        )
+        for stored in claims:
             try:
                 prove_and_attach(self.store, self.prover, stored, self.metered)
             except ToolError as exc:  # an environment fault: the lease lets another retry

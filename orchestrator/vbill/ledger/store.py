@@ -1237,14 +1237,22 @@ class Store:
             proof_status="proven" if item.proven else "proving",
         )
 
-    def claim_unproven(self, worker: str, lease_ms: int, limit: int = 1) -> list[StoredBundle]:
+    def claim_unproven(
+        self, worker: str, lease_ms: int, limit: int = 1, *, metered: bool = True
+    ) -> list[StoredBundle]:
         """Claim up to `limit` bundles awaiting their proof, in log order, for `lease_ms`: a
-        claim whose lease has run out (its worker died) is taken over by the next worker."""
+        claim whose lease has run out (its worker died) is taken over by the next worker.
+        `metered=False`: a worker without binding v2's key leaves metered bundles (those in a
+        window) to workers that have it, instead of holding each for a lease it cannot use."""
         at = now_ms()
+        only_linear = (
+            "AND NOT EXISTS (SELECT 1 FROM window_events w WHERE w.tenant_id = "
+            "bundles.tenant_id AND w.event_id = bundles.event_id) "
+        )
         with self._tx() as c:
             rows = c.execute(
                 "SELECT * FROM bundles WHERE proof_status = 'proving' AND (lease_until IS NULL "
-                "OR lease_until < ?) ORDER BY leaf_index LIMIT ?",
+                f"OR lease_until < ?) {'' if metered else only_linear}ORDER BY leaf_index LIMIT ?",
                 (at, limit),
             ).fetchall()
             c.executemany(
