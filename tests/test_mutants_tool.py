@@ -8,6 +8,9 @@ line's text and the mutation, so it keeps matching when other lines move.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -182,10 +185,6 @@ def test_calc():
 
 def test_a_scoped_run_of_pytest_gremlins_mutates_the_scoped_lines_only(tmp_path):
     """The real plugin on a two-function module: scoped to one, the other is never mutated."""
-    import os
-    import subprocess
-    import sys
-
     (tmp_path / "calc.py").write_text(CALC)
     (tmp_path / "test_calc.py").write_text(CALC_TESTS)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
