@@ -110,6 +110,12 @@ def attest(
     )
 
 
+def usage_receipt(cost_eth: str) -> dict[str, Any]:
+    """What the settlement worker hands mark_settled once a charge settled on chain."""
+    return {"cost_eth": cost_eth, "transaction_hash": "0x1", "block_number": 5, "gas_used": 1,
+            "timestamp": 1}  # fmt: skip
+
+
 def fund(s: Store, tenant: str, wei: int, block: int = 1, head: int = 100) -> None:
     s.record_deposit(f"0x{block:064x}", 0, tenant, wei, block)
     s.credit_confirmed(head)
@@ -298,8 +304,7 @@ def test_attest_reserves_settlement_debits_failure_releases(store: Store) -> Non
     assert (bal.total_wei, bal.reserved_wei) == (10_000 * WEI_PER_MICRO, 8000 * WEI_PER_MICRO)
     with pytest.raises(LimitExceeded, match="available balance"):
         attest(store, "tenant_1", "c", charge=eth(2001))
-    receipt = {"cost_eth": "0.004", "transaction_hash": "0x1", "block_number": 5,
-               "gas_used": 1, "timestamp": 1}  # fmt: skip
+    receipt = usage_receipt("0.004")
     assert store.mark_settled("tenant_1", "a", receipt)
     assert not store.mark_settled("tenant_1", "a", receipt)  # idempotent
     assert store.find("tenant_1", "a").bundle["settlement"] == receipt

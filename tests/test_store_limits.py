@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from test_store import LOG_KEY, attest, eth, fund
+from test_store import LOG_KEY, attest, eth, fund, usage_receipt
 from vbill.ledger import store as st
 from vbill.ledger.store import (
     DAY_MS,
@@ -125,9 +125,7 @@ def test_the_on_chain_daily_limit_counts_the_stores_own_spend_when_it_is_larger(
 ) -> None:
     fund(store, "acme", 10**18)
     attest(store, "acme", "a", charge=eth(3000))
-    receipt = {"cost_eth": "0.003", "transaction_hash": "0x1", "block_number": 5,
-               "gas_used": 1, "timestamp": 1}  # fmt: skip
-    assert store.mark_settled("acme", "a", receipt)  # settled: no longer reserved
+    assert store.mark_settled("acme", "a", usage_receipt("0.003"))  # settled: no longer reserved
     on_chain(store, per_request=10**6, daily=5000, spent=0)  # the chain's read lags
     with pytest.raises(LimitExceeded, match="on-chain daily limit"):
         attest(store, "acme", "b", charge=eth(2001))
