@@ -283,3 +283,41 @@ def transition(
     if before.seq + 1 >= U64_LIMIT:
         raise InputError("window.after.seq", "the window has 2^64 - 1 events")
     return charge, WindowState(before.seq + 1, units, amount, before.charge + charge)
+
+
+def correction_transition(
+    tariff: MeteredTariff, units: tuple[int, ...], before: WindowState
+) -> tuple[int, WindowState]:
+    """(credit, state after) of a correction taking `units` back (SPEC §13, protocol-v2.md).
+
+    Priced by the original event's `tariff`, backwards from the window's current state: with
+    a_d = before.units[d] and b_d = a_d − units_d, raw = Σ_d F_d(a_d) − F_d(b_d),
+    amount_after = A − raw, credit = min(R(A) − R(amount_after), before.charge), and the state
+    after is (seq + 1, b, amount_after, before.charge − credit). Because F telescopes, a window
+    without a binding clamp ends where it would have without the corrected units. The caller
+    checks `units` against the original's (≤ per dimension); this refuses what no window allows.
+    """
+    before.check("window.before")
+    if len(units) != MAX_DIMENSIONS:
+        raise InputError("correction.usage", f"must have {MAX_DIMENSIONS} entries")
+    after_units = []
+    for d, (a, u) in enumerate(zip(before.units, units, strict=True)):
+        name = tariff.names[d] if d < len(tariff.names) else f"[{d}]"
+        if type(u) is not int or not 0 <= u <= a:
+            raise InputError(
+                f"correction.usage.{name}", "must be 0 ≤ units ≤ the window's cumulative units"
+            )
+        after_units.append(a - u)
+    b = tuple(after_units)
+    raw = event_amount(tariff, b, units)  # Σ F_d(b_d + units_d) − F_d(b_d), b_d + units_d = a_d
+    amount = before.amount - raw
+    if amount < 0:
+        raise InputError(
+            "window.after.amount",
+            "the correction takes back more than the window's amount (its prices changed)",
+        )
+    mode = tariff.rounding_mode
+    credit = min(round_micros(before.amount, mode) - round_micros(amount, mode), before.charge)
+    if before.seq + 1 >= U64_LIMIT:
+        raise InputError("window.after.seq", "the window has 2^64 - 1 entries")
+    return credit, WindowState(before.seq + 1, b, amount, before.charge - credit)
