@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from test_circuit_metered import flat, request
 from vbill.encode.metered import (
     GENESIS,
+    MeteredCorrection,
     MeteredTariff,
     WindowState,
     correction_transition,
@@ -165,3 +166,34 @@ def test_a_void_ends_the_window_where_it_would_be_without_the_event(
         without.amount,
         without.charge,
     )
+
+
+def wire(usage: Any = None, **edits: Any) -> dict[str, Any]:
+    obj = {"tenant_id": "t", "corrects": "e", "correction_id": "c", "reason": "r", **edits}
+    return obj if usage is None else {**obj, "usage": usage}
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        (wire({"tokens": 6}), "correction.usage.tokens"),
+        (wire({"images": 1}), "correction.usage.images"),
+        (wire({"tokens": -1}), "correction.usage.tokens"),
+        (wire([]), "correction.usage"),
+        (wire(reason=""), "correction.reason"),
+        (wire(extra=1), "correction.extra"),
+        ({"tenant_id": "t", "corrects": "e", "reason": "r"}, "correction.correction_id"),
+    ],
+)
+def test_a_correction_record_names_its_bad_field(obj: dict[str, Any], field: str) -> None:
+    tariff = tokens([(None, "1")])
+    with pytest.raises(InputError) as caught:
+        MeteredCorrection.from_wire(obj, tariff, (5, 0, 0, 0))
+    assert caught.value.field == field
+
+
+def test_without_usage_a_correction_voids_every_unit() -> None:
+    tariff = tokens([(None, "1")])
+    assert MeteredCorrection.from_wire(wire(), tariff, (5, 0, 0, 0)).units == (5, 0, 0, 0)
+    assert MeteredCorrection.from_wire(wire({}), tariff, (5, 0, 0, 0)).units == (0, 0, 0, 0)
+    assert MeteredCorrection.from_wire(wire({"tokens": 5}), tariff, (5, 0, 0, 0)).units[0] == 5

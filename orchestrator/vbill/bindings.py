@@ -18,7 +18,10 @@ BINDING_VERSION = BINDING_V1
 # The binding of metered requests: dimensions × graduated tiers, a proven window state
 # (docs/protocol-v2.md).
 BINDING_V2 = "bn128-poseidon8-v2"
-BINDINGS = (BINDING_V1, BINDING_V2)
+# The binding of corrections of metered events: a credit priced backwards from the window's
+# state, the original's commitment opened (docs/protocol-corrections.md).
+BINDING_V2C = "bn128-poseidon8-v2c"
+BINDINGS = (BINDING_V1, BINDING_V2, BINDING_V2C)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ def _artefacts(version: str, circuit: str, vkey: Path) -> BindingArtefacts:
 ARTEFACTS = {
     BINDING_V1: _artefacts(BINDING_V1, paths.CIRCUIT_NAME, paths.VKEY),
     BINDING_V2: _artefacts(BINDING_V2, "metered_binding", paths.BUILD / "vkey-v2.json"),
+    BINDING_V2C: _artefacts(BINDING_V2C, "correction_binding", paths.BUILD / "vkey-v2c.json"),
 }
 
 

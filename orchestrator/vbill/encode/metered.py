@@ -321,3 +321,59 @@ def correction_transition(
     if before.seq + 1 >= U64_LIMIT:
         raise InputError("window.after.seq", "the window has 2^64 - 1 entries")
     return credit, WindowState(before.seq + 1, b, amount, before.charge - credit)
+
+
+CORRECTION_KEYS = ("tenant_id", "corrects", "correction_id", "reason", "usage")
+
+
+@dataclass(frozen=True)
+class MeteredCorrection:
+    """A correction of one metered event (SPEC §13), encoded: the string fields hashed, the
+    units taken back per dimension in the original tariff's order, padded to 4."""
+
+    tenant_id: int
+    corrects: int
+    correction_id: int
+    reason: int
+    units: tuple[int, ...]
+
+    @classmethod
+    def from_wire(
+        cls,
+        obj: Any,
+        tariff: MeteredTariff,
+        original: tuple[int, ...],
+        path: str = "correction",
+    ) -> MeteredCorrection:
+        """Encode a correction of an event of `original` units under its `tariff`; `usage`
+        absent (or null) takes back every unit (a void). 0 ≤ units ≤ the original's per
+        dimension, every name priced; raises InputError naming the field."""
+        if not isinstance(obj, Mapping):
+            raise InputError(path, f"must be an object, got {_kind(obj)}")
+        _check_keys({"usage": None, **obj}, path, CORRECTION_KEYS)
+        usage = obj.get("usage")
+        if usage is None:
+            units = tuple(original)
+        else:
+            if not isinstance(usage, Mapping):
+                raise InputError(f"{path}.usage", f"must be an object, got {_kind(usage)}")
+            for name in usage:
+                if name not in tariff.names:
+                    raise InputError(f"{path}.usage.{name}", "is not priced by the tariff")
+            taken = []
+            for d, name in enumerate(tariff.names):
+                u = encode_u64(usage.get(name, 0), f"{path}.usage.{name}")
+                if u > original[d]:
+                    raise InputError(
+                        f"{path}.usage.{name}",
+                        f"{u} units is more than the corrected event's {original[d]}",
+                    )
+                taken.append(u)
+            units = tuple(taken) + (0,) * (MAX_DIMENSIONS - len(taken))
+        return cls(
+            tenant_id=encode_string(obj["tenant_id"], f"{path}.tenant_id"),
+            corrects=encode_string(obj["corrects"], f"{path}.corrects"),
+            correction_id=encode_string(obj["correction_id"], f"{path}.correction_id"),
+            reason=encode_string(obj["reason"], f"{path}.reason"),
+            units=units,
+        )
