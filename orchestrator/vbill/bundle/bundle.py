@@ -14,12 +14,13 @@ attaches the proof later (`prove_unproven`) after checking it reproduces the sig
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from vbill.bindings import BINDING_VERSION
 from vbill.bundle.attestation import SCHEME_V1, SCHEME_V2, bundle_digest, fingerprint
+from vbill.bundle.draft import Draft, billing_record, parse_v2
 from vbill.bundle.keys import Attester
 from vbill.encode.charge import charge_for
 from vbill.encode.encoding import (
@@ -29,7 +30,7 @@ from vbill.encode.encoding import (
     encode_tariff_snapshot,
 )
 from vbill.encode.metered import GENESIS, WindowState
-from vbill.errors import InputError, ToolError
+from vbill.errors import ToolError
 from vbill.models import (
     AttestRequest,
     Bundle,
@@ -37,7 +38,6 @@ from vbill.models import (
     MeteredBundle,
     Receipt,
     is_metered,
-    parse_as,
 )
 from vbill.zk.field import to_dec
 from vbill.zk.prover import ProofSource
@@ -46,18 +46,6 @@ from vbill.zk.witness_metered import MeteredPublicSignals
 
 if TYPE_CHECKING:
     from vbill.bundle.metered import MeteredEncoded
-
-
-R = TypeVar("R", AttestRequest, MeteredAttestRequest)
-
-
-def parse_v2(model: type[R], request: R | Mapping[str, Any]) -> R:
-    """Validate an attest request of either binding (the first problem is an InputError
-    naming its field); billing v2 is the only billing version there is."""
-    req = parse_as(model, request)
-    if req.billing_version != "v2":
-        raise InputError("billing_version", "only billing v2 is supported")
-    return req
 
 
 @dataclass(frozen=True)
@@ -79,31 +67,6 @@ def encode_request(request: AttestRequest | Mapping[str, Any]) -> Encoded:
     tariff = encode_tariff_snapshot(tariff_json)
     charge = charge_for(meter, tariff)
     return Encoded(req, meter, tariff, charge, fingerprint(meter_json, tariff_json, charge))
-
-
-@dataclass(frozen=True)
-class Draft:
-    """One event of either binding, ready to prove and sign: its record (the bundle but its
-    attestation), the reference's public signals and, when proving, the circuit's input."""
-
-    record: dict[str, Any]
-    binding_version: str
-    signals: PublicSignals | MeteredPublicSignals
-    witness_input: Callable[[], Mapping[str, str]]
-    model: type[Bundle] | type[MeteredBundle]
-
-
-def billing_record(
-    req: AttestRequest | MeteredAttestRequest, billing: dict[str, Any]
-) -> dict[str, Any]:
-    """The record a bundle signs (either binding): the request as JSON, and its `billing`."""
-    return {
-        "billing_version": req.billing_version,
-        "profileId": req.profileId,
-        "meter_event": req.meter_event.model_dump(mode="json"),
-        "tariff_snapshot": req.tariff_snapshot.model_dump(mode="json"),
-        "billing": billing,
-    }
 
 
 def _draft(enc: Encoded, salt: int, account_salt: int) -> Draft:

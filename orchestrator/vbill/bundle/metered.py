@@ -15,7 +15,7 @@ from typing import Any
 
 from vbill.bindings import BINDING_V2
 from vbill.bundle.attestation import fingerprint
-from vbill.bundle.bundle import Draft, billing_record, parse_v2
+from vbill.bundle.draft import Draft, billing_record, parse_v2
 from vbill.encode.encoding import _DECIMAL_INT, U64_LIMIT
 from vbill.encode.metered import (
     AMOUNT_LIMIT,

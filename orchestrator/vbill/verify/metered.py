@@ -25,7 +25,7 @@ from vbill.bundle.metered import (
 )
 from vbill.encode.metered import transition
 from vbill.models import Attestation, MeteredBillingRecord
-from vbill.verify.verify import Recomputed, Rules
+from vbill.verify.rules import Recomputed, Rules
 from vbill.zk.field import parse_field_element
 from vbill.zk.witness_metered import MeteredPublicSignals
 

@@ -42,6 +42,7 @@ from vbill.models import (
     VerifyResult,
     is_metered,
 )
+from vbill.verify.rules import Recomputed, Rules
 from vbill.verify.trust import TrustSet, default_trust
 from vbill.zk import groth16
 from vbill.zk.field import parse_field_element, to_dec
@@ -67,30 +68,6 @@ class _Parsed:
     billed: BillingRecord | None
     receipt: Receipt | None
     problems: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What differs between bindings: the record model, the public-signal recomputation
-    (from a record and the attestation's salts) and the billing recomputation (from a
-    record named by its request key)."""
-
-    binding: str
-    record: type[Any]
-    signals_for: Callable[[Any, Attestation], Any]
-    recompute: Callable[[str, Any], Recomputed]
-
-
-@dataclass(frozen=True)
-class Recomputed:
-    """A record's charge and fingerprint recomputed by its binding's rules; `source` ends the
-    reason of a wrong charge (what the charge was computed from), `problem` is any other
-    defect the binding found, reported after the charge and before the fingerprint."""
-
-    charge: int
-    fingerprint: str
-    source: str = ""
-    problem: str | None = None
 
 
 def _parse(req: Mapping[str, Any], record_model: type[Any] = BillingRecord) -> _Parsed:
