@@ -16,11 +16,13 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from vbill import metrics
 from vbill.attest import new_account, request_hash, signing_refused, state_before
 from vbill.bundle.bundle import Encoded, encode_request, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
@@ -120,7 +122,10 @@ class Ingestor:
                 break
         for i in todo:
             outcomes[i] = Outcome(None, "conflict", error=TenantRaced("tenant raced twice"))
-        return [o for o in outcomes if o is not None]
+        done = [o for o in outcomes if o is not None]
+        for o in done:
+            metrics.EVENTS.labels(o.status).inc()
+        return done
 
     def _prepare(
         self,
@@ -309,8 +314,11 @@ def prove_and_attach(
         if metered is None:
             raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
         prover = metered
+    started = time.perf_counter()
     proof = prove_unproven(stored.bundle, prover)
-    store.attach_proof(stored.tenant_id, stored.event_id, proof)
+    if store.attach_proof(stored.tenant_id, stored.event_id, proof):
+        metrics.PROOFS.inc()
+        metrics.PROOF_SECONDS.observe(time.perf_counter() - started)
     found = store.find(stored.tenant_id, stored.event_id)
     assert found is not None
     return found

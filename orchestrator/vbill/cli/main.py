@@ -11,7 +11,17 @@ from typing import Any
 
 import click
 
-from vbill.cli import bundle, chain, service, setup, statement, tokens, trust, worker
+from vbill.cli import (
+    bundle,
+    chain,
+    service,
+    setup,
+    statement,
+    tokens,
+    trust,
+    webhooks,
+    worker,
+)
 from vbill.errors import VbillError
 from vbill.version import __version__
 
@@ -47,7 +57,7 @@ def main() -> None:
     """
 
 
-for _module in (bundle, setup, chain, service, tokens, trust, statement, worker):
+for _module in (bundle, setup, chain, service, tokens, trust, statement, worker, webhooks):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -27,11 +27,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from vbill.errors import InputError, ToolError, VbillError
-from vbill.ledger import db, translog
+from vbill.ledger import db, outbox, translog
 from vbill.models import Bundle
 
 WEI_PER_MICRO = 10**12
@@ -233,6 +234,8 @@ MIGRATIONS: list[str] = [
         UNIQUE (tenant_id, event_id)
     );
     """,
+    # 7: webhook endpoints and the outbox their events are delivered from (vbill.ledger.outbox)
+    outbox.SCHEMA,
 ]
 
 
@@ -375,6 +378,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Spend:
+    """What a stored ETH charge was checked against: the day's total before it (None without
+    a daily limit), the daily limit, and the available balance before it (wei)."""
+
+    spent_micros: int | None
+    daily_micros: int | None
+    available_wei: int
+
+
+@dataclass(frozen=True)
 class Charge:
     """What an attest will cost, known before proving (currency and charge in micros)."""
 
@@ -443,6 +456,9 @@ class Store:
             self._private_files()  # before SQLite creates the file with the umask's mode
         self._log_key = log_key
         self.deposits_tracked = True  # False: no chain, so no deposit will ever be credited
+        # webhook marks (Settings): shares of the daily limit, the low-balance mark (wei)
+        self.usage_shares: tuple[Fraction, ...] = (Fraction(4, 5),)
+        self.balance_low_wei: int | None = None
         self._local = threading.local()
         self._tree_lock = threading.RLock()
         self._keys_guard = threading.Lock()
@@ -790,11 +806,13 @@ class Store:
                 (key, value),
             )
 
-    def _check_spend(self, c: sqlite3.Connection, tenant_id: str, charge: Charge) -> None:
-        """Raise LimitExceeded if this ETH charge breaks a limit or the available balance."""
+    def _check_spend(self, c: sqlite3.Connection, tenant_id: str, charge: Charge) -> Spend | None:
+        """Raise LimitExceeded if this ETH charge breaks a limit or the available balance;
+        else what it was checked against (for the events a stored charge raises)."""
         if not charge.is_eth:
-            return
+            return None
         at = now_ms()
+        spent = None
         limits = self._limits(c, tenant_id)
         if (
             limits.per_request_micros is not None
@@ -830,6 +848,43 @@ class Store:
                 "on chain are not spendable)",
                 retry_after=60,
             )
+        return Spend(spent, limits.daily_micros, bal.available_wei)
+
+    def _notify_spend(
+        self,
+        c: sqlite3.Connection,
+        tenant_id: str,
+        event_id: str,
+        charge: Charge,
+        spend: Spend | None,
+        at: int,
+    ) -> None:
+        """Inside the transaction that stores a charge: the webhook events it raises, once per
+        crossing (usage.threshold_reached for each configured share of the daily limit the
+        day's total passes, balance.low when the available balance drops below the mark)."""
+        if spend is None:
+            return
+        if spend.daily_micros is not None and spend.spent_micros is not None:
+            after = spend.spent_micros + charge.charge_micros
+            for share in self.usage_shares:
+                mark = -(-spend.daily_micros * share.numerator // share.denominator)  # ceil
+                if spend.spent_micros < mark <= after:
+                    day = dt.datetime.fromtimestamp(at / 1000, dt.UTC).date().isoformat()
+                    data = {
+                        "limit": "daily",
+                        "day": day,
+                        "share": float(share),
+                        "limit_micros": spend.daily_micros,
+                        "threshold_micros": mark,
+                        "spent_micros": after,
+                        "event_id": event_id,
+                    }
+                    outbox.enqueue(c, tenant_id, "usage.threshold_reached", data, at)
+        low = self.balance_low_wei
+        after_wei = spend.available_wei - charge.charge_micros * WEI_PER_MICRO
+        if low is not None and after_wei < low <= spend.available_wei:
+            low_data = {"available_wei": str(after_wei), "threshold_wei": str(low)}
+            outbox.enqueue(c, tenant_id, "balance.low", {**low_data, "event_id": event_id}, at)
 
     def _check_chain_limits(
         self, c: sqlite3.Connection, tenant_id: str, need_wei: int, bal: Balance, at: int
@@ -1035,7 +1090,7 @@ class Store:
                 return self._same_or_conflict(existing, request_hash), False
             if new_tenant is not None:
                 self._create_tenant(c, tenant_id, *new_tenant)
-            self._check_spend(c, tenant_id, charge)
+            spend = self._check_spend(c, tenant_id, charge)
             if window is not None:
                 head = self._window_head(c, window[0])
                 if (head.seq if head else 0) != window[1]:
@@ -1084,6 +1139,7 @@ class Store:
                         self._advance_window(
                             c, window[0], window[1] + 1, event_id, w.after.model_dump(mode="json")
                         )
+                    self._notify_spend(c, tenant_id, event_id, charge, spend, at)
                 except BaseException:
                     self._tree.truncate(index)
                     raise
@@ -1143,7 +1199,7 @@ class Store:
                         try:
                             if item.new_tenant is not None:
                                 self._create_tenant(c, item.tenant_id, *item.new_tenant)
-                            self._check_spend(c, item.tenant_id, item.charge)
+                            spend = self._check_spend(c, item.tenant_id, item.charge)
                         except BaseException:
                             c.execute("ROLLBACK TO SAVEPOINT ingest_item")
                             raise
@@ -1189,6 +1245,7 @@ class Store:
                         self._advance_window(
                             c, item.window.key, w["seq"], item.event_id, w["after"]
                         )
+                    self._notify_spend(c, item.tenant_id, item.event_id, item.charge, spend, at)
                     out.append(None)  # filled in once the batch's head is signed
                     added.append((len(out) - 1, index, item, leaf))
                 if added:
@@ -1284,6 +1341,15 @@ class Store:
         )
         return int(row[0])
 
+    def oldest_unproven_age_ms(self, now: int) -> int:
+        """How long the oldest bundle awaiting its proof has waited (0 if none)."""
+        row = (
+            self._conn()
+            .execute("SELECT MIN(created_at) FROM bundles WHERE proof_status = 'proving'")
+            .fetchone()
+        )
+        return max(0, now - int(row[0])) if row[0] is not None else 0
+
     # --- transparency log ---
 
     def _sync_tree(self, c: sqlite3.Connection) -> None:
@@ -1364,16 +1430,19 @@ class Store:
             if bundle is None:
                 return False
             bundle["settlement"] = usage_receipt
-            c.execute(
+            charge = c.execute(
                 "UPDATE bundles SET settlement_status = 'settled', settlement_json = ?, "
-                "bundle_json = ?, last_error = NULL WHERE tenant_id = ? AND event_id = ?",
+                "bundle_json = ?, last_error = NULL WHERE tenant_id = ? AND event_id = ? "
+                "RETURNING charge_micros",
                 (
                     json.dumps(usage_receipt, sort_keys=True),
                     json.dumps(bundle, sort_keys=True),
                     tenant_id,
                     event_id,
                 ),
-            )
+            ).fetchone()[0]
+            data = {**usage_receipt, "event_id": event_id, "charge_micros": int(charge)}
+            outbox.enqueue(c, tenant_id, "settlement.settled", data, now_ms())
             return True
 
     def note_settle_error(self, keys: list[tuple[str, str]], error: str) -> None:
@@ -1388,12 +1457,16 @@ class Store:
     def mark_failed(self, tenant_id: str, event_id: str, error: str) -> None:
         """The chain refuses this bundle for good: release its reservation, keep the reason."""
         with self._tx() as c:
-            c.execute(
+            cur = c.execute(
                 "UPDATE bundles SET settlement_status = 'failed', last_error = ?, "
                 "settle_attempts = settle_attempts + 1 "
-                "WHERE tenant_id = ? AND event_id = ? AND settlement_status = 'pending'",
+                "WHERE tenant_id = ? AND event_id = ? AND settlement_status = 'pending' "
+                "RETURNING charge_micros",
                 (error[:500], tenant_id, event_id),
-            )
+            ).fetchone()
+            if cur is not None:
+                data = {"event_id": event_id, "charge_micros": int(cur[0]), "reason": error[:500]}
+                outbox.enqueue(c, tenant_id, "settlement.failed", data, now_ms())
 
     def counts(self) -> dict[str, int]:
         rows = self._conn().execute(

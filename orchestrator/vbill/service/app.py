@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from fractions import Fraction
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from vbill import paths
+from vbill import metrics, paths
 from vbill.attest import Proving
 from vbill.bindings import BINDING_V2, artefacts
 from vbill.bundle.keys import Attester, attester_key_path
@@ -27,6 +28,7 @@ from vbill.service.guard import BodyGuard
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
 from vbill.service.state import ServiceState
+from vbill.service.webhooks import DeliveryPolicy, WebhookDispatcher
 from vbill.verify.trust import file_sha256
 from vbill.version import __version__
 from vbill.zk.native_prover import open_prover
@@ -85,6 +87,8 @@ def build_state(settings: Settings) -> ServiceState:
     attester = _attester(settings)
     store = open_store(settings.database_url, home=settings.home, log_key=attester.account)
     store.deposits_tracked = bool(settings.network)  # no chain: no deposit is ever credited
+    store.usage_shares = tuple(Fraction(str(s)) for s in settings.usage_thresholds)
+    store.balance_low_wei = settings.balance_low_wei
     prover = open_prover(settings.prover_workers)
     state = ServiceState(
         settings=settings,
@@ -128,6 +132,13 @@ def build_state(settings: Settings) -> ServiceState:
             "rpc_host": _host_only(settings.rpc_url),
             "settlement_address": settings.settlement_address,
         }
+    state.webhooks = WebhookDispatcher(
+        store,
+        DeliveryPolicy(
+            settings.webhook_max_attempts, settings.webhook_backoff, settings.webhook_timeout
+        ),
+    )
+    state.metrics = metrics.store_registry(store)
     store.head()  # the empty log gets a signed head at once
     return state
 
@@ -136,7 +147,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     """The vbill HTTP service (docs/http-api.md). Raises ToolError at startup if it cannot serve;
     `prebuilt`: the state already built (`vbill serve` builds it before binding the port, so
     every start-up problem is one line and exit 3, never a traceback inside uvicorn)."""
-    from vbill.service import customer, ingestion, verifier_page
+    from vbill.service import customer, ingestion, verifier_page, webhook_routes
     from vbill.service.openapi import errors, install_docs
     from vbill.service.routes import router
 
@@ -148,6 +159,8 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
             svc.worker.start()
         for proving in svc.provers:
             proving.start()
+        if svc.webhooks is not None:
+            svc.webhooks.start()
         log.info("vbill service up: attester %s", svc.attester.address)
         try:
             yield
@@ -156,6 +169,8 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
                 await anyio.to_thread.run_sync(svc.worker.stop)
             for proving in svc.provers:
                 await anyio.to_thread.run_sync(proving.stop)
+            if svc.webhooks is not None:
+                await anyio.to_thread.run_sync(svc.webhooks.stop)
             if svc.ingestor is not None:
                 svc.ingestor.close()
             svc.prover.close()
@@ -178,6 +193,8 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     app.include_router(router)
     app.include_router(ingestion.router)
     app.include_router(customer.router)
+    app.include_router(webhook_routes.router)
+    app.include_router(webhook_routes.metrics_router)
     app.include_router(verifier_page.router)
     app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting
 

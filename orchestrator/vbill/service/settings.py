@@ -39,6 +39,14 @@ class Settings:
     # USD per ETH for metered ETH bundles' usage.cost_usd: {"rate", "source", "time"?} or
     # {"file", "source"} (vbill.bundle.usage.RateSource); None: no cost_usd
     usd_rate: dict[str, Any] | None = None
+    # webhooks (docs/operations.md): attempts before an event is dead, the first retry's wait
+    # (s, doubling), one attempt's timeout (s); usage.threshold_reached fires as the day's
+    # total crosses each share of the daily limit, balance.low below this many wei
+    webhook_max_attempts: int = 10
+    webhook_backoff: float = 2.0
+    webhook_timeout: float = 10.0
+    usage_thresholds: tuple[float, ...] = (0.8,)
+    balance_low_wei: int | None = None
 
     @classmethod
     def from_env(cls, *, dev: bool = False, home: Path | None = None, **overrides: Any) -> Settings:
@@ -67,12 +75,17 @@ class Settings:
             "settlement_address": pick("VBILL_SETTLEMENT_ADDRESS", "settlement_address"),
             "prover_workers": int(config.get("prover_workers", max(1, (os.cpu_count() or 1)))),
         }
-        for key in ("settle_interval", "anchor_interval"):
+        for key in ("settle_interval", "anchor_interval", "webhook_backoff", "webhook_timeout"):
             if key in config:
                 values[key] = float(config[key])
-        for key in ("settle_batch", "confirmations", "start_block", "local_provers"):
+        for key in (
+            "settle_batch", "confirmations", "start_block", "local_provers",
+            "webhook_max_attempts", "balance_low_wei",
+        ):  # fmt: skip
             if key in config:
                 values[key] = int(config[key])
+        if "usage_thresholds" in config:
+            values["usage_thresholds"] = _shares(config_file, config["usage_thresholds"])
         if "usd_rate" in config:
             values["usd_rate"] = config["usd_rate"]
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -81,6 +94,16 @@ class Settings:
     def resolved(self) -> Settings:
         """Check the settings can serve; in --dev without a secret, create a local one (0600)
         in $VBILL_HOME/dev-attest-secret rather than accept unauthenticated attests."""
+        if not (
+            1 <= self.webhook_max_attempts <= 100
+            and self.webhook_backoff > 0
+            and self.webhook_timeout > 0
+            and (self.balance_low_wei or 0) >= 0
+        ):
+            raise ToolError(
+                "webhook settings out of range: webhook_max_attempts 1..100, webhook_backoff "
+                "and webhook_timeout > 0 s, balance_low_wei ≥ 0"
+            )  # fmt: skip
         if self.attest_secret:
             if len(self.attest_secret) < 16:
                 raise ToolError("VDI_ATTEST_SECRET is shorter than 16 characters; use a long one")
@@ -113,7 +136,21 @@ CONFIG_KEYS = (
     "start_block",
     "local_provers",
     "usd_rate",
+    "webhook_max_attempts",
+    "webhook_backoff",
+    "webhook_timeout",
+    "usage_thresholds",
+    "balance_low_wei",
 )
+
+
+def _shares(config_file: Path, value: Any) -> tuple[float, ...]:
+    """usage_thresholds: a list of shares of a limit, each 0 < share ≤ 1."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in value
+    ):
+        raise ToolError(f"{config_file}: usage_thresholds must be a list of shares 0 < s ≤ 1")
+    return tuple(float(v) for v in value)
 
 
 def _check_keys(config_file: Path, config: Any) -> None:

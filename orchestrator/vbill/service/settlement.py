@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vbill import chain as chainmod
+from vbill import metrics
 from vbill.ledger.store import ChainAccount, Store, StoredBundle
 
 log = logging.getLogger("vbill.settlement")
@@ -230,6 +231,7 @@ class SettlementWorker:
             except Exception as exc:
                 self.store.mark_failed(sb.tenant_id, sb.event_id, f"not settleable: {exc}")
                 self.status.failed += 1
+                metrics.SETTLEMENTS.labels("failed").inc()
                 continue
             if fns.isNullifierUsed(s.nullifier).call():
                 self._recover(chain, sb, s)
@@ -265,6 +267,7 @@ class SettlementWorker:
                 [(sb.tenant_id, sb.event_id) for sb, _ in ready], f"{type(exc).__name__}: {exc}"
             )
             raise
+        metrics.GAS.inc(sum(r.gas_used for r in results))
         tx = results[-1].transaction_hash
         for sb, _ in ready:
             self._attach(chain, sb, tx)
@@ -301,6 +304,7 @@ class SettlementWorker:
             # the batch without it passed: its proof is the bad one
             self.store.mark_failed(*key, f"chain refuses it: {revert}")
             self.status.failed += 1
+            metrics.SETTLEMENTS.labels("failed").inc()
         else:  # balance, limits, tariff acceptance: may change; keep pending, say why
             self.store.note_settle_error([key], f"chain refuses it for now: {revert}")
 
@@ -332,6 +336,7 @@ class SettlementWorker:
         usage.pop("charges", None)
         if self.store.mark_settled(sb.tenant_id, sb.event_id, usage):
             self.status.settled += 1
+            metrics.SETTLEMENTS.labels("settled").inc()
 
     def _recover(self, chain: chainmod.Chain, sb: StoredBundle, s: chainmod.Settlement) -> None:
         """The nullifier is spent on chain: find the settling transaction and record it."""
@@ -350,6 +355,7 @@ class SettlementWorker:
                 sb.tenant_id, sb.event_id, "nullifier already used on chain without a settlement"
             )
             self.status.failed += 1
+            metrics.SETTLEMENTS.labels("failed").inc()
             return
         self._attach(chain, sb, logs[0]["transactionHash"].to_0x_hex())
 

@@ -33,6 +33,8 @@ class ServiceState:
     provers: list[ProvingWorker] = field(default_factory=list)  # local proving workers
     chain_info: dict[str, Any] = field(default_factory=dict)
     metered: Proving | None = None  # binding v2's prover, when its key is built here
+    webhooks: Any = None  # the outbox's WebhookDispatcher (vbill.service.webhooks)
+    metrics: Any = None  # the store's scrape-time gauges (vbill.metrics.store_registry)
 
     def revocation_document(self) -> dict[str, Any]:
         """The signed revocation list: revoked (compromised) and retired (rotated-out) keys."""
