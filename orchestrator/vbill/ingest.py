@@ -42,6 +42,7 @@ from vbill.ledger.store import (
     WindowKey,
 )
 from vbill.models import is_metered
+from vbill.poller import Poller
 from vbill.zk.prover import ProofSource
 
 log = logging.getLogger("vbill.ingest")
@@ -328,11 +329,13 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-class ProvingWorker:
+class ProvingWorker(Poller):
     """Claims `proving` bundles with a lease, proves them, attaches the proofs; stops when
     `stop()` is called. Runs in a thread (`vbill serve`'s local workers) or as the body of
     `vbill worker`. `metered`: binding v2's prover (metered bundles prove from the window
     state they carry, in any order); without it they are left to workers that have one."""
+
+    what = "proving worker"
 
     def __init__(
         self,
@@ -344,12 +347,10 @@ class ProvingWorker:
         idle: float = 0.2,
         name: str | None = None,
     ) -> None:
+        super().__init__(name or worker_id(), idle, log)
         self.store, self.prover, self.metered = store, prover, metered
-        self.lease_ms, self.idle = lease_ms, idle
-        self.name = name or worker_id()
+        self.lease_ms = lease_ms
         self.proved = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         """Prove what one claim returns; how many proofs were attached."""
@@ -367,20 +368,5 @@ class ProvingWorker:
         self.proved += done
         return done
 
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.run_once() == 0:
-                    self._stop.wait(self.idle)
-            except Exception as exc:  # the store unreachable for a moment: retry
-                log.error("proving worker %s: %s", self.name, exc)
-                self._stop.wait(1.0)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name=f"prove:{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+    def start(self, thread_name: str | None = None) -> None:
+        super().start(thread_name or f"prove:{self.name}")

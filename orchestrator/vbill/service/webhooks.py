@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from vbill.errors import InputError
 from vbill.ingest import worker_id
 from vbill.ledger.outbox import Delivery, Endpoint, Outbox
 from vbill.ledger.store import Store, now_ms
+from vbill.poller import Poller
 
 log = logging.getLogger("vbill.webhooks")
 USER_AGENT = "vbill-webhooks/1"
@@ -72,9 +72,11 @@ class DeliveryPolicy:
         return int(3 * self.timeout * 1000)
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(Poller):
     """Claims due outbox rows, delivers them (up to `parallel` at once, one per queue), records
     each outcome; stops when `stop()` is called."""
+
+    what = "webhook dispatcher"
 
     def __init__(
         self,
@@ -85,11 +87,9 @@ class WebhookDispatcher:
         parallel: int = 8,
         name: str | None = None,
     ) -> None:
+        super().__init__(name or "webhooks:" + worker_id(), idle, log)
         self.outbox = Outbox(store)
-        self.policy, self.idle, self.parallel = policy, idle, parallel
-        self.name = name or "webhooks:" + worker_id()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.policy, self.parallel = policy, parallel
         self._client = httpx.Client(timeout=policy.timeout, follow_redirects=False)
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="webhook")
 
@@ -120,23 +120,8 @@ class WebhookDispatcher:
             " (dead: `vbill webhooks redeliver` queues it again)" if fate == "dead" else "",
         )  # fmt: skip
 
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.run_once() == 0:
-                    self._stop.wait(self.idle)
-            except Exception as exc:  # the store unreachable for a moment: retry
-                log.error("webhook dispatcher %s: %s", self.name, exc)
-                self._stop.wait(1.0)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        super().stop()
         self._pool.shutdown()
         self._client.close()
 
