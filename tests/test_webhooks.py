@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from test_store import LOG_KEY, attest, fund, usage_receipt
 from vbill.cli import main
 from vbill.ledger.outbox import Outbox
-from vbill.ledger.store import DB_NAME, Store, now_ms
+from vbill.ledger.store import DB_NAME, WEI_PER_MICRO, Charge, LimitExceeded, Limits, Store, now_ms
 from vbill.service.webhooks import DeliveryPolicy, WebhookDispatcher
 from webhook_receiver import Receiver
 
@@ -135,3 +137,36 @@ def test_cli_manages_endpoints_and_shows_a_secret_once(tmp_path: Path, monkeypat
         assert bad.exit_code == 2 and "url" in bad.stderr
     finally:
         receiver.stop()
+
+
+def test_events_are_written_with_the_change_they_report(where) -> None:
+    """Each share of the daily limit fires once, as the charge that crosses it is stored; a
+    refused charge writes nothing; settlement outcomes carry the receipt or the reason."""
+    c = 221_040
+    s = Store(where, log_key=LOG_KEY)
+    s.add_tenant("t", 1, 2)
+    s.usage_shares, s.balance_low_wei = (Fraction(1, 2), Fraction(4, 5)), 7 * c * WEI_PER_MICRO
+    Outbox(s).add_endpoint("http://127.0.0.1:9/hook", (), now_ms())  # nothing listens there
+    fund(s, "t", 10 * c * WEI_PER_MICRO)
+    s.set_limits("t", Limits(None, 5 * c))
+    for i in range(1, 6):
+        attest(s, "t", f"e{i}", charge=Charge("ETH", c))
+    with pytest.raises(LimitExceeded):
+        attest(s, "t", "e6", charge=Charge("ETH", c))
+    assert s.mark_settled("t", "e1", usage_receipt("0.22104"))
+    s.mark_failed("t", "e2", "chain refuses it: BillingSettlement__UnknownTariff()")
+    s.mark_failed("t", "e2", "again")  # no longer pending: no second event
+    rows = s._conn().execute("SELECT event_type, payload FROM outbox ORDER BY id").fetchall()
+    got = [(r[0], json.loads(r[1])["data"]) for r in rows]
+    assert [(t, d.get("event_id")) for t, d in got] == [
+        ("usage.threshold_reached", "e3"),  # 2.5 c crossed by 3 c
+        ("usage.threshold_reached", "e4"),
+        ("balance.low", "e4"),  # 7 c available before it, 6 c after
+        ("settlement.settled", "e1"),
+        ("settlement.failed", "e2"),
+    ]
+    assert got[0][1]["threshold_micros"] == 552_600 and got[0][1]["spent_micros"] == 3 * c
+    assert got[2][1]["available_wei"] == str(6 * c * WEI_PER_MICRO)
+    assert got[3][1]["transaction_hash"] == "0x1" and got[3][1]["charge_micros"] == c
+    assert got[4][1]["reason"] == "chain refuses it: BillingSettlement__UnknownTariff()"
+    assert {d["tenant_id"] for _, d in got} == {"t"}
