@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from http_server import ATTEST, AUTH, VERIFY
 from servicekit import Served, counts, start_service, vbill
+from test_verify import set_in
 from vbill.bundle.keys import Attester
 from vbill.service.guard import MAX_BODY_BYTES
 
@@ -488,3 +489,66 @@ def test_a_database_with_integer_amounts_migrates_exactly(tmp_path: Path) -> Non
     assert s.bundles()[0].charge_micros == 2**63 - 1
     assert s.limits("t") == store_mod.Limits(2**63 - 1, 7)
     assert s.balance("t").reserved_wei == (2**63 - 1) * store_mod.WEI_PER_MICRO
+
+
+# --- issue 24: hostile values inside a well-formed bundle ---
+
+HOSTILE = {
+    "charge-negative": (("billing", "expected_charge_micros"), -1),
+    "charge-80-digits": (("billing", "expected_charge_micros"), 10**79),
+    "charge-2-256": (("billing", "expected_charge_micros"), 2**256),
+    "vkey-lone-surrogate": (("attestation", "billing_proof", "vkey_sha256"), "\ud800"),
+    "profile-lone-surrogate": (("profileId",), "\ud800"),
+}
+
+
+def _hostile(bundle: dict[str, Any], name: str) -> dict[str, Any]:
+    return set_in(bundle, *HOSTILE[name])
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_value_in_a_verify_body_is_a_verdict_not_a_500(
+    served: Served, pilot_bundle: dict[str, Any], name: str
+) -> None:
+    from vbill.verify.verify import request_from_bundle
+
+    body = request_from_bundle(_hostile(pilot_bundle, name))
+    with served.client() as http:
+        r = http.post(
+            VERIFY, content=json.dumps(body), headers={"content-type": "application/json"}
+        )
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["valid"] is False
+    reasons = [result[k]["reason"] for k in ("verification", "billing_check",
+               "incircuit_binding_verification") if not result[k]["valid"]]  # fmt: skip
+    assert reasons and all(reasons), result
+    path = ".".join(HOSTILE[name][0])
+    if "charge" in name:  # the field is named where it is parsed, before any encoder
+        assert result["verification"]["reason"].startswith(f"expected_billing_v2.{path}: ")
+    if name == "vkey-lone-surrogate":  # echoed escaped, never as an unencodable character
+        assert "\\ud800" in result["incircuit_binding_verification"]["reason"]
+
+
+def test_hostile_bundles_do_not_stop_a_batch_or_a_statement(
+    tmp_path: Path, pilot_bundle: dict[str, Any], attester: Attester
+) -> None:
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "a-good.json").write_text(json.dumps(pilot_bundle))
+    for name in HOSTILE:
+        (batch / f"b-{name}.json").write_text(json.dumps(_hostile(pilot_bundle, name)))
+    out = vbill("verify", "--json", "--batch", str(batch), "--trust-attester", attester.address,
+                home=tmp_path)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["total"] == 1 + len(HOSTILE) and summary["valid"] == 1
+    assert all(i["reasons"] for i in summary["invalid"])
+    files = sorted(str(p) for p in batch.iterdir())
+    each = vbill("verify", *files, "--trust-attester", attester.address, home=tmp_path)
+    assert each.returncode == 1 and "Traceback" not in each.stderr, each.stderr
+    assert each.stdout.count("INVALID") == len(HOSTILE)  # one verdict per file, all printed
+    st = vbill("statement", *files, "--trust-attester", attester.address, home=tmp_path)
+    assert st.returncode == 1 and "Traceback" not in st.stderr, st.stderr
+    assert st.stdout.count("not a metered bundle") == 1 + len(HOSTILE), st.stdout

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """`text` with whatever UTF-8 cannot encode (a lone surrogate echoed from hostile input)
+    escaped as `\\udXXX`, so a reason, a message or a report always prints and serialises."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class VbillError(Exception):
     """Base of every error vbill raises on purpose; `exit_code` is the CLI's exit code."""
 

@@ -8,11 +8,19 @@ Every model forbids unknown fields: a field outside the hashes would be silently
 from __future__ import annotations
 
 import copy
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
-from vbill.errors import InputError
+from vbill.errors import InputError, printable
 
 BILLING_VERSION = "v2"
 PROFILE_ID = "VDI_VERIFY_STANDARD_V1"
@@ -152,8 +160,13 @@ class AttestRequest(_Request[MeterEvent, TariffSnapshot]):
     )
 
 
+# A charge is < 2^64 (the circuits' range checks); anything else names the field at parse time
+# instead of failing in the EIP-712 encoder (uint256) or reaching the comparison.
+ChargeMicros = Annotated[StrictInt, Field(ge=0, lt=2**64)]
+
+
 class Billing(_Strict):
-    expected_charge_micros: StrictInt
+    expected_charge_micros: ChargeMicros
     billing_verify_fingerprint: StrictStr
 
 
@@ -327,7 +340,7 @@ class Window(_Strict):
 
 
 class MeteredBilling(_Strict):
-    expected_charge_micros: StrictInt
+    expected_charge_micros: ChargeMicros
     billing_verify_fingerprint: StrictStr
     window: Window
 
@@ -415,6 +428,12 @@ class Verdict(BaseModel):
     valid: bool
     reason: str | None = None
 
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, reason: str | None) -> str | None:
+        """A reason may echo hostile input: it must still encode (JSON over HTTP, a terminal)."""
+        return None if reason is None else printable(reason)
+
 
 class BindingVerdict(Verdict):
     binding_version: str
@@ -430,6 +449,11 @@ class VerifyResult(BaseModel):
         default_factory=list,
         description="what a reader must know even about a valid result (e.g. a dev-insecure key)",
     )
+
+    @field_validator("warnings")
+    @classmethod
+    def _printable(cls, warnings: list[str]) -> list[str]:
+        return [printable(w) for w in warnings]
 
 
 # --- the customer's side: accounts, tokens, receipts (service/customer.py, vbill.client) ---

@@ -15,7 +15,7 @@ from rich.progress import Progress
 from vbill import jsonio, paths
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.cli.output import emit, json_option
-from vbill.errors import InputError, VerificationFailed
+from vbill.errors import InputError, VerificationFailed, printable
 from vbill.models import VerifyResult, is_metered
 from vbill.verify.trust import TrustSet, default_trust, file_sha256
 from vbill.verify.verify import (
@@ -312,7 +312,7 @@ def verify(
         emit(out[str(bundles[0])] if len(bundles) == 1 else out, True)
     else:
         for name, result in results.items():
-            click.echo(_summary(name, result))
+            click.echo(printable(_summary(name, result)))
     if not all(r.valid for r in results.values()):
         raise click.exceptions.Exit(VerificationFailed.exit_code)
 

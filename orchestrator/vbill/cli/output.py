@@ -7,13 +7,15 @@ from typing import Any
 
 import click
 
+from vbill.errors import printable
+
 
 def emit(data: Any, as_json: bool, human: str | None = None) -> None:
     """Print `data` as JSON for scripts, or `human` text for people."""
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
     elif human is not None:
-        click.echo(human)
+        click.echo(printable(human))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

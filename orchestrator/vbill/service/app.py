@@ -6,6 +6,7 @@ so tests run the real app in-process or under uvicorn with no global state.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,15 @@ from vbill.version import __version__
 from vbill.zk.native_prover import open_prover
 
 log = logging.getLogger("vbill.service")
+
+
+class SafeJSON(JSONResponse):
+    """JSON whose text may echo hostile input: a character UTF-8 cannot encode (a lone
+    surrogate) goes out as its JSON escape instead of failing the answer with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
 
 
 def _attester(settings: Settings) -> Attester:
@@ -185,6 +195,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
         "verify bundles, read the transparency log, settle charges in ETH. "
         'Every error is `{"detail": ...}` (schema `Error`); see docs/http-api.md.',
         lifespan=lifespan,
+        default_response_class=SafeJSON,
         docs_url=None,  # served offline by install_docs
         redoc_url=None,
         responses=errors(400, 413),  # any route: VbillError, BodyGuard
@@ -199,30 +210,30 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting
 
     @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse(
+    async def _input(_: Request, exc: InputError) -> SafeJSON:
+        return SafeJSON(
             status_code=422, content={"detail": {"field": exc.field, "message": exc.message}}
         )
 
     @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
+    async def _conflict(_: Request, exc: Conflict) -> SafeJSON:
+        return SafeJSON(status_code=409, content={"detail": str(exc)})
 
     @app.exception_handler(LimitExceeded)
-    async def _limit(_: Request, exc: LimitExceeded) -> JSONResponse:
-        return JSONResponse(
+    async def _limit(_: Request, exc: LimitExceeded) -> SafeJSON:
+        return SafeJSON(
             status_code=429,
             content={"detail": exc.reason, "retry_after": exc.retry_after},
             headers={"Retry-After": str(exc.retry_after)},
         )
 
     @app.exception_handler(ToolError)
-    async def _tool(_: Request, exc: ToolError) -> JSONResponse:
+    async def _tool(_: Request, exc: ToolError) -> SafeJSON:
         log.error("environment error: %s", exc)
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+        return SafeJSON(status_code=503, content={"detail": str(exc)})
 
     @app.exception_handler(VbillError)
-    async def _vbill(_: Request, exc: VbillError) -> JSONResponse:
-        return JSONResponse(status_code=400, content={"detail": str(exc)})
+    async def _vbill(_: Request, exc: VbillError) -> SafeJSON:
+        return SafeJSON(status_code=400, content={"detail": str(exc)})
 
     return app

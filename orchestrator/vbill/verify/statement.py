@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vbill.errors import printable
 from vbill.models import VerifyResult
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import Groth16Check, unreadable_result, verify_bundle
@@ -41,6 +42,10 @@ class Problem:
     at: str
     index: int | None
     message: str
+
+    def __post_init__(self) -> None:  # names and values may echo hostile input
+        object.__setattr__(self, "at", printable(self.at))
+        object.__setattr__(self, "message", printable(self.message))
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "at": self.at, "index": self.index, "message": self.message}
