@@ -552,3 +552,53 @@ def test_hostile_bundles_do_not_stop_a_batch_or_a_statement(
     st = vbill("statement", *files, "--trust-attester", attester.address, home=tmp_path)
     assert st.returncode == 1 and "Traceback" not in st.stderr, st.stderr
     assert st.stdout.count("not a metered bundle") == 1 + len(HOSTILE), st.stdout
+
+
+def _event(pilot: dict[str, Any], event_id: str, **top: Any) -> dict[str, Any]:
+    body = copy.deepcopy(pilot)
+    body["meter_event"].update(tenant_id="tenant_hostile_batch", event_id=event_id)
+    return {**body, **top}
+
+
+def test_a_batch_with_a_lone_surrogate_reports_every_event(
+    served: Served, pilot_request: dict[str, Any]
+) -> None:
+    events = [
+        _event(pilot_request, "evt_batch_good_1"),
+        _event(pilot_request, "\ud800"),
+        _event(pilot_request, "evt_batch_bad_profile", profileId="\ud800"),
+        _event(pilot_request, "evt_batch_good_2"),
+    ]
+    with served.client() as http:
+        r = http.post(
+            "/api/vdi/billing/events",
+            content=json.dumps({"events": events}),
+            headers={**AUTH, "content-type": "application/json"},
+        )
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [o["status"] for o in results] == ["created", "invalid", "invalid", "created"]
+        assert results[1]["event_id"] == "\\ud800"  # escaped: the answer always encodes
+        assert results[1]["error"]["field"] == "meter_event.event_id"
+        assert results[2]["error"]["field"] == "profileId"
+        # what the batch reported is what is stored
+        for o in results:
+            found = http.get(
+                f"/api/vdi/billing/bundles/{o['event_id']}",
+                params={"tenant_id": "tenant_hostile_batch"},
+                headers=AUTH,
+            )
+            assert found.status_code == (200 if o["status"] == "created" else 404), found.text
+
+
+def test_a_lone_surrogate_profile_id_is_422_on_attest(
+    served: Served, pilot_request: dict[str, Any]
+) -> None:
+    body = _event(pilot_request, "evt_attest_bad_profile", profileId="\ud800")
+    with served.client() as http:
+        before = counts(http)
+        r = http.post(ATTEST, content=json.dumps(body),
+                      headers={**AUTH, "content-type": "application/json"})  # fmt: skip
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"]["field"] == "profileId"
+        assert counts(http) == before

@@ -28,7 +28,7 @@ from vbill.bundle.bundle import Encoded, encode_request, prove_unproven, sign_un
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import MeteredEncoded, encode_metered_request
 from vbill.bundle.usage import RateSource, with_snapshot
-from vbill.errors import InputError, ToolError, VbillError
+from vbill.errors import InputError, ToolError, VbillError, printable
 from vbill.ledger.store import (
     Charge,
     Conflict,
@@ -61,12 +61,15 @@ class Outcome:
     error: VbillError | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"event_id": self.event_id, "status": self.status}
+        # an event id or message may echo hostile input (a lone surrogate): escaped, so the
+        # answer of a batch whose good events are already committed always encodes
+        event_id = None if self.event_id is None else printable(self.event_id)
+        out: dict[str, Any] = {"event_id": event_id, "status": self.status}
         if self.error is not None:
             out["error"] = (
-                {"field": self.error.field, "message": self.error.message}
+                {"field": printable(self.error.field), "message": printable(self.error.message)}
                 if isinstance(self.error, InputError)
-                else str(self.error)
+                else printable(str(self.error))
             )
         return out
 

@@ -23,7 +23,17 @@ def parse_v2(model: type[R], request: R | Mapping[str, Any]) -> R:
     req = parse_as(model, request)
     if req.billing_version != "v2":
         raise InputError("billing_version", "only billing v2 is supported")
+    if not req.profileId.isascii() and not _well_formed(req.profileId):
+        raise InputError("profileId", "must be valid Unicode (no lone surrogates)")
     return req
+
+
+def _well_formed(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
