@@ -14,8 +14,13 @@ NPM_STAMP := node_modules/.installed
 
 .PHONY: help install test lint format demo clean
 
-help: ## list the targets
+help: ## list the targets, then every binding's own targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@echo
+	@echo "[BINDING=] is a key of circuits/circuits.json: $(BINDINGS) (default: all of them)."
+	@echo "Per binding, <target>-<key> runs one target for one binding:"
+	@$(foreach b,$(BINDINGS),echo "  $(b) ($($(b)_VERSION), ptau 2^$($(b)_POWER), $($(b)_VKEY); pinned phase 1: $($(b)_PTAU_VAR)=…)"; \
+	  echo "    $(addsuffix -$(b),$(BINDING_TARGETS))$(if $($(b)_TAG), setup-$($(b)_TAG))";)
 
 install: $(PY_STAMP) $(NPM_STAMP) ## install pinned Python (.venv) and node (node_modules) tools; idempotent
 
@@ -61,25 +66,27 @@ clean: ## remove generated artefacts (keeps the cached dev ptau)
 # --- circuit and trusted-setup pipeline (docs/trusted-setup.md) ---
 # Every step below is deterministic except `contribute` (snarkjs mixes in fresh randomness).
 # The dev ceremony uses public beacons only: reproducible and INSECURE ("dev-insecure").
-CIRCUIT := billing_binding
+#
+# One rule set for every binding of circuits/circuits.json (binding_rules below, generated per
+# entry): a new binding is an entry there plus its circuit file. Each target X of compile, info,
+# setup, vkey, contribute, beacon and verify-setup runs X-<key> for the bindings BINDING=<key>
+# names (default: all of them). The first entry is the manifest's top level (its format since
+# v1); the others are recorded under `bindings`.
 CIRCOM := node_modules/.bin/circom2
 SNARKJS := node_modules/.bin/snarkjs
 CIRCOM_FLAGS := --r1cs --wasm --sym --O2 -l node_modules
-# v1's own sources (billing_binding.circom and what it includes), so adding a binding never
-# rebuilds v1; its circuits.json entry is keyed below, not the whole file.
-CIRCUIT_SRCS := $(addprefix circuits/,$(addsuffix .circom,billing_binding clamp commitment keys linear_charge meter_hash range tariff_hash))
-circuit_entry = $(shell $(PYTHON) -c 'import json; print(json.dumps(json.load(open("circuits/circuits.json"))["$(1)"], sort_keys=True))')
-B_R1CS := build/$(CIRCUIT).r1cs
-B_WASM := build/$(CIRCUIT)_js/$(CIRCUIT).wasm
-B_ZKEY0 := build/$(CIRCUIT)_0000.zkey
-B_ZKEY := build/$(CIRCUIT).zkey
-B_NEXT := build/$(CIRCUIT)_next.zkey
-B_VKEY := build/vkey.json
-B_MANIFEST := build/manifest.json
-B_VERIFY_LOG := build/zkey-verify.log
 SETUP_PY := $(PY) -m vbill.zk.setup
-ptau_power = $(shell $(PYTHON) -c 'import json; print(json.load(open("circuits/circuits.json"))["$(1)"]["ptau_power"])')
-PTAU_POWER := $(call ptau_power,$(CIRCUIT))
+B_MANIFEST := build/manifest.json
+# stdlib only, so it runs before `make install`: the bindings, their files and stamp keys
+CIRCUITS_PY := $(PYTHON) -S orchestrator/vbill/zk/circuits.py
+BINDINGS := $(shell $(CIRCUITS_PY) names)
+PRIMARY := $(firstword $(BINDINGS))
+BINDING ?=
+SELECTED := $(or $(strip $(BINDING)),$(BINDINGS))
+ifneq ($(filter-out $(BINDINGS),$(SELECTED)),)
+$(error BINDING=$(BINDING) is not a key of circuits/circuits.json (one of: $(BINDINGS)))
+endif
+BINDING_TARGETS := compile info setup vkey contribute beacon verify-setup
 
 # Public beacons of the dev ceremony (not secret, that is the point of a beacon):
 #   PHASE1_BEACON = sha256("vbill/bn128-poseidon8-v1/dev-insecure/phase1-beacon")
@@ -90,75 +97,135 @@ PHASE1_BEACON_EXP := 10
 PHASE2_BEACON := ddb2cf281a55a4e4815b7e97268692b3825b0d288b065bf61527aeb531827c2c
 PHASE2_BEACON_EXP := 10
 dev_ptau = build/ptau-dev/pot$(1)_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau
-DEV_PTAU := $(call dev_ptau,$(PTAU_POWER))
-
-# PTAU=ptau/powersOfTau28_hez_final_NN.ptau uses a pinned Hermez file (checked against
-# ptau/pinned.json); without it the cached dev ceremony is used.
-PTAU ?=
-ifeq ($(strip $(PTAU)),)
-PTAU_FILE := $(DEV_PTAU)
-PTAU_SOURCE := dev-beacon
-PTAU_ARGS := --beacon-hash $(PHASE1_BEACON) --beacon-exp $(PHASE1_BEACON_EXP)
-PTAU_ID := dev:$(PTAU_POWER):$(PHASE1_BEACON):$(PHASE1_BEACON_EXP)
-else
-PTAU_FILE := $(PTAU)
-PTAU_SOURCE := pinned
-PTAU_ARGS :=
-PTAU_ID := pinned:$(notdir $(PTAU))
-endif
-
-# The setup stamp is keyed by everything the artefacts are a function of: circuit sources,
-# pinned tool versions (package-lock.json), the manifest writer, the ptau and the beacons.
 TOOL_VERSIONS := $(shell $(PYTHON) -c 'import json; l = json.load(open("package-lock.json"))["packages"]; print(*(p + "@" + l["node_modules/" + p]["version"] for p in ("circom2", "snarkjs", "circomlib")))')
-SETUP_KEY := $(shell { cat $(CIRCUIT_SRCS) orchestrator/vbill/zk/setup.py; echo '$(call circuit_entry,$(CIRCUIT))'; echo "$(TOOL_VERSIONS) $(PTAU_ID) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP)"; } | sha256sum | cut -c1-16)
-SETUP_STAMP := build/.setup-$(SETUP_KEY)
-SETUP_OUTPUTS := $(B_R1CS) $(B_WASM) $(B_ZKEY) $(B_VKEY) $(B_MANIFEST)
-ifneq ($(words $(wildcard $(SETUP_OUTPUTS))),$(words $(SETUP_OUTPUTS)))
-.PHONY: $(SETUP_STAMP)
-endif
 
-# Binding v2 (metered tariffs, docs/protocol-v2.md): its own circuit, ptau power, stamp and
-# artefacts beside v1's, from the same dev beacons. PTAU_V2=ptau/powersOfTau28_hez_final_NN.ptau
-# uses a pinned phase-1 file (NN >= its ptau_power) instead of the dev ceremony.
-V2 := metered_binding
-V2_SRCS := $(sort $(wildcard circuits/metered_*.circom) circuits/range.circom circuits/keys.circom circuits/clamp.circom)
-V2_POWER := $(call ptau_power,$(V2))
-V2_R1CS := build/$(V2).r1cs
-V2_WASM := build/$(V2)_js/$(V2).wasm
-V2_ZKEY0 := build/$(V2)_0000.zkey
-V2_ZKEY := build/$(V2).zkey
-V2_NEXT := build/$(V2)_next.zkey
-V2_VKEY := build/vkey-v2.json
-V2_VERIFY_LOG := build/zkey-verify-v2.log
-V2_DEV_PTAU := $(call dev_ptau,$(V2_POWER))
-PTAU_V2 ?=
-ifeq ($(strip $(PTAU_V2)),)
-V2_PTAU_FILE := $(V2_DEV_PTAU)
-V2_PTAU_SOURCE := dev-beacon
-V2_PTAU_ARGS := --beacon-hash $(PHASE1_BEACON) --beacon-exp $(PHASE1_BEACON_EXP)
-V2_PTAU_ID := dev:$(V2_POWER):$(PHASE1_BEACON):$(PHASE1_BEACON_EXP)
-else
-V2_PTAU_FILE := $(PTAU_V2)
-V2_PTAU_SOURCE := pinned
-V2_PTAU_ARGS :=
-V2_PTAU_ID := pinned:$(notdir $(PTAU_V2))
-endif
-V2_KEY := $(shell { cat $(V2_SRCS); echo '$(call circuit_entry,$(V2))'; echo "$(TOOL_VERSIONS) $(V2_PTAU_ID) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP)"; } | sha256sum | cut -c1-16)
-# Keyed by what the keys are a function of (not setup.py: the manifest record is written by
-# setup-v2 on every run). Outside v1's `build/.setup-*` glob: a v1 rebuild keeps v2's keys.
-V2_STAMP := build/.v2-setup-$(V2_KEY)
-V2_OUTPUTS := $(V2_R1CS) $(V2_WASM) $(V2_ZKEY) $(V2_VKEY)
-ifneq ($(words $(wildcard $(V2_OUTPUTS))),$(words $(V2_OUTPUTS)))
-.PHONY: $(V2_STAMP)
-endif
+# One binding's names ($(1) = its circuits.json key). Its phase 1 is the cached dev ceremony at
+# its ptau_power, or a pinned Hermez file given as PTAU=… (v1) / PTAU_<TAG>=… (PTAU_V2=… for
+# v2), checked against ptau/pinned.json. The stamp build/.[<tag>-]setup-<key> is keyed by what
+# the keys are a function of: the circuit sources, the entry, the pinned tool versions
+# (package-lock.json), the ptau and the beacons (orchestrator/vbill/zk/circuits.py setup_key).
+define binding_vars
+$(1)_INFO := $$(shell $$(CIRCUITS_PY) info $(1))
+$(1)_FILE := $$(word 1,$$($(1)_INFO))
+$(1)_POWER := $$(word 2,$$($(1)_INFO))
+$(1)_VKEY := build/$$(word 3,$$($(1)_INFO))
+$(1)_TAG := $$(filter-out -,$$(word 4,$$($(1)_INFO)))
+$(1)_PTAU_VAR := $$(word 5,$$($(1)_INFO))
+$(1)_VERSION := $$(word 6,$$($(1)_INFO))
+$(1)_MAIN := circuits/$$($(1)_FILE).circom
+$(1)_R1CS := build/$$($(1)_FILE).r1cs
+$(1)_WASM := build/$$($(1)_FILE)_js/$$($(1)_FILE).wasm
+$(1)_ZKEY0 := build/$$($(1)_FILE)_0000.zkey
+$(1)_ZKEY := build/$$($(1)_FILE).zkey
+$(1)_NEXT := build/$$($(1)_FILE)_next.zkey
+$(1)_LOG := build/zkey-verify$$(if $$($(1)_TAG),-$$($(1)_TAG)).log
+$(1)_STAMPS := build/.$$(if $$($(1)_TAG),$$($(1)_TAG)-)setup-
+$(1)_DEV_PTAU := $$(call dev_ptau,$$($(1)_POWER))
+$(1)_PTAU := $$(strip $$($$($(1)_PTAU_VAR)))
+$(1)_PTAU_FILE := $$(or $$($(1)_PTAU),$$($(1)_DEV_PTAU))
+$(1)_PTAU_SOURCE := $$(if $$($(1)_PTAU),pinned,dev-beacon)
+$(1)_PTAU_ARGS := $$(if $$($(1)_PTAU),,--beacon-hash $$(PHASE1_BEACON) --beacon-exp $$(PHASE1_BEACON_EXP))
+$(1)_PTAU_ID := $$(if $$($(1)_PTAU),pinned:$$(notdir $$($(1)_PTAU)),dev:$$($(1)_POWER):$$(PHASE1_BEACON):$$(PHASE1_BEACON_EXP))
+$(1)_KEY := $$(shell $$(CIRCUITS_PY) key $(1) "$$(TOOL_VERSIONS) $$($(1)_PTAU_ID) $$(PHASE2_BEACON) $$(PHASE2_BEACON_EXP)")
+$(1)_STAMP := $$($(1)_STAMPS)$$($(1)_KEY)
+$(1)_OUTPUTS := $$($(1)_R1CS) $$($(1)_WASM) $$($(1)_ZKEY) $$($(1)_VKEY)
+endef
+$(foreach b,$(BINDINGS),$(eval $(call binding_vars,$(b))))
 
-.PHONY: ptau ptau-dev compile setup vkey info contribute beacon verify-setup setup-v2
+# After a new zkey (contribute/beacon) in <file>_next.zkey: verify the whole chain against the
+# r1cs and the ptau the manifest records, then install it, re-export the vkey and re-write the
+# binding's record. ($(1) = the binding's key; `$$$$` is the shell's `$` after two expansions.)
+define accept_next_zkey
+	ptau=$$$$($(SETUP_PY) get --binding $($(1)_VERSION) ptau.path); \
+	$(SNARKJS) zkey verify $($(1)_R1CS) "$$$$ptau" $($(1)_NEXT) > $($(1)_LOG) \
+	  || { echo "zkey verify failed; $($(1)_ZKEY) left unchanged" >&2; rm -f $($(1)_NEXT); exit 1; }; \
+	mv $($(1)_NEXT) $($(1)_ZKEY); \
+	$(SNARKJS) zkey export verificationkey $($(1)_ZKEY) $($(1)_VKEY); \
+	$(SETUP_PY) write-binding --binding $($(1)_VERSION) --from-manifest --verify-log $($(1)_LOG); \
+	echo "note: $($(1)_VKEY) changed; re-run \`make verifier\` (a deployed verifier must match)"
+endef
+
+# Every rule of one binding ($(1) = its key). Production ceremony (docs/trusted-setup.md): make
+# setup PTAU…=<pinned Hermez file>, then each participant runs `make contribute NAME=...` in
+# turn (real randomness, verified, recorded in the manifest), then `make beacon BEACON=<hex of a
+# public value fixed in advance, e.g. a future block hash>` finalises. contribute and beacon
+# work on the zkey the manifest records, against the ptau it records, and never re-run setup.
+define binding_rules
+.PHONY: $(addsuffix -$(1),$(BINDING_TARGETS))
+$(if $(filter-out $(wildcard $($(1)_OUTPUTS)),$($(1)_OUTPUTS)),.PHONY: $($(1)_STAMP))
+
+compile-$(1): install
+	$(CIRCOM) $($(1)_MAIN) $(CIRCOM_FLAGS) -o build/
+
+info-$(1): install
+	@test -f $($(1)_R1CS) || $(MAKE) --no-print-directory compile-$(1)
+	$(SNARKJS) r1cs info $($(1)_R1CS)
+
+# the keys (cached by the stamp), then the binding's manifest record, re-written on every run:
+# a pure function of build/, so re-writing an unchanged record leaves the manifest's bytes as
+# they were. Every binding after the first needs the manifest's top level first.
+setup-$(1): install $($(1)_STAMP) $(if $(filter-out $(PRIMARY),$(1)),setup-$(PRIMARY))
+	@$(SETUP_PY) write-binding --binding $($(1)_VERSION) --ptau $($(1)_PTAU_FILE) --ptau-source $($(1)_PTAU_SOURCE) $($(1)_PTAU_ARGS) --verify-log $($(1)_LOG)
+$(if $($(1)_TAG),.PHONY: setup-$($(1)_TAG)
+setup-$($(1)_TAG): setup-$(1))
+
+$($(1)_VKEY): $($(1)_STAMP)
+	@:
+
+$($(1)_STAMP): | $($(1)_PTAU_FILE) $(NPM_STAMP) $(PY_STAMP)
+	@echo "setup-$(1): building (key $($(1)_KEY), ptau $($(1)_PTAU_FILE))"
+	rm -f $($(1)_STAMPS)*
+	$(if $(filter pinned,$($(1)_PTAU_SOURCE)),$(SETUP_PY) check-ptau $($(1)_PTAU_FILE))
+	$(CIRCOM) $($(1)_MAIN) $(CIRCOM_FLAGS) -o build/
+	$(SNARKJS) groth16 setup $($(1)_R1CS) $($(1)_PTAU_FILE) $($(1)_ZKEY0)
+	$(SNARKJS) zkey beacon $($(1)_ZKEY0) $($(1)_NEXT) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"
+	$(SNARKJS) zkey verify $($(1)_R1CS) $($(1)_PTAU_FILE) $($(1)_NEXT) > $($(1)_LOG)
+	mv $($(1)_NEXT) $($(1)_ZKEY)
+	$(SNARKJS) zkey export verificationkey $($(1)_ZKEY) $($(1)_VKEY).tmp
+	mv $($(1)_VKEY).tmp $($(1)_VKEY)
+	touch -r $($(1)_VKEY) $$@
+
+vkey-$(1): install
+	$(SNARKJS) zkey export verificationkey $($(1)_ZKEY) $($(1)_VKEY)
+	$(SETUP_PY) write-binding --binding $($(1)_VERSION) --from-manifest --verify-log $($(1)_LOG)
+
+contribute-$(1): install
+	@test -n "$$(NAME)" || { echo "usage: make contribute [BINDING=<key>] NAME=<who>" >&2; exit 2; }
+	@$(SETUP_PY) get --binding $($(1)_VERSION) ptau.path > /dev/null
+	@echo "contribute-$(1): $$(NAME); entropy from /dev/urandom (not logged), plus snarkjs's own"
+	@{ head -c 64 /dev/urandom | base64 -w0; echo; } | $(SNARKJS) zkey contribute $($(1)_ZKEY) $($(1)_NEXT) --name="$$(NAME)" \
+	  | sed -n '/Contribution Hash/,$$$$p'
+	@$(call accept_next_zkey,$(1))
+
+beacon-$(1): install
+	@test -n "$$(BEACON)" || { echo "usage: make beacon [BINDING=<key>] BEACON=<hex of a public, unpredictable value>" >&2; exit 2; }
+	@$(SETUP_PY) get --binding $($(1)_VERSION) ptau.path > /dev/null
+	$(SNARKJS) zkey beacon $($(1)_ZKEY) $($(1)_NEXT) $$(BEACON) $$(or $$(BEACON_EXP),10) -n="final beacon"
+	@$(call accept_next_zkey,$(1))
+
+# the auditor's re-run: recompile, zkey verify against the rebuilt r1cs and the recorded ptau,
+# re-export the vkey (and re-render the verifier) and compare everything with the manifest
+verify-setup-$(1): install
+	@tmp=$$$$(mktemp -d); trap 'rm -rf "$$$$tmp"' EXIT; \
+	ptau=$$$$($(SETUP_PY) get --binding $($(1)_VERSION) ptau.path); \
+	echo "verify-setup: recompiling $($(1)_MAIN) in $$$$tmp ($($(1)_VERSION))"; \
+	$(CIRCOM) $($(1)_MAIN) $(CIRCOM_FLAGS) -o "$$$$tmp" > /dev/null; \
+	echo "verify-setup: snarkjs zkey verify $($(1)_ZKEY) against the rebuilt r1cs and $$$$ptau"; \
+	$(SNARKJS) zkey verify "$$$$tmp/$($(1)_FILE).r1cs" "$$$$ptau" $($(1)_ZKEY) > "$$$$tmp/verify.log" || true; \
+	$(SNARKJS) zkey export verificationkey $($(1)_ZKEY) "$$$$tmp/$(notdir $($(1)_VKEY))" > /dev/null; \
+	$(SETUP_PY) check --binding $($(1)_VERSION) --r1cs "$$$$tmp/$($(1)_FILE).r1cs" \
+	  --wasm "$$$$tmp/$($(1)_FILE)_js/$($(1)_FILE).wasm" --vkey "$$$$tmp/$(notdir $($(1)_VKEY))" \
+	  --verify-log "$$$$tmp/verify.log" --render-verifier "$$$$tmp/verifier.sol"
+endef
+$(foreach b,$(BINDINGS),$(eval $(call binding_rules,$(b))))
+
+.PHONY: ptau ptau-dev $(BINDING_TARGETS)
 
 ptau: install ## check a supplied phase-1 file: make ptau PTAU=ptau/powersOfTau28_hez_final_12.ptau
 	@test -n "$(PTAU)" || { echo "usage: make ptau PTAU=ptau/powersOfTau28_hez_final_NN.ptau (or make ptau-dev)" >&2; exit 2; }
 	$(SETUP_PY) check-ptau $(PTAU)
 
-ptau-dev: install $(DEV_PTAU) $(V2_DEV_PTAU) ## local beacon-only phase-1 ceremony (cached under build/ptau-dev/; insecure)
+ptau-dev: install $(sort $(foreach b,$(BINDINGS),$($(b)_DEV_PTAU))) ## local beacon-only phase-1 ceremony at every binding's power (cached under build/ptau-dev/; insecure)
 
 # One recipe for every power: build/ptau-dev/pot<power>_<beacon prefix>_final.ptau. Cached under
 # build/ with the rest of the dev ceremony, so a CI that keeps build/ never re-runs phase 1.
@@ -171,116 +238,20 @@ build/ptau-dev/pot%_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau: | $(N
 	mv $(@:_final.ptau=_partial.ptau) $@
 	rm -f $(@:_final.ptau=_0000.ptau) $(@:_final.ptau=_beacon.ptau)
 
-compile: install ## compile the circuit into build/ (r1cs, wasm, sym) without touching the keys
-	$(CIRCOM) circuits/$(CIRCUIT).circom $(CIRCOM_FLAGS) -o build/
-
-setup: install $(SETUP_STAMP) setup-v2 ## compile + groth16 setup + beacon + zkey verify + vkey + manifest, every binding (cached)
-	@echo "setup: up to date (key $(SETUP_KEY), $$($(SETUP_PY) get ceremony))"
-
-build/vkey.json: $(SETUP_STAMP)
-	@:
-
-$(SETUP_STAMP): | $(PTAU_FILE) $(NPM_STAMP) $(PY_STAMP)
-	@echo "setup: building (key $(SETUP_KEY), ptau $(PTAU_FILE))"
-	rm -f build/.setup-* $(B_MANIFEST)
-	$(if $(filter pinned,$(PTAU_SOURCE)),$(SETUP_PY) check-ptau $(PTAU_FILE))
-	$(CIRCOM) circuits/$(CIRCUIT).circom $(CIRCOM_FLAGS) -o build/
-	$(SNARKJS) groth16 setup $(B_R1CS) $(PTAU_FILE) $(B_ZKEY0)
-	$(SNARKJS) zkey beacon $(B_ZKEY0) $(B_NEXT) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"
-	$(SNARKJS) zkey verify $(B_R1CS) $(PTAU_FILE) $(B_NEXT) > $(B_VERIFY_LOG)
-	mv $(B_NEXT) $(B_ZKEY)
-	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY).tmp
-	mv $(B_VKEY).tmp $(B_VKEY)
-	$(SETUP_PY) write-manifest --ptau $(PTAU_FILE) --ptau-source $(PTAU_SOURCE) $(PTAU_ARGS) --verify-log $(B_VERIFY_LOG)
-	touch -r $(B_VKEY) $@
-
-# v2's keys; then its record in build/manifest.json (`bindings`), re-written on every run so
-# that a v1 rebuild (which starts a fresh manifest) never loses it.
-setup-v2: install $(V2_STAMP) ## binding v2 only: compile + groth16 setup + beacon + zkey verify + vkey-v2 + manifest record
-	@test -f $(B_MANIFEST) || { echo "setup-v2: $(B_MANIFEST) missing; run \`make setup\`" >&2; exit 3; }
-	@$(SETUP_PY) write-binding --binding bn128-poseidon8-v2 --ptau $(V2_PTAU_FILE) --ptau-source $(V2_PTAU_SOURCE) $(V2_PTAU_ARGS) --verify-log $(V2_VERIFY_LOG)
-
-$(V2_VKEY): $(V2_STAMP)
-	@:
-
-$(V2_STAMP): | $(V2_PTAU_FILE) $(NPM_STAMP) $(PY_STAMP)
-	@echo "setup-v2: building (key $(V2_KEY), ptau $(V2_PTAU_FILE))"
-	rm -f build/.v2-setup-*
-	$(if $(filter pinned,$(V2_PTAU_SOURCE)),$(SETUP_PY) check-ptau $(V2_PTAU_FILE))
-	$(CIRCOM) circuits/$(V2).circom $(CIRCOM_FLAGS) -o build/
-	$(SNARKJS) groth16 setup $(V2_R1CS) $(V2_PTAU_FILE) $(V2_ZKEY0)
-	$(SNARKJS) zkey beacon $(V2_ZKEY0) $(V2_NEXT) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"
-	$(SNARKJS) zkey verify $(V2_R1CS) $(V2_PTAU_FILE) $(V2_NEXT) > $(V2_VERIFY_LOG)
-	mv $(V2_NEXT) $(V2_ZKEY)
-	$(SNARKJS) zkey export verificationkey $(V2_ZKEY) $(V2_VKEY).tmp
-	mv $(V2_VKEY).tmp $(V2_VKEY)
-	touch -r $(V2_VKEY) $@
-
-vkey: install ## re-export build/vkey.json from the final zkey and record its hash
-	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY)
-	$(SETUP_PY) record
-
-info: install ## constraint and wire counts of the compiled circuit
-	@test -f $(B_R1CS) || $(MAKE) --no-print-directory compile
-	$(SNARKJS) r1cs info $(B_R1CS)
-
-# After a new zkey (contribute/beacon) in $(B_NEXT): verify the whole chain against the r1cs
-# and the manifest's ptau, then install it, re-export the vkey and re-write the manifest.
-define accept_next_zkey
-	ptau=$$($(SETUP_PY) get ptau.path); \
-	$(SNARKJS) zkey verify $(B_R1CS) "$$ptau" $(B_NEXT) > $(B_VERIFY_LOG) \
-	  || { echo "zkey verify failed; $(B_ZKEY) left unchanged" >&2; rm -f $(B_NEXT); exit 1; }; \
-	mv $(B_NEXT) $(B_ZKEY); \
-	$(SNARKJS) zkey export verificationkey $(B_ZKEY) $(B_VKEY); \
-	$(SETUP_PY) write-manifest --from-manifest --verify-log $(B_VERIFY_LOG); \
-	echo "note: the vkey changed; re-run \`make verifier\` (a deployed verifier must match)"
-endef
-
-# Production ceremony: make setup PTAU=ptau/powersOfTau28_hez_final_12.ptau (pinned phase 1),
-# then each participant runs `make contribute NAME=...` in turn (real randomness, verified,
-# recorded in the manifest), then `make beacon BEACON=<hex of a public value fixed in advance,
-# e.g. a future block hash>` finalises; the manifest says "ceremony": "contributed" only when
-# phase 1 is pinned and at least one random contribution is in the verified chain. Auditors
-# run `make verify-setup`. A contribution is never reproducible; everything derived from the
-# final zkey (vkey, verifier) is.
-contribute: setup ## a real random phase-2 contribution: make contribute NAME="Alice <alice@example.org>"
-	@test -n "$(NAME)" || { echo "usage: make contribute NAME=<who>" >&2; exit 2; }
-	@echo "contribute: $(NAME); entropy from /dev/urandom (not logged), plus snarkjs's own"
-	@{ head -c 64 /dev/urandom | base64 -w0; echo; } | $(SNARKJS) zkey contribute $(B_ZKEY) $(B_NEXT) --name="$(NAME)" \
-	  | sed -n '/Contribution Hash/,$$p'
-	@$(accept_next_zkey)
-
-beacon: setup ## finalise a ceremony with a public random beacon: make beacon BEACON=<hex> [BEACON_EXP=10]
-	@test -n "$(BEACON)" || { echo "usage: make beacon BEACON=<hex of a public, unpredictable value>" >&2; exit 2; }
-	$(SNARKJS) zkey beacon $(B_ZKEY) $(B_NEXT) $(BEACON) $(or $(BEACON_EXP),10) -n="final beacon"
-	@$(accept_next_zkey)
-
-verify-setup: install ## auditor's re-run: recompile, zkey verify, compare everything with build/manifest.json
-	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	ptau=$$($(SETUP_PY) get ptau.path); \
-	echo "verify-setup: recompiling circuits/$(CIRCUIT).circom in $$tmp"; \
-	$(CIRCOM) circuits/$(CIRCUIT).circom $(CIRCOM_FLAGS) -o "$$tmp" > /dev/null; \
-	echo "verify-setup: snarkjs zkey verify $(B_ZKEY) against the rebuilt r1cs and $$ptau"; \
-	$(SNARKJS) zkey verify "$$tmp/$(CIRCUIT).r1cs" "$$ptau" $(B_ZKEY) > "$$tmp/verify.log" || true; \
-	$(SNARKJS) zkey export verificationkey $(B_ZKEY) "$$tmp/vkey.json" > /dev/null; \
-	$(SETUP_PY) check --r1cs "$$tmp/$(CIRCUIT).r1cs" --wasm "$$tmp/$(CIRCUIT)_js/$(CIRCUIT).wasm" \
-	  --vkey "$$tmp/vkey.json" --verify-log "$$tmp/verify.log" --render-verifier "$$tmp/BillingVerifier.sol"; \
-	v2=bn128-poseidon8-v2; ptau2=$$($(SETUP_PY) get bindings.$$v2.ptau.path); \
-	echo "verify-setup: recompiling circuits/$(V2).circom in $$tmp ($$v2)"; \
-	$(CIRCOM) circuits/$(V2).circom $(CIRCOM_FLAGS) -o "$$tmp" > /dev/null; \
-	echo "verify-setup: snarkjs zkey verify $(V2_ZKEY) against the rebuilt r1cs and $$ptau2"; \
-	$(SNARKJS) zkey verify "$$tmp/$(V2).r1cs" "$$ptau2" $(V2_ZKEY) > "$$tmp/verify-v2.log" || true; \
-	$(SNARKJS) zkey export verificationkey $(V2_ZKEY) "$$tmp/vkey-v2.json" > /dev/null; \
-	$(SETUP_PY) check --binding $$v2 --r1cs "$$tmp/$(V2).r1cs" --wasm "$$tmp/$(V2)_js/$(V2).wasm" \
-	  --vkey "$$tmp/vkey-v2.json" --verify-log "$$tmp/verify-v2.log"
-
+compile: $(addprefix compile-,$(SELECTED)) ## compile the circuits into build/ (r1cs, wasm, sym) without touching the keys [BINDING=]
+info: $(addprefix info-,$(SELECTED)) ## constraint and wire counts of the compiled circuits [BINDING=]
+setup: install $(addprefix setup-,$(SELECTED)) ## compile + groth16 setup + beacon + zkey verify + vkey + manifest record (cached) [BINDING=]
+vkey: $(addprefix vkey-,$(SELECTED)) ## re-export the vkeys from the final zkeys and re-write their records [BINDING=]
+contribute: $(addprefix contribute-,$(SELECTED)) ## a real random phase-2 contribution: make contribute NAME="Alice <alice@example.org>" [BINDING=]
+beacon: $(addprefix beacon-,$(SELECTED)) ## finalise a ceremony with a public random beacon: make beacon BEACON=<hex> [BEACON_EXP=10] [BINDING=]
+verify-setup: $(addprefix verify-setup-,$(SELECTED)) ## auditor's re-run: recompile, zkey verify, compare everything with build/manifest.json [BINDING=]
 
 # --- contracts: verifier rendered from the vkey, compiled with the pinned solcjs ---
 .PHONY: verifier
 verifier: build/BillingVerifier.sol ## render build/BillingVerifier.sol from build/vkey.json and compile build/contracts/
 
-build/BillingVerifier.sol: build/vkey.json contracts/templates/BillingVerifier.sol.j2 $(wildcard contracts/*.sol) orchestrator/vbill/chain/contracts.py | install
-	$(PY) -m vbill.chain.contracts build/vkey.json
+build/BillingVerifier.sol: $(foreach b,$(BINDINGS),$($(b)_VKEY)) contracts/templates/BillingVerifier.sol.j2 $(wildcard contracts/*.sol) orchestrator/vbill/chain/contracts.py | install
+	$(PY) -m vbill.chain.contracts $($(PRIMARY)_VKEY)
 
 # --- the browser verifier page (docs/customer.md) ---
 # One self-contained HTML file (inline script) that opens from file:// or `vbill serve` /verifier.

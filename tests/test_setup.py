@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from vbill import paths
-from vbill.bindings import BINDING_VERSION
+from vbill.bindings import BINDING_V2, BINDING_VERSION, artefacts
 from vbill.errors import InputError, VerificationFailed
 from vbill.zk.setup import (
     PINNED_PTAU,
@@ -183,15 +184,143 @@ def test_vkey_has_the_five_public_signals(built: None) -> None:
     assert json.loads(paths.VKEY.read_text())["nPublic"] == 5
 
 
-@pytest.mark.slow
-def test_verify_setup_reproduces_the_artefacts(built: None) -> None:
-    """The auditor's path end to end: recompile, zkey verify, re-export, compare (~30 s)."""
+# --- the Makefile: one rule set over circuits/circuits.json ---
+
+CIRCUITS = json.loads((paths.CIRCUITS / "circuits.json").read_text())
+PER_BINDING = ("compile", "info", "setup", "vkey", "contribute", "beacon", "verify-setup")
+
+
+def make(*args: str, cwd: Path = paths.ROOT, env: dict[str, str] | None = None) -> str:
+    """Run make; return stdout, failing the test with make's output if it exits non-zero."""
     proc = subprocess.run(
-        ["make", "--no-print-directory", "-s", "verify-setup"],
+        ["make", "--no-print-directory", *args],
         capture_output=True,
         text=True,
-        cwd=paths.ROOT,
+        cwd=cwd,
+        env=env,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "verify-setup: OK" in proc.stdout
+    return proc.stdout
+
+
+def test_help_lists_every_binding_target() -> None:
+    out = make("help")
+    for target in (*PER_BINDING, "verifier", "ptau-dev"):
+        assert re.search(rf"^  {target} ", out, re.MULTILINE), target
+    for key, entry in CIRCUITS.items():
+        for target in PER_BINDING:
+            assert f"{target}-{key}" in out.split(), (key, target)
+        assert f"build/{entry['vkey']}" in out
+    assert "setup-v2" in out.split()
+
+
+def test_dry_run_of_a_new_binding_needs_only_its_entry(tmp_path: Path) -> None:
+    """A third entry in circuits.json (and its circuit file) gets every rule, with its own
+    names, ptau power and stamp, and `BINDING=` selects it alone."""
+    for name in ("Makefile", "package.json", "package-lock.json", "pyproject.toml"):
+        (tmp_path / name).symlink_to(paths.ROOT / name)
+    for name in ("orchestrator", "node_modules", ".venv"):
+        (tmp_path / name).symlink_to(paths.ROOT / name)
+    shutil.copytree(paths.CIRCUITS, tmp_path / "circuits")
+    (tmp_path / "ptau").mkdir()
+    (tmp_path / "ptau/powersOfTau28_hez_final_15.ptau").write_bytes(b"not run by make -n")
+    (tmp_path / "build").mkdir()
+    entry = {**CIRCUITS["billing_binding"], "file": "extra_binding", "vkey": "vkey-x.json"}
+    entry |= {"binding_version": "bn128-poseidon8-x", "tag": "x", "ptau_power": 14}
+    declared = {**CIRCUITS, "extra_binding": entry}
+    (tmp_path / "circuits" / "circuits.json").write_text(json.dumps(declared))
+    shutil.copy(
+        paths.CIRCUITS / "billing_binding.circom", tmp_path / "circuits/extra_binding.circom"
+    )
+
+    out = make("-n", "setup-extra_binding", cwd=tmp_path)
+    assert "circom2 circuits/extra_binding.circom" in out
+    assert "groth16 setup build/extra_binding.r1cs build/ptau-dev/pot14_" in out
+    assert "zkey verify build/extra_binding.r1cs build/ptau-dev/pot14_53239685_final.ptau" in out
+    assert "> build/zkey-verify-x.log" in out and "build/vkey-x.json.tmp" in out
+    assert re.search(r"touch -r build/vkey-x.json build/\.x-setup-[0-9a-f]{16}\n", out)
+    assert "rm -f build/.x-setup-*" in out
+    # the manifest's top level (the first entry) is recorded first
+    v1, x = (
+        out.index(f"write-binding --binding {v} ") for v in (BINDING_VERSION, "bn128-poseidon8-x")
+    )
+    assert v1 < x
+    pinned = make(
+        "-n", "setup-extra_binding", "PTAU_X=ptau/powersOfTau28_hez_final_15.ptau", cwd=tmp_path
+    )
+    assert "check-ptau ptau/powersOfTau28_hez_final_15.ptau" in pinned
+
+    only = make("-n", "contribute", "BINDING=extra_binding", "NAME=x", cwd=tmp_path)
+    assert "zkey contribute build/extra_binding.zkey" in only
+    assert "billing_binding.zkey" not in only and "metered_binding.zkey" not in only
+    proc = subprocess.run(
+        ["make", "-n", "info", "BINDING=nope"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode != 0 and "extra_binding" in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_cached_dev_ceremony_is_not_rebuilt(built: None) -> None:
+    """`make setup` on a built tree only re-writes the manifest records: every stamp key
+    still names the keys in build/ (a changed key would re-run the ceremony)."""
+    before = {p.name: sha256_file(p) for p in paths.BUILD.glob("vkey*.json")}
+    out = make("-n", "setup")
+    assert "groth16 setup" not in out and "circom2" not in out, out
+    assert out.count("write-binding --binding") == len(CIRCUITS)
+    assert {p.name: sha256_file(p) for p in paths.BUILD.glob("vkey*.json")} == before
+
+
+def _scratch_tree(tmp: Path) -> None:
+    """A checkout in `tmp` sharing this one's tools, with build/ linked file by file except what
+    a contribution to binding v2 rewrites (copied). What circom reads is copied too: it runs
+    sandboxed (WASI) and follows no link out of the tree."""
+    for name in ("Makefile", "package.json", "package-lock.json", "pyproject.toml", "ptau"):
+        (tmp / name).symlink_to(paths.ROOT / name)
+    for name in ("orchestrator", ".venv"):
+        (tmp / name).symlink_to(paths.ROOT / name)
+    shutil.copytree(paths.CIRCUITS, tmp / "circuits")
+    shutil.copytree(
+        paths.NODE_MODULES / "circomlib" / "circuits", tmp / "node_modules/circomlib/circuits"
+    )
+    (tmp / "node_modules/.bin").mkdir()
+    for tool in ("circom2", "snarkjs"):
+        (tmp / "node_modules/.bin" / tool).symlink_to(paths.node_bin(tool).resolve())
+    (tmp / "node_modules/.installed").touch()
+    (tmp / "build").mkdir()
+    v2 = artefacts(BINDING_V2)
+    copied = {paths.MANIFEST, v2.zkey, v2.vkey, paths.BUILD / "zkey-verify-v2.log"}
+    for src in paths.BUILD.iterdir():
+        dst = tmp / "build" / src.name
+        if src in copied:
+            shutil.copy(src, dst)
+        else:
+            dst.symlink_to(src)
+
+
+@pytest.mark.slow
+def test_binding_v2_runs_a_contribution_and_verify_setup_passes(
+    built: None, tmp_path: Path
+) -> None:
+    """The production steps on v2 (`make contribute BINDING=metered_binding NAME=test`), then
+    the auditor's re-run of every binding: recompile, zkey verify, re-export, compare (~60 s).
+    In a scratch tree: build/'s keys are never touched."""
+    v2 = artefacts(BINDING_V2)
+    if not v2.zkey.exists():
+        pytest.skip("build/ has no v2 key: run `make setup`")
+    real = sha256_file(v2.vkey)
+    _scratch_tree(tmp_path)
+    env = {**os.environ, "VBILL_ROOT": str(tmp_path)}
+    out = make("contribute", "BINDING=metered_binding", "NAME=test", cwd=tmp_path, env=env)
+    assert "Contribution Hash" in out and "bn128-poseidon8-v2 recorded" in out
+    record = load_manifest(tmp_path / "build/manifest.json").binding(BINDING_V2)
+    assert record is not None
+    assert [(c.name, c.kind) for c in record.contributions][-1] == ("test", "random")
+    assert record.ceremony == "dev-insecure"  # a dev phase 1 stays insecure whatever follows
+    assert record.vkey_sha256 == sha256_file(tmp_path / "build" / v2.vkey.name) != real
+
+    out = make("-s", "verify-setup", cwd=tmp_path, env=env)  # every binding
+    assert "verify-setup: OK" in out and f"verify-setup: {BINDING_V2} OK" in out
+    for entry in CIRCUITS.values():
+        assert f"({entry['binding_version']})" in out
+    assert sha256_file(v2.vkey) == real

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from vbill.bindings import BINDING_VERSION, BindingArtefacts, artefacts
 from vbill.errors import InputError, ToolError, VbillError, VerificationFailed
 from vbill.paths import BUILD, CIRCUITS, MANIFEST, NODE_MODULES, R1CS, ROOT, VKEY, WASM, ZKEY
+from vbill.zk import circuits
 
 PINNED_PTAU = ROOT / "ptau" / "pinned.json"
 CIRCUITS_JSON = CIRCUITS / "circuits.json"
@@ -153,26 +154,21 @@ def blake2b_file(path: Path) -> str:
     return h.hexdigest()
 
 
-_INCLUDE = re.compile(r'^\s*include\s+"\./([A-Za-z0-9_]+\.circom)"\s*;', re.MULTILINE)
-
-
 def circuit_sources(circuit: str = "billing_binding", circuits_dir: Path = CIRCUITS) -> list[Path]:
-    """A circuit's own sources: its main file, every local file it includes (transitively),
-    and circuits.json; circomlib is pinned by the toolchain versions instead."""
-    seen: set[str] = set()
-    todo = [f"{circuit}.circom"]
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += _INCLUDE.findall((circuits_dir / name).read_text())
-    return sorted([*(circuits_dir / n for n in seen), circuits_dir / "circuits.json"])
+    """A circuit's own sources: its main file and every local file it includes (transitively);
+    circomlib is pinned by the toolchain versions instead."""
+    return circuits.sources(circuit, circuits_dir)
 
 
 def circuit_sources_sha256(circuit: str = "billing_binding", circuits_dir: Path = CIRCUITS) -> str:
-    """One digest over a circuit's sources: sorted `name NUL sha256(content) LF` lines."""
+    """One digest over a circuit's sources and its own circuits.json entry: sorted
+    `path NUL sha256(content) LF` lines, then `circuits.json[<circuit>] NUL sha256(entry) LF`
+    (the entry without the fields that only name files, so another binding's entry, or a
+    renamed artefact, does not change this binding's digest)."""
     files = circuit_sources(circuit, circuits_dir)
-    lines = "".join(f"{p.name}\0{sha256_file(p)}\n" for p in files)
+    lines = "".join(f"{p.relative_to(circuits_dir.resolve())}\0{sha256_file(p)}\n" for p in files)
+    entry = hashlib.sha256(circuits.keyed_entry(circuit, circuits_dir).encode()).hexdigest()
+    lines += f"circuits.json[{circuit}]\0{entry}\n"
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
@@ -397,11 +393,7 @@ def build_manifest(
         beacon_hash=beacon_hash,
         beacon_exp=beacon_exp,
     )
-    return Manifest(
-        manifest_version=MANIFEST_VERSION,
-        toolchain=toolchain_versions(),
-        **{k: getattr(record, k) for k in BindingRecord.model_fields},
-    )
+    return _with_top_level(None, record)
 
 
 def _pinned_power(path: Path) -> int:
@@ -471,48 +463,62 @@ def _cmd_check_ptau(args: argparse.Namespace) -> None:
     print(f"ptau: {entry.name} matches its pinned blake2b-512 (power {entry.power})")
 
 
-def _cmd_write_manifest(args: argparse.Namespace) -> None:
-    if args.from_manifest:  # after contribute/beacon: same phase 1 as the current manifest
-        ptau = load_manifest().ptau
+def _cmd_write_binding(args: argparse.Namespace) -> None:
+    """Record one binding in build/manifest.json: the first (v1) at the top level, where its
+    readers look, every later one under `bindings`. Re-writing an unchanged record leaves the
+    file's bytes as they were; `make setup` does it on every run."""
+    current = load_manifest() if MANIFEST.exists() else None
+    if args.from_manifest:  # after contribute/beacon/vkey: the phase 1 the record names
+        recorded = current.binding(args.binding) if current else None
+        if recorded is None:
+            raise ToolError(f"{args.binding} is not recorded in {_rel(MANIFEST)}; run `make setup`")
+        ptau = recorded.ptau
         source, ptau_path = ptau.source, ROOT / ptau.path
         beacon_hash, beacon_exp = ptau.beacon_hash, ptau.beacon_iterations_exp
     elif args.ptau and args.ptau_source:
         source, ptau_path = args.ptau_source, Path(args.ptau)
         beacon_hash, beacon_exp = args.beacon_hash, args.beacon_exp
     else:
-        raise InputError("write-manifest", "give --ptau and --ptau-source, or --from-manifest")
-    manifest = build_manifest(
+        raise InputError("write-binding", "give --ptau and --ptau-source, or --from-manifest")
+    record = build_binding_record(
+        artefacts(args.binding),
         ptau_path=ptau_path,
         ptau_source=source,
         verify_log=Path(args.verify_log).read_text(),
         beacon_hash=beacon_hash,
         beacon_exp=beacon_exp,
     )
-    if MANIFEST.exists():  # a new v1 key keeps the records of the other bindings
-        manifest = manifest.model_copy(update={"bindings": load_manifest().bindings})
-    dump_manifest(manifest)
-    names = ", ".join(f"{c.name} ({c.kind})" for c in manifest.contributions)
-    print(f"manifest: {_rel(MANIFEST)} written; ceremony {manifest.ceremony}; chain: {names}")
-
-
-def _cmd_write_binding(args: argparse.Namespace) -> None:
-    """Record one binding after v1 under `bindings` in the existing manifest (idempotent)."""
     if args.binding == BINDING_VERSION:
-        raise InputError("--binding", f"{BINDING_VERSION} is the top level: use write-manifest")
-    manifest = load_manifest()
-    record = build_binding_record(
-        artefacts(args.binding),
-        ptau_path=Path(args.ptau),
-        ptau_source=args.ptau_source,
-        verify_log=Path(args.verify_log).read_text(),
-        beacon_hash=args.beacon_hash,
-        beacon_exp=args.beacon_exp,
-    )
-    bindings = {**(manifest.bindings or {}), args.binding: record}
-    dump_manifest(manifest.model_copy(update={"bindings": bindings}))
+        manifest = _with_top_level(current, record)
+    elif current is None:
+        raise ToolError(f"missing {_rel(MANIFEST)}: set up {BINDING_VERSION} first (`make setup`)")
+    else:
+        bindings = {**(current.bindings or {}), args.binding: record}
+        manifest = current.model_copy(update={"bindings": bindings})
+    dump_manifest(manifest)
+    names = ", ".join(f"{c.name} ({c.kind})" for c in record.contributions)
     print(
         f"manifest: {args.binding} recorded ({record.constraints} constraints, ptau 2^"
-        f"{record.ptau.power}, ceremony {record.ceremony})"
+        f"{record.ptau.power}, ceremony {record.ceremony}; chain: {names})"
+    )
+
+
+def _with_top_level(current: Manifest | None, record: BindingRecord) -> Manifest:
+    """The manifest with `record` (v1's) at its top level. The other bindings' records are
+    kept; so are what describes v1's vkey from outside (the rendered verifier, `contracts`),
+    but only while that vkey is unchanged."""
+    top = {k: getattr(record, k) for k in BindingRecord.model_fields}
+    extra: dict[str, object] = {}
+    if current is not None and current.vkey_sha256 == record.vkey_sha256:
+        extra = dict(current.model_extra or {})
+        if "verifier" in current.artifacts:
+            top["artifacts"] = {**record.artifacts, "verifier": current.artifacts["verifier"]}
+    return Manifest(
+        manifest_version=MANIFEST_VERSION,
+        toolchain=toolchain_versions(),
+        bindings=current.bindings if current is not None else None,
+        **top,
+        **extra,
     )
 
 
@@ -607,7 +613,11 @@ def _check_rendered_verifier(manifest: Manifest, vkey: Path, out: Path) -> list[
 
 
 def _cmd_get(args: argparse.Namespace) -> None:
-    value: object = json.loads(load_manifest().model_dump_json())
+    manifest = load_manifest()
+    record = manifest.binding(args.binding) if args.binding else manifest
+    if record is None:
+        raise ToolError(f"{args.binding} is not recorded in {_rel(MANIFEST)}; run `make setup`")
+    value: object = json.loads(record.model_dump_json())
     for part in args.key.split("."):
         if not isinstance(value, dict) or part not in value:
             raise InputError("key", f"{args.key} is not in the manifest")
@@ -623,19 +633,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("ptau")
     c.set_defaults(func=_cmd_check_ptau)
 
-    w = sub.add_parser("write-manifest", help="write build/manifest.json from build/")
-    w.add_argument("--ptau")
-    w.add_argument("--ptau-source", choices=["dev-beacon", "pinned"])
-    w.add_argument("--from-manifest", action="store_true", help="reuse the current ptau record")
-    w.add_argument("--verify-log", required=True, help="output of `snarkjs zkey verify`")
-    w.add_argument("--beacon-hash", help="dev phase-1 beacon (dev-beacon only)")
-    w.add_argument("--beacon-exp", type=int, help="dev phase-1 beacon iterations exponent")
-    w.set_defaults(func=_cmd_write_manifest)
-
-    b = sub.add_parser("write-binding", help="record a binding after v1 in build/manifest.json")
-    b.add_argument("--binding", required=True)
-    b.add_argument("--ptau", required=True)
-    b.add_argument("--ptau-source", choices=["dev-beacon", "pinned"], required=True)
+    b = sub.add_parser("write-binding", help="record one binding in build/manifest.json")
+    b.add_argument("--binding", required=True, help="binding version, e.g. bn128-poseidon8-v2")
+    b.add_argument("--ptau")
+    b.add_argument("--ptau-source", choices=["dev-beacon", "pinned"])
+    b.add_argument("--from-manifest", action="store_true", help="reuse the record's ptau")
     b.add_argument("--verify-log", required=True, help="output of `snarkjs zkey verify`")
     b.add_argument("--beacon-hash", help="dev phase-1 beacon (dev-beacon only)")
     b.add_argument("--beacon-exp", type=int, help="dev phase-1 beacon iterations exponent")
@@ -663,6 +665,7 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("get", help="print one manifest value, e.g. ptau.path")
     g.add_argument("key")
+    g.add_argument("--binding", help="read KEY in this binding's record (v1's is the top level)")
     g.set_defaults(func=_cmd_get)
     return p
 
