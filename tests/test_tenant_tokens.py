@@ -42,6 +42,7 @@ PUBLIC = {
     ("GET", "/api/vdi/billing/transparency/consistency"),
     ("GET", "/api/vdi/status"),
     ("GET", "/health"),
+    ("GET", "/metrics"),
 }
 OPERATOR = {
     ("POST", "/api/vdi/billing/attest"),
@@ -52,6 +53,13 @@ OPERATOR = {
     ("POST", "/api/vdi/billing/accounts/{tenant_id}/tariff-key"),
     ("POST", "/api/vdi/billing/accounts/{tenant_id}/tokens"),
     ("DELETE", "/api/vdi/billing/accounts/{tenant_id}/tokens"),
+    ("POST", "/api/vdi/webhooks"),
+    ("GET", "/api/vdi/webhooks"),
+    ("POST", "/api/vdi/webhooks/{endpoint_id}/rotate"),
+    ("DELETE", "/api/vdi/webhooks/{endpoint_id}"),
+    ("POST", "/api/vdi/webhooks/{endpoint_id}/test"),
+    ("GET", "/api/vdi/webhooks/deliveries"),
+    ("POST", "/api/vdi/webhooks/redeliver"),
 }
 TENANT = {
     ("GET", "/api/vdi/billing/bundles/{event_id}"),
@@ -65,6 +73,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/vdi/billing/revocations"): {"kind": "vkey", "value": "ab", "reason": "x"},
     ("POST", "/api/vdi/billing/accounts"): {"tenant_id": "tenant_new"},
     ("POST", "/api/vdi/billing/accounts/{tenant_id}/bind"): {"controller": "0x" + "11" * 20},
+    ("POST", "/api/vdi/webhooks"): {"url": "http://127.0.0.1:9/hook"},
+    ("POST", "/api/vdi/webhooks/redeliver"): {},
     ("PUT", "/api/vdi/billing/accounts/{tenant_id}/limits"): {
         "per_request_micros": 7,
         "daily_micros": 70,
