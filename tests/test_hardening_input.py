@@ -602,3 +602,44 @@ def test_a_lone_surrogate_profile_id_is_422_on_attest(
         assert r.status_code == 422, r.text
         assert r.json()["detail"]["field"] == "profileId"
         assert counts(http) == before
+
+
+def test_a_bundle_with_an_unknown_member_is_refused(
+    tmp_path: Path, pilot_bundle: dict[str, Any], attester: Attester
+) -> None:
+    f = tmp_path / "extra.json"
+    f.write_text(json.dumps({**pilot_bundle, "discount_micros": 100}))
+    out = vbill("verify", "--json", str(f), "--trust-attester", attester.address, home=tmp_path)
+    assert out.returncode == 1, out.stderr
+    result = json.loads(out.stdout)
+    assert result["verification"]["reason"] == "discount_micros: unknown member of a bundle"
+    from vbill.verify.verify import request_from_bundle, verify_request
+
+    body = {**request_from_bundle(pilot_bundle), "note": "x"}
+    assert verify_request(body).verification.reason == "note: unknown member of a verify request"
+
+
+def test_minus_zero_is_not_a_second_spelling_of_zero(
+    served: Served, tmp_path: Path, pilot_request: dict[str, Any]
+) -> None:
+    text = json.dumps(_event(pilot_request, "evt_minus_zero")).replace(
+        '"usage_units": 1842', '"usage_units": -0'
+    )
+    assert '"usage_units": -0' in text
+    with served.client() as http:
+        r = http.post(ATTEST, content=text, headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 422 and "-0" in r.json()["detail"]["message"], r.text
+    f = tmp_path / "minus-zero.json"
+    f.write_text(text)
+    out = vbill("verify", str(f), home=tmp_path)
+    assert out.returncode == 2 and "-0 is not an accepted integer" in out.stderr, out.stderr
+
+
+def test_a_trailing_slash_redirect_never_names_the_host_header(served: Served) -> None:
+    with served.client() as http:
+        for path, where in (("/api/vdi/status/", "/api/vdi/status"),
+                            ("/api/vdi/billing/transparency/head/?x=1",
+                             "/api/vdi/billing/transparency/head?x=1")):  # fmt: skip
+            r = http.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+            assert r.status_code == 307, (path, r.status_code)
+            assert r.headers["location"] == where

@@ -93,6 +93,12 @@ def test_respond_async_is_202_proving_then_the_finished_bundle_verifies(
         digest = bytes.fromhex(early["attestation"]["bundle_digest"][2:])
         ok, why = translog.verify_receipt(early["receipt"], digest, [attester.address])
         assert ok, why  # logged before it was proved
+        # offline, its signature and receipt verify; its proof verdict says it is pending
+        verdicts = verify_bundle(early, trust=trust_of(attester))
+        assert verdicts.verification.valid and verdicts.billing_check.valid, verdicts
+        pending = verdicts.incircuit_binding_verification
+        assert not pending.valid and not verdicts.valid
+        assert (pending.reason or "").startswith("attestation.billing_proof.proof: absent")
 
         done = finished(client, "async_1")
         assert done["attestation"]["bundle_digest"] == early["attestation"]["bundle_digest"]

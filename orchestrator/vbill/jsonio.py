@@ -5,7 +5,8 @@ overflows the C stack and kills the process (signal, not exception) when the int
 recursion limit is high. Every parse of input we do not control goes through `loads` here,
 which rejects deep nesting by a linear scan *before* json recurses, bounds integer literals
 explicitly (Python's int-str limit would raise a bare ValueError), and refuses NaN/Infinity
-(not JSON). Every failure is an `InputError` naming what was being read.
+(not JSON) and a negative zero (`-0`, `-0.0`: a second spelling of 0). Every failure is an
+`InputError` naming what was being read.
 """
 
 from __future__ import annotations
@@ -59,13 +60,23 @@ def loads(data: str | bytes, what: str = "body", *, max_depth: int = MAX_DEPTH) 
     def parse_int(digits: str) -> int:
         if len(digits.lstrip("-")) > MAX_INT_DIGITS:
             raise InputError(what, f"integer literal longer than {MAX_INT_DIGITS} digits")
+        if digits == "-0":  # json reads it as 0: a second spelling of zero, never accepted
+            raise InputError(what, "-0 is not an accepted integer (write 0)")
         return int(digits)
+
+    def parse_float(text: str) -> float:
+        value = float(text)
+        if value == 0 and text.startswith("-"):
+            raise InputError(what, f"{text} is not an accepted number (write 0)")
+        return value
 
     def parse_constant(name: str) -> Any:
         raise InputError(what, f"not valid JSON ({name} is not a JSON value)")
 
     try:
-        return json.loads(text, parse_int=parse_int, parse_constant=parse_constant)
+        return json.loads(
+            text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
+        )
     except json.JSONDecodeError as exc:
         raise InputError(what, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:  # cannot happen below MAX_DEPTH; kept so nothing escapes raw

@@ -19,9 +19,11 @@ from vbill.errors import InputError, VerificationFailed, printable
 from vbill.models import VerifyResult, is_metered
 from vbill.verify.trust import TrustSet, default_trust, file_sha256
 from vbill.verify.verify import (
+    bundle_problem,
     default_check,
     py_ecc_check,
     request_from_bundle,
+    unreadable_result,
     verify_bundle,
     verify_request,
 )
@@ -303,9 +305,15 @@ def verify(
             if billed is None:
                 results[str(path)] = verify_bundle(data, trust=trust, check=check)
             else:
-                body = request_from_bundle(data if isinstance(data, dict) else {})
+                data = data if isinstance(data, dict) else {}
+                body = request_from_bundle(data)
                 body["billed_billing_v2"] = billed
-                results[str(path)] = verify_request(body, trust=trust, check=check)
+                why = bundle_problem(data)
+                results[str(path)] = (
+                    unreadable_result(why)
+                    if why is not None
+                    else verify_request(body, trust=trust, check=check)
+                )
             bar.advance(task)
     if as_json:
         out = {k: v.model_dump() for k, v in results.items()}

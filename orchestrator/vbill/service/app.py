@@ -25,7 +25,7 @@ from vbill.bundle.usage import RateSource
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ingest import Ingestor, ProvingWorker, worker_id
 from vbill.ledger.store import Conflict, LimitExceeded, open_store
-from vbill.service.guard import BodyGuard
+from vbill.service.guard import BodyGuard, RelativeRedirects
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
 from vbill.service.state import ServiceState
@@ -208,6 +208,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     app.include_router(webhook_routes.metrics_router)
     app.include_router(verifier_page.router)
     app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting
+    app.add_middleware(RelativeRedirects)  # a redirect never names the Host header's host
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> SafeJSON:

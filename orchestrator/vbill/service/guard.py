@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -129,3 +130,35 @@ async def _refuse(send: Send, status: int, detail: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class RelativeRedirects:
+    """Starlette's trailing-slash redirect (`/x/` → `/x`) builds an absolute `Location` from the
+    request's `Host` header, which the client chooses: behind a cache or a proxy that trusts
+    it, the redirect points at another host. A relative `Location` (RFC 9110 §10.2.2) always
+    points at this service; leading slashes are collapsed so `//host` cannot become a
+    scheme-relative URL."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def relative(message: Message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                message["headers"] = [
+                    (k, _relative(v) if k.lower() == b"location" else v)
+                    for k, v in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, relative)
+
+
+def _relative(location: bytes) -> bytes:
+    parts = urlsplit(location.decode("latin-1"))
+    path = "/" + parts.path.lstrip("/")
+    return (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")

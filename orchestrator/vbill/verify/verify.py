@@ -288,12 +288,16 @@ def verify_request(
     """Judge a POST /verify body. Never raises; every failure is a verdict with a reason."""
     if not isinstance(request, Mapping):
         request = {}
+    unknown = sorted(str(k) for k in set(request) - VERIFY_MEMBERS)
+    if unknown:
+        return unreadable_result(f"{unknown[0]}: unknown member of a verify request")
     trust = trust if trust is not None else default_trust()
     check = check or py_ecc_check
     rules = V1
     if is_metered(request.get("expected_billing_v2")):
         from vbill.verify.metered import METERED as rules
-    p = _parse(request, rules.record)
+    pending = _proof_pending(request)
+    p = _parse(_with_empty_proof(request) if pending else request, rules.record)
     verification = _guard(
         lambda: _check_signature(p, trust, rules.signals_for),
         lambda r: Verdict(valid=False, reason=r),
@@ -316,6 +320,8 @@ def verify_request(
         lambda: _check_binding(p, trust, check, rules),
         lambda r: BindingVerdict(valid=False, reason=r, binding_version=rules.binding),
     )
+    if pending:
+        binding = BindingVerdict(valid=False, reason=PROOF_PENDING, binding_version=rules.binding)
     return VerifyResult(
         verification=verification,
         billing_check=billing,
@@ -323,6 +329,48 @@ def verify_request(
         valid=verification.valid and billing.valid and binding.valid,
         warnings=_warnings(p, trust),
     )
+
+
+VERIFY_MEMBERS = frozenset(
+    {"attestation", "receipt", "billed_billing_v2", "expected_billing_v2", "usage"}
+)
+BUNDLE_MEMBERS = frozenset(
+    {
+        "billing_version",
+        "profileId",
+        "meter_event",
+        "tariff_snapshot",
+        "billing",
+        "attestation",
+        "receipt",
+        "settlement",
+        "usage",
+        "status",  # "proving": answered before its proof (docs/http-api.md)
+    }
+)
+PROOF_PENDING = (
+    "attestation.billing_proof.proof: absent, the proof is pending (a bundle answered before "
+    "its proof, docs/http-api.md); the signature and the receipt are checked without it: "
+    "fetch the bundle again once a worker has attached the proof"
+)
+
+
+def _proof_pending(request: Mapping[str, Any]) -> bool:
+    """True for a bundle answered before its proof: an attestation whose billing_proof has
+    every member but `proof`."""
+    att = request.get("attestation")
+    bp = att.get("billing_proof") if isinstance(att, Mapping) else None
+    return isinstance(bp, Mapping) and "proof" not in bp
+
+
+def _with_empty_proof(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request with an empty proof in its place, so the signature (digest version 2 does
+    not cover the proof) and the receipt are judged as for a finished bundle."""
+    att = request["attestation"]
+    return {
+        **request,
+        "attestation": {**att, "billing_proof": {**att["billing_proof"], "proof": {}}},
+    }
 
 
 def _snapshot_verdict(att: Mapping[str, Any], verification: Verdict) -> Verdict:
@@ -396,7 +444,21 @@ def verify_bundle(
     """Verify a bundle file's contents offline."""
     if not isinstance(bundle, Mapping):
         bundle = {}
+    why = bundle_problem(bundle)
+    if why is not None:
+        return unreadable_result(why)
     return verify_request(request_from_bundle(bundle), trust=trust, check=check)
+
+
+def bundle_problem(bundle: Mapping[str, Any]) -> str | None:
+    """Why a bundle file is refused before any check: a member outside the bundle format
+    (never silently ignored: no hash would cover it), or a `status` other than proving."""
+    unknown = sorted(str(k) for k in set(bundle) - BUNDLE_MEMBERS)
+    if unknown:
+        return f"{unknown[0]}: unknown member of a bundle"
+    if "status" in bundle and bundle["status"] != "proving":
+        return f'status: {bundle["status"]!r} is not a bundle status (only "proving")'
+    return None
 
 
 def snarkjs_check(prover: Prover) -> Groth16Check:
