@@ -74,7 +74,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/vdi/billing/accounts"): {"tenant_id": "tenant_new"},
     ("POST", "/api/vdi/billing/accounts/{tenant_id}/bind"): {"controller": "0x" + "11" * 20},
     ("POST", "/api/vdi/webhooks"): {"url": "http://127.0.0.1:9/hook"},
-    ("POST", "/api/vdi/webhooks/redeliver"): {},
+    ("POST", "/api/vdi/webhooks/redeliver"): {"dead": True},
     ("PUT", "/api/vdi/billing/accounts/{tenant_id}/limits"): {
         "per_request_micros": 7,
         "daily_micros": 70,

@@ -20,7 +20,16 @@ from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from test_store import LOG_KEY, attest, fund, usage_receipt
 from vbill.cli import main
 from vbill.ledger.outbox import Outbox
-from vbill.ledger.store import DB_NAME, WEI_PER_MICRO, Charge, LimitExceeded, Limits, Store, now_ms
+from vbill.ledger.store import (
+    DB_NAME,
+    WEI_PER_MICRO,
+    ChainAccount,
+    Charge,
+    LimitExceeded,
+    Limits,
+    Store,
+    now_ms,
+)
 from vbill.service.webhooks import DeliveryPolicy, WebhookDispatcher
 from webhook_receiver import Receiver
 
@@ -149,6 +158,8 @@ def test_events_are_written_with_the_change_they_report(where) -> None:
     Outbox(s).add_endpoint("http://127.0.0.1:9/hook", (), now_ms())  # nothing listens there
     fund(s, "t", 10 * c * WEI_PER_MICRO)
     s.set_limits("t", Limits(None, 5 * c))
+    wei = 10 * c * WEI_PER_MICRO  # the on-chain account as the worker read it: limit 10 c a day
+    s.set_chain_account("t", ChainAccount(wei, 0, wei, wei, 0, 0, 1))
     for i in range(1, 6):
         attest(s, "t", f"e{i}", charge=Charge("ETH", c))
     with pytest.raises(LimitExceeded):
@@ -162,11 +173,14 @@ def test_events_are_written_with_the_change_they_report(where) -> None:
         ("usage.threshold_reached", "e3"),  # 2.5 c crossed by 3 c
         ("usage.threshold_reached", "e4"),
         ("balance.low", "e4"),  # 7 c available before it, 6 c after
+        ("usage.threshold_reached", "e5"),  # half the on-chain limit
         ("settlement.settled", "e1"),
         ("settlement.failed", "e2"),
     ]
     assert got[0][1]["threshold_micros"] == 552_600 and got[0][1]["spent_micros"] == 3 * c
     assert got[2][1]["available_wei"] == str(6 * c * WEI_PER_MICRO)
-    assert got[3][1]["transaction_hash"] == "0x1" and got[3][1]["charge_micros"] == c
-    assert got[4][1]["reason"] == "chain refuses it: BillingSettlement__UnknownTariff()"
+    assert got[3][1]["limit"] == "chain_daily" and got[3][1]["threshold_wei"] == str(wei // 2)
+    assert got[3][1]["spent_wei"] == str(5 * c * WEI_PER_MICRO)
+    assert got[4][1]["transaction_hash"] == "0x1" and got[4][1]["charge_micros"] == c
+    assert got[5][1]["reason"] == "chain refuses it: BillingSettlement__UnknownTariff()"
     assert {d["tenant_id"] for _, d in got} == {"t"}

@@ -126,6 +126,11 @@ def test_endpoints_over_http_show_a_secret_only_when_made(live) -> None:
     assert bad.status_code == 422
     gone = client.post(f"{HOOKS}/redeliver", json={"event": "msg_none"}, headers=AUTH)
     assert gone.status_code == 404
+    vague = client.post(f"{HOOKS}/redeliver", json={}, headers=AUTH)  # which? say it
+    assert vague.status_code == 422 and vague.json()["detail"]["field"] == "event"
+    assert client.post(f"{HOOKS}/redeliver", json={"dead": True}, headers=AUTH).json() == {
+        "queued": 0
+    }
 
 
 def test_metrics_parse_and_name_no_tenant(live) -> None:

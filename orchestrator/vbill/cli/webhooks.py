@@ -11,6 +11,7 @@ import click
 
 from vbill.cli.output import emit, json_option
 from vbill.cli.service import _store
+from vbill.errors import InputError
 from vbill.ledger.outbox import EVENT_TYPES, Outbox
 from vbill.ledger.store import now_ms
 
@@ -110,10 +111,13 @@ def deliveries(status: str | None, limit: int, as_json: bool) -> None:
 
 @webhooks.command("redeliver")
 @click.argument("msg_id", metavar="[WEBHOOK_ID]", required=False)
+@click.option("--dead", is_flag=True, help="Every dead delivery instead of one event.")
 @click.option("--endpoint", "endpoint_id", default=None, help="Only to this endpoint.")
 @json_option
-def redeliver(msg_id: str | None, endpoint_id: str | None, as_json: bool) -> None:
-    """Queue one event again (its webhook-id), or without it every dead delivery."""
+def redeliver(msg_id: str | None, dead: bool, endpoint_id: str | None, as_json: bool) -> None:
+    """Queue one event again (its webhook-id), or with --dead every dead delivery."""
+    if (msg_id is None) == (not dead):
+        raise InputError("WEBHOOK_ID", "give a webhook-id or --dead (not both)")
     n = _outbox().redeliver(now_ms(), msg_id=msg_id, endpoint_id=endpoint_id)
     emit({"queued": n}, as_json, f"queued {n} deliveries")
 

@@ -42,7 +42,12 @@ EVENT_TYPES = (
     "webhook.test",
 )
 MAX_ENDPOINTS = 100
-_URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.ASCII)
+ID = re.compile(r"[A-Za-z0-9_]{1,64}")  # endpoint ids (ep_…) and message ids (msg_…)
+# scheme, host[:port] (a name, IPv4 or [IPv6]), then printable ASCII only (IRIs percent-encoded)
+_URL = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?|"
+    r"https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?"
+)
 
 SCHEMA = """
 CREATE TABLE webhook_endpoints (
@@ -198,6 +203,8 @@ class Outbox:
         return [_endpoint(r) for r in rows]
 
     def endpoint(self, endpoint_id: str) -> Endpoint:
+        if not isinstance(endpoint_id, str) or not ID.fullmatch(endpoint_id):
+            raise InputError("id", f"no webhook endpoint {endpoint_id!r}")
         row = (
             self._c()
             .execute("SELECT * FROM webhook_endpoints WHERE endpoint_id = ?", (endpoint_id,))
@@ -299,8 +306,10 @@ class Outbox:
     ) -> int:
         """Queue again: one event (all its endpoints, or one), or every dead row of an
         endpoint (or of all). It keeps its place: later rows of its queue wait for it."""
-        if msg_id is None and endpoint_id is not None:
+        if endpoint_id is not None:
             self.endpoint(endpoint_id)
+        if msg_id is not None and not ID.fullmatch(msg_id):
+            raise InputError("event", f"no queued event {msg_id!r}")
         cur = self._c().execute(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
             "last_error = NULL, claimed_by = NULL, lease_until = NULL WHERE "

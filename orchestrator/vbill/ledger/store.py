@@ -380,11 +380,13 @@ class Limits:
 @dataclass(frozen=True)
 class Spend:
     """What a stored ETH charge was checked against: the day's total before it (None without
-    a daily limit), the daily limit, and the available balance before it (wei)."""
+    a daily limit), the daily limit, the available balance before it (wei), and the on-chain
+    daily limit with the day's total it counts (wei; None before the worker read the chain)."""
 
     spent_micros: int | None
     daily_micros: int | None
     available_wei: int
+    chain_daily: tuple[int, int] | None = None  # (the day's total, the on-chain limit), wei
 
 
 @dataclass(frozen=True)
@@ -833,7 +835,7 @@ class Store:
                 )
         bal = self._balance(c, tenant_id)
         need = charge.charge_micros * WEI_PER_MICRO
-        self._check_chain_limits(c, tenant_id, need, bal, at)
+        chain_daily = self._check_chain_limits(c, tenant_id, need, bal, at)
         if need > bal.available_wei:
             if not self.deposits_tracked:
                 raise LimitExceeded(
@@ -848,7 +850,7 @@ class Store:
                 "on chain are not spendable)",
                 retry_after=60,
             )
-        return Spend(spent, limits.daily_micros, bal.available_wei)
+        return Spend(spent, limits.daily_micros, bal.available_wei, chain_daily)
 
     def _notify_spend(
         self,
@@ -860,23 +862,30 @@ class Store:
         at: int,
     ) -> None:
         """Inside the transaction that stores a charge: the webhook events it raises, once per
-        crossing (usage.threshold_reached for each configured share of the daily limit the
-        day's total passes, balance.low when the available balance drops below the mark)."""
+        crossing (usage.threshold_reached for each configured share of a daily limit, the
+        tenant's in micro-ETH or the on-chain one in wei, that the day's total passes;
+        balance.low when the available balance drops below the mark)."""
         if spend is None:
             return
+        daily: list[tuple[str, str, int, int, int]] = []  # (limit, unit, before, charge, limit)
         if spend.daily_micros is not None and spend.spent_micros is not None:
-            after = spend.spent_micros + charge.charge_micros
+            micros = charge.charge_micros
+            daily.append(("daily", "micros", spend.spent_micros, micros, spend.daily_micros))
+        if spend.chain_daily is not None:
+            wei = charge.charge_micros * WEI_PER_MICRO
+            daily.append(("chain_daily", "wei", spend.chain_daily[0], wei, spend.chain_daily[1]))
+        for limit, unit, before, amount, cap in daily:
+            shown = int if unit == "micros" else str  # wei amounts are decimal strings
             for share in self.usage_shares:
-                mark = -(-spend.daily_micros * share.numerator // share.denominator)  # ceil
-                if spend.spent_micros < mark <= after:
-                    day = dt.datetime.fromtimestamp(at / 1000, dt.UTC).date().isoformat()
+                mark = -(-cap * share.numerator // share.denominator)  # ceil
+                if before < mark <= before + amount:
                     data = {
-                        "limit": "daily",
-                        "day": day,
+                        "limit": limit,
+                        "day": dt.datetime.fromtimestamp(at / 1000, dt.UTC).date().isoformat(),
                         "share": float(share),
-                        "limit_micros": spend.daily_micros,
-                        "threshold_micros": mark,
-                        "spent_micros": after,
+                        f"limit_{unit}": shown(cap),
+                        f"threshold_{unit}": shown(mark),
+                        f"spent_{unit}": shown(before + amount),
                         "event_id": event_id,
                     }
                     outbox.enqueue(c, tenant_id, "usage.threshold_reached", data, at)
@@ -888,12 +897,13 @@ class Store:
 
     def _check_chain_limits(
         self, c: sqlite3.Connection, tenant_id: str, need_wei: int, bal: Balance, at: int
-    ) -> None:
+    ) -> tuple[int, int] | None:
         """The limits the tenant's controller set on chain, as the worker last read them; the
-        day's total counts every unsettled charge (they settle today at the earliest)."""
+        day's total counts every unsettled charge (they settle today at the earliest). Returns
+        (the day's total before this charge, the on-chain daily limit), wei."""
         chain = self._chain_account(c, tenant_id)
         if chain is None:
-            return
+            return None
         if need_wei > chain.per_request_wei:
             raise LimitExceeded(
                 f"charge {need_wei} wei exceeds the on-chain per-request limit "
@@ -910,6 +920,7 @@ class Store:
                 f"above the on-chain daily limit {chain.daily_wei} wei",
                 retry_after=_seconds_to_utc_midnight(at),
             )
+        return used, chain.daily_wei
 
     # --- attest ---
 

@@ -10,13 +10,14 @@ import re
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from vbill import metrics
 from vbill.errors import InputError
 from vbill.ledger.outbox import EVENT_TYPES, Outbox
+from vbill.ledger.outbox import ID as outbox_ids
 from vbill.ledger.store import now_ms
 from vbill.service.auth import require_operator
 from vbill.service.openapi import OPERATOR, errors
@@ -25,6 +26,8 @@ from vbill.service.webhooks import send_test
 
 router = APIRouter(prefix="/api/vdi/webhooks", dependencies=[Depends(require_operator)])
 metrics_router = APIRouter()
+ID = "^" + outbox_ids.pattern + "$"
+EndpointId = Annotated[str, Path(pattern=ID)]
 EventType = Annotated[StrictStr, Field(pattern="^(" + "|".join(map(re.escape, EVENT_TYPES)) + ")$")]
 
 
@@ -78,9 +81,10 @@ class TestResult(BaseModel):
 class RedeliverBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event: StrictStr | None = Field(
-        default=None, max_length=64, description="a message id (`webhook-id`); else every dead one"
+        default=None, pattern=ID, description="one event, by its message id (`webhook-id`)"
     )
-    endpoint: StrictStr | None = Field(default=None, max_length=64, description="only this one")
+    dead: StrictBool = Field(default=False, description="true: every dead delivery instead")
+    endpoint: StrictStr | None = Field(default=None, pattern=ID, description="only this one")
 
 
 @router.post("", status_code=201, responses={201: {"model": SecretView}, **errors(*OPERATOR, 422)})
@@ -98,9 +102,9 @@ def list_endpoints(request: Request) -> dict[str, Any]:
 
 
 @router.post(
-    "/{endpoint_id}/rotate", responses={200: {"model": SecretView}, **errors(*OPERATOR, 404)}
+    "/{endpoint_id}/rotate", responses={200: {"model": SecretView}, **errors(*OPERATOR, 404, 422)}
 )
-def rotate(endpoint_id: str, request: Request) -> dict[str, Any]:
+def rotate(endpoint_id: EndpointId, request: Request) -> dict[str, Any]:
     """A new secret for the endpoint; every delivery from now on, retries too, is signed with it."""
     outbox = _outbox(request)
     _known(outbox, endpoint_id)
@@ -108,8 +112,8 @@ def rotate(endpoint_id: str, request: Request) -> dict[str, Any]:
     return {"id": ep.endpoint_id, "secret": ep.secret}
 
 
-@router.delete("/{endpoint_id}", responses=errors(*OPERATOR, 404))
-def remove(endpoint_id: str, request: Request) -> dict[str, Any]:
+@router.delete("/{endpoint_id}", responses=errors(*OPERATOR, 404, 422))
+def remove(endpoint_id: EndpointId, request: Request) -> dict[str, Any]:
     """Remove the endpoint and drop its queued deliveries."""
     outbox = _outbox(request)
     _known(outbox, endpoint_id)
@@ -118,9 +122,9 @@ def remove(endpoint_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post(
-    "/{endpoint_id}/test", responses={200: {"model": TestResult}, **errors(*OPERATOR, 404)}
+    "/{endpoint_id}/test", responses={200: {"model": TestResult}, **errors(*OPERATOR, 404, 422)}
 )
-async def test(endpoint_id: str, request: Request) -> dict[str, Any]:
+async def test(endpoint_id: EndpointId, request: Request) -> dict[str, Any]:
     """Send a signed `webhook.test` event to the endpoint now; `delivered` says whether it
     answered 2xx (`error` why not)."""
     svc = _svc(request)
@@ -143,8 +147,11 @@ def deliveries(
 
 @router.post("/redeliver", responses=errors(*OPERATOR, 404, 422))
 def redeliver(body: RedeliverBody, request: Request) -> dict[str, Any]:
-    """Queue again one event (by its `webhook-id`, to all its endpoints or `endpoint`), or
-    every dead delivery (of `endpoint`). It keeps its place in its tenant's order."""
+    """Queue again one event (`event`: its `webhook-id`; to all its endpoints or `endpoint`),
+    or every dead delivery (`dead: true`; of `endpoint`). It keeps its place in its tenant's
+    order."""
+    if (body.event is None) == (not body.dead):
+        raise InputError("event", 'give either "event" or "dead": true')
     outbox = _outbox(request)
     if body.endpoint is not None:
         _known(outbox, body.endpoint)
