@@ -56,6 +56,18 @@ def attest(store: Store, attester: Attester, v2: Proving, req: Mapping[str, Any]
     )
 
 
+def attest_events(
+    path: Path, attester: Attester, v2: Proving, req: Mapping[str, Any], usage: list[dict[str, int]]
+) -> list[dict[str, Any]]:
+    """A window of events `inf_0`, `inf_1`, … of `req` with these usages, attested in order
+    into the store under `path`; their bundles."""
+    store = store_at(path, attester)
+    out = [attest(store, attester, v2, event(req, f"inf_{i}", **u)).stored.bundle
+           for i, u in enumerate(usage)]  # fmt: skip
+    store.close()
+    return out
+
+
 class _NoV1:
     def prove(self, circuit_input: Mapping[str, str]) -> Proof:
         raise AssertionError("a metered request reached the v1 prover")

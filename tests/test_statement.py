@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import V2
 from test_circuit_metered import flat, request
-from test_metered_attest import attest, event, store_at
+from test_metered_attest import attest, attest_events, event, store_at
 from vbill.attest import Proving
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
@@ -52,13 +52,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def chain(home: Path, attester: Attester, v2: Proving) -> list[dict[str, Any]]:
-    store = store_at(home, attester)
-    out = []
-    for i, (tokens, images) in enumerate(zip(TOKENS, IMAGES, strict=True)):
-        req = event(TIERED, f"inf_{i}", tokens=tokens, images=images)
-        out.append(attest(store, attester, v2, req).stored.bundle)
-    store.close()
-    return out
+    usage = [{"tokens": t, "images": i} for t, i in zip(TOKENS, IMAGES, strict=True)]
+    return attest_events(home, attester, v2, TIERED, usage)
 
 
 def cli(monkeypatch: pytest.MonkeyPatch, home: Path, attester: Attester, *args: Any) -> Any:
@@ -209,7 +204,9 @@ def test_bundle_of_another_window_or_binding_is_named(
 ) -> None:
     other_store = store_at(tmp_path / "other", attester)
     other = event(TIERED, "inf_other", tokens=1)
-    other["meter_event"]["billing_window_id"] = "2026-06"
+    other["meter_event"].update(
+        billing_window_id="2026-06", event_timestamp="2026-06-01T00:00:00.000Z"
+    )
     stray = attest(other_store, attester, v2, other).stored.bundle
     st = verify_statement([("a", chain[0]), ("b", stray)], trust=v2_trust, check=default_check())
     assert [(p.kind, p.at) for p in st.problems][:1] == [("other_window", "b")]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vbill.billing.periods import check_event_period
 from vbill.bundle.attestation import canonical_json
 from vbill.bundle.bundle import Encoded, build_bundle, encode_request
 from vbill.bundle.keys import Attester
@@ -86,6 +87,7 @@ def attest_event(
     else:
         enc, proving = encode_request(request), Proving(prover, vkey_sha256)
     meter = enc.request.meter_event
+    check_event_period(meter.model_dump(mode="json"))
     currency = enc.request.tariff_snapshot.currency
 
     def build(salt: int, before: WindowState) -> Bundle | MeteredBundle:

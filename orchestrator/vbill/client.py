@@ -24,6 +24,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from vbill.billing.models import CloseRecord, EntryPage, Invoice, WindowPage
 from vbill.errors import ToolError, VbillError
 from vbill.models import (
     Account,
@@ -31,9 +32,11 @@ from vbill.models import (
     AttestRequest,
     Bundle,
     IssuedToken,
+    MeteredBundle,
     ReceiptView,
     RevokedTokens,
     VerifyResult,
+    is_metered,
 )
 from vbill.verify import trust_document
 from vbill.verify.trust_document import TrustDocument
@@ -104,6 +107,20 @@ class _Call(Generic[T]):
     parse: Callable[[Any], T]
     json: Any = None
     params: dict[str, Any] = field(default_factory=dict)
+    text: bool = False  # the answer is text (HTML, CSV), handed to `parse` as it is
+
+
+def parse_bundle(data: Any) -> Bundle | MeteredBundle:
+    """A bundle of either binding: a metered one (binding v2) as MeteredBundle."""
+    return MeteredBundle.model_validate(data) if is_metered(data) else Bundle.model_validate(data)
+
+
+def _window(tenant_id: str, window: str, tail: str = "") -> str:
+    return f"/api/vdi/billing/windows/{_seg(tenant_id)}/{_seg(window)}{tail}"
+
+
+def _tariff(tariff_id: str | None) -> dict[str, Any]:
+    return {"tariff_id": tariff_id} if tariff_id is not None else {}
 
 
 def _seg(value: str) -> str:
@@ -118,8 +135,8 @@ class _Calls:
     """Every operation as a _Call (shared by both clients)."""
 
     @staticmethod
-    def attest(request: AttestRequest | Mapping[str, Any]) -> _Call[Bundle]:
-        return _Call("POST", "/api/vdi/billing/attest", Bundle.model_validate, _dump(request))
+    def attest(request: AttestRequest | Mapping[str, Any]) -> _Call[Bundle | MeteredBundle]:
+        return _Call("POST", "/api/vdi/billing/attest", parse_bundle, _dump(request))
 
     @staticmethod
     def verify(bundle: Bundle | Mapping[str, Any], billed: Record | None) -> _Call[VerifyResult]:
@@ -127,9 +144,14 @@ class _Calls:
         return _Call("POST", "/api/vdi/billing/verify", VerifyResult.model_validate, body)
 
     @staticmethod
-    def bundle(event_id: str, tenant_id: str | None) -> _Call[Bundle]:
+    def bundle(event_id: str, tenant_id: str | None) -> _Call[Bundle | MeteredBundle]:
         path = f"/api/vdi/billing/bundles/{_seg(event_id)}"
-        return _Call("GET", path, Bundle.model_validate, params=_tenant(tenant_id))
+        return _Call("GET", path, parse_bundle, params=_tenant(tenant_id))
+
+    @staticmethod
+    def bundle_json(event_id: str, tenant_id: str | None) -> _Call[dict[str, Any]]:
+        path = f"/api/vdi/billing/bundles/{_seg(event_id)}"
+        return _Call("GET", path, dict, params=_tenant(tenant_id))
 
     @staticmethod
     def receipt(event_id: str, tenant_id: str | None) -> _Call[ReceiptView]:
@@ -137,9 +159,48 @@ class _Calls:
         return _Call("GET", path, ReceiptView.model_validate, params=_tenant(tenant_id))
 
     @staticmethod
-    def statement(tenant_id: str, window: str) -> _Call[dict[str, Any]]:
+    def statement(tenant_id: str, window: str, tariff_id: str | None) -> _Call[dict[str, Any]]:
         path = f"/api/vdi/billing/statements/{_seg(tenant_id)}/{_seg(window)}"
-        return _Call("GET", path, dict)
+        return _Call("GET", path, dict, params=_tariff(tariff_id))
+
+    @staticmethod
+    def close_window(tenant_id: str, window: str, tariff_id: str | None) -> _Call[CloseRecord]:
+        path = _window(tenant_id, window, "/close")
+        return _Call("POST", path, CloseRecord.model_validate, params=_tariff(tariff_id))
+
+    @staticmethod
+    def close_record(tenant_id: str, window: str, tariff_id: str | None) -> _Call[CloseRecord]:
+        path = _window(tenant_id, window, "/close")
+        return _Call("GET", path, CloseRecord.model_validate, params=_tariff(tariff_id))
+
+    @staticmethod
+    def invoice(tenant_id: str, window: str, tariff_id: str | None) -> _Call[Invoice]:
+        path = f"/api/vdi/billing/invoices/{_seg(tenant_id)}/{_seg(window)}"
+        return _Call("GET", path, Invoice.model_validate, params=_tariff(tariff_id))
+
+    @staticmethod
+    def invoice_html(tenant_id: str, window: str, tariff_id: str | None) -> _Call[str]:
+        path = f"/api/vdi/billing/invoices/{_seg(tenant_id)}/{_seg(window)}"
+        params = {**_tariff(tariff_id), "format": "html"}
+        return _Call("GET", path, str, params=params, text=True)
+
+    @staticmethod
+    def windows(tenant_id: str | None, cursor: str | None, limit: int) -> _Call[WindowPage]:
+        params = {**_tenant(tenant_id), "limit": limit, **({"cursor": cursor} if cursor else {})}
+        return _Call("GET", "/api/vdi/billing/windows", WindowPage.model_validate, params=params)
+
+    @staticmethod
+    def entries(
+        tenant_id: str, window: str, tariff_id: str | None, after_seq: int, limit: int
+    ) -> _Call[EntryPage]:
+        params = {**_tariff(tariff_id), "after_seq": after_seq, "limit": limit}
+        path = _window(tenant_id, window, "/entries")
+        return _Call("GET", path, EntryPage.model_validate, params=params)
+
+    @staticmethod
+    def export_csv(tenant_id: str, window: str, tariff_id: str | None) -> _Call[str]:
+        path = _window(tenant_id, window, "/export.csv")
+        return _Call("GET", path, str, params=_tariff(tariff_id), text=True)
 
     @staticmethod
     def account(tenant_id: str) -> _Call[Account]:
@@ -191,6 +252,8 @@ def _headers(secret: str | None, token: str | None) -> dict[str, str]:
 def _answer(call: _Call[T], response: httpx.Response) -> T:
     if not response.is_success:
         raise api_error(response)
+    if call.text:
+        return call.parse(response.text)
     try:
         data = response.json()
     except ValueError:
@@ -249,7 +312,7 @@ class Client(_Base[httpx.Client, httpx.BaseTransport]):
             raise _unreachable(self.base_url, exc) from None
         return _answer(call, response)
 
-    def attest(self, request: AttestRequest | Mapping[str, Any]) -> Bundle:
+    def attest(self, request: AttestRequest | Mapping[str, Any]) -> Bundle | MeteredBundle:
         """Prove, sign and log one billable event (operator); idempotent per event_id."""
         return self._run(_Calls.attest(request))
 
@@ -259,16 +322,65 @@ class Client(_Base[httpx.Client, httpx.BaseTransport]):
         """The service's three verdicts on a bundle (billed: the invoice's record, if other)."""
         return self._run(_Calls.verify(bundle, billed))
 
-    def bundle(self, event_id: str, tenant_id: str | None = None) -> Bundle:
+    def bundle(self, event_id: str, tenant_id: str | None = None) -> Bundle | MeteredBundle:
+        """The event's bundle: a MeteredBundle for a metered tariff (binding v2)."""
         return self._run(_Calls.bundle(event_id, tenant_id))
+
+    def bundle_json(self, event_id: str, tenant_id: str | None = None) -> dict[str, Any]:
+        """The bundle exactly as served (what `vbill verify` checks, byte for byte)."""
+        return self._run(_Calls.bundle_json(event_id, tenant_id))
 
     def receipt(self, event_id: str, tenant_id: str | None = None) -> ReceiptView:
         """The bundle's settlement status and usage receipt (None until settled)."""
         return self._run(_Calls.receipt(event_id, tenant_id))
 
-    def statement(self, tenant_id: str, window: str) -> dict[str, Any]:
-        """The window statement (e.g. window "2026-05"), where the service publishes them."""
-        return self._run(_Calls.statement(tenant_id, window))
+    def statement(
+        self, tenant_id: str, window: str, tariff_id: str | None = None
+    ) -> dict[str, Any]:
+        """The window statement document (e.g. window "2026-05"): `vbill statement FILE`
+        verifies it; `closed` and, once closed, the close record."""
+        return self._run(_Calls.statement(tenant_id, window, tariff_id))
+
+    def close_window(
+        self, tenant_id: str, window: str, tariff_id: str | None = None
+    ) -> CloseRecord:
+        """Close the window (operator); closing again returns the same record."""
+        return self._run(_Calls.close_window(tenant_id, window, tariff_id))
+
+    def close_record(
+        self, tenant_id: str, window: str, tariff_id: str | None = None
+    ) -> CloseRecord:
+        """The window's close record (ApiError 404 while it is open)."""
+        return self._run(_Calls.close_record(tenant_id, window, tariff_id))
+
+    def invoice(self, tenant_id: str, window: str, tariff_id: str | None = None) -> Invoice:
+        """The window's invoice, re-derived by the service from its verified statement."""
+        return self._run(_Calls.invoice(tenant_id, window, tariff_id))
+
+    def invoice_html(self, tenant_id: str, window: str, tariff_id: str | None = None) -> str:
+        return self._run(_Calls.invoice_html(tenant_id, window, tariff_id))
+
+    def windows(
+        self, tenant_id: str | None = None, *, cursor: str | None = None, limit: int = 100
+    ) -> WindowPage:
+        """One page of windows (a tenant token: its own); pass `next_cursor` for the next."""
+        return self._run(_Calls.windows(tenant_id, cursor, limit))
+
+    def entries(
+        self,
+        tenant_id: str,
+        window: str,
+        tariff_id: str | None = None,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> EntryPage:
+        """One page of a window's entries after `after_seq`; pass `next_after_seq` on."""
+        return self._run(_Calls.entries(tenant_id, window, tariff_id, after_seq, limit))
+
+    def export_csv(self, tenant_id: str, window: str, tariff_id: str | None = None) -> str:
+        """The window as CSV, one row per entry."""
+        return self._run(_Calls.export_csv(tenant_id, window, tariff_id))
 
     def account(self, tenant_id: str) -> Account:
         return self._run(_Calls.account(tenant_id))
@@ -327,7 +439,7 @@ class AsyncClient(_Base[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             raise _unreachable(self.base_url, exc) from None
         return _answer(call, response)
 
-    async def attest(self, request: AttestRequest | Mapping[str, Any]) -> Bundle:
+    async def attest(self, request: AttestRequest | Mapping[str, Any]) -> Bundle | MeteredBundle:
         return await self._run(_Calls.attest(request))
 
     async def verify(
@@ -335,14 +447,54 @@ class AsyncClient(_Base[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     ) -> VerifyResult:
         return await self._run(_Calls.verify(bundle, billed))
 
-    async def bundle(self, event_id: str, tenant_id: str | None = None) -> Bundle:
+    async def bundle(self, event_id: str, tenant_id: str | None = None) -> Bundle | MeteredBundle:
         return await self._run(_Calls.bundle(event_id, tenant_id))
+
+    async def bundle_json(self, event_id: str, tenant_id: str | None = None) -> dict[str, Any]:
+        return await self._run(_Calls.bundle_json(event_id, tenant_id))
 
     async def receipt(self, event_id: str, tenant_id: str | None = None) -> ReceiptView:
         return await self._run(_Calls.receipt(event_id, tenant_id))
 
-    async def statement(self, tenant_id: str, window: str) -> dict[str, Any]:
-        return await self._run(_Calls.statement(tenant_id, window))
+    async def statement(
+        self, tenant_id: str, window: str, tariff_id: str | None = None
+    ) -> dict[str, Any]:
+        return await self._run(_Calls.statement(tenant_id, window, tariff_id))
+
+    async def close_window(
+        self, tenant_id: str, window: str, tariff_id: str | None = None
+    ) -> CloseRecord:
+        return await self._run(_Calls.close_window(tenant_id, window, tariff_id))
+
+    async def close_record(
+        self, tenant_id: str, window: str, tariff_id: str | None = None
+    ) -> CloseRecord:
+        return await self._run(_Calls.close_record(tenant_id, window, tariff_id))
+
+    async def invoice(self, tenant_id: str, window: str, tariff_id: str | None = None) -> Invoice:
+        return await self._run(_Calls.invoice(tenant_id, window, tariff_id))
+
+    async def invoice_html(self, tenant_id: str, window: str, tariff_id: str | None = None) -> str:
+        return await self._run(_Calls.invoice_html(tenant_id, window, tariff_id))
+
+    async def windows(
+        self, tenant_id: str | None = None, *, cursor: str | None = None, limit: int = 100
+    ) -> WindowPage:
+        return await self._run(_Calls.windows(tenant_id, cursor, limit))
+
+    async def entries(
+        self,
+        tenant_id: str,
+        window: str,
+        tariff_id: str | None = None,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> EntryPage:
+        return await self._run(_Calls.entries(tenant_id, window, tariff_id, after_seq, limit))
+
+    async def export_csv(self, tenant_id: str, window: str, tariff_id: str | None = None) -> str:
+        return await self._run(_Calls.export_csv(tenant_id, window, tariff_id))
 
     async def account(self, tenant_id: str) -> Account:
         return await self._run(_Calls.account(tenant_id))

@@ -24,6 +24,7 @@ from typing import Any
 
 from vbill import metrics
 from vbill.attest import new_account, request_hash, signing_refused, state_before
+from vbill.billing.periods import check_event_period
 from vbill.bundle.bundle import Encoded, encode_request, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import MeteredEncoded, encode_metered_request
@@ -147,6 +148,7 @@ class Ingestor:
         enc: Encoded | MeteredEncoded
         try:
             enc = encode_metered_request(request) if metered else encode_request(request)
+            check_event_period(enc.request.meter_event.model_dump(mode="json"))
         except InputError as exc:
             return Outcome(event_id, "invalid", error=exc)
         meter = enc.request.meter_event

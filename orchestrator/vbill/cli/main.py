@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from vbill.cli import (
+    billing,
     bundle,
     chain,
     service,
@@ -48,6 +49,8 @@ def main() -> None:
       vbill attest request.json -o b.json prove and sign one billable event
       vbill verify b.json                 check a bundle offline (exit 1 if invalid)
       vbill statement --store T W         a metered window's chain and its total
+      vbill close T W / vbill invoice --store T W
+                                          close a billing window; its invoice
       vbill chain up && vbill deploy      local anvil chain and contracts
       vbill account open --bundle b.json --controller ADDR
                                           an attester opens the tenant's account
@@ -57,7 +60,7 @@ def main() -> None:
     """
 
 
-for _module in (bundle, setup, chain, service, tokens, trust, statement, worker, webhooks):
+for _module in (bundle, setup, chain, service, tokens, trust, statement, billing, worker, webhooks):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

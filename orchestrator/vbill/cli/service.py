@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -40,6 +41,14 @@ from vbill.service.settings import Settings
     help="Proving workers inside this process (default: one per prover process; 0 when "
     "separate `vbill worker` processes prove).",
 )
+@click.option(
+    "--close-grace-days",
+    type=click.FloatRange(0, 3660),
+    default=None,
+    help="Close period windows (YYYY-MM, YYYY-MM-DD) this many days after their period "
+    "ends [default: 3, or close_grace_days in service.json].",
+)
+@click.option("--no-auto-close", is_flag=True, help="Never close windows automatically.")
 def serve(
     host: str,
     port: int,
@@ -49,6 +58,8 @@ def serve(
     settlement_address: str | None,
     prover_workers: int | None,
     local_provers: int | None,
+    close_grace_days: float | None,
+    no_auto_close: bool,
 ) -> None:
     """Run the HTTP service (attest, verify, transparency log, accounts, settlement).
 
@@ -67,7 +78,10 @@ def serve(
         settlement_address=settlement_address,
         prover_workers=prover_workers,
         local_provers=local_provers,
+        close_grace_days=close_grace_days,
     ).resolved()  # fail here, with exit 3, rather than inside uvicorn's startup
+    if no_auto_close:
+        settings = dataclasses.replace(settings, close_grace_days=None)
     sock = _bind(host, port)  # before anything is started or logged as up
     state = build_state(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -27,15 +27,18 @@ def _seq(data: Any) -> float:
         return float("inf")
 
 
-def _from_paths(sources: tuple[Path, ...]) -> tuple[list[tuple[str, Any]], dict[str, Any] | None]:
-    """(name, bundle) in chain order, and a statement document's summary if one was given.
+def from_paths(
+    sources: tuple[Path, ...],
+) -> tuple[list[tuple[str, Any]], dict[str, Any] | None, Any]:
+    """(name, bundle) in chain order, a statement document's summary if one was given, and
+    its close record (None if it has none).
 
     Files and .jsonl lines keep the order given (an out-of-order chain fails); a directory
     has no order, so its *.json bundles are put in seq order first."""
     from vbill.verify.batch import Unreadable, iter_source
 
     items: list[tuple[str, Any]] = []
-    claimed = None
+    claimed = close = None
     for source in sources:
         if source.is_dir():
             found = list(iter_source(source))
@@ -47,7 +50,8 @@ def _from_paths(sources: tuple[Path, ...]) -> tuple[list[tuple[str, Any]], dict[
             if is_statement_document(data):
                 if len(sources) > 1:
                     raise InputError(str(source), "give a statement document on its own")
-                claimed = {k: v for k, v in data.items() if k != "bundles"}
+                claimed = {k: v for k, v in data.items() if k not in ("bundles", "close")}
+                close = data.get("close")
                 bundles = data.get("bundles")
                 if not isinstance(bundles, list):
                     raise InputError(f"{source}: bundles", "must be a list of bundles")
@@ -55,10 +59,13 @@ def _from_paths(sources: tuple[Path, ...]) -> tuple[list[tuple[str, Any]], dict[
             else:
                 items.append((str(source), data))
     items = [(n, {} if isinstance(d, Unreadable) else d) for n, d in items]
-    return items, claimed
+    return items, claimed, close
 
 
-def _from_store(tenant: str, window: str, tariff_id: str | None) -> list[tuple[str, Any]]:
+def from_store(
+    tenant: str, window: str, tariff_id: str | None
+) -> tuple[list[tuple[str, Any]], dict[str, Any] | None]:
+    """A window's bundles from the store in seq order, and its close record if it is closed."""
     from vbill.ledger.store import open_store
 
     store = open_store(os.environ.get("DATABASE_URL"))
@@ -72,13 +79,18 @@ def _from_store(tenant: str, window: str, tariff_id: str | None) -> list[tuple[s
                 )
             tariff_id = tariffs[0]
         stored = store.window_bundles((tenant, window, tariff_id))
+        close = store.window_close((tenant, window, tariff_id))
     finally:
         store.close()
-    return [(f"store:{s.event_id}", s.bundle) for s in stored]
+    return [(f"store:{s.event_id}", s.bundle) for s in stored], close
 
 
 def _human(st: Statement) -> str:
     head = f"{st.tenant_id} / {st.billing_window_id} / {st.tariff_id}"
+    if st.closed and st.close is not None:
+        head += f" (closed at seq {st.close.get('last_seq')})"
+    else:
+        head += " (open)"
     if not st.valid:
         lines = [f"statement {head}: INVALID ({st.events} bundles)"]
         lines += [f"  {p.kind}: {p.message}" for p in st.problems]
@@ -126,7 +138,8 @@ def statement(
     """Verify a billing window's statement; exit 0 if it holds, 1 if not.
 
     Every bundle must be valid, belong to one (tenant, billing window, tariff_id), and their
-    seq run 1..n from the genesis state, each continuing the previous state. Prints the total
+    seq run 1..n from the genesis state, each continuing the previous state; a closed
+    window's statement must end exactly at its close record's seq. Prints the total
     (the last state's cumulative charge), per-dimension totals and the count, or the first bad
     link. SOURCES: bundle files (in chain order), a directory, a .jsonl, or a statement
     document written by -o.
@@ -141,11 +154,13 @@ def statement(
         raise InputError("SOURCES", "give bundle files, a directory or a .jsonl, or --store")
     claimed = None
     if store_window is not None:
-        items = _from_store(*store_window, tariff_id)
+        items, close = from_store(*store_window, tariff_id)
     else:
-        items, claimed = _from_paths(sources)
+        items, claimed, close = from_paths(sources)
     check = py_ecc_check if reference else default_check()
-    st = verify_statement(items, trust=_trust(attesters, vkeys), check=check, claimed=claimed)
+    st = verify_statement(
+        items, trust=_trust(attesters, vkeys), check=check, claimed=claimed, close=close
+    )
     if output is not None and st.valid:  # an invalid chain is never an invoice document
         write_json_atomic(output, statement_document([b for _, b in items], st))
     emit(st.summary(), as_json, _human(st))

@@ -108,14 +108,20 @@ def trust_show(as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def fetch_bundle(event_id: str, url: str, token: str, output: Path | None) -> None:
     """Download the bundle of EVENT_ID with a tenant token (to stdout, or -o FILE)."""
-    from vbill.client import Client
+    from pydantic import ValidationError
+
+    from vbill.client import Client, parse_bundle
 
     with Client(url, token=token) as api:
-        bundle = api.bundle(event_id)
-    text = (
-        json.dumps(bundle.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True)
-        + "\n"
-    )
+        bundle = api.bundle_json(event_id)  # as served: `vbill verify` checks these bytes
+    try:
+        parse_bundle(bundle)  # a bundle of either binding, or an error naming what is wrong
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = f"the service's answer is no bundle: {err['msg']}"
+        raise InputError(f"bundle.{where}", msg) from None
+    text = json.dumps(bundle, indent=2, sort_keys=True) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -236,6 +236,20 @@ MIGRATIONS: list[str] = [
     """,
     # 7: webhook endpoints and the outbox their events are delivered from (vbill.ledger.outbox)
     outbox.SCHEMA,
+    # 8: close records (docs/protocol-v2.md §13): a closed window takes no more entries; the
+    # record is signed and logged like a bundle (its leaf in log_leaves)
+    """
+    CREATE TABLE window_closes (
+        tenant_id         TEXT NOT NULL,
+        billing_window_id TEXT NOT NULL,
+        tariff_id         TEXT NOT NULL,
+        seq               INTEGER NOT NULL CHECK (seq >= 1),
+        leaf_index        INTEGER NOT NULL UNIQUE REFERENCES log_leaves(leaf_index),
+        closed_at         INTEGER NOT NULL,
+        record_json       TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, billing_window_id, tariff_id)
+    );
+    """,
 ]
 
 
@@ -267,6 +281,14 @@ class WindowMoved(VbillError):
 
 WindowKey = tuple[str, str, str]
 """(tenant_id, billing_window_id, tariff_id) of a metered window."""
+
+
+class WindowClosed(Conflict):
+    """The window has a close record: no more events or corrections (HTTP 409, exit 2)."""
+
+
+class NoWindow(VbillError):
+    """No chain for this (tenant, billing window, tariff_id) (HTTP 404, exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -1010,6 +1032,7 @@ class Store:
                 existing = self.find(tenant_id, event_id)
                 if existing is not None:
                     return self._same_or_conflict(existing, request_hash), False
+                self._refuse_if_closed(self._conn(), window)  # before a proof is spent
                 head = self.window_head(window)
                 cost = charge(head)
                 self._check_spend(self._conn(), tenant_id, cost)
@@ -1064,6 +1087,7 @@ class Store:
     ) -> None:
         """Append event `seq` to the window and make its state the head (inside the insert's
         transaction; the head was checked to be seq − 1 there)."""
+        self._refuse_if_closed(c, window)  # every entry of a chain passes here
         state = json.dumps(after, sort_keys=True)
         c.execute(
             "INSERT INTO window_events (tenant_id, billing_window_id, tariff_id, seq, event_id) "
@@ -1103,6 +1127,7 @@ class Store:
                 self._create_tenant(c, tenant_id, *new_tenant)
             spend = self._check_spend(c, tenant_id, charge)
             if window is not None:
+                self._refuse_if_closed(c, window[0])
                 head = self._window_head(c, window[0])
                 if (head.seq if head else 0) != window[1]:
                     raise WindowMoved(f"window {window[0]} moved past seq {window[1]}")
@@ -1110,20 +1135,8 @@ class Store:
                 self._sync_tree(c)
                 index = len(self._tree)
                 at = now_ms()
-                c.execute(
-                    "INSERT INTO log_leaves (leaf_index, leaf_hash, created_at) VALUES (?, ?, ?)",
-                    (index, leaf, at),
-                )
-                self._tree.append(leaf)
                 try:
-                    sth = self._sign_head(c, index + 1, at)
-                    receipt = translog.LogReceipt(
-                        leaf_index=index,
-                        tree_size=index + 1,
-                        leaf_hash="0x" + leaf.hex(),
-                        inclusion_proof=["0x" + p.hex() for p in self._tree.inclusion_proof(index)],
-                        tree_head=sth,
-                    )
+                    receipt = self._log_one(c, leaf, at)
                     stored = with_receipt(bundle, receipt.to_dict()).model_dump(mode="json")
                     c.execute(
                         "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, "
@@ -1158,6 +1171,23 @@ class Store:
         assert found is not None
         return found, True
 
+    def _log_one(self, c: sqlite3.Connection, leaf: bytes, at: int) -> translog.LogReceipt:
+        """Append one leaf and sign the new head, inside the caller's transaction and tree
+        lock; the caller truncates the tree to its size before this if anything then fails."""
+        index = len(self._tree)
+        c.execute(
+            "INSERT INTO log_leaves (leaf_index, leaf_hash, created_at) VALUES (?, ?, ?)",
+            (index, leaf, at),
+        )
+        self._tree.append(leaf)
+        return translog.LogReceipt(
+            leaf_index=index,
+            tree_size=index + 1,
+            leaf_hash="0x" + leaf.hex(),
+            inclusion_proof=["0x" + p.hex() for p in self._tree.inclusion_proof(index)],
+            tree_head=self._sign_head(c, index + 1, at),
+        )
+
     def _sign_head(self, c: sqlite3.Connection, size: int, at: int) -> translog.SignedTreeHead:
         head = translog.TreeHead(size, self._tree.root(size), at)
         sth = translog.sign_tree_head(head, self._log_key)
@@ -1169,6 +1199,130 @@ class Store:
             (sth.tree_size, sth.root_hash, sth.timestamp, sth.signer, sth.signature),
         )
         return sth
+
+    # --- window closes (vbill.billing.closing) ---
+
+    @staticmethod
+    def _window_close(c: sqlite3.Connection, window: WindowKey) -> dict[str, Any] | None:
+        row = c.execute(
+            "SELECT record_json FROM window_closes WHERE tenant_id = ? AND "
+            "billing_window_id = ? AND tariff_id = ?",
+            window,
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def window_close(self, window: WindowKey) -> dict[str, Any] | None:
+        """The window's close record (signed, logged), None while it is open."""
+        return self._window_close(self._conn(), window)
+
+    def _refuse_if_closed(self, c: sqlite3.Connection, window: WindowKey) -> None:
+        record = self._window_close(c, window)
+        if record is not None:
+            raise WindowClosed(
+                f"window {window[1]!r} of tenant {window[0]!r} (tariff_id {window[2]!r}) is "
+                f"closed: close record at seq {record.get('last_seq')}, closed_at "
+                f"{record.get('closed_at')}, log leaf {record.get('receipt', {}).get('leaf_index')}"
+                "; it takes no more events or corrections"
+            )
+
+    def close_window(
+        self,
+        window: WindowKey,
+        make: Callable[[WindowHead, StoredBundle, int], tuple[dict[str, Any], bytes]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Close a window once: `make(head, last bundle, at_ms)` gives the signed record and
+        its digest, which is logged (leaf, signed head, receipt) and stored in one
+        transaction with the check that the head is still that head. Returns (record with
+        its receipt, created); closing again returns the stored record. NoWindow if the
+        window has no chain."""
+        if self._log_key is None:
+            raise ToolError("the store has no log signing key; cannot append to the log")
+        with self._tx() as c:
+            existing = self._window_close(c, window)
+            if existing is not None:
+                return existing, False
+            head = self._window_head(c, window)
+            if head is None:
+                raise NoWindow(
+                    f"no window {window[1]!r} of tenant {window[0]!r} with tariff_id {window[2]!r}"
+                )
+            last = self._find(c, window[0], head.event_id)
+            assert last is not None
+            with self._tree_lock:
+                self._sync_tree(c)
+                index, at = len(self._tree), now_ms()
+                record, digest = make(head, last, at)
+                try:
+                    receipt = self._log_one(c, translog.leaf_hash(digest), at)
+                    record = {**record, "receipt": receipt.to_dict()}
+                    c.execute(
+                        "INSERT INTO window_closes (tenant_id, billing_window_id, tariff_id, seq, "
+                        "leaf_index, closed_at, record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (*window, head.seq, index, at, json.dumps(record, sort_keys=True)),
+                    )
+                    # webhooks, in the close's own transaction: the record is the invoice's end
+                    closed = {
+                        "tenant_id": window[0],
+                        "billing_window_id": window[1],
+                        "tariff_id": window[2],
+                        "last_seq": head.seq,
+                        "total_micros": record["total_micros"],
+                        "currency": record["currency"],
+                        "closed_at": record["closed_at"],
+                        "closed_by": record["closed_by"],
+                        "leaf_index": index,
+                    }
+                    outbox.enqueue(c, window[0], "window.closed", closed, at)
+                    outbox.enqueue(c, window[0], "invoice.ready", closed, at)
+                except BaseException:
+                    self._tree.truncate(index)
+                    raise
+        return record, True
+
+    def windows(
+        self, tenant_id: str | None = None, *, after: WindowKey | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Windows with a chain, in (tenant, window, tariff_id) order, `limit` after the key
+        `after` (keyset pagination): key, last seq, head state, close time (ms) or None."""
+        where, args = [], []
+        if tenant_id is not None:
+            where.append("h.tenant_id = ?")
+            args.append(tenant_id)
+        if after is not None:
+            where.append(
+                "(h.tenant_id > ? OR (h.tenant_id = ? AND (h.billing_window_id > ? OR "
+                "(h.billing_window_id = ? AND h.tariff_id > ?))))"
+            )
+            args += [after[0], after[0], after[1], after[1], after[2]]
+        rows = self._conn().execute(
+            "SELECT h.tenant_id, h.billing_window_id, h.tariff_id, h.seq, h.state_json, "
+            "c.closed_at FROM window_heads h LEFT JOIN window_closes c ON c.tenant_id = "
+            "h.tenant_id AND c.billing_window_id = h.billing_window_id AND c.tariff_id = "
+            f"h.tariff_id {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY "
+            "h.tenant_id, h.billing_window_id, h.tariff_id LIMIT ?",
+            (*args, limit),
+        )
+        return [
+            {
+                "key": (r[0], r[1], r[2]),
+                "seq": r[3],
+                "state": json.loads(r[4]),
+                "closed_at": r[5],
+            }
+            for r in rows
+        ]
+
+    def window_page(
+        self, window: WindowKey, *, after_seq: int = 0, limit: int = 100
+    ) -> list[tuple[int, StoredBundle]]:
+        """A window's entries (seq, bundle) with seq > after_seq, in seq order."""
+        rows = self._conn().execute(
+            "SELECT w.seq AS window_seq, b.* FROM window_events w JOIN bundles b ON "
+            "b.tenant_id = w.tenant_id AND b.event_id = w.event_id WHERE w.tenant_id = ? AND "
+            "w.billing_window_id = ? AND w.tariff_id = ? AND w.seq > ? ORDER BY w.seq LIMIT ?",
+            (*window, after_seq, limit),
+        )
+        return [(r["window_seq"], _bundle_row(r)) for r in rows]
 
     # --- ingestion (group commit) and proving workers ---
 
@@ -1201,6 +1355,7 @@ class Store:
                                 out.append((same, False))
                             continue
                         if item.window is not None:
+                            self._refuse_if_closed(c, item.window.key)
                             head = self._window_head(c, item.window.key)
                             if (head.seq if head else 0) != item.window.seq:
                                 item = item.window.rebuild(head)

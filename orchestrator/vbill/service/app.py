@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from vbill import metrics, paths
 from vbill.attest import Proving
+from vbill.billing.closing import AutoCloser
 from vbill.bindings import BINDING_V2, artefacts
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.bundle.usage import RateSource
@@ -149,6 +150,10 @@ def build_state(settings: Settings) -> ServiceState:
         ),
     )
     state.metrics = metrics.store_registry(store)
+    if settings.close_grace_days is not None:
+        state.closer = AutoCloser(
+            store, attester, settings.close_grace_days, settings.close_check_interval
+        )
     store.head()  # the empty log gets a signed head at once
     return state
 
@@ -157,7 +162,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     """The vbill HTTP service (docs/http-api.md). Raises ToolError at startup if it cannot serve;
     `prebuilt`: the state already built (`vbill serve` builds it before binding the port, so
     every start-up problem is one line and exit 3, never a traceback inside uvicorn)."""
-    from vbill.service import customer, ingestion, verifier_page, webhook_routes
+    from vbill.service import billing, customer, ingestion, verifier_page, webhook_routes
     from vbill.service.openapi import errors, install_docs
     from vbill.service.routes import router
 
@@ -171,12 +176,16 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
             proving.start()
         if svc.webhooks is not None:
             svc.webhooks.start()
+        if svc.closer is not None:
+            svc.closer.start()
         log.info("vbill service up: attester %s", svc.attester.address)
         try:
             yield
         finally:
             if svc.worker is not None:
                 await anyio.to_thread.run_sync(svc.worker.stop)
+            if svc.closer is not None:
+                await anyio.to_thread.run_sync(svc.closer.stop)
             for proving in svc.provers:
                 await anyio.to_thread.run_sync(proving.stop)
             if svc.webhooks is not None:
@@ -206,6 +215,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     app.include_router(customer.router)
     app.include_router(webhook_routes.router)
     app.include_router(webhook_routes.metrics_router)
+    app.include_router(billing.router)
     app.include_router(verifier_page.router)
     app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting
     app.add_middleware(RelativeRedirects)  # a redirect never names the Host header's host

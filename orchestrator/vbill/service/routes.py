@@ -20,7 +20,7 @@ from vbill.attest import new_account
 from vbill.bindings import BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
 from vbill.encode.metered import MeteredTariff
-from vbill.errors import InputError, ToolError
+from vbill.errors import InputError
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle
 from vbill.models import (
     AttestRequest,
@@ -32,7 +32,7 @@ from vbill.models import (
     VerifyResult,
     is_metered,
 )
-from vbill.service import ingestion
+from vbill.service import ingestion, windows
 from vbill.service.auth import AnyCaller, Caller, require_operator, visible_to
 from vbill.service.openapi import CALLER, OPERATOR, errors, json_body
 from vbill.service.state import ServiceState
@@ -48,7 +48,7 @@ from vbill.service.views import (
     TariffKeyView,
 )
 from vbill.verify import revocation
-from vbill.verify.statement import statement_document, verify_statement
+from vbill.verify.statement import statement_document
 from vbill.verify.verify import default_check, verify_request
 from vbill.version import __version__
 from vbill.zk.poseidon import poseidon
@@ -176,36 +176,13 @@ async def window_statement(
 ) -> dict[str, Any]:
     """A billing window's statement document: its metered bundles in seq order and their
     verified summary (total, per-dimension totals, count), to keep with the invoice and
-    re-verify offline with `vbill statement FILE` (docs/protocol-v2.md). A tenant token sees
-    only its own windows; give tariff_id when the window has several tariffs (409)."""
+    re-verify offline with `vbill statement FILE` (docs/protocol-v2.md), with `closed` and,
+    once the window is closed, its close record. A tenant token sees only its own windows;
+    give tariff_id when the window has several tariffs (409)."""
     visible_to(caller, tenant_id)
-    if tariff_id is None:
-        tariffs = svc.store.window_tariffs(tenant_id, billing_window_id)
-        if len(tariffs) > 1:
-            raise HTTPException(
-                status_code=409,
-                detail=f"window has several tariffs ({', '.join(tariffs)}); pass ?tariff_id=",
-            )
-        tariff_id = tariffs[0] if tariffs else None
-    stored = (
-        svc.store.window_bundles((tenant_id, billing_window_id, tariff_id)) if tariff_id else []
-    )
-    if not stored:
-        raise HTTPException(status_code=404, detail=f"no window {billing_window_id!r}")
-    if not all(sb.proven for sb in stored):
-        raise HTTPException(status_code=409, detail="a bundle of this window is still proving")
-    bundles = [sb.bundle for sb in stored]
-    trust = svc.trust()
-    check = default_check()
-    st = await anyio.to_thread.run_sync(
-        lambda: verify_statement(
-            [(f"store:{sb.event_id}", sb.bundle) for sb in stored], trust=trust, check=check
-        ),
-        limiter=svc.limiter,
-    )
-    if not st.valid:  # never hand out an invoice document that does not hold
-        raise ToolError(f"the stored window does not verify: {st.problems[0].message}")
-    return statement_document(bundles, st)
+    key = windows.window_key(svc, tenant_id, billing_window_id, tariff_id)
+    verified = await windows.verified_window(svc, key)
+    return statement_document(verified.bundles, verified.statement)
 
 
 # --- trust endpoints ---

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vbill import paths
+from vbill.billing.closing import DEFAULT_CHECK_INTERVAL, DEFAULT_GRACE_DAYS
 from vbill.errors import ToolError
 
 
@@ -47,6 +48,10 @@ class Settings:
     webhook_timeout: float = 10.0
     usage_thresholds: tuple[float, ...] = (0.8,)
     balance_low_wei: int | None = None
+    # period windows (YYYY-MM, YYYY-MM-DD) are closed this many days after their period ends
+    # (None: never automatically); checked every close_check_interval seconds
+    close_grace_days: float | None = DEFAULT_GRACE_DAYS
+    close_check_interval: float = DEFAULT_CHECK_INTERVAL
 
     @classmethod
     def from_env(cls, *, dev: bool = False, home: Path | None = None, **overrides: Any) -> Settings:
@@ -88,6 +93,11 @@ class Settings:
             values["usage_thresholds"] = _shares(config_file, config["usage_thresholds"])
         if "usd_rate" in config:
             values["usd_rate"] = config["usd_rate"]
+        if "close_grace_days" in config:  # null: no automatic close
+            grace = config["close_grace_days"]
+            values["close_grace_days"] = None if grace is None else _grace(grace, config_file)
+        if "close_check_interval" in config:
+            values["close_check_interval"] = float(config["close_check_interval"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -141,6 +151,8 @@ CONFIG_KEYS = (
     "webhook_timeout",
     "usage_thresholds",
     "balance_low_wei",
+    "close_grace_days",
+    "close_check_interval",
 )
 
 
@@ -151,6 +163,12 @@ def _shares(config_file: Path, value: Any) -> tuple[float, ...]:
     ):
         raise ToolError(f"{config_file}: usage_thresholds must be a list of shares 0 < s ≤ 1")
     return tuple(float(v) for v in value)
+
+
+def _grace(value: Any, config_file: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3660:
+        raise ToolError(f"{config_file}: close_grace_days must be a number of days 0..3660 or null")
+    return float(value)
 
 
 def _check_keys(config_file: Path, config: Any) -> None:

@@ -9,6 +9,7 @@ import anyio
 
 from vbill import paths
 from vbill.attest import Proving, signing_refused
+from vbill.billing.closing import AutoCloser
 from vbill.bindings import BINDING_V2, artefacts
 from vbill.bundle.keys import Attester
 from vbill.ingest import Ingestor, ProvingWorker
@@ -35,6 +36,7 @@ class ServiceState:
     metered: Proving | None = None  # binding v2's prover, when its key is built here
     webhooks: Any = None  # the outbox's WebhookDispatcher (vbill.service.webhooks)
     metrics: Any = None  # the store's scrape-time gauges (vbill.metrics.store_registry)
+    closer: AutoCloser | None = None  # closes period windows once their grace has passed
 
     def revocation_document(self) -> dict[str, Any]:
         """The signed revocation list: revoked (compromised) and retired (rotated-out) keys."""

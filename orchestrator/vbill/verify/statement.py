@@ -7,6 +7,12 @@ the first starts from the genesis state and each `prev_state_key` is the previou
 charges; per-dimension totals likewise. Anything else fails closed, and the first problem
 names the first bad link (docs/protocol-v2.md §9).
 
+The first bundle must start from the genesis state (seq 0, everything zero), and its
+`prev_state_key` must be the genesis state key recomputed from the window's names and the
+account salt. A closed window's statement carries its close record (vbill.billing.
+close_record), which must hold and name exactly the last bundle's seq and state key and the
+totals: a statement missing its last entries, or with entries past the close, fails.
+
 A statement document (`statement_document`) is the bundles plus this summary, in one JSON
 file a customer keeps with the invoice and re-verifies offline (`vbill statement FILE`).
 """
@@ -17,10 +23,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vbill.encode.encoding import hash_string
+from vbill.encode.metered import GENESIS
 from vbill.errors import printable
 from vbill.models import VerifyResult
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import Groth16Check, unreadable_result, verify_bundle
+from vbill.zk.field import parse_field_element
+from vbill.zk.witness_metered import state_key
 
 STATEMENT_VERSION = "vbill-statement-1"
 SUMMARY_KEYS = (
@@ -38,7 +48,9 @@ SUMMARY_KEYS = (
 class Problem:
     """One bad link or bad bundle: what kind, which bundle (its name and place), and why."""
 
-    kind: str  # bad_bundle, not_metered, other_window, gap, reorder, fork, total, summary
+    # bad_bundle, not_metered, other_window, genesis, gap, reorder, fork, total, summary,
+    # close (a bad close record), truncated (ends before the close), past_close
+    kind: str
     at: str
     index: int | None
     message: str
@@ -64,7 +76,9 @@ class _Link:
     key: str
     charge: int
     usage: dict[str, int]
+    before: Any
     after: dict[str, Any]
+    account_salt: Any
 
 
 @dataclass
@@ -81,6 +95,11 @@ class Statement:
     charges_sum: int = 0
     last_total: int | None = None
     totals_by_dimension: dict[str, int] = field(default_factory=dict)
+    close: Mapping[str, Any] | None = None  # the close record checked, if the window is closed
+
+    @property
+    def closed(self) -> bool:
+        return self.close is not None
 
     @property
     def valid(self) -> bool:
@@ -101,6 +120,7 @@ class Statement:
             "total_micros": self.total_micros,
             "sum_of_charges_micros": self.charges_sum,
             "totals_by_dimension": self.totals_by_dimension,
+            "closed": self.closed,
             "problems": [p.as_dict() for p in self.problems],
         }
 
@@ -123,7 +143,9 @@ def _link(name: str, index: int, bundle: Any) -> _Link | str:
             key=signals[6],
             charge=_whole(billing["expected_charge_micros"]),
             usage={k: _whole(v) for k, v in meter["usage"].items()},
+            before=window["before"],
             after=window["after"],
+            account_salt=bundle["attestation"]["billing_proof"]["account_salt"],
         )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return "not a metered bundle (no billing.window, or no state keys)"
@@ -154,10 +176,12 @@ def verify_statement(
     trust: TrustSet,
     check: Groth16Check | None = None,
     claimed: Mapping[str, Any] | None = None,
+    close: Mapping[str, Any] | None = None,
 ) -> Statement:
     """Verify a window's bundles in the order given (seq 1..n); `claimed` is a statement
-    document's summary, which must equal what the chain gives. Never raises."""
-    st = Statement()
+    document's summary, which must equal what the chain gives; `close` the window's close
+    record, which must hold and end the chain exactly. Never raises."""
+    st = Statement(close=close)
     links: list[_Link] = []
     for index, (name, bundle) in enumerate(items):
         if not isinstance(bundle, Mapping):
@@ -176,7 +200,10 @@ def verify_statement(
         links.append(link)
     st.events = len(st.results)
     if links:
+        _check_genesis(st, links[0])  # first: the reason the totals below do not add up
         _check_chain(st, links)
+    if close is not None:
+        _check_close(st, links, close, trust)
     if claimed is not None:
         _check_claimed(st, claimed)
     st.problems.sort(key=lambda p: p.index if p.index is not None else 1 << 62)
@@ -227,6 +254,113 @@ def _check_chain(st: Statement, links: list[_Link]) -> None:
             )
 
 
+def genesis_key(tenant_id: str, window_id: str, tariff_id: str, account_salt: int) -> int:
+    """The state key of a window's genesis state (docs/protocol-v2.md §4): where its chain
+    starts."""
+    return state_key(
+        hash_string(tenant_id), hash_string(window_id), hash_string(tariff_id), GENESIS,
+        account_salt,
+    )  # fmt: skip
+
+
+def _check_genesis(st: Statement, first: _Link) -> None:
+    """The first bundle starts from the genesis state: seq 0, every value zero, and its
+    prev_state_key the genesis key recomputed (not read from the bundle)."""
+    if first.seq != 1:
+        return  # reported as a gap before seq `first.seq`
+    why = None
+    b = first.before
+    try:
+        zero = (
+            type(b["seq"]) is int
+            and b["seq"] == 0
+            and b["amount"] == "0"
+            and b["charge"] == "0"
+            and all(v == "0" for v in b["units"].values())
+        )
+    except (KeyError, TypeError, AttributeError):
+        zero = False
+    if not zero:
+        why = "its state before is not the genesis state (seq 0, all zero)"
+    else:
+        try:
+            salt = parse_field_element(first.account_salt, "billing_proof.account_salt")
+            want = genesis_key(*first.window, salt)
+        except (ValueError, TypeError):
+            want = None
+        if want is None or first.prev_key != str(want):
+            why = "its prev_state_key is not the genesis state key of this window"
+    if why is not None:
+        st.problems.append(
+            Problem(
+                "genesis",
+                first.name,
+                first.index,
+                f"{first.name}: the first bundle must start the window's chain: {why} "
+                "(earlier entries are missing, or the chain was started elsewhere)",
+            )
+        )
+
+
+def _check_close(
+    st: Statement, links: list[_Link], close: Mapping[str, Any], trust: TrustSet
+) -> None:
+    """The close record holds, names this window, and ends the chain exactly."""
+    from vbill.billing.close_record import record_problem
+
+    def problem(kind: str, at: str, index: int | None, message: str) -> None:
+        st.problems.append(Problem(kind, at, index, message))
+
+    why = record_problem(close, trust)
+    if why is not None:
+        problem("close", "close", None, f"{why}")
+        return
+    if not links:
+        return
+    first, last = links[0], links[-1]
+    names = ("tenant_id", "billing_window_id", "tariff_id")
+    for name, ours in zip(names, first.window, strict=True):
+        if close[name] != ours:
+            msg = f"close.{name}: the close record is for {close[name]!r}, not {ours!r}"
+            problem("close", f"close.{name}", None, msg)
+            return
+    seq, key = close["last_seq"], close["last_state_key"]
+    if last.seq < seq:
+        problem(
+            "truncated",
+            last.name,
+            last.index,
+            f"the window was closed at seq {seq} (state key {key[:16]}…) but this statement "
+            f"ends at seq {last.seq} ({last.name}): its last {seq - last.seq} "
+            f"entr{'y is' if seq - last.seq == 1 else 'ies are'} missing",
+        )
+        return  # its totals cannot be the close's either: one reason is enough
+    if last.seq > seq:
+        problem(
+            "past_close",
+            last.name,
+            last.index,
+            f"{last.name}: seq {last.seq} is past the close at seq {seq}: the window took no "
+            "entries after its close",
+        )
+        return
+    if str(last.key) != key:
+        problem(
+            "close",
+            last.name,
+            last.index,
+            f"{last.name}: its state_key is not the close record's last_state_key: the chain "
+            "does not end where the window was closed",
+        )
+    if st.last_total is not None and str(st.last_total) != close["total_micros"]:
+        msg = f"close.total_micros: {close['total_micros']} but the chain gives {st.last_total}"
+        problem("close", "close.total_micros", None, msg)
+    totals = {k: str(v) for k, v in st.totals_by_dimension.items()}
+    if st.totals_by_dimension and totals != dict(close["totals_by_dimension"]):
+        msg = "close.totals_by_dimension: not the chain's units per dimension"
+        problem("close", "close.totals_by_dimension", None, msg)
+
+
 def _other_window(first: _Link, link: _Link) -> Problem | None:
     if link.window == first.window:
         return None
@@ -266,7 +400,7 @@ def _bad_link(
             + f" missing before seq {link.seq}",
         )
     if previous is None:
-        return None  # seq 1: verify checked that its state before is the genesis state
+        return None  # seq 1: _check_genesis checks it starts from the genesis state
     if link.prev_key != previous.key:
         return problem(
             "fork",
@@ -279,7 +413,8 @@ def _bad_link(
 def _check_claimed(st: Statement, claimed: Mapping[str, Any]) -> None:
     ours = st.summary()
     ours["total_micros"] = st.last_total
-    for key in SUMMARY_KEYS:
+    keys = SUMMARY_KEYS + (("closed",) if "closed" in claimed or st.closed else ())
+    for key in keys:
         if claimed.get(key) != ours.get(key):
             st.problems.append(
                 Problem(
@@ -293,13 +428,18 @@ def _check_claimed(st: Statement, claimed: Mapping[str, Any]) -> None:
 
 
 def statement_document(bundles: list[dict[str, Any]], st: Statement) -> dict[str, Any]:
-    """The JSON document a customer keeps with the invoice: the summary and the bundles."""
+    """The JSON document a customer keeps with the invoice: the summary and the bundles, and
+    for a closed window its close record (`closed` says which)."""
     summary = st.summary()
-    return {
+    doc = {
         "statement_version": STATEMENT_VERSION,
         **{key: summary[key] for key in SUMMARY_KEYS},
+        "closed": st.closed,
         "bundles": bundles,
     }
+    if st.close is not None:
+        doc["close"] = dict(st.close)
+    return doc
 
 
 def is_statement_document(data: Any) -> bool:
