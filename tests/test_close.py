@@ -30,6 +30,7 @@ from vbill.cli.main import main
 from vbill.encode.metered import WindowState
 from vbill.errors import InputError
 from vbill.ingest import Ingestor
+from vbill.ledger.outbox import Outbox
 from vbill.ledger.store import WindowClosed
 from vbill.ledger.translog import MerkleTree
 from vbill.verify.statement import verify_statement
@@ -292,10 +293,14 @@ def test_period_windows_close_themselves_after_the_grace(
     with sqlite3.connect(tmp_path / "vbill.sqlite3") as db:
         db.execute("DELETE FROM window_closes")
     store = store_at(tmp_path, attester)
+    Outbox(store).add_endpoint("https://hooks.example/close", ["window.closed", "invoice.ready"])
     june_1, day = 1_780_272_000_000, 86_400_000  # 2026-06-01T00:00:00Z
     assert close_due(store, attester, 3 * day, june_1 + 3 * day - 1) == []
     [done] = close_due(store, attester, 3 * day, june_1 + 3 * day)
     assert done.created and done.record["closed_by"] == "grace"
+    queued = store._conn().execute("SELECT event_type, payload FROM outbox ORDER BY id").fetchall()
+    assert [row[0] for row in queued] == ["window.closed", "invoice.ready"]
+    assert json.loads(queued[0][1])["data"]["last_seq"] == 5
     assert done.record["last_state_key"] == closed["last_state_key"]
     assert close_due(store, attester, 3 * day, june_1 + 30 * day) == []  # closed once
     store.close()
