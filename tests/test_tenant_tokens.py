@@ -60,6 +60,7 @@ OPERATOR = {
     ("POST", "/api/vdi/webhooks/{endpoint_id}/test"),
     ("GET", "/api/vdi/webhooks/deliveries"),
     ("POST", "/api/vdi/webhooks/redeliver"),
+    ("POST", "/api/vdi/billing/windows/{tenant_id}/{billing_window_id}/close"),
 }
 TENANT = {
     ("GET", "/api/vdi/billing/bundles/{event_id}"),
@@ -67,7 +68,14 @@ TENANT = {
     ("GET", "/api/vdi/billing/accounts/{tenant_id}"),
     ("PUT", "/api/vdi/billing/accounts/{tenant_id}/limits"),
     ("GET", "/api/vdi/billing/statements/{tenant_id}/{billing_window_id}"),
+    ("GET", "/api/vdi/billing/invoices/{tenant_id}/{billing_window_id}"),
+    ("GET", "/api/vdi/billing/windows/{tenant_id}/{billing_window_id}/close"),
+    ("GET", "/api/vdi/billing/windows/{tenant_id}/{billing_window_id}/entries"),
+    ("GET", "/api/vdi/billing/windows/{tenant_id}/{billing_window_id}/export.csv"),
 }
+# The caller's own data with no tenant in the path: a tenant token lists its own windows only,
+# and naming another tenant (?tenant_id=) is 404 (tests/test_billing_http.py).
+OWN = {("GET", "/api/vdi/billing/windows")}
 # Well-formed bodies, so that a refusal can only come from the credential.
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/vdi/billing/revocations"): {"kind": "vkey", "value": "ab", "reason": "x"},
@@ -132,6 +140,8 @@ def tokens(http: httpx.Client, pilot_request: dict[str, Any]) -> dict[str, str]:
         body["tariff_snapshot"]["currency"] = "USD"  # no chain here: nothing to draw ETH from
         r = http.post(ATTEST, json=body, headers=AUTH)
         assert r.status_code == 200, r.text
+    # A's window closed, so that its close record exists to be read
+    assert http.post(f"/api/vdi/billing/windows/{A}/2026-05/close", headers=AUTH).status_code == 200
     out = {}
     for tenant in (A, B):
         r = http.post(f"/api/vdi/billing/accounts/{tenant}/tokens", headers=AUTH)
@@ -163,9 +173,9 @@ def state(http: httpx.Client) -> tuple[Any, ...]:
 
 def test_every_route_is_classified(live: tuple[str, FastAPI, Path]) -> None:
     found = routes(live[1])
-    unclassified = found - PUBLIC - OPERATOR - TENANT
+    unclassified = found - PUBLIC - OPERATOR - TENANT - OWN
     assert not unclassified, f"classify these routes in {__file__}: {sorted(unclassified)}"
-    assert not (PUBLIC | OPERATOR | TENANT) - found, "the table names routes the app lacks"
+    assert not (PUBLIC | OPERATOR | TENANT | OWN) - found, "the table names routes the app lacks"
 
 
 # --- refusals first ---
