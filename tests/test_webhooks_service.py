@@ -5,7 +5,7 @@
 - Endpoints over HTTP with the operator secret: the secret only in the answers that make it.
 - `GET /metrics` parses with prometheus_client's own parser and names no tenant or event.
 - `kill -9` of `vbill serve` after the event's commit, before its delivery: the next process
-  delivers it.
+  delivers it; a separate `vbill worker --metrics-port` counts the proofs it makes.
 - Two replicas on one PostgreSQL deliver each of a steady run's events once, in order.
 """
 
@@ -15,6 +15,8 @@ import copy
 import json
 import os
 import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,9 @@ from conftest import needs_build
 from http_server import AUTH, SECRET, over_socket
 from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from prometheus_client.parser import text_string_to_metric_families
-from servicekit import Served
+from servicekit import VBILL, Served
 from vbill.bundle.keys import Attester
+from vbill.chain.anvil import free_port
 from vbill.ledger.outbox import Outbox
 from vbill.ledger.store import DB_NAME, WEI_PER_MICRO, Limits, Store, now_ms, open_store
 from vbill.service import Settings, create_app
@@ -199,6 +202,22 @@ def test_kill_9_between_commit_and_delivery_loses_no_event(tmp_path: Path, pilot
     assert receiver.ids == [row["msg_id"]] and receiver.bad == []
     assert receiver.events[0]["data"]["event_id"] == "evt_k4"
     assert Outbox(store).rows()[0]["status"] == "delivered"
+    # a separate worker proves the bundles and counts its proofs on its own port
+    port = free_port()
+    env = {**os.environ, "VBILL_HOME": str(tmp_path)}
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([*VBILL, "worker", "--metrics-port", str(port)], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        while store.unproven_count() == 4:  # its first proof is attached
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            time.sleep(0.1)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        worker.terminate()
+        worker.wait()
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert 1 <= samples["vbill_proofs_total"] == samples["vbill_proof_seconds_count"] <= 4
 
 
 def test_two_replicas_on_postgresql_deliver_each_event_once(

@@ -17,6 +17,7 @@ from types import FrameType
 import click
 
 from vbill import paths
+from vbill.errors import ToolError
 from vbill.ingest import LEASE_MS, ProvingWorker, worker_id
 from vbill.ledger.store import open_store
 from vbill.zk.native_prover import open_prover
@@ -39,10 +40,28 @@ from vbill.zk.native_prover import open_prover
     help="Seconds a claim lasts before another worker may take it over.",
 )
 @click.option("--drain", is_flag=True, help="Exit once nothing is left to prove.")
-def worker(workers: int, lease_s: float, drain: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve this process's Prometheus metrics (proofs, proof latency) on "
+    "127.0.0.1:PORT/metrics.",
+)
+def worker(workers: int, lease_s: float, drain: bool, metrics_port: int | None) -> None:
     """Prove signed, logged bundles that await their proof, until stopped (SIGTERM/SIGINT)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from vbill.service.app import metered_proving
+
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from vbill import metrics
+
+        try:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
+        except OSError as exc:
+            where = f"127.0.0.1:{metrics_port}"
+            raise ToolError(f"cannot serve metrics on {where}: {exc.strerror}") from None
 
     store = open_store(os.environ.get("DATABASE_URL"), home=paths.vbill_home())
     prover = open_prover(workers)
