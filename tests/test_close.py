@@ -301,6 +301,9 @@ def test_period_windows_close_themselves_after_the_grace(
     queued = store._conn().execute("SELECT event_type, payload FROM outbox ORDER BY id").fetchall()
     assert [row[0] for row in queued] == ["window.closed", "invoice.ready"]
     assert json.loads(queued[0][1])["data"]["last_seq"] == 5
+    ready = json.loads(queued[1][1])["data"]
+    window = (ready["tenant_id"], ready["billing_window_id"], ready["tariff_id"])
+    assert ready["invoice"] == "/api/vdi/billing/invoices/{}/{}?tariff_id={}".format(*window)
     assert done.record["last_state_key"] == closed["last_state_key"]
     assert close_due(store, attester, 3 * day, june_1 + 30 * day) == []  # closed once
     store.close()

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ledger import db, outbox, translog
@@ -1273,7 +1274,11 @@ class Store:
                         "leaf_index": index,
                     }
                     outbox.enqueue(c, window[0], "window.closed", closed, at)
-                    outbox.enqueue(c, window[0], "invoice.ready", closed, at)
+                    tenant, window_id, tariff = (quote(k, safe="") for k in window)
+                    invoice = f"/api/vdi/billing/invoices/{tenant}/{window_id}?tariff_id={tariff}"
+                    outbox.enqueue(
+                        c, window[0], "invoice.ready", {**closed, "invoice": invoice}, at
+                    )
                 except BaseException:
                     self._tree.truncate(index)
                     raise
