@@ -161,7 +161,10 @@ info-$(1): install
 	@test -f $($(1)_R1CS) || $(MAKE) --no-print-directory compile-$(1)
 	$(SNARKJS) r1cs info $($(1)_R1CS)
 
-# the keys (cached by the stamp), then the binding's manifest record, re-written on every run:
+# The keys, cached by the stamp. A new stamp key whose recompiled r1cs is the one the keys in
+# build/ were set up for (from this ptau and phase-2 beacon, says the record) keeps them:
+# moving sources around never re-runs a ceremony nor drops its contributions.
+# Then the binding's manifest record, re-written on every run:
 # a pure function of build/, so re-writing an unchanged record leaves the manifest's bytes as
 # they were. Every binding after the first needs the manifest's top level first.
 setup-$(1): install $($(1)_STAMP) $(if $(filter-out $(PRIMARY),$(1)),setup-$(PRIMARY))
@@ -177,12 +180,14 @@ $($(1)_STAMP): | $($(1)_PTAU_FILE) $(NPM_STAMP) $(PY_STAMP)
 	rm -f $($(1)_STAMPS)*
 	$(if $(filter pinned,$($(1)_PTAU_SOURCE)),$(SETUP_PY) check-ptau $($(1)_PTAU_FILE))
 	$(CIRCOM) $($(1)_MAIN) $(CIRCOM_FLAGS) -o build/
-	$(SNARKJS) groth16 setup $($(1)_R1CS) $($(1)_PTAU_FILE) $($(1)_ZKEY0)
-	$(SNARKJS) zkey beacon $($(1)_ZKEY0) $($(1)_NEXT) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"
-	$(SNARKJS) zkey verify $($(1)_R1CS) $($(1)_PTAU_FILE) $($(1)_NEXT) > $($(1)_LOG)
-	mv $($(1)_NEXT) $($(1)_ZKEY)
-	$(SNARKJS) zkey export verificationkey $($(1)_ZKEY) $($(1)_VKEY).tmp
-	mv $($(1)_VKEY).tmp $($(1)_VKEY)
+	if $(SETUP_PY) reuse-keys --binding $($(1)_VERSION) --ptau $($(1)_PTAU_FILE) --phase2-beacon $(PHASE2_BEACON) --phase2-exp $(PHASE2_BEACON_EXP); then :; else \
+	  $(SNARKJS) groth16 setup $($(1)_R1CS) $($(1)_PTAU_FILE) $($(1)_ZKEY0); \
+	  $(SNARKJS) zkey beacon $($(1)_ZKEY0) $($(1)_NEXT) $(PHASE2_BEACON) $(PHASE2_BEACON_EXP) -n="vbill dev phase-2 beacon"; \
+	  $(SNARKJS) zkey verify $($(1)_R1CS) $($(1)_PTAU_FILE) $($(1)_NEXT) > $($(1)_LOG); \
+	  mv $($(1)_NEXT) $($(1)_ZKEY); \
+	  $(SNARKJS) zkey export verificationkey $($(1)_ZKEY) $($(1)_VKEY).tmp; \
+	  mv $($(1)_VKEY).tmp $($(1)_VKEY); \
+	fi
 	touch -r $($(1)_VKEY) $$@
 
 vkey-$(1): install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from vbill import paths
-from vbill.bindings import BINDING_V2, BINDING_VERSION, artefacts
+from vbill.bindings import BINDING_V2, BINDING_VERSION, BindingArtefacts, artefacts
 from vbill.errors import InputError, VerificationFailed
 from vbill.zk.setup import (
     PINNED_PTAU,
@@ -21,6 +22,7 @@ from vbill.zk.setup import (
     ceremony_kind,
     check_manifest,
     check_pinned_ptau,
+    keys_reusable,
     load_manifest,
     parse_zkey_verify,
     r1cs_info,
@@ -269,6 +271,28 @@ def test_the_cached_dev_ceremony_is_not_rebuilt(built: None) -> None:
     assert "groth16 setup" not in out and "circom2" not in out, out
     assert out.count("write-binding --binding") == len(CIRCUITS)
     assert {p.name: sha256_file(p) for p in paths.BUILD.glob("vkey*.json")} == before
+
+
+@pytest.mark.slow
+def test_keys_are_kept_only_for_the_circuit_ptau_and_beacon_they_were_made_from(
+    built: None,
+) -> None:
+    """What lets a new stamp key (sources moved, same r1cs) keep the keys instead of
+    re-running the ceremony: each condition, broken alone, asks for new keys."""
+    manifest = load_manifest()
+    beacon = manifest.contributions[0].beacon_hash or ""
+    v1, v2 = artefacts(BINDING_VERSION), artefacts(BINDING_V2)
+    ptau = {b.version: paths.ROOT / manifest.binding(b.version).ptau.path for b in (v1, v2)}  # type: ignore[union-attr]
+
+    def why_not(keys: BindingArtefacts, ptau_of: str, phase2: str = beacon) -> str | None:
+        return keys_reusable(keys, ptau_path=ptau[ptau_of], phase2_beacon=phase2, phase2_exp=10)
+
+    assert why_not(v1, v1.version) is None and why_not(v2, v2.version) is None
+    assert "another ptau" in str(why_not(v1, v2.version))
+    assert "phase-2 beacon" in str(why_not(v2, v2.version, phase2="00" * 32))
+    assert "not the recorded r1cs" in str(
+        why_not(dataclasses.replace(v1, r1cs=v2.r1cs), v1.version)
+    )
 
 
 def _scratch_tree(tmp: Path) -> None:

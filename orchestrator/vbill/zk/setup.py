@@ -396,6 +396,32 @@ def build_manifest(
     return _with_top_level(None, record)
 
 
+def keys_reusable(
+    binding: BindingArtefacts, *, ptau_path: Path, phase2_beacon: str, phase2_exp: int
+) -> str | None:
+    """None when the keys in build/ are the ones `make setup` would make from the r1cs just
+    compiled into build/: the binding's record names this r1cs, this zkey and vkey, this ptau,
+    and a chain that starts with this phase-2 beacon. Else why not. A circuit whose sources
+    moved but compile to the same r1cs then keeps its keys (and any contribution to them)."""
+    if not MANIFEST.exists():
+        return f"no {_rel(MANIFEST)}"
+    record = load_manifest().binding(binding.version)
+    if record is None:
+        return f"{binding.version} is not recorded"
+    for kind, path in (("r1cs", binding.r1cs), ("zkey", binding.zkey), ("vkey", binding.vkey)):
+        if not path.exists() or sha256_file(path) != record.artifacts[kind].sha256:
+            return f"{_rel(path)} is not the recorded {kind}"
+    if not ptau_path.exists() or blake2b_file(ptau_path) != record.ptau.blake2b_512:
+        return f"the keys were set up from another ptau than {_rel(ptau_path)}"
+    first = record.contributions[0] if record.contributions else None
+    if first is None or (first.beacon_hash, first.beacon_iterations_exp) != (
+        phase2_beacon.lower(),
+        phase2_exp,
+    ):
+        return "the recorded chain does not start with this phase-2 beacon"
+    return None
+
+
 def _pinned_power(path: Path) -> int:
     return pinned_ptau()[path.name].power
 
@@ -522,6 +548,20 @@ def _with_top_level(current: Manifest | None, record: BindingRecord) -> Manifest
     )
 
 
+def _cmd_reuse_keys(args: argparse.Namespace) -> None:
+    why_not = keys_reusable(
+        artefacts(args.binding),
+        ptau_path=Path(args.ptau),
+        phase2_beacon=args.phase2_beacon,
+        phase2_exp=args.phase2_exp,
+    )
+    if why_not is not None:
+        raise ToolError(f"{args.binding}: new keys needed ({why_not})")
+    print(
+        f"setup: {args.binding} keeps its keys: the recompiled r1cs is the one they were set up for"
+    )
+
+
 def _cmd_record(args: argparse.Namespace) -> None:
     """Refresh artefact hashes (e.g. after `make verifier` wrote BillingVerifier.sol)."""
     manifest = load_manifest()
@@ -642,6 +682,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--beacon-hash", help="dev phase-1 beacon (dev-beacon only)")
     b.add_argument("--beacon-exp", type=int, help="dev phase-1 beacon iterations exponent")
     b.set_defaults(func=_cmd_write_binding)
+
+    u = sub.add_parser(
+        "reuse-keys", help="exit 0 if build/'s keys are the ones setup would make (else 3)"
+    )
+    u.add_argument("--binding", required=True)
+    u.add_argument("--ptau", required=True)
+    u.add_argument("--phase2-beacon", required=True)
+    u.add_argument("--phase2-exp", type=int, required=True)
+    u.set_defaults(func=_cmd_reuse_keys)
 
     r = sub.add_parser(
         "record", help="re-hash build/ artefacts (and the verifier) into the manifest"
