@@ -90,7 +90,7 @@ def vbill(*args: str, home: Path, env: dict[str, str] | None = None) -> subproce
 
 
 def counts(http: httpx.Client) -> dict[str, int]:
-    return http.get("/api/vdi/status").json()["counts"]
+    return http.get("/api/vdi/status", headers=AUTH).json()["counts"]  # with tenants
 
 
 def routes(app: FastAPI) -> set[tuple[str, str]]:

@@ -46,14 +46,14 @@ def seconds_to_utc_midnight() -> int:
 
 def refused(client: httpx.Client, body: dict[str, Any], words: str) -> int:
     """POST an attest that must be refused with 429; returns its Retry-After (seconds)."""
-    before = client.get("/api/vdi/status").json()["counts"]
+    before = client.get("/api/vdi/status", headers=AUTH).json()["counts"]
     r = client.post(ATTEST, json=body, headers=AUTH)
     assert r.status_code == 429, r.text
     assert words in r.json()["detail"], r.json()
     retry = r.headers["Retry-After"]
     assert retry.isdigit() and 0 < int(retry) <= 86_400, retry
     assert r.json()["retry_after"] == int(retry)
-    assert client.get("/api/vdi/status").json()["counts"] == before  # nothing stored
+    assert client.get("/api/vdi/status", headers=AUTH).json()["counts"] == before  # nothing stored
     return int(retry)
 
 

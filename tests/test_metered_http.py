@@ -53,7 +53,7 @@ class Live:
         return r.json()
 
     def counts(self) -> dict[str, int]:
-        return self.http.get("/api/vdi/status").json()["counts"]
+        return self.http.get("/api/vdi/status", headers=AUTH).json()["counts"]
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +224,23 @@ def test_an_inference_over_the_per_request_limit_is_429_and_stores_nothing(live:
             json={"per_request_micros": None, "daily_micros": None},
             headers=AUTH,
         )
+
+
+def test_the_public_status_names_no_tenant_and_no_event(live: Live) -> None:
+    def operator() -> dict[str, Any]:
+        return live.http.get("/api/vdi/status", headers=AUTH).json()
+
+    wait(lambda: operator()["chain"]["worker"]["last_batch"], "a settlement batch")
+    full = operator()
+    assert full["counts"]["tenants"] >= 1
+    public = live.http.get("/api/vdi/status").json()
+    assert "tenants" not in public["counts"] and "last_batch" not in public["chain"]["worker"]
+    text = json.dumps(public)
+    assert TENANT not in text and not any(e in text for e in full["chain"]["worker"]["last_batch"])
+    svc = live.app.state.svc
+    assert public["bindings"] == [
+        {"binding_version": "bn128-poseidon8-v1", "vkey_sha256": svc.vkey_sha256},
+        {"binding_version": "bn128-poseidon8-v2", "vkey_sha256": svc.metered.vkey_sha256},
+    ]
+    wrong = live.http.get("/api/vdi/status", headers={"X-VDI-Attest-Secret": "nope"})
+    assert wrong.status_code == 401

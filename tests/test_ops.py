@@ -175,11 +175,11 @@ def test_a_revoked_own_key_stops_signing_with_503(
             headers=AUTH,
         )
         assert revoked.status_code == 200
-        before = client.get("/api/vdi/status").json()["counts"]
+        before = client.get("/api/vdi/status", headers=AUTH).json()["counts"]
         r = client.post(ATTEST, json=usd(pilot_request, "evt_after_revoke"), headers=AUTH)
         assert r.status_code == 503, r.text
         assert "revoked" in r.json()["detail"] and "vbill keys rotate" in r.json()["detail"]
-        assert client.get("/api/vdi/status").json()["counts"] == before
+        assert client.get("/api/vdi/status", headers=AUTH).json()["counts"] == before
         health = client.get("/health")
         assert health.status_code == 503 and "revoked" in " ".join(health.json()["reasons"])
 

@@ -40,7 +40,7 @@ def client(home: Path) -> Iterator[AppClient]:
 
 
 def counts(client: AppClient) -> dict[str, int]:
-    return client.get("/api/vdi/status").json()["counts"]
+    return client.get("/api/vdi/status", headers=AUTH).json()["counts"]
 
 
 def req(pilot: dict[str, Any], **meter: Any) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def operator_view(http: httpx.Client, tenant: str) -> dict[str, Any]:
 
 def state(http: httpx.Client) -> tuple[Any, ...]:
     """What any write would change: counts, revocations, both tenants' accounts."""
-    status = http.get("/api/vdi/status").json()
+    status = http.get("/api/vdi/status", headers=AUTH).json()
     revoked = http.get("/.well-known/vdi-billing-revocation.json").json()["payload"]
     return (
         status["counts"],

@@ -108,6 +108,12 @@ require_caller = _dependency(
 )
 
 
+def operator_sent(request: Request, secret: str | None) -> bool:
+    """On a public endpoint: True when the operator's secret came with the request (its
+    fuller view), False without one; a wrong secret is 401 as everywhere."""
+    return secret is not None and _caller(request, secret, None) is not None
+
+
 def visible_to(caller: Caller, tenant_id: str) -> None:
     """404 (never 403) when a tenant asks for another tenant's account."""
     if not caller.may_see(tenant_id):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from vbill import jsonio
 from vbill.attest import new_account
-from vbill.bindings import BINDING_VERSION
+from vbill.bindings import BINDING_V2, BINDING_VERSION
 from vbill.encode.encoding import encode_tariff
 from vbill.encode.metered import MeteredTariff
 from vbill.errors import InputError
@@ -33,7 +33,14 @@ from vbill.models import (
     is_metered,
 )
 from vbill.service import ingestion, windows
-from vbill.service.auth import AnyCaller, Caller, require_operator, visible_to
+from vbill.service.auth import (
+    AnyCaller,
+    Caller,
+    SecretHeader,
+    operator_sent,
+    require_operator,
+    visible_to,
+)
 from vbill.service.openapi import CALLER, OPERATOR, errors, json_body
 from vbill.service.state import ServiceState
 from vbill.service.views import (
@@ -445,19 +452,34 @@ async def tariff_key(tenant_id: str, request: Request, svc: State) -> dict[str, 
 # --- status ---
 
 
-@router.get("/api/vdi/status", responses={200: {"model": StatusView}})
-def status(svc: State) -> dict[str, Any]:
-    """What this service is, what it trusts and how far settlement has got."""
-    worker = svc.worker.status.__dict__ if svc.worker else None
+@router.get("/api/vdi/status", responses={200: {"model": StatusView}, **errors(401)})
+def status(request: Request, svc: State, secret: SecretHeader = None) -> dict[str, Any]:
+    """What this service is, what it trusts and how far settlement has got. Public, so it
+    names no tenant and no event: the number of tenants and the event ids of the last
+    settlement batch only with the operator's secret."""
+    operator = operator_sent(request, secret)
+    counts = svc.store.counts()
+    if not operator:
+        counts.pop("tenants", None)
+    chain = None
+    if svc.worker:
+        worker = dict(svc.worker.status.__dict__)
+        if not operator:
+            worker.pop("last_batch", None)
+        chain = {**svc.chain_info, "worker": worker}
+    bindings = [{"binding_version": BINDING_VERSION, "vkey_sha256": svc.vkey_sha256}]
+    if svc.metered is not None:
+        bindings.append({"binding_version": BINDING_V2, "vkey_sha256": svc.metered.vkey_sha256})
     return {
         "service": "vbill",
         "version": __version__,
         "binding_version": BINDING_VERSION,
         "attester": svc.attester.address,
         "vkey_sha256": svc.vkey_sha256,
+        "bindings": bindings,
         "tree_head": svc.store.head().to_dict(),
-        "counts": svc.store.counts(),
-        "chain": {**svc.chain_info, "worker": worker} if svc.worker else None,
+        "counts": counts,
+        "chain": chain,
         "revocation_list": "/.well-known/vdi-billing-revocation.json",
     }
 

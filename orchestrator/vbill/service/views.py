@@ -91,15 +91,28 @@ class TariffKeyView(BaseModel):
     tariff_key: str = Field(description="Poseidon(tariff_hash, account_salt), decimal")
 
 
+class BindingView(BaseModel):
+    binding_version: str = Field(description="bn128-poseidon8-v1 (linear) or -v2 (metered)")
+    vkey_sha256: str = Field(description="SHA-256 of its verification key")
+
+
 class StatusView(BaseModel):
     service: str = Field(description='always "vbill"')
     version: str
-    binding_version: str = Field(description="the circuit binding this service proves")
+    binding_version: str = Field(description="the linear circuit binding (v1)")
     attester: str = Field(description="address of the signing attester key")
-    vkey_sha256: str = Field(description="SHA-256 of the verification key")
+    vkey_sha256: str = Field(description="SHA-256 of binding v1's verification key")
+    bindings: list[BindingView] = Field(
+        description="every binding this service proves, v2 (metered) when its key is set up"
+    )
     tree_head: TreeHead
-    counts: dict[str, int] = Field(description="bundles by settlement status, tenants, log size")
-    chain: dict[str, Any] | None = Field(description="network and worker state; null: no chain")
+    counts: dict[str, int] = Field(
+        description="bundles by settlement status, log size; `tenants` only for the operator"
+    )
+    chain: dict[str, Any] | None = Field(
+        description="network and worker state (the last batch's event ids only for the "
+        "operator); null: no chain"
+    )
     revocation_list: str = Field(description="path of the signed revocation list")
 
 
