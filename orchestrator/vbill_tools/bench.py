@@ -7,7 +7,6 @@ average before the run and the command, so a reader can judge them. Never assert
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -34,7 +33,7 @@ from vbill.verify.batch import native_batch_check, verify_many, worker_batch_che
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, native_available, py_ecc_check, verify_bundle
 from vbill.zk.native_prover import open_prover
-from vbill.zk.prover import Prover, prove_cli, verify_cli
+from vbill.zk.prover import ProofSource, Prover, prove_cli, verify_cli
 from vbill.zk.witness import circuit_input, random_field_element
 
 BEGIN, END = "<!-- vbill bench: begin -->", "<!-- vbill bench: end -->"
@@ -47,10 +46,52 @@ class Row:
     ms_per_bundle: float
     samples: int
     note: str = ""
+    cpu_ms_per_bundle: float | None = None  # this process and its children, user + system
 
     @property
     def per_second(self) -> float:
         return 1000.0 / self.ms_per_bundle if self.ms_per_bundle else float("inf")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds of this process, its live children (prover and witness
+    workers, verify pools) and its reaped ones: on a machine shared with other work, CPU per
+    bundle is the figure that depends least on how busy the machine was."""
+    me = os.getpid()
+    total = sum(os.times()[:4])  # self, and children already waited for
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(stat[1]) == me:
+            total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class Measure:
+    """Wall and process-tree CPU time of a `with` block."""
+
+    def __enter__(self) -> Measure:
+        self.cpu0, self.t0 = tree_cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_ms = (time.perf_counter() - self.t0) * 1000
+        self.cpu_ms = (tree_cpu_seconds() - self.cpu0) * 1000
+
+    def row(self, operation: str, implementation: str, count: int, note: str = "") -> Row:
+        return Row(
+            operation, implementation, self.wall_ms / count, count, note, self.cpu_ms / count
+        )
 
 
 def sample_requests(
@@ -96,9 +137,16 @@ def machine() -> str:
 
 
 def run(
-    n: int = 16, *, slow_samples: int = 2, progress: Callable[[str], None] = print
+    n: int = 16,
+    *,
+    slow_samples: int = 2,
+    progress: Callable[[str], None] = print,
+    references: bool = True,
+    workers: int | None = None,
 ) -> list[Row]:
-    """Measure everything once; `n` bundles for throughput, `slow_samples` for the slow tools."""
+    """Measure everything once; `n` bundles for throughput, `slow_samples` for the slow tools,
+    `workers` provers (default: one per core). `references=False` leaves out the reference
+    tools (snarkjs CLI, snarkjs in-process, py_ecc), which take most of the time."""
     attester = Attester.generate()
     vkey = json.loads(paths.VKEY.read_text())
     vkey_hash = file_sha256(paths.VKEY)
@@ -109,7 +157,102 @@ def run(
         enc = encode_request(req)
         inputs.append(circuit_input(enc.meter, enc.tariff, random_field_element(), 7))
     rows: list[Row] = []
+    if references:
+        rows += _reference_rows(inputs, vkey, slow_samples, progress)
 
+    def sign(req: dict[str, Any], prover: ProofSource) -> Any:
+        return build_bundle(
+            req, attester=attester, account_salt=7, prover=prover, vkey_sha256=vkey_hash
+        )
+
+    workers = workers or os.cpu_count() or 1
+    if references:
+        progress(f"attest throughput: vbill, snarkjs workers ×{workers}, {min(n, 16)} bundles")
+        with Prover(workers=workers) as slow:
+            label = f"vbill, snarkjs workers ×{workers}"
+            rows.append(_attest(slow, workers, label, reqs[:16], inputs, sign)[0])
+    # The default prover attests all n, which the verification rows then use.
+    progress(f"attest throughput: vbill, native prover ×{workers}, {n} bundles")
+    with open_prover(workers) as prover:
+        kind = "snarkjs workers" if isinstance(prover, Prover) else "native prover"
+        row, bundles = _attest(prover, workers, f"vbill, {kind} ×{workers}", reqs, inputs, sign)
+        rows.append(row)
+        progress("attest latency, one at a time")
+        latency = _timed(lambda: sign(reqs[0], prover), min(n, 16))
+    rows.append(
+        Row(
+            "attest latency p50 (one at a time)",
+            "vbill, default prover",
+            latency,
+            min(n, 16),
+            "median",
+        )
+    )
+
+    data = _logged(bundles, attester)
+    if native_available():
+        from vbill.verify.verify import native_check
+
+        proved = data[0]["attestation"]["billing_proof"]
+        sig = [int(x) for x in proved["public_signals"]]
+        rows.append(
+            Row(
+                "verify (Groth16 only)",
+                "vbill native pairing (long-lived)",
+                _timed(lambda: native_check(vkey, sig, proved["proof"]), 50),
+                50,
+            )
+        )
+    progress("verify: one bundle at a time")
+    rows.append(_verify_each("verify bundle (all verdicts)", data, trust, default_check()))
+    if references:
+        rows.append(
+            Row(
+                "verify bundle (all verdicts)",
+                "vbill --reference (py_ecc)",
+                _timed(
+                    lambda: verify_bundle(data[0], trust=trust, check=py_ecc_check), slow_samples
+                ),
+                slow_samples,
+            )
+        )
+    progress("verify --batch")
+    rows.append(
+        _verify_batch(
+            "verify --batch (all verdicts)", data, trust, workers, "includes process-pool start"
+        )
+    )
+    if artefacts(BINDING_V2).zkey.exists():
+        rows += run_v2(n, attester, data, progress, workers)
+    return rows
+
+
+def _attest(
+    prover: ProofSource,
+    workers: int,
+    label: str,
+    reqs: list[dict[str, Any]],
+    inputs: list[dict[str, str]],
+    sign: Callable[[dict[str, Any], ProofSource], Any],
+) -> tuple[Row, list[Any]]:
+    """Attest `reqs` with 2 threads per prover worker, after one proof per thread (worker start,
+    key load and wasm compile are not counted); the row and the bundles."""
+    with ThreadPoolExecutor(2 * workers) as ex:
+        list(ex.map(prover.prove, inputs[: 2 * workers]))
+        with Measure() as m:
+            bundles = list(ex.map(lambda r: sign(r, prover), reqs))
+    return m.row("attest (prove + sign)", label, len(reqs), "throughput"), bundles
+
+
+def _reference_rows(
+    inputs: list[dict[str, str]],
+    vkey: dict[str, Any],
+    slow_samples: int,
+    progress: Callable[[str], None],
+) -> list[Row]:
+    """The reference tools on the same inputs: snarkjs CLI prove and verify, py_ecc verify,
+    snarkjs in-process prove and verify."""
+    rows: list[Row] = []
     progress("snarkjs CLI prove/verify")
     rows.append(
         Row(
@@ -143,13 +286,11 @@ def run(
     progress("snarkjs in-process (one worker)")
     with Prover(workers=1) as single:
         single.prove(inputs[0])  # warm-up
-        k = min(8, n)
-        t0 = time.perf_counter()
-        for inp in inputs[:k]:
-            single.prove(inp)
-        rows.append(
-            Row("prove", "snarkjs in-process, 1 worker", (time.perf_counter() - t0) * 1000 / k, k)
-        )
+        k = min(8, len(inputs))
+        with Measure() as m:
+            for inp in inputs[:k]:
+                single.prove(inp)
+        rows.append(m.row("prove", "snarkjs in-process, 1 worker", k))
         rows.append(
             Row(
                 "verify (Groth16 only)",
@@ -158,81 +299,6 @@ def run(
                 20,
             )
         )
-
-    workers = os.cpu_count() or 1
-    # The slow snarkjs pool attests a few bundles; the default prover attests all n, which the
-    # verification rows then use.
-    for make, count in (
-        (lambda: Prover(workers=workers), min(n, 16)),
-        (lambda: open_prover(workers), n),
-    ):
-        prover = make()
-        kind = "snarkjs workers" if isinstance(prover, Prover) else "native prover"
-        label = f"vbill, {kind} ×{workers}"
-        progress(f"attest throughput: {label}, {count} bundles")
-        with contextlib.closing(prover), ThreadPoolExecutor(2 * workers) as ex:
-            list(ex.map(prover.prove, inputs[: 2 * workers]))  # warm every worker
-            t0 = time.perf_counter()
-            bundles = list(
-                ex.map(
-                    lambda r, p=prover: build_bundle(
-                        r, attester=attester, account_salt=7, prover=p, vkey_sha256=vkey_hash
-                    ),
-                    reqs[:count],
-                )
-            )
-            elapsed = (time.perf_counter() - t0) * 1000
-        rows.append(Row("attest (prove + sign)", label, elapsed / count, count, "throughput"))
-    progress("attest latency, one at a time")
-    with open_prover(workers) as prover:
-        prover.prove(inputs[0])
-        latency = _timed(
-            lambda: build_bundle(
-                reqs[0], attester=attester, account_salt=7, prover=prover, vkey_sha256=vkey_hash
-            ),
-            min(n, 16),
-        )
-    rows.append(
-        Row(
-            "attest latency p50 (one at a time)",
-            "vbill, default prover",
-            latency,
-            min(n, 16),
-            "median",
-        )
-    )
-
-    data = _logged(bundles, attester)
-    if native_available():
-        from vbill.verify.verify import native_check
-
-        sig = [int(x) for x in one.public_signals]
-        rows.append(
-            Row(
-                "verify (Groth16 only)",
-                "vbill native pairing (long-lived)",
-                _timed(lambda: native_check(vkey, sig, one.proof), 50),
-                50,
-            )
-        )
-    progress("verify: one bundle at a time")
-    rows.append(_verify_each("verify bundle (all verdicts)", data, trust, default_check()))
-    rows.append(
-        Row(
-            "verify bundle (all verdicts)",
-            "vbill --reference (py_ecc)",
-            _timed(lambda: verify_bundle(data[0], trust=trust, check=py_ecc_check), slow_samples),
-            slow_samples,
-        )
-    )
-    progress("verify --batch")
-    rows.append(
-        _verify_batch(
-            "verify --batch (all verdicts)", data, trust, workers, "includes process-pool start"
-        )
-    )
-    if artefacts(BINDING_V2).zkey.exists():
-        rows += run_v2(n, attester, data, progress)
     return rows
 
 
@@ -264,7 +330,11 @@ def sample_metered_requests(n: int, prefix: str = "inf_bench") -> list[dict[str,
 
 
 def run_v2(
-    n: int, attester: Attester, v1_bundles: list[dict[str, Any]], progress: Callable[[str], None]
+    n: int,
+    attester: Attester,
+    v1_bundles: list[dict[str, Any]],
+    progress: Callable[[str], None],
+    workers: int,
 ) -> list[Row]:
     """Binding v2 beside v1: a window's states are computed in order (cheap), then its events
     are proved in parallel, as attest does; verify one at a time, and one batch of v1 and v2
@@ -277,7 +347,6 @@ def run_v2(
     for enc in encs:
         befores.append(state)
         state = transition(enc.tariff, enc.meter, state)[1]
-    workers = os.cpu_count() or 1
     rows: list[Row] = []
     progress(f"v2 attest throughput: native prover ×{workers}, {n} bundles")
     with open_prover(workers, binding=BINDING_V2) as prover, ThreadPoolExecutor(2 * workers) as ex:
@@ -293,13 +362,10 @@ def run_v2(
             )
 
         list(ex.map(build, range(min(n, 2 * workers))))  # warm every worker
-        t0 = time.perf_counter()
-        bundles = list(ex.map(build, range(n)))
-        elapsed = (time.perf_counter() - t0) * 1000
+        with Measure() as m:
+            bundles = list(ex.map(build, range(n)))
     label = f"vbill, {'native prover' if not isinstance(prover, Prover) else 'snarkjs workers'}"
-    rows.append(
-        Row("v2 attest (prove + sign)", f"{label} ×{workers}", elapsed / n, n, "throughput")
-    )
+    rows.append(m.row("v2 attest (prove + sign)", f"{label} ×{workers}", n, "throughput"))
     data = _logged(bundles, attester)
     progress("v2 verify: one bundle at a time")
     check = default_check()
@@ -350,7 +416,12 @@ def _verify_batch(
     batch_check = native_batch_check if native_available() else _worker_batch()
     t0 = time.perf_counter()
     results = list(
-        verify_many([(str(i), b) for i, b in enumerate(data)], trust=trust, check=batch_check)
+        verify_many(
+            [(str(i), b) for i, b in enumerate(data)],
+            trust=trust,
+            check=batch_check,
+            workers=workers,
+        )
     )
     ms = (time.perf_counter() - t0) * 1000 / len(data)
     if not all(r.valid for _, r in results):

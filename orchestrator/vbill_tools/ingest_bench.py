@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 from vbill.chain.anvil import free_port
 
-from vbill_tools.bench import sample_requests
+from vbill_tools.bench import cpu_seconds, sample_requests
 
 SECRET = "bench-secret-0123456789abcdef"
 AUTH = {"X-VDI-Attest-Secret": SECRET}
@@ -51,12 +51,6 @@ def _requests(prefix: str, n: int) -> list[dict[str, Any]]:
 def _pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Conn:
@@ -131,9 +125,9 @@ def _phase(
     events: int,
 ) -> dict[str, Any]:
     """One measured load: events/s, latency per request, CPU per event (API, client)."""
-    cpu0, client0 = sum(_cpu_s(s.pid) for s in servers), time.process_time()
+    cpu0, client0 = sum(cpu_seconds(s.pid) for s in servers), time.process_time()
     secs, lat, codes = asyncio.run(_drive(urls, bodies, path, headers, concurrency))
-    cpu = sum(_cpu_s(s.pid) for s in servers) - cpu0
+    cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu0
     return {
         "events": events, "requests": len(bodies), "in_flight": concurrency, "codes": codes,
         "events_per_s": round(events / secs), "p50_ms": round(_pct(lat, 0.5), 1),

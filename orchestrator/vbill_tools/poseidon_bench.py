@@ -90,7 +90,7 @@ def measure_verify_batch(n: int) -> dict[str, float]:
     from vbill.verify.batch import native_batch_check, verify_many
     from vbill.verify.trust import TrustSet, file_sha256
     from vbill.verify.verify import native_available
-    from vbill.zk.prover import open_prover
+    from vbill.zk.native_prover import open_prover
 
     attester = Attester.generate()
     trust = TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])

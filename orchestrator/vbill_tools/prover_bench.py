@@ -7,37 +7,29 @@ proof and the prover's phases (BENCHMARKS.md quotes it).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import threading
 import time
-from pathlib import Path
 
 from vbill import paths
 from vbill.bundle.bundle import encode_request
 from vbill.zk.native_prover import NativeProcess, NativeProver
 from vbill.zk.witness import circuit_input, random_field_element
 
+from vbill_tools.bench import cpu_seconds, sample_requests
+
 
 def _bench_inputs(n: int) -> list[dict[str, str]]:
-    base = json.loads((paths.ROOT / "tests" / "data" / "pilot_request.json").read_text())
     out = []
-    for i in range(n):
-        base["meter_event"]["event_id"] = f"evt_native_bench_{i:06d}"
-        base["meter_event"]["usage_units"] = 1000 + i
-        enc = encode_request(base)
+    for req in sample_requests(n, prefix="evt_native_bench"):
+        enc = encode_request(req)
         out.append(circuit_input(enc.meter, enc.tariff, random_field_element(), 7))
     return out
 
 
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of this process and the given ones (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = sum(os.times()[:2])
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    return sum(os.times()[:2]) + sum(cpu_seconds(pid) for pid in pids)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
                 for k, v in timing.items():
                     phases[k] = phases.get(k, 0.0) + v
 
-        pids = [w._proc.pid for w in prover._witness._all] + [p._proc.pid for p in prover._all]
+        pids = prover.pids()
         load = os.getloadavg()[0]
         cpu0 = _cpu_seconds(pids)
         t0 = time.perf_counter()

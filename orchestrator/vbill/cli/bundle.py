@@ -404,8 +404,22 @@ def prove(input_file: Path, output: Path | None, as_json: bool) -> None:
     show_default=True,
     help="Write the table into BENCHMARKS.md.",
 )
+@click.option(
+    "--references/--no-references",
+    default=True,
+    show_default=True,
+    help="Also measure the reference tools (snarkjs CLI, snarkjs in-process, py_ecc).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Prover workers (default: one per core).",
+)
 @json_option
-def bench(bundles: int, samples: int, write: bool, as_json: bool) -> None:
+def bench(
+    bundles: int, samples: int, write: bool, references: bool, workers: int | None, as_json: bool
+) -> None:
     """Measure prove and verify per bundle: vbill vs snarkjs CLI vs snarkjs in-process vs py_ecc.
 
     Runs everything once on the same bundles and prints one table (ratios against the snarkjs
@@ -414,10 +428,18 @@ def bench(bundles: int, samples: int, write: bool, as_json: bool) -> None:
     from vbill_tools import bench as benchmark
 
     rows = benchmark.run(
-        bundles, slow_samples=samples, progress=lambda m: click.echo(f"… {m}", err=True)
+        bundles,
+        slow_samples=samples,
+        progress=lambda m: click.echo(f"… {m}", err=True),
+        references=references,
+        workers=workers,
     )
     if write:
         command = f"vbill bench -n {bundles} --samples {samples}"
+        if not references:
+            command += " --no-references"
+        if workers:
+            command += f" --workers {workers}"
         click.echo(f"written to {benchmark.write_benchmarks(rows, command)}", err=True)
     if as_json:
         emit([r.__dict__ for r in rows], True)

@@ -112,6 +112,10 @@ class NativeProcess:
     def alive(self) -> bool:
         return self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def send_frame(self, payload: bytes) -> dict[str, Any]:
         """Send one raw frame and return the JSON line it produced (proof or error)."""
         assert self._proc.stdin is not None
@@ -177,6 +181,10 @@ class NativeProver:
     def prove(self, circuit_input: Mapping[str, str]) -> Proof:
         """Compute the witness and a Groth16 proof for one circuit input."""
         return self.prove_wtns(self.wtns(circuit_input))
+
+    def pids(self) -> list[int]:
+        """Process ids of the witness (node) and native prover processes started so far."""
+        return [*self._witness.pids(), *self._pool.pids()]
 
     def close(self) -> None:
         self._pool.close()
@@ -310,3 +318,9 @@ def open_prover(workers: int | None = None, binding: str = BINDING_V1) -> ProofS
             if os.environ.get("VBILL_PROVER") == "native":
                 raise
     return Prover(workers, wasm=art.wasm, zkey=art.zkey, vkey=art.vkey)
+
+
+if __name__ == "__main__":  # the measurement lives with the other benches
+    from vbill_tools.prover_bench import main
+
+    main()

@@ -28,6 +28,9 @@ class _Closeable(Protocol):
     @property
     def alive(self) -> bool: ...
 
+    @property
+    def pid(self) -> int: ...
+
     def close(self) -> None: ...
 
 
@@ -55,9 +58,9 @@ class _Worker:
 
     def __init__(self, wasm: Path, zkey: Path | None, vkey: Path | None) -> None:
         script = paths.JS / "worker.mjs"
-        args = [paths.node(), str(script), str(wasm), str(zkey or "-"), str(vkey or "-")]
+        args = [paths.node(), script, wasm, zkey or "-", vkey or "-", paths.ROOT]
         self._proc = subprocess.Popen(
-            [*args, str(paths.ROOT)],
+            [str(a) for a in args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -92,6 +95,10 @@ class _Worker:
     @property
     def alive(self) -> bool:
         return self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -150,6 +157,11 @@ class WorkerPool(Generic[W]):
         finally:
             self._release(worker)
 
+    def pids(self) -> list[int]:
+        """Process ids of the workers started so far (for CPU accounting in the benches)."""
+        with self._lock:
+            return [w.pid for w in self._all]
+
     def close(self) -> None:
         with self._lock:
             for worker in self._all:
@@ -184,6 +196,10 @@ class Prover:
     def _run(self, op: str, **payload: Any) -> Any:
         with self._pool.use() as worker:
             return worker.call(op, **payload)
+
+    def pids(self) -> list[int]:
+        """Process ids of the node workers started so far."""
+        return self._pool.pids()
 
     def prove(self, circuit_input: Mapping[str, str]) -> Proof:
         """Compute the witness and a Groth16 proof for one circuit input."""
