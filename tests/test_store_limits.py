@@ -78,17 +78,26 @@ def test_a_charge_of_exactly_the_available_balance_passes_and_one_micro_more_doe
     store: Store,
 ) -> None:
     fund(store, "acme", 3000 * WEI_PER_MICRO)
-    with pytest.raises(LimitExceeded, match="deposits count after 12 confirmations") as err:
+    fund(store, "acme", WEI_PER_MICRO // 2, block=2)  # half a micro-ETH, stated exactly
+    with pytest.raises(LimitExceeded) as err:
         attest(store, "acme", "over", charge=eth(3001))
+    assert err.value.reason.startswith(  # micro-ETH, as charges and limits are, and the way out
+        "charge 3001 micro-ETH exceeds the available balance 3000.5 micro-ETH; fund the account "
+        "on chain with `vbill deposit --tenant-key KEY --eth AMOUNT` (KEY: `vbill accounts "
+        "show acme`): `vbill serve --network …` credits a deposit after 12 confirmations"
+    ), err.value.reason
     assert err.value.retry_after == 60  # a deposit may be on its way
     attest(store, "acme", "exact", charge=eth(3000))
-    assert store.balance("acme").available_wei == 0
+    assert store.balance("acme").available_wei == WEI_PER_MICRO // 2
 
 
 def test_without_a_chain_an_empty_balance_says_no_deposit_can_arrive(store: Store) -> None:
     store.deposits_tracked = False
     with pytest.raises(LimitExceeded, match="no chain configured") as err:
         attest(store, "acme", "e", charge=eth(1))
+    assert "run it with --network, then fund the account on chain with `vbill deposit" in str(
+        err.value.reason
+    )
     assert err.value.retry_after == st.NEVER_RETRY_AFTER
 
 

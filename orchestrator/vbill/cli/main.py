@@ -44,19 +44,28 @@ def main() -> None:
     """Verifiable usage billing: prove that each charge is what the tariff gives.
 
     \b
-    Typical flow:
+    Typical flow (any currency):
       vbill keys new                      create the attester key
       vbill attest request.json -o b.json prove and sign one billable event
       vbill verify b.json                 check a bundle offline (exit 1 if invalid)
       vbill statement --store T W         a metered window's chain and its total
       vbill close T W / vbill invoice --store T W
                                           close a billing window; its invoice
-      vbill chain up && vbill deploy      local anvil chain and contracts
-      vbill account open --bundle b.json --controller ADDR
-                                          an attester opens the tenant's account
-      vbill deposit / vbill tariff accept the tenant funds it and accepts the tariff
-      vbill settle b.json                 settle the charge on chain
       vbill serve                         the HTTP service (attest, verify, log)
+
+    \b
+    An ETH charge is reserved from the tenant's balance when it is attested, so
+    an ETH tariff's account is opened, funded and its tariff accepted first:
+      vbill chain up && vbill deploy      local anvil chain and contracts
+      vbill serve --network local         credits deposits, settles ETH charges
+      POST /api/vdi/billing/accounts      opens the tenant's account: tenant key K
+      vbill deposit --tenant-key K --eth 0.01
+                                          the tenant funds it
+      vbill tariff accept --tenant-key K --tariff-key TK
+                                          and accepts the tariff (TK: POST
+                                          …/accounts/T/tariff-key)
+      vbill attest request.json -o b.json now within the balance; the service
+                                          settles it (or: vbill settle b.json)
     """
 
 

@@ -37,7 +37,7 @@ METERED = METERED_CLASSES["metered"]
 UNBOUNDED = U64_LIMIT - 1
 """`up_to` of an unbounded tier: every cumulative value is < 2^64, so min(x, 2^64 - 1) = x."""
 AMOUNT_LIMIT = 1 << 130
-"""The window's cumulative exact amount (10^-12 micros) must stay below 2^130."""
+"""The window's cumulative exact amount (10^-6 micros) must stay below 2^130."""
 
 DIMENSION_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 
@@ -201,7 +201,7 @@ class WindowState:
     """The running total of one billing window (tenant, billing_window_id, tariff_id).
 
     seq counts the events attested so far; units are cumulative per dimension (padded to 4,
-    tariff order); amount is the cumulative exact amount in 10^-12 micros; charge is the sum
+    tariff order); amount is the cumulative exact amount in 10^-6 micros; charge is the sum
     of the clamped charges. Units, seq and charge < 2^64, amount < 2^130.
     """
 
@@ -231,7 +231,7 @@ GENESIS = WindowState()
 
 
 def tier_cost(x: int, up_to: tuple[int, ...], prices: tuple[int, ...]) -> int:
-    """F(x): the exact cost (10^-12 micros) of cumulative units [0, x) under a dimension's tiers."""
+    """F(x): the exact cost (10^-6 micros) of cumulative units [0, x) under a dimension's tiers."""
     cost, lo = 0, 0
     for t, price in enumerate(prices):
         hi = up_to[t] if t < len(up_to) else U64_LIMIT

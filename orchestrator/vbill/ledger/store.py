@@ -428,6 +428,13 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def micro_eth(wei: int) -> str:
+    """An amount of wei in micro-ETH (the unit of charges and limits), exactly: `1500000000000`
+    → `"1.5"`."""
+    whole, rest = divmod(wei, WEI_PER_MICRO)
+    return str(whole) + (f".{rest:012d}".rstrip("0") if rest else "")
+
+
 def _seconds_to_utc_midnight(ts_ms: int) -> int:
     now = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
     tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -860,17 +867,24 @@ class Store:
         need = charge.charge_micros * WEI_PER_MICRO
         chain_daily = self._check_chain_limits(c, tenant_id, need, bal, at)
         if need > bal.available_wei:
+            short = (
+                f"charge {charge.charge_micros} micro-ETH exceeds the available balance "
+                f"{micro_eth(bal.available_wei)} micro-ETH"
+            )
+            fund = (
+                f"fund the account on chain with `vbill deposit --tenant-key KEY --eth AMOUNT` "
+                f"(KEY: `vbill accounts show {tenant_id}`)"
+            )
             if not self.deposits_tracked:
                 raise LimitExceeded(
-                    f"charge {need} wei exceeds the available balance {bal.available_wei} wei, "
-                    "and this service has no chain configured, so no deposit can be credited "
-                    "(run it with --network)",
+                    f"{short}, and this service has no chain configured, so no deposit can be "
+                    f"credited: run it with --network, then {fund}",
                     retry_after=NEVER_RETRY_AFTER,
                 )
             raise LimitExceeded(
-                f"charge {need} wei exceeds the available balance {bal.available_wei} wei "
-                f"(deposits count after {CONFIRMATIONS} confirmations; withdrawals requested "
-                "on chain are not spendable)",
+                f"{short}; {fund}: `vbill serve --network …` credits a deposit after "
+                f"{CONFIRMATIONS} confirmations (withdrawals requested on chain are not "
+                "spendable)",
                 retry_after=60,
             )
         return Spend(spent, limits.daily_micros, bal.available_wei, chain_daily)

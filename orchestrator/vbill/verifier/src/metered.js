@@ -148,7 +148,7 @@ export const windowJson = (before, after, names) => ({
 
 const min = (a, b) => (a < b ? a : b);
 
-/** F(x): the exact cost (10^-12 micros) of cumulative units [0, x) under one dimension's tiers. */
+/** F(x): the exact cost (10^-6 micros) of cumulative units [0, x) under one dimension's tiers. */
 function tierCost(x, upTo, prices) {
   let cost = 0n;
   let lo = 0n;
