@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from prometheus_client import CollectorRegistry
 
 from vbill import paths
 from vbill.attest import Proving, signing_refused
@@ -16,6 +17,7 @@ from vbill.ingest import Ingestor, ProvingWorker
 from vbill.ledger.store import Store, now_ms
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
+from vbill.service.webhooks import WebhookDispatcher
 from vbill.verify import revocation
 from vbill.verify.trust import TrustSet
 from vbill.zk.prover import ProofSource
@@ -34,8 +36,8 @@ class ServiceState:
     provers: list[ProvingWorker] = field(default_factory=list)  # local proving workers
     chain_info: dict[str, Any] = field(default_factory=dict)
     metered: Proving | None = None  # binding v2's prover, when its key is built here
-    webhooks: Any = None  # the outbox's WebhookDispatcher (vbill.service.webhooks)
-    metrics: Any = None  # the store's scrape-time gauges (vbill.metrics.store_registry)
+    webhooks: WebhookDispatcher | None = None  # delivers the webhook outbox
+    metrics: CollectorRegistry | None = None  # the store's scrape-time gauges (vbill.metrics)
     closer: AutoCloser | None = None  # closes period windows once their grace has passed
 
     def revocation_document(self) -> dict[str, Any]:

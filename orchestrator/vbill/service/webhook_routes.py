@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
@@ -21,7 +21,7 @@ from vbill.ledger.outbox import ID as outbox_ids
 from vbill.ledger.store import now_ms
 from vbill.service.auth import require_operator
 from vbill.service.openapi import OPERATOR, errors
-from vbill.service.state import ServiceState
+from vbill.service.routes import State
 from vbill.service.webhooks import send_test
 
 router = APIRouter(prefix="/api/vdi/webhooks", dependencies=[Depends(require_operator)])
@@ -31,12 +31,11 @@ EndpointId = Annotated[str, Path(pattern=ID)]
 EventType = Annotated[StrictStr, Field(pattern="^(" + "|".join(map(re.escape, EVENT_TYPES)) + ")$")]
 
 
-def _svc(request: Request) -> ServiceState:
-    return request.app.state.svc  # type: ignore[no-any-return]
+async def _outbox(svc: State) -> Outbox:
+    return Outbox(svc.store)
 
 
-def _outbox(request: Request) -> Outbox:
-    return Outbox(_svc(request).store)
+Queue = Annotated[Outbox, Depends(_outbox)]
 
 
 def _known(outbox: Outbox, endpoint_id: str) -> None:
@@ -88,34 +87,32 @@ class RedeliverBody(BaseModel):
 
 
 @router.post("", status_code=201, responses={201: {"model": SecretView}, **errors(*OPERATOR, 422)})
-def add_endpoint(body: EndpointBody, request: Request) -> dict[str, Any]:
+def add_endpoint(body: EndpointBody, outbox: Queue) -> dict[str, Any]:
     """Register an endpoint for some event types (all by default); the answer holds its
     id and its signing secret, which no other answer shows."""
-    ep = _outbox(request).add_endpoint(body.url, body.events, now_ms())
+    ep = outbox.add_endpoint(body.url, body.events, now_ms())
     return {"id": ep.endpoint_id, "secret": ep.secret}
 
 
 @router.get("", responses={200: {"model": EndpointList}, **errors(*OPERATOR)})
-def list_endpoints(request: Request) -> dict[str, Any]:
+def list_endpoints(outbox: Queue) -> dict[str, Any]:
     """The registered endpoints, without their secrets."""
-    return {"endpoints": [ep.view() for ep in _outbox(request).endpoints()]}
+    return {"endpoints": [ep.view() for ep in outbox.endpoints()]}
 
 
 @router.post(
     "/{endpoint_id}/rotate", responses={200: {"model": SecretView}, **errors(*OPERATOR, 404, 422)}
 )
-def rotate(endpoint_id: EndpointId, request: Request) -> dict[str, Any]:
+def rotate(endpoint_id: EndpointId, outbox: Queue) -> dict[str, Any]:
     """A new secret for the endpoint; every delivery from now on, retries too, is signed with it."""
-    outbox = _outbox(request)
     _known(outbox, endpoint_id)
     ep = outbox.rotate(endpoint_id, now_ms())
     return {"id": ep.endpoint_id, "secret": ep.secret}
 
 
 @router.delete("/{endpoint_id}", responses=errors(*OPERATOR, 404, 422))
-def remove(endpoint_id: EndpointId, request: Request) -> dict[str, Any]:
+def remove(endpoint_id: EndpointId, outbox: Queue) -> dict[str, Any]:
     """Remove the endpoint and drop its queued deliveries."""
-    outbox = _outbox(request)
     _known(outbox, endpoint_id)
     outbox.remove(endpoint_id)
     return {"id": endpoint_id, "removed": True}
@@ -124,11 +121,10 @@ def remove(endpoint_id: EndpointId, request: Request) -> dict[str, Any]:
 @router.post(
     "/{endpoint_id}/test", responses={200: {"model": TestResult}, **errors(*OPERATOR, 404, 422)}
 )
-async def test(endpoint_id: EndpointId, request: Request) -> dict[str, Any]:
+async def test(endpoint_id: EndpointId, svc: State, outbox: Queue) -> dict[str, Any]:
     """Send a signed `webhook.test` event to the endpoint now; `delivered` says whether it
     answered 2xx (`error` why not)."""
-    svc = _svc(request)
-    _known(Outbox(svc.store), endpoint_id)
+    _known(outbox, endpoint_id)
     return await anyio.to_thread.run_sync(
         lambda: send_test(svc.store, endpoint_id, svc.settings.webhook_timeout)
     )
@@ -136,23 +132,22 @@ async def test(endpoint_id: EndpointId, request: Request) -> dict[str, Any]:
 
 @router.get("/deliveries", responses=errors(*OPERATOR, 422))
 def deliveries(
-    request: Request,
+    outbox: Queue,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The latest outbox rows (newest first, without payloads): message id, endpoint, event
     type, status, attempts, last error."""
-    return {"deliveries": _outbox(request).rows(status, limit)}
+    return {"deliveries": outbox.rows(status, limit)}
 
 
 @router.post("/redeliver", responses=errors(*OPERATOR, 404, 422))
-def redeliver(body: RedeliverBody, request: Request) -> dict[str, Any]:
+def redeliver(body: RedeliverBody, outbox: Queue) -> dict[str, Any]:
     """Queue again one event (`event`: its `webhook-id`; to all its endpoints or `endpoint`),
     or every dead delivery (`dead: true`; of `endpoint`). It keeps its place in its tenant's
     order."""
     if (body.event is None) == (not body.dead):
         raise InputError("event", 'give either "event" or "dead": true')
-    outbox = _outbox(request)
     if body.endpoint is not None:
         _known(outbox, body.endpoint)
     try:
@@ -167,9 +162,9 @@ def redeliver(body: RedeliverBody, request: Request) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-def prometheus(request: Request) -> Response:
+def prometheus(svc: State) -> Response:
     """Prometheus metrics of this replica and of the shared store (docs/operations.md); no
     tenant, event or endpoint id appears in them."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    return Response(metrics.exposition(_svc(request).metrics), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(svc.metrics), media_type=CONTENT_TYPE_LATEST)
