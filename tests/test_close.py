@@ -36,6 +36,7 @@ from vbill.ledger.translog import MerkleTree
 from vbill.verify.statement import verify_statement
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check
+from webhook_receiver import documented
 
 # test_statement's tariff (a free allowance, then 0.5 and 0.25 micros per token, images at 20),
 # with a minimum charge of 1 per event and rounding up
@@ -304,6 +305,9 @@ def test_period_windows_close_themselves_after_the_grace(
     ready = json.loads(queued[1][1])["data"]
     window = (ready["tenant_id"], ready["billing_window_id"], ready["tariff_id"])
     assert ready["invoice"] == "/api/vdi/billing/invoices/{}/{}?tariff_id={}".format(*window)
+    docs = documented()  # docs/webhooks.md's examples have the fields written here
+    assert set(docs["invoice.ready"]) == set(ready)
+    assert set(docs["window.closed"]) == set(json.loads(queued[0][1])["data"])
     assert done.record["last_state_key"] == closed["last_state_key"]
     assert close_due(store, attester, 3 * day, june_1 + 30 * day) == []  # closed once
     store.close()

@@ -31,7 +31,7 @@ from vbill.ledger.store import (
     now_ms,
 )
 from vbill.service.webhooks import DeliveryPolicy, WebhookDispatcher
-from webhook_receiver import Receiver
+from webhook_receiver import Receiver, documented
 
 FAST = DeliveryPolicy(max_attempts=10, backoff=0.01, timeout=5)
 
@@ -184,3 +184,7 @@ def test_events_are_written_with_the_change_they_report(where) -> None:
     assert got[4][1]["transaction_hash"] == "0x1" and got[4][1]["charge_micros"] == c
     assert got[5][1]["reason"] == "chain refuses it: BillingSettlement__UnknownTariff()"
     assert {d["tenant_id"] for _, d in got} == {"t"}
+    docs = documented()  # the documented examples have the fields the code writes
+    for event_type, data in got:
+        if data.get("limit") != "chain_daily":
+            assert set(docs[event_type]) == set(data), event_type

@@ -1,13 +1,16 @@
 """A webhook receiver on a loopback port (http.server in a thread) for the webhook tests: it
 verifies every delivery with the Standard Webhooks helper the docs show customers, records what
-it got, and can be told to fail its next n requests."""
+it got, and can be told to fail its next n requests. And the events documented in
+docs/webhooks.md, to hold them to what the code writes."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -80,5 +83,11 @@ class Receiver:
             self._server.server_close()
 
 
-def dumps(event: dict[str, Any]) -> str:
-    return json.dumps(event, sort_keys=True)
+DOC = Path(__file__).resolve().parents[1] / "docs" / "webhooks.md"
+
+
+def documented() -> dict[str, dict[str, Any]]:
+    """Each event type's example in docs/webhooks.md: its `data`."""
+    blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(), re.S)
+    examples = [json.loads(b) for b in blocks if '"type"' in b]
+    return {e["type"]: e["data"] for e in examples}
