@@ -58,7 +58,12 @@ class _Worker:
 
     def __init__(self, wasm: Path, zkey: Path | None, vkey: Path | None) -> None:
         script = paths.JS / "worker.mjs"
-        args = [paths.node(), script, wasm, zkey or "-", vkey or "-", paths.ROOT]
+        # --no-liftoff: V8 compiles the circuit's wasm (and ffjavascript's) with its optimising
+        # tier once, at start (≈ 50 ms of CPU). By default it starts on a baseline tier and
+        # re-compiles hot functions while serving: a witness then cost 20-54 ms of CPU for a
+        # worker's first ≈ 48 calls instead of 6.3 ms, so every short run (a 32-bundle bench,
+        # a freshly started service or worker) paid ≈ 40 ms more CPU per bundle.
+        args = [paths.node(), "--no-liftoff", script, wasm, zkey or "-", vkey or "-", paths.ROOT]
         self._proc = subprocess.Popen(
             [str(a) for a in args],
             stdin=subprocess.PIPE,
