@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import needs_build
 from http_server import AppClient, over_socket
+from pg_server import PgServer, pg_server  # noqa: F401  (fixture)
 from vbill.cli.main import main as cli
 from vbill.ledger import translog
 from vbill.ledger.store import MIGRATIONS, Store
@@ -60,10 +62,11 @@ def upgraded(home: Path) -> Iterator[Store]:
         store.close()
 
 
-def cli_json(home: Path, *args: str) -> tuple[int, Any]:
+def cli_json(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
     """`vbill ARGS --json` as a user with the old $VBILL_HOME runs it (default trust: the
     build's vkeys and the home's attester key); its exit code and parsed output."""
-    result = CliRunner().invoke(cli, [*args, "--json"], env={"VBILL_HOME": str(home)})
+    env = {"VBILL_HOME": str(home), "DATABASE_URL": "", **(env or {})}
+    result = CliRunner().invoke(cli, [*args, "--json"], env=env)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, json.loads(result.stdout)
 
@@ -92,8 +95,10 @@ def test_the_migrations_run_in_place_to_today_s_schema(upgraded: Store) -> None:
     assert len(MIGRATIONS) >= MANIFEST["schema_version"]
 
 
-def test_the_old_rows_survive_the_upgrade_unchanged(upgraded: Store) -> None:
-    stored = {s.event_id: s for s in upgraded.bundles(TENANT)}
+def assert_old_rows(store: Store) -> None:
+    """Every row the old store held, as it held it: bundles (byte for byte as exported),
+    their states, the settlement receipt, the tenant's key, limits and token, the log."""
+    stored = {s.event_id: s for s in store.bundles(TENANT)}
     assert set(stored) == set(EVENTS)
     for event_id, s in stored.items():
         exported = json.loads((FIXTURE / "bundles" / f"{event_id}.json").read_text())
@@ -103,15 +108,19 @@ def test_the_old_rows_survive_the_upgrade_unchanged(upgraded: Store) -> None:
         assert s.leaf_index == EVENTS[event_id]["leaf_index"], event_id
     settled = MANIFEST["settled"]
     assert stored[settled["event_id"]].settlement == settled["usage_receipt"]
-    tenant = upgraded.tenant(TENANT)
+    tenant = store.tenant(TENANT)
     assert tenant is not None and str(tenant.tenant_key) == MANIFEST["tenant"]["tenant_key"]
-    limits = upgraded.limits(TENANT)
+    limits = store.limits(TENANT)
     assert (limits.per_request_micros, limits.daily_micros) == tuple(
         MANIFEST["tenant"]["limits"].values()
     )
     token_sha256 = hashlib.sha256(MANIFEST["tenant"]["token"].encode()).hexdigest()
-    assert upgraded.active_token(token_sha256) == (TENANT, token_sha256)
-    assert upgraded.head().tree_size == MANIFEST["log_size"]
+    assert store.active_token(token_sha256) == (TENANT, token_sha256)
+    assert store.head().tree_size == MANIFEST["log_size"]
+
+
+def test_the_old_rows_survive_the_upgrade_unchanged(upgraded: Store) -> None:
+    assert_old_rows(upgraded)
 
 
 def test_every_bundle_the_store_held_verifies_with_today_s_vbill_verify(
@@ -229,3 +238,90 @@ def test_the_old_token_still_reads_the_tenant_s_account(
         f"/api/vdi/billing/accounts/{TENANT}", headers={"Authorization": f"Bearer {forged}"}
     )
     assert refused.status_code == 401, refused.text
+
+
+# --- PostgreSQL: the same store replayed onto 4295cff's PostgreSQL schema ---
+
+
+def replay_on_postgres(url: str, sqlite_file: Path) -> None:
+    """4295cff's store rebuilt on PostgreSQL as a restore would: that commit's DDL
+    (pg_schema.json, what its Store ran on a new database), the SQLite file's rows table by
+    table (foreign keys held off during the load, like pg_restore --disable-triggers), and each
+    identity sequence moved past the copied ids."""
+    import psycopg
+
+    schema = json.loads((FIXTURE / "pg_schema.json").read_text())
+    assert schema["made_by_commit"] == MANIFEST["made_by_commit"]
+    src = sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)
+    tables = [r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    with psycopg.connect(url) as pg:
+        pg.execute(schema["schema_version_table"])
+        for script in schema["migrations"]:
+            for statement in script:
+                pg.execute(statement)
+        pg.execute("SET session_replication_role = replica")
+        for table in tables:
+            cur = src.execute(f'SELECT * FROM "{table}"')
+            columns = ", ".join(f'"{d[0]}"' for d in cur.description)
+            marks = ", ".join(["%s"] * len(cur.description))
+            rows = cur.fetchall()
+            if rows:
+                pg.cursor().executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', rows)
+        pg.execute("SET session_replication_role = DEFAULT")
+        identity = pg.execute(
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE is_identity = 'YES' AND column_name = 'id' AND table_schema = 'public'"
+        ).fetchall()
+        for (table,) in identity:
+            pg.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) "
+                f'FROM "{table}" HAVING max(id) IS NOT NULL'
+            )
+    src.close()
+
+
+@pytest.fixture(scope="module")
+def pg_upgraded(pg_server: PgServer) -> Iterator[tuple[Store, str]]:  # noqa: F811
+    url = pg_server.new_database()
+    replay_on_postgres(url, FIXTURE / "dev_only_home" / "vbill.sqlite3")
+    store = Store(url)
+    try:
+        yield store, url
+    finally:
+        store.close()
+
+
+def test_postgres_the_replayed_old_store_upgrades_in_place(
+    pg_upgraded: tuple[Store, str],
+) -> None:
+    store, _ = pg_upgraded
+    assert store.schema_version() == len(MIGRATIONS)
+    assert_old_rows(store)
+
+
+def test_postgres_the_window_s_statement_verifies_and_the_service_continues_it(
+    pg_upgraded: tuple[Store, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _, url = pg_upgraded
+    home = old_home(tmp_path_factory)  # the attester key; the store is the database
+    code, st = cli_json(home, "statement", "--store", TENANT, WINDOW, env={"DATABASE_URL": url})
+    assert (st["valid"], st["problems"], st["events"]) == (True, [], 3)
+    assert st["total_micros"] == OLD_STATEMENT["total_micros"]
+    assert code == 0
+    body = json.loads((FIXTURE / "bundles" / "http-inf-3.json").read_text())
+    request = {k: body[k] for k in ("billing_version", "profileId", "tariff_snapshot")}
+    request["meter_event"] = {**body["meter_event"], "event_id": "today-inf-4-pg"}
+    secret = MANIFEST["attest_secret"]
+    settings = Settings(
+        home=home, attest_secret=secret, database_url=url, prover_workers=1, local_provers=0
+    )
+    with over_socket(create_app(settings)) as http:  # signed and logged; no proof needed here
+        answer = http.post(
+            "/api/vdi/billing/attest",
+            json=request,
+            headers={"X-VDI-Attest-Secret": secret, "Prefer": "respond-async"},
+        )
+    assert answer.status_code == 202, answer.text
+    window = answer.json()["billing"]["window"]
+    assert (window["seq"], window["before"]) == (4, body["billing"]["window"]["after"])
+    assert answer.json()["receipt"]["leaf_index"] == MANIFEST["log_size"]

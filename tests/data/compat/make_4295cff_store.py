@@ -19,7 +19,11 @@ What it holds, all for one tenant (`tenant_compat`) and made through 4295cff's o
 - a credited deposit, spending limits and an API token (its secret is in manifest.json: a test
   tenant's, dev only);
 - `vbill statement --store` of the window, written as statement.json, and every bundle's JSON as
-  the store held it, in bundles/.
+  the store held it, in bundles/;
+- pg_schema.json: the statements 4295cff's Store runs on a new PostgreSQL database (its SQLite
+  migrations through its own `db.pg_ddl`), one list per schema version. With the SQLite file's
+  rows it rebuilds the same store on PostgreSQL (a replay, done by the test: the rows are
+  those of the SQLite file, the DDL is 4295cff's). `--pg-schema` rewrites only this file.
 
 The attester key is derived from a public phrase: DEV ONLY, it signs nothing but this fixture.
 Regenerating changes every file (account salts, proofs and timestamps are fresh); the test reads
@@ -58,7 +62,8 @@ def request(example: str, event_id: str, day: int, **usage: Any) -> dict[str, An
     return body
 
 
-def main() -> None:
+def old_commit() -> str:
+    """The commit of the `vbill` imported, which must be 4295cff (exit otherwise)."""
     import vbill
     from vbill import paths
 
@@ -68,7 +73,32 @@ def main() -> None:
     ).stdout.strip()
     if not head.startswith(COMMIT) or paths.ROOT.resolve() != root:
         sys.exit(f"run with commit {COMMIT}'s vbill and VBILL_ROOT (got {head[:7]} at {root})")
+    return head
 
+
+def write_pg_schema(head: str) -> None:
+    """What 4295cff's Store._migrate executes on an empty PostgreSQL database, in order."""
+    from vbill.ledger import db
+    from vbill.ledger.store import MIGRATIONS
+
+    schema = {
+        "made_by_commit": head,
+        "schema_version_table": "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER NOT NULL)",
+        "migrations": [
+            [s.strip() for s in db.statements(db.pg_ddl(script))] for script in MIGRATIONS
+        ],
+    }
+    (OUT / "pg_schema.json").write_text(json.dumps(schema, indent=1) + "\n")
+
+
+def main() -> None:
+    from vbill import paths
+
+    head = old_commit()
+    if sys.argv[1:] == ["--pg-schema"]:
+        write_pg_schema(head)
+        return
     shutil.rmtree(OUT, ignore_errors=True)
     HOME.mkdir(parents=True, mode=0o700)
     os.environ["VBILL_HOME"] = str(HOME)
@@ -215,6 +245,7 @@ def main() -> None:
     db = sqlite3.connect(HOME / "vbill.sqlite3")
     db.execute("VACUUM")
     db.close()
+    write_pg_schema(head)
     leftovers = sorted(p.name for p in HOME.iterdir())
     shutil.rmtree(work)
     print(json.dumps({"out": str(OUT), "home": leftovers, "events": len(events)}, indent=1))
