@@ -44,6 +44,9 @@ def old_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     needs_build()
     home = tmp_path_factory.mktemp("compat") / "home"
     shutil.copytree(FIXTURE / "dev_only_home", home)
+    key = home / "attester.key"  # the old home's key; kept in the manifest (git keeps no 0600)
+    key.write_text(MANIFEST["attester_key_dev_only"] + "\n")
+    key.chmod(0o600)
     return home
 
 
@@ -281,9 +284,13 @@ def replay_on_postgres(url: str, sqlite_file: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def pg_upgraded(pg_server: PgServer) -> Iterator[tuple[Store, str]]:  # noqa: F811
+def pg_upgraded(
+    pg_server: PgServer,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Store, str]]:
     url = pg_server.new_database()
-    replay_on_postgres(url, FIXTURE / "dev_only_home" / "vbill.sqlite3")
+    # from a copy: even a read-only SQLite connection leaves -shm/-wal files beside a WAL file
+    replay_on_postgres(url, old_home(tmp_path_factory) / "vbill.sqlite3")
     store = Store(url)
     try:
         yield store, url

@@ -25,7 +25,8 @@ What it holds, all for one tenant (`tenant_compat`) and made through 4295cff's o
   rows it rebuilds the same store on PostgreSQL (a replay, done by the test: the rows are
   those of the SQLite file, the DDL is 4295cff's). `--pg-schema` rewrites only this file.
 
-The attester key is derived from a public phrase: DEV ONLY, it signs nothing but this fixture.
+The attester key is derived from a public phrase: DEV ONLY, it signs nothing but this fixture;
+it is kept in manifest.json (attester_key_dev_only), not as dev_only_home/attester.key.
 Regenerating changes every file (account salts, proofs and timestamps are fresh); the test reads
 manifest.json and never pins a value that a regeneration would change.
 """
@@ -218,6 +219,7 @@ def main() -> None:
         "schema_version": store.schema_version(),
         "migrations": len(MIGRATIONS),
         "attester": attester.address,
+        "attester_key_dev_only": DEV_ONLY_KEY,
         "attest_secret": SECRET,
         "vkey_sha256": {
             "bn128-poseidon8-v1": file_sha256(paths.VKEY),
@@ -246,6 +248,9 @@ def main() -> None:
     db.execute("VACUUM")
     db.close()
     write_pg_schema(head)
+    # Not committed (*.key is ignored, and git would not keep its 0600 mode, which Attester.load
+    # requires): the test writes it into its copy from manifest.json's attester_key_dev_only.
+    key_file.unlink()
     leftovers = sorted(p.name for p in HOME.iterdir())
     shutil.rmtree(work)
     print(json.dumps({"out": str(OUT), "home": leftovers, "events": len(events)}, indent=1))
