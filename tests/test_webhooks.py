@@ -108,6 +108,10 @@ def test_dead_letter_frees_the_queue_and_redelivers_on_request(tmp_path: Path) -
             d.stop()
         assert receiver.ids == [second, first]
         assert [e["data"]["n"] for e in receiver.events] == [2, 1]
+        third = outbox.enqueue("t", "balance.low", {"n": 3}, now_ms())  # nobody delivers it
+        assert outbox.prune(now_ms() - 60_000) == 0  # delivered just now: kept
+        assert outbox.prune(now_ms() + 1) == 2  # the delivered ones only
+        assert [r["msg_id"] for r in outbox.rows()] == [third]
     finally:
         receiver.stop()
 

@@ -321,6 +321,14 @@ class Outbox:
             raise InputError("event", f"no queued event {msg_id!r}")
         return int(cur.rowcount)
 
+    def prune(self, delivered_before: int) -> int:
+        """Forget deliveries made before `delivered_before` (ms); pending and dead rows stay."""
+        cur = self._c().execute(
+            "DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?",
+            (delivered_before,),
+        )
+        return int(cur.rowcount)
+
     def rows(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recent outbox rows (newest first), without payloads."""
         rows = self._c().execute(

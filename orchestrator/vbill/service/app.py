@@ -146,7 +146,10 @@ def build_state(settings: Settings) -> ServiceState:
     state.webhooks = WebhookDispatcher(
         store,
         DeliveryPolicy(
-            settings.webhook_max_attempts, settings.webhook_backoff, settings.webhook_timeout
+            settings.webhook_max_attempts,
+            settings.webhook_backoff,
+            settings.webhook_timeout,
+            settings.webhook_retention_days,
         ),
     )
     state.metrics = metrics.store_registry(store)

@@ -46,6 +46,7 @@ class Settings:
     webhook_max_attempts: int = 10
     webhook_backoff: float = 2.0
     webhook_timeout: float = 10.0
+    webhook_retention_days: float = 7.0  # delivered outbox rows are kept this long
     usage_thresholds: tuple[float, ...] = (0.8,)
     balance_low_wei: int | None = None
     # period windows (YYYY-MM, YYYY-MM-DD) are closed this many days after their period ends
@@ -80,7 +81,10 @@ class Settings:
             "settlement_address": pick("VBILL_SETTLEMENT_ADDRESS", "settlement_address"),
             "prover_workers": int(config.get("prover_workers", max(1, (os.cpu_count() or 1)))),
         }
-        for key in ("settle_interval", "anchor_interval", "webhook_backoff", "webhook_timeout"):
+        for key in (
+            "settle_interval", "anchor_interval", "webhook_backoff", "webhook_timeout",
+            "webhook_retention_days",
+        ):  # fmt: skip
             if key in config:
                 values[key] = float(config[key])
         for key in (
@@ -108,11 +112,12 @@ class Settings:
             1 <= self.webhook_max_attempts <= 100
             and self.webhook_backoff > 0
             and self.webhook_timeout > 0
+            and self.webhook_retention_days > 0
             and (self.balance_low_wei or 0) >= 0
         ):
             raise ToolError(
-                "webhook settings out of range: webhook_max_attempts 1..100, webhook_backoff "
-                "and webhook_timeout > 0 s, balance_low_wei ≥ 0"
+                "webhook settings out of range: webhook_max_attempts 1..100, webhook_backoff, "
+                "webhook_timeout and webhook_retention_days > 0, balance_low_wei ≥ 0"
             )  # fmt: skip
         if self.attest_secret:
             if len(self.attest_secret) < 16:
@@ -149,6 +154,7 @@ CONFIG_KEYS = (
     "webhook_max_attempts",
     "webhook_backoff",
     "webhook_timeout",
+    "webhook_retention_days",
     "usage_thresholds",
     "balance_low_wei",
     "close_grace_days",

@@ -27,7 +27,7 @@ from vbill import metrics
 from vbill.errors import InputError
 from vbill.ingest import worker_id
 from vbill.ledger.outbox import Delivery, Endpoint, Outbox
-from vbill.ledger.store import Store, now_ms
+from vbill.ledger.store import DAY_MS, Store, now_ms
 from vbill.poller import Poller
 
 log = logging.getLogger("vbill.webhooks")
@@ -64,6 +64,7 @@ class DeliveryPolicy:
     max_attempts: int = 10
     backoff: float = 2.0  # seconds before the 2nd attempt, doubling, at most an hour
     timeout: float = 10.0  # per attempt
+    retention_days: float = 7.0  # delivered rows are kept this long (then pruned hourly)
 
     @property
     def lease_ms(self) -> int:
@@ -90,11 +91,16 @@ class WebhookDispatcher(Poller):
         super().__init__(name or "webhooks:" + worker_id(), idle, log)
         self.outbox = Outbox(store)
         self.policy, self.parallel = policy, parallel
+        self._next_prune = 0.0
         self._client = httpx.Client(timeout=policy.timeout, follow_redirects=False)
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="webhook")
 
     def run_once(self) -> int:
-        """Deliver what one claim returns; how many rows were claimed."""
+        """Deliver what one claim returns; how many rows were claimed. Once an hour, first
+        forget the deliveries older than the retention."""
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + 3600
+            self.outbox.prune(now_ms() - int(self.policy.retention_days * DAY_MS))
         claims = self.outbox.claim(self.name, self.policy.lease_ms, now_ms(), self.parallel)
         if claims:
             list(self._pool.map(self._deliver, claims))
