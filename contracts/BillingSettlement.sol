@@ -87,6 +87,11 @@ contract BillingSettlement is BillingSettlementBase {
         _anchorChargeV2(proof, publicSignals);
     }
 
+    /// @dev See {IBillingSettlement-settleCorrection}.
+    function settleCorrection(Proof calldata proof, uint256[9] calldata publicSignals) external onlyAttester {
+        _settleCorrection(proof, publicSignals);
+    }
+
     /// @dev See {IBillingSettlement-anchorTreeHead}.
     function anchorTreeHead(bytes32 root, uint256 size) external onlyAttester {
         _anchorTreeHead(root, size);

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IBillingSettlement} from "./IBillingSettlement.sol";
-import {IBillingVerifier, IBillingVerifierV2} from "./IBillingVerifier.sol";
+import {IBillingVerifier, IBillingVerifierV2, IBillingVerifierV2C} from "./IBillingVerifier.sol";
 
 /// @title The logic of BillingSettlement; see {IBillingSettlement} for the behaviour
 /// @dev Ordering in every state-changing path: cheap checks first, the proof last (settlement
@@ -23,8 +23,11 @@ abstract contract BillingSettlementBase is IBillingSettlement {
     /// @notice Binding ids: bn128-poseidon8-v1 (five signals) and bn128-poseidon8-v2 (seven).
     uint8 public constant BINDING_V1 = 1;
     uint8 public constant BINDING_V2 = 2;
+    /// @notice Binding id of bn128-poseidon8-v2c, corrections of v2 charges (nine signals).
+    uint8 public constant BINDING_V2C = 3;
     uint256 internal constant N_PUBLIC_V1 = 5;
     uint256 internal constant N_PUBLIC_V2 = 7;
+    uint256 internal constant N_PUBLIC_V2C = 9;
 
     address public owner;
     address public pendingOwner;
@@ -320,6 +323,34 @@ abstract contract BillingSettlementBase is IBillingSettlement {
         emit WindowAdvanced(s[4], s[5], s[6], s[3]);
     }
 
+    /// @dev A correction of a settled charge: checks first, the proof last, then its effects
+    ///      (the credit leaves the payee's earnings for the tenant's available balance).
+    function _settleCorrection(Proof calldata proof, uint256[9] calldata s) internal {
+        for (uint256 i = 0; i < 9; ++i) {
+            if (s[i] >= SNARK_SCALAR_FIELD) revert BillingSettlement__SignalOutOfField(i);
+        }
+        uint256 nullifier = s[3];
+        uint256 tenantKey = s[4];
+        if (_nullifiers[nullifier]) revert BillingSettlement__NullifierUsed(nullifier);
+        if (!_nullifiers[s[8]]) revert BillingSettlement__NotSettled(s[8]);
+        Account storage acct = _accounts[tenantKey];
+        if (acct.controller == address(0)) revert BillingSettlement__UnknownAccount(tenantKey);
+        if (!_tariffs[tenantKey][s[2]]) revert BillingSettlement__TariffNotAccepted(tenantKey, s[2]);
+        if (s[1] > type(uint96).max / WEI_PER_MICRO) revert BillingSettlement__AmountTooLarge(s[1]);
+        uint256 weiAmount = s[1] * WEI_PER_MICRO;
+        uint256 owed = _payeeOwed;
+        if (weiAmount > owed) revert BillingSettlement__CreditExceedsEarnings(owed, weiAmount);
+        uint256 available = uint256(acct.available) + weiAmount;
+        if (available > type(uint96).max) revert BillingSettlement__AmountTooLarge(available);
+        IBillingVerifierV2C v = IBillingVerifierV2C(_verifierOf(BINDING_V2C));
+        if (!v.verifyProof(proof.a, proof.b, proof.c, s)) revert BillingSettlement__InvalidProof();
+        _nullifiers[nullifier] = true;
+        _payeeOwed = uint96(owed - weiAmount);
+        acct.available = uint96(available);
+        emit ChargeCorrected(tenantKey, nullifier, s[8], s[0], s[1], weiAmount);
+        emit WindowAdvanced(tenantKey, s[5], s[6], nullifier);
+    }
+
     function _anchorTreeHead(bytes32 root, uint256 size) internal {
         if (size <= lastAnchoredSize) revert BillingSettlement__TreeHeadNotNewer(lastAnchoredSize, size);
         lastAnchoredSize = size;
@@ -359,6 +390,7 @@ abstract contract BillingSettlementBase is IBillingSettlement {
         uint256 want;
         if (binding == BINDING_V1) want = N_PUBLIC_V1;
         else if (binding == BINDING_V2) want = N_PUBLIC_V2;
+        else if (binding == BINDING_V2C) want = N_PUBLIC_V2C;
         else revert BillingSettlement__UnknownBinding(binding);
         if (verifier != address(0)) {
             (bool ok, bytes memory out) = verifier.staticcall(abi.encodeCall(IBillingVerifier.N_PUBLIC, ()));

@@ -122,6 +122,10 @@ interface IBillingSettlement {
     error BillingSettlement__Reentrancy();
     /// @notice An anchored tree head must be for a larger tree than the last one.
     error BillingSettlement__TreeHeadNotNewer(uint256 lastSize, uint256 size);
+    /// @notice A correction credits a charge that never settled here (its nullifier is unspent).
+    error BillingSettlement__NotSettled(uint256 nullifier);
+    /// @notice The payee's unwithdrawn earnings cannot cover a correction's credit.
+    error BillingSettlement__CreditExceedsEarnings(uint256 owed, uint256 credit);
 
     // ------------------------------------------------------------------ events
 
@@ -160,6 +164,16 @@ interface IBillingSettlement {
         uint256 indexed prevStateKey,
         uint256 indexed stateKey,
         uint256 nullifier
+    );
+    /// @notice A proven correction (binding v2c) of the settled charge whose nullifier is
+    ///         `correctsNullifier` moved `weiAmount` back from the payee to the tenant.
+    event ChargeCorrected(
+        uint256 indexed tenantKey,
+        uint256 indexed nullifier,
+        uint256 indexed correctsNullifier,
+        uint256 commitment,
+        uint256 credit,
+        uint256 weiAmount
     );
     /// @notice Charges of `binding` are now verified by `verifier` (zero: the binding is off).
     event VerifierSet(uint8 indexed binding, address indexed previous, address indexed verifier);
@@ -235,6 +249,16 @@ interface IBillingSettlement {
     /// @notice `anchorCharge` for binding v2 (also emits WindowAdvanced).
     function anchorChargeV2(Proof calldata proof, uint256[7] calldata publicSignals) external;
 
+    /// @notice Settle one proven correction (binding v2c, docs/protocol-corrections.md) of a
+    ///         settled ETH charge (active attester only): signals below r, the correction
+    ///         nullifier (signal 3) unused, the corrected charge's nullifier (signal 8) spent, an
+    ///         open account accepting the tariff key, the credit within the payee's unwithdrawn
+    ///         earnings, the proof verified by the v2c verifier over all nine signals; then the
+    ///         credit moves from the payee to the tenant's available balance, the nullifier is
+    ///         spent (a correction settles once), and ChargeCorrected and WindowAdvanced are
+    ///         emitted.
+    function settleCorrection(Proof calldata proof, uint256[9] calldata publicSignals) external;
+
     /// @notice Anchor a transparency-log tree head (active attester only).
     function anchorTreeHead(bytes32 root, uint256 size) external;
 
@@ -249,7 +273,8 @@ interface IBillingSettlement {
     /// @notice Revoke an attester key; it can never settle again (owner only).
     function revokeAttester(address attester) external;
 
-    /// @notice Verify charges of `binding` (BINDING_V1 = 1, BINDING_V2 = 2) with `verifier`
+    /// @notice Verify charges of `binding` (BINDING_V1 = 1, BINDING_V2 = 2, corrections
+    ///         BINDING_V2C = 3) with `verifier`
     ///         (owner only): adding or re-keying a binding is this one transaction, accounts stay.
     ///         Reverts VerifierMismatch unless `verifier` reports the binding's N_PUBLIC;
     ///         the zero address switches the binding off.

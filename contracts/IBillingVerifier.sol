@@ -53,3 +53,27 @@ interface IBillingVerifierV2 {
         uint256[7][] calldata pubSignals
     ) external view returns (bool);
 }
+
+/// @title The generated Groth16 verifier of binding v2c (corrections), as BillingSettlement sees it
+/// @notice Rendered from build/vkey-v2c.json by the same template; same behaviour as
+///         {IBillingVerifier} over nine public signals.
+interface IBillingVerifierV2C {
+    /// @notice Number of public signals (9); BillingSettlement.setVerifier checks it.
+    function N_PUBLIC() external view returns (uint256);
+
+    /// @notice True iff the proof verifies for the public signals [commitment, credit,
+    ///         tariff_key, nullifier, tenant_key, prev_state_key, state_key, corrects,
+    ///         corrects_nullifier]; false on any failure.
+    function verifyProof(
+        uint256[2] calldata pA,
+        uint256[2][2] calldata pB,
+        uint256[2] calldata pC,
+        uint256[9] calldata pubSignals
+    ) external view returns (bool);
+
+    /// @notice The batch check of {IBillingVerifier-verifyBatch} over rows of nine signals.
+    function verifyBatch(
+        IBillingSettlement.Proof[] calldata proofs,
+        uint256[9][] calldata pubSignals
+    ) external view returns (bool);
+}

@@ -83,28 +83,49 @@ def invoice_of(st: Statement, bundles: Sequence[Mapping[str, Any]]) -> dict[str,
     clamps: list[dict[str, Any]] = []
     modes = []
     for bundle in bundles:
-        tariff, meter = bundle["tariff_snapshot"], bundle["meter_event"]
+        # a correction (docs/protocol-corrections.md) takes units back at the original's
+        # tariff: its tiers' units and money go negative, its credit is minus a charge
+        correction = "correction" in bundle and "original" in bundle
+        source = bundle["original"] if correction else bundle
+        tariff, meter = source["tariff_snapshot"], source["meter_event"]
         window = bundle["billing"]["window"]
         version = tariff["tariff_version"]
+        sign = -1 if correction else 1
         for name in sorted(tariff["dimensions"]):
             a = int(window["before"]["units"][name])
-            b = a + int(meter["usage"].get(name, 0))
+            b = int(window["after"]["units"][name])
+            lo_x, hi_x = (b, a) if correction else (a, b)
             for t, (lo, hi, price) in enumerate(_tiers(tariff, name)):
                 top = U64_LIMIT if hi is None else hi
-                n = max(0, min(b, top) - max(a, lo))
+                n = max(0, min(hi_x, top) - max(lo_x, lo))
                 if n == 0:
                     continue
                 line = tiers.setdefault(
                     (version, name, t), _Tier(version, name, t + 1, lo, hi, price)
                 )
-                line.units += n
-                exact += n * price
+                line.units += sign * n
+                exact += sign * n * price
         mode = ROUNDING_MODES[tariff["rounding_mode"]]
         modes.append(tariff["rounding_mode"])
         delta = round_micros(int(window["after"]["amount"]), mode) - round_micros(
             int(window["before"]["amount"]), mode
         )
         rounded += delta
+        if correction:
+            charge = -int(bundle["billing"]["credit_micros"])
+            if charge != delta:  # the credit is capped by the window's charge
+                clamps.append(
+                    {
+                        "kind": "clamp",
+                        "description": f"credit of {bundle['correction']['correction_id']} "
+                        f"capped by the window's charge: credited {-charge}, the tariff gives "
+                        f"{-delta}",
+                        "event_id": bundle["correction"]["correction_id"],
+                        "seq": window["seq"],
+                        **_money((charge - delta) * _SUB),
+                    }
+                )
+            continue
         charge = int(bundle["billing"]["expected_charge_micros"])
         if charge != delta:
             bound = "minimum" if charge > delta else "maximum"
@@ -178,7 +199,14 @@ def invoice_of(st: Statement, bundles: Sequence[Mapping[str, Any]]) -> dict[str,
         "total": decimal_text(total, 6),
         "totals_by_dimension": {k: str(v) for k, v in st.totals_by_dimension.items()},
         "lines": lines,
-        "corrections": [],
+        "corrections": [
+            {
+                **c,
+                "credit_micros": str(c["credit_micros"]),
+                "credit": decimal_text(c["credit_micros"], 6),
+            }
+            for c in st.corrections
+        ],
         "last_state_key": str(bundles[-1]["attestation"]["billing_proof"]["public_signals"][6]),
     }
 

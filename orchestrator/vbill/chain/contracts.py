@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 
 from vbill import jsonio, paths
-from vbill.bindings import BINDING_V1, BINDING_V2, artefacts
+from vbill.bindings import BINDING_V1, BINDING_V2, BINDING_V2C, artefacts
 from vbill.errors import InputError, ToolError
 from vbill.zk.groth16 import Groth16Error, parse_vkey
 
@@ -106,6 +106,16 @@ VERIFIERS: dict[str, VerifierSpec] = {
         "settleV2",
         "settleBatchV2",
         "anchorChargeV2",
+    ),
+    BINDING_V2C: VerifierSpec(
+        BINDING_V2C,
+        3,
+        "BillingVerifierV2C",
+        "IBillingVerifierV2C",
+        CONTRACTS_BUILD / "BillingVerifierV2C.sol",
+        "settleCorrection",
+        "",  # a correction settles alone (no batch entry point)
+        "",  # and only of a settled ETH charge (nothing to anchor)
     ),
 }
 # Compiled artefacts, verifiers first (build/contracts/<Name>.json).

@@ -185,7 +185,9 @@ def settlement_from_bundle(bundle: Mapping[str, Any], where: str = "bundle") -> 
         raise InputError(
             f"{where}.attestation.billing_proof", "missing proof, signals or binding_version"
         ) from None
-    currency = str(bundle.get("tariff_snapshot", {}).get("currency", ""))
+    # a correction document (binding v2c) states its tariff under `original`
+    tariff = bundle.get("tariff_snapshot") or bundle.get("original", {}).get("tariff_snapshot", {})
+    currency = str(tariff.get("currency", "")) if isinstance(tariff, Mapping) else ""
     s = settlement_from_snarkjs(proof, signals, str(binding))
     return Settlement(s.a, s.b, s.c, s.signals, currency, s.binding)
 

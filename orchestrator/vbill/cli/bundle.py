@@ -17,6 +17,7 @@ from vbill.bundle.keys import Attester, attester_key_path
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, VerificationFailed, printable
 from vbill.models import VerifyResult, is_metered
+from vbill.verify.correction import is_correction_document, verify_correction
 from vbill.verify.trust import TrustSet, default_trust, file_sha256
 from vbill.verify.verify import (
     bundle_problem,
@@ -271,7 +272,7 @@ def verify(
     billed_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Verify bundle files offline; exit 0 if all are valid, 1 if any is not.
+    """Verify bundle files (and correction documents) offline; exit 0 if all are valid.
 
     Trusted by default: build/vkey.json (if it matches build/manifest.json), the local attester
     key, $VBILL_HOME/trust.json and $VBILL_HOME/revocation.json.
@@ -302,7 +303,9 @@ def verify(
     with Progress(transient=True, disable=len(bundles) < 2) as bar:
         task = bar.add_task("verifying", total=len(bundles))
         for path, data in zip(bundles, loaded, strict=True):
-            if billed is None:
+            if billed is None and is_correction_document(data):
+                results[str(path)] = verify_correction(data, trust=trust, check=check)
+            elif billed is None:
                 results[str(path)] = verify_bundle(data, trust=trust, check=check)
             else:
                 data = data if isinstance(data, dict) else {}

@@ -15,6 +15,7 @@ from vbill.cli import (
     billing,
     bundle,
     chain,
+    correct,
     service,
     setup,
     statement,
@@ -51,6 +52,8 @@ def main() -> None:
       vbill statement --store T W         a metered window's chain and its total
       vbill close T W / vbill invoice --store T W
                                           close a billing window; its invoice
+      vbill correct EVENT --tenant T --reason R
+                                          a proven credit for a wrong event
       vbill serve                         the HTTP service (attest, verify, log)
 
     \b
@@ -69,7 +72,19 @@ def main() -> None:
     """
 
 
-for _module in (bundle, setup, chain, service, tokens, trust, statement, billing, worker, webhooks):
+for _module in (
+    bundle,
+    correct,
+    setup,
+    chain,
+    service,
+    tokens,
+    trust,
+    statement,
+    billing,
+    worker,
+    webhooks,
+):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

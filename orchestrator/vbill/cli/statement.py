@@ -78,11 +78,11 @@ def from_store(
                     "--tariff-id", f"window {window!r} of {tenant!r} has tariffs: {choices}"
                 )
             tariff_id = tariffs[0]
-        stored = store.window_bundles((tenant, window, tariff_id))
+        items = store.statement_items((tenant, window, tariff_id))  # corrections too
         close = store.window_close((tenant, window, tariff_id))
     finally:
         store.close()
-    return [(f"store:{s.event_id}", s.bundle) for s in stored], close
+    return items, close
 
 
 def _human(st: Statement) -> str:
@@ -103,6 +103,11 @@ def _human(st: Statement) -> str:
         f"  total                {st.total_micros} micros {st.currency}",
     ]
     lines += [f"  {name:<20} {units} units" for name, units in st.totals_by_dimension.items()]
+    lines += [
+        f"  correction {c['correction_id']} of {c['corrects']}: credit {c['credit_micros']} "
+        f"micros ({c['reason']})"
+        for c in st.corrections
+    ]
     return "\n".join(lines)
 
 

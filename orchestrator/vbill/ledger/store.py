@@ -251,6 +251,32 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (tenant_id, billing_window_id, tariff_id)
     );
     """,
+    # 9: corrections (docs/protocol-corrections.md): signed, logged documents that take units
+    # back from one earlier event; at most one per event, each an entry of its window's chain
+    # (window_events.kind), so a window's seq counts events and corrections alike
+    f"""
+    CREATE TABLE corrections (
+        id                INTEGER PRIMARY KEY,
+        tenant_id         TEXT NOT NULL REFERENCES tenants(tenant_id),
+        correction_id     TEXT NOT NULL,
+        corrects          TEXT NOT NULL,
+        request_hash      TEXT NOT NULL,
+        doc_json          TEXT NOT NULL,
+        digest            TEXT NOT NULL,
+        leaf_index        INTEGER NOT NULL UNIQUE REFERENCES log_leaves(leaf_index),
+        currency          TEXT NOT NULL,
+        credit_micros     TEXT NOT NULL CHECK ({_amount_check("credit_micros")}),
+        nullifier         TEXT NOT NULL,
+        created_at        INTEGER NOT NULL,
+        settlement_status TEXT NOT NULL
+            CHECK (settlement_status IN ('none', 'pending', 'settled', 'failed')),
+        settlement_json   TEXT,
+        UNIQUE (tenant_id, correction_id),
+        UNIQUE (tenant_id, corrects)
+    );
+    ALTER TABLE window_events ADD COLUMN kind TEXT NOT NULL DEFAULT 'event'
+        CHECK (kind IN ('event', 'correction'));
+    """,
 ]
 
 
@@ -280,6 +306,10 @@ class WindowMoved(VbillError):
     before is stale, so it is proved again from the new head (never stored on a stale one)."""
 
 
+class NotFound(VbillError):
+    """No such event for this tenant (HTTP 404): never says whether another tenant has one."""
+
+
 WindowKey = tuple[str, str, str]
 """(tenant_id, billing_window_id, tariff_id) of a metered window."""
 
@@ -290,6 +320,25 @@ class WindowClosed(Conflict):
 
 class NoWindow(VbillError):
     """No chain for this (tenant, billing window, tariff_id) (HTTP 404, exit 2)."""
+
+
+@dataclass(frozen=True)
+class StoredCorrection:
+    """A logged correction (docs/protocol-corrections.md): its document carries its receipt."""
+
+    tenant_id: str
+    correction_id: str
+    corrects: str
+    request_hash: str
+    doc: dict[str, Any]
+    digest: str
+    leaf_index: int
+    currency: str
+    credit_micros: int
+    nullifier: str
+    settlement_status: str
+    settlement: dict[str, Any] | None
+    created_at: int
 
 
 @dataclass(frozen=True)
@@ -1098,16 +1147,22 @@ class Store:
         return [_bundle_row(r) for r in rows]
 
     def _advance_window(
-        self, c: sqlite3.Connection, window: WindowKey, seq: int, event_id: str, after: Any
+        self,
+        c: sqlite3.Connection,
+        window: WindowKey,
+        seq: int,
+        event_id: str,
+        after: Any,
+        kind: str = "event",
     ) -> None:
-        """Append event `seq` to the window and make its state the head (inside the insert's
-        transaction; the head was checked to be seq − 1 there)."""
-        self._refuse_if_closed(c, window)  # every entry of a chain passes here
+        """Append entry `seq` (an event, or a correction by its correction_id) to the window
+        and make its state the head (inside the insert's transaction; the head was checked to
+        be seq − 1 there)."""
         state = json.dumps(after, sort_keys=True)
         c.execute(
-            "INSERT INTO window_events (tenant_id, billing_window_id, tariff_id, seq, event_id) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (*window, seq, event_id),
+            "INSERT INTO window_events (tenant_id, billing_window_id, tariff_id, seq, event_id, "
+            "kind) VALUES (?, ?, ?, ?, ?, ?)",
+            (*window, seq, event_id, kind),
         )
         c.execute(
             "INSERT INTO window_heads (tenant_id, billing_window_id, tariff_id, seq, event_id, "
@@ -1214,6 +1269,224 @@ class Store:
             (sth.tree_size, sth.root_hash, sth.timestamp, sth.signer, sth.signature),
         )
         return sth
+
+    # --- corrections (docs/protocol-corrections.md) ---
+
+    def find_correction(self, tenant_id: str, correction_id: str) -> StoredCorrection | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT * FROM corrections WHERE tenant_id = ? AND correction_id = ?",
+                (tenant_id, correction_id),
+            )
+            .fetchone()
+        )
+        return _correction_row(row) if row else None
+
+    def correction_of(self, tenant_id: str, event_id: str) -> StoredCorrection | None:
+        """The correction of one event, if it has one (an event is corrected at most once)."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT * FROM corrections WHERE tenant_id = ? AND corrects = ?",
+                (tenant_id, event_id),
+            )
+            .fetchone()
+        )
+        return _correction_row(row) if row else None
+
+    def corrections(self, tenant_id: str | None = None) -> list[StoredCorrection]:
+        sql, args = "SELECT * FROM corrections", ()
+        if tenant_id is not None:
+            sql, args = sql + " WHERE tenant_id = ?", (tenant_id,)
+        return [
+            _correction_row(r) for r in self._conn().execute(sql + " ORDER BY leaf_index", args)
+        ]
+
+    def correct(
+        self,
+        *,
+        tenant_id: str,
+        correction_id: str,
+        corrects: str,
+        request_hash: str,
+        build: Callable[[StoredBundle, WindowHead | None], dict[str, Any]],
+        attempts: int = 100,
+    ) -> tuple[StoredCorrection, bool]:
+        """Log one correction of the tenant's event `corrects`; returns (stored, created).
+
+        The same correction_id again with the same payload returns the stored one, with
+        another payload is a Conflict; an unknown event (or another tenant's) is NotFound; an
+        event already corrected, or a correction_id that names an event, is a Conflict.
+        `build(original, head)` proves and signs the document from the window's head (slow,
+        outside any transaction); the insert checks the head has not moved, else builds again.
+        """
+        if self._log_key is None:
+            raise ToolError("the store has no log signing key; cannot append to the log")
+        with self._event_lock(("correction", tenant_id, correction_id)):
+            for _ in range(attempts):
+                existing = self.find_correction(tenant_id, correction_id)
+                if existing is not None:
+                    if existing.request_hash != request_hash:
+                        raise Conflict(
+                            f"correction_id {correction_id!r} of tenant {tenant_id!r} is "
+                            "already logged with a different payload"
+                        )
+                    return existing, False
+                original = self.find(tenant_id, corrects)
+                if original is None:
+                    raise NotFound(f"no event {corrects!r} for tenant {tenant_id!r}")
+                if self.find(tenant_id, correction_id) is not None:
+                    raise Conflict(f"correction_id {correction_id!r} is an event id of the tenant")
+                self._not_corrected(self._conn(), tenant_id, corrects)
+                window = _window_of(original)
+                head = self.window_head(window) if window else None
+                doc = build(original, head)
+                try:
+                    return self._insert_correction(
+                        tenant_id,
+                        correction_id,
+                        corrects,
+                        request_hash,
+                        doc,
+                        original,
+                        window,
+                        head,
+                    ), True
+                except WindowMoved:
+                    continue
+        raise ToolError(f"the window of {corrects!r} kept moving; try again")
+
+    def _not_corrected(self, c: sqlite3.Connection, tenant_id: str, corrects: str) -> None:
+        row = c.execute(
+            "SELECT correction_id FROM corrections WHERE tenant_id = ? AND corrects = ?",
+            (tenant_id, corrects),
+        ).fetchone()
+        if row is not None:
+            raise Conflict(f"event {corrects!r} is already corrected by {row[0]!r}")
+
+    def _insert_correction(
+        self,
+        tenant_id: str,
+        correction_id: str,
+        corrects: str,
+        request_hash: str,
+        doc: dict[str, Any],
+        original: StoredBundle,
+        window: WindowKey | None,
+        head: WindowHead | None,
+    ) -> StoredCorrection:
+        digest = bytes.fromhex(doc["attestation"]["bundle_digest"].removeprefix("0x"))
+        credit = doc["billing"]["credit_micros"]
+        bp = doc["attestation"].get("billing_proof")  # a v1 void has no proof of its own
+        nullifier = bp["public_signals"][3] if bp else doc["original"]["nullifier"]
+        with self._tx() as c:
+            self._not_corrected(c, tenant_id, corrects)
+            if window is not None:
+                self._refuse_if_closed(c, window)
+                now = self._window_head(c, window)
+                if now is None or head is None or now.seq != head.seq:
+                    raise WindowMoved(f"window {window} moved past seq {head and head.seq}")
+            leaf = translog.leaf_hash(digest)
+            with self._tree_lock:
+                self._sync_tree(c)
+                index = len(self._tree)
+                at = now_ms()
+                try:
+                    receipt = self._log_one(c, leaf, at)
+                    stored = {**doc, "receipt": receipt.to_dict()}
+                    c.execute(
+                        "INSERT INTO corrections (tenant_id, correction_id, corrects, "
+                        "request_hash, doc_json, digest, leaf_index, currency, credit_micros, "
+                        "nullifier, created_at, settlement_status) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            tenant_id,
+                            correction_id,
+                            corrects,
+                            request_hash,
+                            json.dumps(stored, sort_keys=True),
+                            "0x" + digest.hex(),
+                            index,
+                            original.currency,
+                            _amount(credit),
+                            nullifier,
+                            at,
+                            # a proven correction of an ETH charge is settled on chain (after
+                            # its original); a v1 void carries no proof of its own
+                            "pending" if original.currency == "ETH" and bp else "none",
+                        ),
+                    )
+                    if window is not None and head is not None:
+                        w = doc["billing"]["window"]
+                        if w["seq"] != head.seq + 1:
+                            raise ToolError(f"correction has seq {w['seq']}, head is {head.seq}")
+                        self._advance_window(
+                            c, window, head.seq + 1, correction_id, w["after"], kind="correction"
+                        )
+                except BaseException:
+                    self._tree.truncate(index)
+                    raise
+        found = self.find_correction(tenant_id, correction_id)
+        assert found is not None
+        return found
+
+    def pending_corrections(self, limit: int = 16) -> list[StoredCorrection]:
+        """Corrections to settle on chain, in log order."""
+        rows = self._conn().execute(
+            "SELECT * FROM corrections WHERE settlement_status = 'pending' ORDER BY leaf_index "
+            "LIMIT ?",
+            (limit,),
+        )
+        return [_correction_row(r) for r in rows]
+
+    def mark_correction_settled(
+        self, tenant_id: str, correction_id: str, receipt: dict[str, Any]
+    ) -> bool:
+        """Record a correction's settling transaction; False if it was not pending."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE corrections SET settlement_status = 'settled', settlement_json = ? "
+                "WHERE tenant_id = ? AND correction_id = ? AND settlement_status = 'pending'",
+                (json.dumps(receipt, sort_keys=True), tenant_id, correction_id),
+            )
+            return cur.rowcount == 1
+
+    def mark_correction_failed(self, tenant_id: str, correction_id: str, error: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE corrections SET settlement_status = 'failed', settlement_json = ? "
+                "WHERE tenant_id = ? AND correction_id = ?",
+                (json.dumps({"error": error[:500]}), tenant_id, correction_id),
+            )
+
+    def window_entries(self, window: WindowKey) -> list[tuple[str, dict[str, Any]]]:
+        """A window's chain in seq order: ("event", bundle) and ("correction", document)."""
+        rows = self._conn().execute(
+            "SELECT w.kind, b.bundle_json, k.doc_json FROM window_events w "
+            "LEFT JOIN bundles b ON w.kind = 'event' AND b.tenant_id = w.tenant_id AND "
+            "b.event_id = w.event_id LEFT JOIN corrections k ON w.kind = 'correction' AND "
+            "k.tenant_id = w.tenant_id AND k.correction_id = w.event_id WHERE w.tenant_id = ? "
+            "AND w.billing_window_id = ? AND w.tariff_id = ? ORDER BY w.seq",
+            window,
+        )
+        return [(r[0], json.loads(r[1] if r[0] == "event" else r[2])) for r in rows]
+
+    def statement_items(self, window: WindowKey) -> list[tuple[str, dict[str, Any]]]:
+        """(name, document) of a window's chain in seq order, events and corrections alike:
+        what a window statement verifies."""
+        return [
+            (
+                "store:"
+                + (
+                    doc["correction"]["correction_id"]
+                    if kind == "correction"
+                    else doc["meter_event"]["event_id"]
+                ),
+                doc,
+            )
+            for kind, doc in self.window_entries(window)
+        ]
 
     # --- window closes (vbill.billing.closing) ---
 
@@ -1805,3 +2078,30 @@ def _sth_row(row: sqlite3.Row) -> translog.SignedTreeHead:
         signer=row["signer"],
         signature=row["signature"],
     )
+
+
+def _correction_row(row: sqlite3.Row) -> StoredCorrection:
+    return StoredCorrection(
+        tenant_id=row["tenant_id"],
+        correction_id=row["correction_id"],
+        corrects=row["corrects"],
+        request_hash=row["request_hash"],
+        doc=json.loads(row["doc_json"]),
+        digest=row["digest"],
+        leaf_index=row["leaf_index"],
+        currency=row["currency"],
+        credit_micros=int(row["credit_micros"]),
+        nullifier=row["nullifier"],
+        settlement_status=row["settlement_status"],
+        settlement=json.loads(row["settlement_json"]) if row["settlement_json"] else None,
+        created_at=row["created_at"],
+    )
+
+
+def _window_of(bundle: StoredBundle) -> WindowKey | None:
+    """The window key of a metered bundle; None for binding v1 (no window chain)."""
+    b = bundle.bundle
+    tariff = b.get("tariff_snapshot", {})
+    if tariff.get("tariff_class") != "metered":
+        return None
+    return (bundle.tenant_id, b["meter_event"]["billing_window_id"], tariff["tariff_id"])

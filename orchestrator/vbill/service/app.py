@@ -25,7 +25,7 @@ from vbill.bundle.keys import Attester, attester_key_path
 from vbill.bundle.usage import RateSource
 from vbill.errors import InputError, ToolError, VbillError
 from vbill.ingest import Ingestor, ProvingWorker, worker_id
-from vbill.ledger.store import Conflict, LimitExceeded, open_store
+from vbill.ledger.store import Conflict, LimitExceeded, NotFound, open_store
 from vbill.service.guard import BodyGuard, RelativeRedirects
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
@@ -198,6 +198,8 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
             svc.prover.close()
             if svc.metered is not None:
                 svc.metered.prover.close()
+            if svc.corrections is not None:
+                svc.corrections.prover.close()
             svc.store.close()
 
     app = FastAPI(
@@ -232,6 +234,10 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> SafeJSON:
         return SafeJSON(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
 
     @app.exception_handler(LimitExceeded)
     async def _limit(_: Request, exc: LimitExceeded) -> SafeJSON:

@@ -46,6 +46,8 @@ from vbill.service.state import ServiceState
 from vbill.service.views import (
     AccountView,
     ConsistencyProof,
+    CorrectionRequest,
+    CorrectionView,
     HealthView,
     InclusionProof,
     ProvingBundle,
@@ -55,6 +57,7 @@ from vbill.service.views import (
     TariffKeyView,
 )
 from vbill.verify import revocation
+from vbill.verify.correction import is_correction_document, verify_correction
 from vbill.verify.statement import statement_document
 from vbill.verify.verify import default_check, verify_request
 from vbill.version import __version__
@@ -113,18 +116,51 @@ async def attest(request: Request, svc: State) -> JSONResponse:
 
 
 @router.post(
+    "/api/vdi/billing/corrections",
+    dependencies=[Authed],
+    response_model=CorrectionView,
+    openapi_extra=json_body(CorrectionRequest),
+    responses={201: {"model": CorrectionView}, **errors(*OPERATOR, 404, 409, 422, 503)},
+)
+async def correct(request: Request, svc: State) -> JSONResponse:
+    """Correct an attested event with a proven credit (SPEC §13): a metered event's credit is
+    priced backwards from its window's state; a binding v1 event is voided whole. Idempotent
+    per (tenant_id, correction_id); 404 for an unknown or another tenant's event, 409 for a
+    second correction of one event, 422 naming the field (a dimension over the original's)."""
+    body = await _json_body(request)
+
+    def work() -> Any:
+        from vbill.correct import correct_event
+
+        svc.refuse_if_cannot_sign()
+        proving = svc.correction_proving()
+        return correct_event(body, store=svc.store, attester=svc.attester, proving=proving)
+
+    done = await anyio.to_thread.run_sync(work, limiter=svc.limiter)
+    from vbill.correct import summary
+
+    return JSONResponse(
+        status_code=201 if done.created else 200,
+        content={**summary(done.stored), "created": done.created, "correction": done.stored.doc},
+    )
+
+
+@router.post(
     "/api/vdi/billing/verify",
     response_model=VerifyResult,
     openapi_extra=json_body(VerifyRequest),
     responses=errors(422, 503),
 )
 async def verify(request: Request, svc: State) -> VerifyResult:
-    """Check a bundle's signature and receipt, its charge, and its Groth16 binding."""
+    """Check a bundle's signature and receipt, its charge, and its Groth16 binding; a
+    correction or void document (`correction_version`) posted whole gets the same verdicts."""
     body = await _json_body(request)
     trust = svc.trust()
     check = default_check()
 
     def work() -> VerifyResult:
+        if is_correction_document(body):  # a correction or void document, posted whole
+            return verify_correction(body, trust=trust, check=check)
         return verify_request(body if isinstance(body, dict) else {}, trust=trust, check=check)
 
     return await anyio.to_thread.run_sync(work, limiter=svc.limiter)

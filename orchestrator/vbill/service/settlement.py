@@ -33,7 +33,8 @@ from typing import Any
 
 from vbill import chain as chainmod
 from vbill import metrics
-from vbill.ledger.store import ChainAccount, Store, StoredBundle
+from vbill.chain.records import wei_to_eth
+from vbill.ledger.store import WEI_PER_MICRO, ChainAccount, Store, StoredBundle
 
 log = logging.getLogger("vbill.settlement")
 
@@ -146,6 +147,7 @@ class SettlementWorker:
                     lambda: self.read_attester_status(chain),
                     lambda: self.scan_deposits(chain, head),
                     lambda: self.settle_pending(chain),
+                    lambda: self.settle_corrections(chain),
                     lambda: self.sync_accounts(chain),
                     lambda: self.anchor(chain),
                 ]
@@ -239,6 +241,43 @@ class SettlementWorker:
             candidates.append((sb, s))
         for group in self._by_binding(candidates):
             self._settle_group(chain, group)
+
+    def settle_corrections(self, chain: chainmod.Chain) -> None:
+        """Settle proven corrections of settled ETH charges (docs/protocol-corrections.md):
+        each after its original (an unsettled original settles first, in its window's order),
+        one transaction each; a refusal the chain will keep (a bad proof, a spent nullifier)
+        fails it, others (the payee's earnings) wait."""
+        for cor in self.store.pending_corrections(self.batch):
+            original = self.store.find(cor.tenant_id, cor.corrects)
+            if original is None or original.settlement_status != "settled":
+                continue
+            try:
+                s = chainmod.settlement_from_bundle(cor.doc, "correction")
+            except Exception as exc:
+                self.store.mark_correction_failed(cor.tenant_id, cor.correction_id, str(exc))
+                continue
+            revert = chain.call_revert(chain._settle_fn(s))
+            if revert is not None:
+                if revert.name in SERVICE_WIDE:
+                    raise revert
+                if revert.name in PERMANENT or revert.name == "BillingSettlement__NullifierUsed":
+                    self.store.mark_correction_failed(
+                        cor.tenant_id, cor.correction_id, f"chain refuses it: {revert}"
+                    )
+                continue
+            tx = chain.settle(s)
+            block = chain.w3.eth.get_block(tx.block_number)
+            self.store.mark_correction_settled(
+                cor.tenant_id,
+                cor.correction_id,
+                {
+                    "credit_eth": wei_to_eth(cor.credit_micros * WEI_PER_MICRO),
+                    "transaction_hash": tx.transaction_hash,
+                    "block_number": tx.block_number,
+                    "gas_used": tx.gas_used,
+                    "timestamp": block["timestamp"],
+                },
+            )
 
     @staticmethod
     def _by_binding(

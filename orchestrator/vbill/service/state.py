@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from vbill import paths
 from vbill.attest import Proving, signing_refused
 from vbill.billing.closing import AutoCloser
-from vbill.bindings import BINDING_V2, artefacts
+from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
 from vbill.bundle.keys import Attester
 from vbill.ingest import Ingestor, ProvingWorker
 from vbill.ledger.store import Store, now_ms
@@ -19,8 +20,10 @@ from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
 from vbill.service.webhooks import WebhookDispatcher
 from vbill.verify import revocation
-from vbill.verify.trust import TrustSet
+from vbill.verify.trust import TrustSet, file_sha256
 from vbill.zk.prover import ProofSource
+
+_CORRECTION_LOCK = threading.Lock()
 
 
 @dataclass
@@ -39,6 +42,22 @@ class ServiceState:
     webhooks: WebhookDispatcher | None = None  # delivers the webhook outbox
     metrics: CollectorRegistry | None = None  # the store's scrape-time gauges (vbill.metrics)
     closer: AutoCloser | None = None  # closes period windows once their grace has passed
+    corrections: Proving | None = None  # binding v2c's, started by correction_proving()
+
+    def correction_proving(self) -> Proving | None:
+        """Binding v2c's prover (started on the first correction of a metered event), or None
+        when its key is not built here (metered corrections are then refused with 503)."""
+        with _CORRECTION_LOCK:
+            if self.corrections is None:
+                art = artefacts(BINDING_V2C)
+                if not (art.zkey.exists() and art.wasm.exists() and art.vkey.exists()):
+                    return None
+                from vbill.zk.native_prover import open_prover
+
+                self.corrections = Proving(
+                    open_prover(1, binding=BINDING_V2C), file_sha256(art.vkey)
+                )
+            return self.corrections
 
     def revocation_document(self) -> dict[str, Any]:
         """The signed revocation list: revoked (compromised) and retired (rotated-out) keys."""
@@ -83,7 +102,9 @@ class ServiceState:
         return TrustSet().with_(
             attesters=[self.attester.address, *self.settings.trusted_attesters],
             retired_attesters={r["address"]: r["retired_at"] for r in self.store.retirements()},
-            vkey_files=[paths.VKEY] + ([artefacts(BINDING_V2).vkey] if self.metered else []),
+            vkey_files=[paths.VKEY]
+            + ([artefacts(BINDING_V2).vkey] if self.metered else [])
+            + [v for v in [artefacts(BINDING_V2C).vkey] if v.exists()],
             revoked_attesters=[r["value"] for r in revoked if r["kind"] == "attester"],
             revoked_vkeys=[r["value"] for r in revoked if r["kind"] == "vkey"],
         )

@@ -153,3 +153,45 @@ class ProvingBundle(BaseModel):
     model_config = {"extra": "allow"}
 
     status: str = Field(description='"proving"')
+
+
+class CorrectionRequest(BaseModel):
+    """Body of POST /corrections (SPEC §13, docs/protocol-corrections.md)."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "tenant_id": "tenant_acme",
+                    "corrects": "inf_9876543210fedcba",
+                    "correction_id": "cor_0001",
+                    "reason": "test inference billed by mistake",
+                    "usage": {"output_tokens": 100},
+                }
+            ]
+        }
+    }
+
+    tenant_id: str
+    corrects: str = Field(description="event_id of the tenant's event to correct")
+    correction_id: str = Field(description="the correction's id: the idempotency key")
+    reason: str = Field(description="why; kept in the signed, logged record")
+    usage: dict[str, int] | None = Field(
+        default=None,
+        description="units taken back per dimension (≤ the original's); omitted: every unit "
+        "(a void); a binding v1 event is always voided whole",
+    )
+
+
+class CorrectionView(BaseModel):
+    """A logged correction: its summary and the whole document (with its log receipt)."""
+
+    credit_micros: int = Field(description="the credit, in the original's currency (micros)")
+    correction_id: str
+    corrects: str = Field(description="the corrected event_id")
+    tenant_id: str
+    seq: int | None = Field(description="its place in the window's chain; null for a v1 void")
+    currency: str
+    leaf_index: int = Field(description="its leaf in the transparency log")
+    created: bool = Field(description="false when the same correction was already logged")
+    correction: dict[str, Any] = Field(description="the signed correction or void document")

@@ -38,10 +38,7 @@ def window_key(
 class VerifiedWindow:
     stored: list[StoredBundle]
     statement: Statement
-
-    @property
-    def bundles(self) -> list[dict[str, Any]]:
-        return [sb.bundle for sb in self.stored]
+    bundles: list[dict[str, Any]]  # the chain's documents: events' bundles and corrections
 
 
 async def verified_window(svc: ServiceState, key: WindowKey) -> VerifiedWindow:
@@ -54,17 +51,13 @@ async def verified_window(svc: ServiceState, key: WindowKey) -> VerifiedWindow:
     if not all(sb.proven for sb in stored):
         raise HTTPException(status_code=409, detail="a bundle of this window is still proving")
     close = svc.store.window_close(key)
+    items = svc.store.statement_items(key)  # events and corrections, in seq order
     trust = svc.trust()
     check = default_check()
     st = await anyio.to_thread.run_sync(
-        lambda: verify_statement(
-            [(f"store:{sb.event_id}", sb.bundle) for sb in stored],
-            trust=trust,
-            check=check,
-            close=close,
-        ),
+        lambda: verify_statement(items, trust=trust, check=check, close=close),
         limiter=svc.limiter,
     )
     if not st.valid:  # never hand out an invoice document that does not hold
         raise ToolError(f"the stored window does not verify: {st.problems[0].message}")
-    return VerifiedWindow(stored, st)
+    return VerifiedWindow(stored, st, [doc for _, doc in items])

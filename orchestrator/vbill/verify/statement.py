@@ -27,6 +27,8 @@ from vbill.encode.encoding import hash_string
 from vbill.encode.metered import GENESIS
 from vbill.errors import printable
 from vbill.models import VerifyResult
+from vbill.verify.correction import is_correction_document as is_correction
+from vbill.verify.correction import verify_correction
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import Groth16Check, unreadable_result, verify_bundle
 from vbill.zk.field import parse_field_element
@@ -49,7 +51,7 @@ class Problem:
     """One bad link or bad bundle: what kind, which bundle (its name and place), and why."""
 
     # bad_bundle, not_metered, other_window, genesis, gap, reorder, fork, total, summary,
-    # close (a bad close record), truncated (ends before the close), past_close
+    # close (a bad close record), truncated (ends before the close), past_close, correction
     kind: str
     at: str
     index: int | None
@@ -74,11 +76,14 @@ class _Link:
     currency: str
     prev_key: str
     key: str
-    charge: int
-    usage: dict[str, int]
+    charge: int  # a correction's is minus its credit
+    usage: dict[str, int]  # a correction's are minus the units it takes back
     before: Any
     after: dict[str, Any]
     account_salt: Any
+    commitment: str = ""
+    event_id: str = ""
+    correction: dict[str, Any] | None = None  # a correction: what the statement lists
 
 
 @dataclass
@@ -96,6 +101,7 @@ class Statement:
     last_total: int | None = None
     totals_by_dimension: dict[str, int] = field(default_factory=dict)
     close: Mapping[str, Any] | None = None  # the close record checked, if the window is closed
+    corrections: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def closed(self) -> bool:
@@ -121,13 +127,50 @@ class Statement:
             "sum_of_charges_micros": self.charges_sum,
             "totals_by_dimension": self.totals_by_dimension,
             "closed": self.closed,
+            "corrections": self.corrections,
             "problems": [p.as_dict() for p in self.problems],
         }
 
 
+def _correction_link(name: str, index: int, doc: Any) -> _Link:
+    """The chain fields of a correction document (docs/protocol-corrections.md): it moves the
+    window back by its credit and units; signal 7 is the corrected event's commitment."""
+    original, billing, cor = doc["original"], doc["billing"], doc["correction"]
+    meter, tariff, window = original["meter_event"], original["tariff_snapshot"], billing["window"]
+    bp = doc["attestation"]["billing_proof"]
+    signals = bp["public_signals"]
+    credit = _whole(billing["credit_micros"])
+    return _Link(
+        name=name,
+        index=index,
+        seq=_whole(window["seq"]),
+        window=(meter["tenant_id"], meter["billing_window_id"], tariff["tariff_id"]),
+        currency=tariff["currency"],
+        prev_key=signals[5],
+        key=signals[6],
+        charge=-credit,
+        usage={k: -_whole(v) for k, v in cor["usage"].items()},
+        before=window["before"],
+        after=window["after"],
+        account_salt=bp["account_salt"],
+        commitment=signals[7],
+        event_id=cor["corrects"],
+        correction={
+            "seq": _whole(window["seq"]),
+            "correction_id": cor["correction_id"],
+            "corrects": cor["corrects"],
+            "reason": cor["reason"],
+            "credit_micros": credit,
+            "usage": {k: _whole(v) for k, v in cor["usage"].items()},
+        },
+    )
+
+
 def _link(name: str, index: int, bundle: Any) -> _Link | str:
-    """The chain fields of a bundle, or why it has none (not a metered bundle)."""
+    """The chain fields of a bundle or correction, or why it has none (not metered)."""
     try:
+        if is_correction(bundle):
+            return _correction_link(name, index, bundle)
         meter, tariff, billing = bundle["meter_event"], bundle["tariff_snapshot"], bundle["billing"]
         window, signals = (
             billing["window"],
@@ -146,6 +189,8 @@ def _link(name: str, index: int, bundle: Any) -> _Link | str:
             before=window["before"],
             after=window["after"],
             account_salt=bundle["attestation"]["billing_proof"]["account_salt"],
+            commitment=signals[0],
+            event_id=meter["event_id"],
         )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return "not a metered bundle (no billing.window, or no state keys)"
@@ -186,6 +231,8 @@ def verify_statement(
     for index, (name, bundle) in enumerate(items):
         if not isinstance(bundle, Mapping):
             result = unreadable_result("not a JSON object")
+        elif is_correction(bundle):
+            result = verify_correction(bundle, trust=trust, check=check)
         else:
             result = verify_bundle(bundle, trust=trust, check=check)
         st.results.append((name, result))
@@ -198,7 +245,7 @@ def verify_statement(
             st.problems.append(Problem("not_metered", name, index, f"{name}: {link}"))
             continue
         links.append(link)
-    st.events = len(st.results)
+    st.events = len(st.results) - sum(1 for link in links if link.correction is not None)
     if links:
         _check_genesis(st, links[0])  # first: the reason the totals below do not add up
         _check_chain(st, links)
@@ -223,6 +270,7 @@ def _check_chain(st: Statement, links: list[_Link]) -> None:
             st.problems.append(problem)
         seen.setdefault(link.seq, link)
         previous = link
+    _check_corrections(st, links)
     last = links[-1]
     st.charges_sum = sum(link.charge for link in links)
     try:
@@ -361,6 +409,27 @@ def _check_close(
         problem("close", "close.totals_by_dimension", None, msg)
 
 
+def _check_corrections(st: Statement, links: list[_Link]) -> None:
+    """Each correction names an earlier event of this chain by its commitment, once."""
+    events = {link.event_id: link for link in links if link.correction is None}
+    corrected: set[str] = set()
+    for link in links:
+        if link.correction is None:
+            continue
+        st.corrections.append(link.correction)
+        target = events.get(link.event_id)
+        why = None
+        if target is None or target.seq >= link.seq:
+            why = f"corrects {link.event_id!r}, which is not an earlier event of this window"
+        elif target.commitment != link.commitment:
+            why = f"its corrected commitment is not {link.event_id!r}'s"
+        elif link.event_id in corrected:
+            why = f"a second correction of {link.event_id!r}"
+        corrected.add(link.event_id)
+        if why is not None:
+            st.problems.append(Problem("correction", link.name, link.index, f"{link.name}: {why}"))
+
+
 def _other_window(first: _Link, link: _Link) -> Problem | None:
     if link.window == first.window:
         return None
@@ -414,6 +483,8 @@ def _check_claimed(st: Statement, claimed: Mapping[str, Any]) -> None:
     ours = st.summary()
     ours["total_micros"] = st.last_total
     keys = SUMMARY_KEYS + (("closed",) if "closed" in claimed or st.closed else ())
+    # a window without corrections keeps the document it always had (no `corrections` key)
+    keys += ("corrections",) if st.corrections or "corrections" in claimed else ()
     for key in keys:
         if claimed.get(key) != ours.get(key):
             st.problems.append(
@@ -435,6 +506,7 @@ def statement_document(bundles: list[dict[str, Any]], st: Statement) -> dict[str
         "statement_version": STATEMENT_VERSION,
         **{key: summary[key] for key in SUMMARY_KEYS},
         "closed": st.closed,
+        **({"corrections": summary["corrections"]} if st.corrections else {}),
         "bundles": bundles,
     }
     if st.close is not None:

@@ -1,0 +1,108 @@
+"""Corrections on chain (binding v2c, docs/protocol-corrections.md) on a real anvil: a settled
+ETH charge, voided by a proven correction, comes back to the tenant's balance from the payee's
+earnings; the same correction is refused twice, and a correction of an unsettled charge is
+refused. Real proofs: the window's events (v2, snarkjs) and the correction (v2c, native).
+"""
+
+# ruff: noqa: F811  (pytest fixtures imported from test_chain and chain_v2 are parameters here)
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from chain_v2 import ACCOUNT_SALT, SALT, metered_window, request, v2_snarkjs  # noqa: F401
+from test_chain import (  # noqa: F401  (fixtures)
+    ETH,
+    expect_revert,
+    open_account,
+    owner,
+    payee,
+    stranger,
+    tenant,
+)
+from test_chain_v2 import receipt_logs
+from test_corrections import needs_v2c
+from vbill import chain as ch
+from vbill.bindings import BINDING_V2C, artefacts
+from vbill.encode.metered import GENESIS, MeteredCorrection, encode_metered, transition
+from vbill.zk.native_prover import open_prover
+from vbill.zk.witness_correction import Original, circuit_input, public_signals
+
+pytestmark = pytest.mark.chain
+
+V2C = artefacts(BINDING_V2C)
+CHARGE = 554  # micros per inference of the window (tests/chain_v2.py)
+
+
+@pytest.fixture(scope="module")
+def v2c_prover() -> Iterator[Any]:
+    needs_v2c()
+    prover = open_prover(1, binding=BINDING_V2C)
+    yield prover
+    prover.close()
+
+
+def void_of(prover: Any, index: int, n: int, window: str = "2026-05") -> ch.Settlement:
+    """The proven void of event `index` of the window's first `n` events (tests/chain_v2.py's
+    chain), priced from the state after them."""
+    state, original = GENESIS, None
+    for i in range(n):
+        req = request(f"inf_{window}_{i:03d}", window, {"input_tokens": 156, "output_tokens": 412})
+        meter, tariff = encode_metered(req)
+        charge, state = transition(tariff, meter, state)
+        if i == index:
+            original = Original(meter, tariff, charge, SALT + i)
+    assert original is not None
+    cor = MeteredCorrection.from_wire(
+        {"tenant_id": "tenant_acme", "corrects": "e", "correction_id": f"v{index}", "reason": "r"},
+        original.tariff,
+        original.meter.units,
+    )
+    signals, _ = public_signals(cor, original, state, 777 + index, ACCOUNT_SALT)
+    proof = prover.prove(circuit_input(cor, original, state, 777 + index, ACCOUNT_SALT))
+    assert proof.public_signals == signals.as_decimal()
+    return ch.settlement_from_snarkjs(proof.proof, proof.public_signals, BINDING_V2C)
+
+
+def test_a_settled_charge_voided_comes_back_to_the_tenant_once(
+    owner, tenant, stranger, payee, metered_window, v2c_prover
+) -> None:
+    events = [ch.settlement_from_bundle(b) for b in metered_window("2026-05", 2)]
+    open_account(tenant, events[0])
+    owner.settle(events[0])
+    void_2 = void_of(v2c_prover, 1, 2)
+    # its original never settled: refused, nothing moves
+    expect_revert(
+        lambda: owner.settle(void_2), "BillingSettlement__NotSettled", events[1].nullifier
+    )
+    owner.settle(events[1])
+    before = tenant.balance(events[0].tenant_key)
+    owed = owner.settlement.functions.payeeBalance(payee.address).call()
+    expect_revert(
+        lambda: stranger.settle(void_2), "BillingSettlement__NotAttester", stranger.address
+    )
+    result = owner.settle(void_2)
+    wei = CHARGE * 10**12
+    assert void_2.signals[1] == CHARGE  # the window without event 2 costs one inference less
+    after = tenant.balance(events[0].tenant_key)
+    assert (after.available, after.reserved) == (before.available + wei, before.reserved)
+    assert owner.settlement.functions.payeeBalance(payee.address).call() == owed - wei
+    assert owner.settlement.functions.isNullifierUsed(void_2.nullifier).call()
+    assert receipt_logs(owner, result.transaction_hash, "ChargeCorrected") == [
+        {
+            "tenantKey": void_2.tenant_key,
+            "nullifier": void_2.nullifier,
+            "correctsNullifier": events[1].nullifier,
+            "commitment": void_2.commitment,
+            "credit": CHARGE,
+            "weiAmount": wei,
+        }
+    ]
+    print(f"\nsettleCorrection gas: {result.gas_used}")
+    assert 200_000 < result.gas_used < 400_000  # one pairing check and a few slots
+    # the same correction twice: refused, nothing moves
+    expect_revert(
+        lambda: owner.settle(void_2), "BillingSettlement__NullifierUsed", void_2.nullifier
+    )
+    assert tenant.balance(events[0].tenant_key) == after

@@ -1,0 +1,126 @@
+"""Corrections from the outside: `POST /api/vdi/billing/corrections` and `POST …/verify` over a
+socket, the window statement that lists them, and `vbill correct` / `vbill void` / `vbill
+verify` / `vbill statement` through click's CliRunner on a real $VBILL_HOME.
+
+USD tariffs: no chain is needed (nothing settles), the proofs are real.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from conftest import metered_event
+from http_server import ATTEST, AUTH, VERIFY, service
+from test_corrections import needs_v2c
+from vbill.cli.main import main
+
+pytestmark = pytest.mark.slow
+
+CORRECTIONS = "/api/vdi/billing/corrections"
+STATEMENT = "/api/vdi/billing/statements/tenant_acme/2026-05"
+
+
+def usd(event_id: str, inp: int, out: int) -> dict[str, Any]:
+    return metered_event("tenant_acme", event_id, inp, out, currency="USD")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    needs_v2c()
+    home = tmp_path_factory.mktemp("corrections-http")
+    with service(home) as (url, _app), httpx.Client(base_url=url, timeout=120) as http:
+        for i, (inp, out) in enumerate([(156, 412), (300, 700), (40, 4100)], start=1):
+            r = http.post(ATTEST, json=usd(f"inf_{i}", inp, out), headers=AUTH)
+            assert r.status_code == 200, r.text
+        yield http
+
+
+def body(corrects: str, correction_id: str, **more: Any) -> dict[str, Any]:
+    return {
+        "tenant_id": "tenant_acme",
+        "corrects": corrects,
+        "correction_id": correction_id,
+        "reason": "disputed: a test inference",
+        **more,
+    }
+
+
+def test_http_refusals_name_what_is_wrong(live: httpx.Client) -> None:
+    r = live.post(CORRECTIONS, json=body("inf_1", "c1"))
+    assert r.status_code == 401
+    r = live.post(CORRECTIONS, json=body("inf_404", "c1"), headers=AUTH)
+    assert r.status_code == 404 and "no event 'inf_404'" in r.json()["detail"]
+    r = live.post(CORRECTIONS, json=body("inf_1", "c1", usage={"output_tokens": 413}), headers=AUTH)
+    assert r.status_code == 422
+    assert r.json()["detail"]["field"] == "correction.usage.output_tokens"
+    r = live.post(CORRECTIONS, json=body("inf_1", "c1", usage={"images": 1}), headers=AUTH)
+    assert (r.status_code, r.json()["detail"]["field"]) == (422, "correction.usage.images")
+    r = live.post(CORRECTIONS, json=[1], headers=AUTH)
+    assert (r.status_code, r.json()["detail"]["field"]) == (422, "correction")
+
+
+def test_http_correction_verifies_and_nets_the_statement(live: httpx.Client) -> None:
+    r = live.post(CORRECTIONS, json=body("inf_2", "cor_2"), headers=AUTH)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert (out["corrects"], out["seq"], out["created"]) == ("inf_2", 4, True)
+    assert out["credit_micros"] > 0
+    again = live.post(CORRECTIONS, json=body("inf_2", "cor_2"), headers=AUTH)
+    assert again.status_code == 200 and again.json()["correction"] == out["correction"]
+    second = live.post(CORRECTIONS, json=body("inf_2", "cor_2b"), headers=AUTH)
+    assert second.status_code == 409 and "already corrected" in second.json()["detail"]
+    verdict = live.post(VERIFY, json=out["correction"]).json()
+    assert verdict["valid"], verdict
+    assert verdict["incircuit_binding_verification"]["binding_version"] == "bn128-poseidon8-v2c"
+    doc = live.get(STATEMENT, headers=AUTH).json()
+    assert doc["events"] == 3 and len(doc["bundles"]) == 4
+    (listed,) = doc["corrections"]
+    assert (listed["correction_id"], listed["corrects"], listed["reason"]) == (
+        "cor_2",
+        "inf_2",
+        "disputed: a test inference",
+    )
+    assert doc["totals_by_dimension"] == {"input_tokens": 196, "output_tokens": 4512}
+    charges = sum(
+        b["billing"]["expected_charge_micros"] for b in doc["bundles"][:3] if "meter_event" in b
+    )
+    assert doc["total_micros"] == charges - out["credit_micros"]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_correct_void_verify_and_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs_v2c()
+    monkeypatch.setenv("VBILL_HOME", str(tmp_path / "home"))
+    assert run("keys", "new")[0] == 0
+    (tmp_path / "r1.json").write_text(json.dumps(usd("inf_1", 10, 20)))
+    assert run("attest", str(tmp_path / "r1.json"))[0] == 0
+    code, out, err = run(
+        "correct", "inf_1", "--tenant", "tenant_acme", "--usage", "output_tokens=5",
+        "--reason", "retry billed twice", "--id", "cor_1", "-o", str(tmp_path / "c.json"), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["correction_id"], summary["corrects"], summary["seq"]) == ("cor_1", "inf_1", 2)
+    assert isinstance(summary["credit_micros"], int)
+    code, out, err = run("verify", str(tmp_path / "c.json"), "--json")
+    assert code == 0 and json.loads(out)["valid"], out + err
+    code, out, _ = run("statement", "--store", "tenant_acme", "2026-05")
+    assert code == 0 and "correction cor_1 of inf_1" in out and "retry billed twice" in out
+    code, _, err = run("void", "inf_1", "--tenant", "tenant_acme", "--reason", "again")
+    assert code == 2 and "already corrected by 'cor_1'" in err
+    code, _, err = run("correct", "inf_9", "--tenant", "tenant_acme", "--reason", "x")
+    assert code == 2 and "no event 'inf_9'" in err
+    code, _, err = run("correct", "inf_1", "--tenant", "t", "--usage", "x", "--reason", "x")
+    assert code == 2 and "--usage" in err
