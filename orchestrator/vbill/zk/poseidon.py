@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from vbill import paths
 from vbill.errors import ToolError
@@ -124,6 +124,18 @@ def poseidon(inputs: Sequence[int]) -> int:
     if native is not None:
         return native.hash(t, inputs)
     return _sparse_plan(t).permute([0, *inputs])
+
+
+def poseidon_repeated(inputs: Sequence[int]) -> int:
+    """`poseidon` of inputs that recur from event to event (a tariff's hash, a tenant's and a
+    tariff's salted keys, a window state's key): remembered, per backend, so that a batch or a
+    busy tenant pays each once. For inputs that never recur, `poseidon`."""
+    return _remembered(backend(), tuple(inputs))
+
+
+@lru_cache(maxsize=4096)
+def _remembered(backend_name: str, inputs: tuple[int, ...]) -> int:
+    return poseidon(inputs)
 
 
 def poseidon_python(inputs: Sequence[int]) -> int:

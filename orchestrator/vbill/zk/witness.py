@@ -18,7 +18,7 @@ from vbill.bindings import BINDING_V1
 from vbill.encode.charge import charge_for
 from vbill.encode.encoding import DOMAIN_TAG, MeterFields, TariffFields
 from vbill.zk.field import R, to_dec
-from vbill.zk.poseidon import poseidon
+from vbill.zk.poseidon import poseidon, poseidon_repeated
 
 CIRCUITS_JSON = paths.CIRCUITS / "circuits.json"
 
@@ -100,14 +100,14 @@ def public_signals(
         if type(value) is not int or not 0 <= value < R:
             raise ValueError(f"{name} is not a field element")
     meter_hash = poseidon(meter.as_list())
-    tariff_hash = poseidon(tariff.as_list())
+    tariff_hash = poseidon_repeated(tariff.as_list())
     charge = charge_for(meter, tariff)
     return PublicSignals(
         commitment=poseidon([DOMAIN_TAG, meter_hash, tariff_hash, charge, salt, 0, 0, 0]),
         charge=charge,
-        tariff_key=poseidon([tariff_hash, account_salt]),
+        tariff_key=poseidon_repeated([tariff_hash, account_salt]),
         nullifier=poseidon([meter.tenant_id, meter.event_id, account_salt]),
-        tenant_key=poseidon([meter.tenant_id, account_salt]),
+        tenant_key=poseidon_repeated([meter.tenant_id, account_salt]),
     )
 
 

@@ -15,7 +15,7 @@ from vbill.bindings import BINDING_V2
 from vbill.encode.encoding import hash_string
 from vbill.encode.metered import GENESIS, MeteredMeter, MeteredTariff, WindowState, transition
 from vbill.zk.field import R, to_dec
-from vbill.zk.poseidon import poseidon
+from vbill.zk.poseidon import poseidon, poseidon_repeated
 from vbill.zk.witness import SignalList, declared_signal_names
 
 CIRCUITS_JSON = paths.CIRCUITS / "circuits.json"
@@ -56,7 +56,7 @@ def tariff_key(tariff: MeteredTariff, account_salt: int) -> int:
     """Poseidon16(tariff_id, tariff_version, currency, dimension_names, 11 packed words, salt)."""
     words = tariff.words()
     packed = [pack(*words[i : i + 3]) for i in range(0, len(words), 3)]
-    return poseidon(
+    return poseidon_repeated(
         [
             tariff.tariff_id,
             tariff.tariff_version,
@@ -73,7 +73,7 @@ def state_key(
 ) -> int:
     """Poseidon7 of the chain's identity and one window state, salted like the other keys."""
     u = state.units
-    return poseidon(
+    return poseidon_repeated(
         [
             tenant_id,
             billing_window_id,
@@ -133,7 +133,7 @@ def public_signals(
         charge=charge,
         tariff_key=tk,
         nullifier=poseidon([meter.tenant_id, meter.event_id, account_salt]),
-        tenant_key=poseidon([meter.tenant_id, account_salt]),
+        tenant_key=poseidon_repeated([meter.tenant_id, account_salt]),
         prev_state_key=window_state_key(meter, tariff, before, account_salt),
         state_key=window_state_key(meter, tariff, after, account_salt),
     )
