@@ -109,7 +109,35 @@ def test_vbill_bench_measures_v1_and_v2_without_the_references() -> None:
     rows: list[dict[str, Any]] = json.loads(result.stdout)
     ops = {(r["operation"], r["implementation"]) for r in rows}
     assert any(o == "attest (prove + sign)" and "native prover" in i for o, i in ops)
-    assert {"v2 attest (prove + sign)", "verify bundle (all verdicts)"} <= {o for o, _ in ops}
+    assert {
+        "v2 attest (prove + sign)",
+        "verify bundle (all verdicts)",
+        "ingest one event per call",
+        "ingest a batch of 100, per event",
+    } <= {o for o, _ in ops}
     assert not any("snarkjs CLI" in i or "py_ecc" in i for _, i in ops)
     attest = next(r for r in rows if r["operation"] == "attest (prove + sign)")
     assert attest["samples"] == 2 and attest["cpu_ms_per_bundle"] > 0
+
+
+def test_the_written_table_puts_the_previous_figures_beside_the_new_ones(tmp_path: Path) -> None:
+    from vbill_tools.bench import Row, previous_figures, write_benchmarks
+
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\n## Other section\n\nkept\n")
+    first = [Row("attest (prove + sign)", "vbill, native prover ×2", 50.0, 32, "", 90.0)]
+    write_benchmarks(first, "vbill bench -n 32", doc)
+    assert previous_figures(doc).ms == {("attest (prove + sign)", "vbill, native prover ×2"): 50.0}
+    slower = [
+        Row("attest (prove + sign)", "vbill, native prover ×2", 80.0, 32, "", 120.0),
+        Row("ingest one event per call", "vbill, SQLite", 2.0, 64, "", 2.0),
+    ]
+    write_benchmarks(slower, "vbill bench -n 32", doc)
+    text = doc.read_text()
+    assert "## Other section\n\nkept" in text and text.count("vbill bench: begin") == 1
+    attest = next(line for line in text.splitlines() if line.startswith("| attest"))
+    # ms, CPU ms, per second, previous ms, previous / now (a regression reads below 1.0×)
+    assert attest.split(" | ")[2:7] == ["80.0", "120.0", "12.5", "50.0", "0.62×"]
+    ingest = next(line for line in text.splitlines() if line.startswith("| ingest"))
+    assert ingest.split(" | ")[5:7] == ["", ""]  # nothing to compare with yet
+    assert previous_figures(doc).ms[("attest (prove + sign)", "vbill, native prover ×2")] == 80.0

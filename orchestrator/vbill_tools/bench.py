@@ -7,6 +7,7 @@ average before the run and the command, so a reader can judge them. Never assert
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -224,6 +225,7 @@ def run(
     )
     if artefacts(BINDING_V2).zkey.exists():
         rows += run_v2(n, attester, data, progress, workers)
+    rows += run_ingest(n, attester, progress)
     return rows
 
 
@@ -437,29 +439,72 @@ def _worker_batch() -> Any:
     return worker_batch_check(Prover(workers=1, zkey=None, vkey=None))
 
 
-def table(rows: list[Row]) -> str:
+@dataclass(frozen=True)
+class Previous:
+    """The figures of the bench section a run replaces: (operation, implementation) -> ms per
+    bundle, and the line saying when and how they were measured."""
+
+    ms: dict[tuple[str, str], float]
+    when: str = ""
+
+
+def previous_figures(path: Path | None = None) -> Previous:
+    """The table in BENCHMARKS.md's bench section (empty if there is none)."""
+    path = path or paths.ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else ""
+    if BEGIN not in text or END not in text:
+        return Previous({})
+    section = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    ms: dict[tuple[str, str], float] = {}
+    columns: list[str] = []
+    when = []
+    for line in section.splitlines():
+        if line.startswith(("Machine:", "Command:")):
+            when.append(line.strip())
+        if not line.startswith("| ") or line.startswith("|---"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == "operation":
+            columns = cells
+        elif columns and "ms / bundle" in columns and len(cells) == len(columns):
+            with contextlib.suppress(ValueError):
+                ms[(cells[0], cells[1])] = float(cells[columns.index("ms / bundle")])
+    return Previous(ms, " ".join(when))
+
+
+def table(rows: list[Row], previous: Previous | None = None) -> str:
+    """One Markdown table: each row's wall and CPU time per bundle, and beside them the
+    previous run's figure and previous / now (below 1.0× the operation got slower)."""
+    previous = previous or Previous({})
     base = {r.operation: r for r in rows if "CLI" in r.implementation}
     lines = [
-        "| operation | implementation | ms / bundle | bundles / s | vs snarkjs CLI | samples |",
-        "|---|---|---:|---:|---:|---:|",
+        "| operation | implementation | ms / bundle | CPU ms / bundle | bundles / s "
+        "| previous ms | previous / now | vs snarkjs CLI | samples |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ref = base.get(r.operation) or base.get(
             "prove" if "attest" in r.operation else "verify (Groth16 only)"
         )
-        if "v2" in r.operation:  # the CLI rows are v1's: no like-for-like ratio
+        if "v2" in r.operation or "ingest" in r.operation:  # the CLI rows are v1 proofs'
             ref = None
         ratio = f"{ref.ms_per_bundle / r.ms_per_bundle:.1f}×" if ref else ""
+        cpu = "" if r.cpu_ms_per_bundle is None else f"{r.cpu_ms_per_bundle:.1f}"
+        before = previous.ms.get((r.operation, r.implementation))
+        then = "" if before is None else f"{before:.1f}"
+        change = "" if before is None else f"{before / r.ms_per_bundle:.2f}×"
         lines.append(
-            f"| {r.operation} | {r.implementation} | {r.ms_per_bundle:.1f} | "
-            f"{r.per_second:.1f} | {ratio} | {r.samples} |"
+            f"| {r.operation} | {r.implementation} | {r.ms_per_bundle:.1f} | {cpu} | "
+            f"{r.per_second:.1f} | {then} | {change} | {ratio} | {r.samples} |"
         )
     return "\n".join(lines)
 
 
 def write_benchmarks(rows: list[Row], command: str, path: Path | None = None) -> Path:
-    """Replace the bench section of BENCHMARKS.md (other sections are left as they are)."""
+    """Replace the bench section of BENCHMARKS.md (other sections are left as they are), with
+    the figures it replaces beside the new ones."""
     path = path or paths.ROOT / "BENCHMARKS.md"
+    previous = previous_figures(path)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     section = "\n".join(
         [
@@ -467,19 +512,26 @@ def write_benchmarks(rows: list[Row], command: str, path: Path | None = None) ->
             "## Prove and verify per bundle (`vbill bench`)",
             "",
             f"Machine: {machine()}. Load average before the run: {load:.2f}. "
-            f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+            f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
+            f"{git_commit() or 'unknown'}.",
             f"Command: `{command}`",
             "",
-            table(rows),
+            table(rows, previous),
             "",
-            "Ratios compare with the snarkjs CLI doing the same operation (for attest: CLI "
-            "prove). `verify bundle` includes recomputing all public signals (native Poseidon "
-            "where built), the signature, the receipt check and the Groth16 check; "
-            "`--batch` settles the Groth16 checks of a chunk with one multi-pairing.",
+            "`CPU ms / bundle`: user + system time of the bench process and its prover, witness "
+            "and verify workers per bundle (throughput rows), the figure that depends least on "
+            "how busy the machine is. `previous ms` is the wall time of the run this one "
+            f"replaced ({previous.when or 'none'}); `previous / now` below 1.0× means slower now. "
+            "`vs snarkjs CLI` compares with the snarkjs CLI doing the same operation (for "
+            "attest: CLI prove). `verify bundle` includes recomputing all public signals "
+            "(native Poseidon where built), the signature, the receipt check and the Groth16 "
+            "check; `--batch` settles the Groth16 checks of a chunk with one multi-pairing.",
             "`v2` rows: binding bn128-poseidon8-v2 (metered AI inferences, 2 token dimensions, "
             "7,960 constraints), the window's states computed in order and its events proved "
             "in parallel, as attest does; no like-for-like snarkjs CLI ratio. The mixed batch "
-            "verifies v1 and v2 bundles together, one native verifier per key.",
+            "verifies v1 and v2 bundles together, one native verifier per key. `ingest` rows: "
+            "`Ingestor.ingest` in process on a fresh SQLite store (validate, charge, sign "
+            "under digest version 2, log; no proof, no HTTP), per event.",
             END,
         ]
     )
@@ -491,6 +543,40 @@ def write_benchmarks(rows: list[Row], command: str, path: Path | None = None) ->
         text = text.rstrip() + "\n\n" + section + "\n"
     path.write_text(text)
     return path
+
+
+def run_ingest(n: int, attester: Attester, progress: Callable[[str], None]) -> list[Row]:
+    """Ingestion without HTTP: `4 n` single events one call each (one commit each), then
+    batches of 100 (at least one), on a fresh SQLite store; CPU per event."""
+    import tempfile
+
+    from vbill.ingest import Ingestor
+    from vbill.ledger.store import Store
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="vbill-bench-ingest-") as tmp:
+        store = Store(Path(tmp) / "vbill.sqlite3", log_key=attester.account)
+        ingestor = Ingestor(store, attester, file_sha256(paths.VKEY))
+        try:
+            ingestor.ingest(sample_requests(10, prefix="ingest_warm", tenants=10))
+            singles = sample_requests(4 * n, prefix="ingest_one", tenants=10)
+            progress(f"ingest: {len(singles)} single events")
+            with Measure() as m:
+                outcomes = [o for r in singles for o in ingestor.ingest([r])]
+            rows.append(m.row("ingest one event per call", "vbill, SQLite", len(singles)))
+            batches = max(1, n // 25)
+            events = sample_requests(100 * batches, prefix="ingest_batch", tenants=10)
+            progress(f"ingest: {batches} batches of 100")
+            with Measure() as m:
+                for k in range(0, len(events), 100):
+                    outcomes += ingestor.ingest(events[k : k + 100])
+            rows.append(m.row("ingest a batch of 100, per event", "vbill, SQLite", len(events)))
+        finally:
+            ingestor.close()
+            store.close()
+    if not all(o.status == "created" for o in outcomes):
+        raise ToolError("bench ingestion did not store every event; the numbers would mislead")
+    return rows
 
 
 def git_commit() -> str:

@@ -423,10 +423,11 @@ def prove(input_file: Path, output: Path | None, as_json: bool) -> None:
 def bench(
     bundles: int, samples: int, write: bool, references: bool, workers: int | None, as_json: bool
 ) -> None:
-    """Measure prove and verify per bundle: vbill vs snarkjs CLI vs snarkjs in-process vs py_ecc.
+    """Measure prove, verify and ingest per bundle: vbill (v1, v2) vs snarkjs vs py_ecc.
 
-    Runs everything once on the same bundles and prints one table (ratios against the snarkjs
-    CLI); with --write (default) the table replaces the bench section of BENCHMARKS.md.
+    Runs everything once on the same bundles and prints one table, with the figures of
+    BENCHMARKS.md's bench section beside it (previous / now below 1.0× is a regression) and
+    ratios against the snarkjs CLI; with --write (default) the table replaces that section.
     """
     from vbill_tools import bench as benchmark
 
@@ -437,6 +438,7 @@ def bench(
         references=references,
         workers=workers,
     )
+    previous = benchmark.previous_figures()
     if write:
         command = f"vbill bench -n {bundles} --samples {samples}"
         if not references:
@@ -445,9 +447,15 @@ def bench(
             command += f" --workers {workers}"
         click.echo(f"written to {benchmark.write_benchmarks(rows, command)}", err=True)
     if as_json:
-        emit([r.__dict__ for r in rows], True)
+        emit(
+            [
+                {**r.__dict__, "previous_ms": previous.ms.get((r.operation, r.implementation))}
+                for r in rows
+            ],
+            True,
+        )
     else:
-        click.echo(benchmark.table(rows))
+        click.echo(benchmark.table(rows, previous))
 
 
 COMMANDS = (
