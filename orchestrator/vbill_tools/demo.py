@@ -281,7 +281,7 @@ def bill_inference(
 ) -> None:
     """One AI inference billed in ETH (binding v2): attest, settle, re-derive its receipt from
     the chain, then the window's statement, verified offline."""
-    from vbill.bindings import BINDING_V2, artefacts
+    from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
     from vbill.verify.statement import verify_statement
     from vbill.verify.trust import TrustSet
     from vbill.verify.verify import default_check
@@ -345,6 +345,62 @@ def bill_inference(
     show("document", f"{path.name}, {path.stat().st_size} bytes (`vbill statement FILE`)")
     if not st.valid or int(doc["total_micros"]) != charge.charge:
         raise RuntimeError("the window statement does not hold or differs from the chain")
+    dispute(
+        http,
+        auth,
+        wallet,
+        tenant_key,
+        event_id,
+        window,
+        trust.with_(vkey_files=[artefacts(BINDING_V2C).vkey]),
+    )
+
+
+def dispute(
+    http: httpx.Client,
+    auth: dict[str, str],
+    wallet: chainmod.Chain,
+    tenant_key: int,
+    event_id: str,
+    window: str,
+    trust: Any,
+) -> None:
+    """The tenant disputes the inference and wins: a proven correction voids it, verifies with
+    the three verdicts, nets the window statement to zero and moves the credit back on chain."""
+    from vbill.verify.correction import verify_correction
+    from vbill.verify.verify import default_check
+
+    step("a dispute: the inference was a test call; the provider voids it")
+    before = wallet.balance(tenant_key).available
+    r = http.post(
+        "/api/vdi/billing/corrections",
+        json={
+            "tenant_id": "tenant_acme",
+            "corrects": event_id,
+            "correction_id": f"cor_{event_id}",
+            "reason": "a test inference billed by mistake",
+        },
+        headers=auth,
+    )
+    r.raise_for_status()
+    out = r.json()
+    show("correction", f"{out['correction_id']} of {out['corrects']}, window seq {out['seq']}")
+    show("credit_micros", out["credit_micros"])
+    result = verify_correction(out["correction"], trust=trust, check=default_check())
+    show("verified offline", verdicts(result.model_dump()))
+    doc = http.get(f"/api/vdi/billing/statements/tenant_acme/{window}", headers=auth).json()
+    show("statement after it", f"total {doc['total_micros']} micros, {doc['totals_by_dimension']}")
+    if not result.valid or doc["total_micros"] != 0 or out["credit_micros"] != 529:
+        raise RuntimeError(f"the correction does not verify or net the window: {doc}")
+
+    def credited() -> Any:
+        now = wallet.balance(tenant_key).available
+        return now if now > before else None
+
+    after = wait_for(credited, 90, "the settlement worker (settleCorrection)")
+    show("chain: available balance (wei)", f"{before} → {after} (+{after - before})")
+    if after - before != out["credit_micros"] * 10**12:
+        raise RuntimeError("the credit on chain is not the correction's")
 
 
 def main() -> int:
