@@ -17,6 +17,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -40,6 +41,28 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 def _doc(text: str) -> Any:
     """A required field's description (the OpenAPI document shows it; docs/protocol.md §3)."""
     return Field(description=text)
+
+
+PRICE_MAX = (2**64 - 1) // 10**6
+"""The largest whole price: price × 10^6 < 2^64 (docs/protocol.md §2.2)."""
+Price = Annotated[
+    StrictInt | float | StrictStr,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": PRICE_MAX},
+                {"type": "number", "minimum": 0, "maximum": PRICE_MAX},
+                {
+                    "type": "string",
+                    "maxLength": 64,
+                    "pattern": r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,6}0*)?$",
+                },
+            ]
+        }
+    ),
+]
+"""A price in micros with at most 6 significant decimals, as the OpenAPI document states it
+(the encoder enforces the rule exactly and names the field)."""
 
 
 class _EventHead(_Strict):
@@ -70,7 +93,7 @@ class TariffSnapshot(_Strict):
     tariff_version: StrictStr = _doc("its version")
     tariff_class: StrictStr = _doc('"usage_linear": units × unit price, clamped to [min, max]')
     # Up to 6 decimal places (e.g. 0.15); an int, a JSON number or a decimal string.
-    unit_price_micros: StrictInt | float | StrictStr = _doc(
+    unit_price_micros: Price = _doc(
         "price per unit in micros of `currency`, up to 6 decimals (int, number or string)"
     )
     min_charge_micros: StrictInt = _doc("floor of the charge, micros")
@@ -257,21 +280,36 @@ class Bundle(_Bundle[MeterEvent, TariffSnapshot, Billing]):
 # --- metered requests (binding bn128-poseidon8-v2, docs/protocol-v2.md) ---
 
 
+DIMENSION_NAME_PATTERN = "^[a-z][a-z0-9_]{0,31}$"
+"""A dimension's name (the encoder's rule, vbill.encode.metered.DIMENSION_NAME), stated in the
+OpenAPI document; the encoder enforces it and names the field."""
+
+
 class MeteredMeterEvent(_EventHead):
     """One billable event with several usage dimensions (e.g. an inference's tokens)."""
 
-    usage: dict[StrictStr, StrictInt] = _doc("units per priced dimension (≥ 0, < 2^64)")
+    usage: dict[StrictStr, StrictInt] = Field(
+        description="units per priced dimension (≥ 0, < 2^64); an unpriced name is refused",
+        json_schema_extra={
+            "propertyNames": {"pattern": DIMENSION_NAME_PATTERN},
+            "maxProperties": 4,
+            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
+        },
+    )
     contract_version: StrictStr = _doc("the contract the tariff belongs to")
     billing_window_id: StrictStr = _doc("the billing period whose running total this joins")
 
 
 class Tier(_Strict):
     up_to: StrictInt | None = _doc("cumulative units in the window where the tier ends; null last")
-    unit_price_micros: StrictInt | float | StrictStr = _doc("price per unit, up to 6 decimals")
+    unit_price_micros: Price = _doc("price per unit, up to 6 decimals")
 
 
 class Dimension(_Strict):
-    tiers: list[Tier] = _doc("1 to 4 graduated tiers on the window's cumulative usage")
+    tiers: list[Tier] = Field(
+        description="1 to 4 graduated tiers on the window's cumulative usage",
+        json_schema_extra={"minItems": 1, "maxItems": 4},
+    )
 
 
 class MeteredTariffSnapshot(_Strict):
@@ -280,7 +318,14 @@ class MeteredTariffSnapshot(_Strict):
     tariff_id: StrictStr = _doc("the tariff's name; one running total per window and tariff_id")
     tariff_version: StrictStr = _doc("its version (a new one continues the window's chain)")
     tariff_class: StrictStr = _doc('"metered"')
-    dimensions: dict[StrictStr, Dimension] = _doc("priced dimensions by name")
+    dimensions: dict[StrictStr, Dimension] = Field(
+        description="1 to 4 priced dimensions by name",
+        json_schema_extra={
+            "propertyNames": {"pattern": DIMENSION_NAME_PATTERN},
+            "minProperties": 1,
+            "maxProperties": 4,
+        },
+    )
     min_charge_micros: StrictInt = _doc("floor of each event's charge, micros")
     max_charge_micros: StrictInt = _doc("cap of each event's charge, micros")
     rounding_mode: StrictStr = _doc('"floor", "ceil" or "half_up", applied on the window')
@@ -384,6 +429,7 @@ class VerifyRequest(BaseModel):
     (`valid: false` with a reason) rather than reject the request."""
 
     model_config = ConfigDict(
+        extra="allow",  # an unknown member is judged (valid: false), not refused
         json_schema_extra={
             "examples": [
                 {
@@ -404,22 +450,20 @@ class VerifyRequest(BaseModel):
                     },
                 },
             ]
-        }
+        },
     )
 
-    attestation: dict[str, Any] | None = Field(
+    attestation: Any = Field(
         default=None, description="the bundle's `attestation` (signature and Groth16 proof)"
     )
-    receipt: dict[str, Any] | None = Field(
-        default=None, description="the bundle's transparency-log `receipt`"
-    )
-    billed_billing_v2: dict[str, Any] | None = Field(
+    receipt: Any = Field(default=None, description="the bundle's transparency-log `receipt`")
+    billed_billing_v2: Any = Field(
         default=None, description="the billing v2 record as attested (the bundle's fields)"
     )
-    expected_billing_v2: dict[str, Any] | None = Field(
+    expected_billing_v2: Any = Field(
         default=None, description="the record as invoiced, to compare with the attested one"
     )
-    usage: dict[str, Any] | None = Field(
+    usage: Any = Field(
         default=None, description="a metered bundle's `usage` object, checked when given"
     )
 

@@ -48,6 +48,8 @@ _URL = re.compile(
     r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?|"
     r"https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?"
 )
+URL_PATTERN = f"^(?:{_URL.pattern})$"
+"""The same rule for the OpenAPI document (anchored: fullmatch)."""
 
 SCHEMA = """
 CREATE TABLE webhook_endpoints (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from fractions import Fraction
@@ -15,7 +16,8 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vbill import metrics, paths
 from vbill.attest import Proving
@@ -45,6 +47,21 @@ class SafeJSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         return text.encode("utf-8", "backslashreplace")
+
+
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """The `Allow` value of a path: the methods its operations in the OpenAPI document have
+    (HEAD with GET), so a 405 names them all even when they are separate routes; a literal
+    path (`/webhooks/deliveries`) wins over a template that also matches it."""
+    found: dict[int, set[str]] = {}
+    for template, ops in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            found.setdefault(template.count("{"), set()).update(m.upper() for m in ops)
+    methods = found[min(found)] if found else set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def _attester(settings: Settings) -> Attester:
@@ -224,6 +241,15 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     app.include_router(verifier_page.router)
     app.add_middleware(BodyGuard)  # every endpoint: bounded body size and JSON nesting
     app.add_middleware(RelativeRedirects)  # a redirect never names the Host header's host
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method the path answers, not only one route's
+            headers["Allow"] = allowed_methods(app, request.url.path) or headers.get("Allow", "")
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=headers)
+        return SafeJSON({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> SafeJSON:

@@ -120,8 +120,10 @@ def _uncursor(cursor: str) -> WindowKey:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         a, b, c = raw.split("\x1f")
-    except ValueError:
-        raise InputError("cursor", "not a cursor this service gave out") from None
+    except ValueError:  # no such page (a cursor's form is opaque: the document cannot state it)
+        raise HTTPException(
+            status_code=404, detail="no page at this cursor: not one this service gave out"
+        ) from None
     return (a, b, c)
 
 
@@ -142,7 +144,8 @@ def list_windows(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Metered windows in (tenant, window, tariff_id) order, `limit` per page; follow
-    `next_cursor` until it is null. A tenant token lists only its own."""
+    `next_cursor` until it is null (a cursor this service did not give out is 404: no such
+    page). A tenant token lists only its own."""
     if tenant_id is not None:
         visible_to(caller, tenant_id)
     tenant_id = tenant_id or caller.tenant_id

@@ -22,8 +22,9 @@ from vbill.ingest import MAX_BATCH, Outcome, prove_and_attach, worker_id
 from vbill.ledger.store import StoredBundle
 from vbill.models import is_metered
 from vbill.service.auth import require_operator
-from vbill.service.openapi import OPERATOR, Error, errors
+from vbill.service.openapi import OPERATOR, Error, errors, json_body
 from vbill.service.state import ServiceState
+from vbill.service.views import EventsRequest
 
 router = APIRouter()
 
@@ -80,9 +81,10 @@ def attest_response(svc: ServiceState, outcome: Outcome) -> JSONResponse:
 @router.post(
     "/api/vdi/billing/events",
     dependencies=[Depends(require_operator)],
+    openapi_extra=json_body(EventsRequest),
     responses={
         **errors(*OPERATOR, 503),
-        422: {"model": Error, "description": 'the body is not {"events": [...]} of at most 1,000'},
+        422: {"model": Error, "description": 'the body is not {"events": [...]} of 1 to 1,000'},
     },
 )
 async def ingest_events(request: Request) -> dict[str, Any]:

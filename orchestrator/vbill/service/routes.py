@@ -8,6 +8,7 @@ event loop.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import anyio
@@ -41,7 +42,7 @@ from vbill.service.auth import (
     require_operator,
     visible_to,
 )
-from vbill.service.openapi import CALLER, OPERATOR, errors, json_body
+from vbill.service.openapi import CALLER, OPERATOR, Error, errors, json_body
 from vbill.service.state import ServiceState
 from vbill.service.views import (
     AccountView,
@@ -115,6 +116,13 @@ async def attest(request: Request, svc: State) -> JSONResponse:
     return ingestion.attest_response(svc, outcome)
 
 
+def verify_shape(body: Any) -> None:
+    """The verify body is a JSON object (422 otherwise, as the document states); whatever is in
+    it, a member of any type or an unknown one, is judged: `valid: false` with a reason."""
+    if not isinstance(body, dict):
+        raise InputError("body", "expected a JSON object")
+
+
 @router.post(
     "/api/vdi/billing/corrections",
     dependencies=[Authed],
@@ -155,13 +163,14 @@ async def verify(request: Request, svc: State) -> VerifyResult:
     """Check a bundle's signature and receipt, its charge, and its Groth16 binding; a
     correction or void document (`correction_version`) posted whole gets the same verdicts."""
     body = await _json_body(request)
+    verify_shape(body)
     trust = svc.trust()
     check = default_check()
 
     def work() -> VerifyResult:
         if is_correction_document(body):  # a correction or void document, posted whole
             return verify_correction(body, trust=trust, check=check)
-        return verify_request(body if isinstance(body, dict) else {}, trust=trust, check=check)
+        return verify_request(body, trust=trust, check=check)
 
     return await anyio.to_thread.run_sync(work, limiter=svc.limiter)
 
@@ -238,10 +247,24 @@ def revocation_list(svc: State) -> dict[str, Any]:
     return svc.revocation_document()
 
 
+REVOKED_VALUE = {"attester": "^0[xX][0-9a-fA-F]{40}$", "vkey": "^[0-9a-fA-F]{64}$"}
+"""What a revocation names, per kind (the store keeps it in lower case)."""
+
+
 class RevokeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"properties": {"kind": {"const": k}, "value": {"pattern": v}}}
+                for k, v in REVOKED_VALUE.items()
+            ]
+        },
+    )
     kind: StrictStr = Field(pattern="^(attester|vkey)$")
-    value: StrictStr = Field(min_length=1, max_length=128)
+    value: StrictStr = Field(
+        min_length=1, max_length=128, description="a 0x address (attester) or a hex SHA-256 (vkey)"
+    )
     reason: StrictStr = Field(min_length=1, max_length=500)
 
 
@@ -252,6 +275,9 @@ class RevokeBody(BaseModel):
 )
 def revoke(body: RevokeBody, svc: State) -> dict[str, Any]:
     """Revoke an attester address or a verification-key hash (operator only)."""
+    if not re.fullmatch(REVOKED_VALUE[body.kind], body.value):
+        what = "a 0x address" if body.kind == "attester" else "a hex SHA-256"
+        raise InputError("value", f"an {body.kind} revocation must name {what}")
     svc.store.revoke(body.kind, body.value, body.reason)
     doc = svc.revocation_document()
     revocation.write_local(doc, svc.settings.home)
@@ -266,20 +292,32 @@ def transparency_head(svc: State) -> dict[str, Any]:
 
 @router.get(
     "/api/vdi/billing/transparency/inclusion",
-    responses={200: {"model": InclusionProof}, **errors(422)},
+    responses={
+        200: {"model": InclusionProof},
+        404: {
+            "model": Error,
+            "description": "no such leaf: leaf_index ≥ tree_size, or no tree "
+            "of tree_size leaves yet (tree_size > the latest head's)",
+        },
+        **errors(422),
+    },
 )
 def transparency_inclusion(
     svc: State,
     leaf_index: Annotated[int, Query(ge=0)],
     tree_size: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
-    """Inclusion proof of a leaf in the tree of `tree_size` leaves (default: the latest head)."""
+    """Inclusion proof of a leaf in the tree of `tree_size` leaves (default: the latest head);
+    needs `leaf_index < tree_size ≤` the latest head's size, else 404 (no such leaf)."""
     head = svc.store.head()
     size = head.tree_size if tree_size is None else tree_size
-    if size > head.tree_size or leaf_index >= size:
+    if size > head.tree_size:
         raise HTTPException(
-            status_code=422,
-            detail={"field": "leaf_index", "message": f"not in a tree of size {size}"},
+            status_code=404, detail=f"no tree of size {size}: the log has {head.tree_size} leaves"
+        )
+    if leaf_index >= size:
+        raise HTTPException(
+            status_code=404, detail=f"no leaf {leaf_index} in a tree of size {size}"
         )
     leaf = svc.store.leaf_hash(leaf_index)
     sth = svc.store.head_at(size)
@@ -294,20 +332,30 @@ def transparency_inclusion(
 
 @router.get(
     "/api/vdi/billing/transparency/consistency",
-    responses={200: {"model": ConsistencyProof}, **errors(422)},
+    responses={
+        200: {"model": ConsistencyProof},
+        404: {
+            "model": Error,
+            "description": "no such proof: it needs first ≤ second ≤ the latest head's size",
+        },
+        **errors(422),
+    },
 )
 def transparency_consistency(
     svc: State,
     first: Annotated[int, Query(ge=0)],
     second: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
-    """Consistency proof that the tree of `second` leaves extends the tree of `first`."""
+    """Consistency proof that the tree of `second` leaves (default: the latest head) extends
+    the tree of `first`; needs `first ≤ second ≤` the latest head's size, else 404 (no such
+    proof: a tree does not extend a larger one, and a tree not yet logged has none)."""
     head = svc.store.head()
     second = head.tree_size if second is None else second
     if not first <= second <= head.tree_size:
         raise HTTPException(
-            status_code=422,
-            detail={"field": "first", "message": f"need first ≤ second ≤ {head.tree_size}"},
+            status_code=404,
+            detail=f"no consistency proof from {first} to {second} leaves: need first ≤ second "
+            f"≤ {head.tree_size}",
         )
     old, new = svc.store.head_at(first), svc.store.head_at(second)
     return {
@@ -357,8 +405,8 @@ async def _bind(svc: ServiceState, tenant_id: str, controller: str) -> dict[str,
 
 class LimitsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    per_request_micros: StrictInt | None = Field(default=None, ge=0, lt=2**64)
-    daily_micros: StrictInt | None = Field(default=None, ge=0, lt=2**64)
+    per_request_micros: StrictInt | None = Field(default=None, ge=0, le=2**64 - 1)
+    daily_micros: StrictInt | None = Field(default=None, ge=0, le=2**64 - 1)
 
 
 def _account_view(svc: ServiceState, tenant_id: str) -> dict[str, Any]:
@@ -390,21 +438,35 @@ def _account_view(svc: ServiceState, tenant_id: str) -> dict[str, Any]:
 
 
 def _need_chain(svc: ServiceState) -> None:
+    """409 on a service without a chain: the request is well formed, the service is not set
+    up to do it (the OpenAPI document says so on both routes)."""
     if svc.worker is None:
-        raise InputError("controller", "this service has no chain configured (vbill serve "
-                         "--network …)")  # fmt: skip
+        raise HTTPException(
+            status_code=409,
+            detail="opening an on-chain account needs a chain: this service has none "
+            "configured (vbill serve --network …)",
+        )
 
 
 @router.post(
     "/api/vdi/billing/accounts",
     dependencies=[Authed],
     status_code=201,
-    responses={201: {"model": AccountView}, **errors(*OPERATOR, 409, 422)},
+    responses={
+        201: {"model": AccountView},
+        **errors(*OPERATOR, 422),
+        409: {
+            "model": Error,
+            "description": "the tenant exists already, or `controller` was "
+            "given to a service without a chain",
+        },
+    },
 )
 async def create_account(body: AccountBody, svc: State) -> dict[str, Any]:
     """Onboard a tenant: a fresh account salt (a random field element) and its tenant key.
-    With `controller` (and a chain), the service also opens the on-chain account for that key
-    and controller, after which the tenant funds it with `deposit(tenant_key)`."""
+    With `controller`, the service also opens the on-chain account for that key and
+    controller, after which the tenant funds it with `deposit(tenant_key)`; that needs a
+    chain (`vbill serve --network …`): without one, `controller` is 409."""
     if body.controller is not None:
         _need_chain(svc)
     salt, key = new_account(body.tenant_id)
@@ -421,10 +483,15 @@ async def create_account(body: AccountBody, svc: State) -> dict[str, Any]:
 @router.post(
     "/api/vdi/billing/accounts/{tenant_id}/bind",
     dependencies=[Authed],
-    responses={200: {"model": AccountView}, **errors(*OPERATOR, 404, 422)},
+    responses={
+        200: {"model": AccountView},
+        **errors(*OPERATOR, 404, 422),
+        409: {"model": Error, "description": "this service has no chain configured"},
+    },
 )
 async def bind_account(tenant_id: str, body: BindBody, svc: State) -> dict[str, Any]:
-    """Open the on-chain account of an existing tenant (e.g. after a failed first attempt)."""
+    """Open the on-chain account of an existing tenant (e.g. after a failed first attempt);
+    needs a chain (`vbill serve --network …`): without one, 409."""
     _need_chain(svc)
     if svc.store.tenant(tenant_id) is None:
         raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")

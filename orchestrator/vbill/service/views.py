@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from vbill.models import TariffSnapshot, TreeHead
 
@@ -119,6 +119,20 @@ class StatusView(BaseModel):
 class HealthView(BaseModel):
     status: str = Field(description='"ok" or "degraded"')
     reasons: list[str] | None = Field(default=None, description="degraded: why")
+
+
+class EventsRequest(BaseModel):
+    """Body of POST /events: 1 to 1,000 attest requests. Each event is judged on its own (an
+    event that is not a valid attest request is reported `invalid` in the answer, the others
+    still stored), so any JSON value is accepted as an event here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Any] = Field(
+        min_length=1,
+        max_length=1000,
+        description="attest requests (AttestRequest or MeteredAttestRequest), in order",
+    )
 
 
 class TariffKeyRequest(BaseModel):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from vbill import metrics
 from vbill.errors import InputError
-from vbill.ledger.outbox import EVENT_TYPES, Outbox
+from vbill.ledger.outbox import EVENT_TYPES, URL_PATTERN, Outbox
 from vbill.ledger.outbox import ID as outbox_ids
 from vbill.ledger.store import now_ms
 from vbill.service.auth import require_operator
@@ -48,7 +48,12 @@ def _known(outbox: Outbox, endpoint_id: str) -> None:
 
 class EndpointBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: StrictStr = Field(min_length=1, max_length=2048, description="http(s) URL to POST to")
+    url: StrictStr = Field(
+        min_length=1,
+        max_length=2048,
+        description="http(s) URL to POST to",
+        json_schema_extra={"pattern": URL_PATTERN},
+    )
     events: list[EventType] = Field(
         default_factory=list, max_length=len(EVENT_TYPES), description="[] = every event type"
     )
@@ -78,7 +83,21 @@ class TestResult(BaseModel):
 
 
 class RedeliverBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # exactly one of them (the handler's rule, stated)
+            "oneOf": [
+                {
+                    "required": ["event"],
+                    "properties": {"event": {"type": "string"}, "dead": {"const": False}},
+                },
+                {
+                    "required": ["dead"],
+                    "properties": {"dead": {"const": True}, "event": {"type": "null"}},
+                },
+            ]
+        },
+    )
     event: StrictStr | None = Field(
         default=None, pattern=ID, description="one event, by its message id (`webhook-id`)"
     )

@@ -52,7 +52,7 @@ def send(
     headers = signed_headers(endpoint, msg_id, body, dt.datetime.now(dt.UTC))
     try:
         r = client.post(endpoint.url, content=body.encode(), headers=headers)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # a host httpx cannot parse
         return False, f"{type(exc).__name__}: {exc}"[:300]
     if 200 <= r.status_code < 300:
         return True, None
