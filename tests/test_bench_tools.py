@@ -82,7 +82,7 @@ def test_service_bench_attests_every_event() -> None:
     out = json.loads(
         run_module("vbill_tools.service_bench", "--events", "2", "--tenants", "1", "--workers", "1")
     )
-    assert out["ok"] == 2 and out["bundles_per_s"] > 0
+    assert out["ok"] == 2 and out["bundles_per_s"] > 0 and out["cpu_ms_per_bundle"] > 0
 
 
 def test_bench_month_writes_bundles_that_verify(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from vbill.chain.anvil import free_port
 from vbill.service.app import create_app
 from vbill.service.settings import Settings
 
-from vbill_tools.bench import sample_requests
+from vbill_tools.bench import sample_requests, tree_cpu_seconds
 
 SECRET = "bench-secret-0123456789abcdef"
 
@@ -61,9 +61,10 @@ def run(events: int, tenants: int, workers: int) -> dict[str, Any]:
         # warm the prover pool (node start + key load) so it is not counted
         asyncio.run(_fire(url, sample_requests(workers, prefix="warm_bench_e", tenants=1)))
         reqs = sample_requests(events, prefix="bench_e", tenants=tenants)
-        start = time.perf_counter()
+        cpu0, start = tree_cpu_seconds(), time.perf_counter()
         results = asyncio.run(_fire(url, reqs))
         elapsed = time.perf_counter() - start
+        cpu = tree_cpu_seconds() - cpu0
         server.should_exit = True
         thread.join(30)
     lat = sorted(t for _, t in results)
@@ -76,6 +77,8 @@ def run(events: int, tenants: int, workers: int) -> dict[str, Any]:
         "ok": sum(1 for s, _ in results if s == 200),
         "seconds": round(elapsed, 2),
         "bundles_per_s": round(events / elapsed, 2),
+        # service, its prover and witness workers and the client, all in or under this process
+        "cpu_ms_per_bundle": round(cpu * 1000 / events, 1),
         "latency_p50_s": round(statistics.median(lat), 2),
         "latency_p95_s": round(lat[max(0, int(0.95 * len(lat)) - 1)], 2),
     }
