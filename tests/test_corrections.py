@@ -8,6 +8,7 @@ test; each test corrects its own event (an event is corrected once).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,13 @@ from vbill.bundle.keys import Attester
 from vbill.correct import correct_event, summary
 from vbill.encode.metered import GENESIS, encode_metered, transition
 from vbill.errors import InputError
+from vbill.ledger.outbox import Outbox
 from vbill.ledger.store import Conflict, NotFound, Store
 from vbill.verify.correction import verify_correction
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check
 from vbill.zk.native_prover import open_prover
+from webhook_receiver import documented
 
 pytestmark = pytest.mark.slow
 
@@ -148,21 +151,29 @@ def test_a_binding_v1_event_is_voided_by_a_signed_logged_record(
     tmp_path: Path, attester: Attester, prover: Any, vkey_sha256: str, pilot_request: Any
 ) -> None:
     store = Store(tmp_path / "vbill.sqlite3", log_key=attester.account)
+    Outbox(store).add_endpoint("https://hooks.example/c", ["correction.created"])
     done = attest_event(
         pilot_request, store=store, attester=attester, prover=prover, vkey_sha256=vkey_sha256
     )
     original = done.stored
-    void = correct_event(
-        {
-            "tenant_id": original.tenant_id,
-            "corrects": original.event_id,
-            "correction_id": "void_1",
-            "reason": "duplicate",
-        },
-        store=store,
-        attester=attester,
-        proving=None,
+    request = {
+        "tenant_id": original.tenant_id,
+        "corrects": original.event_id,
+        "correction_id": "void_1",
+        "reason": "duplicate",
+    }
+    void = correct_event(request, store=store, attester=attester, proving=None)
+    assert not correct_event(request, store=store, attester=attester, proving=None).created
+    # correction.created, once, written with the correction (its fields as documented)
+    (row,) = store._conn().execute("SELECT event_type, payload FROM outbox").fetchall()
+    data = json.loads(row[1])["data"]
+    assert row[0] == "correction.created" and set(data) == set(documented()[row[0]])
+    assert (data["corrects"], data["reason"], data["usage"]) == (
+        original.event_id,
+        "duplicate",
+        None,
     )
+    assert data["credit_micros"] == original.charge_micros
     doc = void.stored.doc
     assert void.stored.credit_micros == original.charge_micros
     assert doc["original"]["nullifier"] == original.nullifier

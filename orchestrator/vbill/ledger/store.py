@@ -1424,6 +1424,18 @@ class Store:
                         self._advance_window(
                             c, window, head.seq + 1, correction_id, w["after"], kind="correction"
                         )
+                    created = {
+                        "correction_id": correction_id,
+                        "corrects": corrects,
+                        "reason": doc["correction"]["reason"],
+                        "credit_micros": int(credit),
+                        "currency": original.currency,
+                        "billing_window_id": window[1] if window else None,
+                        "tariff_id": window[2] if window else None,
+                        "usage": doc["correction"].get("usage"),  # None: a binding v1 void
+                        "leaf_index": index,
+                    }
+                    outbox.enqueue(c, tenant_id, "correction.created", created, at)
                 except BaseException:
                     self._tree.truncate(index)
                     raise
