@@ -145,7 +145,7 @@ def enqueue(
 ) -> str | None:
     """Inside a store transaction `c`: queue the event for every endpoint subscribed to its
     type; its message id (the `webhook-id` every attempt carries), or None when no endpoint
-    wants it (nothing is written). `data` gets `tenant_id` (None for an operator event: '')."""
+    wants it (nothing is written). `data` goes out with `tenant_id` added ('' as null)."""
     assert event_type in EVENT_TYPES, event_type
     subscribed = {
         row[0]: json.loads(row[1])
