@@ -223,3 +223,37 @@ def test_a_v1_and_a_v2_charge_pending_in_one_tick_both_settle(
     }
     assert receipts["v1"] != receipts["v2"]  # two transactions, one per binding
     world.owner.receipt(receipts["v2"], stored.bundle)  # the v2 charge re-derives from chain
+
+
+def test_a_tenant_front_running_the_batch_reverts_only_its_own_charges(
+    world: World, anvil: Any, fresh_chain: dict[str, Any]
+) -> None:
+    """Issue 24: the batch is simulated, then a tenant who sees it in the mempool revokes its
+    tariff first (here: between the simulation and the send). Its charge is held back with
+    the chain's reason; the other tenant's charge settles in its own transaction."""
+    honest = as_account(anvil, fresh_chain, 1)
+    racer = as_account(anvil, fresh_chain, 2)
+    world.onboard("t_honest", honest)
+    racer_key = world.onboard("t_racer", racer)
+    world.worker.tick()  # deposits credited
+    world.attest("t_honest", "h1")
+    world.attest("t_racer", "r1")
+    salt = world.store.tenant("t_racer").account_salt  # type: ignore[union-attr]
+    tariff = world.request("t_racer", "x")["tariff_snapshot"]
+    simulate = world.worker._settleable
+
+    def simulate_then_front_run(chain: ch.Chain, candidates: list[Any]) -> list[Any]:
+        ready = simulate(chain, candidates)
+        assert len(ready) == 2  # both pass the simulation: the batch goes out with both
+        racer.revoke_tariff(racer_key, tariff_key_for(tariff, salt))
+        return ready
+
+    world.worker._settleable = simulate_then_front_run  # type: ignore[method-assign]
+    world.worker.tick()
+
+    assert world.status("t_honest", "h1") == ("settled", None)
+    status, reason = world.status("t_racer", "r1")
+    assert status == "pending" and reason is not None and "TariffNotAccepted" in reason
+    settled = world.store.find("t_honest", "h1")
+    assert settled is not None and settled.bundle["settlement"]["gas_used"] > 0
+    print(f"\nper-tenant settleBatch of one charge: {settled.bundle['settlement']['gas_used']} gas")

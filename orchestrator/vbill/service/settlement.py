@@ -293,23 +293,43 @@ class SettlementWorker:
     def _settle_group(
         self, chain: chainmod.Chain, group: list[tuple[StoredBundle, chainmod.Settlement]]
     ) -> None:
-        """Simulate, send and record one binding's batch (a later group is simulated after
-        this one is mined, so balances and daily limits are seen cumulatively)."""
+        """Simulate one binding's charges together, then send them as one settleBatch per
+        tenant: a tenant who front-runs the batch with its own transaction (revokeTariff,
+        setLimits, requestWithdrawal with a higher tip) can revert only its own charges,
+        never another tenant's (those are mined in their own transaction). A tenant's batch
+        that reverts is held back with the chain's reason and raised after the others went
+        out (the tick counts it), so nothing is lost and the rest is not delayed."""
         ready = self._settleable(chain, group)
         if not ready:
             return
         self.status.last_batch = [sb.event_id for sb, _ in ready]
-        try:
-            results = chain.settle_batch([s for _, s in ready])
-        except Exception as exc:
-            self.store.note_settle_error(
-                [(sb.tenant_id, sb.event_id) for sb, _ in ready], f"{type(exc).__name__}: {exc}"
-            )
-            raise
-        metrics.GAS.inc(sum(r.gas_used for r in results))
-        tx = results[-1].transaction_hash
-        for sb, _ in ready:
-            self._attach(chain, sb, tx)
+        refused: Exception | None = None
+        for batch in self._by_tenant(ready):
+            try:
+                results = chain.settle_batch([s for _, s in batch])
+            except Exception as exc:
+                self.store.note_settle_error(
+                    [(sb.tenant_id, sb.event_id) for sb, _ in batch],
+                    f"{type(exc).__name__}: {exc}",
+                )
+                refused = refused or exc
+                continue
+            metrics.GAS.inc(sum(r.gas_used for r in results))
+            tx = results[-1].transaction_hash
+            for sb, _ in batch:
+                self._attach(chain, sb, tx)
+        if refused is not None:
+            raise refused
+
+    @staticmethod
+    def _by_tenant(
+        ready: list[tuple[StoredBundle, chainmod.Settlement]],
+    ) -> list[list[tuple[StoredBundle, chainmod.Settlement]]]:
+        """One batch per tenant account, in order of each tenant's first charge."""
+        batches: dict[int, list[tuple[StoredBundle, chainmod.Settlement]]] = {}
+        for item in ready:
+            batches.setdefault(item[1].tenant_key, []).append(item)
+        return list(batches.values())
 
     def _settleable(
         self, chain: chainmod.Chain, candidates: list[tuple[StoredBundle, chainmod.Settlement]]
