@@ -126,8 +126,10 @@ def test_the_written_table_puts_the_previous_figures_beside_the_new_ones(tmp_pat
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text("# Benchmarks\n\n## Other section\n\nkept\n")
     first = [Row("attest (prove + sign)", "vbill, native prover ×2", 50.0, 32, "", 90.0)]
-    write_benchmarks(first, "vbill bench -n 32", doc)
-    assert previous_figures(doc).ms == {("attest (prove + sign)", "vbill, native prover ×2"): 50.0}
+    write_benchmarks(first, "vbill bench -n 32", doc, load_before=1.5)
+    assert "Load average before the run: 1.50 (" in doc.read_text()
+    key = ("attest (prove + sign)", "vbill, native prover ×2")
+    assert previous_figures(doc).ms == {key: (50.0, 90.0)}
     slower = [
         Row("attest (prove + sign)", "vbill, native prover ×2", 80.0, 32, "", 120.0),
         Row("ingest one event per call", "vbill, SQLite", 2.0, 64, "", 2.0),
@@ -136,8 +138,12 @@ def test_the_written_table_puts_the_previous_figures_beside_the_new_ones(tmp_pat
     text = doc.read_text()
     assert "## Other section\n\nkept" in text and text.count("vbill bench: begin") == 1
     attest = next(line for line in text.splitlines() if line.startswith("| attest"))
-    # ms, CPU ms, per second, previous ms, previous / now (a regression reads below 1.0×)
-    assert attest.split(" | ")[2:7] == ["80.0", "120.0", "12.5", "50.0", "0.62×"]
+    # ms, CPU ms, per second, previous ms, previous / now in CPU time (below 1.0×: slower)
+    assert attest.split(" | ")[2:7] == ["80.0", "120.0", "12.5", "50.0 (CPU 90.0)", "0.75× CPU"]
     ingest = next(line for line in text.splitlines() if line.startswith("| ingest"))
     assert ingest.split(" | ")[5:7] == ["", ""]  # nothing to compare with yet
-    assert previous_figures(doc).ms[("attest (prove + sign)", "vbill, native prover ×2")] == 80.0
+    assert previous_figures(doc).ms[key] == (80.0, 120.0)
+    doc.write_text(doc.read_text().replace("| 120.0 |", "|  |"))  # a run without CPU figures
+    write_benchmarks(slower, "vbill bench -n 32", doc)
+    attest = next(line for line in doc.read_text().splitlines() if line.startswith("| attest"))
+    assert attest.split(" | ")[5:7] == ["80.0", "1.00×"]  # wall against wall

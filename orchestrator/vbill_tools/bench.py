@@ -441,10 +441,10 @@ def _worker_batch() -> Any:
 
 @dataclass(frozen=True)
 class Previous:
-    """The figures of the bench section a run replaces: (operation, implementation) -> ms per
-    bundle, and the line saying when and how they were measured."""
+    """The figures of the bench section a run replaces: (operation, implementation) -> (wall
+    ms, CPU ms or None) per bundle, and the lines saying when and how they were measured."""
 
-    ms: dict[tuple[str, str], float]
+    ms: dict[tuple[str, str], tuple[float, float | None]]
     when: str = ""
 
 
@@ -455,7 +455,7 @@ def previous_figures(path: Path | None = None) -> Previous:
     if BEGIN not in text or END not in text:
         return Previous({})
     section = text.split(BEGIN, 1)[1].split(END, 1)[0]
-    ms: dict[tuple[str, str], float] = {}
+    ms: dict[tuple[str, str], tuple[float, float | None]] = {}
     columns: list[str] = []
     when = []
     for line in section.splitlines():
@@ -467,9 +467,25 @@ def previous_figures(path: Path | None = None) -> Previous:
         if cells[0] == "operation":
             columns = cells
         elif columns and "ms / bundle" in columns and len(cells) == len(columns):
+            row = dict(zip(columns, cells, strict=True))
             with contextlib.suppress(ValueError):
-                ms[(cells[0], cells[1])] = float(cells[columns.index("ms / bundle")])
+                cpu = row.get("CPU ms / bundle") or None
+                ms[(cells[0], cells[1])] = (
+                    float(row["ms / bundle"]),
+                    None if cpu is None else float(cpu),
+                )
     return Previous(ms, " ".join(when))
+
+
+def _change(r: Row, before: tuple[float, float | None] | None) -> tuple[str, str]:
+    """(previous figure, previous / now): CPU time when both runs have it (it depends less
+    on the machine's load), else wall time."""
+    if before is None:
+        return "", ""
+    wall, cpu = before
+    if cpu is not None and r.cpu_ms_per_bundle:
+        return f"{wall:.1f} (CPU {cpu:.1f})", f"{cpu / r.cpu_ms_per_bundle:.2f}× CPU"
+    return f"{wall:.1f}", f"{wall / r.ms_per_bundle:.2f}×"
 
 
 def table(rows: list[Row], previous: Previous | None = None) -> str:
@@ -490,9 +506,7 @@ def table(rows: list[Row], previous: Previous | None = None) -> str:
             ref = None
         ratio = f"{ref.ms_per_bundle / r.ms_per_bundle:.1f}×" if ref else ""
         cpu = "" if r.cpu_ms_per_bundle is None else f"{r.cpu_ms_per_bundle:.1f}"
-        before = previous.ms.get((r.operation, r.implementation))
-        then = "" if before is None else f"{before:.1f}"
-        change = "" if before is None else f"{before / r.ms_per_bundle:.2f}×"
+        then, change = _change(r, previous.ms.get((r.operation, r.implementation)))
         lines.append(
             f"| {r.operation} | {r.implementation} | {r.ms_per_bundle:.1f} | {cpu} | "
             f"{r.per_second:.1f} | {then} | {change} | {ratio} | {r.samples} |"
@@ -500,18 +514,23 @@ def table(rows: list[Row], previous: Previous | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_benchmarks(rows: list[Row], command: str, path: Path | None = None) -> Path:
+def write_benchmarks(
+    rows: list[Row], command: str, path: Path | None = None, *, load_before: float | None = None
+) -> Path:
     """Replace the bench section of BENCHMARKS.md (other sections are left as they are), with
-    the figures it replaces beside the new ones."""
+    the figures it replaces beside the new ones. `load_before`: the load average when the run
+    started (else now's)."""
     path = path or paths.ROOT / "BENCHMARKS.md"
     previous = previous_figures(path)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load_now = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_now if load_before is None else load_before
     section = "\n".join(
         [
             BEGIN,
             "## Prove and verify per bundle (`vbill bench`)",
             "",
-            f"Machine: {machine()}. Load average before the run: {load:.2f}. "
+            f"Machine: {machine()}. Load average before the run: {load:.2f} "
+            f"({load_now:.2f} at its end). "
             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
             f"{git_commit() or 'unknown'}.",
             f"Command: `{command}`",
@@ -520,8 +539,9 @@ def write_benchmarks(rows: list[Row], command: str, path: Path | None = None) ->
             "",
             "`CPU ms / bundle`: user + system time of the bench process and its prover, witness "
             "and verify workers per bundle (throughput rows), the figure that depends least on "
-            "how busy the machine is. `previous ms` is the wall time of the run this one "
-            f"replaced ({previous.when or 'none'}); `previous / now` below 1.0× means slower now. "
+            "how busy the machine is. `previous ms` is the wall (and CPU) time of the run this one "
+            f"replaced ({previous.when or 'none'}); `previous / now` compares CPU time where both "
+            "runs have it, else wall time, and below 1.0× means slower now. "
             "`vs snarkjs CLI` compares with the snarkjs CLI doing the same operation (for "
             "attest: CLI prove). `verify bundle` includes recomputing all public signals "
             "(native Poseidon where built), the signature, the receipt check and the Groth16 "

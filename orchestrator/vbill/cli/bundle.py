@@ -431,6 +431,7 @@ def bench(
     """
     from vbill_tools import bench as benchmark
 
+    load_before = os.getloadavg()[0]
     rows = benchmark.run(
         bundles,
         slow_samples=samples,
@@ -445,11 +446,12 @@ def bench(
             command += " --no-references"
         if workers:
             command += f" --workers {workers}"
-        click.echo(f"written to {benchmark.write_benchmarks(rows, command)}", err=True)
+        written = benchmark.write_benchmarks(rows, command, load_before=load_before)
+        click.echo(f"written to {written}", err=True)
     if as_json:
         emit(
             [
-                {**r.__dict__, "previous_ms": previous.ms.get((r.operation, r.implementation))}
+                {**r.__dict__, "previous": previous.ms.get((r.operation, r.implementation))}
                 for r in rows
             ],
             True,
