@@ -112,7 +112,7 @@ $(1)_VKEY := build/$$(word 3,$$($(1)_INFO))
 $(1)_TAG := $$(filter-out -,$$(word 4,$$($(1)_INFO)))
 $(1)_PTAU_VAR := $$(word 5,$$($(1)_INFO))
 $(1)_VERSION := $$(word 6,$$($(1)_INFO))
-$(1)_MAIN := circuits/$$($(1)_FILE).circom
+$(1)_MAIN := $$(word 7,$$($(1)_INFO))
 $(1)_R1CS := build/$$($(1)_FILE).r1cs
 $(1)_WASM := build/$$($(1)_FILE)_js/$$($(1)_FILE).wasm
 $(1)_ZKEY0 := build/$$($(1)_FILE)_0000.zkey
@@ -127,6 +127,7 @@ $(1)_PTAU_SOURCE := $$(if $$($(1)_PTAU),pinned,dev-beacon)
 $(1)_PTAU_ARGS := $$(if $$($(1)_PTAU),,--beacon-hash $$(PHASE1_BEACON) --beacon-exp $$(PHASE1_BEACON_EXP))
 $(1)_PTAU_ID := $$(if $$($(1)_PTAU),pinned:$$(notdir $$($(1)_PTAU)),dev:$$($(1)_POWER):$$(PHASE1_BEACON):$$(PHASE1_BEACON_EXP))
 $(1)_KEY := $$(shell $$(CIRCUITS_PY) key $(1) "$$(TOOL_VERSIONS) $$($(1)_PTAU_ID) $$(PHASE2_BEACON) $$(PHASE2_BEACON_EXP)")
+$$(if $$($(1)_KEY),,$$(error $(1): no setup key; is $$($(1)_MAIN) there, and its includes?))
 $(1)_STAMP := $$($(1)_STAMPS)$$($(1)_KEY)
 $(1)_OUTPUTS := $$($(1)_R1CS) $$($(1)_WASM) $$($(1)_ZKEY) $$($(1)_VKEY)
 endef

@@ -131,5 +131,3 @@ template BillingBinding() {
     tn.account_salt <== account_salt;
     tenant_key <== tn.out;
 }
-
-component main = BillingBinding();

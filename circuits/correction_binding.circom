@@ -306,5 +306,3 @@ template CorrectionBinding() {
     prev_state_key <== state[0].out;
     state_key <== state[1].out;
 }
-
-component main = CorrectionBinding();

@@ -226,5 +226,3 @@ template MeteredBinding() {
     prev_state_key <== state[0].out;
     state_key <== state[1].out;
 }
-
-component main = MeteredBinding();

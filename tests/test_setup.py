@@ -218,7 +218,7 @@ def test_help_lists_every_binding_target() -> None:
 
 
 def test_dry_run_of_a_new_binding_needs_only_its_entry(tmp_path: Path) -> None:
-    """A third entry in circuits.json (and its circuit file) gets every rule, with its own
+    """A fourth entry in circuits.json (and its main file) gets every rule, with its own
     names, ptau power and stamp, and `BINDING=` selects it alone."""
     for name in ("Makefile", "package.json", "package-lock.json", "pyproject.toml"):
         (tmp_path / name).symlink_to(paths.ROOT / name)
@@ -232,12 +232,11 @@ def test_dry_run_of_a_new_binding_needs_only_its_entry(tmp_path: Path) -> None:
     entry |= {"binding_version": "bn128-poseidon8-x", "tag": "x", "ptau_power": 14}
     declared = {**CIRCUITS, "extra_binding": entry}
     (tmp_path / "circuits" / "circuits.json").write_text(json.dumps(declared))
-    shutil.copy(
-        paths.CIRCUITS / "billing_binding.circom", tmp_path / "circuits/extra_binding.circom"
-    )
+    main = (paths.CIRCUITS / "main/billing_binding.circom").read_text()
+    (tmp_path / "circuits/main/extra_binding.circom").write_text(main)
 
     out = make("-n", "setup-extra_binding", cwd=tmp_path)
-    assert "circom2 circuits/extra_binding.circom" in out
+    assert "circom2 circuits/main/extra_binding.circom" in out
     assert "groth16 setup build/extra_binding.r1cs build/ptau-dev/pot14_" in out
     assert "zkey verify build/extra_binding.r1cs build/ptau-dev/pot14_53239685_final.ptau" in out
     assert "> build/zkey-verify-x.log" in out and "build/vkey-x.json.tmp" in out
@@ -260,6 +259,9 @@ def test_dry_run_of_a_new_binding_needs_only_its_entry(tmp_path: Path) -> None:
         ["make", "-n", "info", "BINDING=nope"], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode != 0 and "extra_binding" in proc.stderr
+    (tmp_path / "circuits/main/extra_binding.circom").unlink()
+    proc = subprocess.run(["make", "-n", "help"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode != 0 and "circuits/main/extra_binding.circom" in proc.stderr
 
 
 @pytest.mark.slow

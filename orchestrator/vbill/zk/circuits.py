@@ -1,11 +1,12 @@
 """circuits/circuits.json: the one list of bindings' circuits, read by the Makefile and setup.
 
-Each entry, keyed by its circuit name, declares the circuit (`file`, `template`, `pubs`,
+Each entry, keyed by its circuit name, declares the circuit (`file`: its main component is
+circuits/main/<file>.circom, its template circuits/<file>.circom; `template`, `pubs`,
 `binding_version`, `ptau_power`) and the names of its artefacts that are not derived from the
 key: `vkey` (build/vkey.json for v1, build/vkey-v2.json for v2) and `tag`, the short name of
 the binding's own Makefile variables and files (`PTAU_V2`, `setup-v2`, `build/.v2-setup-*`,
 `build/zkey-verify-v2.log`; empty for v1, whose names came first). A new binding is one entry
-here plus its circuit file: the Makefile generates every rule from this list.
+here plus its files (template and main): the Makefile generates every rule from this list.
 
 Stdlib only and runnable by path: the Makefile calls `python3 orchestrator/vbill/zk/circuits.py`
 before `make install` has made the venv.
@@ -39,8 +40,10 @@ def keyed_entry(name: str, circuits_dir: Path = CIRCUITS) -> str:
 
 
 def main_file(name: str, circuits_dir: Path = CIRCUITS) -> Path:
-    """The file holding the binding's `component main`, the one circom compiles."""
-    return circuits_dir / f"{declared(circuits_dir)[name]['file']}.circom"
+    """The file holding the binding's `component main`, the one circom compiles: its own file
+    in circuits/main/ (as circomkit and semaphore lay them out), including the shared
+    templates of circuits/."""
+    return circuits_dir / "main" / f"{declared(circuits_dir)[name]['file']}.circom"
 
 
 def sources(name: str, circuits_dir: Path = CIRCUITS) -> list[Path]:
@@ -67,12 +70,14 @@ def setup_key(name: str, params: str, circuits_dir: Path = CIRCUITS) -> str:
 
 
 def _make_info(name: str, circuits_dir: Path) -> str:
-    """`file power vkey tag|- PTAU-variable binding-version`, one word each, for the Makefile."""
+    """`file power vkey tag|- PTAU-variable binding-version main-file`, one word each, for the
+    Makefile."""
     entry = declared(circuits_dir)[name]
     tag = str(entry.get("tag", ""))
     ptau_var = f"PTAU_{tag.upper()}" if tag else "PTAU"
     fields = (entry["file"], entry["ptau_power"], entry["vkey"], tag or "-", ptau_var)
-    return " ".join(map(str, (*fields, entry["binding_version"])))
+    main = main_file(name, circuits_dir).relative_to(circuits_dir.parent)
+    return " ".join(map(str, (*fields, entry["binding_version"], main)))
 
 
 def main(argv: list[str]) -> int:

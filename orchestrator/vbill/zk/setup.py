@@ -555,8 +555,9 @@ def _cmd_reuse_keys(args: argparse.Namespace) -> None:
         phase2_beacon=args.phase2_beacon,
         phase2_exp=args.phase2_exp,
     )
-    if why_not is not None:
-        raise ToolError(f"{args.binding}: new keys needed ({why_not})")
+    if why_not is not None:  # the usual answer for a first setup: not an error
+        print(f"setup: {args.binding} needs new keys ({why_not})")
+        sys.exit(1)
     print(
         f"setup: {args.binding} keeps its keys: the recompiled r1cs is the one they were set up for"
     )
@@ -684,7 +685,7 @@ def _parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_write_binding)
 
     u = sub.add_parser(
-        "reuse-keys", help="exit 0 if build/'s keys are the ones setup would make (else 3)"
+        "reuse-keys", help="exit 0 if build/'s keys are the ones setup would make (else 1)"
     )
     u.add_argument("--binding", required=True)
     u.add_argument("--ptau", required=True)
