@@ -184,6 +184,8 @@ def test_the_document_states_the_rules_the_service_enforces(
             r = http.post(path, json=body)
             assert r.status_code == 409 and "needs a chain" in r.json()["detail"], r.text
         assert http.post("/api/vdi/billing/events", json={"events": []}).status_code == 422
+        r = http.get("/api/vdi/billing/transparency/consistency", params=[("first", 0)] * 2)
+        assert r.status_code == 422 and r.json()["detail"]["field"] == "first", r.text
         events = paths["/api/vdi/billing/events"]["post"]["requestBody"]["content"]
         schema = schemas[events["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]
         assert (
@@ -198,6 +200,8 @@ def test_the_document_states_the_rules_the_service_enforces(
         bad = {"kind": "attester", "value": "f" * 64, "reason": "x"}
         assert http.post("/api/vdi/billing/revocations", json=bad).status_code == 422
     assert schemas["VerifyRequest"].get("additionalProperties", True) is not False
+    u64 = schemas["LimitsBody"]["properties"]["daily_micros"]["anyOf"][0]
+    assert u64["maximum"] == 2**64 - 1 and isinstance(u64["maximum"], int)  # not 2^64 as a float
     names = schemas["MeteredTariffSnapshot"]["properties"]["dimensions"]["propertyNames"]
     assert names["pattern"] == "^[a-z][a-z0-9_]{0,31}$"
     price = schemas["TariffSnapshot"]["properties"]["unit_price_micros"]["anyOf"]

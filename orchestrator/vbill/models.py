@@ -43,6 +43,13 @@ def _doc(text: str) -> Any:
     return Field(description=text)
 
 
+U64_SCHEMA = WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 2**64 - 1})
+"""0 ≤ v < 2^64 as the OpenAPI document states it: exact integers (pydantic writes ge/le/lt
+bounds as floats, and 2^64 − 1 as a float is 2^64)."""
+U64 = Annotated[StrictInt, U64_SCHEMA]
+"""A wire integer 0 ≤ v < 2^64 whose range the encoder checks (naming the field); the type
+only states it in the document."""
+
 PRICE_MAX = (2**64 - 1) // 10**6
 """The largest whole price: price × 10^6 < 2^64 (docs/protocol.md §2.2)."""
 Price = Annotated[
@@ -81,7 +88,7 @@ class _EventHead(_Strict):
 class MeterEvent(_EventHead):
     """One billable API event, as metered."""
 
-    usage_units: StrictInt = _doc("metered units (≥ 0, < 2^64)")
+    usage_units: U64 = _doc("metered units (≥ 0, < 2^64)")
     contract_version: StrictStr = _doc("the contract the tariff belongs to")
     billing_window_id: StrictStr = _doc("the billing period, e.g. 2026-05")
 
@@ -96,8 +103,8 @@ class TariffSnapshot(_Strict):
     unit_price_micros: Price = _doc(
         "price per unit in micros of `currency`, up to 6 decimals (int, number or string)"
     )
-    min_charge_micros: StrictInt = _doc("floor of the charge, micros")
-    max_charge_micros: StrictInt = _doc("cap of the charge, micros")
+    min_charge_micros: U64 = _doc("floor of the charge, micros")
+    max_charge_micros: U64 = _doc("cap of the charge, micros")
     rounding_mode: StrictStr = _doc('"floor", "ceil" or "half_up" (of the fractional micro)')
     # ISO 4217 or ETH; the list itself is the encoding's (encoding.CURRENCIES)
     currency: StrictStr = Field(
@@ -185,7 +192,7 @@ class AttestRequest(_Request[MeterEvent, TariffSnapshot]):
 
 # A charge is < 2^64 (the circuits' range checks); anything else names the field at parse time
 # instead of failing in the EIP-712 encoder (uint256) or reaching the comparison.
-ChargeMicros = Annotated[StrictInt, Field(ge=0, lt=2**64)]
+ChargeMicros = Annotated[StrictInt, Field(ge=0, lt=2**64), U64_SCHEMA]
 
 
 class Billing(_Strict):
@@ -326,8 +333,8 @@ class MeteredTariffSnapshot(_Strict):
             "maxProperties": 4,
         },
     )
-    min_charge_micros: StrictInt = _doc("floor of each event's charge, micros")
-    max_charge_micros: StrictInt = _doc("cap of each event's charge, micros")
+    min_charge_micros: U64 = _doc("floor of each event's charge, micros")
+    max_charge_micros: U64 = _doc("cap of each event's charge, micros")
     rounding_mode: StrictStr = _doc('"floor", "ceil" or "half_up", applied on the window')
     currency: StrictStr = Field(pattern="^[A-Z]{3}$", description="ISO 4217 code or ETH")
 

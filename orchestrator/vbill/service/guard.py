@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 
@@ -52,6 +52,10 @@ class BodyGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        repeated = _repeated_parameter(scope.get("query_string", b""))
+        if repeated is not None:  # which one counts would be a guess: every one is scalar
+            await _refuse(send, 422, {"field": repeated, "message": "given more than once"})
             return
         too_large = f"request body larger than {self.max_bytes} bytes"
         length = dict(scope.get("headers") or []).get(b"content-length")
@@ -112,6 +116,16 @@ async def _drain(receive: Receive, limit: int) -> None:
             if message["type"] != "http.request" or not message.get("more_body", False):
                 return
             size += len(message.get("body", b""))
+
+
+def _repeated_parameter(query: bytes) -> str | None:
+    """The first query parameter given twice (`?first=1&first=2`), or None."""
+    seen: set[str] = set()
+    for key, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 
 async def _refuse(send: Send, status: int, detail: Any) -> None:

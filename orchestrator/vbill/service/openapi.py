@@ -145,7 +145,23 @@ def _document(app: FastAPI) -> dict[str, Any]:
                 answer["content"] = {"application/json": {"schema": error_ref}}
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    return doc
+    return _exact_bounds(doc)
+
+
+def _exact_bounds(node: Any) -> Any:
+    """Integer bounds as integers: FastAPI's OpenAPI models hold `maximum` as a float, which
+    turns 2^64 − 1 (every u64 field's `le`) into 2^64; no field accepts 2^64, so that float is
+    the u64 bound, written exactly (an `exclusiveMaximum` of 2^64 stays 2^64)."""
+    if isinstance(node, list):
+        return [_exact_bounds(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _exact_bounds(v) for k, v in node.items()}
+    for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        value = out.get(key)
+        if isinstance(value, float) and value.is_integer():
+            out[key] = 2**64 - 1 if key == "maximum" and value == 2.0**64 else int(value)
+    return out
 
 
 def install_docs(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ from vbill.encode.metered import MeteredTariff
 from vbill.errors import InputError
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle
 from vbill.models import (
+    U64_SCHEMA,
     AttestRequest,
     Bundle,
     MeteredAttestRequest,
@@ -405,8 +406,10 @@ async def _bind(svc: ServiceState, tenant_id: str, controller: str) -> dict[str,
 
 class LimitsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    per_request_micros: StrictInt | None = Field(default=None, ge=0, le=2**64 - 1)
-    daily_micros: StrictInt | None = Field(default=None, ge=0, le=2**64 - 1)
+    per_request_micros: Annotated[StrictInt, U64_SCHEMA] | None = Field(
+        default=None, ge=0, le=2**64 - 1
+    )
+    daily_micros: Annotated[StrictInt, U64_SCHEMA] | None = Field(default=None, ge=0, le=2**64 - 1)
 
 
 def _account_view(svc: ServiceState, tenant_id: str) -> dict[str, Any]:
