@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from click.testing import CliRunner
 from conftest import V2, log_and_receipt
 from test_metered_attest import attest, attest_events, event, store_at
 from test_statement import TIERED as STATEMENT_TIERED
+from test_verifier_page import ROOT, _chromium
 from vbill.attest import Proving
 from vbill.billing.close_record import record_problem
 from vbill.billing.closing import close_due, close_window
-from vbill.billing.invoice import invoice_of
+from vbill.billing.invoice import invoice_html, invoice_of
 from vbill.billing.periods import check_event_period, period_of
 from vbill.bundle.bundle import build_bundle
 from vbill.bundle.keys import Attester
@@ -238,6 +240,8 @@ def test_the_closed_statement_verifies_only_to_exactly_its_close(
         "closed at seq 5" in short.problems[0].message
         and "ends at seq 4" in short.problems[0].message
     )
+    empty = verify_statement([], trust=v2_trust, check=check, close=closed)
+    assert [(p.kind, p.index) for p in empty.problems] == [("truncated", None)]
     tampered = copy.deepcopy(closed)
     tampered["receipt"]["leaf_index"] = 0
     bad = verify_statement(items(chain), trust=v2_trust, check=check, close=tampered)
@@ -376,3 +380,29 @@ def test_vbill_invoice_from_the_store_and_from_a_statement_document(
     doc.write_text(json.dumps(data))
     result = cli(monkeypatch, home, attester, "invoice", doc, *trust)
     assert result.exit_code == 1 and "no invoice: the statement does not verify" in result.output
+
+
+def test_the_invoice_page_renders_in_chromium_and_prints_on_one_a4_page(
+    chain: list[dict[str, Any]], closed: dict[str, Any], v2_trust: TrustSet, tmp_path: Path
+) -> None:
+    """What a reader of the HTML sees: every line, amounts that add up to the total shown,
+    nothing loaded from elsewhere, and one A4 page when printed."""
+    browser = _chromium()
+    st = verify_statement(items(chain), trust=v2_trust, check=default_check(), close=closed)
+    inv = invoice_of(st, chain)
+    page = tmp_path / "invoice.html"
+    page.write_text(invoice_html(inv))
+    run = subprocess.run(
+        ["node", str(ROOT / "tests/js/invoice_page.mjs"), str(page), str(tmp_path / "i.pdf"),
+         browser],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout)
+    assert seen["errors"] == [] and seen["requests"] == []
+    assert seen["total_micros"] == "2612" and len(seen["lines"]) == len(inv["lines"]) == 6
+    assert sum(Decimal(cells[3]) for cells in seen["lines"]) == 2612
+    assert "free allowance" in seen["lines"][1][0] and seen["lines"][3][1:4] == [
+        "2203", "0.25", "550.75",
+    ]  # fmt: skip
+    assert seen["pages"] == 1 and not seen["overflow"] and seen["pdf_bytes"] > 1000

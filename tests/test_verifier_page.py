@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ from click.testing import CliRunner
 from conftest import V2, log_and_receipt
 from test_circuit_metered import flat, request
 from vbill import jsonio, paths
+from vbill.billing.close_record import make_record
+from vbill.billing.closing import close_body
 from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.bundle.attestation import SCHEME_V2, bundle_digest
 from vbill.bundle.bundle import build_bundle, signal_map
@@ -33,6 +36,7 @@ from vbill.cli.main import main
 from vbill.encode import encoding
 from vbill.encode.metered import GENESIS, WindowState
 from vbill.errors import InputError, VbillError
+from vbill.ledger.store import WindowHead
 from vbill.ledger.translog import MerkleTree, append_with_receipt, leaf_hash
 from vbill.verify import trust_document
 from vbill.verify.statement import SUMMARY_KEYS, statement_document, verify_statement
@@ -203,6 +207,8 @@ def window(v2_prover: Any, attester: Attester) -> dict[str, Any]:
         "alt3": make("inf_alt_3", 70, 0, after(alt2)),
         "other window": make("inf_june", 10, 0, billing_window_id="2026-06"),
         "other tenant": make("inf_other", 10, 0, tenant_id="tenant_other"),
+        # signed from a state that is not genesis: valid alone, never a window's start
+        "elsewhere": make("inf_elsewhere", 10, 0, WindowState(0, (0, 5000, 0, 0), 2 * 10**9, 2000)),
     }
 
 
@@ -223,6 +229,16 @@ def _statement_cases(
 
     def edited(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
         return _edit(doc, change)
+
+    # the window's close record, signed and logged (in a log of its own) as the service does
+    last, after = chain[-1], chain[-1]["billing"]["window"]["after"]
+    meter = last["meter_event"]
+    key = (meter["tenant_id"], meter["billing_window_id"], last["tariff_snapshot"]["tariff_id"])
+    head = WindowHead(after["seq"], meter["event_id"], after)
+    body = close_body(key, head, SimpleNamespace(bundle=last), LOGGED, "operator")  # type: ignore[arg-type]
+    close, digest = make_record(body, attester)
+    tree = MerkleTree([leaf_hash(bytes([i]) * 32) for i in range(4)])
+    close["receipt"] = append_with_receipt(tree, digest, attester.account, LOGGED).to_dict()
 
     def bundles(b: list[Any]) -> Callable[[dict[str, Any]], None]:
         return lambda d: d.update(bundles=b)
@@ -261,6 +277,22 @@ def _statement_cases(
             lambda d: d["bundles"].append(window["other window"])
         ),
         "statement: another tenant's bundle": edited(bundles([window["other tenant"], *chain[1:]])),
+        "statement: starts from a non-genesis state": edited(bundles([window["elsewhere"]])),
+        "statement: closed": {**doc, "closed": True, "close": close},
+        "statement: closed, last event dropped, summary re-stated": {
+            **edited(lambda d: d["bundles"].pop(3)),
+            "events": 3,
+            "total_micros": 1620,
+            "totals_by_dimension": {"images": 1, "tokens": 4200},
+            "closed": True,
+            "close": close,
+        },
+        "statement: closed, no bundles at all": {**edited(bundles([])), "close": close},
+        "statement: closed, close record edited": {
+            **doc,
+            "closed": True,
+            "close": {**close, "total_micros": "2361"},
+        },
         "statement: bad bundle (signature)": edited(bundles([*chain[:2], tampered_sig, chain[3]])),
         "statement: stated total edited": edited(lambda d: d.update(total_micros=1861)),
         "statement: a v1 bundle in the window": edited(lambda d: d["bundles"].append(v1_bundle)),
@@ -830,6 +862,11 @@ STATEMENTS = {
     "statement: fork (seq 3 of another chain)": ("fork", 2),
     "statement: another window's bundle": ("other_window", 4),
     "statement: another tenant's bundle": ("other_window", 1),
+    "statement: starts from a non-genesis state": ("genesis", 0),
+    "statement: closed": None,
+    "statement: closed, last event dropped, summary re-stated": ("truncated", 2),
+    "statement: closed, close record edited": ("close", None),
+    "statement: closed, no bundles at all": ("truncated", None),
     "statement: bad bundle (signature)": ("bad_bundle", 2),
     "statement: stated total edited": ("summary", None),
     "statement: a v1 bundle in the window": ("not_metered", 4),
@@ -902,6 +939,10 @@ def test_the_page_explains_a_statement_in_plain_words(page_results) -> None:
         "statement: fork (a second seq 2)": "is a second event at seq 2 of the window",
         "statement: fork (seq 3 of another chain)": "the window's chain forks",
         "statement: another tenant's bundle": "belongs to another tenant",
+        "statement: starts from a non-genesis state": "must start the window's chain, but its "
+        "state before is not the genesis state",
+        "statement: closed, last event dropped, summary re-stated": "the window was closed at seq "
+        "4, but this statement ends at seq 3",
         "statement: edited event (usage)": "bundle 2 (event inf_1) does not verify: its "
         "signature or log receipt does not hold (the bundle was changed after it was signed",
         "statement: stated total edited": "the statement says its total micros is 1,861",

@@ -5,7 +5,9 @@ tenant who deposits ETH on chain, attests the pilot request (in USD) and an ETH-
 copy of it, verifies the bundle, shows a tampered copy failing, waits for the settlement worker
 to settle the ETH charge and prints the usage receipt re-derived from the chain; then bills one
 AI inference in ETH under a metered tariff (input and output tokens at different prices, a free
-allowance crossed), settles it, re-derives its receipt and prints the window statement.
+allowance crossed), settles it, re-derives its receipt and prints the window statement; then
+closes the month (a signed, logged close record), shows a late event refused and the closed
+statement failing without its last bundle, and prints the month's invoice lines and total.
 Everything it started is stopped at the end, also on failure or Ctrl-C.
 """
 
@@ -345,15 +347,9 @@ def bill_inference(
     show("document", f"{path.name}, {path.stat().st_size} bytes (`vbill statement FILE`)")
     if not st.valid or int(doc["total_micros"]) != charge.charge:
         raise RuntimeError("the window statement does not hold or differs from the chain")
-    dispute(
-        http,
-        auth,
-        wallet,
-        tenant_key,
-        event_id,
-        window,
-        trust.with_(vkey_files=[artefacts(BINDING_V2C).vkey]),
-    )
+    trust = trust.with_(vkey_files=[artefacts(BINDING_V2C).vkey])  # corrections' key too
+    dispute(http, auth, wallet, tenant_key, event_id, window, trust)
+    close_month(http, auth, home, trust, request)
 
 
 def dispute(
@@ -401,6 +397,70 @@ def dispute(
     show("chain: available balance (wei)", f"{before} → {after} (+{after - before})")
     if after - before != out["credit_micros"] * 10**12:
         raise RuntimeError("the credit on chain is not the correction's")
+
+
+def close_month(
+    http: httpx.Client, auth: dict[str, str], home: Path, trust: Any, request: dict[str, Any]
+) -> None:
+    """Close the month: the signed, logged close record; a late event refused; the closed
+    statement verified to exactly its close; the invoice's lines summing to its total."""
+    from decimal import Decimal
+
+    from vbill.billing.invoice import invoice_html
+    from vbill.verify.statement import verify_statement
+    from vbill.verify.verify import default_check
+
+    window = request["meter_event"]["billing_window_id"]
+    step(f"close the month ({window}) and its invoice")
+    base = f"/api/vdi/billing/windows/tenant_acme/{window}"
+    r = http.post(base + "/close", headers=auth)
+    r.raise_for_status()
+    record = r.json()
+    leaf, signer = record["receipt"]["leaf_index"], record["attestation"]["attester"]
+    show("close record", f"seq {record['last_seq']}, total {record['total_micros']} micros, "
+         f"log leaf {leaf}, signed by {signer}")  # fmt: skip
+    late = json.loads(json.dumps(request))
+    late["meter_event"]["event_id"] = "inf_after_close"
+    refused = http.post("/api/vdi/billing/attest", json=late, headers=auth)
+    show("a late event for the month", f"{refused.status_code}: {refused.json()['detail'][:60]}…")
+    doc = http.get(f"/api/vdi/billing/statements/tenant_acme/{window}", headers=auth).json()
+    st = verify_statement(
+        [(f"bundles[{i}]", b) for i, b in enumerate(doc["bundles"])],
+        trust=trust,
+        check=default_check(),
+        claimed={k: v for k, v in doc.items() if k not in ("bundles", "close")},
+        close=doc.get("close"),
+    )
+    short = verify_statement(
+        [(f"bundles[{i}]", b) for i, b in enumerate(doc["bundles"][:-1])],
+        trust=trust,
+        check=default_check(),
+        close=doc.get("close"),
+    )
+    show(
+        "closed statement", "VALID, closed" if st.valid and st.closed else f"INVALID: {st.problems}"
+    )
+    show("without its last bundle", short.problems[0].kind if short.problems else "VALID (wrong)")
+    inv = http.get(f"/api/vdi/billing/invoices/tenant_acme/{window}", headers=auth).json()
+    for line in inv["lines"]:
+        what = line["kind"]
+        if what == "usage":
+            what = f"{line['dimension']} tier {line['tier']}: {line['units']} × "
+            what += f"{line['unit_price_micros']}"
+        show(f"  {what}", f"{line['amount_micros']} micros")
+    show("invoice total", f"{inv['total_micros']} micros = {inv['total']} {inv['currency']}")
+    html = home / f"tenant_acme-{window}.invoice.html"
+    html.write_text(invoice_html(inv))
+    show("invoice page", f"{html.name} (prints on A4)")
+    lines_sum = sum(Decimal(line["amount_micros"]) for line in inv["lines"])
+    if (
+        refused.status_code != 409
+        or not (st.valid and st.closed)
+        or [p.kind for p in short.problems] != ["truncated"]
+        or lines_sum != Decimal(inv["total_micros"])
+        or inv["total_micros"] != record["total_micros"]
+    ):
+        raise RuntimeError("the month's close, statement or invoice does not hold")
 
 
 def main() -> int:

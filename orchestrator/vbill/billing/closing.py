@@ -31,9 +31,10 @@ class Closed:
     created: bool  # False: the window was already closed and this is its record
 
 
-def _body(
+def close_body(
     key: WindowKey, head: WindowHead, last: StoredBundle, at: int, closed_by: str
 ) -> dict[str, Any]:
+    """The body of `key`'s close record at `head`, whose event's bundle is `last`'s."""
     bundle = last.bundle
     after = head.state
     return {
@@ -61,7 +62,7 @@ def close_window(
     window's record is returned as it is. NoWindow if it has no chain."""
 
     def make(head: WindowHead, last: StoredBundle, at: int) -> tuple[dict[str, Any], bytes]:
-        return make_record(_body(key, head, last, at, closed_by), attester)
+        return make_record(close_body(key, head, last, at, closed_by), attester)
 
     record, created = store.close_window(key, make)
     if created:

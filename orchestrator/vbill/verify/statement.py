@@ -364,6 +364,9 @@ def _check_close(
         problem("close", "close", None, f"{why}")
         return
     if not links:
+        if not st.results:  # an empty chain under a close: every entry is missing
+            msg = f"the window was closed at seq {close['last_seq']} but this statement is empty"
+            problem("truncated", "close", None, msg)
         return
     first, last = links[0], links[-1]
     names = ("tenant_id", "billing_window_id", "tariff_id")

@@ -56,7 +56,7 @@ const BUNDLE_TYPE = `BillingBundle(${BUNDLE_MEMBERS})`;
 const METERED_TYPE = `MeteredBillingBundle(${BUNDLE_MEMBERS},uint256 prevStateKey,uint256 stateKey)`;
 
 /** keccak(0x1901 || domainSeparator({name, version}) || structHash): EIP-712's digest. */
-function eip712(domain, structHash) {
+export function eip712(domain, structHash) {
   const domainSeparator = keccak(
     concat(keccak(utf8(DOMAIN_TYPE)), keccak(utf8(domain.name)), keccak(utf8(domain.version))),
   );

@@ -4,7 +4,10 @@
 // the last state states equal to what the events add up to. Problems carry the kind and the
 // index the CLI reports, and a message in plain words; the first one is the first bad link.
 
+import { closeProblem } from "./close.js";
+import { hashString, parseFieldElement } from "./encoding.js";
 import { JsonFloat, isObject, pyEq } from "./json.js";
+import { loadPoseidon } from "./signals.js";
 import { requestFromBundle, verifyRequest } from "./verify.js";
 
 export const STATEMENT_VERSION = "vbill-statement-1";
@@ -58,7 +61,9 @@ function link(label, index, b) {
       key: signals[6],
       charge: pyInt(get(billing, "expected_charge_micros")),
       usage: units,
+      before: get(window, "before"),
       after: get(window, "after"),
+      accountSalt: get(get(get(b, "attestation"), "billing_proof"), "account_salt"),
     };
   } catch (e) {
     if (e instanceof TypeError) return null;
@@ -117,7 +122,15 @@ export async function verifyStatement(doc, trust) {
     links.push(l);
   }
   const st = { tenant_id: null, billing_window_id: null, tariff_id: null, currency: null, charges_sum: 0n, last_total: null, totals_by_dimension: Object.create(null) };
-  if (links.length) checkChain(st, links, problems, labelOf);
+  if (links.length) {
+    const g = await checkGenesis(links[0]); // first: why the totals below do not add up
+    if (g) problems.push(g);
+    checkChain(st, links, problems, labelOf);
+  }
+  // a closed window's statement carries its close record and must end exactly there
+  const close = Object.hasOwn(doc, "close") && doc.close !== null ? doc.close : null;
+  const closed = close !== null;
+  if (closed) checkClose({ ...st, events: rows.length }, links, close, trust, problems);
   const events = rows.length;
   const summaryOf = (total) => ({
     tenant_id: st.tenant_id, billing_window_id: st.billing_window_id, tariff_id: st.tariff_id,
@@ -125,10 +138,12 @@ export async function verifyStatement(doc, trust) {
     sum_of_charges_micros: st.charges_sum, totals_by_dimension: st.totals_by_dimension,
   });
   const ours = summaryOf(st.last_total);
-  for (const key of SUMMARY_KEYS) {
+  const stated = [...SUMMARY_KEYS, ...(Object.hasOwn(doc, "closed") || closed ? ["closed"] : [])];
+  const withClosed = { ...ours, closed };
+  for (const key of stated) {
     const claimed = Object.hasOwn(doc, key) ? doc[key] : null;
-    if (!pyEq(claimed, ours[key])) {
-      problems.push({ kind: "summary", index: null, message: `the statement says its ${key.replaceAll("_", " ")} is ${shown(claimed)}, but its bundles give ${shown(ours[key])}` });
+    if (!pyEq(claimed, withClosed[key])) {
+      problems.push({ kind: "summary", index: null, message: `the statement says its ${key.replaceAll("_", " ")} is ${shown(claimed)}, but its bundles give ${shown(withClosed[key])}` });
     }
   }
   const order = (p) => (p.index === null ? Number.MAX_SAFE_INTEGER : p.index);
@@ -138,7 +153,7 @@ export async function verifyStatement(doc, trust) {
     valid,
     malformed: false,
     reason: events === 0 ? "the statement has no bundles" : null,
-    summary: { valid, ...summaryOf(valid ? st.last_total : null), problems: problems.map((p) => ({ kind: p.kind, index: p.index })) },
+    summary: { valid, ...summaryOf(valid ? st.last_total : null), closed, problems: problems.map((p) => ({ kind: p.kind, index: p.index })) },
     problems,
     bundles: rows,
   };
@@ -193,6 +208,93 @@ function checkChain(st, links, problems, labelOf) {
   }
 }
 
+const pack = (...vs) => vs.reduce((acc, v, i) => acc + (v << (64n * BigInt(i))), 0n);
+
+/** The state key of a window's genesis state (docs/protocol-v2.md §4), recomputed. */
+export async function genesisKey(tenantId, windowId, tariffId, accountSalt) {
+  const poseidon = await loadPoseidon();
+  const ids = [tenantId, windowId, tariffId].map(hashString);
+  return poseidon.F.toObject(poseidon([...ids, pack(0n, 0n, 0n), pack(0n, 0n, 0n), 0n, accountSalt]));
+}
+
+/** The first bundle starts the window's chain: its state before is genesis (seq 0, all zero)
+ * and its prev_state_key the genesis key of its window (vbill.verify.statement._check_genesis). */
+async function checkGenesis(first) {
+  if (first.seq !== 1n) return null; // reported as a gap before it
+  const b = first.before;
+  const zero = (v) => v === "0";
+  const isGenesis =
+    isObject(b) && typeof b.seq === "bigint" && b.seq === 0n && zero(b.amount) && zero(b.charge) &&
+    isObject(b.units) && Object.values(b.units).every(zero);
+  let why = null;
+  if (!isGenesis) {
+    why = "its state before is not the genesis state (seq 0, all zero)";
+  } else {
+    let want = null;
+    try {
+      const [t, w, f] = first.window;
+      if ([t, w, f].every((x) => typeof x === "string")) {
+        want = await genesisKey(t, w, f, parseFieldElement(first.accountSalt, "billing_proof.account_salt"));
+      }
+    } catch (e) {
+      want = null;
+    }
+    if (want === null || !(typeof first.prevKey === "string" && first.prevKey === want.toString())) {
+      why = "its prev_state_key is not the genesis state key of this window";
+    }
+  }
+  if (why === null) return null;
+  return {
+    kind: "genesis", index: first.index,
+    message: `${first.label} must start the window's chain, but ${why}: earlier entries are missing, or the chain was started elsewhere`,
+  };
+}
+
+/** The close record holds, names this window, and the chain ends exactly at it
+ * (vbill.verify.statement._check_close). */
+function checkClose(st, links, close, trust, problems) {
+  const why = closeProblem(close, trust);
+  if (why) {
+    problems.push({ kind: "close", index: null, message: why });
+    return;
+  }
+  if (!links.length) {
+    if (!st.events) problems.push({ kind: "truncated", index: null, message: `the window was closed at seq ${close.last_seq}, but this statement has no entries at all` });
+    return;
+  }
+  const first = links[0];
+  const last = links[links.length - 1];
+  const names = ["tenant_id", "billing_window_id", "tariff_id"];
+  for (let i = 0; i < 3; i++) {
+    if (!pyEq(close[names[i]], first.window[i])) {
+      problems.push({ kind: "close", index: null, message: `the close record is for another ${WINDOW_WORDS[names[i]]} (${shown(close[names[i]])}), not this statement's ${shown(first.window[i])}` });
+      return;
+    }
+  }
+  const seq = close.last_seq;
+  if (last.seq < seq) {
+    const n = seq - last.seq;
+    problems.push({ kind: "truncated", index: last.index, message: `the window was closed at seq ${seq}, but this statement ends at seq ${last.seq} (${last.label}): its last ${n === 1n ? "entry is" : `${n} entries are`} missing` });
+    return;
+  }
+  if (last.seq > seq) {
+    problems.push({ kind: "past_close", index: last.index, message: `${last.label} (seq ${last.seq}) is past the close at seq ${seq}: the window took no entries after its close` });
+    return;
+  }
+  if (!pyEq(last.key, close.last_state_key)) {
+    problems.push({ kind: "close", index: last.index, message: `${last.label} does not end where the window was closed: its state key is not the close record's` });
+  }
+  if (st.last_total !== null && st.last_total.toString() !== close.total_micros) {
+    problems.push({ kind: "close", index: null, message: `the close record's total is ${close.total_micros} micros, but the chain gives ${st.last_total}` });
+  }
+  const totals = Object.entries(st.totals_by_dimension);
+  const same = totals.length === Object.keys(close.totals_by_dimension).length &&
+    totals.every(([k, v]) => close.totals_by_dimension[k] === v.toString());
+  if (totals.length && !same) {
+    problems.push({ kind: "close", index: null, message: "the close record's units per dimension are not the chain's" });
+  }
+}
+
 function otherWindow(first, l) {
   const names = ["tenant_id", "billing_window_id", "tariff_id"];
   const i = names.findIndex((_, k) => !pyEq(l.window[k], first.window[k]));
@@ -218,7 +320,7 @@ function badLink(previous, l, seen, later, labelOf) {
     const missing = l.seq - 1n > want ? `seq ${want} to ${l.seq - 1n} are` : `seq ${want} is`;
     return p("gap", `has seq ${l.seq}, but ${missing} missing before it: an event of the window was left out`);
   }
-  if (previous === null) return null; // seq 1: its own verification checked it starts at genesis
+  if (previous === null) return null; // seq 1: checkGenesis checks it starts at genesis
   if (!pyEq(l.prevKey, previous.key)) {
     return p("fork", `(seq ${l.seq}) does not continue ${previous.label} (seq ${previous.seq}): the state it starts from is not the state that bundle left, so the window's chain forks`);
   }
