@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import V2, metered_event, needs_build, needs_v2
 from http_server import ATTEST, AUTH, SECRET, over_socket
+from test_corrections import V2C, needs_v2c
 from vbill.billing.models import CloseRecord
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
@@ -123,8 +124,35 @@ def test_entries_page_by_seq_and_the_csv_has_a_row_per_entry(live: Live) -> None
     assert [row["fingerprint"] for row in rows] == [e["fingerprint"] for e in seen]
 
 
+def test_a_correction_is_an_entry_of_its_window_listed_and_exported(live: Live) -> None:
+    """A proven credit (SPEC §13) joins the window's chain: listed with the event it
+    corrects, the units it takes back and its credit, negative; the window then closes on it."""
+    needs_v2c()
+    r = live.http.post(
+        "/api/vdi/billing/corrections",
+        json={"tenant_id": TENANT, "corrects": "inf_1", "correction_id": "cor_1",
+              "reason": "retried call", "usage": {"output_tokens": 500}},
+        headers=AUTH,
+    )  # fmt: skip
+    assert r.status_code in (200, 201), r.text
+    base = f"/api/vdi/billing/windows/{TENANT}/{WINDOW}"
+    page = live.http.get(base + "/entries", params={"after_seq": 3}, headers=AUTH).json()
+    [entry] = page["entries"]
+    assert (entry["seq"], entry["kind"], entry["event_id"], entry["corrects"]) == (
+        4, "correction", "cor_1", "inf_1",
+    )  # fmt: skip
+    assert (
+        entry["usage"] == {"input_tokens": 0, "output_tokens": -500}
+        and int(entry["charge_micros"]) < 0
+    )
+    rows = list(csv.DictReader(io.StringIO(live.http.get(base + "/export.csv", headers=AUTH).text)))
+    assert rows[-1]["kind"] == "correction" and rows[-1]["units_output_tokens"] == "-500"
+    assert rows[-1]["charge_micros"] == entry["charge_micros"] and rows[-1]["corrects"] == "inf_1"
+
+
 def test_close_refuse_statement_invoice_through_the_clients(live: Live, tmp_path: Path) -> None:
     base = f"/api/vdi/billing/windows/{TENANT}/{WINDOW}"
+    listed = live.http.get(base + "/entries", headers=AUTH).json()["entries"]
     assert live.http.get(base + "/close", headers=AUTH).status_code == 404  # still open
     with Client(live.url, token=live.tokens[TENANT]) as tenant:
         assert tenant.statement(TENANT, WINDOW)["closed"] is False
@@ -133,9 +161,10 @@ def test_close_refuse_statement_invoice_through_the_clients(live: Live, tmp_path
     with Client(live.url, secret=SECRET) as operator:
         record = operator.close_window(TENANT, WINDOW)
         assert operator.close_window(TENANT, WINDOW) == record  # idempotent
-    assert isinstance(record, CloseRecord) and record.last_seq == 3
+    assert isinstance(record, CloseRecord) and record.last_seq == len(listed)
     r = live.http.post(ATTEST, json=inference(TENANT, "inf_late", (1, 1)), headers=AUTH)
-    assert r.status_code == 409 and "is closed: close record at seq 3" in r.json()["detail"]
+    assert r.status_code == 409
+    assert f"is closed: close record at seq {len(listed)}" in r.json()["detail"]
     r = live.http.post(
         "/api/vdi/billing/events", json={"events": [inference(TENANT, "inf_l2", (1, 1))]},
         headers=AUTH,
@@ -158,10 +187,13 @@ def test_close_refuse_statement_invoice_through_the_clients(live: Live, tmp_path
     assert doc["closed"] is True and doc["close"] == record.model_dump(mode="json")
     assert inv.closed is True and inv.total_micros == str(doc["total_micros"])
     assert sum(Decimal(line.amount_micros) for line in inv.lines) == Decimal(inv.total_micros)
-    assert inv.total_micros == open_invoice.total_micros and inv.corrections == []
+    assert inv.total_micros == open_invoice.total_micros
+    assert [c["correction_id"] for c in inv.corrections] == [
+        e["event_id"] for e in listed if e["kind"] == "correction"
+    ]
     assert "<table" in html and inv.total_micros in html
     assert page.windows[0].closed is True and len(entries.entries) == 2
-    assert text.count("\r\n") == 4
+    assert text.count("\r\n") == len(listed) + 1
 
     async def read() -> tuple[Any, ...]:
         async with AsyncClient(live.url, token=live.tokens[TENANT]) as api:
@@ -175,26 +207,27 @@ def test_close_refuse_statement_invoice_through_the_clients(live: Live, tmp_path
 
     a_bundle, a_record, a_invoice, a_doc, a_entries = asyncio.run(read())
     assert isinstance(a_bundle, MeteredBundle) and a_record == record and a_invoice == inv
-    assert a_doc == doc and [e.seq for e in a_entries.entries] == [3]
+    assert a_doc == doc and [e.seq for e in a_entries.entries] == list(range(3, len(listed) + 1))
 
     path = tmp_path / "statement.json"
     path.write_text(json.dumps(doc))
     runner = CliRunner(env={"VBILL_HOME": str(tmp_path / "customer"), "DATABASE_URL": None})
     trust = ["--trust-attester", record.attestation.attester, "--vkey", str(V2.vkey)]
+    if V2C.vkey.exists():  # the window holds a correction (binding v2c)
+        trust += ["--vkey", str(V2C.vkey)]
     checked = runner.invoke(main, ["statement", str(path), *trust, "--json"])
     assert checked.exit_code == 0, checked.output
     assert json.loads(checked.output)["closed"] is True
     doc["bundles"].pop()
-    doc.update(
-        events=2, total_micros=int(doc["bundles"][-1]["billing"]["window"]["after"]["charge"])
-    )
+    after = doc["bundles"][-1]["billing"]["window"]["after"]
+    doc.update(events=len(doc["bundles"]), total_micros=int(after["charge"]))
     doc["totals_by_dimension"] = {
         k: int(v) for k, v in doc["bundles"][-1]["billing"]["window"]["after"]["units"].items()
     }
     path.write_text(json.dumps(doc))
     short = runner.invoke(main, ["statement", str(path), *trust, "--json"])
     assert short.exit_code == 1
-    assert [p["kind"] for p in json.loads(short.output)["problems"]] == ["truncated"]
+    assert json.loads(short.output)["problems"][0]["kind"] == "truncated"
 
 
 def test_vbill_fetch_of_a_metered_bundle_writes_what_vbill_verify_accepts(

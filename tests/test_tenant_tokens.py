@@ -61,6 +61,7 @@ OPERATOR = {
     ("GET", "/api/vdi/webhooks/deliveries"),
     ("POST", "/api/vdi/webhooks/redeliver"),
     ("POST", "/api/vdi/billing/windows/{tenant_id}/{billing_window_id}/close"),
+    ("POST", "/api/vdi/billing/corrections"),
 }
 TENANT = {
     ("GET", "/api/vdi/billing/bundles/{event_id}"),

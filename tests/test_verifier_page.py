@@ -16,7 +16,6 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -235,7 +234,7 @@ def _statement_cases(
     meter = last["meter_event"]
     key = (meter["tenant_id"], meter["billing_window_id"], last["tariff_snapshot"]["tariff_id"])
     head = WindowHead(after["seq"], meter["event_id"], after)
-    body = close_body(key, head, SimpleNamespace(bundle=last), LOGGED, "operator")  # type: ignore[arg-type]
+    body = close_body(key, head, last, LOGGED, "operator")
     close, digest = make_record(body, attester)
     tree = MerkleTree([leaf_hash(bytes([i]) * 32) for i in range(4)])
     close["receipt"] = append_with_receipt(tree, digest, attester.account, LOGGED).to_dict()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from vbill.billing.close_record import CLOSE_VERSION, make_record
 from vbill.billing.periods import _rfc3339, period_of
 from vbill.bundle.keys import Attester
 from vbill.errors import InputError
-from vbill.ledger.store import NoWindow, Store, StoredBundle, WindowHead, WindowKey, now_ms
+from vbill.ledger.store import NoWindow, Store, WindowHead, WindowKey, now_ms
 
 log = logging.getLogger("vbill.closing")
 DAY_MS = 86_400_000
@@ -32,17 +32,19 @@ class Closed:
 
 
 def close_body(
-    key: WindowKey, head: WindowHead, last: StoredBundle, at: int, closed_by: str
+    key: WindowKey, head: WindowHead, last: Mapping[str, Any], at: int, closed_by: str
 ) -> dict[str, Any]:
-    """The body of `key`'s close record at `head`, whose event's bundle is `last`'s."""
-    bundle = last.bundle
+    """The body of `key`'s close record at `head`, whose entry is `last` (an event's bundle,
+    or a correction document, whose tariff is its original's)."""
+    bundle = last
     after = head.state
+    tariff = last.get("original", last)["tariff_snapshot"]
     return {
         "close_version": CLOSE_VERSION,
         "tenant_id": key[0],
         "billing_window_id": key[1],
         "tariff_id": key[2],
-        "currency": bundle["tariff_snapshot"]["currency"],
+        "currency": tariff["currency"],
         "last_seq": head.seq,
         "last_event_id": head.event_id,
         "last_state_key": str(bundle["attestation"]["billing_proof"]["public_signals"][6]),
@@ -61,7 +63,7 @@ def close_window(
     record, after which the store refuses its events and corrections. Idempotent: a closed
     window's record is returned as it is. NoWindow if it has no chain."""
 
-    def make(head: WindowHead, last: StoredBundle, at: int) -> tuple[dict[str, Any], bytes]:
+    def make(head: WindowHead, last: dict[str, Any], at: int) -> tuple[dict[str, Any], bytes]:
         return make_record(close_body(key, head, last, at, closed_by), attester)
 
     record, created = store.close_window(key, make)

@@ -84,9 +84,14 @@ class WindowPage(_Strict):
 
 
 class Entry(_Strict):
+    """A window's chain entry: an event, or a correction (`event_id` its correction id,
+    `corrects` the event, usage and charge negative: units and credit taken back)."""
+
     seq: StrictInt
     kind: StrictStr
     event_id: StrictStr
+    corrects: StrictStr | None
+    reason: StrictStr | None
     event_timestamp: StrictStr
     tariff_version: StrictStr
     usage: dict[str, StrictInt]

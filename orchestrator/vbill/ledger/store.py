@@ -1528,9 +1528,10 @@ class Store:
     def close_window(
         self,
         window: WindowKey,
-        make: Callable[[WindowHead, StoredBundle, int], tuple[dict[str, Any], bytes]],
+        make: Callable[[WindowHead, dict[str, Any], int], tuple[dict[str, Any], bytes]],
     ) -> tuple[dict[str, Any], bool]:
-        """Close a window once: `make(head, last bundle, at_ms)` gives the signed record and
+        """Close a window once: `make(head, last entry, at_ms)` (the head's event bundle or
+        correction document) gives the signed record and
         its digest, which is logged (leaf, signed head, receipt) and stored in one
         transaction with the check that the head is still that head. Returns (record with
         its receipt, created); closing again returns the stored record. NoWindow if the
@@ -1546,8 +1547,7 @@ class Store:
                 raise NoWindow(
                     f"no window {window[1]!r} of tenant {window[0]!r} with tariff_id {window[2]!r}"
                 )
-            last = self._find(c, window[0], head.event_id)
-            assert last is not None
+            [(_, _, last, _, _)] = self._window_page(c, window, head.seq - 1, 1)
             with self._tree_lock:
                 self._sync_tree(c)
                 index, at = len(self._tree), now_ms()
@@ -1618,15 +1618,30 @@ class Store:
 
     def window_page(
         self, window: WindowKey, *, after_seq: int = 0, limit: int = 100
-    ) -> list[tuple[int, StoredBundle]]:
-        """A window's entries (seq, bundle) with seq > after_seq, in seq order."""
-        rows = self._conn().execute(
-            "SELECT w.seq AS window_seq, b.* FROM window_events w JOIN bundles b ON "
-            "b.tenant_id = w.tenant_id AND b.event_id = w.event_id WHERE w.tenant_id = ? AND "
-            "w.billing_window_id = ? AND w.tariff_id = ? AND w.seq > ? ORDER BY w.seq LIMIT ?",
+    ) -> list[tuple[int, str, dict[str, Any], int, str]]:
+        """A window's entries with seq > after_seq, in seq order: (seq, kind, document,
+        leaf_index, proof_status); kind 'event' (its bundle) or 'correction' (its document)."""
+        return self._window_page(self._conn(), window, after_seq, limit)
+
+    @staticmethod
+    def _window_page(
+        c: sqlite3.Connection, window: WindowKey, after_seq: int, limit: int
+    ) -> list[tuple[int, str, dict[str, Any], int, str]]:
+        rows = c.execute(
+            "SELECT w.seq, w.kind, b.bundle_json, b.leaf_index, b.proof_status, k.doc_json, "
+            "k.leaf_index FROM window_events w LEFT JOIN bundles b ON w.kind = 'event' AND "
+            "b.tenant_id = w.tenant_id AND b.event_id = w.event_id LEFT JOIN corrections k ON "
+            "w.kind = 'correction' AND k.tenant_id = w.tenant_id AND k.correction_id = "
+            "w.event_id WHERE w.tenant_id = ? AND w.billing_window_id = ? AND w.tariff_id = ? "
+            "AND w.seq > ? ORDER BY w.seq LIMIT ?",
             (*window, after_seq, limit),
         )
-        return [(r["window_seq"], _bundle_row(r)) for r in rows]
+        return [
+            (r[0], "event", json.loads(r[2]), r[3], r[4])
+            if r[1] == "event"
+            else (r[0], "correction", json.loads(r[5]), r[6], "proven")
+            for r in rows
+        ]
 
     # --- ingestion (group commit) and proving workers ---
 

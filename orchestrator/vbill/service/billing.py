@@ -22,7 +22,7 @@ from vbill.billing.invoice import invoice_html, invoice_of
 from vbill.billing.models import CloseRecord, EntryPage, Invoice, WindowPage
 from vbill.billing.periods import _rfc3339, period_of
 from vbill.errors import InputError
-from vbill.ledger.store import NoWindow, StoredBundle, WindowKey
+from vbill.ledger.store import NoWindow, WindowKey
 from vbill.service.auth import AnyCaller, require_operator, visible_to
 from vbill.service.openapi import CALLER, OPERATOR, errors
 from vbill.service.routes import State
@@ -168,20 +168,42 @@ def list_windows(
     return {"windows": out, "next_cursor": _cursor(rows[-1]["key"]) if len(rows) == limit else None}
 
 
-def _entry(seq: int, sb: StoredBundle) -> dict[str, Any]:
-    b = sb.bundle
-    meter = b["meter_event"]
+def _entry(seq: int, kind: str, doc: dict[str, Any], leaf_index: int, proof: str) -> dict[str, Any]:
+    """One chain entry as listed: an event, or a correction (its id, the event it corrects,
+    the units it takes back as negative usage and its credit as a negative charge; its time is
+    when it was logged, its fingerprint its signed digest)."""
+    if kind == "correction":
+        cor, original = doc["correction"], doc["original"]
+        head = (doc.get("receipt") or {}).get("tree_head") or {}
+        logged = head.get("timestamp")
+        return {
+            "seq": seq,
+            "kind": "correction",
+            "event_id": cor["correction_id"],
+            "corrects": cor["corrects"],
+            "reason": cor["reason"],
+            "event_timestamp": _rfc3339(logged) if isinstance(logged, int) else "",
+            "tariff_version": original["tariff_snapshot"]["tariff_version"],
+            "usage": {k: -int(v) for k, v in cor["usage"].items()},
+            "charge_micros": str(-int(doc["billing"]["credit_micros"])),
+            "fingerprint": doc["attestation"]["bundle_digest"],
+            "leaf_index": leaf_index,
+            "proof_status": proof,
+        }
+    meter = doc["meter_event"]
     return {
         "seq": seq,
         "kind": "event",
-        "event_id": sb.event_id,
+        "event_id": meter["event_id"],
+        "corrects": None,
+        "reason": None,
         "event_timestamp": meter["event_timestamp"],
-        "tariff_version": b["tariff_snapshot"]["tariff_version"],
+        "tariff_version": doc["tariff_snapshot"]["tariff_version"],
         "usage": meter["usage"],
-        "charge_micros": str(b["billing"]["expected_charge_micros"]),
-        "fingerprint": b["billing"]["billing_verify_fingerprint"],
-        "leaf_index": sb.leaf_index,
-        "proof_status": sb.proof_status,
+        "charge_micros": str(doc["billing"]["expected_charge_micros"]),
+        "fingerprint": doc["billing"]["billing_verify_fingerprint"],
+        "leaf_index": leaf_index,
+        "proof_status": proof,
     }
 
 
@@ -208,7 +230,7 @@ def window_entries(
         "tenant_id": key[0],
         "billing_window_id": key[1],
         "tariff_id": key[2],
-        "entries": [_entry(seq, sb) for seq, sb in page],
+        "entries": [_entry(*row) for row in page],
         "next_after_seq": page[-1][0] if len(page) == limit else None,
     }
 
@@ -241,8 +263,9 @@ def window_csv(
     caller: AnyCaller,
     tariff_id: TariffId = None,
 ) -> Response:
-    """The window as CSV, one row per entry in seq order: seq, kind, ids, timestamp, tariff
-    version, units per dimension, charge (micros), log leaf, fingerprint."""
+    """The window as CSV, one row per entry in seq order: seq, kind (event or correction), ids,
+    timestamp, tariff version, units per dimension, charge (micros; a correction's credit and
+    units taken back are negative), log leaf, fingerprint."""
     visible_to(caller, tenant_id)
     key = window_key(svc, tenant_id, billing_window_id, tariff_id)
     head = svc.store.window_head(key)
@@ -251,19 +274,19 @@ def window_csv(
     buf = io.StringIO()
     out = _SafeWriter(csv.writer(buf, lineterminator="\r\n"))
     out.writerow(
-        ["seq", "kind", "tenant_id", "billing_window_id", "tariff_id", "event_id",
+        ["seq", "kind", "tenant_id", "billing_window_id", "tariff_id", "event_id", "corrects",
          "event_timestamp", "tariff_version", *(f"units_{n}" for n in names), "charge_micros",
          "leaf_index", "fingerprint"]
     )  # fmt: skip
     after = 0
     while True:
         page = svc.store.window_page(key, after_seq=after, limit=MAX_PAGE)
-        for seq, sb in page:
-            e = _entry(seq, sb)
+        for row in page:
+            e = _entry(*row)
             out.writerow(
-                [seq, e["kind"], *key, e["event_id"], e["event_timestamp"], e["tariff_version"],
-                 *(e["usage"].get(n, 0) for n in names), e["charge_micros"], e["leaf_index"],
-                 e["fingerprint"]]
+                [e["seq"], e["kind"], *key, e["event_id"], e["corrects"] or "",
+                 e["event_timestamp"], e["tariff_version"], *(e["usage"].get(n, 0) for n in names),
+                 int(e["charge_micros"]), e["leaf_index"], e["fingerprint"]]
             )  # fmt: skip
         if len(page) < MAX_PAGE:
             break
