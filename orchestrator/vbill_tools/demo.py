@@ -412,6 +412,12 @@ def close_month(
 
     window = request["meter_event"]["billing_window_id"]
     step(f"close the month ({window}) and its invoice")
+    second = json.loads(json.dumps(request))
+    second["meter_event"]["event_id"] = "inf_second_of_the_month"
+    r = http.post("/api/vdi/billing/attest", json=second, headers=auth)
+    r.raise_for_status()
+    show("another inference", f"{r.json()['billing']['expected_charge_micros']} micros, seq "
+         f"{r.json()['billing']['window']['seq']}")  # fmt: skip
     base = f"/api/vdi/billing/windows/tenant_acme/{window}"
     r = http.post(base + "/close", headers=auth)
     r.raise_for_status()

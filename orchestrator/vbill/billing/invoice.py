@@ -147,6 +147,8 @@ def invoice_of(st: Statement, bundles: Sequence[Mapping[str, Any]]) -> dict[str,
     lines: list[dict[str, Any]] = []
     for key in sorted(tiers):
         tier = tiers[key]
+        if tier.units == 0:  # moved through and taken back whole by corrections: nothing left
+            continue
         lines.append(
             {
                 "kind": "usage",
