@@ -225,7 +225,12 @@ verify-setup-$(1): install
 endef
 $(foreach b,$(BINDINGS),$(eval $(call binding_rules,$(b))))
 
-.PHONY: ptau ptau-dev $(BINDING_TARGETS)
+.PHONY: ptau ptau-dev lint-circuits $(BINDING_TARGETS)
+
+# circheck (PyPI, dev extras) over each binding's circuit; every finding must be explained in
+# circuits/circheck-explained.json (docs/testing.md). Seconds, and independent of build/.
+lint-circuits: install ## static analysis of the circuits (circheck); fails on a finding not explained [BINDING=]
+	$(PY) -m vbill_tools.lint_circuits $(SELECTED)
 
 ptau: install ## check a supplied phase-1 file: make ptau PTAU=ptau/powersOfTau28_hez_final_12.ptau
 	@test -n "$(PTAU)" || { echo "usage: make ptau PTAU=ptau/powersOfTau28_hez_final_NN.ptau (or make ptau-dev)" >&2; exit 2; }

@@ -350,3 +350,35 @@ def test_binding_v2_runs_a_contribution_and_verify_setup_passes(
     for entry in CIRCUITS.values():
         assert f"({entry['binding_version']})" in out
     assert sha256_file(v2.vkey) == real
+
+
+# --- make lint-circuits: circheck over each binding ---
+
+
+def lint_circuits(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vbill_tools.lint_circuits", *args],
+        capture_output=True,
+        text=True,
+        cwd=paths.ROOT,
+        check=False,
+    )
+
+
+def test_circheck_findings_are_all_explained_and_a_new_one_fails(tmp_path: Path) -> None:
+    """v1's circuit (seconds): every circheck finding has a reason in circuits/; drop one
+    reason and the lint fails naming that finding and where it is."""
+    ok = lint_circuits("billing_binding")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert re.search(r"billing_binding: [1-9]\d* finding\(s\), 0 not explained", ok.stdout)
+    explained = json.loads((paths.CIRCUITS / "circheck-explained.json").read_text())
+    dropped = (
+        "type mismatch | clamp.circom | "
+        "Signal 'lo' flows into 'LessThan' without being properly range-checked."
+    )
+    assert dropped in explained
+    fewer = tmp_path / "explained.json"
+    fewer.write_text(json.dumps({k: v for k, v in explained.items() if k != dropped}))
+    bad = lint_circuits("billing_binding", "--explained", str(fewer))
+    assert bad.returncode == 1
+    assert f"clamp.circom:22:4: {dropped}" in bad.stdout and "1 not explained" in bad.stdout
