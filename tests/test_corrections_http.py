@@ -91,6 +91,17 @@ def test_http_correction_verifies_and_nets_the_statement(live: httpx.Client) -> 
         b["billing"]["expected_charge_micros"] for b in doc["bundles"][:3] if "meter_event" in b
     )
     assert doc["total_micros"] == charges - out["credit_micros"]
+    # the invoice nets the corrected units out of its tier lines and lists the correction
+    inv = live.get("/api/vdi/billing/invoices/tenant_acme/2026-05", headers=AUTH).json()
+    assert int(inv["total_micros"]) == doc["total_micros"]
+    assert [(c["correction_id"], c["credit_micros"]) for c in inv["corrections"]] == [
+        ("cor_2", str(out["credit_micros"]))
+    ]
+    units = {}
+    for line in inv["lines"]:
+        if line["kind"] == "usage":
+            units[line["dimension"]] = units.get(line["dimension"], 0) + int(line["units"])
+    assert units == doc["totals_by_dimension"]
 
 
 def run(*args: str) -> tuple[int, str, str]:
