@@ -978,3 +978,24 @@ def test_a_usd_rate_snapshot_and_usage_are_judged_and_shown_as_vbill_verify_does
     for shown in ("cost (ETH)\n0.0015", "cost (USD)\n4.725375", "USD per ETH\n3150.25"):
         assert shown in text, text
     assert "rate source\nops-desk-spot" in text and "2026-05-29T11:59:00.000Z" in text
+
+
+@pytest.mark.parametrize("name", ["statement: valid", "statement: closed"])
+def test_the_page_shows_the_invoice_vbill_invoice_derives(
+    name: str, cases, page_results, tmp_path: Path
+) -> None:
+    """A dropped statement that holds shows its invoice: the same lines, units, prices and
+    amounts as `vbill invoice FILE --json`, re-derived in the browser."""
+    env = {"VBILL_HOME": str(tmp_path), "DATABASE_URL": None}
+    runner = CliRunner()
+    assert runner.invoke(main, ["trust", "pin", cases["valid"].trust], env=env).exit_code == 0
+    run = runner.invoke(main, ["invoice", "--json", cases[name].content], env=env)  # its file
+    assert run.exit_code == 0, run.output
+    cli = json.loads(run.output)
+    page = page_results[name]["result"]["invoice"]
+    keys = ("kind", "dimension", "tier", "units", "unit_price_micros", "amount_micros", "amount")
+    assert [[line.get(k) for k in keys] for line in page["lines"]] == [
+        [line.get(k) for k in keys] for line in cli["lines"]
+    ]
+    assert (page["total_micros"], page["closed"]) == (cli["total_micros"], cli["closed"])
+    assert len(cli["lines"]) >= 4 and "Invoice (" in page_results[name]["text"]

@@ -264,6 +264,21 @@ function renderStatement(out, st, ms) {
     });
     out.append(table);
   }
+  if (st.invoice) {
+    const inv = st.invoice;
+    const table = el("table", { className: "small", id: "statement-invoice" });
+    table.append(el("caption", { textContent: `Invoice (${inv.closed ? "closed window" : "open window: it may still grow"}): every line re-derived from the bundles` }));
+    table.append(el("tr", {}, ...["item", "units", "unit price (micros)", "amount (micros)", `amount (${s.currency})`].map((t) => el("th", { textContent: t }))));
+    for (const l of inv.lines) {
+      const item = l.kind === "usage"
+        ? `${l.dimension}, tier ${l.tier} (${l.tier_from}${l.tier_to === null ? " and up" : ` to ${l.tier_to}`})${l.free ? ", free allowance" : ""}, tariff version ${l.tariff_version}`
+        : l.description;
+      const cells = [item, l.kind === "usage" ? l.units : "", l.kind === "usage" ? l.unit_price_micros : "", l.amount_micros, l.amount];
+      table.append(el("tr", { className: `line ${l.kind}` }, ...cells.map((t) => el("td", { textContent: t }))));
+    }
+    table.append(el("tr", {}, ...["total", "", "", inv.total_micros, inv.total].map((t) => el("td", { textContent: t }))));
+    out.append(table);
+  }
   out.append(el("p", {
     className: "overall",
     textContent: st.valid
@@ -274,7 +289,7 @@ function renderStatement(out, st, ms) {
     className: "small",
     textContent: `Checked ${state.bundleName} (${st.bundles.length} bundles) in ${ms.toFixed(0)} ms against the trust document issued by ${state.trust.issuer}.`,
   }));
-  window.vbillResult = plain({ kind: "statement", valid: st.valid, malformed: st.malformed, reason: st.reason, summary: st.summary, problems: st.problems, bundles: st.bundles.map((b) => ({ event: b.event, seq: b.seq, charge: b.charge, valid: b.result.valid })), ms });
+  window.vbillResult = plain({ kind: "statement", valid: st.valid, malformed: st.malformed, reason: st.reason, summary: st.summary, problems: st.problems, invoice: st.invoice ?? null, bundles: st.bundles.map((b) => ({ event: b.event, seq: b.seq, charge: b.charge, valid: b.result.valid })), ms });
   out.dataset.state = "done";
 }
 

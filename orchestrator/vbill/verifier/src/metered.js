@@ -160,7 +160,7 @@ function tierCost(x, upTo, prices) {
   return cost;
 }
 
-function roundMicros(amount, rounding) {
+export function roundMicros(amount, rounding) {
   const q = amount / SCALE;
   const rem = amount % SCALE;
   return q + (rounding === 1n && rem > 0n ? 1n : 0n) + (rounding === 2n && rem >= SCALE / 2n ? 1n : 0n);

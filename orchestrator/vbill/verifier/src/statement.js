@@ -6,6 +6,7 @@
 
 import { closeProblem } from "./close.js";
 import { hashString, parseFieldElement } from "./encoding.js";
+import { invoiceOf } from "./invoice.js";
 import { JsonFloat, isObject, pyEq } from "./json.js";
 import { loadPoseidon } from "./signals.js";
 import { requestFromBundle, verifyRequest } from "./verify.js";
@@ -154,6 +155,8 @@ export async function verifyStatement(doc, trust) {
     malformed: false,
     reason: events === 0 ? "the statement has no bundles" : null,
     summary: { valid, ...summaryOf(valid ? st.last_total : null), closed, problems: problems.map((p) => ({ kind: p.kind, index: p.index })) },
+    // the invoice a finance team reads, re-derived from the verified bundles
+    invoice: valid ? { closed, ...invoiceOf(bundles, st.last_total) } : null,
     problems,
     bundles: rows,
   };
