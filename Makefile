@@ -259,7 +259,7 @@ verify-setup: $(addprefix verify-setup-,$(SELECTED)) ## auditor's re-run: recomp
 
 # --- contracts: verifier rendered from the vkey, compiled with the pinned solcjs ---
 .PHONY: verifier
-verifier: build/BillingVerifier.sol ## render build/BillingVerifier.sol from build/vkey.json and compile build/contracts/
+verifier: build/BillingVerifier.sol ## render the on-chain verifiers from the vkeys (build/BillingVerifier.sol, …) and compile build/contracts/
 
 build/BillingVerifier.sol: $(foreach b,$(BINDINGS),$($(b)_VKEY)) contracts/templates/BillingVerifier.sol.j2 $(wildcard contracts/*.sol) orchestrator/vbill/chain/contracts.py | install
 	$(PY) -m vbill.chain.contracts $($(PRIMARY)_VKEY)

@@ -337,7 +337,9 @@ def test_binding_v2_runs_a_contribution_and_verify_setup_passes(
     real = sha256_file(v2.vkey)
     _scratch_tree(tmp_path)
     env = {**os.environ, "VBILL_ROOT": str(tmp_path)}
-    out = make("contribute", "BINDING=metered_binding", "NAME=test", cwd=tmp_path, env=env)
+    # -o: the scratch tree shares this .venv; make must never re-install it from there
+    keep = ("-o", ".venv/.installed", "-o", "node_modules/.installed")
+    out = make(*keep, "contribute", "BINDING=metered_binding", "NAME=test", cwd=tmp_path, env=env)
     assert "Contribution Hash" in out and "bn128-poseidon8-v2 recorded" in out
     record = load_manifest(tmp_path / "build/manifest.json").binding(BINDING_V2)
     assert record is not None
@@ -345,7 +347,7 @@ def test_binding_v2_runs_a_contribution_and_verify_setup_passes(
     assert record.ceremony == "dev-insecure"  # a dev phase 1 stays insecure whatever follows
     assert record.vkey_sha256 == sha256_file(tmp_path / "build" / v2.vkey.name) != real
 
-    out = make("-s", "verify-setup", cwd=tmp_path, env=env)  # every binding
+    out = make(*keep, "-s", "verify-setup", cwd=tmp_path, env=env)  # every binding
     assert "verify-setup: OK" in out and f"verify-setup: {BINDING_V2} OK" in out
     for entry in CIRCUITS.values():
         assert f"({entry['binding_version']})" in out
