@@ -17,8 +17,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import metered_event
 from http_server import ATTEST, AUTH, VERIFY, service
-from test_corrections import needs_v2c
+from test_corrections import V2C, needs_v2c
 from vbill.cli.main import main
+from vbill.client import Client, parse_bundle
+from vbill.verify.verify import request_from_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +104,65 @@ def test_http_correction_verifies_and_nets_the_statement(live: httpx.Client) -> 
         if line["kind"] == "usage":
             units[line["dimension"]] = units.get(line["dimension"], 0) + int(line["units"])
     assert units == doc["totals_by_dimension"]
+
+
+def test_get_correction_is_its_tenants_and_fetched_it_verifies(
+    live: httpx.Client, tmp_path: Path
+) -> None:
+    made = live.post(CORRECTIONS, json=body("inf_2", "cor_2"), headers=AUTH)  # logged above
+    assert made.status_code in (200, 201), made.text
+    doc = made.json()["correction"]
+    path = f"{CORRECTIONS}/tenant_acme/cor_2"
+    assert live.get(path).status_code == 401
+    assert live.get(path, headers=AUTH).json() == doc
+    r = live.post("/api/vdi/billing/accounts", json={"tenant_id": "tenant_beta"}, headers=AUTH)
+    assert r.status_code in (200, 201), r.text
+    tokens = {}
+    for tenant in ("tenant_acme", "tenant_beta"):
+        r = live.post(f"/api/vdi/billing/accounts/{tenant}/tokens", headers=AUTH)
+        assert r.status_code == 201, r.text
+        tokens[tenant] = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert live.get(path, headers=tokens["tenant_acme"]).json() == doc
+    # another tenant's correction, a missing one, and one of a tenant that does not exist:
+    # the same 404, so a foreign token learns nothing of what exists
+    foreign = live.get(path, headers=tokens["tenant_beta"])
+    missing = live.get(f"{CORRECTIONS}/tenant_beta/cor_2", headers=tokens["tenant_beta"])
+    nobody = live.get(f"{CORRECTIONS}/tenant_none/cor_2", headers=tokens["tenant_beta"])
+    assert foreign.status_code == missing.status_code == nobody.status_code == 404
+    assert "cor_2" not in foreign.text
+    with Client(str(live.base_url), token=tokens["tenant_acme"]["Authorization"][7:]) as api:
+        assert api.correction("tenant_acme", "cor_2") == doc
+    out = tmp_path / "c.json"
+    runner = CliRunner(
+        env={
+            "VBILL_TOKEN": tokens["tenant_acme"]["Authorization"][7:],
+            "VBILL_HOME": str(tmp_path),
+            "DATABASE_URL": None,
+        }
+    )
+    args = ["fetch", "cor_2", "--correction", "tenant_acme", "--url", str(live.base_url)]
+    fetched = runner.invoke(main, [*args, "-o", str(out)])
+    assert fetched.exit_code == 0, fetched.output
+    assert json.loads(out.read_text()) == doc
+    trust = ["--trust-attester", doc["attestation"]["attester"], "--vkey", str(V2C.vkey)]
+    verified = runner.invoke(main, ["verify", str(out), *trust, "--json"])
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.output)["valid"] is True
+    # the corrected inference's usage object names its correction; the bundle still verifies
+    bundle = live.get("/api/vdi/billing/bundles/inf_2", headers=tokens["tenant_acme"]).json()
+    credit = made.json()["credit_micros"]
+    assert bundle["usage"]["corrected_by"] == {"correction_id": "cor_2", "credit_micros": credit}
+    assert (
+        "corrected_by"
+        not in live.get("/api/vdi/billing/bundles/inf_1", headers=AUTH).json()["usage"]
+    )
+    assert parse_bundle(bundle).usage.corrected_by.credit_micros == credit  # type: ignore[union-attr]
+    verdict = live.post(VERIFY, json=request_from_bundle(bundle)).json()
+    assert verdict["valid"], verdict
+    bundle["usage"]["corrected_by"]["credit_micros"] = -1
+    verdict = live.post(VERIFY, json=request_from_bundle(bundle)).json()
+    assert not verdict["billing_check"]["valid"]
+    assert verdict["billing_check"]["reason"].startswith("usage.corrected_by.credit_micros")
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -73,6 +73,7 @@ TENANT = {
     ("GET", "/api/vdi/billing/windows/{tenant_id}/{billing_window_id}/close"),
     ("GET", "/api/vdi/billing/windows/{tenant_id}/{billing_window_id}/entries"),
     ("GET", "/api/vdi/billing/windows/{tenant_id}/{billing_window_id}/export.csv"),
+    ("GET", "/api/vdi/billing/corrections/{tenant_id}/{correction_id}"),
 }
 # The caller's own data with no tenant in the path: a tenant token lists its own windows only,
 # and naming another tenant (?tenant_id=) is 404 (tests/test_billing_http.py).
@@ -141,6 +142,10 @@ def tokens(http: httpx.Client, pilot_request: dict[str, Any]) -> dict[str, str]:
         body["tariff_snapshot"]["currency"] = "USD"  # no chain here: nothing to draw ETH from
         r = http.post(ATTEST, json=body, headers=AUTH)
         assert r.status_code == 200, r.text
+    # A's shared event voided as "2026-05" (url_for's filler), so its correction exists to be read
+    void = {"tenant_id": A, "corrects": SHARED_EVENT, "correction_id": "2026-05", "reason": "x"}
+    r = http.post("/api/vdi/billing/corrections", json=void, headers=AUTH)
+    assert r.status_code == 201, r.text
     # A's window closed, so that its close record exists to be read
     assert http.post(f"/api/vdi/billing/windows/{A}/2026-05/close", headers=AUTH).status_code == 200
     out = {}

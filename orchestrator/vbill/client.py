@@ -154,6 +154,11 @@ class _Calls:
         return _Call("GET", path, dict, params=_tenant(tenant_id))
 
     @staticmethod
+    def correction(tenant_id: str, correction_id: str) -> _Call[dict[str, Any]]:
+        path = f"/api/vdi/billing/corrections/{_seg(tenant_id)}/{_seg(correction_id)}"
+        return _Call("GET", path, dict)
+
+    @staticmethod
     def receipt(event_id: str, tenant_id: str | None) -> _Call[ReceiptView]:
         path = f"/api/vdi/billing/bundles/{_seg(event_id)}/receipt"
         return _Call("GET", path, ReceiptView.model_validate, params=_tenant(tenant_id))
@@ -330,6 +335,10 @@ class Client(_Base[httpx.Client, httpx.BaseTransport]):
         """The bundle exactly as served (what `vbill verify` checks, byte for byte)."""
         return self._run(_Calls.bundle_json(event_id, tenant_id))
 
+    def correction(self, tenant_id: str, correction_id: str) -> dict[str, Any]:
+        """A logged correction or void document as served (what `vbill verify` checks)."""
+        return self._run(_Calls.correction(tenant_id, correction_id))
+
     def receipt(self, event_id: str, tenant_id: str | None = None) -> ReceiptView:
         """The bundle's settlement status and usage receipt (None until settled)."""
         return self._run(_Calls.receipt(event_id, tenant_id))
@@ -452,6 +461,9 @@ class AsyncClient(_Base[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     async def bundle_json(self, event_id: str, tenant_id: str | None = None) -> dict[str, Any]:
         return await self._run(_Calls.bundle_json(event_id, tenant_id))
+
+    async def correction(self, tenant_id: str, correction_id: str) -> dict[str, Any]:
+        return await self._run(_Calls.correction(tenant_id, correction_id))
 
     async def receipt(self, event_id: str, tenant_id: str | None = None) -> ReceiptView:
         return await self._run(_Calls.receipt(event_id, tenant_id))

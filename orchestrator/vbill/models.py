@@ -401,6 +401,14 @@ class MeteredBillingRecord(_Record[MeteredMeterEvent, MeteredTariffSnapshot, Met
     """A metered billing v2 record: the event, its tariff, its charge and window states."""
 
 
+class CorrectedBy(_Strict):
+    """The correction of a corrected event (docs/protocol-corrections.md): informational, not
+    covered by the bundle's signature; the correction is a signed document of its own."""
+
+    correction_id: StrictStr = _doc("the correction's id")
+    credit_micros: StrictInt = _doc("its credit, in the event's currency (micros)")
+
+
 class Usage(_Strict):
     """What one metered event used and cost, as the service shows it: informational, derived
     from the signed record and rate snapshot, never part of the proof (verify checks it)."""
@@ -413,6 +421,11 @@ class Usage(_Strict):
     cost_usd: StrictStr | None = Field(
         default=None,
         description="with a signed rate snapshot (attestation.usd_rate): cost_eth × rate, exact",
+    )
+    corrected_by: CorrectedBy | None = Field(
+        default=None,
+        description="the event's correction, once it has one (GET /corrections/{tenant_id}/"
+        "{correction_id} serves the signed document)",
     )
 
 

@@ -157,6 +157,25 @@ def usage_of(bundle: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+CORRECTED_BY_KEYS = ("correction_id", "credit_micros")
+
+
+def corrected_by_problem(corrected_by: Any) -> str | None:
+    """`usage.corrected_by` names the event's correction (docs/protocol-corrections.md): no
+    signature of the bundle covers it (the correction is a signed document of its own, fetched
+    and verified by its id), so only its shape is checked here."""
+    if corrected_by == {}:
+        return None  # not stated
+    if not isinstance(corrected_by, Mapping) or set(corrected_by) != set(CORRECTED_BY_KEYS):
+        return f"usage.corrected_by: expected an object with exactly {list(CORRECTED_BY_KEYS)}"
+    cid, credit = corrected_by["correction_id"], corrected_by["credit_micros"]
+    if not isinstance(cid, str) or not cid:
+        return "usage.corrected_by.correction_id: expected a non-empty string"
+    if isinstance(credit, bool) or not isinstance(credit, int) or not 0 <= credit < 2**64:
+        return "usage.corrected_by.credit_micros: expected an integer in [0, 2^64)"
+    return None
+
+
 def usage_problem(usage: Any, bundle: Mapping[str, Any]) -> str | None:
     """Why a stated usage object is not what the record and its rate snapshot give (None: it
     is, or none is stated), naming the first member that differs."""
@@ -167,7 +186,10 @@ def usage_problem(usage: Any, bundle: Mapping[str, Any]) -> str | None:
     if not isinstance(bundle.get("meter_event", {}).get("usage"), Mapping):
         return "usage: only a metered bundle carries a usage object"
     expected = usage_of(bundle)
-    for key in sorted(set(usage) | set(expected)):
+    why = corrected_by_problem(usage.get("corrected_by", {}))
+    if why is not None:
+        return why
+    for key in sorted((set(usage) | set(expected)) - {"corrected_by"}):
         stated, derived = usage.get(key), expected.get(key)
         if stated == derived:
             continue

@@ -106,16 +106,33 @@ def trust_show(as_json: bool) -> None:
     "--token", envvar="VBILL_TOKEN", required=True, help="The tenant token (env VBILL_TOKEN)."
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def fetch_bundle(event_id: str, url: str, token: str, output: Path | None) -> None:
-    """Download the bundle of EVENT_ID with a tenant token (to stdout, or -o FILE)."""
+@click.option(
+    "--correction",
+    "tenant_id",
+    metavar="TENANT",
+    default=None,
+    help="Fetch the correction (or void) of this tenant whose correction_id is the argument.",
+)
+def fetch_bundle(
+    event_id: str, url: str, token: str, output: Path | None, tenant_id: str | None
+) -> None:
+    """Download the bundle of EVENT_ID with a tenant token (to stdout, or -o FILE); with
+    --correction TENANT, the correction document whose correction_id is the argument."""
     from pydantic import ValidationError
 
     from vbill.client import Client, parse_bundle
+    from vbill.verify.correction import is_correction_document
 
     with Client(url, token=token) as api:
-        bundle = api.bundle_json(event_id)  # as served: `vbill verify` checks these bytes
+        if tenant_id is not None:  # as served: `vbill verify` checks these bytes
+            bundle = api.correction(tenant_id, event_id)
+        else:
+            bundle = api.bundle_json(event_id)
     try:
-        parse_bundle(bundle)  # a bundle of either binding, or an error naming what is wrong
+        if tenant_id is None:
+            parse_bundle(bundle)  # a bundle of either binding, or an error naming what is wrong
+        elif not is_correction_document(bundle):
+            raise InputError("correction", "the service's answer is no correction document")
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

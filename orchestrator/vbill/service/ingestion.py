@@ -19,7 +19,7 @@ from vbill import jsonio
 from vbill.bundle.usage import usage_of
 from vbill.errors import InputError
 from vbill.ingest import MAX_BATCH, Outcome, prove_and_attach, worker_id
-from vbill.ledger.store import StoredBundle
+from vbill.ledger.store import StoredBundle, StoredCorrection
 from vbill.models import is_metered
 from vbill.service.auth import require_operator
 from vbill.service.openapi import OPERATOR, Error, errors, json_body
@@ -35,12 +35,18 @@ def wants_async(request: Request) -> bool:
     return any(p.split("=")[0].strip().lower() == "respond-async" for p in prefs.split(","))
 
 
-def bundle_view(stored: StoredBundle) -> dict[str, Any]:
+def bundle_view(stored: StoredBundle, correction: StoredCorrection | None = None) -> dict[str, Any]:
     """The stored bundle; while it awaits its proof, without one and marked `proving`; a
-    metered one with its `usage` object."""
+    metered one with its `usage` object, which names the event's correction if it has one."""
     bundle = stored.bundle if stored.proven else {**stored.bundle, "status": "proving"}
     if is_metered(bundle):
-        bundle = {**bundle, "usage": usage_of(bundle)}
+        usage = usage_of(bundle)
+        if correction is not None:
+            usage["corrected_by"] = {
+                "correction_id": correction.correction_id,
+                "credit_micros": correction.credit_micros,
+            }
+        bundle = {**bundle, "usage": usage}
     return bundle
 
 

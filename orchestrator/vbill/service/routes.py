@@ -154,6 +154,28 @@ async def correct(request: Request, svc: State) -> JSONResponse:
     )
 
 
+@router.get(
+    "/api/vdi/billing/corrections/{tenant_id}/{correction_id}",
+    responses={
+        200: {
+            "description": "the signed correction or void document, with its log receipt "
+            "(`vbill verify FILE` verifies it)"
+        },
+        **errors(*CALLER),
+    },
+)
+def correction_by_id(
+    tenant_id: str, correction_id: str, svc: State, caller: AnyCaller
+) -> JSONResponse:
+    """A logged correction's document, as POST /corrections answered it under `correction`.
+    A tenant token reads only its own tenant's corrections (another's is 404, like none)."""
+    visible_to(caller, tenant_id)
+    found = svc.store.find_correction(tenant_id, correction_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no correction {correction_id!r}")
+    return JSONResponse(found.doc)
+
+
 @router.post(
     "/api/vdi/billing/verify",
     response_model=VerifyResult,
@@ -189,7 +211,9 @@ def bundle_by_event(
 ) -> JSONResponse:
     """The stored bundle for an event id (give tenant_id when event ids repeat across tenants);
     a tenant token sees only its own tenant's bundles."""
-    return JSONResponse(ingestion.bundle_view(find_bundle(svc, caller, event_id, tenant_id)))
+    found = find_bundle(svc, caller, event_id, tenant_id)
+    correction = svc.store.correction_of(found.tenant_id, found.event_id)
+    return JSONResponse(ingestion.bundle_view(found, correction))
 
 
 def find_bundle(

@@ -138,6 +138,25 @@ function byCodePoint(a, b) {
   return x.length - y.length;
 }
 
+/** usage.corrected_by_problem: only the shape of `usage.corrected_by` is checked (no signature
+ *  of the bundle covers it; the correction is verified as a document of its own). */
+export function correctedByProblem(c) {
+  if (isObject(c) && Object.keys(c).length === 0) return null;
+  const keys = isObject(c) ? Object.keys(c).sort(byCodePoint) : null;
+  if (keys === null || keys.join(",") !== "correction_id,credit_micros") {
+    return "usage.corrected_by: expected an object with exactly ['correction_id', 'credit_micros']";
+  }
+  if (typeof c.correction_id !== "string" || c.correction_id.length === 0) {
+    return "usage.corrected_by.correction_id: expected a non-empty string";
+  }
+  const credit = c.credit_micros;
+  const isInt = typeof credit === "bigint" || (typeof credit === "number" && Number.isInteger(credit));
+  if (!isInt || BigInt(credit) < 0n || BigInt(credit) >= 2n ** 64n) {
+    return "usage.corrected_by.credit_micros: expected an integer in [0, 2^64)";
+  }
+  return null;
+}
+
 /** usage.usage_problem: why a stated usage object is not what the record and its rate
  *  snapshot give (null: it is, or none is stated), naming the first member that differs. */
 export function usageProblem(usage, record, att) {
@@ -146,8 +165,11 @@ export function usageProblem(usage, record, att) {
   const meter = get(record, "meter_event");
   if (!isObject(meter) || !isObject(get(meter, "usage"))) return "usage: only a metered bundle carries a usage object";
   const expected = usageOf(record, att);
+  const why = correctedByProblem(Object.hasOwn(usage, "corrected_by") ? usage.corrected_by : {});
+  if (why !== null) return why;
   const keys = [...new Set([...Object.keys(usage), ...Object.keys(expected)])].sort(byCodePoint);
   for (const key of keys) {
+    if (key === "corrected_by") continue;
     const stated = get(usage, key);
     const derived = get(expected, key);
     if (pyEq(stated, derived)) continue;
