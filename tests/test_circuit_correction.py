@@ -193,7 +193,7 @@ _units = st.integers(0, 2**40)
 
 
 @settings(
-    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     a=st.tuples(_units, _units),

@@ -145,7 +145,7 @@ def tariffs(draw: st.DrawFn) -> MeteredTariff:
     return tokens(tiers, rounding_mode=mode)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     tariff=tariffs(),
     units=st.lists(st.integers(0, 9000), min_size=2, max_size=6),

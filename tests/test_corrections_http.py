@@ -33,9 +33,14 @@ def usd(event_id: str, inp: int, out: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The service's $VBILL_HOME (attester key, SQLite store), shared with the CLI test."""
+    return tmp_path_factory.mktemp("corrections-http")
+
+
+@pytest.fixture(scope="module")
+def live(home: Path) -> Iterator[httpx.Client]:
     needs_v2c()
-    home = tmp_path_factory.mktemp("corrections-http")
     with service(home) as (url, _app), httpx.Client(base_url=url, timeout=120) as http:
         for i, (inp, out) in enumerate([(156, 412), (300, 700), (40, 4100)], start=1):
             r = http.post(ATTEST, json=usd(f"inf_{i}", inp, out), headers=AUTH)
@@ -165,26 +170,30 @@ def test_get_correction_is_its_tenants_and_fetched_it_verifies(
     assert verdict["billing_check"]["reason"].startswith("usage.corrected_by.credit_micros")
 
 
+def entries(live: httpx.Client) -> list[dict[str, Any]]:
+    r = live.get("/api/vdi/billing/windows/tenant_acme/2026-05/entries", headers=AUTH)
+    assert r.status_code == 200, r.text
+    return r.json()["entries"]  # type: ignore[no-any-return]
+
+
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stdout, result.stderr
 
 
 def test_cli_correct_void_verify_and_statement(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live: httpx.Client, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    needs_v2c()
-    monkeypatch.setenv("VBILL_HOME", str(tmp_path / "home"))
-    assert run("keys", "new")[0] == 0
-    (tmp_path / "r1.json").write_text(json.dumps(usd("inf_1", 10, 20)))
-    assert run("attest", str(tmp_path / "r1.json"))[0] == 0
+    # the service's own home and store (its key, its already-proved inf_1): no second attest
+    monkeypatch.setenv("VBILL_HOME", str(home))
     code, out, err = run(
         "correct", "inf_1", "--tenant", "tenant_acme", "--usage", "output_tokens=5",
         "--reason", "retry billed twice", "--id", "cor_1", "-o", str(tmp_path / "c.json"), "--json",
     )  # fmt: skip
     assert code == 0, err
     summary = json.loads(out)
-    assert (summary["correction_id"], summary["corrects"], summary["seq"]) == ("cor_1", "inf_1", 2)
+    assert (summary["correction_id"], summary["corrects"]) == ("cor_1", "inf_1")
+    assert summary["seq"] == max(e["seq"] for e in entries(live)) == 5  # after cor_2's 4
     assert isinstance(summary["credit_micros"], int)
     code, out, err = run("verify", str(tmp_path / "c.json"), "--json")
     assert code == 0 and json.loads(out)["valid"], out + err
