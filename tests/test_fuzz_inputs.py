@@ -211,6 +211,8 @@ READERS: dict[tuple[str, str], list[str]] = {
     ("receipt", "bundle_path"): ["receipt", TX, "--bundle", "{file}", *KIT],
     ("statement", "sources"): ["statement", "{file}"],
     ("statement", "vkeys"): ["statement", "--vkey", "{file}", "{file}"],
+    ("invoice", "source"): ["invoice", "{file}"],
+    ("invoice", "vkeys"): ["invoice", "--vkey", "{file}", "{file}"],
 }  # fmt: skip
 # --keystore is one option of every chain verb, read by one function (network_options, before
 # anything else): fuzzed once, through `balance`; test_every_cli_file_reader_is_fuzzed checks
@@ -230,6 +232,8 @@ JUDGED: dict[tuple[str, str], tuple[type, str]] = {
     ("receipt", "bundle_path"): (dict, "not found"),
     ("statement", "sources"): (object, "INVALID"),
     ("statement", "vkeys"): (object, "INVALID"),
+    ("invoice", "source"): (object, "no invoice"),
+    ("invoice", "vkeys"): (object, "no invoice"),
 }
 
 
@@ -251,7 +255,8 @@ def file_params(group: click.Group, prefix: str = "") -> Iterator[tuple[str, str
             yield from file_params(command, full + " ")
             continue
         for p in command.params:
-            if isinstance(p.type, click.Path) and p.name != "output":
+            # what a verb writes (-o, --html) is no input to fuzz
+            if isinstance(p.type, click.Path) and p.name != "output" and not p.type.writable:
                 yield ("*" if p.name == "keystore" else full), str(p.name)
 
 

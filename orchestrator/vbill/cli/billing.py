@@ -82,7 +82,8 @@ def _human(inv: dict[str, Any]) -> str:
     help="Read the window (and its close record) from the store ($VBILL_HOME or DATABASE_URL).",
 )
 @click.option("--tariff-id", help="The window's tariff (needed if it has several).")
-@click.option("--html", "html", type=click.Path(path_type=Path), help="Also write the invoice "
+@click.option("--html", "html", type=click.Path(path_type=Path, dir_okay=False, writable=True),
+              help="Also write the invoice "
               "as HTML (prints on A4).")  # fmt: skip
 @trust_options("build/vkey-v2.json")
 @json_option
