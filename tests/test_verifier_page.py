@@ -483,6 +483,19 @@ def cases(
                 priced, lambda b: b["attestation"].pop("usd_rate")
             ),
             "a usage object on a v1 bundle": {**valid, "usage": {"units": {}, "total_units": 0}},
+            # a corrected event's usage names its correction: only its shape is judged
+            "metered: usage names its correction": _edit(
+                priced,
+                lambda b: b["usage"].update(
+                    corrected_by={"correction_id": "cor_1", "credit_micros": 125}
+                ),
+            ),
+            "metered: corrected_by with a negative credit": _edit(
+                priced,
+                lambda b: b["usage"].update(
+                    corrected_by={"correction_id": "cor_1", "credit_micros": -1}
+                ),
+            ),
         }
     )
     out: dict[str, Case] = {}
@@ -609,6 +622,8 @@ USD_CASES = [
     "metered: rate snapshot from another bundle",
     "metered: rate snapshot dropped, cost_usd kept",
     "a usage object on a v1 bundle",
+    "metered: usage names its correction",
+    "metered: corrected_by with a negative credit",
 ]
 AGREEMENT = [
     "valid",
@@ -676,6 +691,13 @@ def test_page_verdicts_agree_with_python(name: str, cases, page_results) -> None
             assert result[verdict]["reason"], f"{verdict} failed without a reason"
     assert result["valid"] is python.valid
     assert bool(result["warnings"]) is bool(python.warnings), (result["warnings"], python.warnings)
+
+
+def test_corrected_by_cases_mean_what_they_say(cases) -> None:
+    assert cases["metered: usage names its correction"].python.valid
+    bad = cases["metered: corrected_by with a negative credit"].python
+    assert bad.verification.valid and not bad.billing_check.valid
+    assert bad.billing_check.reason.startswith("usage.corrected_by.credit_micros")
 
 
 def test_the_cases_cover_valid_tampered_and_malformed(cases) -> None:
