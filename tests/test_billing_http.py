@@ -125,8 +125,9 @@ def test_entries_page_by_seq_and_the_csv_has_a_row_per_entry(live: Live) -> None
 
 
 def test_a_correction_is_an_entry_of_its_window_listed_and_exported(live: Live) -> None:
-    """A proven credit (SPEC §13) joins the window's chain: listed with the event it
-    corrects, the units it takes back and its credit, negative; the window then closes on it."""
+    """A proven credit (docs/protocol-corrections.md §8) joins the window's chain: listed with
+    the event it corrects, the units it takes back and its credit, negative; the window then
+    closes on it."""
     needs_v2c()
     r = live.http.post(
         "/api/vdi/billing/corrections",

@@ -1,4 +1,5 @@
-"""The credit rule of a correction (SPEC §13; vbill.encode.metered.correction_transition).
+"""The credit rule of a correction (docs/protocol-corrections.md §2;
+vbill.encode.metered.correction_transition).
 
 A correction is priced by the original event's tariff, backwards from the window's current
 state; since F telescopes, a window without a binding clamp ends exactly where it would have if

@@ -1,5 +1,5 @@
 """Corrections through the one correction path, the store's window chain and verification
-(SPEC §13, docs/protocol-corrections.md).
+(docs/protocol-corrections.md).
 
 Real parts: binding v2's and v2c's circuits and keys (native prover), a SQLite store file, the
 native Groth16 verifier. One module-scoped window of four proved token events serves every

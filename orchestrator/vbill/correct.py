@@ -1,5 +1,5 @@
 """The one correction path, shared by `vbill correct` / `vbill void` and POST /corrections
-(SPEC §13, docs/protocol-corrections.md).
+(docs/protocol-corrections.md).
 
 The request is validated first; the store then guarantees one correction per correction_id
 (same payload → the stored one, never re-proved; another payload → Conflict), at most one per

@@ -270,7 +270,8 @@ def void_record(request: Mapping[str, Any], original_bundle: Mapping[str, Any]) 
 def build_void(
     request: Mapping[str, Any], original_bundle: Mapping[str, Any], *, attester: Attester
 ) -> dict[str, Any]:
-    """Sign a void of a binding v1 bundle (SPEC §13: its credit is the original's charge)."""
+    """Sign a void of a binding v1 bundle (docs/protocol-corrections.md §9: its credit is the
+    original's charge)."""
     record = void_record(request, original_bundle)
     digest = void_digest(record)
     return {

@@ -1,4 +1,5 @@
-"""`vbill correct` and `vbill void`: a proven credit for a wrong event (docs/cli.md, SPEC §13)."""
+"""`vbill correct` and `vbill void`: a proven credit for a wrong event (docs/cli.md,
+docs/protocol-corrections.md)."""
 
 from __future__ import annotations
 

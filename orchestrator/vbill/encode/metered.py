@@ -288,7 +288,7 @@ def transition(
 def correction_transition(
     tariff: MeteredTariff, units: tuple[int, ...], before: WindowState
 ) -> tuple[int, WindowState]:
-    """(credit, state after) of a correction taking `units` back (SPEC §13, protocol-v2.md).
+    """(credit, state after) of a correction taking `units` back (docs/protocol-corrections.md §2).
 
     Priced by the original event's `tariff`, backwards from the window's current state: with
     a_d = before.units[d] and b_d = a_d − units_d, raw = Σ_d F_d(a_d) − F_d(b_d),
@@ -328,8 +328,9 @@ CORRECTION_KEYS = ("tenant_id", "corrects", "correction_id", "reason", "usage")
 
 @dataclass(frozen=True)
 class MeteredCorrection:
-    """A correction of one metered event (SPEC §13), encoded: the string fields hashed, the
-    units taken back per dimension in the original tariff's order, padded to 4."""
+    """A correction of one metered event (docs/protocol-corrections.md §1), encoded: the string
+    fields hashed, the units taken back per dimension in the original tariff's order, padded
+    to 4."""
 
     tenant_id: int
     corrects: int

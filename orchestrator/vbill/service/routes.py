@@ -132,10 +132,11 @@ def verify_shape(body: Any) -> None:
     responses={201: {"model": CorrectionView}, **errors(*OPERATOR, 404, 409, 422, 503)},
 )
 async def correct(request: Request, svc: State) -> JSONResponse:
-    """Correct an attested event with a proven credit (SPEC §13): a metered event's credit is
-    priced backwards from its window's state; a binding v1 event is voided whole. Idempotent
-    per (tenant_id, correction_id); 404 for an unknown or another tenant's event, 409 for a
-    second correction of one event, 422 naming the field (a dimension over the original's)."""
+    """Correct an attested event with a proven credit (docs/protocol-corrections.md): a metered
+    event's credit is priced backwards from its window's state; a binding v1 event is voided
+    whole. Idempotent per (tenant_id, correction_id); 404 for an unknown or another tenant's
+    event, 409 for a second correction of one event, 422 naming the field (a dimension over the
+    original's)."""
     body = await _json_body(request)
 
     def work() -> Any:

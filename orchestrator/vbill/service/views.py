@@ -170,7 +170,7 @@ class ProvingBundle(BaseModel):
 
 
 class CorrectionRequest(BaseModel):
-    """Body of POST /corrections (SPEC §13, docs/protocol-corrections.md)."""
+    """Body of POST /corrections (docs/protocol-corrections.md §1)."""
 
     model_config = {
         "json_schema_extra": {
