@@ -132,31 +132,40 @@ class Statement:
         }
 
 
+def _chain_fields(
+    name: str, index: int, event: Any, window: Any, attestation: Any
+) -> dict[str, Any]:
+    """The chain fields an event and a correction share: the window's key and states, read from
+    the (original) event's meter and tariff, and the state keys of public signals 5 and 6."""
+    meter, tariff = event["meter_event"], event["tariff_snapshot"]
+    bp = attestation["billing_proof"]
+    return {
+        "name": name,
+        "index": index,
+        "seq": _whole(window["seq"]),
+        "window": (meter["tenant_id"], meter["billing_window_id"], tariff["tariff_id"]),
+        "currency": tariff["currency"],
+        "prev_key": bp["public_signals"][5],
+        "key": bp["public_signals"][6],
+        "before": window["before"],
+        "after": window["after"],
+        "account_salt": bp["account_salt"],
+    }
+
+
 def _correction_link(name: str, index: int, doc: Any) -> _Link:
     """The chain fields of a correction document (docs/protocol-corrections.md): it moves the
     window back by its credit and units; signal 7 is the corrected event's commitment."""
     original, billing, cor = doc["original"], doc["billing"], doc["correction"]
-    meter, tariff, window = original["meter_event"], original["tariff_snapshot"], billing["window"]
-    bp = doc["attestation"]["billing_proof"]
-    signals = bp["public_signals"]
     credit = _whole(billing["credit_micros"])
     return _Link(
-        name=name,
-        index=index,
-        seq=_whole(window["seq"]),
-        window=(meter["tenant_id"], meter["billing_window_id"], tariff["tariff_id"]),
-        currency=tariff["currency"],
-        prev_key=signals[5],
-        key=signals[6],
+        **_chain_fields(name, index, original, billing["window"], doc["attestation"]),
         charge=-credit,
         usage={k: -_whole(v) for k, v in cor["usage"].items()},
-        before=window["before"],
-        after=window["after"],
-        account_salt=bp["account_salt"],
-        commitment=signals[7],
+        commitment=doc["attestation"]["billing_proof"]["public_signals"][7],
         event_id=cor["corrects"],
         correction={
-            "seq": _whole(window["seq"]),
+            "seq": _whole(billing["window"]["seq"]),
             "correction_id": cor["correction_id"],
             "corrects": cor["corrects"],
             "reason": cor["reason"],
@@ -171,25 +180,12 @@ def _link(name: str, index: int, bundle: Any) -> _Link | str:
     try:
         if is_correction(bundle):
             return _correction_link(name, index, bundle)
-        meter, tariff, billing = bundle["meter_event"], bundle["tariff_snapshot"], bundle["billing"]
-        window, signals = (
-            billing["window"],
-            bundle["attestation"]["billing_proof"]["public_signals"],
-        )
+        meter, billing = bundle["meter_event"], bundle["billing"]
         return _Link(
-            name=name,
-            index=index,
-            seq=_whole(window["seq"]),
-            window=(meter["tenant_id"], meter["billing_window_id"], tariff["tariff_id"]),
-            currency=tariff["currency"],
-            prev_key=signals[5],
-            key=signals[6],
+            **_chain_fields(name, index, bundle, billing["window"], bundle["attestation"]),
             charge=_whole(billing["expected_charge_micros"]),
             usage={k: _whole(v) for k, v in meter["usage"].items()},
-            before=window["before"],
-            after=window["after"],
-            account_salt=bundle["attestation"]["billing_proof"]["account_salt"],
-            commitment=signals[0],
+            commitment=bundle["attestation"]["billing_proof"]["public_signals"][0],
             event_id=meter["event_id"],
         )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
