@@ -303,7 +303,7 @@ def _scratch_tree(tmp: Path) -> None:
     sandboxed (WASI) and follows no link out of the tree."""
     for name in ("Makefile", "package.json", "package-lock.json", "pyproject.toml", "ptau"):
         (tmp / name).symlink_to(paths.ROOT / name)
-    for name in ("orchestrator", ".venv"):
+    for name in ("orchestrator", "contracts", ".venv"):
         (tmp / name).symlink_to(paths.ROOT / name)
     shutil.copytree(paths.CIRCUITS, tmp / "circuits")
     shutil.copytree(
