@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import struct
 import subprocess
@@ -253,9 +254,16 @@ def test_concurrent_callers_each_get_their_own_valid_proof(
     assert all(verify_json(vkey, p.public_signals, p.proof) for p in proofs[:2])
 
 
+@pytest.mark.parametrize("portable", ["0", "1"])
 def test_one_shot_mode_proves_a_wtns_file(
-    native: NativeProver, vkey: dict[str, Any], pilot_request: dict[str, Any], tmp_path: Any
+    native: NativeProver,
+    vkey: dict[str, Any],
+    pilot_request: dict[str, Any],
+    tmp_path: Any,
+    portable: str,
 ) -> None:
+    """Both field multiplications give valid proofs: mulx/adcx/adox where the CPU has them
+    (VBILL_NATIVE_PORTABLE=0) and the portable mulq one (=1), which every CPU runs."""
     inp, expected = random_case(pilot_request, random.Random(13))
     path = tmp_path / "w.wtns"
     path.write_bytes(native.wtns(inp))
@@ -264,6 +272,7 @@ def test_one_shot_mode_proves_a_wtns_file(
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "VBILL_NATIVE_PORTABLE": portable},
     )
     out = json.loads(done.stdout)
     assert out["public_signals"] == expected

@@ -9,12 +9,169 @@
 #define VBILL_FIELDS_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <cpuid.h>
 
 typedef uint64_t u64;
 typedef unsigned __int128 u128;
 
 typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
+
+/* Set by fields_init(): 1 when the CPU has BMI2 and ADX (and VBILL_NATIVE_PORTABLE is unset),
+ * so multiplications take the mulx/adcx/adox path; 0 (the default) keeps the portable mulq
+ * path. A translation unit that never calls fields_init() stays portable. */
+static int fields_adx;
+
+static void fields_init(void) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    const char *force = getenv("VBILL_NATIVE_PORTABLE");
+    fields_adx = 0;
+    if (force && *force && strcmp(force, "0") != 0) return;
+    if (__get_cpuid_max(0, NULL) < 7) return;
+    __cpuid_count(7, 0, a, b, c, d);
+    fields_adx = (b >> 8 & 1) && (b >> 19 & 1); /* BMI2 (mulx), ADX (adcx/adox) */
+}
+
+/* Montgomery product with BMI2/ADX (mulx, adcx, adox): the same CIOS rounds as the mulq */
+/* version, with the two carry chains of each pass kept apart in CF and OF. Used only   */
+/* after fields_init() found both extensions (cpuid), so the build stays portable.      */
+#define FIELD_MULX(PFX)                                                                       \
+    static inline void PFX##_mul_x(fe *r, const fe *a, const fe *b) {                         \
+        u64 r0 = 0, r1 = 0, r2 = 0, r3 = 0, r4 = 0, lo, hi, z; /* the accumulator starts at 0 */\
+        __asm__(                                                                              \
+            "movq 0(%[b]), %%rdx\n\t"                                                         \
+            "xorl %k[z], %k[z]\n\t"                                                           \
+            "mulxq 0(%[a]), %[lo], %[hi]\n\t"                                                 \
+            "adoxq %[lo], %[r0]\n\t"                                                          \
+            "adcxq %[hi], %[r1]\n\t"                                                          \
+            "mulxq 8(%[a]), %[lo], %[hi]\n\t"                                                 \
+            "adoxq %[lo], %[r1]\n\t"                                                          \
+            "adcxq %[hi], %[r2]\n\t"                                                          \
+            "mulxq 16(%[a]), %[lo], %[hi]\n\t"                                                \
+            "adoxq %[lo], %[r2]\n\t"                                                          \
+            "adcxq %[hi], %[r3]\n\t"                                                          \
+            "mulxq 24(%[a]), %[lo], %[hi]\n\t"                                                \
+            "adoxq %[lo], %[r3]\n\t"                                                          \
+            "adcxq %[hi], %[r4]\n\t"                                                          \
+            "adoxq %[z], %[r4]\n\t"                                                           \
+            "movq %[r0], %%rdx\n\t"                                                           \
+            "imulq %[inv], %%rdx\n\t"                                                         \
+            "xorl %k[z], %k[z]\n\t"                                                           \
+            "mulxq %[p0], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r0]\n\t"                                                          \
+            "adcxq %[hi], %[r1]\n\t"                                                          \
+            "mulxq %[p1], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r1]\n\t"                                                          \
+            "adcxq %[hi], %[r2]\n\t"                                                          \
+            "mulxq %[p2], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r2]\n\t"                                                          \
+            "adcxq %[hi], %[r3]\n\t"                                                          \
+            "mulxq %[p3], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r3]\n\t"                                                          \
+            "adcxq %[hi], %[r4]\n\t"                                                          \
+            "adoxq %[z], %[r4]\n\t"                                                           \
+            "movq 8(%[b]), %%rdx\n\t"                                                         \
+            "xorl %k[z], %k[z]\n\t"                                                           \
+            "mulxq 0(%[a]), %[lo], %[hi]\n\t"                                                 \
+            "adoxq %[lo], %[r1]\n\t"                                                          \
+            "adcxq %[hi], %[r2]\n\t"                                                          \
+            "mulxq 8(%[a]), %[lo], %[hi]\n\t"                                                 \
+            "adoxq %[lo], %[r2]\n\t"                                                          \
+            "adcxq %[hi], %[r3]\n\t"                                                          \
+            "mulxq 16(%[a]), %[lo], %[hi]\n\t"                                                \
+            "adoxq %[lo], %[r3]\n\t"                                                          \
+            "adcxq %[hi], %[r4]\n\t"                                                          \
+            "mulxq 24(%[a]), %[lo], %[hi]\n\t"                                                \
+            "adoxq %[lo], %[r4]\n\t"                                                          \
+            "adcxq %[hi], %[r0]\n\t"                                                          \
+            "adoxq %[z], %[r0]\n\t"                                                           \
+            "movq %[r1], %%rdx\n\t"                                                           \
+            "imulq %[inv], %%rdx\n\t"                                                         \
+            "xorl %k[z], %k[z]\n\t"                                                           \
+            "mulxq %[p0], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r1]\n\t"                                                          \
+            "adcxq %[hi], %[r2]\n\t"                                                          \
+            "mulxq %[p1], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r2]\n\t"                                                          \
+            "adcxq %[hi], %[r3]\n\t"                                                          \
+            "mulxq %[p2], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r3]\n\t"                                                          \
+            "adcxq %[hi], %[r4]\n\t"                                                          \
+            "mulxq %[p3], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r4]\n\t"                                                          \
+            "adcxq %[hi], %[r0]\n\t"                                                          \
+            "adoxq %[z], %[r0]\n\t"                                                           \
+            "movq 16(%[b]), %%rdx\n\t"                                                        \
+            "xorl %k[z], %k[z]\n\t"                                                           \
+            "mulxq 0(%[a]), %[lo], %[hi]\n\t"                                                 \
+            "adoxq %[lo], %[r2]\n\t"                                                          \
+            "adcxq %[hi], %[r3]\n\t"                                                          \
+            "mulxq 8(%[a]), %[lo], %[hi]\n\t"                                                 \
+            "adoxq %[lo], %[r3]\n\t"                                                          \
+            "adcxq %[hi], %[r4]\n\t"                                                          \
+            "mulxq 16(%[a]), %[lo], %[hi]\n\t"                                                \
+            "adoxq %[lo], %[r4]\n\t"                                                          \
+            "adcxq %[hi], %[r0]\n\t"                                                          \
+            "mulxq 24(%[a]), %[lo], %[hi]\n\t"                                                \
+            "adoxq %[lo], %[r0]\n\t"                                                          \
+            "adcxq %[hi], %[r1]\n\t"                                                          \
+            "adoxq %[z], %[r1]\n\t"                                                           \
+            "movq %[r2], %%rdx\n\t"                                                           \
+            "imulq %[inv], %%rdx\n\t"                                                         \
+            "xorl %k[z], %k[z]\n\t"                                                           \
+            "mulxq %[p0], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r2]\n\t"                                                          \
+            "adcxq %[hi], %[r3]\n\t"                                                          \
+            "mulxq %[p1], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r3]\n\t"                                                          \
+            "adcxq %[hi], %[r4]\n\t"                                                          \
+            "mulxq %[p2], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r4]\n\t"                                                          \
+            "adcxq %[hi], %[r0]\n\t"                                                          \
+            "mulxq %[p3], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r0]\n\t"                                                          \
+            "adcxq %[hi], %[r1]\n\t"                                                          \
+            "adoxq %[z], %[r1]\n\t"                                                           \
+            "movq 24(%[b]), %%rdx\n\t"                                                        \
+            "xorl %k[z], %k[z]\n\t"                                                           \
+            "mulxq 0(%[a]), %[lo], %[hi]\n\t"                                                 \
+            "adoxq %[lo], %[r3]\n\t"                                                          \
+            "adcxq %[hi], %[r4]\n\t"                                                          \
+            "mulxq 8(%[a]), %[lo], %[hi]\n\t"                                                 \
+            "adoxq %[lo], %[r4]\n\t"                                                          \
+            "adcxq %[hi], %[r0]\n\t"                                                          \
+            "mulxq 16(%[a]), %[lo], %[hi]\n\t"                                                \
+            "adoxq %[lo], %[r0]\n\t"                                                          \
+            "adcxq %[hi], %[r1]\n\t"                                                          \
+            "mulxq 24(%[a]), %[lo], %[hi]\n\t"                                                \
+            "adoxq %[lo], %[r1]\n\t"                                                          \
+            "adcxq %[hi], %[r2]\n\t"                                                          \
+            "adoxq %[z], %[r2]\n\t"                                                           \
+            "movq %[r3], %%rdx\n\t"                                                           \
+            "imulq %[inv], %%rdx\n\t"                                                         \
+            "xorl %k[z], %k[z]\n\t"                                                           \
+            "mulxq %[p0], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r3]\n\t"                                                          \
+            "adcxq %[hi], %[r4]\n\t"                                                          \
+            "mulxq %[p1], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r4]\n\t"                                                          \
+            "adcxq %[hi], %[r0]\n\t"                                                          \
+            "mulxq %[p2], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r0]\n\t"                                                          \
+            "adcxq %[hi], %[r1]\n\t"                                                          \
+            "mulxq %[p3], %[lo], %[hi]\n\t"                                                   \
+            "adoxq %[lo], %[r1]\n\t"                                                          \
+            "adcxq %[hi], %[r2]\n\t"                                                          \
+            "adoxq %[z], %[r2]\n\t"                                                           \
+            : [r0] "+&r"(r0), [r1] "+&r"(r1), [r2] "+&r"(r2), [r3] "+&r"(r3), [r4] "+&r"(r4), \
+              [lo] "=&r"(lo), [hi] "=&r"(hi), [z] "=&r"(z)                                    \
+            : [a] "r"(a->v), [b] "r"(b->v), [inv] "m"(PFX##_INV), [p0] "m"(PFX##_P.v[0]),     \
+              [p1] "m"(PFX##_P.v[1]), [p2] "m"(PFX##_P.v[2]), [p3] "m"(PFX##_P.v[3]),         \
+              "m"(*(const u64(*)[4])a->v), "m"(*(const u64(*)[4])b->v)                        \
+            : "rdx", "cc");                                                                   \
+        PFX##_reduce_once(r, r4, r0, r1, r2);                                                 \
+    }
 
 #define FIELD_DEFINE(PFX, P0, P1, P2, P3, INV, R0, R1, R2_, R3, RR0, RR1, RR2, RR3)            \
     static const fe PFX##_P = {{P0, P1, P2, P3}};                                             \
@@ -68,7 +225,7 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
     }                                                                                         \
     /* Montgomery product, x86-64 asm (mulq; no BMI2/ADX needed): CIOS with separate     */ \
     /* multiply and reduce passes; registers rotate instead of shifting the accumulator.  */ \
-    static inline void PFX##_mul(fe *r, const fe *a, const fe *b) {                           \
+    static inline void PFX##_mul_q(fe *r, const fe *a, const fe *b) {                         \
         u64 r0, r1, r2, r3, r4, k, m;                                                         \
         __asm__(                                                                              \
             "xorl %k[r0], %k[r0]\n\t"                                                         \
@@ -303,6 +460,13 @@ typedef struct { u64 v[4]; } fe; /* one Fp or Fr element */
               "m"(*(const u64(*)[4])a->v), "m"(*(const u64(*)[4])b->v)                        \
             : "rax", "rdx", "cc");                                                            \
         PFX##_reduce_once(r, r4, r0, r1, r2);                                                 \
+    }                                                                                         \
+    FIELD_MULX(PFX)                                                                           \
+    static inline void PFX##_mul(fe *r, const fe *a, const fe *b) {                           \
+        if (fields_adx)                                                                       \
+            PFX##_mul_x(r, a, b);                                                             \
+        else                                                                                  \
+            PFX##_mul_q(r, a, b);                                                             \
     }                                                                                         \
     static inline void PFX##_sqr(fe *r, const fe *a) { PFX##_mul(r, a, a); }                  \
     static inline void PFX##_add(fe *r, const fe *a, const fe *b) {                           \

@@ -303,6 +303,7 @@ static void run_batch(const vkey_t *vk) {
 /* vbill-verify [--serve]: the key, then one batch (or, with --serve, batches until EOF) */
 int main(int argc, char **argv) {
     int serve = argc > 1 && strcmp(argv[1], "--serve") == 0;
+    fields_init();
     init_constants();
     vkey_t vk;
     int vbad = 0;
