@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         f" per proof -> {n * cores / cpu:.1f} proofs/s if {cores} idle cores were all ours"
     )
     print(f"zkey load+expand {load_ms:.0f} ms (process start to ready {start_ms:.0f} ms)")
-    print(f"witness (wasm, via node worker, serial) {sum(wit_ms) / len(wit_ms):.1f} ms")
+    kind = os.environ.get("VBILL_WITNESS") or "wasmtime"
+    print(f"witness (the circuit's wasm, {kind}, serial) {sum(wit_ms) / len(wit_ms):.1f} ms")
     shown = ", ".join(f"{k} {v / n:.2f}" for k, v in phases.items())
     print(f"native phases (ms per proof): {shown}")
 

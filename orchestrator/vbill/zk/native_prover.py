@@ -1,9 +1,10 @@
 """Groth16 proving with the native C prover (orchestrator/native, built as build/native/).
 
 snarkjs spends most of a proof in wasm multi-scalar multiplications. Here the witness still
-comes from the circuit's own wasm (a snarkjs worker's `wtns` op returns the .wtns bytes), but
-the proof is computed by `vbill-prover`: a long-lived process per core that parses and expands
-the proving key once, then proves one length-prefixed .wtns frame per request. The output is
+comes from the circuit's own wasm, run in this process by wasmtime (vbill/zk/wasm_witness.py;
+env VBILL_WITNESS=node asks a snarkjs worker's `wtns` op instead), but the proof is computed by
+`vbill-prover`: a long-lived process per core that parses and expands the proving key once,
+then proves one length-prefixed .wtns frame per request. The output is
 snarkjs's JSON form, so every consumer (verifiers, bundles) is unchanged.
 
 `NativeVerifier` / `batch_verify` are the matching native Groth16 checks (`vbill-verify`, a
@@ -140,9 +141,10 @@ class NativeProcess:
 class NativeProver:
     """Same `prove(circuit_input) -> Proof` as `Prover`, with native Groth16; thread-safe.
 
-    Witnesses come from a pool of snarkjs workers started without a proving key; proofs from
-    one native process per core. Both pools start lazily. Use as a context manager or call
-    `close()`.
+    Witnesses come from the circuit's wasm in this process (wasmtime, one instance per
+    worker) or, with `witness="node"` (env VBILL_WITNESS=node), from snarkjs workers started
+    without a proving key; proofs from one native process per core. The pools start lazily.
+    Use as a context manager or call `close()`.
     """
 
     def __init__(
@@ -153,12 +155,22 @@ class NativeProver:
         zkey: Path = paths.ZKEY,
         binary: Path | None = None,
         timing: bool = False,
+        witness: str | None = None,
     ) -> None:
         self._size = workers or max(1, os.cpu_count() or 1)
         self._zkey = paths.require(zkey)
         self._binary = binary
         self._timing = timing
-        self._witness = Prover(self._size, wasm=wasm, zkey=None, vkey=None)
+        kind = witness or os.environ.get("VBILL_WITNESS") or "wasmtime"
+        if kind not in ("wasmtime", "node"):
+            raise ToolError(f"witness calculator {kind!r}: expected wasmtime or node")
+        self._node = Prover(self._size, wasm=wasm, zkey=None, vkey=None) if kind == "node" else None
+        if self._node is None:
+            from vbill.zk.wasm_witness import WasmWitness  # wasmtime only where it proves
+
+            self._wasm: WasmWitness | None = WasmWitness(wasm, self._size)
+        else:
+            self._wasm = None
         self._pool: WorkerPool[NativeProcess] = WorkerPool(
             self._size,
             lambda: NativeProcess(self._zkey, binary=self._binary, timing=self._timing),
@@ -166,7 +178,10 @@ class NativeProver:
 
     def wtns(self, circuit_input: Mapping[str, str]) -> bytes:
         """The .wtns file bytes for one circuit input (computed by the circuit's wasm)."""
-        encoded = self._witness._run("wtns", input=dict(circuit_input))
+        if self._wasm is not None:
+            return self._wasm.wtns(circuit_input)
+        assert self._node is not None
+        encoded = self._node._run("wtns", input=dict(circuit_input))
         return base64.b64decode(encoded)
 
     def prove_wtns_timed(self, wtns: bytes) -> tuple[Proof, dict[str, float]]:
@@ -183,12 +198,15 @@ class NativeProver:
         return self.prove_wtns(self.wtns(circuit_input))
 
     def pids(self) -> list[int]:
-        """Process ids of the witness (node) and native prover processes started so far."""
-        return [*self._witness.pids(), *self._pool.pids()]
+        """Process ids of the witness (node, if used) and native prover processes started so far."""
+        node = self._node.pids() if self._node is not None else []
+        return [*node, *self._pool.pids()]
 
     def close(self) -> None:
         self._pool.close()
-        self._witness.close()
+        for witness in (self._wasm, self._node):
+            if witness is not None:
+                witness.close()
 
     def __enter__(self) -> NativeProver:
         return self
