@@ -25,13 +25,16 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vbill import paths
 from vbill.bindings import BINDING_V1, artefacts
 from vbill.errors import ToolError
 from vbill.zk import groth16
 from vbill.zk.prover import Proof, ProofSource, Prover, WorkerPool
+
+if TYPE_CHECKING:
+    from vbill.zk.wasm_witness import WasmWitness
 
 NATIVE_DIR = Path(__file__).resolve().parent / "native"
 NATIVE_BIN = paths.BUILD / "native" / "vbill-prover"
@@ -161,16 +164,21 @@ class NativeProver:
         self._zkey = paths.require(zkey)
         self._binary = binary
         self._timing = timing
-        kind = witness or os.environ.get("VBILL_WITNESS") or "wasmtime"
-        if kind not in ("wasmtime", "node"):
-            raise ToolError(f"witness calculator {kind!r}: expected wasmtime or node")
-        self._node = Prover(self._size, wasm=wasm, zkey=None, vkey=None) if kind == "node" else None
-        if self._node is None:
-            from vbill.zk.wasm_witness import WasmWitness  # wasmtime only where it proves
+        asked = witness or os.environ.get("VBILL_WITNESS")
+        if asked not in (None, "wasmtime", "node"):
+            raise ToolError(f"witness calculator {asked!r}: expected wasmtime or node")
+        self._wasm: WasmWitness | None = None
+        self._node: Prover | None = None
+        if asked != "node":
+            try:
+                from vbill.zk.wasm_witness import WasmWitness  # wasmtime only where it proves
 
-            self._wasm: WasmWitness | None = WasmWitness(wasm, self._size)
-        else:
-            self._wasm = None
+                self._wasm = WasmWitness(wasm, self._size)
+            except ImportError:  # an environment installed before the pin: node, unless asked
+                if asked == "wasmtime":
+                    raise ToolError("wasmtime is not installed; run `make install`") from None
+        if self._wasm is None:
+            self._node = Prover(self._size, wasm=wasm, zkey=None, vkey=None)
         self._pool: WorkerPool[NativeProcess] = WorkerPool(
             self._size,
             lambda: NativeProcess(self._zkey, binary=self._binary, timing=self._timing),
