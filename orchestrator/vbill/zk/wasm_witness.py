@@ -47,17 +47,19 @@ _EXCEPTIONS = {
     6: "Input signal array access exceeds the size.",
 }
 
-# setInput(msb, lsb, src, count, n32): each of `count` values (n32 words at src) into the shared
-# memory, then setInputSignal(msb, lsb, i). readWitness(dst, count, n32): getWitness(i) and
-# its n32 words to dst, for every i < count.
+# calc(table, entries, n32, count): init(0); for each 16-byte table entry (hash high, hash low,
+# src, values): each value's n32 words from src into the shared memory, then
+# setInputSignal(high, low, i) (the last value runs the circuit); then getWitness(i) for
+# every i < count, its n32 words to offset 0. One call from Python per witness.
 _GLUE = """
 (module
+  (import "c" "init" (func $init (param i32)))
   (import "c" "getWitness" (func $getWitness (param i32)))
   (import "c" "readSharedRWMemory" (func $read (param i32) (result i32)))
   (import "c" "writeSharedRWMemory" (func $write (param i32 i32)))
   (import "c" "setInputSignal" (func $set (param i32 i32 i32)))
   (memory (export "memory") 1)
-  (func (export "setInput")
+  (func $setInput
     (param $msb i32) (param $lsb i32) (param $src i32) (param $count i32) (param $n32 i32)
     (local $i i32) (local $j i32)
     (block $done (loop $values
@@ -72,8 +74,21 @@ _GLUE = """
       (call $set (local.get $msb) (local.get $lsb) (local.get $i))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $values))))
-  (func (export "readWitness") (param $dst i32) (param $count i32) (param $n32 i32)
-    (local $i i32) (local $j i32)
+  (func (export "calc")
+    (param $table i32) (param $entries i32) (param $n32 i32) (param $count i32)
+    (local $e i32) (local $i i32) (local $j i32) (local $dst i32)
+    (call $init (i32.const 0))
+    (block $done (loop $inputs
+      (br_if $done (i32.ge_u (local.get $e) (local.get $entries)))
+      (call $setInput
+        (i32.load (local.get $table))
+        (i32.load offset=4 (local.get $table))
+        (i32.load offset=8 (local.get $table))
+        (i32.load offset=12 (local.get $table))
+        (local.get $n32))
+      (local.set $table (i32.add (local.get $table) (i32.const 16)))
+      (local.set $e (i32.add (local.get $e) (i32.const 1)))
+      (br $inputs)))
     (block $done (loop $values
       (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
       (call $getWitness (local.get $i))
@@ -223,6 +238,7 @@ class WitnessCalculator:
             self._store,
             glue,
             [
+                ex["init"],
                 ex["getWitness"],
                 ex["readSharedRWMemory"],
                 ex["writeSharedRWMemory"],
@@ -238,6 +254,8 @@ class WitnessCalculator:
         self.prime = int.from_bytes(self._prime_bytes, "little")
         self.witness_size = ex["getWitnessSize"](self._store)
         self.input_size = ex["getInputSize"](self._store)
+        self._inputs: dict[str, tuple[int, int, int]] = {}
+        self._mem_size = self._mem.data_len(self._store)
         self._mem_fit(self.witness_size * self.n8)
         self._header = (
             b"wtns"
@@ -287,51 +305,58 @@ class WitnessCalculator:
     # --- one witness ---
 
     def _mem_fit(self, size: int) -> None:
-        """Grow the glue's memory to hold `size` bytes (the witness, then one input after it)."""
-        have = self._mem.data_len(self._store)
-        if size > have:
-            self._mem.grow(self._store, (size - have + _PAGE - 1) // _PAGE)
+        """Grow the glue's memory to hold `size` bytes (the witness, then the inputs)."""
+        if size > self._mem_size:
+            self._mem.grow(self._store, (size - self._mem_size + _PAGE - 1) // _PAGE)
+            self._mem_size = self._mem.data_len(self._store)
 
-    def _encode(self, circuit_input: Mapping[str, Any]) -> list[tuple[int, int, bytes, int]]:
-        """(hash high, hash low, value words, count) per input; refuses what the circuit
-        would not take, naming the input, before the wasm sees any of it."""
-        store, size_of = self._store, self._ex["getInputSignalSize"]
-        out, total = [], 0
+    def _lookup(self, name: str) -> tuple[int, int, int]:
+        """(hash high, hash low, number of values) of an input, asked of the wasm once."""
+        hit = self._inputs.get(name)
+        if hit is None:
+            msb, lsb = fnv1a64(name)
+            hit = (msb, lsb, self._ex["getInputSignalSize"](self._store, msb, lsb))
+            if len(self._inputs) < 1024:
+                self._inputs[name] = hit
+        return hit
+
+    def _encode(self, circuit_input: Mapping[str, Any]) -> tuple[bytes, int]:
+        """The glue's input table and the values after it (at the witness's end), and the
+        number of entries; refuses what the circuit would not take, naming the input, before
+        the wasm sees any of it."""
+        base = self.witness_size * self.n8
+        table, values, total = [], [], 0
+        src = base + 16 * len(circuit_input)
         for name, value in circuit_input.items():
             flat = _flatten(name, value)
-            msb, lsb = fnv1a64(name)
-            size = size_of(store, msb, lsb)
+            msb, lsb, size = self._lookup(name)
             if size <= 0:  # no input has that name's hash
                 raise WitnessError(f"witness: {name} is not an input of the circuit")
             if len(flat) != size:
                 raise WitnessError(
                     f"witness: input {name} has {len(flat)} values, the circuit takes {size}"
                 )
-            data = b"".join(
-                _field_value(n, v, self.prime).to_bytes(self.n8, "little") for n, v in flat
-            )
-            out.append((msb, lsb, data, len(flat)))
-            total += len(flat)
+            table.append(struct.pack("<iiII", msb, lsb, src, size))
+            values += [_field_value(n, v, self.prime).to_bytes(self.n8, "little") for n, v in flat]
+            src += size * self.n8
+            total += size
         if total != self.input_size:
             raise WitnessError(
                 f"witness: {total} input values given, the circuit takes {self.input_size}"
             )
-        return out
+        return b"".join(table) + b"".join(values), len(table)
 
     def values(self, circuit_input: Mapping[str, Any]) -> bytes:
         """The witness values, `n8` little-endian bytes each (the .wtns values section)."""
         if not self.alive:
             raise WitnessError("witness: this calculator trapped before; start another")
-        encoded = self._encode(circuit_input)
+        data, entries = self._encode(circuit_input)
         store, base = self._store, self.witness_size * self.n8
         self._error = ""
         try:
-            self._ex["init"](store, 0)
-            for msb, lsb, data, count in encoded:  # the last value runs the circuit
-                self._mem_fit(base + len(data))
-                self._mem.write(store, data, base)
-                self._glue["setInput"](store, msb, lsb, base, count, self.n32)
-            self._glue["readWitness"](store, 0, self.witness_size, self.n32)
+            self._mem_fit(base + len(data))
+            self._mem.write(store, data, base)
+            self._glue["calc"](store, base, entries, self.n32, self.witness_size)
             return bytes(self._mem.read(store, 0, base))
         except Exception as exc:
             # a trap: a circuit assert (exceptionHandler), or the wasm's own (out of bounds,
