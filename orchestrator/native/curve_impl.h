@@ -396,10 +396,12 @@ static void G_(msm_multi)(G_(jac) *out, int nparts, const G_(table) *const *ts,
     }
     /* pairwise rounds */
     size_t max_pairs = total / 2 + 1;
-    uint32_t *src = G_(scratch)(3, max_pairs * (2 * sizeof(uint32_t) + 2 * sizeof(FT) + 1));
+    uint32_t *src =
+        G_(scratch)(3, max_pairs * (2 * sizeof(uint32_t) + sizeof(FT) + 2 * sizeof(fe) + 1));
     uint32_t *dst = src + max_pairs;
     FT *den = (FT *)(dst + max_pairs);
-    FT *pre = den + max_pairs;
+    fe *nrm = (fe *)(den + max_pairs); /* the denominators' norms, inverted together in Fp */
+    fe *pre = nrm + max_pairs;
     uint8_t *kind = (uint8_t *)(pre + max_pairs);
     for (;;) {
         size_t np = 0;
@@ -416,8 +418,7 @@ static void G_(msm_multi)(G_(jac) *out, int nparts, const G_(table) *const *ts,
             o += (l + 1) / 2;
         }
         if (np == 0) break;
-        FT acc;
-        F_(one)(&acc);
+        fe acc = fp_ONE;
         for (size_t p = 0; p < np; p++) {
             const G_(aff) *P = &work[src[p]], *Q = P + 1;
             uint8_t k;
@@ -439,11 +440,11 @@ static void G_(msm_multi)(G_(jac) *out, int nparts, const G_(table) *const *ts,
             kind[p] = k;
             if (k == 0 || k == 4) {
                 pre[p] = acc;
-                F_(mul)(&acc, &acc, &den[p]);
+                fp_mul(&acc, &acc, F_(norm)(&nrm[p], &den[p]));
             }
         }
-        FT inv;
-        F_(inv)(&inv, &acc);
+        fe inv;
+        fp_inv(&inv, &acc);
         for (size_t p = np; p-- > 0;) {
             const G_(aff) *P = &work[src[p]], *Q = P + 1;
             G_(aff) *R = &work2[dst[p]];
@@ -462,8 +463,10 @@ static void G_(msm_multi)(G_(jac) *out, int nparts, const G_(table) *const *ts,
                 continue;
             }
             FT di, lam, num, x3, tt;
-            F_(mul)(&di, &inv, &pre[p]);
-            F_(mul)(&inv, &inv, &den[p]);
+            fe dn;
+            fp_mul(&dn, &inv, &pre[p]);
+            fp_mul(&inv, &inv, F_(norm_of)(&nrm[p], &den[p]));
+            F_(from_norm)(&di, &den[p], &dn);
             if (k == 0) {
                 F_(sub)(&num, &Q->y, &P->y);
             } else {

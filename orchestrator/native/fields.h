@@ -609,4 +609,39 @@ static inline void fp2_inv(fe2 *r, const fe2 *a) {
     fp_neg(&r->c1, &t);
 }
 
+/* Batch inversion in Fp for either field (curve_impl.h): norm(a) is an element of Fp that is
+ * zero only when a is, and from_norm turns 1/norm(a) back into 1/a. In Fp they are the
+ * identity; in Fp2, norm(a) = a0^2 + a1^2 (non-zero for a != 0: -1 is not a square mod p) and
+ * 1/a = (a0 - a1 u) / norm(a), so a batch of Fp2 inversions costs 7 Fp products per element
+ * instead of 9. norm() computes it (into n for Fp2; Fp needs no copy), norm_of() finds it again. */
+static inline const fe *fp_norm(fe *n, const fe *a) {
+    (void)n;
+    return a;
+}
+static inline const fe *fp_norm_of(const fe *n, const fe *a) {
+    (void)n;
+    return a;
+}
+static inline void fp_from_norm(fe *r, const fe *a, const fe *ninv) {
+    (void)a;
+    *r = *ninv;
+}
+static inline const fe *fp2_norm(fe *n, const fe2 *a) {
+    fe t;
+    fp_sqr(n, &a->c0);
+    fp_sqr(&t, &a->c1);
+    fp_add(n, n, &t);
+    return n;
+}
+static inline const fe *fp2_norm_of(const fe *n, const fe2 *a) {
+    (void)a;
+    return n;
+}
+static inline void fp2_from_norm(fe2 *r, const fe2 *a, const fe *ninv) {
+    fe t;
+    fp_mul(&r->c0, &a->c0, ninv);
+    fp_mul(&t, &a->c1, ninv);
+    fp_neg(&r->c1, &t);
+}
+
 #endif
