@@ -39,35 +39,35 @@ def test_the_event_lock_serialises_a_duplicate_and_leaves_no_lock_behind(store: 
 
     def second() -> None:
         try:
-            with store._event_lock(key):
+            with store._locks.hold(key):
                 entered.set()
         except BaseException as exc:  # the assertion below reports it
             errors.append(exc)
 
-    with store._event_lock(key):
+    with store._locks.hold(key):
         waiter = threading.Thread(target=second)
         waiter.start()
         deadline = time.monotonic() + 10
-        while store._key_locks[key][1] < 2 and time.monotonic() < deadline:
+        while store._locks.held[key][1] < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert store._key_locks[key][1] == 2  # both hold a claim on one lock
+        assert store._locks.held[key][1] == 2  # both hold a claim on one lock
         assert not entered.wait(0.2)  # the duplicate waits while the first is inside
     waiter.join(10)
     assert entered.is_set() and errors == []
-    assert store._key_locks == {}  # the last one out removes the lock: none leak per event
+    assert store._locks.held == {}  # the last one out removes the lock: none leak per event
 
 
 def test_a_lock_of_another_event_does_not_wait(store: Store):
     def other() -> None:
-        with store._event_lock(("acme", "e2")):
+        with store._locks.hold(("acme", "e2")):
             pass
 
-    with store._event_lock(("acme", "e1")):
+    with store._locks.hold(("acme", "e1")):
         thread = threading.Thread(target=other)
         thread.start()
         thread.join(5)
         assert not thread.is_alive()  # e2 went in and out while e1 was held
-    assert store._key_locks == {}
+    assert store._locks.held == {}
 
 
 # --- the attester key's refusals ---
@@ -151,7 +151,7 @@ def test_a_proof_for_an_unknown_event_attaches_nowhere(store: Store):
 
 
 def test_a_leaf_the_database_never_committed_is_dropped_before_the_next_append(store: Store):
-    store._tree.append(translog.leaf_hash(b"\x01" * 32))  # e.g. a COMMIT that failed after
+    store._log.tree.append(translog.leaf_hash(b"\x01" * 32))  # e.g. a COMMIT that failed after
     stored, _ = attest(store, "acme", "e1")
     assert stored.leaf_index == 0
     receipt = stored.bundle["receipt"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_store import LOG_KEY, attest, eth, fund, usage_receipt
-from vbill.ledger import store as st
+from vbill.ledger import accounts as st
 from vbill.ledger.store import (
     DAY_MS,
     WEI_PER_MICRO,

@@ -1,6 +1,6 @@
 """A pytest plugin for `make mutants`: mutate only a target's scope (docs/testing.md).
 
-pytest-gremlins mutates whole files, and the store is one file of which the attest path is the
+pytest-gremlins mutates whole files, and of the store's modules only the attest path is the
 security-critical part: its other mutants would cost half the run and judge nothing. With
 `VBILL_MUTANT_LINES` set (`/abs/path.py:first-last,first-last`, as `mutants.run` writes it),
 the gremlins generated outside those lines are dropped before any of them runs; without it,

@@ -10,7 +10,7 @@ mutated (vbill_tools/gremlin_scope.py), and a report read later is judged on the
 
     python -m vbill_tools.mutants                      all modules (hours on 2 cores)
     python -m vbill_tools.mutants --only charge,encoding
-    python -m vbill_tools.mutants --only store --workers 2   two mutants at a time
+    python -m vbill_tools.mutants --only store --workers 2   store-*, two mutants at a time
     python -m vbill_tools.mutants --report-only        re-read build/mutants/*.json
 """
 
@@ -49,35 +49,43 @@ class Target:
 # The store's attest path: from the request to the stored, logged, charged bundle and its
 # proof: idempotency, the key's refusal, the spending checks, the window's seq, the log leaf
 # and its signed head. Tenants, tokens, deposits and settlement are judged by their own tests.
-STORE_ATTEST_PATH = (
-    "Charge.is_eth",
-    "_seconds_to_utc_midnight",
-    "_utc_day_start_ms",
-    "_amount",
-    "_bundle_if",
-    "_bundle_row",
-    "Store._event_lock",
-    "Store._balance",
-    "Store._spent_today",
-    "Store._check_spend",
-    "Store._check_chain_limits",
-    "Store.find",
-    "Store._find",
-    "Store._same_or_conflict",
-    "Store.attest_once",
-    "Store.attest_window",
-    "Store.window_head",
-    "Store._window_head",
-    "Store._advance_window",
-    "Store._insert",
-    "Store._sign_head",
-    "Store.ingest_many",
-    "Store._ingested",
-    "Store.attach_proof",
-    "Store._sync_tree",
-    "Store.revoke",
-    "Store.retire",
-    "Store.signing_refusal",
+# By repository module (vbill.ledger.*): each is a target of its own, `store-<module>`.
+STORE_ATTEST_PATH = {
+    "db": ("stored_amount", "EventLocks.hold"),
+    "accounts": (
+        "Charge.is_eth",
+        "_seconds_to_utc_midnight",
+        "_utc_day_start_ms",
+        "Accounts._balance",
+        "Accounts._spent_today",
+        "Accounts.check_spend",
+        "Accounts._check_chain_limits",
+    ),
+    "bundles": (
+        "bundle_if",
+        "bundle_row",
+        "same_or_conflict",
+        "Bundles.find",
+        "Bundles.get",
+        "Bundles.attest_once",
+        "Bundles.attest_window",
+        "Bundles._insert",
+    ),
+    "windows": ("Windows.window_head", "Windows.head", "Windows.advance"),
+    "log": ("Log.sign_head", "Log.sync"),
+    "ingestion": ("Ingestion.ingest_many", "Ingestion._ingested", "Ingestion.attach_proof"),
+    "keys": ("Keys.revoke", "Keys.retire", "Keys.signing_refusal"),
+}
+# test_store_*: each piece of the attest path at its edge, on SQLite without proofs;
+# test_ingest and test_metered_attest: the same through the service, with real proofs
+STORE_TESTS = (
+    "tests/test_store.py",
+    "tests/test_store_limits.py",
+    "tests/test_store_attest_path.py",
+    "tests/test_store_ingest.py",
+    "tests/test_concurrency.py",
+    "tests/test_ingest.py",
+    "tests/test_metered_attest.py",
 )
 
 
@@ -89,22 +97,10 @@ TARGETS = {
         SRC + "encode/encoding.py", ("tests/test_encoding.py", "tests/test_charge.py"), 180
     ),
     "translog": Target(SRC + "ledger/translog.py", ("tests/test_translog.py",)),
-    # test_store_*: each piece of the attest path at its edge, on SQLite without proofs;
-    # test_ingest and test_metered_attest: the same through the service, with real proofs
-    "store": Target(
-        SRC + "ledger/store.py",
-        (
-            "tests/test_store.py",
-            "tests/test_store_limits.py",
-            "tests/test_store_attest_path.py",
-            "tests/test_store_ingest.py",
-            "tests/test_concurrency.py",
-            "tests/test_ingest.py",
-            "tests/test_metered_attest.py",
-        ),
-        300,
-        STORE_ATTEST_PATH,
-    ),
+    **{
+        f"store-{module}": Target(SRC + f"ledger/{module}.py", STORE_TESTS, 300, scope)
+        for module, scope in STORE_ATTEST_PATH.items()
+    },
     # test_attestation: the fast EIP-712 digest against eth_account, byte for byte
     "attestation": Target(
         SRC + "bundle/attestation.py", ("tests/test_attestation.py", "tests/test_verify.py"), 600
@@ -262,7 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         "per core, or the proof-backed selections hit their timeouts)",
     )
     args = ap.parse_args(argv)
-    names = args.only.split(",") if args.only else list(TARGETS)
+    names = list(TARGETS)
+    if args.only:  # a group's name ("store") stands for its targets ("store-bundles", …)
+        parts = args.only.split(",")
+        names = [n for p in parts for n in TARGETS if n == p or n.startswith(p + "-")]
+        names += [p for p in parts if not any(n == p or n.startswith(p + "-") for n in TARGETS)]
     unknown = set(names) - set(TARGETS)
     if unknown:
         ap.error(f"unknown module(s): {', '.join(sorted(unknown))}")

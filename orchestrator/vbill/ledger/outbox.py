@@ -1,7 +1,7 @@
 """The webhook outbox: events written in the transaction of the change they report, delivered
 later, at least once, in order per (tenant, endpoint), by any number of service replicas.
 
-`enqueue(c, …)` is called inside a store transaction (`Store._tx()`): it fans the event out to
+`enqueue(c, …)` is called inside a store transaction (`Database.tx()`): it fans the event out to
 every endpoint subscribed to its type, one `outbox` row each, so a rolled-back change leaves no
 event and a committed one cannot lose its event. Rows get their ids under the store's writer
 lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock), so id order is commit order.
@@ -80,7 +80,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_queue ON outbox (status, tenant_id, endpoint_id, id);
 """
-"""Migration 7 of vbill.ledger.store.MIGRATIONS."""
+"""Migration 7 of vbill.ledger.schema.MIGRATIONS."""
 
 
 @dataclass(frozen=True)
