@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -21,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from vbill.encode.encoding import CURRENCIES, MAX_STRING_CHARS, ROUNDING_MODES, TARIFF_CLASSES
+from vbill.encode.metered import METERED_CLASSES, UNBOUNDED
 from vbill.errors import InputError, printable
 
 BILLING_VERSION = "v2"
@@ -50,10 +53,72 @@ U64 = Annotated[StrictInt, U64_SCHEMA]
 """A wire integer 0 ≤ v < 2^64 whose range the encoder checks (naming the field); the type
 only states it in the document."""
 
+Text = Annotated[
+    StrictStr, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_STRING_CHARS})
+]
+"""A hashed string (vbill.encode.encoding.encode_string): 1 to 256 characters, as the OpenAPI
+document states it; the encoder enforces it and names the field."""
+
+
+def _one_of(names: object) -> Any:
+    """A string field that takes one of `names` (the encoder's table), as the document states
+    it; the encoder enforces it and names the field."""
+    return Annotated[StrictStr, WithJsonSchema({"type": "string", "enum": sorted(names)})]  # type: ignore[call-overload]
+
+
+_YEAR = "(?:19[7-9][0-9]|[2-9][0-9]{3})"
+_LEAP_YEAR = (
+    "(?:19(?:7[26]|8[048]|9[26])|[2-9][0-9](?:0[48]|[2468][048]|[13579][26])"
+    "|(?:[2468][048]|[3579][26])00)"
+)
+
+
+def _month_day(long_months: str = "0[13578]|1[02]") -> str:
+    """MM-DD of a month 01-12 and a day it has (29 February apart); `long_months`: the months
+    whose 31st is meant."""
+    return (
+        "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+        f"|(?:{long_months})-31)"
+    )
+
+
+DATE_PATTERN = f"(?:{_YEAR}-{_month_day()}|{_LEAP_YEAR}-02-29)"
+"""A calendar date from 1970-01-01 to 9999-12-31 (leap years included): what `datetime`
+accepts and the encoder's epoch allows, written as a regular expression."""
+TIMESTAMP_PATTERN = (
+    f"^{DATE_PATTERN}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{{1,3}}0{{0,6}})?Z$"
+)
+"""`event_timestamp` as the encoder takes it (vbill.encode.encoding.encode_timestamp): RFC 3339
+UTC with an explicit Z, no earlier than 1970, a fraction of at most 9 digits of which only the
+first 3 (milliseconds) may be non-zero."""
+PERIOD_SHAPE = "^[0-9]{4}-[0-9]{2}(?:-[0-9]{2})?$"
+_PERIOD_YEAR = "(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+PERIOD_PATTERN = (
+    f"^(?:{_PERIOD_YEAR}-(?:0[1-9]|1[0-2])|9999-(?:0[1-9]|1[01])"
+    f"|{_PERIOD_YEAR}-{_month_day()}|{_LEAP_YEAR}-02-29|9999-{_month_day('0[13578]|10')})$"
+)
+"""A period id (vbill.billing.periods.period_of): a month or a day from 1970 whose end is a
+date too (so neither 9999-12 nor 9999-12-31)."""
+WindowId = Annotated[
+    StrictStr,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_STRING_CHARS,
+            # an opaque name, or a period (YYYY-MM, YYYY-MM-DD) that is a real month or day
+            "anyOf": [{"not": {"pattern": PERIOD_SHAPE}}, {"pattern": PERIOD_PATTERN}],
+        }
+    ),
+]
+"""`billing_window_id` (vbill.billing.periods): an id shaped like a period must name a calendar
+month or day from 1970 on, and then contain `event_timestamp` (a rule across two fields, which
+the operation's description states)."""
+
 PRICE_MAX = (2**64 - 1) // 10**6
 """The largest whole price: price × 10^6 < 2^64 (docs/protocol.md §2.2)."""
 Price = Annotated[
-    StrictInt | float | StrictStr,
+    StrictInt | StrictFloat | StrictStr,  # strict: a lax float would read `true` as 1.0
     WithJsonSchema(
         {
             "anyOf": [
@@ -76,38 +141,44 @@ class _EventHead(_Strict):
     """What every event names whatever its tariff (who called what, when): one declaration, so
     the linear and the metered event cannot drift apart."""
 
-    event_id: StrictStr = _doc("unique per tenant; attesting it again replays the bundle")
-    event_timestamp: StrictStr = _doc(
-        "RFC 3339 UTC with milliseconds, e.g. 2026-05-29T12:00:00.000Z"
-    )
-    tenant_id: StrictStr = _doc("the customer billed")
-    api_key_id: StrictStr = _doc("the tenant's API key that made the call")
-    endpoint: StrictStr = _doc("the API path called")
+    event_id: Text = _doc("unique per tenant; attesting it again replays the bundle")
+    event_timestamp: Annotated[
+        StrictStr, WithJsonSchema({"type": "string", "pattern": TIMESTAMP_PATTERN})
+    ] = _doc("RFC 3339 UTC with milliseconds, e.g. 2026-05-29T12:00:00.000Z")
+    tenant_id: Text = _doc("the customer billed")
+    api_key_id: Text = _doc("the tenant's API key that made the call")
+    endpoint: Text = _doc("the API path called")
 
 
 class MeterEvent(_EventHead):
     """One billable API event, as metered."""
 
     usage_units: U64 = _doc("metered units (≥ 0, < 2^64)")
-    contract_version: StrictStr = _doc("the contract the tariff belongs to")
-    billing_window_id: StrictStr = _doc("the billing period, e.g. 2026-05")
+    contract_version: Text = _doc("the contract the tariff belongs to")
+    billing_window_id: WindowId = _doc(
+        "the billing period, e.g. 2026-05 (a YYYY-MM or YYYY-MM-DD id must contain the timestamp)"
+    )
 
 
 class TariffSnapshot(_Strict):
     """The tariff in force for the event, as agreed with the tenant."""
 
-    tariff_id: StrictStr = _doc("the tariff's name")
-    tariff_version: StrictStr = _doc("its version")
-    tariff_class: StrictStr = _doc('"usage_linear": units × unit price, clamped to [min, max]')
+    tariff_id: Text = _doc("the tariff's name")
+    tariff_version: Text = _doc("its version")
+    tariff_class: _one_of(TARIFF_CLASSES) = _doc(
+        '"usage_linear": units × unit price, clamped to [min, max]'
+    )
     # Up to 6 decimal places (e.g. 0.15); an int, a JSON number or a decimal string.
     unit_price_micros: Price = _doc(
         "price per unit in micros of `currency`, up to 6 decimals (int, number or string)"
     )
-    min_charge_micros: U64 = _doc("floor of the charge, micros")
+    min_charge_micros: U64 = _doc("floor of the charge, micros (≤ max_charge_micros)")
     max_charge_micros: U64 = _doc("cap of the charge, micros")
-    rounding_mode: StrictStr = _doc('"floor", "ceil" or "half_up" (of the fractional micro)')
+    rounding_mode: _one_of(ROUNDING_MODES) = _doc(
+        '"floor", "ceil" or "half_up" (of the fractional micro)'
+    )
     # ISO 4217 or ETH; the list itself is the encoding's (encoding.CURRENCIES)
-    currency: StrictStr = Field(
+    currency: _one_of(CURRENCIES) = Field(
         pattern="^[A-Z]{3}$", description="ISO 4217 code or ETH; only ETH settles on chain"
     )
 
@@ -166,7 +237,9 @@ def example(model: type[BaseModel]) -> dict[str, Any]:
 class _Request(_Strict, Generic[EventT, TariffT]):
     """Body of POST /attest: an event and its tariff under the record header (defaults)."""
 
-    billing_version: StrictStr = Field(BILLING_VERSION, description="record format version")
+    billing_version: _one_of([BILLING_VERSION]) = Field(  # parse_v2 refuses any other
+        BILLING_VERSION, description="record format version"
+    )
     profileId: StrictStr = Field(PROFILE_ID, description="verification profile")
     meter_event: EventT
     tariff_snapshot: TariffT
@@ -303,28 +376,52 @@ class MeteredMeterEvent(_EventHead):
             "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
         },
     )
-    contract_version: StrictStr = _doc("the contract the tariff belongs to")
-    billing_window_id: StrictStr = _doc("the billing period whose running total this joins")
+    contract_version: Text = _doc("the contract the tariff belongs to")
+    billing_window_id: WindowId = _doc(
+        "the billing period whose running total this joins (a YYYY-MM or YYYY-MM-DD id must "
+        "contain the timestamp)"
+    )
+
+
+BOUND_SCHEMA = {"type": "integer", "minimum": 1, "maximum": UNBOUNDED - 1}
+"""A bounded tier's `up_to`: 0 < up_to < 2^64 − 1 (2^64 − 1 is the padding's "unbounded")."""
 
 
 class Tier(_Strict):
-    up_to: StrictInt | None = _doc("cumulative units in the window where the tier ends; null last")
+    up_to: Annotated[
+        StrictInt | None, WithJsonSchema({"anyOf": [BOUND_SCHEMA, {"type": "null"}]})
+    ] = _doc(
+        "cumulative units in the window where the tier ends, each above the one before; null "
+        "for the last tier (and only the last)"
+    )
     unit_price_micros: Price = _doc("price per unit, up to 6 decimals")
+
+
+def _tiers_of_length(n: int) -> dict[str, Any]:
+    """`n` tiers: all bounded but the last, which is unbounded (the encoder's rule)."""
+    bounded = {"properties": {"up_to": BOUND_SCHEMA}}
+    last = {"properties": {"up_to": {"type": "null"}}}
+    return {"minItems": n, "maxItems": n, "prefixItems": [bounded] * (n - 1) + [last]}
 
 
 class Dimension(_Strict):
     tiers: list[Tier] = Field(
-        description="1 to 4 graduated tiers on the window's cumulative usage",
-        json_schema_extra={"minItems": 1, "maxItems": 4},
+        description="1 to 4 graduated tiers on the window's cumulative usage; every tier but "
+        "the last ends at an `up_to` above the previous one's, the last is unbounded (null)",
+        json_schema_extra={
+            "minItems": 1,
+            "maxItems": 4,
+            "anyOf": [_tiers_of_length(n) for n in range(1, 5)],
+        },
     )
 
 
 class MeteredTariffSnapshot(_Strict):
     """A metered tariff: 1–4 dimensions × 1–4 graduated tiers, rounded on the window."""
 
-    tariff_id: StrictStr = _doc("the tariff's name; one running total per window and tariff_id")
-    tariff_version: StrictStr = _doc("its version (a new one continues the window's chain)")
-    tariff_class: StrictStr = _doc('"metered"')
+    tariff_id: Text = _doc("the tariff's name; one running total per window and tariff_id")
+    tariff_version: Text = _doc("its version (a new one continues the window's chain)")
+    tariff_class: _one_of(METERED_CLASSES) = _doc('"metered"')
     dimensions: dict[StrictStr, Dimension] = Field(
         description="1 to 4 priced dimensions by name",
         json_schema_extra={
@@ -333,9 +430,11 @@ class MeteredTariffSnapshot(_Strict):
             "maxProperties": 4,
         },
     )
-    min_charge_micros: U64 = _doc("floor of each event's charge, micros")
+    min_charge_micros: U64 = _doc("floor of each event's charge, micros (≤ max_charge_micros)")
     max_charge_micros: U64 = _doc("cap of each event's charge, micros")
-    rounding_mode: StrictStr = _doc('"floor", "ceil" or "half_up", applied on the window')
+    rounding_mode: _one_of(ROUNDING_MODES) = _doc(
+        '"floor", "ceil" or "half_up", applied on the window'
+    )
     currency: StrictStr = Field(pattern="^[A-Z]{3}$", description="ISO 4217 code or ETH")
 
 

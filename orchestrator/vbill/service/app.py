@@ -183,7 +183,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
     `prebuilt`: the state already built (`vbill serve` builds it before binding the port, so
     every start-up problem is one line and exit 3, never a traceback inside uvicorn)."""
     from vbill.service import billing, customer, ingestion, verifier_page, webhook_routes
-    from vbill.service.openapi import errors, install_docs
+    from vbill.service.openapi import RULES_BEYOND_SCHEMA, errors, install_docs
     from vbill.service.routes import router
 
     @asynccontextmanager
@@ -224,7 +224,8 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
         version=__version__,
         description="Verifiable usage billing: attest billable events with Groth16 proofs, "
         "verify bundles, read the transparency log, settle charges in ETH. "
-        'Every error is `{"detail": ...}` (schema `Error`); see docs/http-api.md.',
+        'Every error is `{"detail": ...}` (schema `Error`); see docs/http-api.md.\n\n'
+        + RULES_BEYOND_SCHEMA,
         lifespan=lifespan,
         default_response_class=SafeJSON,
         docs_url=None,  # served offline by install_docs

@@ -66,6 +66,17 @@ REASONS = {
 }
 
 
+RULES_BEYOND_SCHEMA = (
+    "Rules no JSON Schema keyword states (each refused with a 422 naming the field): "
+    "`tariff_snapshot.min_charge_micros` ≤ `max_charge_micros`; each tier's `up_to` above the "
+    "previous tier's; every `meter_event.usage` name one the tariff prices; a "
+    "`billing_window_id` shaped YYYY-MM or YYYY-MM-DD contains `event_timestamp`; an integer "
+    "is written as one (`2`, never `2.0` or `-0`, which JSON Schema counts as integers too)."
+)
+"""What the document says in words because JSON Schema cannot (vbill_tools.schemathesis_hooks
+recognises exactly these when schemathesis sends a schema-valid request that breaks one)."""
+
+
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: each status with its reason and the `Error` body."""
     return {code: {"model": Error, "description": REASONS[code]} for code in codes}

@@ -29,10 +29,13 @@ from vbill.models import (
     Bundle,
     MeteredAttestRequest,
     MeteredBundle,
+    MeteredTariffSnapshot,
+    TariffSnapshot,
     TreeHead,
     VerifyRequest,
     VerifyResult,
     is_metered,
+    parse_as,
 )
 from vbill.service import ingestion, windows
 from vbill.service.auth import (
@@ -99,7 +102,10 @@ async def _json_body(request: Request) -> Any:
     },
 )
 async def attest(request: Request, svc: State) -> JSONResponse:
-    """Prove, sign and log one billable event; idempotent per (tenant_id, event_id)."""
+    """Prove, sign and log one billable event; idempotent per (tenant_id, event_id).
+    Beyond the schema (422 naming the field): min_charge_micros ≤ max_charge_micros, each
+    tier's up_to above the previous one's, every usage name priced by the tariff, a YYYY-MM or
+    YYYY-MM-DD billing_window_id containing event_timestamp, integers written as integers."""
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise InputError("body", "expected a JSON object")
@@ -136,7 +142,8 @@ async def correct(request: Request, svc: State) -> JSONResponse:
     event's credit is priced backwards from its window's state; a binding v1 event is voided
     whole. Idempotent per (tenant_id, correction_id); 404 for an unknown or another tenant's
     event, 409 for a second correction of one event, 422 naming the field (a dimension over the
-    original's)."""
+    original's or one its tariff does not price, `usage` on a binding v1 event, an integer
+    written as `2.0`)."""
     body = await _json_body(request)
 
     def work() -> Any:
@@ -543,7 +550,7 @@ def get_account(tenant_id: str, svc: State, caller: AnyCaller) -> dict[str, Any]
 )
 def put_limits(tenant_id: str, body: LimitsBody, svc: State, caller: AnyCaller) -> dict[str, Any]:
     """Set per-request and daily spending limits (micro-ETH; null = none); the operator or
-    the tenant itself."""
+    the tenant itself. Integers are written as integers (`5`, not `5.0`: 422)."""
     visible_to(caller, tenant_id)
     if svc.store.tenant(tenant_id) is None:
         raise HTTPException(status_code=404, detail=f"no account for tenant {tenant_id!r}")
@@ -555,9 +562,13 @@ def tariff_key_for(tariff_snapshot: Any, account_salt: int) -> int:
     """The tariff key a tenant accepts on chain: Poseidon(tariff_hash, account_salt)."""
     if not isinstance(tariff_snapshot, dict):
         raise InputError("tariff_snapshot", "expected a JSON object")
-    if is_metered({"tariff_snapshot": tariff_snapshot}):  # binding v2's tariff key
-        return metered_tariff_key(MeteredTariff.from_wire(tariff_snapshot), account_salt)
-    return poseidon([poseidon(encode_tariff(tariff_snapshot).as_list()), account_salt])
+    metered = is_metered({"tariff_snapshot": tariff_snapshot})
+    # the wire model first, as /attest reads it (JSON integers only, the document's shapes)
+    model = MeteredTariffSnapshot if metered else TariffSnapshot
+    wire = parse_as(model, tariff_snapshot, "tariff_snapshot").model_dump(mode="json")
+    if metered:  # binding v2's tariff key
+        return metered_tariff_key(MeteredTariff.from_wire(wire), account_salt)
+    return poseidon([poseidon(encode_tariff(wire).as_list()), account_salt])
 
 
 @router.post(
@@ -568,7 +579,9 @@ def tariff_key_for(tariff_snapshot: Any, account_salt: int) -> int:
 )
 async def tariff_key(tenant_id: str, request: Request, svc: State) -> dict[str, Any]:
     """The `tariff_key` this tenant must accept on chain (`acceptTariff`) before ETH charges
-    under this tariff can settle. Body: {"tariff_snapshot": {...}}."""
+    under this tariff can settle. Body: {"tariff_snapshot": {...}}. Beyond the schema (422
+    naming the field): min_charge_micros ≤ max_charge_micros, each tier's up_to above the
+    previous one's, integers written as integers."""
     body = await _json_body(request)
     tenant = svc.store.tenant(tenant_id)
     if tenant is None:

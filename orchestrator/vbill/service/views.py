@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vbill.models import TariffSnapshot, TreeHead
+from vbill.models import (
+    DIMENSION_NAME_PATTERN,
+    U64_SCHEMA,
+    MeteredTariffSnapshot,
+    TariffSnapshot,
+    Text,
+    TreeHead,
+)
 
 WEI = "decimal string of wei"
 
@@ -157,7 +164,9 @@ class TariffKeyRequest(BaseModel):
         }
     }
 
-    tariff_snapshot: TariffSnapshot = Field(description="the tariff the tenant will accept")
+    tariff_snapshot: TariffSnapshot | MeteredTariffSnapshot = Field(
+        description="the tariff the tenant will accept (a usage_linear or a metered one)"
+    )
 
 
 class ProvingBundle(BaseModel):
@@ -173,6 +182,7 @@ class CorrectionRequest(BaseModel):
     """Body of POST /corrections (docs/protocol-corrections.md §1)."""
 
     model_config = {
+        "extra": "forbid",  # as correct.check_request: an unknown member is refused (422)
         "json_schema_extra": {
             "examples": [
                 {
@@ -183,17 +193,23 @@ class CorrectionRequest(BaseModel):
                     "usage": {"output_tokens": 100},
                 }
             ]
-        }
+        },
     }
 
-    tenant_id: str
-    corrects: str = Field(description="event_id of the tenant's event to correct")
-    correction_id: str = Field(description="the correction's id: the idempotency key")
-    reason: str = Field(description="why; kept in the signed, logged record")
+    tenant_id: Text = Field(description="the corrected event's tenant")
+    corrects: Text = Field(description="event_id of the tenant's event to correct")
+    correction_id: Text = Field(description="the correction's id: the idempotency key")
+    reason: Text = Field(description="why; kept in the signed, logged record")
     usage: dict[str, int] | None = Field(
         default=None,
-        description="units taken back per dimension (≤ the original's); omitted: every unit "
-        "(a void); a binding v1 event is always voided whole",
+        description="units taken back per dimension (each ≤ the original's, every name one the "
+        "original's tariff prices); omitted: every unit (a void); a binding v1 event is always "
+        "voided whole",
+        json_schema_extra={
+            "propertyNames": {"pattern": DIMENSION_NAME_PATTERN},
+            "maxProperties": 4,
+            "additionalProperties": U64_SCHEMA.json_schema,
+        },
     )
 
 
