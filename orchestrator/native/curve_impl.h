@@ -313,8 +313,8 @@ static inline int G_(digits)(int *d, const fe *k, int c, int W) {
 
 /* Grow-only scratch buffer (the prover is single-threaded; one per group). */
 static void *G_(scratch)(int slot, size_t bytes) {
-    static void *buf[4];
-    static size_t cap[4];
+    static void *buf[6];
+    static size_t cap[6];
     if (bytes > cap[slot]) {
         free(buf[slot]);
         cap[slot] = bytes + bytes / 4;
@@ -323,78 +323,12 @@ static void *G_(scratch)(int slot, size_t bytes) {
     return buf[slot];
 }
 
-/* out = sum scalars[idx[i]] * base_i.
- * Digits are sorted into buckets (counting sort), then each bucket's points are summed in
- * affine coordinates pairwise, a round at a time: every addition of a round shares one field
- * inversion (Montgomery's trick), ~6 multiplications per addition instead of ~11 for a mixed
- * Jacobian addition. The buckets are then combined with the usual running sum. */
-/* Several tables with the same window size can share one set of buckets when only the sum
- * of their MSMs is wanted (pi_c's C and H parts): one bucket reduction instead of two. */
-static void G_(msm_multi)(G_(jac) *out, int nparts, const G_(table) *const *ts,
-                          const fe *const *scalars_of) {
-    const int c = ts[0]->c, W = ts[0]->W;
-    const size_t nb = (size_t)1 << (c - 1);
-    size_t cells = 0;
-    for (int q = 0; q < nparts; q++) cells += ts[q]->n * (size_t)W;
-    int32_t *dig = G_(scratch)(0, cells * sizeof(int32_t));
-    uint32_t *start = G_(scratch)(1, (3 * nb + 1) * sizeof(uint32_t));
-    uint32_t *len = start + nb + 1, *nstart = len + nb;
-    memset(start, 0, (nb + 1) * sizeof(uint32_t));
-    size_t total = 0;
-    size_t cell0 = 0;
-    for (int q = 0; q < nparts; q++) {
-    const G_(table) *t = ts[q];
-    const fe *scalars = scalars_of[q];
-    for (size_t i = 0; i < t->n; i++) {
-        int32_t *d = dig + cell0 + i * W;
-        int dd[64];
-        if (!G_(digits)(dd, &scalars[t->idx[i]], c, W)) {
-            for (int j = 0; j < W; j++) d[j] = 0;
-            continue;
-        }
-        for (int j = 0; j < W; j++) {
-            d[j] = dd[j];
-            if (dd[j]) {
-                start[(dd[j] > 0 ? dd[j] : -dd[j]) - 1]++;
-                total++;
-            }
-        }
-    }
-    cell0 += t->n * (size_t)W;
-    }
-    /* counts -> offsets */
-    uint32_t off = 0;
-    for (size_t b = 0; b < nb; b++) {
-        len[b] = start[b];
-        start[b] = off;
-        off += len[b];
-    }
-    /* work holds points bucket by bucket; work2 receives each round's sums */
-    G_(aff) *work = G_(scratch)(2, (2 * total + 1) * sizeof(G_(aff)));
-    G_(aff) *work2 = work + total;
-    {
-        uint32_t *fill = nstart; /* reuse as a cursor */
-        memcpy(fill, start, nb * sizeof(uint32_t));
-        size_t e = 0;
-        for (int q = 0; q < nparts; q++) {
-            const G_(table) *t = ts[q];
-            for (size_t i = 0; i < t->n; i++, e += W) {
-                const int32_t *d = dig + e;
-                const G_(aff) *row = t->pts + i * W;
-                for (int j = 0; j < W; j++) {
-                    if (!d[j]) continue;
-                    if (d[j] > 0) {
-                        work[fill[d[j] - 1]++] = row[j];
-                    } else {
-                        G_(aff) *w = &work[fill[-d[j] - 1]++];
-                        w->x = row[j].x;
-                        F_(neg)(&w->y, &row[j].y);
-                    }
-                }
-            }
-        }
-    }
-    /* pairwise rounds */
+/* Sums each bucket's points in affine coordinates pairwise, a round at a time: every addition
+ * of a round shares one field inversion (Montgomery's trick). Bucket b holds len[b] points
+ * from work[start[b]]; work2 is as large as work. Returns the array where each non-empty
+ * bucket's sum now is, at start[b] (len[b] == 1). nstart is scratch of nb entries. */
+static G_(aff) *G_(bucket_sums)(G_(aff) *work, G_(aff) *work2, uint32_t *start, uint32_t *len,
+                                uint32_t *nstart, size_t nb, size_t total) {
     size_t max_pairs = total / 2 + 1;
     uint32_t *src =
         G_(scratch)(3, max_pairs * (2 * sizeof(uint32_t) + sizeof(FT) + 2 * sizeof(fe) + 1));
@@ -491,14 +425,136 @@ static void G_(msm_multi)(G_(jac) *out, int nparts, const G_(table) *const *ts,
         work = work2;
         work2 = sw;
     }
-    G_(jac) run, sum;
-    G_(set_inf)(&run);
-    G_(set_inf)(&sum);
-    for (size_t b = nb; b-- > 0;) {
-        if (len[b] && !G_(aff_is_inf)(&work[start[b]])) G_(madd)(&run, &run, &work[start[b]]);
-        G_(add)(&sum, &sum, &run);
+    return work;
+}
+
+/* sum over buckets of (b + 1) * S_b, S_b = work[start[b]] for len[b] != 0.
+ * With d = b + 1 = hi * 2^k + lo (k = half the digit bits), the sum is
+ * 2^k * sum_hi hi * T_hi + sum_lo lo * U_lo, where T_hi sums the S_d sharing hi and U_lo those
+ * sharing lo: two affine bucket passes over ~2 nb points (~7 products per addition) and two
+ * short running sums, instead of a running sum over all nb buckets (~27 products per bucket
+ * in Jacobian coordinates). */
+static void G_(reduce_buckets)(G_(jac) *out, const G_(aff) *S, const uint32_t *start,
+                               const uint32_t *len, size_t nb) {
+    int bits = 0;
+    while (((size_t)1 << bits) < nb) bits++;
+    const int k = bits / 2;
+    const size_t L = (size_t)1 << k, H = (nb >> k) + 1, ng = H + L;
+    uint32_t *gstart = G_(scratch)(4, (3 * ng + 1) * sizeof(uint32_t));
+    uint32_t *glen = gstart + ng + 1, *gnstart = glen + ng;
+    memset(glen, 0, ng * sizeof(uint32_t));
+    size_t total = 0;
+    for (size_t b = 0; b < nb; b++) {
+        if (!len[b] || G_(aff_is_inf)(&S[start[b]])) continue;
+        size_t d = b + 1, hi = d >> k, lo = d & (L - 1);
+        if (hi) glen[hi]++, total++;
+        if (lo) glen[H + lo]++, total++;
     }
-    *out = sum;
+    uint32_t off = 0;
+    for (size_t g = 0; g < ng; g++) {
+        gstart[g] = off;
+        gnstart[g] = off; /* fill cursor */
+        off += glen[g];
+    }
+    G_(aff) *work = G_(scratch)(5, (2 * total + 1) * sizeof(G_(aff)));
+    for (size_t b = 0; b < nb; b++) {
+        if (!len[b] || G_(aff_is_inf)(&S[start[b]])) continue;
+        size_t d = b + 1, hi = d >> k, lo = d & (L - 1);
+        if (hi) work[gnstart[hi]++] = S[start[b]];
+        if (lo) work[gnstart[H + lo]++] = S[start[b]];
+    }
+    work = G_(bucket_sums)(work, work + total, gstart, glen, gnstart, ng, total);
+    G_(jac) run, sum_hi, sum_lo;
+    G_(set_inf)(&run);
+    G_(set_inf)(&sum_hi);
+    for (size_t h = H; h-- > 1;) {
+        if (glen[h] && !G_(aff_is_inf)(&work[gstart[h]])) G_(madd)(&run, &run, &work[gstart[h]]);
+        G_(add)(&sum_hi, &sum_hi, &run);
+    }
+    G_(set_inf)(&run);
+    G_(set_inf)(&sum_lo);
+    for (size_t l = L; l-- > 1;) {
+        size_t g = H + l;
+        if (glen[g] && !G_(aff_is_inf)(&work[gstart[g]])) G_(madd)(&run, &run, &work[gstart[g]]);
+        G_(add)(&sum_lo, &sum_lo, &run);
+    }
+    for (int i = 0; i < k; i++) G_(dbl)(&sum_hi, &sum_hi);
+    G_(add)(out, &sum_hi, &sum_lo);
+}
+
+/* out = sum scalars[idx[i]] * base_i.
+ * Digits are sorted into buckets (counting sort), then each bucket's points are summed in
+ * affine coordinates pairwise, a round at a time: every addition of a round shares one field
+ * inversion (Montgomery's trick), ~6 multiplications per addition instead of ~11 for a mixed
+ * Jacobian addition. The buckets are then combined with the usual running sum. */
+/* Several tables with the same window size can share one set of buckets when only the sum
+ * of their MSMs is wanted (pi_c's C and H parts): one bucket reduction instead of two. */
+static void G_(msm_multi)(G_(jac) *out, int nparts, const G_(table) *const *ts,
+                          const fe *const *scalars_of) {
+    const int c = ts[0]->c, W = ts[0]->W;
+    const size_t nb = (size_t)1 << (c - 1);
+    size_t cells = 0;
+    for (int q = 0; q < nparts; q++) cells += ts[q]->n * (size_t)W;
+    int32_t *dig = G_(scratch)(0, cells * sizeof(int32_t));
+    uint32_t *start = G_(scratch)(1, (3 * nb + 1) * sizeof(uint32_t));
+    uint32_t *len = start + nb + 1, *nstart = len + nb;
+    memset(start, 0, (nb + 1) * sizeof(uint32_t));
+    size_t total = 0;
+    size_t cell0 = 0;
+    for (int q = 0; q < nparts; q++) {
+    const G_(table) *t = ts[q];
+    const fe *scalars = scalars_of[q];
+    for (size_t i = 0; i < t->n; i++) {
+        int32_t *d = dig + cell0 + i * W;
+        int dd[64];
+        if (!G_(digits)(dd, &scalars[t->idx[i]], c, W)) {
+            for (int j = 0; j < W; j++) d[j] = 0;
+            continue;
+        }
+        for (int j = 0; j < W; j++) {
+            d[j] = dd[j];
+            if (dd[j]) {
+                start[(dd[j] > 0 ? dd[j] : -dd[j]) - 1]++;
+                total++;
+            }
+        }
+    }
+    cell0 += t->n * (size_t)W;
+    }
+    /* counts -> offsets */
+    uint32_t off = 0;
+    for (size_t b = 0; b < nb; b++) {
+        len[b] = start[b];
+        start[b] = off;
+        off += len[b];
+    }
+    /* work holds points bucket by bucket; work2 receives each round's sums */
+    G_(aff) *work = G_(scratch)(2, (2 * total + 1) * sizeof(G_(aff)));
+    G_(aff) *work2 = work + total;
+    {
+        uint32_t *fill = nstart; /* reuse as a cursor */
+        memcpy(fill, start, nb * sizeof(uint32_t));
+        size_t e = 0;
+        for (int q = 0; q < nparts; q++) {
+            const G_(table) *t = ts[q];
+            for (size_t i = 0; i < t->n; i++, e += W) {
+                const int32_t *d = dig + e;
+                const G_(aff) *row = t->pts + i * W;
+                for (int j = 0; j < W; j++) {
+                    if (!d[j]) continue;
+                    if (d[j] > 0) {
+                        work[fill[d[j] - 1]++] = row[j];
+                    } else {
+                        G_(aff) *w = &work[fill[-d[j] - 1]++];
+                        w->x = row[j].x;
+                        F_(neg)(&w->y, &row[j].y);
+                    }
+                }
+            }
+        }
+    }
+    work = G_(bucket_sums)(work, work2, start, len, nstart, nb, total);
+    G_(reduce_buckets)(out, work, start, len, nb);
 }
 
 static void G_(msm)(G_(jac) *out, const G_(table) *t, const fe *scalars) {

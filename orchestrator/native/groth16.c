@@ -180,12 +180,13 @@ static int load_g2(g2_aff *a, const uint8_t *p) {
 }
 
 /* Window size minimising the cost of n full-size scalars, in field multiplications: ~7 per
- * batched affine addition of a digit, ~40 per bucket in the final running-sum reduction. */
+ * batched affine addition of a digit, ~16 per bucket in the reduction (two batched affine
+ * additions, see reduce_buckets in curve_impl.h). */
 static int pick_window(size_t n) {
     int best = 8;
     double best_cost = 1e300;
     for (int c = 6; c <= 16; c++) {
-        double cost = 7.0 * (double)n * (254 / c + 1) + 40.0 * (double)(1 << (c - 1));
+        double cost = 7.0 * (double)n * (254 / c + 1) + 16.0 * (double)(1 << (c - 1));
         if (cost < best_cost) {
             best_cost = cost;
             best = c;
