@@ -37,7 +37,7 @@ static void fields_init(void) {
 /* version, with the two carry chains of each pass kept apart in CF and OF. Used only   */
 /* after fields_init() found both extensions (cpuid), so the build stays portable.      */
 #define FIELD_MULX(PFX)                                                                       \
-    static inline void PFX##_mul_x(fe *r, const fe *a, const fe *b) {                         \
+    static inline __attribute__((always_inline)) void PFX##_mul_x(fe *r, const fe *a, const fe *b) {                         \
         u64 r0 = 0, r1 = 0, r2 = 0, r3 = 0, r4 = 0, lo, hi, z; /* the accumulator starts at 0 */\
         __asm__(                                                                              \
             "movq 0(%[b]), %%rdx\n\t"                                                         \
@@ -225,7 +225,7 @@ static void fields_init(void) {
     }                                                                                         \
     /* Montgomery product, x86-64 asm (mulq; no BMI2/ADX needed): CIOS with separate     */ \
     /* multiply and reduce passes; registers rotate instead of shifting the accumulator.  */ \
-    static inline void PFX##_mul_q(fe *r, const fe *a, const fe *b) {                         \
+    static inline __attribute__((always_inline)) void PFX##_mul_q(fe *r, const fe *a, const fe *b) {                         \
         u64 r0, r1, r2, r3, r4, k, m;                                                         \
         __asm__(                                                                              \
             "xorl %k[r0], %k[r0]\n\t"                                                         \
@@ -462,7 +462,7 @@ static void fields_init(void) {
         PFX##_reduce_once(r, r4, r0, r1, r2);                                                 \
     }                                                                                         \
     FIELD_MULX(PFX)                                                                           \
-    static inline void PFX##_mul(fe *r, const fe *a, const fe *b) {                           \
+    static inline __attribute__((always_inline)) void PFX##_mul(fe *r, const fe *a, const fe *b) {                           \
         if (fields_adx)                                                                       \
             PFX##_mul_x(r, a, b);                                                             \
         else                                                                                  \

@@ -589,22 +589,22 @@ static int prove(const zkey_t *z, const uint8_t *wtns, size_t len, FILE *out, in
     g2_from_aff(&delta2, &z->delta2);
 
     g1_add(&pa, &pa, &alpha1);
-    g1_mul(&tmp, &delta1, &r);
+    g1_mul_w4(&tmp, &delta1, &r);
     g1_add(&pa, &pa, &tmp);
 
     g2_add(&pb, &pb, &beta2);
-    g2_mul(&tmp2, &delta2, &sr);
+    g2_mul_w4(&tmp2, &delta2, &sr);
     g2_add(&pb, &pb, &tmp2);
 
     g1_add(&pb1, &pb1, &beta1);
-    g1_mul(&tmp, &delta1, &sr);
+    g1_mul_w4(&tmp, &delta1, &sr);
     g1_add(&pb1, &pb1, &tmp);
 
-    g1_mul(&tmp, &pa, &sr);
+    g1_mul_w4(&tmp, &pa, &sr);
     g1_add(&pc, &pc, &tmp);
-    g1_mul(&tmp, &pb1, &r);
+    g1_mul_w4(&tmp, &pb1, &r);
     g1_add(&pc, &pc, &tmp);
-    g1_mul(&tmp, &delta1, &neg_rs);
+    g1_mul_w4(&tmp, &delta1, &neg_rs);
     g1_add(&pc, &pc, &tmp);
 
     fputs("{\"proof\":{\"pi_a\":", out);
