@@ -36,6 +36,8 @@ from vbill.chain.records import (
     AccountState,
     Balance,
     Charge,
+    CorrectionReceipt,
+    Credit,
     Settlement,
     TxResult,
     UsageReceipt,
@@ -430,34 +432,57 @@ class Chain:
 
     # ---- receipts
 
-    def receipt(self, tx_hash: str, bundle: Mapping[str, Any] | None = None) -> UsageReceipt:
-        """Re-derive the usage receipt from the chain; with `bundle`, require a ChargeSettled
-        from this deployment whose nullifier, commitment and charge are the bundle's."""
+    def _mined(self, tx_hash: str) -> Any:
+        """The transaction's receipt; VerificationFailed if it is unknown or reverted."""
         try:
             rcpt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
         except Exception as exc:
             raise VerificationFailed(f"transaction {tx_hash} not found: {exc}") from None
         if rcpt["status"] != 1:
             raise VerificationFailed(f"transaction {tx_hash} reverted")
-        address = self.settlement.address
-        events = self.settlement.events
+        return rcpt
+
+    def _logs(self, rcpt: Any, event: str) -> list[Any]:
+        """This deployment's `event` logs in the receipt (another contract's are ignored)."""
+        logs = getattr(self.settlement.events, event)().process_receipt(rcpt, errors=DISCARD)
+        return [ev for ev in logs if ev["address"] == self.settlement.address]
+
+    def _entries(self, rcpt: Any, event: str, fields: Sequence[str], make: Any) -> list[Any]:
+        """`make(*fields of each event, prev_state_key, state_key)`, the state keys those of
+        the WindowAdvanced event with its nullifier (None, None without one: a v1 charge)."""
         windows = {
             ev["args"]["nullifier"]: (ev["args"]["prevStateKey"], ev["args"]["stateKey"])
-            for ev in events.WindowAdvanced().process_receipt(rcpt, errors=DISCARD)
-            if ev["address"] == address
+            for ev in self._logs(rcpt, "WindowAdvanced")
         }
-        charges = [
-            Charge(
-                ev["args"]["tenantKey"],
-                ev["args"]["nullifier"],
-                ev["args"]["commitment"],
-                ev["args"]["charge"],
-                ev["args"]["weiAmount"],
+        return [
+            make(
+                *(ev["args"][f] for f in fields),
                 *windows.get(ev["args"]["nullifier"], (None, None)),
             )
-            for ev in events.ChargeSettled().process_receipt(rcpt, errors=DISCARD)
-            if ev["address"] == address
+            for ev in self._logs(rcpt, event)
         ]
+
+    def _mined_at(self, rcpt: Any) -> dict[str, Any]:
+        """The receipt fields of where and when a transaction was mined."""
+        return {
+            "transaction_hash": Web3.to_hex(rcpt["transactionHash"]),
+            "block_number": rcpt["blockNumber"],
+            "gas_used": rcpt["gasUsed"],
+            "timestamp": self.w3.eth.get_block(rcpt["blockNumber"])["timestamp"],
+        }
+
+    def corrects(self, tx_hash: str) -> bool:
+        """True if the transaction settled corrections and no charge (a settleCorrection)."""
+        rcpt = self._mined(tx_hash)
+        return bool(self._logs(rcpt, "ChargeCorrected")) and not self._logs(rcpt, "ChargeSettled")
+
+    def receipt(self, tx_hash: str, bundle: Mapping[str, Any] | None = None) -> UsageReceipt:
+        """Re-derive the usage receipt from the chain; with `bundle`, require a ChargeSettled
+        from this deployment whose nullifier, commitment and charge are the bundle's."""
+        rcpt = self._mined(tx_hash)
+        address = self.settlement.address
+        fields = ("tenantKey", "nullifier", "commitment", "charge", "weiAmount")
+        charges = self._entries(rcpt, "ChargeSettled", fields, Charge)
         if not charges:
             raise VerificationFailed(f"transaction {tx_hash} settled no charge on {address}")
         if bundle is not None:
@@ -475,14 +500,52 @@ class Chain:
             if s.state_keys is not None and (c.prev_state_key, c.state_key) != s.state_keys:
                 raise VerificationFailed("the WindowAdvanced event differs from the bundle")
             charges = [c]
-        block = self.w3.eth.get_block(rcpt["blockNumber"])
         return UsageReceipt(
             cost_eth=wei_to_eth(sum(c.wei for c in charges)),
-            transaction_hash=Web3.to_hex(rcpt["transactionHash"]),
-            block_number=rcpt["blockNumber"],
-            gas_used=rcpt["gasUsed"],
-            timestamp=block["timestamp"],
+            **self._mined_at(rcpt),
             charges=tuple(charges),
+        )
+
+    def correction_receipt(
+        self, tx_hash: str, correction: Mapping[str, Any] | None = None
+    ) -> CorrectionReceipt:
+        """Re-derive a correction's receipt from its settleCorrection transaction (docs/
+        protocol-corrections.md §10); with the `correction` document, require a ChargeCorrected
+        from this deployment whose nullifier, corrected charge's nullifier, commitment, credit
+        and tenant are its public signals 3, 8, 0, 1 and 4, and a WindowAdvanced from its
+        signal 5 to 6."""
+        rcpt = self._mined(tx_hash)
+        fields = (
+            "tenantKey",
+            "nullifier",
+            "correctsNullifier",
+            "commitment",
+            "credit",
+            "weiAmount",
+        )
+        credits = self._entries(rcpt, "ChargeCorrected", fields, Credit)
+        if not credits:
+            raise VerificationFailed(
+                f"transaction {tx_hash} settled no correction on {self.settlement.address}"
+            )
+        if correction is not None:
+            s = settlement_from_bundle(correction, "correction").signals
+            match = [c for c in credits if c.nullifier == s[3]]
+            if not match:
+                raise VerificationFailed(
+                    "no ChargeCorrected event carries the correction's nullifier"
+                )
+            c = match[0]
+            stated = (c.corrects_nullifier, c.commitment, c.credit, c.tenant_key)
+            if stated != (s[8], s[0], s[1], s[4]):
+                raise VerificationFailed("the ChargeCorrected event differs from the correction")
+            if (c.prev_state_key, c.state_key) != (s[5], s[6]):
+                raise VerificationFailed("the WindowAdvanced event differs from the correction")
+            credits = [c]
+        return CorrectionReceipt(
+            credit_eth=wei_to_eth(sum(c.wei for c in credits)),
+            **self._mined_at(rcpt),
+            corrections=tuple(credits),
         )
 
 

@@ -78,11 +78,48 @@ class UsageReceipt:
     charges: tuple[Charge, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["charges"] = [
-            {k: str(v) for k, v in asdict(c).items() if v is not None} for c in self.charges
-        ]
-        return out
+        return _receipt_json(self, "charges")
+
+
+def _receipt_json(receipt: Any, entries: str) -> dict[str, Any]:
+    """A receipt as JSON: its events' fields as decimal strings, absent state keys left out."""
+    out = asdict(receipt)
+    out[entries] = [
+        {k: str(v) for k, v in asdict(e).items() if v is not None}
+        for e in getattr(receipt, entries)
+    ]
+    return out
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A ChargeCorrected event (docs/protocol-corrections.md §10) with its WindowAdvanced state
+    keys: the correction's nullifier, the corrected charge's, and the credit in micros and wei."""
+
+    tenant_key: int
+    nullifier: int
+    corrects_nullifier: int
+    commitment: int
+    credit: int
+    wei: int
+    prev_state_key: int | None = None
+    state_key: int | None = None
+
+
+@dataclass(frozen=True)
+class CorrectionReceipt:
+    """What `vbill receipt` re-derives from a settleCorrection transaction: the credit moved back
+    to the tenant, where and when (the settlement worker stores the same fields)."""
+
+    credit_eth: str
+    transaction_hash: str
+    block_number: int
+    gas_used: int
+    timestamp: int
+    corrections: tuple[Credit, ...] = field(default=())
+
+    def as_json(self) -> dict[str, Any]:
+        return _receipt_json(self, "corrections")
 
 
 @dataclass(frozen=True)

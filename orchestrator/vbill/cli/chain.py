@@ -406,10 +406,49 @@ def settle(chain: ch.Chain, bundles: tuple[Path, ...], batch_size: int, as_json:
     default=None,
     help="Check that the transaction settled this bundle's commitment and nullifier.",
 )
+@click.option(
+    "--correction",
+    "correction_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Check that the transaction (a settleCorrection) credited this correction: its "
+    "nullifier, the corrected charge's, its commitment, credit and window state keys.",
+)
 @json_option
-def receipt(chain: ch.Chain, tx: str, bundle_path: Path | None, as_json: bool) -> None:
-    """Re-derive a usage receipt from the chain (exit 1 if it does not match)."""
+def receipt(
+    chain: ch.Chain,
+    tx: str,
+    bundle_path: Path | None,
+    correction_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Re-derive a usage receipt, or a correction's credit, from the chain (exit 1 if it does
+    not match). Without a file, a settleCorrection transaction gives the correction's receipt."""
+    from vbill.bundle.correction import is_correction, is_void
+
+    if bundle_path is not None and correction_path is not None:
+        raise InputError("--correction", "give --bundle or --correction, not both")
     bundle = ch.read_bundle(bundle_path) if bundle_path is not None else None
+    correction = ch.read_bundle(correction_path) if correction_path is not None else None
+    if bundle is not None and (is_correction(bundle) or is_void(bundle)):
+        raise InputError(
+            "--bundle", f"{bundle_path} is a correction document: give it with --correction"
+        )
+    if correction is not None and not is_correction(correction):
+        why = (
+            "a void (binding v1) has no on-chain credit"
+            if is_void(correction)
+            else "not a correction document"
+        )
+        raise InputError("--correction", f"{correction_path}: {why}")
+    if correction is not None or (bundle is None and chain.corrects(tx)):
+        c = chain.correction_receipt(tx, correction).as_json()
+        emit(
+            c,
+            as_json,
+            f"{c['credit_eth']} ETH credited back in block {c['block_number']} at {c['timestamp']}",
+        )
+        return
     r = chain.receipt(tx, bundle).as_json()
     emit(r, as_json, f"{r['cost_eth']} ETH in block {r['block_number']} at {r['timestamp']}")
 
