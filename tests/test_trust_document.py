@@ -20,7 +20,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from http_server import ATTEST, AUTH, service
 from vbill import paths
-from vbill.bindings import BINDING_V2
+from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
 from vbill.errors import InputError, ToolError, VerificationFailed
@@ -28,6 +28,7 @@ from vbill.verify import trust_document
 from vbill.verify.trust import default_trust
 
 WELL_KNOWN = "/.well-known/vdi-billing-trust.json"
+V2C = artefacts(BINDING_V2C)
 KEYS = {
     "trust_version", "issued_at", "issuer", "bindings", "attesters", "log_signers",
     "revocation_url", "log_head_url", "revoked", "deployments", "retired_attesters", "signature",
@@ -95,6 +96,8 @@ def test_served_document_has_the_published_shape(served: dict[str, Any], live: A
     files = {"bn128-poseidon8-v1": (paths.VKEY, manifest["ceremony"])}
     if V2.vkey.exists():  # metered billing is set up here: statements need v2's key
         files[BINDING_V2] = (V2.vkey, manifest["bindings"][BINDING_V2]["ceremony"])
+    if V2C.vkey.exists():  # corrections are set up here: the page checks their proofs
+        files[BINDING_V2C] = (V2C.vkey, manifest["bindings"][BINDING_V2C]["ceremony"])
     assert set(served["bindings"]) == set(files)
     for version, (path, ceremony) in files.items():
         key = served["bindings"][version]

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from vbill import paths
-from vbill.bindings import BINDING_V2, BINDING_VERSION, artefacts
+from vbill.bindings import BINDING_V2, BINDING_V2C, BINDING_VERSION, artefacts
 from vbill.ledger import tokens
 from vbill.models import IssuedToken, ReceiptView, RevokedTokens, UsageReceipt
 from vbill.service.auth import AnyCaller, require_operator
@@ -22,6 +22,7 @@ from vbill.service.openapi import CALLER, OPERATOR, errors
 from vbill.service.routes import State, find_bundle
 from vbill.service.state import ServiceState
 from vbill.verify import trust_document
+from vbill.verify.trust import file_sha256
 
 router = APIRouter()
 Operator = Depends(require_operator)
@@ -85,12 +86,16 @@ def trust(svc: State) -> dict[str, Any]:
 
 def document(svc: ServiceState) -> dict[str, Any]:
     """The service's trust document: its verification keys (v2's when metered billing is
-    set up here, so statements verify against the pin too), attesters, revocations,
-    retired keys with their cut-off and the chain deployments on record."""
+    set up here, so statements verify against the pin too, and v2c's when corrections are,
+    so the verifier page checks their proofs), attesters, revocations, retired keys with
+    their cut-off and the chain deployments on record."""
     revoked = svc.store.revocations()
     bindings = {BINDING_VERSION: (paths.VKEY, _ceremony(svc.vkey_sha256))}
     if svc.metered is not None:
         bindings[BINDING_V2] = (artefacts(BINDING_V2).vkey, _ceremony(svc.metered.vkey_sha256))
+    corrections = artefacts(BINDING_V2C).vkey  # the key ServiceState.trust() trusts too
+    if corrections.exists():
+        bindings[BINDING_V2C] = (corrections, _ceremony(file_sha256(corrections)))
     return trust_document.build(
         svc.attester.account,
         bindings=bindings,

@@ -7,7 +7,6 @@ import { FieldError } from "./models.js";
 
 export const R = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
 export const P = 21888242871839275222246405745257275088696311157297823662689037894645226208583n;
-export const BINDING_VERSION = "bn128-poseidon8-v1";
 export const BILLING_VERSION = "v2";
 const U64 = 1n << 64n;
 const PRICE_SCALE = 1_000_000n;
@@ -40,8 +39,6 @@ export function hashString(s) {
   if (!s.isWellFormed()) throw new Error("text is not valid Unicode (a lone surrogate)");
   return bytesToBig(sha256(utf8(s))) % R;
 }
-
-export const DOMAIN_TAG = hashString(BINDING_VERSION);
 
 export function encodeString(v, path) {
   if (v.length === 0) throw new FieldError(path, "must not be empty");
@@ -172,11 +169,15 @@ export function encodeRecord(record) {
   return { meter, tariff, charge, fingerprint: fingerprint(record.meter_event, record.tariff_snapshot, charge) };
 }
 
-/** A canonical decimal field element 0 ≤ x < r (x and x + r must never both pass). */
+const PY_TYPE = (v) =>
+  v === null ? "NoneType" : typeof v === "boolean" ? "bool" : typeof v === "bigint" ? "int" : v instanceof JsonFloat ? "float" : Array.isArray(v) ? "list" : "dict";
+
+/** A canonical decimal field element 0 ≤ x < r (x and x + r must never both pass), refused in
+ *  vbill.zk.field.parse_field_element's words. */
 export function parseFieldElement(v, path) {
-  if (typeof v !== "string") throw new FieldError(path, "must be a decimal text field element");
+  if (typeof v !== "string") throw new FieldError(path, `must be a decimal string field element, got ${PY_TYPE(v)}`);
   if (v.length > 77 || !/^(0|[1-9][0-9]*)$/.test(v)) {
-    throw new FieldError(path, "must be canonical decimal digits (no sign, no leading zeros)");
+    throw new FieldError(path, "must be a canonical decimal string (digits only, no sign, no leading zeros)");
   }
   const x = BigInt(v);
   if (x >= R) throw new FieldError(path, "must be less than the BN254 scalar field modulus r");

@@ -68,6 +68,9 @@ export async function checkProof(vkey, signals, proof) {
     if (e instanceof ProofError) return [false, `the proof is malformed: ${e.message}`];
     throw e;
   }
+  if (!Array.isArray(vkey.IC) || vkey.IC.length !== signals.length + 1) {
+    return [false, `the verification key is for ${Array.isArray(vkey.IC) ? vkey.IC.length - 1 : "no"} public signals, not this proof's ${signals.length}: it is another circuit's key`];
+  }
   const points = { pi_a: plain(proof.pi_a), pi_b: plain(proof.pi_b), pi_c: plain(proof.pi_c), protocol: "groth16", curve: "bn128" };
   await warmCurve();
   const ok = await groth16.verify(vkey, signals.map(String), points);

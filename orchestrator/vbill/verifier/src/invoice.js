@@ -1,9 +1,13 @@
 // The invoice of a verified window statement, as vbill.billing.invoice derives it (docs/
 // protocol-v2.md §15): per (tariff version, dimension, tier) the units the events moved through
 // that tier × its unit price, then the rounding difference and each per-event clamp
-// difference, so the lines' amount_micros sum exactly to the total. Exact BigInt arithmetic in
-// 10^-6 micros; amounts as decimal strings.
+// difference, so the lines' amount_micros sum exactly to the total. A correction takes units
+// back at its original's tariff: its tiers' units and money count negative, its credit is minus
+// a charge, and a credit capped by the window's charge is a clamp line; a tier line that
+// corrections took back whole is left out. Exact BigInt arithmetic in 10^-6 micros; amounts as
+// decimal strings.
 
+import { correctionKind } from "./bindings.js";
 import { ROUNDING_MODES, encodePrice } from "./encoding.js";
 import { roundMicros } from "./metered.js";
 
@@ -24,7 +28,8 @@ export function decimalText(value, places) {
 const money = (sub) => ({ amount_micros: decimalText(sub, 6), amount: decimalText(sub, 12) });
 const big = (v) => BigInt(v);
 
-/** The invoice lines and total of a statement's bundles (verified, in chain order). */
+/** The invoice lines and total of a statement's bundles and corrections (verified, in chain
+ *  order); throws if the tier lines do not give the window's exact amount. */
 export function invoiceOf(bundles, totalMicros) {
   const tiers = new Map();
   let exact = 0n;
@@ -32,26 +37,30 @@ export function invoiceOf(bundles, totalMicros) {
   const clamps = [];
   const modes = new Set();
   for (const b of bundles) {
-    const tariff = b.tariff_snapshot;
-    const meter = b.meter_event;
+    const correction = correctionKind(b) !== null;
+    const source = correction ? b.original : b;
+    const tariff = source.tariff_snapshot;
+    const meter = source.meter_event;
     const w = b.billing.window;
     const version = tariff.tariff_version;
+    const sign = correction ? -1n : 1n;
     for (const name of Object.keys(tariff.dimensions).sort()) {
       const a = big(w.before.units[name]);
-      const end = a + big(meter.usage[name] ?? 0n);
+      const z = big(w.after.units[name]);
+      const [from, to] = correction ? [z, a] : [a, z];
       let lo = 0n;
       tariff.dimensions[name].tiers.forEach((tier, t) => {
         const price = encodePrice(tier.unit_price_micros, `tariff_snapshot.dimensions.${name}.tiers[${t}]`);
         const hi = tier.up_to === null ? null : big(tier.up_to);
         const top = hi ?? U64;
-        const lower = a > lo ? a : lo;
-        const upper = end < top ? end : top;
+        const lower = from > lo ? from : lo;
+        const upper = to < top ? to : top;
         const n = upper > lower ? upper - lower : 0n;
         if (n > 0n) {
           const key = JSON.stringify([version, name, t]);
           if (!tiers.has(key)) tiers.set(key, { version, name, t, lo, hi, price, units: 0n });
-          tiers.get(key).units += n;
-          exact += n * price;
+          tiers.get(key).units += sign * n;
+          exact += sign * n * price;
         }
         lo = hi ?? U64;
       });
@@ -60,6 +69,20 @@ export function invoiceOf(bundles, totalMicros) {
     modes.add(tariff.rounding_mode);
     const delta = roundMicros(big(w.after.amount), mode) - roundMicros(big(w.before.amount), mode);
     rounded += delta;
+    if (correction) {
+      const charge = -big(b.billing.credit_micros);
+      if (charge !== delta) { // the credit is capped by the window's charge
+        const id = b.correction.correction_id;
+        clamps.push({
+          kind: "clamp",
+          description: `credit of ${id} capped by the window's charge: credited ${-charge}, the tariff gives ${-delta}`,
+          event_id: id,
+          seq: w.seq,
+          ...money((charge - delta) * SCALE),
+        });
+      }
+      continue;
+    }
     const charge = big(b.billing.expected_charge_micros);
     if (charge !== delta) {
       const bound = charge > delta ? "minimum" : "maximum";
@@ -72,7 +95,9 @@ export function invoiceOf(bundles, totalMicros) {
       });
     }
   }
-  const order = [...tiers.values()].sort((x, y) =>
+  const lastAmount = big(bundles[bundles.length - 1].billing.window.after.amount);
+  if (exact !== lastAmount) throw new Error(`the tier lines give ${exact} but the window's exact amount is ${lastAmount}`);
+  const order = [...tiers.values()].filter((x) => x.units !== 0n).sort((x, y) =>
     x.version < y.version ? -1 : x.version > y.version ? 1 : x.name < y.name ? -1 : x.name > y.name ? 1 : x.t - y.t,
   );
   const lines = order.map((x) => ({

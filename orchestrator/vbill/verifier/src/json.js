@@ -167,3 +167,55 @@ export function pyEq(a, b) {
   }
   return a === b;
 }
+
+// --- Python's view of a JSON value, for reasons worded as the Python package words them ---
+
+/** type(v).__name__ of the value Python's json module reads ("null" for None, as _kind). */
+export const pyKind = (v) =>
+  v === null
+    ? "null"
+    : typeof v === "boolean" ? "bool" : typeof v === "bigint" ? "int" : v instanceof JsonFloat ? "float"
+      : typeof v === "string" ? "str" : Array.isArray(v) ? "list" : "dict";
+
+/** Python's int(v) of a JSON value; throws where Python raises. */
+export function pyInt(v) {
+  if (typeof v === "bigint") return v;
+  if (typeof v === "boolean") return v ? 1n : 0n;
+  if (v instanceof JsonFloat && Number.isFinite(v.value)) return BigInt(Math.trunc(v.value));
+  if (typeof v === "string" && /^\s*[+-]?[0-9]+(_[0-9]+)*\s*$/.test(v)) return BigInt(v.trim().replaceAll("_", ""));
+  throw new TypeError("not an integer");
+}
+
+function strRepr(s) {
+  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
+  let out = "";
+  for (const ch of s) {
+    const c = ch.codePointAt(0);
+    if (ch === "\\" || ch === quote) out += "\\" + ch;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
+    else if (c >= 0xd800 && c <= 0xdfff) out += "\\u" + c.toString(16).padStart(4, "0");
+    else out += ch;
+  }
+  return quote + out + quote;
+}
+
+function floatRepr(x) {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? "nan" : x > 0 ? "inf" : "-inf";
+  const abs = Math.abs(x);
+  if (abs !== 0 && (abs >= 1e16 || abs < 1e-4)) return x.toExponential().replace(/e([+-])(\d)$/, "e$10$2");
+  return Number.isInteger(x) ? `${x}.0` : String(x);
+}
+
+/** repr(v) of a JSON value as Python writes it (None, True, 'text', [1, 2], {'k': 'v'}). */
+export function pyRepr(v) {
+  if (v === null) return "None";
+  if (typeof v === "boolean") return v ? "True" : "False";
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof JsonFloat) return floatRepr(v.value);
+  if (typeof v === "string") return strRepr(v);
+  if (Array.isArray(v)) return `[${v.map(pyRepr).join(", ")}]`;
+  return `{${Object.entries(v).map(([k, x]) => `${strRepr(k)}: ${pyRepr(x)}`).join(", ")}}`;
+}

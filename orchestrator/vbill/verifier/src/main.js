@@ -7,8 +7,10 @@ import { JsonFloat, JsonSyntaxError, isObject, parseJson } from "./json.js";
 import { TrustError, trustFromDocument } from "./trust.js";
 import { warmCurve } from "./groth16.js";
 import { loadPoseidon } from "./signals.js";
+import { VOID, correctionKind } from "./bindings.js";
+import { verifyCorrection } from "./correction.js";
 import { isStatementDocument, verifyStatement } from "./statement.js";
-import { isVerifyRequest, requestFromBundle, verifyRequest } from "./verify.js";
+import { isVerifyRequest, requestFromBundle, unreadable, verifyRequest } from "./verify.js";
 
 const PIN_KEY = "vbill-trust-pin";
 const $ = (id) => document.getElementById(id);
@@ -18,6 +20,17 @@ const TITLES = {
   verification: ["Signed and logged", "Signed by a trusted attester and recorded in the transparency log"],
   billing_check: ["Charge recomputed", "The charge follows from the metered usage and the tariff"],
   incircuit_binding_verification: ["Proof checked", "The zero-knowledge proof binds this charge to this record"],
+};
+// A correction's (docs/protocol-corrections.md): a credit, not a charge.
+const CORRECTION_TITLES = {
+  ...TITLES,
+  billing_check: ["Credit recomputed", "The credit follows from the window's state and the corrected event's tariff"],
+  incircuit_binding_verification: ["Proof checked", "The zero-knowledge proof binds this credit to the corrected event and the window"],
+};
+const VOID_TITLES = {
+  ...TITLES,
+  billing_check: ["Credit recomputed", "The credit is the voided event's charge, recomputed from its usage and tariff"],
+  incircuit_binding_verification: ["Original opened", "The voided event's commitment and nullifier follow from the record it opens"],
 };
 
 function status(id, text, good) {
@@ -80,7 +93,9 @@ function loadBundle(text, name) {
     const v = state.bundle.value;
     const what = isStatementDocument(v)
       ? `: a window statement${Array.isArray(v.bundles) ? ` of ${v.bundles.length} bundles` : ""}`
-      : "";
+      : correctionKind(v) !== null
+        ? `: a ${correctionKind(v) === VOID ? "void" : "correction"}${isObject(v.correction) && typeof v.correction.corrects === "string" ? ` of ${v.correction.corrects}` : ""}`
+        : "";
     status("bundle-status", `Read ${name}${what}.`, true);
   } catch (e) {
     state.bundle = { error: `the file ${name} is not JSON (${e.message})` };
@@ -154,6 +169,26 @@ function facts(request) {
   return dl;
 }
 
+/** What a correction or void document says: the event it corrects, why, and the credit. */
+function correctionFacts(doc) {
+  const [dl, add] = factList();
+  const c = isObject(doc.correction) ? doc.correction : {};
+  const o = isObject(doc.original) ? doc.original : {};
+  const m = isObject(o.meter_event) ? o.meter_event : {};
+  const b = isObject(doc.billing) ? doc.billing : {};
+  add("tenant", c.tenant_id);
+  add("corrects event", c.corrects);
+  add("correction", c.correction_id);
+  add("reason", c.reason);
+  if (isObject(c.usage)) add("units taken back", Object.entries(c.usage).map(([k, v]) => `${k} ${show(v)}`).join(", "));
+  else if (correctionKind(doc) === VOID) add("units taken back", "every unit (a void)");
+  if (isObject(b.window)) add("place in its window", `seq ${show(b.window.seq)} of ${m.billing_window_id ?? "?"}`);
+  add("the event's charge (micros)", o.expected_charge_micros);
+  add("credit (micros)", b.credit_micros);
+  add("attester", isObject(doc.attestation) ? doc.attestation.attester : undefined);
+  return dl;
+}
+
 let run = 0;
 async function render() {
   const out = $("verdicts");
@@ -174,15 +209,15 @@ async function render() {
   }
   let request = Object.create(null);
   let result;
+  let titles = TITLES;
+  let shownFacts = null;
   if (state.bundle.error) {
-    const no = { valid: false, reason: state.bundle.error };
-    result = {
-      verification: no,
-      billing_check: no,
-      incircuit_binding_verification: { ...no, binding_version: "bn128-poseidon8-v1", commitment_digest: null },
-      valid: false,
-      warnings: [],
-    };
+    result = unreadable(state.bundle.error);
+  } else if (correctionKind(state.bundle.value) !== null) {
+    const doc = state.bundle.value;
+    result = await verifyCorrection(doc, state.trust);
+    titles = correctionKind(doc) === VOID ? VOID_TITLES : CORRECTION_TITLES;
+    shownFacts = correctionFacts(doc);
   } else {
     const v = state.bundle.value;
     request = isVerifyRequest(v) ? v : requestFromBundle(v);
@@ -191,9 +226,9 @@ async function render() {
   const ms = performance.now() - t0;
   if (mine !== run) return;
   out.replaceChildren();
-  for (const key of Object.keys(TITLES)) {
+  for (const key of Object.keys(titles)) {
     const verdict = result[key];
-    const [title, meaning] = TITLES[key];
+    const [title, meaning] = titles[key];
     const card = document.createElement("div");
     card.className = "verdict";
     card.id = `verdict-${key}`;
@@ -209,11 +244,15 @@ async function render() {
   }
   out.append(Object.assign(document.createElement("p"), {
     className: "overall",
-    textContent: result.valid
-      ? "This bill checks out: every verdict holds."
-      : "This bill does not check out: see the failed verdicts above.",
+    textContent: shownFacts
+      ? result.valid
+        ? "This correction checks out: every verdict holds, so its credit is owed."
+        : "This correction does not check out: see the failed verdicts above."
+      : result.valid
+        ? "This bill checks out: every verdict holds."
+        : "This bill does not check out: see the failed verdicts above.",
   }));
-  out.append(facts(request));
+  out.append(shownFacts ?? facts(request));
   out.append(Object.assign(document.createElement("p"), {
     className: "small",
     textContent: `Checked ${state.bundleName} in ${ms.toFixed(0)} ms against the trust document issued by ${state.trust.issuer}.`,
@@ -232,8 +271,10 @@ function renderStatement(out, st, ms) {
   const card = el("div", { className: "verdict", id: "statement-verdict" });
   card.dataset.valid = String(st.valid);
   card.append(el("h3", { textContent: `${st.valid ? "✓" : "✗"} Window statement ${head}` }));
+  const corrections = s ? s.corrections.length : 0;
+  const netOf = corrections ? ` and ${corrections} correction${corrections === 1 ? "" : "s"}` : "";
   if (st.valid) {
-    card.append(el("p", { className: "reason", textContent: `Every bundle verifies and they form one unbroken chain from the start of the window: ${show(s.events)} events, total ${show(s.total_micros)} micros ${s.currency}.` }));
+    card.append(el("p", { className: "reason", textContent: `Every bundle verifies and they form one unbroken chain from the start of the window: ${show(s.events)} events${netOf}, total ${show(s.total_micros)} micros ${s.currency}${corrections ? " net of the credits" : ""}.` }));
   } else if (st.malformed || !st.problems.length) {
     card.append(el("p", { className: "reason", textContent: `Failed: ${st.reason}.` }));
   } else {
@@ -248,11 +289,22 @@ function renderStatement(out, st, ms) {
   if (s) {
     const [dl, add] = factList();
     add("events", s.events);
-    add("total (micros)", st.valid ? s.total_micros : null);
-    add("sum of the charges (micros)", s.sum_of_charges_micros);
+    if (corrections) add("corrections", corrections);
+    add(corrections ? "total, net of corrections (micros)" : "total (micros)", st.valid ? s.total_micros : null);
+    add(corrections ? "sum of the charges less the credits (micros)" : "sum of the charges (micros)", s.sum_of_charges_micros);
     add("currency", s.currency);
-    for (const [k, v] of Object.entries(s.totals_by_dimension)) add(`total ${k} (units)`, v);
+    for (const [k, v] of Object.entries(s.totals_by_dimension)) add(`total ${k} (${corrections ? "net " : ""}units)`, v);
     out.append(dl);
+  }
+  if (corrections) {
+    const table = el("table", { className: "small", id: "statement-corrections" });
+    table.append(el("caption", { textContent: "Corrections: credits for corrected events, each proved and logged in the window's chain" }));
+    table.append(el("tr", {}, ...["seq", "correction", "corrects event", "reason", "units taken back", "credit (micros)"].map((t) => el("th", { textContent: t }))));
+    for (const c of s.corrections) {
+      const taken = Object.entries(c.usage).map(([k, v]) => `${k} ${show(v)}`).join(", ");
+      table.append(el("tr", { className: "correction" }, ...[show(c.seq), show(c.correction_id), show(c.corrects), show(c.reason), taken, show(c.credit_micros)].map((t) => el("td", { textContent: t }))));
+    }
+    out.append(table);
   }
   if (st.bundles.length) {
     const table = el("table", { className: "small", id: "statement-bundles" });
@@ -278,11 +330,13 @@ function renderStatement(out, st, ms) {
     }
     table.append(el("tr", {}, ...["total", "", "", inv.total_micros, inv.total].map((t) => el("td", { textContent: t }))));
     out.append(table);
+  } else if (st.invoiceProblem) {
+    out.append(el("p", { className: "warning", textContent: `No invoice: ${st.invoiceProblem}.` }));
   }
   out.append(el("p", {
     className: "overall",
     textContent: st.valid
-      ? `This statement checks out: total ${show(s.total_micros)} micros ${s.currency} over ${show(s.events)} events.`
+      ? `This statement checks out: total ${show(s.total_micros)} micros ${s.currency} over ${show(s.events)} events${netOf}.`
       : "This statement does not check out: see the first bad link above.",
   }));
   out.append(el("p", {

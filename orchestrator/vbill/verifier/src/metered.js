@@ -1,4 +1,4 @@
-// Binding bn128-poseidon8-v2 (metered tariffs, docs/protocol-v2.md), as the Python package
+// Binding v2 (metered tariffs, docs/protocol-v2.md), as the Python package
 // computes it (vbill.encode.metered, vbill.bundle.metered, vbill.zk.witness_metered): the
 // tariff padded to 4 dimensions × 4 tiers, tiers on the window's cumulative usage, rounding on
 // the window's exact amount, the window state in JSON, and the seven public signals.
@@ -14,14 +14,11 @@ import {
   hashString,
   parseFieldElement,
 } from "./encoding.js";
+import { METERED } from "./bindings.js";
+import { pyRepr } from "./json.js";
 import { FieldError } from "./models.js";
 import { loadPoseidon } from "./signals.js";
 
-export const BINDING_V2 = "bn128-poseidon8-v2";
-export const DOMAIN_TAG_V2 = hashString(BINDING_V2);
-export const SIGNAL_NAMES_V2 = [
-  "commitment", "charge", "tariff_key", "nullifier", "tenant_key", "prev_state_key", "state_key",
-];
 const U64 = 1n << 64n;
 const UNBOUNDED = U64 - 1n;
 const AMOUNT_LIMIT = 1n << 130n;
@@ -121,7 +118,7 @@ function decimal(v, path, limit) {
 export function stateFromJson(s, names, path) {
   const given = Object.keys(s.units).sort();
   if (given.length !== names.length || given.some((n, i) => n !== names[i])) {
-    throw new FieldError(`${path}.units`, `names ${given.join(", ") || "none"} but the tariff prices ${names.join(", ")} (a window's dimensions never change)`);
+    throw new FieldError(`${path}.units`, `names ${pyRepr(given)} but the tariff prices ${pyRepr(names)} (a window's dimensions never change)`);
   }
   if (s.seq < 0n || s.seq >= U64) throw new FieldError(`${path}.seq`, "must be an integer 0 ≤ v < 2^64");
   const units = names.map((n) => decimal(s.units[n], `${path}.units.${n}`, U64));
@@ -187,6 +184,28 @@ export function transition(tariff, meter, before) {
   return [charge, { seq: before.seq + 1n, units, amount, charge: before.charge + charge }];
 }
 
+/** [credit, state after] of a correction taking `units` (4, padded) back from the window's state
+ *  `before`, priced by the corrected event's tariff (correction_transition,
+ *  docs/protocol-corrections.md §2); FieldError naming the field as Python's InputError does. */
+export function correctionTransition(tariff, units, before) {
+  const b = before.units.map((a, d) => {
+    const u = units[d];
+    if (typeof u !== "bigint" || u < 0n || u > a) {
+      throw new FieldError(`correction.usage.${tariff.names[d] ?? `[${d}]`}`, "must be 0 ≤ units ≤ the window's cumulative units");
+    }
+    return a - u;
+  });
+  let raw = 0n;
+  b.forEach((x, d) => {
+    raw += tierCost(x + units[d], tariff.upTo[d], tariff.prices[d]) - tierCost(x, tariff.upTo[d], tariff.prices[d]);
+  });
+  const amount = before.amount - raw;
+  if (amount < 0n) throw new FieldError("window.after.amount", "the correction takes back more than the window's amount (its prices changed)");
+  const credit = min(roundMicros(before.amount, tariff.rounding) - roundMicros(amount, tariff.rounding), before.charge);
+  if (before.seq + 1n >= U64) throw new FieldError("window.after.seq", "the window has 2^64 - 1 entries");
+  return [credit, { seq: before.seq + 1n, units: b, amount, charge: before.charge - credit }];
+}
+
 /** The encoded record: tariff, meter, the state before it claims, and the state it leaves. */
 export function encodeMeteredRecord(record) {
   const tariff = encodeMeteredTariff(record.tariff_snapshot);
@@ -203,31 +222,51 @@ export function encodeMeteredRecord(record) {
   return { tariff, meter, before, after, charge, window, fingerprint: fp };
 }
 
-const pack = (...vs) => vs.reduce((acc, v, i) => acc + (v << (64n * BigInt(i))), 0n);
+/** Up to three 64-bit values in one field element, the first in the low bits (pack). */
+export function pack(...vs) {
+  if (vs.some((v) => v < 0n || v >= U64)) throw new Error("AssertionError"); // Python asserts
+  return vs.reduce((acc, v, i) => acc + (v << (64n * BigInt(i))), 0n);
+}
 
-/** The seven v2 signals (BigInt) of an encoded record under the bundle's salts. */
-export async function meteredSignals(enc, billingProof) {
-  const salt = parseFieldElement(billingProof.salt, "billing_proof.salt");
-  const accountSalt = parseFieldElement(billingProof.account_salt, "billing_proof.account_salt");
+/** Poseidon on BigInts, once its constants are loaded. */
+export async function hasher() {
   const poseidon = await loadPoseidon();
-  const H = (xs) => poseidon.F.toObject(poseidon(xs));
-  const { tariff: t, meter: m } = enc;
+  return (xs) => poseidon.F.toObject(poseidon(xs));
+}
+
+/** The hashes of one metered event under its tariff and account salt (docs/protocol-v2.md §4):
+ *  the tariff key, its window's state key of a state, its commitment, nullifier, tenant key. */
+export function meteredKeys(H, t, m, accountSalt) {
   const words = [t.tariffClass, t.rounding, t.min, t.max];
   for (let d = 0; d < MAX_DIMENSIONS; d++) words.push(...t.prices[d], ...t.upTo[d]);
   const packed = [];
   for (let i = 0; i < words.length; i += 3) packed.push(pack(...words.slice(i, i + 3)));
   const tariffKey = H([t.tariffId, t.tariffVersion, t.currency, hashString(t.names.join(",")), ...packed, accountSalt]);
-  const stateKey = (s) =>
-    H([m.tenantId, m.windowId, t.tariffId, pack(s.seq, s.units[0], s.units[1]), pack(s.units[2], s.units[3], s.charge), s.amount, accountSalt]);
   const u = m.units;
   return {
-    commitment: H([DOMAIN_TAG_V2, m.eventId, m.tenantId, m.apiKeyId, m.endpoint, m.contractVersion, m.windowId,
-      pack(m.timestamp, u[0], u[1]), pack(u[2], u[3], enc.charge), tariffKey, salt]),
-    charge: enc.charge,
-    tariff_key: tariffKey,
+    tariffKey,
+    stateKey: (s) =>
+      H([m.tenantId, m.windowId, t.tariffId, pack(s.seq, s.units[0], s.units[1]), pack(s.units[2], s.units[3], s.charge), s.amount, accountSalt]),
+    commitment: (charge, salt) =>
+      H([METERED.domainTag, m.eventId, m.tenantId, m.apiKeyId, m.endpoint, m.contractVersion, m.windowId,
+        pack(m.timestamp, u[0], u[1]), pack(u[2], u[3], charge), tariffKey, salt]),
     nullifier: H([m.tenantId, m.eventId, accountSalt]),
-    tenant_key: H([m.tenantId, accountSalt]),
-    prev_state_key: stateKey(enc.before),
-    state_key: stateKey(enc.after),
+    tenantKey: H([m.tenantId, accountSalt]),
+  };
+}
+
+/** The seven v2 signals (BigInt) of an encoded record under the bundle's salts. */
+export async function meteredSignals(enc, billingProof) {
+  const salt = parseFieldElement(billingProof.salt, "billing_proof.salt");
+  const accountSalt = parseFieldElement(billingProof.account_salt, "billing_proof.account_salt");
+  const k = meteredKeys(await hasher(), enc.tariff, enc.meter, accountSalt);
+  return {
+    commitment: k.commitment(enc.charge, salt),
+    charge: enc.charge,
+    tariff_key: k.tariffKey,
+    nullifier: k.nullifier,
+    tenant_key: k.tenantKey,
+    prev_state_key: k.stateKey(enc.before),
+    state_key: k.stateKey(enc.after),
   };
 }

@@ -128,7 +128,7 @@ const BillingProof = model({
   account_salt: str,
 });
 
-// --- metered records (binding bn128-poseidon8-v2, docs/protocol-v2.md), as models.py has them ---
+// --- metered records (binding v2, docs/protocol-v2.md), as models.py has them ---
 
 export const MeteredMeterEvent = model({
   event_id: str,
@@ -155,7 +155,7 @@ export const MeteredTariffSnapshot = model({
   currency,
 });
 
-const WindowStateJson = model({ seq: int, units: mapOf(str), amount: str, charge: str });
+export const WindowStateJson = model({ seq: int, units: mapOf(str), amount: str, charge: str });
 const Window = model({ seq: int, before: WindowStateJson, after: WindowStateJson });
 const MeteredBilling = model({ expected_charge_micros: int, billing_verify_fingerprint: str, window: Window });
 
@@ -166,9 +166,6 @@ export const MeteredBillingRecord = model({
   tariff_snapshot: MeteredTariffSnapshot,
   billing: MeteredBilling,
 });
-
-/** models.is_metered: a record whose tariff is of class "metered" (binding v2). */
-export const isMetered = (v) => isObject(v) && isObject(v.tariff_snapshot) && v.tariff_snapshot.tariff_class === "metered";
 
 // A metered ETH bundle's USD rate snapshot, signed by the attester (docs/protocol-v2.md §12).
 const UsdRate = model({ rate: str, source: str, time: str, signature: str });

@@ -2,12 +2,13 @@
 // with circomlibjs's Poseidon (the same constants as the circuit): never read from the bundle.
 
 import buildPoseidonOpt from "circomlibjs/src/poseidon_opt.js";
-import { DOMAIN_TAG, parseFieldElement } from "./encoding.js";
+import { LINEAR } from "./bindings.js";
+import { parseFieldElement } from "./encoding.js";
 
 let poseidonPromise = null;
 export const loadPoseidon = () => (poseidonPromise ??= buildPoseidonOpt());
 
-export const SIGNAL_NAMES = ["commitment", "charge", "tariff_key", "nullifier", "tenant_key"];
+export const SIGNAL_NAMES = LINEAR.signals;
 
 /** {commitment, charge, tariff_key, nullifier, tenant_key} as BigInts, in circuit order. */
 export async function publicSignals(encoded, billingProof) {
@@ -21,7 +22,7 @@ export async function publicSignals(encoded, billingProof) {
   const tenantId = meter[2];
   const eventId = meter[0];
   return {
-    commitment: H([DOMAIN_TAG, meterHash, tariffHash, charge, salt, 0n, 0n, 0n]),
+    commitment: H([LINEAR.domainTag, meterHash, tariffHash, charge, salt, 0n, 0n, 0n]),
     charge,
     tariff_key: H([tariffHash, accountSalt]),
     nullifier: H([tenantId, eventId, accountSalt]),

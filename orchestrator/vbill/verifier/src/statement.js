@@ -7,9 +7,11 @@
 import { closeProblem } from "./close.js";
 import { hashString, parseFieldElement } from "./encoding.js";
 import { invoiceOf } from "./invoice.js";
-import { JsonFloat, isObject, pyEq } from "./json.js";
-import { loadPoseidon } from "./signals.js";
-import { requestFromBundle, verifyRequest } from "./verify.js";
+import { JsonFloat, isObject, pyEq, pyInt } from "./json.js";
+import { hasher, pack } from "./metered.js";
+import { correctionKind } from "./bindings.js";
+import { verifyCorrection } from "./correction.js";
+import { requestFromBundle, unreadable, verifyRequest } from "./verify.js";
 
 export const STATEMENT_VERSION = "vbill-statement-1";
 const SUMMARY_KEYS = ["tenant_id", "billing_window_id", "tariff_id", "currency", "events", "total_micros", "totals_by_dimension"];
@@ -22,13 +24,11 @@ const WINDOW_WORDS = { tenant_id: "tenant", billing_window_id: "billing window",
 
 export const isStatementDocument = (v) => isObject(v) && v.statement_version === STATEMENT_VERSION;
 
-/** Python's int(v) of a JSON value (what the CLI reads a link's numbers with); throws otherwise. */
-function pyInt(v) {
-  if (typeof v === "bigint") return v;
-  if (typeof v === "boolean") return v ? 1n : 0n;
-  if (v instanceof JsonFloat && Number.isFinite(v.value)) return BigInt(Math.trunc(v.value));
-  if (typeof v === "string" && /^\s*[+-]?[0-9]+(_[0-9]+)*\s*$/.test(v)) return BigInt(v.trim().replaceAll("_", ""));
-  throw new TypeError("not an integer");
+/** An integer field of a link as the wire writes it, a JSON integer or a decimal string
+ *  (vbill.verify.statement._whole: a bool or a float is refused, never truncated). */
+function whole(v) {
+  if (typeof v === "boolean" || !(typeof v === "bigint" || typeof v === "string")) throw new TypeError("not an integer");
+  return pyInt(v);
 }
 
 const shown = (v) =>
@@ -41,30 +41,66 @@ const get = (obj, key) => {
   return obj[key];
 };
 
-/** The chain fields of a bundle (vbill.verify.statement._link), or null if it has none. */
+/** The signal at `i` of an attestation's proof section (a TypeError if there is none). */
+function signal(attestation, i) {
+  const signals = get(get(attestation, "billing_proof"), "public_signals");
+  if (!Array.isArray(signals) || signals.length <= i) throw new TypeError("no such signal");
+  return signals[i];
+}
+
+/** The fields an event and a correction share: the window's key and states, read from the
+ *  (original) event's meter and tariff, and the state keys of signals 5 and 6 (_chain_fields). */
+function chainFields(label, index, event, window, attestation) {
+  const meter = get(event, "meter_event");
+  const tariff = get(event, "tariff_snapshot");
+  return {
+    label, index,
+    seq: whole(get(window, "seq")),
+    window: [get(meter, "tenant_id"), get(meter, "billing_window_id"), get(tariff, "tariff_id")],
+    currency: get(tariff, "currency"),
+    prevKey: signal(attestation, 5),
+    key: signal(attestation, 6),
+    before: get(window, "before"),
+    after: get(window, "after"),
+    accountSalt: get(get(attestation, "billing_proof"), "account_salt"),
+  };
+}
+
+const units = (usage, sign) => {
+  if (!isObject(usage)) throw new TypeError("no usage");
+  return new Map(Object.entries(usage).map(([k, v]) => [k, sign * whole(v)]));
+};
+
+/** The chain fields of a bundle or a correction document (vbill.verify.statement._link): a
+ *  correction moves the window back by its credit and units, and its signal 7 is the corrected
+ *  event's commitment. Null if it has none (not metered). */
 function link(label, index, b) {
   try {
-    const meter = get(b, "meter_event");
-    const tariff = get(b, "tariff_snapshot");
+    if (correctionKind(b) !== null) {
+      const [original, billing, cor] = [get(b, "original"), get(b, "billing"), get(b, "correction")];
+      const window = get(billing, "window");
+      const credit = whole(get(billing, "credit_micros"));
+      const fields = chainFields(label, index, original, window, get(b, "attestation"));
+      return {
+        ...fields,
+        charge: -credit,
+        usage: units(get(cor, "usage"), -1n),
+        commitment: signal(get(b, "attestation"), 7),
+        eventId: get(cor, "corrects"),
+        correction: {
+          seq: fields.seq, correction_id: get(cor, "correction_id"), corrects: get(cor, "corrects"),
+          reason: get(cor, "reason"), credit_micros: credit, usage: Object.fromEntries(units(get(cor, "usage"), 1n)),
+        },
+      };
+    }
     const billing = get(b, "billing");
-    const window = get(billing, "window");
-    const signals = get(get(get(b, "attestation"), "billing_proof"), "public_signals");
-    if (!Array.isArray(signals) || signals.length < 7) throw new TypeError("no state keys");
-    const usage = get(meter, "usage");
-    if (!isObject(usage)) throw new TypeError("no usage");
-    const units = new Map(Object.entries(usage).map(([k, v]) => [k, pyInt(v)]));
     return {
-      label, index,
-      seq: pyInt(get(window, "seq")),
-      window: [get(meter, "tenant_id"), get(meter, "billing_window_id"), get(tariff, "tariff_id")],
-      currency: get(tariff, "currency"),
-      prevKey: signals[5],
-      key: signals[6],
-      charge: pyInt(get(billing, "expected_charge_micros")),
-      usage: units,
-      before: get(window, "before"),
-      after: get(window, "after"),
-      accountSalt: get(get(get(b, "attestation"), "billing_proof"), "account_salt"),
+      ...chainFields(label, index, b, get(billing, "window"), get(b, "attestation")),
+      charge: whole(get(billing, "expected_charge_micros")),
+      usage: units(get(get(b, "meter_event"), "usage"), 1n),
+      commitment: signal(get(b, "attestation"), 0),
+      eventId: get(get(b, "meter_event"), "event_id"),
+      correction: null,
     };
   } catch (e) {
     if (e instanceof TypeError) return null;
@@ -79,7 +115,12 @@ function firstFailure(result) {
   return { verdict: null, words: "it does not verify", reason: null };
 }
 
+/** What a row names: its event, or for a correction "correction C of E". */
 function eventOf(b) {
+  if (correctionKind(b) !== null) {
+    const c = isObject(b.correction) ? b.correction : {};
+    return typeof c.correction_id === "string" ? `correction ${c.correction_id} of ${typeof c.corrects === "string" ? c.corrects : "?"}` : null;
+  }
   return isObject(b) && isObject(b.meter_event) && typeof b.meter_event.event_id === "string" ? b.meter_event.event_id : null;
 }
 
@@ -99,14 +140,14 @@ export async function verifyStatement(doc, trust) {
   const links = [];
   const labelOf = (i) => {
     const ev = eventOf(bundles[i]);
-    return `bundle ${i + 1}${ev ? ` (event ${ev})` : ""}`;
+    return `bundle ${i + 1}${ev ? (correctionKind(bundles[i]) ? ` (${ev})` : ` (event ${ev})`) : ""}`;
   };
   for (let i = 0; i < bundles.length; i++) {
     const b = bundles[i];
     const label = labelOf(i);
-    const result = isObject(b)
-      ? await verifyRequest(requestFromBundle(b), trust)
-      : unreadable("it is not a JSON object");
+    const result = !isObject(b)
+      ? unreadable("it is not a JSON object")
+      : correctionKind(b) !== null ? await verifyCorrection(b, trust) : await verifyRequest(requestFromBundle(b), trust);
     const row = { label, event: eventOf(b), seq: null, charge: null, result };
     rows.push(row);
     if (!result.valid) {
@@ -122,7 +163,7 @@ export async function verifyStatement(doc, trust) {
     row.charge = l.charge;
     links.push(l);
   }
-  const st = { tenant_id: null, billing_window_id: null, tariff_id: null, currency: null, charges_sum: 0n, last_total: null, totals_by_dimension: Object.create(null) };
+  const st = { tenant_id: null, billing_window_id: null, tariff_id: null, currency: null, charges_sum: 0n, last_total: null, totals_by_dimension: Object.create(null), corrections: [] };
   if (links.length) {
     const g = await checkGenesis(links[0]); // first: why the totals below do not add up
     if (g) problems.push(g);
@@ -132,14 +173,20 @@ export async function verifyStatement(doc, trust) {
   const close = Object.hasOwn(doc, "close") && doc.close !== null ? doc.close : null;
   const closed = close !== null;
   if (closed) checkClose({ ...st, events: rows.length }, links, close, trust, problems);
-  const events = rows.length;
+  const events = rows.length - links.filter((l) => l.correction !== null).length; // corrections are no events
   const summaryOf = (total) => ({
     tenant_id: st.tenant_id, billing_window_id: st.billing_window_id, tariff_id: st.tariff_id,
     currency: st.currency, events: BigInt(events), total_micros: total,
     sum_of_charges_micros: st.charges_sum, totals_by_dimension: st.totals_by_dimension,
+    corrections: st.corrections,
   });
   const ours = summaryOf(st.last_total);
-  const stated = [...SUMMARY_KEYS, ...(Object.hasOwn(doc, "closed") || closed ? ["closed"] : [])];
+  // a window without corrections keeps the document it always had (no "corrections" member)
+  const stated = [
+    ...SUMMARY_KEYS,
+    ...(Object.hasOwn(doc, "closed") || closed ? ["closed"] : []),
+    ...(st.corrections.length || Object.hasOwn(doc, "corrections") ? ["corrections"] : []),
+  ];
   const withClosed = { ...ours, closed };
   for (const key of stated) {
     const claimed = Object.hasOwn(doc, key) ? doc[key] : null;
@@ -150,21 +197,26 @@ export async function verifyStatement(doc, trust) {
   const order = (p) => (p.index === null ? Number.MAX_SAFE_INTEGER : p.index);
   problems.sort((a, b) => order(a) - order(b));
   const valid = problems.length === 0 && events > 0;
+  // the invoice a finance team reads, re-derived from the verified bundles and corrections
+  let invoice = null;
+  let invoiceProblem = null;
+  if (valid) {
+    try {
+      invoice = { closed, ...invoiceOf(bundles, st.last_total), corrections: st.corrections };
+    } catch (e) {
+      invoiceProblem = e.message;
+    }
+  }
   return {
     valid,
     malformed: false,
-    reason: events === 0 ? "the statement has no bundles" : null,
+    reason: rows.length === 0 ? "the statement has no bundles" : events === 0 ? "the statement has corrections but no events" : null,
     summary: { valid, ...summaryOf(valid ? st.last_total : null), closed, problems: problems.map((p) => ({ kind: p.kind, index: p.index })) },
-    // the invoice a finance team reads, re-derived from the verified bundles
-    invoice: valid ? { closed, ...invoiceOf(bundles, st.last_total) } : null,
+    invoice,
+    invoiceProblem,
     problems,
     bundles: rows,
   };
-}
-
-function unreadable(reason) {
-  const no = { valid: false, reason };
-  return { verification: no, billing_check: no, incircuit_binding_verification: { ...no, binding_version: "bn128-poseidon8-v1", commitment_digest: null }, valid: false, warnings: [] };
 }
 
 function checkChain(st, links, problems, labelOf) {
@@ -180,6 +232,7 @@ function checkChain(st, links, problems, labelOf) {
     if (!seen.has(l.seq.toString())) seen.set(l.seq.toString(), l);
     previous = l;
   });
+  checkCorrections(st, links, problems);
   const last = links[links.length - 1];
   st.charges_sum = links.reduce((sum, l) => sum + l.charge, 0n);
   try {
@@ -211,13 +264,11 @@ function checkChain(st, links, problems, labelOf) {
   }
 }
 
-const pack = (...vs) => vs.reduce((acc, v, i) => acc + (v << (64n * BigInt(i))), 0n);
-
 /** The state key of a window's genesis state (docs/protocol-v2.md §4), recomputed. */
 export async function genesisKey(tenantId, windowId, tariffId, accountSalt) {
-  const poseidon = await loadPoseidon();
+  const H = await hasher();
   const ids = [tenantId, windowId, tariffId].map(hashString);
-  return poseidon.F.toObject(poseidon([...ids, pack(0n, 0n, 0n), pack(0n, 0n, 0n), 0n, accountSalt]));
+  return H([...ids, pack(0n, 0n, 0n), pack(0n, 0n, 0n), 0n, accountSalt]);
 }
 
 /** The first bundle starts the window's chain: its state before is genesis (seq 0, all zero)
@@ -295,6 +346,25 @@ function checkClose(st, links, close, trust, problems) {
     totals.every(([k, v]) => close.totals_by_dimension[k] === v.toString());
   if (totals.length && !same) {
     problems.push({ kind: "close", index: null, message: "the close record's units per dimension are not the chain's" });
+  }
+}
+
+/** Each correction names an earlier event of this chain by its commitment, once
+ *  (vbill.verify.statement._check_corrections). */
+function checkCorrections(st, links, problems) {
+  const key = (id) => (typeof id === "string" ? id : JSON.stringify(id, (_, x) => (typeof x === "bigint" ? x.toString() : x)));
+  const events = new Map(links.filter((l) => l.correction === null).map((l) => [key(l.eventId), l]));
+  const corrected = new Set();
+  for (const l of links) {
+    if (l.correction === null) continue;
+    st.corrections.push(l.correction);
+    const target = events.get(key(l.eventId));
+    let why = null;
+    if (target === undefined || target.seq >= l.seq) why = `it corrects ${shown(l.eventId)}, which is not an earlier event of this window`;
+    else if (!pyEq(target.commitment, l.commitment)) why = `the event it says it corrects is not ${shown(l.eventId)} (its commitment is another event's)`;
+    else if (corrected.has(key(l.eventId))) why = `it is a second correction of ${shown(l.eventId)}: an event is corrected once`;
+    corrected.add(key(l.eventId));
+    if (why) problems.push({ kind: "correction", index: l.index, message: `${l.label} does not hold as a correction: ${why}` });
   }
 }
 

@@ -50,7 +50,8 @@ function treeHeadOk(sth, trustedSigners) {
   }
 }
 
-/** [ok, reason in plain words] for a receipt of `digest` (32 bytes). */
+/** [ok, reason in plain words, reason as vbill.ledger.translog.verify_receipt words it] for a
+ *  receipt of `digest` (32 bytes). */
 export function verifyReceipt(receipt, digest, trustedSigners) {
   let proof, statedLeaf, root;
   try {
@@ -58,18 +59,20 @@ export function verifyReceipt(receipt, digest, trustedSigners) {
     statedLeaf = fromHex(receipt.leaf_hash);
     root = fromHex(receipt.tree_head.root_hash);
   } catch (e) {
-    return [false, `the log receipt is malformed (${e.message})`];
+    return [false, `the log receipt is malformed (${e.message})`, `receipt is malformed: ${e.message}`];
   }
   const leaf = leafHash(digest);
-  if (!eq(statedLeaf, leaf)) return [false, "the log receipt is for a different bundle (its leaf is not this bundle's)"];
+  if (!eq(statedLeaf, leaf)) {
+    return [false, "the log receipt is for a different bundle (its leaf is not this bundle's)", "receipt leaf_hash is not the leaf hash of this bundle's digest"];
+  }
   if (receipt.tree_size !== receipt.tree_head.tree_size) {
-    return [false, "the log receipt's tree size differs from its signed tree head"];
+    return [false, "the log receipt's tree size differs from its signed tree head", "receipt tree_size differs from the signed tree head"];
   }
   if (!treeHeadOk(receipt.tree_head, trustedSigners)) {
-    return [false, "the log's tree head is not signed by a log signer the trust document names"];
+    return [false, "the log's tree head is not signed by a log signer the trust document names", "signed tree head is not signed by a trusted log key"];
   }
   if (!verifyInclusion(leaf, receipt.leaf_index, receipt.tree_head.tree_size, proof, root)) {
-    return [false, "the inclusion proof does not lead to the log's signed root: this bundle is not shown to be in the log"];
+    return [false, "the inclusion proof does not lead to the log's signed root: this bundle is not shown to be in the log", "inclusion proof does not lead to the signed root"];
   }
-  return [true, null];
+  return [true, null, "ok"];
 }

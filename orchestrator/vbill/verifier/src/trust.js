@@ -122,23 +122,31 @@ export function trustFromDocument(doc) {
     retired,
     insecureVkeys: new Set(bindings.filter((b) => b.ceremony === "dev-insecure").map((b) => b.vkey_sha256)),
     /** Why `address` is not trusted for a bundle logged at `signedAt` (ms, the receipt's tree
-     *  head; null without a receipt), or null. */
-    attesterProblem(address, signedAt) {
+     *  head; null without a receipt): {kind: "revoked" | "unknown" | "retired", cutOff}, or
+     *  null (TrustSet.attester_ok's order). */
+    attesterStatus(address, signedAt) {
       const a = address.toLowerCase();
-      if (revoked.has(a)) return `the attester ${address} that signed this bundle has been revoked by the provider`;
-      if (!trusted.has(a)) return `the bundle was signed by ${address}, which is not an attester the trust document names`;
+      if (revoked.has(a)) return { kind: "revoked" };
+      if (!trusted.has(a)) return { kind: "unknown" };
       const cutOff = retired.get(a);
-      if (cutOff !== undefined && (typeof signedAt !== "bigint" || signedAt >= cutOff)) {
-        const when = signedAt === null || signedAt === undefined ? "it has no log receipt from before then" : `its log receipt is from ${isoTime(signedAt)}, after that`;
-        return `the attester ${address} was retired by the provider at ${isoTime(cutOff)} (key rotation); ${when}`;
-      }
+      if (cutOff !== undefined && (typeof signedAt !== "bigint" || signedAt >= cutOff)) return { kind: "retired", cutOff };
       return null;
     },
+    /** attesterStatus in plain words (null: trusted). */
+    attesterProblem(address, signedAt) {
+      const s = this.attesterStatus(address, signedAt);
+      if (s === null) return null;
+      if (s.kind === "revoked") return `the attester ${address} that signed this bundle has been revoked by the provider`;
+      if (s.kind === "unknown") return `the bundle was signed by ${address}, which is not an attester the trust document names`;
+      const when = signedAt === null || signedAt === undefined ? "it has no log receipt from before then" : `its log receipt is from ${isoTime(signedAt)}, after that`;
+      return `the attester ${address} was retired by the provider at ${isoTime(s.cutOff)} (key rotation); ${when}`;
+    },
+    /** [key, null] or [null, why in plain words, "revoked" | "unknown"] (TrustSet.vkey). */
     vkey(sha) {
       const short = String(sha).slice(0, 16);
-      if (revokedKeys.has(String(sha).toLowerCase())) return [null, `the proof's verification key ${short}… has been revoked`];
+      if (revokedKeys.has(String(sha).toLowerCase())) return [null, `the proof's verification key ${short}… has been revoked`, "revoked"];
       const key = vkeys.get(sha);
-      if (!key) return [null, `the proof names a verification key ${short}… that the trust document does not list`];
+      if (!key) return [null, `the proof names a verification key ${short}… that the trust document does not list`, "unknown"];
       return [key, null];
     },
   };

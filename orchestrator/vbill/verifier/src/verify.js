@@ -10,13 +10,14 @@
 // Fails closed: an exception inside a verdict makes that verdict false with its message.
 
 import { canonicalJson, hex, sha256 } from "./canonical.js";
-import { BILLING_VERSION, BINDING_VERSION, R, encodeRecord } from "./encoding.js";
+import { LINEAR, METERED, recordBinding } from "./bindings.js";
+import { BILLING_VERSION, R, encodeRecord } from "./encoding.js";
 import { fromHex, recoverAddress, typedDigest } from "./eth.js";
 import { checkProof } from "./groth16.js";
 import { JsonFloat, isObject, pyEq } from "./json.js";
-import { BINDING_V2, SIGNAL_NAMES_V2, encodeMeteredRecord, meteredSignals, stateToJson } from "./metered.js";
-import { Attestation, BillingRecord, FieldError, MeteredBillingRecord, Receipt, isMetered } from "./models.js";
-import { publicSignals, SIGNAL_NAMES } from "./signals.js";
+import { encodeMeteredRecord, meteredSignals, stateToJson } from "./metered.js";
+import { Attestation, BillingRecord, FieldError, MeteredBillingRecord, Receipt } from "./models.js";
+import { publicSignals } from "./signals.js";
 import { verifyReceipt } from "./translog.js";
 import { usageVerdicts } from "./usage.js";
 
@@ -85,15 +86,11 @@ function billingV2(record, e, name, label) {
 }
 
 // What differs between the bindings (vbill.verify.verify.Rules): the record model, the
-// recomputation and the charge check; the v2 rules apply when the tariff is "metered".
-const V1 = {
-  binding: BINDING_VERSION, record: BillingRecord, names: SIGNAL_NAMES,
-  encode: encodeRecord, signals: publicSignals, billing: billingV1,
-};
-const V2 = {
-  binding: BINDING_V2, record: MeteredBillingRecord, names: SIGNAL_NAMES_V2,
-  encode: encodeMeteredRecord, signals: meteredSignals, billing: billingV2,
-};
+// recomputation and the charge check, by the binding bindings.js gives the record.
+const RULES = new Map([
+  [LINEAR, { binding: LINEAR, record: BillingRecord, encode: encodeRecord, signals: publicSignals, billing: billingV1 }],
+  [METERED, { binding: METERED, record: MeteredBillingRecord, encode: encodeMeteredRecord, signals: meteredSignals, billing: billingV2 }],
+]);
 
 function parse(req, rules) {
   const problems = {};
@@ -145,12 +142,12 @@ function withoutProof(billingProof) {
 // Digest version 1 ("eip712") covers the whole proof section; version 2 ("eip712-v2") leaves
 // out the Groth16 proof, attached after signing (docs/protocol.md §7.1). A metered bundle is
 // signed under binding v2's domain with both window state keys (docs/protocol-v2.md §8).
-function bundleDigest(record, billingProof, s, scheme) {
+function bundleDigest(record, billingProof, s, scheme, binding) {
   const covered = scheme === "eip712-v2" ? withoutProof(billingProof) : billingProof;
   const contentHash = sha256(canonicalJson({ record, billing_proof: covered }));
   const metered = s.state_key !== undefined;
   return typedDigest(
-    { name: "vbill", version: metered ? BINDING_V2 : BINDING_VERSION },
+    { name: "vbill", version: binding.version },
     {
       billingVersion: record.billing_version,
       profileId: record.profileId,
@@ -165,12 +162,12 @@ function bundleDigest(record, billingProof, s, scheme) {
   );
 }
 
-async function checkSignature({ p, trust, sig }) {
+async function checkSignature({ p, trust, sig, rules }) {
   if (!p.attestation || !p.expected) return no(p.problems.attestation || p.problems.expected_billing_v2);
   const att = p.attestation;
   if (att.scheme !== "eip712" && att.scheme !== "eip712-v2") return no(`the attestation uses an unknown signature scheme "${att.scheme}"`);
   const s = await sig(p.expected);
-  const digest = bundleDigest(p.expected, att.billing_proof, s, att.scheme);
+  const digest = bundleDigest(p.expected, att.billing_proof, s, att.scheme, rules.binding);
   if (att.bundle_digest.toLowerCase() !== "0x" + hex(digest)) {
     return no("the bundle was changed after it was signed: its digest no longer matches the record and proof");
   }
@@ -228,8 +225,8 @@ function firstDifference(billed, attested, path = "") {
 }
 
 async function checkBinding({ p, trust, sig, rules }) {
-  const BINDING = rules.binding;
-  const NAMES = rules.names;
+  const BINDING = rules.binding.version;
+  const NAMES = rules.binding.signals;
   const signalList = (s) => NAMES.map((n) => s[n]);
   const base = { binding_version: BINDING, commitment_digest: null };
   const fail = (reason, digest = null) => ({ ...base, valid: false, reason, commitment_digest: digest });
@@ -266,6 +263,18 @@ async function checkBinding({ p, trust, sig, rules }) {
   return ok ? { ...base, valid: true, commitment_digest: digest } : fail(reason, digest);
 }
 
+/** The three verdicts of something that cannot be read as a bundle (unreadable_result). */
+export function unreadable(reason) {
+  const no = { valid: false, reason };
+  return {
+    verification: no,
+    billing_check: no,
+    incircuit_binding_verification: { ...no, binding_version: LINEAR.version, commitment_digest: null },
+    valid: false,
+    warnings: [],
+  };
+}
+
 async function guard(fn, fallback) {
   try {
     return await fn();
@@ -278,7 +287,7 @@ async function guard(fn, fallback) {
 /** Judge a verify request (parsed JSON); never throws. */
 export async function verifyRequest(req, trust) {
   const body = isObject(req) ? req : Object.create(null);
-  const rules = isMetered(body.expected_billing_v2) ? V2 : V1;
+  const rules = RULES.get(recordBinding(body.expected_billing_v2));
   const p = parse(body, rules);
   const ctx = makeContext(p, trust, rules);
   const [verification, billing_check] = usageVerdicts(
@@ -288,7 +297,7 @@ export async function verifyRequest(req, trust) {
   );
   const incircuit_binding_verification = await guard(
     () => checkBinding(ctx),
-    (r) => ({ valid: false, reason: r, binding_version: rules.binding, commitment_digest: null }),
+    (r) => ({ valid: false, reason: r, binding_version: rules.binding.version, commitment_digest: null }),
   );
   const sha = p.attestation?.billing_proof.vkey_sha256;
   const warnings =
