@@ -8,7 +8,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,27 +19,19 @@ if not os.environ.get("VBILL_CONTRACTS_BUILD"):
     _OWN_CONTRACTS_BUILD = tempfile.mkdtemp(prefix="vbill-contracts-")
     os.environ["VBILL_CONTRACTS_BUILD"] = _OWN_CONTRACTS_BUILD
 
+from support import DATA, V2, log_and_receipt, needs_build, needs_v2  # noqa: E402
 from vbill import paths  # noqa: E402
-from vbill.bindings import BINDING_V2, artefacts  # noqa: E402
-from vbill.bundle.bundle import build_bundle, digest_of, with_receipt  # noqa: E402
+from vbill.bindings import BINDING_V2  # noqa: E402
+from vbill.bundle.bundle import build_bundle  # noqa: E402
 from vbill.bundle.keys import Attester  # noqa: E402
-from vbill.ledger.translog import MerkleTree, append_with_receipt  # noqa: E402
-from vbill.models import Bundle, MeteredAttestRequest, example  # noqa: E402
+from vbill.ledger.translog import MerkleTree  # noqa: E402
 from vbill.verify.trust import TrustSet, file_sha256  # noqa: E402
 from vbill.zk.prover import Prover  # noqa: E402
-
-DATA = Path(__file__).parent / "data"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _OWN_CONTRACTS_BUILD is not None:
         shutil.rmtree(_OWN_CONTRACTS_BUILD, ignore_errors=True)
-
-
-def needs_build() -> None:
-    """Skip (with the fix) when the dev setup has not been built; `make test` builds it first."""
-    if not (paths.ZKEY.exists() and paths.WASM.exists() and paths.VKEY.exists()):
-        pytest.skip("build/ has no proving key: run `make setup`")
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +66,6 @@ def vkey_sha256() -> str:
 def trust(attester: Attester) -> TrustSet:
     needs_build()
     return TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
-
-
-def log_and_receipt(bundle: Bundle, tree: MerkleTree, signer: Attester) -> Bundle:
-    """Append the bundle's digest to an in-memory RFC 9162 log and attach its receipt."""
-    receipt = append_with_receipt(tree, digest_of(bundle), signer.account, 1_780_000_000_000)
-    return with_receipt(bundle, receipt.to_dict())
 
 
 @pytest.fixture(scope="session")
@@ -172,33 +157,6 @@ def eth_bundle(make_bundle, pilot_request):
 
 
 # --- binding v2 (metered tariffs): its own prover, key and trust ---------------------------
-
-V2 = artefacts(BINDING_V2)
-
-
-def needs_v2() -> None:
-    if not (V2.zkey.exists() and V2.wasm.exists() and V2.vkey.exists()):
-        pytest.skip("build/ has no v2 proving key: run `make setup`")
-
-
-def metered_event(
-    tenant_id: str,
-    event_id: str,
-    input_tokens: int = 156,
-    output_tokens: int = 412,
-    currency: str | None = None,
-) -> dict[str, Any]:
-    """The documented metered example (an inference priced in ETH) as `tenant_id`'s event
-    `event_id` with these token counts, in `currency` if given."""
-    r = example(MeteredAttestRequest)
-    r["meter_event"].update(
-        tenant_id=tenant_id,
-        event_id=event_id,
-        usage={"input_tokens": input_tokens, "output_tokens": output_tokens},
-    )
-    if currency is not None:
-        r["tariff_snapshot"]["currency"] = currency
-    return r
 
 
 @pytest.fixture(scope="session")

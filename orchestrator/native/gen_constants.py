@@ -1,6 +1,6 @@
 """Print the BN254 pairing constants that orchestrator/native/pairing.h hard-codes.
 
-Run `python orchestrator/native/gen_constants.py`; tests/test_native_prover.py checks that
+Run `python orchestrator/native/gen_constants.py`; tests/zk/test_native_prover.py checks that
 every line printed here appears verbatim in pairing.h. Values are Montgomery form (R = 2^256)
 unless marked plain.
 """

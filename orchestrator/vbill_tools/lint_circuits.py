@@ -9,7 +9,8 @@ through the round constants past the recursion limit its modules set (5000), and
 one it parses for minutes and then its type check fails (KeyError 'out'). So the scratch copy
 models Poseidon(n) by a small template with the same signals whose output is constrained by
 every input (POSEIDON_MODEL): what circheck judges is how our templates use the hash, not the
-hash, which is circomlib's (pinned) and held to the Python reference by tests/test_poseidon.py.
+hash, which is circomlib's (pinned) and held to the Python reference by
+tests/encode/test_poseidon.py.
 circheck's command line exits 0 whatever it finds; this reads its findings and exits 1 on any
 that circuits/circheck-explained.json does not explain (each with its reason; docs/testing.md
 summarises them), and on an analysis that did not finish.

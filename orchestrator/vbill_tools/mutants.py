@@ -79,46 +79,54 @@ STORE_ATTEST_PATH = {
 # test_store_*: each piece of the attest path at its edge, on SQLite without proofs;
 # test_ingest and test_metered_attest: the same through the service, with real proofs
 STORE_TESTS = (
-    "tests/test_store.py",
-    "tests/test_store_limits.py",
-    "tests/test_store_attest_path.py",
-    "tests/test_store_ingest.py",
-    "tests/test_concurrency.py",
-    "tests/test_ingest.py",
-    "tests/test_metered_attest.py",
+    "tests/ledger/test_store.py",
+    "tests/ledger/test_store_limits.py",
+    "tests/ledger/test_store_attest_path.py",
+    "tests/ledger/test_store_ingest.py",
+    "tests/ledger/test_concurrency.py",
+    "tests/service/test_ingest.py",
+    "tests/bundle/test_metered_attest.py",
 )
 
 
 # The fast test selection per module: the tests that judge that module's outputs directly.
 TARGETS = {
-    "charge": Target(SRC + "encode/charge.py", ("tests/test_charge.py",)),
+    "charge": Target(SRC + "encode/charge.py", ("tests/encode/test_charge.py",)),
     # encoding's constants are consumed by charge.py (PRICE_SCALE): its tests judge them too
     "encoding": Target(
-        SRC + "encode/encoding.py", ("tests/test_encoding.py", "tests/test_charge.py"), 180
+        SRC + "encode/encoding.py",
+        ("tests/encode/test_encoding.py", "tests/encode/test_charge.py"),
+        180,
     ),
-    "translog": Target(SRC + "ledger/translog.py", ("tests/test_translog.py",)),
+    "translog": Target(SRC + "ledger/translog.py", ("tests/ledger/test_translog.py",)),
     **{
         f"store-{module}": Target(SRC + f"ledger/{module}.py", STORE_TESTS, 300, scope)
         for module, scope in STORE_ATTEST_PATH.items()
     },
     # test_attestation: the fast EIP-712 digest against eth_account, byte for byte
     "attestation": Target(
-        SRC + "bundle/attestation.py", ("tests/test_attestation.py", "tests/test_verify.py"), 600
+        SRC + "bundle/attestation.py",
+        ("tests/bundle/test_attestation.py", "tests/verify/test_verify.py"),
+        600,
     ),
     "trust": Target(
         SRC + "verify/trust.py",
         (
-            "tests/test_trust.py",
-            "tests/test_trust_document.py",
-            "tests/test_verify.py",
-            "tests/test_cli.py::test_default_trust_fails_closed_without_a_manifest_record",
+            "tests/verify/test_trust.py",
+            "tests/verify/test_trust_document.py",
+            "tests/verify/test_verify.py",
+            "tests/cli/test_cli.py::test_default_trust_fails_closed_without_a_manifest_record",
         ),
         600,
     ),
     # test_metered_attest: the v2 records' own billing problems (window seq and after-state)
     "verify": Target(
         SRC + "verify/verify.py",
-        ("tests/test_verify.py", "tests/test_dispute.py", "tests/test_metered_attest.py"),
+        (
+            "tests/verify/test_verify.py",
+            "tests/verify/test_dispute.py",
+            "tests/bundle/test_metered_attest.py",
+        ),
         600,
     ),
 }

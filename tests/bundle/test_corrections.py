@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import V2, metered_event, needs_v2
+from support import V2, metered_event, needs_v2
+from support.webhook_receiver import documented
 from test_metered_attest import attest, store_at
 from vbill.attest import Proving, attest_event
 from vbill.bindings import BINDING_V2C, artefacts
@@ -28,7 +29,6 @@ from vbill.verify.correction import verify_correction
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check
 from vbill.zk.native_prover import open_prover
-from webhook_receiver import documented
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import V2, needs_v2
+from support import V2, needs_v2
 from test_circuit_metered import INFERENCE, flat, request
 from vbill.attest import Proving, attest_event
 from vbill.bindings import BINDING_V1, BINDING_V2

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chain_v2 import ACCOUNT_SALT, SALT, metered_window, request, v2_snarkjs  # noqa: F401
 from click.testing import CliRunner
+from support.chain_v2 import ACCOUNT_SALT, SALT, metered_window, request, v2_snarkjs  # noqa: F401
 from test_chain import (  # noqa: F401  (fixtures)
     ETH,
     expect_revert,
@@ -40,7 +40,7 @@ from vbill.zk.witness_correction import Original, circuit_input, public_signals
 pytestmark = pytest.mark.chain
 
 V2C = artefacts(BINDING_V2C)
-CHARGE = 554  # micros per inference of the window (tests/chain_v2.py)
+CHARGE = 554  # micros per inference of the window (tests/support/chain_v2.py)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,10 @@ def v2c_prover() -> Iterator[Any]:
 
 
 def void_of(prover: Any, index: int, n: int, window: str = "2026-05") -> dict[str, Any]:
-    """The proven void of event `index` of the window's first `n` events (tests/chain_v2.py's
-    chain), priced from the state after them, as a correction document carrying what settlement
-    and `vbill receipt --correction` read (its proof section and the original's currency)."""
+    """The proven void of event `index` of the window's first `n` events (the chain of
+    tests/support/chain_v2.py), priced from the state after them, as a correction document
+    carrying what settlement and `vbill receipt --correction` read (its proof section and the
+    original's currency)."""
     state, original = GENESIS, None
     for i in range(n):
         req = request(f"inf_{window}_{i:03d}", window, {"input_tokens": 156, "output_tokens": 412})

@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from chain_v2 import genesis_key, metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
+from support.chain_v2 import genesis_key, metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
 from test_chain import (  # noqa: F401  (fixtures)
     ETH,
     PILOT_WEI,

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chain_v2 import V2, metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
-from conftest import needs_build
 from eth_account import Account
+from support import needs_build
+from support.chain_v2 import V2, metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
 from vbill import chain as ch
 from vbill import paths
 from vbill.bindings import BINDING_V1, BINDING_V2

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chain_v2 import metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
 from eth_account import Account
+from support.chain_v2 import metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
 from vbill import chain as ch
 from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.chain import contracts

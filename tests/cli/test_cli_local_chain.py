@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import needs_build
+from support import needs_build
 from vbill.bundle.keys import Attester
 from vbill.chain import WEI_PER_MICRO, Anvil, connect, start_anvil
 from vbill.cli.main import main

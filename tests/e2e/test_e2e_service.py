@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import needs_build
 from eth_account import Account
+from support import needs_build
 from vbill import chain as chainmod
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.chain]
 
 SECRET = "e2e-secret-0123456789abcdefghij"
 AUTH = {"X-VDI-Attest-Secret": SECRET}
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:

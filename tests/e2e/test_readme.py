@@ -19,10 +19,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import needs_build
+from support import needs_build
 from vbill.chain.anvil import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.S | re.M)
 

@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from conftest import needs_build
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
-from servicekit import AUTH, Served
+from support import needs_build
+from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from support.servicekit import AUTH, Served
 from test_ingest import ASYNC, ATTEST, EVENTS, _leased_to, _worker, assert_verifies, event
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog

@@ -28,7 +28,7 @@ from vbill.zk.witness import (
     random_field_element,
 )
 
-JS = Path(__file__).resolve().parent / "js"
+JS = Path(__file__).resolve().parents[1] / "js"
 WASM = Path(os.environ.get("VBILL_TEST_WASM", paths.WASM))
 U64 = 2**64
 

@@ -1,4 +1,4 @@
-// circomlibjs Poseidon vectors for tests/test_poseidon.py.
+// circomlibjs Poseidon vectors for tests/encode/test_poseidon.py.
 // stdin:  JSON array of input arrays, each a list of decimal strings, e.g. [["1","2"], ["0"]]
 // stdout: JSON array, per input {"wasm": "<decimal>", "reference": "<decimal>"}: circomlibjs's
 //         default `buildPoseidon` (hand-written wasm, optimised constants) and its plain

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import V2, log_and_receipt
+from support import V2, log_and_receipt
+from support.webhook_receiver import documented
 from test_metered_attest import attest, attest_events, event, store_at
 from test_statement import TIERED as STATEMENT_TIERED
 from test_verifier_page import ROOT, _chromium
@@ -38,7 +39,6 @@ from vbill.ledger.translog import MerkleTree
 from vbill.verify.statement import verify_statement
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check
-from webhook_receiver import documented
 
 # test_statement's tariff (a free allowance, then 0.5 and 0.25 micros per token, images at 20),
 # with a minimum charge of 1 per event and rounding up

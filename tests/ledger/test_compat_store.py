@@ -22,15 +22,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import needs_build
-from http_server import AppClient, over_socket
-from pg_server import PgServer, pg_server  # noqa: F401  (fixture)
+from support import needs_build
+from support.http_server import AppClient, over_socket
+from support.pg_server import PgServer, pg_server  # noqa: F401  (fixture)
 from vbill.cli.main import main as cli
 from vbill.ledger import translog
 from vbill.ledger.store import MIGRATIONS, Store
 from vbill.service import Settings, create_app
 
-FIXTURE = Path(__file__).parent / "data" / "compat" / "4295cff"
+FIXTURE = Path(__file__).parents[1] / "data" / "compat" / "4295cff"
 MANIFEST: dict[str, Any] = json.loads((FIXTURE / "manifest.json").read_text())
 TENANT = MANIFEST["tenant"]["tenant_id"]
 WINDOW = MANIFEST["window"]["billing_window_id"]

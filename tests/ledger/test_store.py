@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from vbill.errors import ToolError
 from vbill.ledger import translog
 from vbill.ledger.store import (
@@ -205,7 +205,7 @@ def test_process_killed_mid_attest_leaves_nothing_half_written(where: Path | str
         attest(Store({str(db)!r}, log_key=LOG_KEY), "t", "e1")
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
     assert proc.returncode == 9, proc.stderr.decode()
     after = Store(db, log_key=LOG_KEY)

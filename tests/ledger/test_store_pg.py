@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from test_store import LOG_KEY
 from vbill.ledger import translog
 from vbill.ledger.store import Store, open_store
@@ -41,7 +41,10 @@ def _writer(url: str, seed: int, events: int) -> subprocess.Popen[bytes]:
             attest(s, tenant, event)
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(TESTS.parent / "orchestrator")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS.parents[1] / "orchestrator")]),
+    }
     return subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from support.webhook_receiver import Receiver, documented
 from test_store import LOG_KEY, attest, fund, usage_receipt
 from vbill.cli import main
 from vbill.ledger.outbox import Outbox
@@ -31,7 +32,6 @@ from vbill.ledger.store import (
     now_ms,
 )
 from vbill.service.webhooks import DeliveryPolicy, WebhookDispatcher
-from webhook_receiver import Receiver, documented
 
 FAST = DeliveryPolicy(max_attempts=10, backoff=0.01, timeout=5)
 

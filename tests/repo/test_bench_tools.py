@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import needs_build, needs_v2
+from support import needs_build, needs_v2
 from vbill import paths
 from vbill.cli.main import main
 

@@ -19,7 +19,7 @@ from vbill.cli.main import main
 from vbill.encode.metered import PRICE_SCALE, transition
 from vbill.models import AttestRequest, example
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 RATE = "3150.25"  # the rate of the documented snapshot
 
 

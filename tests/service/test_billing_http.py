@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import V2, metered_event, needs_build, needs_v2
-from http_server import ATTEST, AUTH, SECRET, over_socket
+from support import V2, metered_event, needs_build, needs_v2
+from support.http_server import ATTEST, AUTH, SECRET, over_socket
 from test_corrections import V2C, needs_v2c
 from vbill.billing.models import CloseRecord
 from vbill.bundle.keys import Attester

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import needs_build
-from http_server import SECRET, service
+from support import needs_build
+from support.http_server import SECRET, service
 from vbill import ApiError, AsyncClient, Bundle, Client, ToolError, VerifyResult
 from vbill.chain.anvil import free_port
 from vbill.models import Account, IssuedToken, ReceiptView

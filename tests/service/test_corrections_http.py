@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import metered_event
-from http_server import ATTEST, AUTH, VERIFY, service
+from support import metered_event
+from support.http_server import ATTEST, AUTH, VERIFY, service
 from test_corrections import V2C, needs_v2c
 from vbill.cli.main import main
 from vbill.client import Client, parse_bundle

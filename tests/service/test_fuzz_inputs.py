@@ -30,10 +30,10 @@ import click
 import httpx
 import pytest
 from click.testing import CliRunner
-from http_server import VERIFY
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from servicekit import AUTH, SECRET, Served, endpoints, start_service
+from support.http_server import VERIFY
+from support.servicekit import AUTH, SECRET, Served, endpoints, start_service
 from vbill import jsonio
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import needs_build
-from http_server import AUTH, SECRET, serve
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from support import needs_build
+from support.http_server import AUTH, SECRET, serve
+from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from vbill import paths
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog

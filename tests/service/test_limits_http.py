@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import needs_build
 from fastapi import FastAPI
-from http_server import ATTEST, AUTH, service
+from support import needs_build
+from support.http_server import ATTEST, AUTH, service
 
 TENANT = "t_limits"
 CHARGE = 221_040  # micros: the pilot's 1,842 units × 120

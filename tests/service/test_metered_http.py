@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import V2, metered_event, needs_build, needs_v2
 from eth_account import Account
-from http_server import ATTEST, AUTH, VERIFY, chain_settings, serve
+from support import V2, metered_event, needs_build, needs_v2
+from support.http_server import ATTEST, AUTH, VERIFY, chain_settings, serve
 from vbill import chain as ch
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main

@@ -15,14 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import needs_build
-from http_server import ATTEST, AUTH, service
+from support import needs_build
+from support.http_server import ATTEST, AUTH, service
 from vbill.billing.periods import period_of
 from vbill.encode.encoding import encode_timestamp
 from vbill.errors import InputError
 from vbill.models import PERIOD_PATTERN, TIMESTAMP_PATTERN
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
 
 @pytest.fixture(scope="module")

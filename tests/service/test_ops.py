@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import needs_build
-from http_server import ATTEST, AUTH, SECRET, VERIFY, AppClient, chain_settings, over_socket
+from support import needs_build
+from support.http_server import ATTEST, AUTH, SECRET, VERIFY, AppClient, chain_settings, over_socket
 from vbill import paths
 from vbill.bundle.bundle import build_bundle, digest_of, with_receipt
 from vbill.bundle.keys import Attester
@@ -32,7 +32,7 @@ from vbill.service import Settings, create_app
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import verify_bundle
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def serve(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

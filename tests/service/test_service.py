@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_build
-from http_server import AppClient, over_socket
+from support import needs_build
+from support.http_server import AppClient, over_socket
 from vbill.bundle.keys import Attester
 from vbill.errors import ToolError
 from vbill.ledger import translog

@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import needs_build
 from fastapi import FastAPI
-from http_server import ATTEST, AUTH, service
-from servicekit import routes
+from support import needs_build
+from support.http_server import ATTEST, AUTH, service
+from support.servicekit import routes
 from test_circuit_metered import INFERENCE
 from vbill.cli.main import main
 from vbill.ledger.store import DB_NAME
@@ -76,7 +76,7 @@ TENANT = {
     ("GET", "/api/vdi/billing/corrections/{tenant_id}/{correction_id}"),
 }
 # The caller's own data with no tenant in the path: a tenant token lists its own windows only,
-# and naming another tenant (?tenant_id=) is 404 (tests/test_billing_http.py).
+# and naming another tenant (?tenant_id=) is 404 (tests/service/test_billing_http.py).
 OWN = {("GET", "/api/vdi/billing/windows")}
 # Well-formed bodies, so that a refusal can only come from the credential.
 BODIES: dict[tuple[str, str], Any] = {

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import V2, needs_build, needs_v2
-from http_server import AUTH, SECRET, VERIFY, serve
+from support import V2, needs_build, needs_v2
+from support.http_server import AUTH, SECRET, VERIFY, serve
 from test_ingest import ASYNC, ATTEST, finished
 from vbill import paths
 from vbill.bundle.keys import Attester

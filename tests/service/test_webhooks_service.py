@@ -23,17 +23,17 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import needs_build
-from http_server import AUTH, SECRET, over_socket
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from prometheus_client.parser import text_string_to_metric_families
-from servicekit import VBILL, Served
+from support import needs_build
+from support.http_server import AUTH, SECRET, over_socket
+from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from support.servicekit import VBILL, Served
+from support.webhook_receiver import Receiver
 from vbill.bundle.keys import Attester
 from vbill.chain.anvil import free_port
 from vbill.ledger.outbox import Outbox
 from vbill.ledger.store import DB_NAME, WEI_PER_MICRO, Limits, Store, now_ms, open_store
 from vbill.service import Settings, create_app
-from webhook_receiver import Receiver
 
 ATTEST = "/api/vdi/billing/attest"
 ASYNC = {**AUTH, "Prefer": "respond-async"}

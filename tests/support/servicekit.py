@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import needs_build
 from fastapi import FastAPI
-from http_server import AUTH, SECRET
 from starlette.routing import Mount
 from vbill.bundle.keys import Attester
 from vbill.chain.anvil import free_port
+
+from support import needs_build
+from support.http_server import AUTH, SECRET
 
 __all__ = ["AUTH", "SECRET", "Served", "counts", "endpoints", "routes", "start_service", "vbill"]
 

@@ -83,7 +83,7 @@ class Receiver:
             self._server.server_close()
 
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "webhooks.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 
 
 def documented() -> dict[str, dict[str, Any]]:

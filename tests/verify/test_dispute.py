@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import needs_build
-from http_server import ATTEST, AUTH, VERIFY, service
+from support import needs_build
+from support.http_server import ATTEST, AUTH, VERIFY, service
 from vbill import paths, verify_bundle, verify_request
 from vbill.bundle.bundle import encode_request
 from vbill.cli.main import main

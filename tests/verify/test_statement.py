@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import V2
+from support import V2
 from test_circuit_metered import flat, request
 from test_metered_attest import attest, attest_events, event, store_at
 from vbill.attest import Proving
@@ -254,7 +254,7 @@ def test_offline_attest_of_metered_requests_joins_the_same_store_chain(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """`vbill attest` (the local attester key, $VBILL_HOME's store) then `vbill statement`."""
-    from conftest import needs_v2
+    from support import needs_v2
 
     needs_v2()
     home = tmp_path / "home"

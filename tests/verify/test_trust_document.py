@@ -15,10 +15,10 @@ import httpx
 import pytest
 import rfc8785
 from click.testing import CliRunner
-from conftest import V2, needs_build
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from http_server import ATTEST, AUTH, service
+from support import V2, needs_build
+from support.http_server import ATTEST, AUTH, service
 from vbill import paths
 from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
 from vbill.bundle.keys import Attester

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import V2, log_and_receipt
+from support import V2, log_and_receipt
 from test_circuit_metered import flat, request
 from vbill import jsonio, paths
 from vbill.billing.close_record import make_record
@@ -43,7 +43,7 @@ from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, request_from_bundle, verify_bundle, verify_request
 from vbill.zk.witness import PublicSignals
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ROOT / "tests/js/verifier_page.mjs"
 BUILD = ROOT / "orchestrator/vbill/verifier/build.mjs"
 RECORD_KEYS = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
@@ -743,7 +743,7 @@ def test_the_service_serves_the_page_and_its_trust_document(
     """`vbill serve` at /verifier: the page fetches /.well-known/vdi-billing-trust.json when
     asked and agrees with the service's own POST /verify on a bundle it attested."""
     import httpx
-    from http_server import ATTEST, AUTH, VERIFY, service
+    from support.http_server import ATTEST, AUTH, VERIFY, service
     from vbill.service import verifier_page
 
     monkeypatch.setattr(verifier_page, "PAGE", built_page)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from circuit_tools import Circuit, R, WitnessError, constraint_failures
+from support.circuit_tools import Circuit, R, WitnessError, constraint_failures
 from vbill import paths
 from vbill.zk.setup import r1cs_info
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from circuit_tools import Circuit, constraint_failures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.circuit_tools import Circuit, constraint_failures
 from test_circuit_metered import flat, refuses, request
 from vbill.bindings import BINDING_V2C, artefacts
 from vbill.encode.metered import (

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from circuit_tools import Circuit, WitnessError, constraint_failures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.circuit_tools import Circuit, WitnessError, constraint_failures
 from vbill.bindings import BINDING_V2, artefacts
 from vbill.encode.metered import (
     GENESIS,

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from circuit_tools import sections
-from conftest import needs_build
+from support import needs_build
+from support.circuit_tools import sections
 from vbill import paths
 from vbill.bundle.bundle import encode_request
 from vbill.zk.field import R

@@ -1,7 +1,7 @@
 """Schemas of the service's JSON answers that are not wire models of their own (docs/http-api.md).
 
 They document what the routes return (`responses={200: {"model": ...}}`) and are checked
-against real answers by tests/test_openapi.py; the routes keep building plain dicts, so the
+against real answers by tests/service/test_openapi.py; the routes keep building plain dicts, so the
 wire format (wei as decimal strings) is exactly what these schemas say.
 """
 

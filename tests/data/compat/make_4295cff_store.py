@@ -1,5 +1,5 @@
 """Writes tests/data/compat/4295cff/: a store made by commit 4295cff's code (the release before
-issue 23's refactor), which tests/test_compat_store.py opens with today's code.
+issue 23's refactor), which tests/ledger/test_compat_store.py opens with today's code.
 
 It must run with THAT commit's `vbill` on the path, never today's (it refuses otherwise):
 

@@ -13,7 +13,7 @@ const PRICE_SCALE = 1_000_000n;
 const MAX_STRING_CHARS = 256;
 const TARIFF_CLASSES = new Map([["usage_linear", 1n]]);
 // Active ISO 4217 codes, and ETH: the only accepted currencies (a currency is hashed, so the set
-// is part of the protocol; tests/test_verifier_page.py checks it equals encoding.ISO_4217).
+// is part of the protocol; tests/verify/test_verifier_page.py checks it equals encoding.ISO_4217).
 export const ISO_4217 = `
   AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD
   BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP
