@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_server import ATTEST
 from schemathesis.core.failures import ServerError
 from schemathesis.openapi.checks import RejectedPositiveData
-from servicekit import AUTH, SECRET, Served, start_service
+from support.http_server import ATTEST
+from support.servicekit import AUTH, SECRET, Served, start_service
 from test_corrections import needs_v2c
 from vbill.models import MeteredAttestRequest, example
 from vbill_tools.schemathesis_hooks import excused
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 ARGS = ["--checks", "all", "--max-examples", "30", "--seed", "1"]
 

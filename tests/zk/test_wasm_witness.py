@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_build
+from support import needs_build
 from vbill import paths
 from vbill.bindings import BINDING_V1, BINDING_V2, BINDING_V2C, artefacts
 from vbill.bundle.bundle import encode_request

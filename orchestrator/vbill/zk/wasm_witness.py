@@ -4,7 +4,7 @@ A port of circom's `witness_calculator.js` (circom 2's wasm interface, the one s
 `wtns calculate` drives): inputs are located by the FNV-1a 64 hash of their name
 (`getInputSignalSize`, `setInputSignal`), values pass through the shared read/write memory as
 `getFieldNumLen32()` little-endian 32-bit words, and the witness is read back with
-`getWitness(i)`. The output is the same `.wtns` file, byte for byte (tests/test_wasm_witness.py
+`getWitness(i)`. The output is the same `.wtns` file, byte for byte (tests/zk/test_wasm_witness.py
 compares it with the snarkjs CLI for every binding), so the native prover takes it unchanged.
 
 A call from Python into wasmtime costs tens of microseconds, and a witness is thousands of
