@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import V2, metered_event
+from support import V2, metered_event
 from test_corrections import TOKENS, V2C, needs_v2c, v2c  # noqa: F401  (fixture)
 from test_metered_attest import attest, store_at
 from test_verifier_page import LOGGED, ROOT, VERDICTS, built_page, run_page, trust_set  # noqa: F401
