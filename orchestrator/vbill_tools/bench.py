@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from vbill import paths
-from vbill.bindings import BINDING_V2, artefacts
+from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
 from vbill.bundle.bundle import build_bundle, digest_of, encode_request, with_receipt
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import encode_metered_request
-from vbill.encode.metered import GENESIS, transition
+from vbill.encode.metered import GENESIS, MeteredCorrection, transition
 from vbill.errors import ToolError
 from vbill.ledger.translog import MerkleTree, append_with_receipt
 from vbill.models import MeteredAttestRequest, example
@@ -36,6 +36,8 @@ from vbill.verify.verify import default_check, native_available, py_ecc_check, v
 from vbill.zk.native_prover import open_prover
 from vbill.zk.prover import ProofSource, Prover, prove_cli, verify_cli
 from vbill.zk.witness import circuit_input, random_field_element
+from vbill.zk.witness_correction import Original
+from vbill.zk.witness_correction import circuit_input as correction_input
 
 BEGIN, END = "<!-- vbill bench: begin -->", "<!-- vbill bench: end -->"
 
@@ -225,6 +227,8 @@ def run(
     )
     if artefacts(BINDING_V2).zkey.exists():
         rows += run_v2(n, attester, data, progress, workers)
+    if artefacts(BINDING_V2C).zkey.exists():
+        rows += run_v2c(n, progress, workers)
     rows += run_ingest(n, attester, progress)
     return rows
 
@@ -384,6 +388,37 @@ def run_v2(
         )
     )
     return rows
+
+
+def run_v2c(n: int, progress: Callable[[str], None], workers: int) -> list[Row]:
+    """Binding v2c (corrections): `n` voids, one of each event of an `n`-event metered window,
+    each proved against the window's final state, in parallel; proving only (witness and
+    Groth16), since a correction is signed like any bundle."""
+    state, originals = GENESIS, []
+    for i, r in enumerate(sample_metered_requests(n, prefix="cor_bench")):
+        enc = encode_metered_request(r)
+        charge, state = transition(enc.tariff, enc.meter, state)
+        originals.append(Original(enc.meter, enc.tariff, charge, 1000 + i))
+    inputs = []
+    for i, o in enumerate(originals):
+        wire = {
+            "tenant_id": "tenant_bench",
+            "corrects": f"cor_bench_{i:06d}",
+            "correction_id": f"cor_{i}",
+            "reason": "bench void",
+        }
+        cor = MeteredCorrection.from_wire(wire, o.tariff, o.meter.units)
+        inputs.append(correction_input(cor, o, state, 2000 + i, 7))
+    progress(f"v2c prove throughput: {n} corrections")
+    with (
+        open_prover(workers, binding=BINDING_V2C) as prover,
+        ThreadPoolExecutor(2 * workers) as ex,
+    ):
+        list(ex.map(prover.prove, inputs[: 2 * workers]))  # warm every worker
+        with Measure() as m:
+            list(ex.map(prover.prove, inputs))
+    label = "native prover" if not isinstance(prover, Prover) else "snarkjs workers"
+    return [m.row("v2c prove (correction)", f"vbill, {label} ×{workers}", n, "throughput")]
 
 
 def _logged(bundles: list[Any], attester: Attester) -> list[dict[str, Any]]:
@@ -549,7 +584,9 @@ def write_benchmarks(
             "`v2` rows: binding bn128-poseidon8-v2 (metered AI inferences, 2 token dimensions, "
             "7,960 constraints), the window's states computed in order and its events proved "
             "in parallel, as attest does; no like-for-like snarkjs CLI ratio. The mixed batch "
-            "verifies v1 and v2 bundles together, one native verifier per key. `ingest` rows: "
+            "verifies v1 and v2 bundles together, one native verifier per key. `v2c`: binding "
+            "bn128-poseidon8-v2c (corrections, 9,144 constraints), witness and proof only. "
+            "`ingest` rows: "
             "`Ingestor.ingest` in process on a fresh SQLite store (validate, charge, sign "
             "under digest version 2, log; no proof, no HTTP), per event.",
             END,
