@@ -126,7 +126,8 @@ def test_the_on_chain_spend_of_an_earlier_day_does_not_count(store: Store) -> No
     fund(store, "acme", 10**18)
     yesterday = st.now_ms() // DAY_MS - 1
     on_chain(store, per_request=10**6, daily=5000, spent=5000, day=yesterday)
-    attest(store, "acme", "a", charge=eth(5000))
+    stored, created = attest(store, "acme", "a", charge=eth(5000))  # all of today's limit
+    assert created and stored.event_id == "a"
 
 
 def test_the_on_chain_daily_limit_counts_the_stores_own_spend_when_it_is_larger(

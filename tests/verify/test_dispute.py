@@ -168,5 +168,7 @@ def test_an_invoice_line_from_a_file_is_what_the_cli_reads(tmp_path: Path, pilot
     model the CLI and HTTP parse (so the dispute tests above are not failing on parsing)."""
     from vbill.models import BillingRecord
 
-    for edit, _, _ in DISPUTES.values():
-        BillingRecord.model_validate(reissued(record_of(pilot_bundle), edit))
+    for name, (edit, _, _) in DISPUTES.items():
+        record = reissued(record_of(pilot_bundle), edit)
+        parsed = BillingRecord.model_validate(record)
+        assert parsed.model_dump(mode="json", by_alias=True, exclude_unset=True) == record, name
