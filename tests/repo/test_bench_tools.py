@@ -44,6 +44,17 @@ def test_prover_bench_prints_throughput_cpu_and_phases() -> None:
         assert f"{phase} " in phases
 
 
+def test_witness_bench_prints_both_calculators_and_the_attest_split() -> None:
+    needs_build()
+    args = ("--calls", "2", "--warm", "1", "--attest", "1", "--binding", "bn128-poseidon8-v1")
+    out = run_module("vbill_tools.witness_bench", *args)
+    for kind in ("node", "wasmtime"):
+        assert f"witness bn128-poseidon8-v1 {kind}: " in out
+        split = out.split(f"attest v1, witness {kind} (CPU ms per attest, 1): ", 1)[1]
+        for part in ("total (process tree)", "witness", "native prove", "rest of build_bundle"):
+            assert part in split.splitlines()[0]
+
+
 def test_native_prover_module_is_the_prover_bench() -> None:
     """Its docstring gives `python -m vbill.zk.native_prover` as the way to measure proving: it
     runs prover_bench's main (measured above; here only that it gets there)."""

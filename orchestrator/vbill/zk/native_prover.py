@@ -207,8 +207,11 @@ class NativeProver:
 
     def pids(self) -> list[int]:
         """Process ids of the witness (node, if used) and native prover processes started so far."""
-        node = self._node.pids() if self._node is not None else []
-        return [*node, *self._pool.pids()]
+        return [*self.witness_pids(), *self._pool.pids()]
+
+    def witness_pids(self) -> list[int]:
+        """Process ids of the node witness workers ([] for the in-process witness)."""
+        return self._node.pids() if self._node is not None else []
 
     def close(self) -> None:
         self._pool.close()
