@@ -135,6 +135,7 @@ def test_a_circuit_assert_names_the_input_and_the_pool_keeps_serving(
     ("edits", "message"),
     [
         ({"usage_units": str(R)}, "input usage_units is out of range"),
+        ({"usage_units": "9" * 5000}, "input usage_units is out of range"),
         ({"usage_units": "-1"}, "input usage_units is not a decimal string"),
         ({"usage_units": "0x10"}, "input usage_units is not a decimal string"),
         ({"usage_units": 1.5}, "input usage_units is not an integer"),

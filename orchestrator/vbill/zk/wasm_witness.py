@@ -182,6 +182,8 @@ def _field_value(name: str, value: Any, prime: int) -> int:
     if isinstance(value, str):
         if not value.isascii() or not value.isdigit():
             raise WitnessError(f"witness: input {name} is not a decimal string")
+        if len(value) > 2 * len(str(prime)):  # before int(): no 10^6-digit conversions
+            raise WitnessError(f"witness: input {name} is out of range: not in [0, p)")
         value = int(value)
     if not 0 <= value < prime:
         raise WitnessError(f"witness: input {name} is out of range: not in [0, p)")
