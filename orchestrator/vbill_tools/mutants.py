@@ -51,7 +51,7 @@ class Target:
 # and its signed head. Tenants, tokens, deposits and settlement are judged by their own tests.
 # By repository module (vbill.ledger.*): each is a target of its own, `store-<module>`.
 STORE_ATTEST_PATH = {
-    "db": ("stored_amount", "EventLocks.hold"),
+    "db": ("stored_amount", "json_or_none", "mapper", "EventLocks.hold"),
     "accounts": (
         "Charge.is_eth",
         "_seconds_to_utc_midnight",
@@ -63,7 +63,6 @@ STORE_ATTEST_PATH = {
     ),
     "bundles": (
         "bundle_if",
-        "bundle_row",
         "same_or_conflict",
         "Bundles.find",
         "Bundles.get",
@@ -72,7 +71,14 @@ STORE_ATTEST_PATH = {
         "Bundles._insert",
     ),
     "windows": ("Windows.window_head", "Windows.head", "Windows.advance"),
-    "log": ("Log.sign_head", "Log.sync"),
+    "log": (
+        "Log.require_key",
+        "Log.appending",
+        "Log.add",
+        "Log.receipt",
+        "Log.sign_head",
+        "Log.sync",
+    ),
     "ingestion": ("Ingestion.ingest_many", "Ingestion._ingested", "Ingestion.attach_proof"),
     "keys": ("Keys.revoke", "Keys.retire", "Keys.signing_refusal"),
 }

@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from vbill.ledger import outbox
-from vbill.ledger.db import Database, int_or_none, now_ms, stored_amount
+from vbill.ledger.db import Database, int_or_none, mapper, now_ms, stored_amount
 from vbill.ledger.errors import LimitExceeded
 
 WEI_PER_MICRO = 10**12
@@ -182,15 +182,7 @@ class Accounts:
         row = c.execute("SELECT * FROM chain_accounts WHERE tenant_id = ?", (tenant_id,)).fetchone()
         if row is None:
             return None
-        return ChainAccount(
-            available_wei=int(row["available_wei"]),
-            reserved_wei=int(row["reserved_wei"]),
-            per_request_wei=int(row["per_request_wei"]),
-            daily_wei=int(row["daily_wei"]),
-            spent_today_wei=int(row["spent_today_wei"]),
-            spent_day=row["spent_day"],
-            block_number=row["block_number"],
-        )
+        return _chain_account_row(row)
 
     @classmethod
     def _balance(cls, c: sqlite3.Connection, tenant_id: str) -> Balance:
@@ -410,3 +402,14 @@ class Accounts:
                 retry_after=_seconds_to_utc_midnight(at),
             )
         return used, chain.daily_wei
+
+
+# wei as TEXT: uint96 does not fit SQLite's INTEGER
+_chain_account_row = mapper(
+    ChainAccount,
+    available_wei=int,
+    reserved_wei=int,
+    per_request_wei=int,
+    daily_wei=int,
+    spent_today_wei=int,
+)

@@ -18,7 +18,7 @@ from typing import Any
 from vbill.errors import ToolError
 from vbill.ledger import translog
 from vbill.ledger.accounts import Accounts, Charge
-from vbill.ledger.db import Database, EventLocks, now_ms, stored_amount
+from vbill.ledger.db import Database, EventLocks, json_or_none, mapper, now_ms, stored_amount
 from vbill.ledger.errors import Conflict, WindowMoved
 from vbill.ledger.log import Log
 from vbill.ledger.tenants import Tenants
@@ -143,8 +143,7 @@ class Bundles:
         its first bundle, so a refused first attest leaves no tenant behind; TenantRaced if
         another attest created it first with another salt (build again with the stored one).
         """
-        if self.log.key is None:
-            raise ToolError("the store has no log signing key; cannot append to the log")
+        self.log.require_key()
         with self.locks.hold((tenant_id, event_id)):
             existing = self.find(tenant_id, event_id)
             if existing is not None:
@@ -170,8 +169,7 @@ class Bundles:
         stored only if the head is still the one it was built on, in the same transaction
         that assigns its seq; if another process moved it, the event is proved again. So a
         window never forks or skips, and idempotency is attest_once's."""
-        if self.log.key is None:
-            raise ToolError("the store has no log signing key; cannot append to the log")
+        self.log.require_key()
         with self.locks.hold((tenant_id, event_id)), self.locks.hold(("window", *window)):
             for _ in range(attempts):
                 existing = self.find(tenant_id, event_id)
@@ -225,42 +223,36 @@ class Bundles:
                 head = self.windows.head(c, window[0])
                 if (head.seq if head else 0) != window[1]:
                     raise WindowMoved(f"window {window[0]} moved past seq {window[1]}")
-            with self.log.lock:
-                self.log.sync(c)
-                index = len(self.log.tree)
+            with self.log.appending(c) as index:
                 at = now_ms()
-                try:
-                    receipt = self.log.append(c, leaf, at)
-                    stored = with_receipt(bundle, receipt.to_dict()).model_dump(mode="json")
-                    c.execute(
-                        "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, "
-                        "digest, leaf_index, currency, charge_micros, nullifier, created_at, "
-                        "settlement_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            tenant_id,
-                            event_id,
-                            request_hash,
-                            json.dumps(stored, sort_keys=True),
-                            "0x" + digest.hex(),
-                            index,
-                            charge.currency,
-                            stored_amount(charge.charge_micros),
-                            nullifier,
-                            at,
-                            "pending" if charge.is_eth else "none",
-                        ),
+                receipt = self.log.append(c, leaf, at)
+                stored = with_receipt(bundle, receipt.to_dict()).model_dump(mode="json")
+                c.execute(
+                    "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, "
+                    "digest, leaf_index, currency, charge_micros, nullifier, created_at, "
+                    "settlement_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        tenant_id,
+                        event_id,
+                        request_hash,
+                        json.dumps(stored, sort_keys=True),
+                        "0x" + digest.hex(),
+                        index,
+                        charge.currency,
+                        stored_amount(charge.charge_micros),
+                        nullifier,
+                        at,
+                        "pending" if charge.is_eth else "none",
+                    ),
+                )
+                if window is not None:
+                    w = bundle.billing.window  # type: ignore[attr-defined]
+                    if w.seq != window[1] + 1:
+                        raise ToolError(f"bundle has seq {w.seq}, head is {window[1]}")
+                    self.windows.advance(
+                        c, window[0], window[1] + 1, event_id, w.after.model_dump(mode="json")
                     )
-                    if window is not None:
-                        w = bundle.billing.window  # type: ignore[attr-defined]
-                        if w.seq != window[1] + 1:
-                            raise ToolError(f"bundle has seq {w.seq}, head is {window[1]}")
-                        self.windows.advance(
-                            c, window[0], window[1] + 1, event_id, w.after.model_dump(mode="json")
-                        )
-                    self.accounts.notify_spend(c, tenant_id, event_id, charge, spend, at)
-                except BaseException:
-                    self.log.tree.truncate(index)
-                    raise
+                self.accounts.notify_spend(c, tenant_id, event_id, charge, spend, at)
             found = self.get(c, tenant_id, event_id)
         assert found is not None
         return found, True
@@ -295,21 +287,9 @@ class Bundles:
         return out
 
 
-def bundle_row(row: sqlite3.Row) -> StoredBundle:
-    return StoredBundle(
-        tenant_id=row["tenant_id"],
-        event_id=row["event_id"],
-        request_hash=row["request_hash"],
-        bundle=json.loads(row["bundle_json"]),
-        digest=row["digest"],
-        leaf_index=row["leaf_index"],
-        currency=row["currency"],
-        charge_micros=int(row["charge_micros"]),
-        nullifier=row["nullifier"],
-        settlement_status=row["settlement_status"],
-        settlement=json.loads(row["settlement_json"]) if row["settlement_json"] else None,
-        settle_attempts=row["settle_attempts"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        proof_status=row["proof_status"],
-    )
+bundle_row = mapper(
+    StoredBundle,
+    bundle=("bundle_json", json.loads),
+    charge_micros=int,
+    settlement=("settlement_json", json_or_none),
+)

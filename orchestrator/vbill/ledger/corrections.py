@@ -12,7 +12,7 @@ from typing import Any
 from vbill.errors import ToolError
 from vbill.ledger import outbox, translog
 from vbill.ledger.bundles import Bundles, StoredBundle
-from vbill.ledger.db import Database, EventLocks, now_ms, stored_amount
+from vbill.ledger.db import Database, EventLocks, json_or_none, mapper, now_ms, stored_amount
 from vbill.ledger.errors import Conflict, NotFound, WindowMoved
 from vbill.ledger.log import Log
 from vbill.ledger.windows import WindowHead, WindowKey, Windows
@@ -98,8 +98,7 @@ class Corrections:
         `build(original, head)` proves and signs the document from the window's head (slow,
         outside any transaction); the insert checks the head has not moved, else builds again.
         """
-        if self.log.key is None:
-            raise ToolError("the store has no log signing key; cannot append to the log")
+        self.log.require_key()
         with self.locks.hold(("correction", tenant_id, correction_id)):
             for _ in range(attempts):
                 existing = self.find_correction(tenant_id, correction_id)
@@ -165,78 +164,62 @@ class Corrections:
                 if now is None or head is None or now.seq != head.seq:
                     raise WindowMoved(f"window {window} moved past seq {head and head.seq}")
             leaf = translog.leaf_hash(digest)
-            with self.log.lock:
-                self.log.sync(c)
-                index = len(self.log.tree)
+            with self.log.appending(c) as index:
                 at = now_ms()
-                try:
-                    receipt = self.log.append(c, leaf, at)
-                    stored = {**doc, "receipt": receipt.to_dict()}
-                    c.execute(
-                        "INSERT INTO corrections (tenant_id, correction_id, corrects, "
-                        "request_hash, doc_json, digest, leaf_index, currency, credit_micros, "
-                        "nullifier, created_at, settlement_status) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            tenant_id,
-                            correction_id,
-                            corrects,
-                            request_hash,
-                            json.dumps(stored, sort_keys=True),
-                            "0x" + digest.hex(),
-                            index,
-                            original.currency,
-                            stored_amount(credit),
-                            nullifier,
-                            at,
-                            # a proven correction of an ETH charge is settled on chain (after
-                            # its original); a v1 void carries no proof of its own
-                            "pending" if original.currency == "ETH" and bp else "none",
-                        ),
+                receipt = self.log.append(c, leaf, at)
+                stored = {**doc, "receipt": receipt.to_dict()}
+                c.execute(
+                    "INSERT INTO corrections (tenant_id, correction_id, corrects, "
+                    "request_hash, doc_json, digest, leaf_index, currency, credit_micros, "
+                    "nullifier, created_at, settlement_status) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        tenant_id,
+                        correction_id,
+                        corrects,
+                        request_hash,
+                        json.dumps(stored, sort_keys=True),
+                        "0x" + digest.hex(),
+                        index,
+                        original.currency,
+                        stored_amount(credit),
+                        nullifier,
+                        at,
+                        # a proven correction of an ETH charge is settled on chain (after
+                        # its original); a v1 void carries no proof of its own
+                        "pending" if original.currency == "ETH" and bp else "none",
+                    ),
+                )
+                if window is not None and head is not None:
+                    w = doc["billing"]["window"]
+                    if w["seq"] != head.seq + 1:
+                        raise ToolError(f"correction has seq {w['seq']}, head is {head.seq}")
+                    self.windows.advance(
+                        c, window, head.seq + 1, correction_id, w["after"], kind="correction"
                     )
-                    if window is not None and head is not None:
-                        w = doc["billing"]["window"]
-                        if w["seq"] != head.seq + 1:
-                            raise ToolError(f"correction has seq {w['seq']}, head is {head.seq}")
-                        self.windows.advance(
-                            c, window, head.seq + 1, correction_id, w["after"], kind="correction"
-                        )
-                    created = {
-                        "correction_id": correction_id,
-                        "corrects": corrects,
-                        "reason": doc["correction"]["reason"],
-                        "credit_micros": int(credit),
-                        "currency": original.currency,
-                        "billing_window_id": window[1] if window else None,
-                        "tariff_id": window[2] if window else None,
-                        "usage": doc["correction"].get("usage"),  # None: a binding v1 void
-                        "leaf_index": index,
-                    }
-                    outbox.enqueue(c, tenant_id, "correction.created", created, at)
-                except BaseException:
-                    self.log.tree.truncate(index)
-                    raise
+                created = {
+                    "correction_id": correction_id,
+                    "corrects": corrects,
+                    "reason": doc["correction"]["reason"],
+                    "credit_micros": int(credit),
+                    "currency": original.currency,
+                    "billing_window_id": window[1] if window else None,
+                    "tariff_id": window[2] if window else None,
+                    "usage": doc["correction"].get("usage"),  # None: a binding v1 void
+                    "leaf_index": index,
+                }
+                outbox.enqueue(c, tenant_id, "correction.created", created, at)
         found = self.find_correction(tenant_id, correction_id)
         assert found is not None
         return found
 
 
-def correction_row(row: sqlite3.Row) -> StoredCorrection:
-    return StoredCorrection(
-        tenant_id=row["tenant_id"],
-        correction_id=row["correction_id"],
-        corrects=row["corrects"],
-        request_hash=row["request_hash"],
-        doc=json.loads(row["doc_json"]),
-        digest=row["digest"],
-        leaf_index=row["leaf_index"],
-        currency=row["currency"],
-        credit_micros=int(row["credit_micros"]),
-        nullifier=row["nullifier"],
-        settlement_status=row["settlement_status"],
-        settlement=json.loads(row["settlement_json"]) if row["settlement_json"] else None,
-        created_at=row["created_at"],
-    )
+correction_row = mapper(
+    StoredCorrection,
+    doc=("doc_json", json.loads),
+    credit_micros=int,
+    settlement=("settlement_json", json_or_none),
+)
 
 
 def _window_of(bundle: StoredBundle) -> WindowKey | None:

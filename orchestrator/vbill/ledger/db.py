@@ -14,17 +14,21 @@ leaf indices stay gap-free and each (tenant, event_id) check-then-insert sees ev
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vbill.errors import ToolError
+
+R = TypeVar("R")
 
 # pg_advisory_xact_lock key of the store's writer lock ("vbill" in ASCII, as a bigint)
 WRITER_LOCK_KEY = int.from_bytes(b"vbill", "big")
@@ -138,6 +142,32 @@ def stored_amount(value: int | None) -> str | None:
 
 def int_or_none(value: str | None) -> int | None:
     return None if value is None else int(value)
+
+
+def json_or_none(value: str | None) -> Any:
+    """A JSON column that may be empty (NULL): its value, or None."""
+    return json.loads(value) if value else None
+
+
+def mapper(
+    record: type[R], **read: Callable[[Any], Any] | tuple[str, Callable[[Any], Any]]
+) -> Callable[[Any], R]:
+    """A function from a row to the dataclass `record`: each field is the column of its name,
+    as it is, or as `read[field]` says: a function of that column, or (another column, a
+    function of it), e.g. `bundle=("bundle_json", json.loads)`."""
+    plan = []
+    for field in dataclasses.fields(record):  # type: ignore[arg-type]
+        how = read.pop(field.name, None)
+        column, convert = how if isinstance(how, tuple) else (field.name, how)
+        plan.append((field.name, column, convert))
+    assert not read, f"no such field of {record.__name__}: {sorted(read)}"
+
+    def from_row(row: Any) -> R:
+        return record(
+            **{name: convert(row[col]) if convert else row[col] for name, col, convert in plan}
+        )
+
+    return from_row
 
 
 class Database:

@@ -72,112 +72,88 @@ class Ingestion:
         A metered event takes its window's next seq here, in the transaction: if the head is
         not the one it was signed on, it is signed again from the head (an InputError if its
         window would overflow), so a window's chain never forks or skips."""
-        if self.log.key is None:
-            raise ToolError("the store has no log signing key; cannot append to the log")
+        self.log.require_key()
         out: list[tuple[StoredBundle, bool] | VbillError | None] = []
         added: list[tuple[int, int, Ingest, bytes]] = []  # (result slot, leaf index, item, leaf)
         replays: list[tuple[int, int]] = []  # (result slot, leaf index): twice in this batch
-        with self.db.tx() as c, self.log.lock:
-            self.log.sync(c)
-            start, at = len(self.log.tree), now_ms()
-            try:
-                for item in items:
-                    try:
-                        existing = self.bundles.get(c, item.tenant_id, item.event_id)
-                        if existing is not None:
-                            same = same_or_conflict(existing, item.request_hash)
-                            if existing.leaf_index >= start:  # logged by this batch: its
-                                replays.append((len(out), existing.leaf_index))  # bundle, below
-                                out.append(None)
-                            else:
-                                out.append((same, False))
-                            continue
-                        if item.window is not None:
-                            self.windows.refuse_if_closed(c, item.window.key)
-                            head = self.windows.head(c, item.window.key)
-                            if (head.seq if head else 0) != item.window.seq:
-                                item = item.window.rebuild(head)
-                        # A refused event stores nothing, not even the tenant it would create:
-                        # the batch's other events commit, so undo this one's writes alone.
-                        c.execute("SAVEPOINT ingest_item")
-                        try:
-                            if item.new_tenant is not None:
-                                self.tenants.create(c, item.tenant_id, *item.new_tenant)
-                            spend = self.accounts.check_spend(c, item.tenant_id, item.charge)
-                        except BaseException:
-                            c.execute("ROLLBACK TO SAVEPOINT ingest_item")
-                            raise
-                        finally:
-                            c.execute("RELEASE SAVEPOINT ingest_item")
-                    except (Conflict, LimitExceeded, TenantRaced, InputError) as exc:
-                        out.append(exc)
+        with self.db.tx() as c, self.log.appending(c) as start:
+            at = now_ms()
+            for item in items:
+                try:
+                    existing = self.bundles.get(c, item.tenant_id, item.event_id)
+                    if existing is not None:
+                        same = same_or_conflict(existing, item.request_hash)
+                        if existing.leaf_index >= start:  # logged by this batch: its
+                            replays.append((len(out), existing.leaf_index))  # bundle, below
+                            out.append(None)
+                        else:
+                            out.append((same, False))
                         continue
-                    digest = bytes.fromhex(item.bundle["attestation"]["bundle_digest"][2:])
-                    leaf, index = translog.leaf_hash(digest), len(self.log.tree)
-                    c.execute(
-                        "INSERT INTO log_leaves (leaf_index, leaf_hash, created_at) "
-                        "VALUES (?, ?, ?)",
-                        (index, leaf, at),
-                    )
-                    self.log.tree.append(leaf)
-                    c.execute(
-                        "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, "
-                        "digest, leaf_index, currency, charge_micros, nullifier, created_at, "
-                        "settlement_status, proof_status, claimed_by, lease_until) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            item.tenant_id,
-                            item.event_id,
-                            item.request_hash,
-                            "{}",  # the bundle with its receipt, once the batch's head is signed
-                            "0x" + digest.hex(),
-                            index,
-                            item.charge.currency,
-                            stored_amount(item.charge.charge_micros),
-                            item.bundle["attestation"]["billing_proof"]["public_signals"][3],
-                            at,
-                            "pending" if item.charge.is_eth else "none",
-                            "proven" if item.proven else "proving",
-                            item.claim[0] if item.claim else None,
-                            at + item.claim[1] if item.claim else None,
-                        ),
-                    )
                     if item.window is not None:
-                        w = item.bundle["billing"]["window"]
-                        if w["seq"] != item.window.seq + 1:
-                            raise ToolError(f"bundle has seq {w['seq']}, head is {item.window.seq}")
-                        self.windows.advance(
-                            c, item.window.key, w["seq"], item.event_id, w["after"]
-                        )
-                    self.accounts.notify_spend(
-                        c, item.tenant_id, item.event_id, item.charge, spend, at
-                    )
-                    out.append(None)  # filled in once the batch's head is signed
-                    added.append((len(out) - 1, index, item, leaf))
-                if added:
-                    size = len(self.log.tree)
-                    sth = self.log.sign_head(c, size, at)
-                    rows = []
-                    for slot, index, item, leaf in added:
-                        receipt = translog.LogReceipt(
-                            leaf_index=index,
-                            tree_size=size,
-                            leaf_hash="0x" + leaf.hex(),
-                            inclusion_proof=[
-                                "0x" + p.hex() for p in self.log.tree.inclusion_proof(index, size)
-                            ],
-                            tree_head=sth,
-                        ).to_dict()
-                        bundle = {**item.bundle, "receipt": receipt, "settlement": None}
-                        rows.append((json.dumps(bundle, sort_keys=True), index))
-                        out[slot] = (self._ingested(item, bundle, index, at), True)
-                    c.executemany("UPDATE bundles SET bundle_json = ? WHERE leaf_index = ?", rows)
-                    created = {index: out[slot] for slot, index, _, _ in added}
-                    for slot, index in replays:  # a replay of this batch's own event: its bundle
-                        out[slot] = (created[index][0], False)  # type: ignore[index]
-            except BaseException:
-                self.log.tree.truncate(start)
-                raise
+                        self.windows.refuse_if_closed(c, item.window.key)
+                        head = self.windows.head(c, item.window.key)
+                        if (head.seq if head else 0) != item.window.seq:
+                            item = item.window.rebuild(head)
+                    # A refused event stores nothing, not even the tenant it would create:
+                    # the batch's other events commit, so undo this one's writes alone.
+                    c.execute("SAVEPOINT ingest_item")
+                    try:
+                        if item.new_tenant is not None:
+                            self.tenants.create(c, item.tenant_id, *item.new_tenant)
+                        spend = self.accounts.check_spend(c, item.tenant_id, item.charge)
+                    except BaseException:
+                        c.execute("ROLLBACK TO SAVEPOINT ingest_item")
+                        raise
+                    finally:
+                        c.execute("RELEASE SAVEPOINT ingest_item")
+                except (Conflict, LimitExceeded, TenantRaced, InputError) as exc:
+                    out.append(exc)
+                    continue
+                digest = bytes.fromhex(item.bundle["attestation"]["bundle_digest"][2:])
+                leaf = translog.leaf_hash(digest)
+                index = self.log.add(c, leaf, at)
+                c.execute(
+                    "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, "
+                    "digest, leaf_index, currency, charge_micros, nullifier, created_at, "
+                    "settlement_status, proof_status, claimed_by, lease_until) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        item.tenant_id,
+                        item.event_id,
+                        item.request_hash,
+                        "{}",  # the bundle with its receipt, once the batch's head is signed
+                        "0x" + digest.hex(),
+                        index,
+                        item.charge.currency,
+                        stored_amount(item.charge.charge_micros),
+                        item.bundle["attestation"]["billing_proof"]["public_signals"][3],
+                        at,
+                        "pending" if item.charge.is_eth else "none",
+                        "proven" if item.proven else "proving",
+                        item.claim[0] if item.claim else None,
+                        at + item.claim[1] if item.claim else None,
+                    ),
+                )
+                if item.window is not None:
+                    w = item.bundle["billing"]["window"]
+                    if w["seq"] != item.window.seq + 1:
+                        raise ToolError(f"bundle has seq {w['seq']}, head is {item.window.seq}")
+                    self.windows.advance(c, item.window.key, w["seq"], item.event_id, w["after"])
+                self.accounts.notify_spend(c, item.tenant_id, item.event_id, item.charge, spend, at)
+                out.append(None)  # filled in once the batch's head is signed
+                added.append((len(out) - 1, index, item, leaf))
+            if added:
+                sth = self.log.sign_head(c, len(self.log.tree), at)
+                rows = []
+                for slot, index, item, leaf in added:
+                    receipt = self.log.receipt(index, leaf, sth).to_dict()
+                    bundle = {**item.bundle, "receipt": receipt, "settlement": None}
+                    rows.append((json.dumps(bundle, sort_keys=True), index))
+                    out[slot] = (self._ingested(item, bundle, index, at), True)
+                c.executemany("UPDATE bundles SET bundle_json = ? WHERE leaf_index = ?", rows)
+                created = {index: out[slot] for slot, index, _, _ in added}
+                for slot, index in replays:  # a replay of this batch's own event: its bundle
+                    out[slot] = (created[index][0], False)  # type: ignore[index]
         return [r for r in out if r is not None]
 
     @staticmethod

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from vbill.errors import ToolError
 from vbill.ledger import translog
-from vbill.ledger.db import Database, now_ms
+from vbill.ledger.db import Database, mapper, now_ms
 
 
 class Log:
@@ -40,22 +42,51 @@ class Log:
             ):
                 self.tree.append(bytes(row[0]))
 
-    def append(self, c: sqlite3.Connection, leaf: bytes, at: int) -> translog.LogReceipt:
-        """Append one leaf and sign the new head, inside the caller's transaction and tree
-        lock; the caller truncates the tree to its size before this if anything then fails."""
+    def require_key(self) -> None:
+        """ToolError unless this store can sign tree heads (before any work that appends)."""
+        if self.key is None:
+            raise ToolError("the store has no log signing key; cannot append to the log")
+
+    @contextmanager
+    def appending(self, c: sqlite3.Connection) -> Iterator[int]:
+        """Inside transaction `c`: hold the tree's lock with the tree brought to the committed
+        leaves; yields its size (the next leaf's index). If the block fails, the leaves it
+        appended leave the tree too (the transaction rolls them back from the database)."""
+        with self.lock:
+            self.sync(c)
+            size = len(self.tree)
+            try:
+                yield size
+            except BaseException:
+                self.tree.truncate(size)
+                raise
+
+    def add(self, c: sqlite3.Connection, leaf: bytes, at: int) -> int:
+        """Append one leaf, unsigned yet (inside `appending`); returns its index."""
         index = len(self.tree)
         c.execute(
             "INSERT INTO log_leaves (leaf_index, leaf_hash, created_at) VALUES (?, ?, ?)",
             (index, leaf, at),
         )
         self.tree.append(leaf)
+        return index
+
+    def receipt(self, index: int, leaf: bytes, sth: translog.SignedTreeHead) -> translog.LogReceipt:
+        """Leaf `index`'s inclusion in the tree that `sth` signs."""
         return translog.LogReceipt(
             leaf_index=index,
-            tree_size=index + 1,
+            tree_size=sth.tree_size,
             leaf_hash="0x" + leaf.hex(),
-            inclusion_proof=["0x" + p.hex() for p in self.tree.inclusion_proof(index)],
-            tree_head=self.sign_head(c, index + 1, at),
+            inclusion_proof=[
+                "0x" + p.hex() for p in self.tree.inclusion_proof(index, sth.tree_size)
+            ],
+            tree_head=sth,
         )
+
+    def append(self, c: sqlite3.Connection, leaf: bytes, at: int) -> translog.LogReceipt:
+        """Append one leaf and sign the new head (inside `appending`): its receipt."""
+        index = self.add(c, leaf, at)
+        return self.receipt(index, leaf, self.sign_head(c, index + 1, at))
 
     def sign_head(self, c: sqlite3.Connection, size: int, at: int) -> translog.SignedTreeHead:
         head = translog.TreeHead(size, self.tree.root(size), at)
@@ -117,11 +148,4 @@ class Log:
             )
 
 
-def _sth_row(row: sqlite3.Row) -> translog.SignedTreeHead:
-    return translog.SignedTreeHead(
-        tree_size=row["tree_size"],
-        root_hash=row["root_hash"],
-        timestamp=row["timestamp"],
-        signer=row["signer"],
-        signature=row["signature"],
-    )
+_sth_row = mapper(translog.SignedTreeHead)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vbill.ledger.db import Database, now_ms
+from vbill.ledger.db import Database, mapper, now_ms
 from vbill.ledger.errors import Conflict, TenantRaced
 
 
@@ -135,12 +135,4 @@ class Tenants:
         return [dict(r) for r in rows]
 
 
-def _tenant_row(row: sqlite3.Row) -> Tenant:
-    return Tenant(
-        tenant_id=row["tenant_id"],
-        account_salt=int(row["account_salt"]),
-        tenant_key=int(row["tenant_key"]),
-        onchain_status=row["onchain_status"],
-        onchain_tx=row["onchain_tx"],
-        created_at=row["created_at"],
-    )
+_tenant_row = mapper(Tenant, account_salt=int, tenant_key=int)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from vbill.errors import ToolError
 from vbill.ledger import outbox, translog
 from vbill.ledger.db import Database, now_ms
 from vbill.ledger.errors import NoWindow, WindowClosed
@@ -149,8 +148,7 @@ class Windows:
         transaction with the check that the head is still that head. Returns (record with
         its receipt, created); closing again returns the stored record. NoWindow if the
         window has no chain."""
-        if self.log.key is None:
-            raise ToolError("the store has no log signing key; cannot append to the log")
+        self.log.require_key()
         with self.db.tx() as c:
             existing = self._window_close(c, window)
             if existing is not None:
@@ -161,39 +159,32 @@ class Windows:
                     f"no window {window[1]!r} of tenant {window[0]!r} with tariff_id {window[2]!r}"
                 )
             [(_, _, last, _, _)] = self._window_page(c, window, head.seq - 1, 1)
-            with self.log.lock:
-                self.log.sync(c)
-                index, at = len(self.log.tree), now_ms()
+            with self.log.appending(c) as index:
+                at = now_ms()
                 record, digest = make(head, last, at)
-                try:
-                    receipt = self.log.append(c, translog.leaf_hash(digest), at)
-                    record = {**record, "receipt": receipt.to_dict()}
-                    c.execute(
-                        "INSERT INTO window_closes (tenant_id, billing_window_id, tariff_id, seq, "
-                        "leaf_index, closed_at, record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (*window, head.seq, index, at, json.dumps(record, sort_keys=True)),
-                    )
-                    # webhooks, in the close's own transaction: the record is the invoice's end
-                    closed = {
-                        "tenant_id": window[0],
-                        "billing_window_id": window[1],
-                        "tariff_id": window[2],
-                        "last_seq": head.seq,
-                        "total_micros": record["total_micros"],
-                        "currency": record["currency"],
-                        "closed_at": record["closed_at"],
-                        "closed_by": record["closed_by"],
-                        "leaf_index": index,
-                    }
-                    outbox.enqueue(c, window[0], "window.closed", closed, at)
-                    tenant, window_id, tariff = (quote(k, safe="") for k in window)
-                    invoice = f"/api/vdi/billing/invoices/{tenant}/{window_id}?tariff_id={tariff}"
-                    outbox.enqueue(
-                        c, window[0], "invoice.ready", {**closed, "invoice": invoice}, at
-                    )
-                except BaseException:
-                    self.log.tree.truncate(index)
-                    raise
+                receipt = self.log.append(c, translog.leaf_hash(digest), at)
+                record = {**record, "receipt": receipt.to_dict()}
+                c.execute(
+                    "INSERT INTO window_closes (tenant_id, billing_window_id, tariff_id, seq, "
+                    "leaf_index, closed_at, record_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*window, head.seq, index, at, json.dumps(record, sort_keys=True)),
+                )
+                # webhooks, in the close's own transaction: the record is the invoice's end
+                closed = {
+                    "tenant_id": window[0],
+                    "billing_window_id": window[1],
+                    "tariff_id": window[2],
+                    "last_seq": head.seq,
+                    "total_micros": record["total_micros"],
+                    "currency": record["currency"],
+                    "closed_at": record["closed_at"],
+                    "closed_by": record["closed_by"],
+                    "leaf_index": index,
+                }
+                outbox.enqueue(c, window[0], "window.closed", closed, at)
+                tenant, window_id, tariff = (quote(k, safe="") for k in window)
+                invoice = f"/api/vdi/billing/invoices/{tenant}/{window_id}?tariff_id={tariff}"
+                outbox.enqueue(c, window[0], "invoice.ready", {**closed, "invoice": invoice}, at)
         return record, True
 
     def windows(
