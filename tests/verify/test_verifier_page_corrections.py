@@ -28,12 +28,15 @@ from test_corrections import TOKENS, V2C, needs_v2c, v2c  # noqa: F401  (fixture
 from test_metered_attest import attest, store_at
 from test_verifier_page import LOGGED, ROOT, VERDICTS, built_page, run_page, trust_set  # noqa: F401
 from vbill import paths
+from vbill.billing.close_record import make_record
+from vbill.billing.closing import close_body
 from vbill.bindings import BINDING_V1, BINDING_V2, BINDING_V2C
 from vbill.bundle.correction import build_void, correction_digest, record_of
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
 from vbill.correct import correct_event
 from vbill.ledger.translog import MerkleTree, append_with_receipt, leaf_hash
+from vbill.ledger.windows import WindowHead
 from vbill.verify import trust_document
 from vbill.verify.correction import _redo, verify_correction
 from vbill.verify.statement import statement_document, verify_statement
@@ -63,6 +66,21 @@ def _relogged(doc: dict[str, Any], attester: Attester) -> dict[str, Any]:
     tree = MerkleTree([leaf_hash(bytes([i]) * 32) for i in range(2)])
     out["receipt"] = append_with_receipt(tree, digest, attester.account, LOGGED).to_dict()
     return out
+
+
+def _closed(chain: list[dict[str, Any]], attester: Attester, trust: Any) -> dict[str, Any]:
+    """The statement of a window closed at its last entry (a correction), as the service signs
+    and logs its close record."""
+    last = chain[-1]
+    after = last["billing"]["window"]["after"]
+    head = WindowHead(after["seq"], last["correction"]["correction_id"], after)
+    close, digest = make_record(close_body(KEY, head, last, LOGGED, "operator"), attester)
+    tree = MerkleTree([leaf_hash(bytes([i]) * 32) for i in range(4)])
+    close["receipt"] = append_with_receipt(tree, digest, attester.account, LOGGED).to_dict()
+    items = [(f"b{i}", b) for i, b in enumerate(chain)]
+    st = verify_statement(items, trust=trust, check=default_check(), close=close)
+    assert st.valid and st.closed, st.problems
+    return statement_document(chain, st)
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +243,7 @@ def cases(window, v1_void, attester: Attester, tmp_path_factory) -> dict[str, An
             **statement,
             "bundles": [chain[0], chain[4], *chain[1:4], *chain[5:]],
         },
+        "statement: closed at a correction": _closed(chain[:6], attester, sets["doc"]),
     }
     for name, data in statements.items():
         out[name] = {"trust": "doc", "content": data, "python": None}
@@ -350,7 +369,9 @@ STATEMENTS = {
     "statement: a correction's credit edited": ("bad_bundle", 5),
     "statement: a correction listed with another reason": ("summary", None),
     "statement: a correction before its event": ("reorder", 1),
+    "statement: closed at a correction": None,
 }
+INVOICES = ["statement: events and corrections", "statement: closed at a correction"]
 SUMMARY = ("valid", "tenant_id", "billing_window_id", "tariff_id", "currency", "events")
 SUMMARY += ("total_micros", "sum_of_charges_micros", "totals_by_dimension", "corrections")
 
@@ -365,9 +386,10 @@ def cli_statements(cases, tmp_path_factory) -> dict[str, tuple[int, Any]]:
     for name in STATEMENTS:
         run = runner.invoke(main, ["statement", "--json", cases[name]["file"]], env=env)
         out[name] = (run.exit_code, json.loads(run.output))
-    run = runner.invoke(main, ["invoice", "--json", first["file"]], env=env)
-    assert run.exit_code == 0, run.output
-    out["invoice"] = (0, json.loads(run.output))
+    for name in INVOICES:
+        run = runner.invoke(main, ["invoice", "--json", cases[name]["file"]], env=env)
+        assert run.exit_code == 0, run.output
+        out[f"invoice of {name}"] = (0, json.loads(run.output))
     return out
 
 
@@ -387,18 +409,25 @@ def test_page_walks_a_chain_of_events_and_corrections_as_vbill_statement_does(
     ]
     want = STATEMENTS[name]
     if want is None:
-        assert cli["valid"] and len(cli["corrections"]) == 2
+        assert (
+            cli["valid"]
+            and len(cli["corrections"]) == 2
+            and cli["events"] == 4 + ("closed" not in name)
+        )
     else:
         assert (cli["problems"][0]["kind"], cli["problems"][0]["index"]) == want, cli["problems"]
 
 
+@pytest.mark.parametrize("name", INVOICES)
 def test_page_shows_the_corrected_windows_invoice_as_vbill_invoice_does(
-    page, cli_statements
+    name: str, page, cli_statements
 ) -> None:
-    """The invoice of a window with corrections: the same lines (tiers netted by the credits),
-    the same total, and each correction listed with its reason, event and credit."""
-    seen = page["statement: events and corrections"]
-    inv, cli = seen["result"]["invoice"], cli_statements["invoice"][1]
+    """The invoice of a window with corrections, open or closed at a correction: the same lines
+    (tiers netted by the credits), the same total, and each correction listed with its reason,
+    event and credit."""
+    seen = page[name]
+    inv, cli = seen["result"]["invoice"], cli_statements[f"invoice of {name}"][1]
+    assert inv["closed"] is cli["closed"] is (name == INVOICES[1])
     keys = ("kind", "dimension", "tier", "units", "unit_price_micros", "amount_micros", "amount")
     assert [[line.get(k) for k in keys] for line in inv["lines"]] == [
         [line.get(k) for k in keys] for line in cli["lines"]
