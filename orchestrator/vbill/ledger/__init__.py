@@ -1,1 +1,7 @@
-"""Log and store: the RFC 9162 transparency log and the bundle store (SQLite)."""
+"""The ledger: the service's durable state (SQLite or PostgreSQL) and its transparency log.
+
+`store.Store` is the facade callers use; behind it each repository is a small class over one
+`db.Database` (tenants, accounts, bundles, ingestion, windows, corrections, log, settlements,
+keys), `schema` holds the migrations, `outbox` the webhook outbox, `translog` the RFC 9162
+hashing and proofs, `tokens` the tenant API tokens.
+"""

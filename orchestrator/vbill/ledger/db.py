@@ -10,6 +10,11 @@ Writers are serialised the same way in both: SQLite's `BEGIN IMMEDIATE` takes th
 write lock; on PostgreSQL every write transaction takes one transaction-level advisory lock
 first. That lock elects the single writer of the transparency log across every replica, so
 leaf indices stay gap-free and each (tenant, event_id) check-then-insert sees every commit.
+
+`Database` is what every repository of the store holds: the connection of the calling thread
+and `tx()`, the write transaction. `mapper` turns rows into the repositories' records;
+`EventLocks` serialises work on one key within the process (a duplicate event waits for the
+first instead of proving again).
 """
 
 from __future__ import annotations
