@@ -97,6 +97,9 @@ PHASE1_BEACON_EXP := 10
 PHASE2_BEACON := ddb2cf281a55a4e4815b7e97268692b3825b0d288b065bf61527aeb531827c2c
 PHASE2_BEACON_EXP := 10
 dev_ptau = build/ptau-dev/pot$(1)_$(shell echo $(PHASE1_BEACON) | cut -c1-8)_final.ptau
+# One dev phase 1 for every binding, at the largest power any needs (circuits.py dev_power says
+# why the smaller bindings' vkeys do not change).
+DEV_POWER := $(shell $(CIRCUITS_PY) dev-power)
 TOOL_VERSIONS := $(shell $(PYTHON) -c 'import json; l = json.load(open("package-lock.json"))["packages"]; print(*(p + "@" + l["node_modules/" + p]["version"] for p in ("circom2", "snarkjs", "circomlib")))')
 
 # One binding's names ($(1) = its circuits.json key). Its phase 1 is the cached dev ceremony at
@@ -120,12 +123,12 @@ $(1)_ZKEY := build/$$($(1)_FILE).zkey
 $(1)_NEXT := build/$$($(1)_FILE)_next.zkey
 $(1)_LOG := build/zkey-verify$$(if $$($(1)_TAG),-$$($(1)_TAG)).log
 $(1)_STAMPS := build/.$$(if $$($(1)_TAG),$$($(1)_TAG)-)setup-
-$(1)_DEV_PTAU := $$(call dev_ptau,$$($(1)_POWER))
+$(1)_DEV_PTAU := $$(call dev_ptau,$$(DEV_POWER))
 $(1)_PTAU := $$(strip $$($$($(1)_PTAU_VAR)))
 $(1)_PTAU_FILE := $$(or $$($(1)_PTAU),$$($(1)_DEV_PTAU))
 $(1)_PTAU_SOURCE := $$(if $$($(1)_PTAU),pinned,dev-beacon)
 $(1)_PTAU_ARGS := $$(if $$($(1)_PTAU),,--beacon-hash $$(PHASE1_BEACON) --beacon-exp $$(PHASE1_BEACON_EXP))
-$(1)_PTAU_ID := $$(if $$($(1)_PTAU),pinned:$$(notdir $$($(1)_PTAU)),dev:$$($(1)_POWER):$$(PHASE1_BEACON):$$(PHASE1_BEACON_EXP))
+$(1)_PTAU_ID := $$(if $$($(1)_PTAU),pinned:$$(notdir $$($(1)_PTAU)),dev:$$(DEV_POWER):$$(PHASE1_BEACON):$$(PHASE1_BEACON_EXP))
 $(1)_KEY := $$(shell $$(CIRCUITS_PY) key $(1) "$$(TOOL_VERSIONS) $$($(1)_PTAU_ID) $$(PHASE2_BEACON) $$(PHASE2_BEACON_EXP)")
 $$(if $$($(1)_KEY),,$$(error $(1): no setup key; is $$($(1)_MAIN) there, and its includes?))
 $(1)_STAMP := $$($(1)_STAMPS)$$($(1)_KEY)
@@ -236,7 +239,7 @@ ptau: install ## check a supplied phase-1 file: make ptau PTAU=ptau/powersOfTau2
 	@test -n "$(PTAU)" || { echo "usage: make ptau PTAU=ptau/powersOfTau28_hez_final_NN.ptau (or make ptau-dev)" >&2; exit 2; }
 	$(SETUP_PY) check-ptau $(PTAU)
 
-ptau-dev: install $(sort $(foreach b,$(BINDINGS),$($(b)_DEV_PTAU))) ## local beacon-only phase-1 ceremony at every binding's power (cached under build/ptau-dev/; insecure)
+ptau-dev: install $(sort $(foreach b,$(BINDINGS),$($(b)_DEV_PTAU))) ## local beacon-only phase-1 ceremony at the largest binding's power, shared by all (cached under build/ptau-dev/; insecure)
 
 # One recipe for every power: build/ptau-dev/pot<power>_<beacon prefix>_final.ptau. Cached under
 # build/ with the rest of the dev ceremony, so a CI that keeps build/ never re-runs phase 1.

@@ -25,6 +25,7 @@ from vbill.zk.setup import (
     keys_reusable,
     load_manifest,
     parse_zkey_verify,
+    ptau_power,
     r1cs_info,
     sha256_file,
 )
@@ -276,8 +277,24 @@ def test_the_cached_dev_ceremony_is_not_rebuilt(built: None) -> None:
 
 
 @pytest.mark.slow
+def test_every_binding_shares_one_dev_phase1(built: None) -> None:
+    """The dev ceremony runs one phase 1, at the largest power any binding needs, and each
+    record says that file and the power its header holds (not the binding's own need)."""
+    manifest = load_manifest()
+    records = [manifest.binding(e["binding_version"]) for e in CIRCUITS.values()]
+    dev = [r.ptau for r in records if r is not None and r.ptau.source == "dev-beacon"]
+    if not dev:
+        pytest.skip("build/ was set up from pinned phase-1 files")
+    power = max(e["ptau_power"] for e in CIRCUITS.values())
+    assert {(p.path, p.power, p.blake2b_512) for p in dev} == {
+        (dev[0].path, power, dev[0].blake2b_512)
+    }
+    assert f"/pot{power}_" in dev[0].path and ptau_power(paths.ROOT / dev[0].path) == power
+
+
+@pytest.mark.slow
 def test_keys_are_kept_only_for_the_circuit_ptau_and_beacon_they_were_made_from(
-    built: None,
+    built: None, tmp_path: Path
 ) -> None:
     """What lets a new stamp key (sources moved, same r1cs) keep the keys instead of
     re-running the ceremony: each condition, broken alone, asks for new keys."""
@@ -290,7 +307,10 @@ def test_keys_are_kept_only_for_the_circuit_ptau_and_beacon_they_were_made_from(
         return keys_reusable(keys, ptau_path=ptau[ptau_of], phase2_beacon=phase2, phase2_exp=10)
 
     assert why_not(v1, v1.version) is None and why_not(v2, v2.version) is None
-    assert "another ptau" in str(why_not(v1, v2.version))
+    other = tmp_path / "pot14_other_final.ptau"
+    other.write_bytes(ptau[v1.version].read_bytes()[:-1] + b"\x00")
+    ptau["other"] = other
+    assert "another ptau" in str(why_not(v1, "other"))
     assert "phase-2 beacon" in str(why_not(v2, v2.version, phase2="00" * 32))
     assert "not the recorded r1cs" in str(
         why_not(dataclasses.replace(v1, r1cs=v2.r1cs), v1.version)

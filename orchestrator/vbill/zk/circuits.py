@@ -69,6 +69,15 @@ def setup_key(name: str, params: str, circuits_dir: Path = CIRCUITS) -> str:
     return h.hexdigest()[:16]
 
 
+def dev_power(circuits_dir: Path = CIRCUITS) -> int:
+    """The power of the one dev phase-1 ceremony every binding shares: the largest any binding
+    needs. A beacon-only phase 1 draws tau from the beacon alone, so a smaller binding's keys
+    from it differ from a ceremony at its own power only in the zkey's H points (read from a
+    larger Lagrange basis); its vkey is byte-identical, so bundles keep verifying, and CI runs
+    one `prepare phase2` instead of one per power."""
+    return max(int(str(e["ptau_power"])) for e in declared(circuits_dir).values())
+
+
 def _make_info(name: str, circuits_dir: Path) -> str:
     """`file power vkey tag|- PTAU-variable binding-version main-file`, one word each, for the
     Makefile."""
@@ -90,10 +99,14 @@ def main(argv: list[str]) -> int:
             print(_make_info(name, here))
         case ["key", name, params]:
             print(setup_key(name, params, here))
+        case ["dev-power"]:
+            print(dev_power(here))
         case ["sources", name]:
             print(*(p.relative_to(here.parent) for p in sources(name, here)))
         case _:
-            print("usage: circuits.py names | info NAME | key NAME PARAMS | sources NAME")
+            print(
+                "usage: circuits.py names | info NAME | key NAME PARAMS | sources NAME | dev-power"
+            )
             return 2
     return 0
 

@@ -238,24 +238,36 @@ class R1csInfo:
     private_inputs: int
 
 
+def _header_section(path: Path, magic: bytes) -> bytes:
+    """Section type 1 (the header) of an iden3 binary file (.r1cs, .ptau), read without loading
+    the rest: a phase-1 file is megabytes of points."""
+    with path.open("rb") as f:
+        if f.read(4) != magic:
+            raise InputError(magic.decode(), f"{path} is not a {magic.decode()} file")
+        _version, n_sections = struct.unpack("<II", f.read(8))
+        for _ in range(n_sections):
+            kind, size = struct.unpack("<IQ", f.read(12))
+            if kind == 1:
+                return f.read(size)
+            f.seek(size, 1)
+    raise InputError(magic.decode(), f"{path} has no header section")
+
+
 def r1cs_info(path: Path = R1CS) -> R1csInfo:
-    """Read the header section of a .r1cs file (iden3 binary format, section type 1)."""
-    data = path.read_bytes()
-    if data[:4] != b"r1cs":
-        raise InputError("r1cs", f"{path} is not an r1cs file")
-    n_sections = struct.unpack_from("<I", data, 8)[0]
-    pos = 12
-    for _ in range(n_sections):
-        kind, size = struct.unpack_from("<IQ", data, pos)
-        pos += 12
-        if kind == 1:
-            n8 = struct.unpack_from("<I", data, pos)[0]
-            p = pos + 4 + n8
-            wires, outs, pub, prv = struct.unpack_from("<IIII", data, p)
-            constraints = struct.unpack_from("<I", data, p + 16 + 8)[0]
-            return R1csInfo(wires, constraints, outs, pub, prv)
-        pos += size
-    raise InputError("r1cs", f"{path} has no header section")
+    """The header of a .r1cs file: wires, constraints, outputs, public and private inputs."""
+    head = _header_section(path, b"r1cs")
+    n8 = struct.unpack_from("<I", head, 0)[0]
+    wires, outs, pub, prv = struct.unpack_from("<IIII", head, 4 + n8)
+    constraints = struct.unpack_from("<I", head, 4 + n8 + 16 + 8)[0]
+    return R1csInfo(wires, constraints, outs, pub, prv)
+
+
+def ptau_power(path: Path) -> int:
+    """The power a .ptau file holds (2^power points), from its header: the dev phase 1 is one
+    file at the largest power any binding needs, so a binding's record says the file's."""
+    head = _header_section(path, b"ptau")
+    n8 = struct.unpack_from("<I", head, 0)[0]
+    return int(struct.unpack_from("<I", head, 4 + n8)[0])
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -346,7 +358,7 @@ def build_binding_record(
     if circuit["binding_version"] != binding.version:
         raise InputError("circuits.json", f"{binding.circuit} is not {binding.version}")
     info = r1cs_info(binding.r1cs)
-    power = circuit["ptau_power"] if ptau_source == "dev-beacon" else _pinned_power(ptau_path)
+    power = ptau_power(ptau_path) if ptau_source == "dev-beacon" else _pinned_power(ptau_path)
     # The verifier is not recorded here even if an old one sits in build/: setup output must
     # be a function of the pinned inputs only. `make verifier` records the one it renders
     # (contracts.verifier_sol_sha256), and `record` can add it under artifacts.verifier.
