@@ -4,7 +4,6 @@ earnings; the same correction is refused twice, and a correction of an unsettled
 refused. Real proofs: the window's events (v2, snarkjs) and the correction (v2c, native).
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from test_chain and chain_v2 are parameters here)
 from __future__ import annotations
 
 import copy
@@ -16,17 +15,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from support.chain_v2 import ACCOUNT_SALT, SALT, metered_window, request, v2_snarkjs  # noqa: F401
-from test_chain import (  # noqa: F401  (fixtures)
-    ETH,
-    expect_revert,
-    open_account,
-    owner,
-    payee,
-    stranger,
-    tenant,
-)
-from test_chain_v2 import receipt_logs
+from support.chain import expect_revert, open_account
+from support.chain_v2 import ACCOUNT_SALT, SALT, receipt_logs, request
 from test_corrections import needs_v2c
 from vbill import chain as ch
 from vbill.bindings import BINDING_V2C, artefacts

@@ -6,31 +6,19 @@ rebuilt from logs; limits, tariff acceptance and nullifiers apply to both alike.
 the exact custom error and that nothing changed.
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from test_chain and chain_v2 are parameters here)
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
 import pytest
-from support.chain_v2 import genesis_key, metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
-from test_chain import (  # noqa: F401  (fixtures)
-    ETH,
-    PILOT_WEI,
-    expect_revert,
-    open_account,
-    owner,
-    settlement,
-    state,
-    stranger,
-    tenant,
-)
+from support.chain import ETH, PILOT_WEI, expect_revert, open_account, settlement, state
+from support.chain_v2 import genesis_key, needs_v2_setup, receipt_logs
 from vbill import chain as ch
 from vbill.bindings import BINDING_V1, BINDING_V2, BINDING_V2C, artefacts
-from vbill.chain import Chain, Settlement
+from vbill.chain import Settlement
 from vbill.errors import InputError, VerificationFailed
 from web3 import Web3
-from web3.logs import DISCARD
 
 pytestmark = pytest.mark.chain
 
@@ -48,12 +36,6 @@ def with_signals(s: Settlement, signals: tuple[int, ...], binding: str | None = 
 
 def verifier_address(dep: dict[str, Any], binding: str) -> str:
     return str(dep["contracts"][dep["bindings"][binding]["verifier"]]["address"])
-
-
-def receipt_logs(c: Chain, tx: str, event: str) -> list[dict[str, Any]]:
-    rcpt = c.w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
-    logs = getattr(c.settlement.events, event)().process_receipt(rcpt, errors=DISCARD)
-    return [dict(e["args"]) for e in logs]
 
 
 # ------------------------------------------------------------------------------ setVerifier

@@ -8,7 +8,6 @@ proofs) is held to py_ecc's batch check with the same Fiat–Shamir scalars and 
 by proof, on valid and adversarial batches.
 """
 
-# ruff: noqa: F811  (the v2 fixtures imported from chain_v2 are parameters here)
 from __future__ import annotations
 
 import copy
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from support import needs_build
-from support.chain_v2 import V2, metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
+from support.chain_v2 import V2, needs_v2_setup
 from vbill import chain as ch
 from vbill import paths
 from vbill.bindings import BINDING_V1, BINDING_V2

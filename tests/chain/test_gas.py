@@ -12,7 +12,6 @@ execution gas is pinned exactly (a change is a visible decision, in both directi
 total is pinned to it plus the calldata of the very proofs sent.
 """
 
-# ruff: noqa: F811  (the v2 fixtures imported from chain_v2 are parameters here)
 from __future__ import annotations
 
 import json
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from support.chain_v2 import metered_window, needs_v2_setup, v2_snarkjs  # noqa: F401
+from support.chain_v2 import needs_v2_setup
 from vbill import chain as ch
 from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.chain import contracts

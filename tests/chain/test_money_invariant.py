@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_chain import as_account, increase_time, settlement
+from support.chain import as_account, increase_time, settlement
 from vbill.chain import Balance, Chain, ChainRevert, Settlement
 
 pytestmark = pytest.mark.chain
