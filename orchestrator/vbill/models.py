@@ -14,13 +14,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
+    PlainValidator,
     StrictInt,
     StrictStr,
     ValidationError,
     WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from vbill.encode.encoding import CURRENCIES, MAX_STRING_CHARS, ROUNDING_MODES, TARIFF_CLASSES
 from vbill.encode.metered import METERED_CLASSES, UNBOUNDED
@@ -117,13 +118,26 @@ the operation's description states)."""
 
 PRICE_MAX = (2**64 - 1) // 10**6
 """The largest whole price: price × 10^6 < 2^64 (docs/protocol.md §2.2)."""
+
+
+def _price(value: Any) -> Any:
+    """A price as written: a JSON integer, number or string (the encoder judges its value). A
+    boolean is none of them (a lax float read `true` as 1.0). One validator, not a union, so a
+    refusal names the field itself rather than a union member (`unit_price_micros.int`)."""
+    if type(value) not in (int, float, str):
+        raise PydanticCustomError("price", "must be a number or a decimal string")
+    return value
+
+
 Price = Annotated[
-    StrictInt | StrictFloat | StrictStr,  # strict: a lax float would read `true` as 1.0
+    Any,
+    PlainValidator(_price),
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "integer", "minimum": 0, "maximum": PRICE_MAX},
-                {"type": "number", "minimum": 0, "maximum": PRICE_MAX},
+                # the encoder's 6 decimals (of the number's shortest spelling), stated exactly
+                {"type": "number", "minimum": 0, "maximum": PRICE_MAX, "multipleOf": 0.000001},
                 {
                     "type": "string",
                     "maxLength": 64,
