@@ -20,6 +20,7 @@ if not os.environ.get("VBILL_CONTRACTS_BUILD"):
     os.environ["VBILL_CONTRACTS_BUILD"] = _OWN_CONTRACTS_BUILD
 
 from support import DATA, V2, log_and_receipt, needs_build, needs_v2  # noqa: E402
+from support.pg_server import pg_server, pg_url  # noqa: E402, F401  (session-wide fixtures)
 from vbill import paths  # noqa: E402
 from vbill.bindings import BINDING_V2  # noqa: E402
 from vbill.bundle.bundle import build_bundle  # noqa: E402

@@ -29,7 +29,6 @@ import httpx
 import psycopg
 import pytest
 from support import needs_build
-from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from support.servicekit import AUTH, Served
 from test_ingest import ASYNC, ATTEST, EVENTS, _leased_to, _worker, assert_verifies, event
 from vbill.bundle.keys import Attester
@@ -290,7 +289,7 @@ def test_two_replicas_two_workers_one_log_one_bundle_per_event_and_kill_9(
 def test_an_event_twice_in_one_group_commit_replays_the_bundle_it_created(tmp_path: Path) -> None:
     """Concurrent requests for one event can share a group commit: the second is a replay of
     the first, answered with its signed, logged bundle (not the row's placeholder)."""
-    from test_store import LOG_KEY, fake_bundle
+    from support.store import LOG_KEY, fake_bundle
     from vbill.ledger.store import Charge, Ingest, Store
 
     store = Store(tmp_path / "db.sqlite3", log_key=LOG_KEY)

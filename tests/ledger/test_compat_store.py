@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 from support import needs_build
 from support.http_server import AppClient, over_socket
-from support.pg_server import PgServer, pg_server  # noqa: F401  (fixture)
+from support.pg_server import PgServer
 from vbill.cli.main import main as cli
 from vbill.ledger import translog
 from vbill.ledger.store import MIGRATIONS, Store
@@ -285,7 +285,7 @@ def replay_on_postgres(url: str, sqlite_file: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pg_upgraded(
-    pg_server: PgServer,  # noqa: F811
+    pg_server: PgServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Store, str]]:
     url = pg_server.new_database()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from test_store import LOG_KEY, USD, fake_bundle
+from support.store import LOG_KEY, USD, fake_bundle
 from vbill.ledger.store import Store
 from vbill.models import Bundle
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_store import LOG_KEY, attest
+from support.store import LOG_KEY, attest
 from vbill.errors import InputError
 from vbill.ledger import translog
 from vbill.ledger.store import Store

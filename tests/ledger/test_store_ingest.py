@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_store import LOG_KEY, USD, fake_bundle
+from support.store import LOG_KEY, USD, fake_bundle
 from vbill.errors import ToolError
 from vbill.ledger import translog
 from vbill.ledger.store import Ingest, IngestWindow, Store, WindowHead

@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from test_store import LOG_KEY, attest, eth, fund, usage_receipt
+from support.store import LOG_KEY, attest, eth, fund, usage_receipt
 from vbill.ledger import accounts as st
 from vbill.ledger.store import (
     DAY_MS,

@@ -12,8 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
-from test_store import LOG_KEY
+from support.store import LOG_KEY
 from vbill.ledger import translog
 from vbill.ledger.store import Store, open_store
 
@@ -30,9 +29,8 @@ def _writer(url: str, seed: int, events: int) -> subprocess.Popen[bytes]:
     """A process attesting the same events as the others, in its own order."""
     script = textwrap.dedent(
         f"""
-        import random, sys
-        sys.path.insert(0, {str(TESTS)!r})
-        from test_store import attest, LOG_KEY
+        import random
+        from support.store import attest, LOG_KEY
         from vbill.ledger.store import Store
         s = Store({url!r}, log_key=LOG_KEY)
         keys = [(f"tenant_{{i % 3}}", f"e{{i}}") for i in range({events})]

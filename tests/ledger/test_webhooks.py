@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+from support.store import LOG_KEY, attest, fund, usage_receipt
 from support.webhook_receiver import Receiver, documented
-from test_store import LOG_KEY, attest, fund, usage_receipt
 from vbill.cli import main
 from vbill.ledger.outbox import Outbox
 from vbill.ledger.store import (

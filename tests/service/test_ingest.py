@@ -22,7 +22,6 @@ import httpx
 import pytest
 from support import needs_build
 from support.http_server import AUTH, SECRET, serve
-from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from vbill import paths
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog
@@ -258,7 +257,7 @@ def test_a_worker_killed_mid_proof_loses_nothing_another_proves_it(
 
 
 def test_settlement_takes_only_proven_charges(tmp_path: Path) -> None:
-    from test_store import LOG_KEY, fake_bundle
+    from support.store import LOG_KEY, fake_bundle
     from vbill.ledger.store import Charge, Ingest, Store
 
     store = Store(tmp_path / "db.sqlite3", log_key=LOG_KEY)
@@ -282,7 +281,7 @@ def test_settlement_takes_only_proven_charges(tmp_path: Path) -> None:
 def test_another_process_closing_its_store_loses_nothing_written_here(tmp_path: Path) -> None:
     """A worker process opening and closing the SQLite store beside a running service must
     not checkpoint away the WAL the service still writes to (POSIX locks are per process)."""
-    from test_store import LOG_KEY, attest
+    from support.store import LOG_KEY, attest
     from vbill.ledger.store import Store
 
     db = tmp_path / "db.sqlite3"

@@ -18,7 +18,6 @@ import pytest
 import test_ingest
 from support import V2, metered_event, needs_v2
 from support.http_server import AUTH
-from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from test_ingest import ASYNC, ATTEST, EVENTS, event, finished
 from vbill import paths
 from vbill.bundle.keys import Attester

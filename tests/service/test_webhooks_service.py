@@ -26,7 +26,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import needs_build
 from support.http_server import AUTH, SECRET, over_socket
-from support.pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 from support.servicekit import VBILL, Served
 from support.webhook_receiver import Receiver
 from vbill.bundle.keys import Attester
