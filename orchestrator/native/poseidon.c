@@ -73,6 +73,10 @@ static void free_width(poseidon_width *w) {
     memset(w, 0, sizeof *w);
 }
 
+/* Field products on the BMI2/ADX path where the CPU has it, as in the prover (fields.h): a
+ * hash of 16 inputs in ~2/3 of the time; the results are the same words. */
+__attribute__((constructor)) static void poseidon_lib_load(void) { fields_init(); }
+
 int vbill_poseidon_init(int t, const uint8_t *constants, size_t n_round_constants,
                         const uint8_t *mds) {
     if (t < 2 || t > POSEIDON_MAX_T) return VBILL_POSEIDON_EWIDTH;
