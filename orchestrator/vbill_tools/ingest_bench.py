@@ -17,6 +17,8 @@ stored once, one gap-free log, the same head on every replica, nothing left to p
 Reports events/s and p50/p99 latency per request, and the CPU the API processes and the load
 generator spent per event (on a machine shared with other work, CPU per event is the figure
 that does not depend on how busy the machine was). The load average is printed too.
+`--py-spy FILE` profiles the (first) API process: py-spy's folded stacks of the threads holding
+the GIL, for the whole run (py-spy must be installed beside this Python).
 """
 
 from __future__ import annotations
@@ -137,11 +139,21 @@ def _phase(
     }  # fmt: skip
 
 
-def _serve(home: Path, port: int, env: dict[str, str], n: int) -> subprocess.Popen[bytes]:
+def _serve(
+    home: Path, port: int, env: dict[str, str], n: int, py_spy: str | None = None
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "vbill.cli.main", "serve", "--port", str(port),
            "--workers", "1", "--local-workers", "0"]  # fmt: skip
+    if py_spy:  # the stacks of threads holding the GIL, folded (one line per stack: count)
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        cmd = [spy, "record", "--nonblocking", "--gil", "-r", "1000", "--format", "raw",
+               "-o", py_spy, "--", *cmd]  # fmt: skip
     log = open(home / f"serve{n}.log", "wb")  # noqa: SIM115 (the child's)
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _status(url: str) -> dict[str, Any]:
@@ -180,7 +192,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             env["DATABASE_URL"] = args.database_url
         ports = [free_port() for _ in range(args.replicas)]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
-        servers = [_serve(home, p, env, i) for i, p in enumerate(ports)]
+        servers = [_serve(home, p, env, i, args.py_spy if i == 0 else None)
+                   for i, p in enumerate(ports)]  # fmt: skip
         live: list[subprocess.Popen[bytes]] = []
         try:
             for url in urls:
@@ -214,8 +227,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["same_as_one_process"] = _settle(urls, live, sent)
         finally:
             for p in [*live, *servers]:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
+                if p.poll() is None:  # under py-spy, stop its child: py-spy then writes
+                    for pid in _children(p.pid) if args.py_spy and p is servers[0] else [p.pid]:
+                        os.kill(pid, signal.SIGTERM)
             for p in [*live, *servers]:
                 p.wait(timeout=120)
     out["loadavg"] = os.getloadavg()
@@ -265,6 +279,9 @@ def main() -> None:
     ap.add_argument("--proofs", type=int, default=40, help="0: do not measure proofs/s")
     ap.add_argument("--replicas", type=int, default=1, help="API processes (PostgreSQL)")
     ap.add_argument("--live-workers", type=int, default=0, help="workers proving meanwhile")
+    ap.add_argument("--py-spy", default=None, help="profile the (first) API process to this "
+                    "file: py-spy's folded stacks of the whole run (its CPU figures then "
+                    "count py-spy, not the API process)")  # fmt: skip
     print(json.dumps(run(ap.parse_args()), indent=2))
 
 
