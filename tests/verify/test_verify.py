@@ -452,13 +452,14 @@ def test_the_default_check_is_native_unless_snarkjs_is_asked_for(
 def test_verdict_records_are_immutable(pilot_bundle) -> None:
     import dataclasses
 
-    from vbill.verify.verify import V1, Recomputed, _parse, request_from_bundle
+    from vbill.verify.linear import LINEAR
+    from vbill.verify.verify import Recomputed, _parse, request_from_bundle
 
     parsed = _parse(request_from_bundle(pilot_bundle))
     with pytest.raises(dataclasses.FrozenInstanceError):
         parsed.problems = {}  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        V1.binding = "other"  # type: ignore[misc]
+        LINEAR.binding = "other"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         Recomputed(1, "0x").charge = 2  # type: ignore[misc]
 

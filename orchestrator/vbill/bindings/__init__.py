@@ -3,10 +3,17 @@
 A binding version is part of every bundle and of the commitment's domain tag; changing any of
 them is a new binding version, and bundles of an earlier one keep verifying under its own key.
 Each binding has its own circuit, keys and verification key (`artefacts`).
+
+This module only declares them (it imports nothing of a binding's behaviour, so the encoders,
+witnesses and verifiers of one binding may name their own version here). What each binding
+does is a plug-in module named by its circuits/circuits.json key (vbill.bindings.billing_binding,
+…), implementing vbill.bindings.base; callers ask vbill.bindings.registry for the binding of a
+request, bundle or version, and never compare versions themselves.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +29,32 @@ BINDING_V2 = "bn128-poseidon8-v2"
 # state, the original's commitment opened (docs/protocol-corrections.md).
 BINDING_V2C = "bn128-poseidon8-v2c"
 BINDINGS = (BINDING_V1, BINDING_V2, BINDING_V2C)
+# The versions of the bindings this release knows, by circuits/circuits.json key (its circuit's
+# name); the registry checks them against circuits.json's `binding_version`. A binding missing
+# here takes its version from its circuits.json entry.
+VERSIONS = {
+    paths.CIRCUIT_NAME: BINDING_V1,
+    "metered_binding": BINDING_V2,
+    "correction_binding": BINDING_V2C,
+}
+
+
+def declared() -> dict[str, dict[str, object]]:
+    """circuits/circuits.json: every binding's circuit entry, in file order; {} where it is not
+    shipped (an installed package knows the bindings of VERSIONS only)."""
+    path = paths.CIRCUITS / "circuits.json"
+    if not path.exists():
+        return {}
+    entries: dict[str, dict[str, object]] = json.loads(path.read_text())
+    return entries
+
+
+def version_of(circuit: str) -> str:
+    """The binding version of a circuits/circuits.json key (the modules of one binding name
+    their own version this way); KeyError for an unknown one."""
+    if circuit in VERSIONS:
+        return VERSIONS[circuit]
+    return str(declared()[circuit]["binding_version"])
 
 
 @dataclass(frozen=True)
@@ -35,6 +68,10 @@ class BindingArtefacts:
     sym: Path
     zkey: Path
     vkey: Path
+
+    def built(self) -> bool:
+        """True when its proving key, witness generator and verification key exist here."""
+        return self.zkey.exists() and self.wasm.exists() and self.vkey.exists()
 
 
 def _artefacts(version: str, circuit: str, vkey: Path) -> BindingArtefacts:

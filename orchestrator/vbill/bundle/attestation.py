@@ -26,7 +26,7 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_keys.exceptions import BadSignature
 from eth_utils import keccak
 
-from vbill.bindings import BINDING_V2, BINDING_VERSION
+from vbill.bindings import BINDING_VERSION, version_of
 
 DOMAIN = {"name": "vbill", "version": BINDING_VERSION}
 SCHEME_V1 = "eip712"  # digest version 1: contentHash covers the Groth16 proof
@@ -44,7 +44,7 @@ TYPES = {
         {"name": "contentHash", "type": "bytes32"},
     ]
 }
-DOMAIN_V2 = {"name": "vbill", "version": BINDING_V2}
+DOMAIN_V2 = {"name": "vbill", "version": version_of("metered_binding")}
 TYPES_V2 = {
     "MeteredBillingBundle": [
         *TYPES["BillingBundle"],

@@ -15,73 +15,24 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vbill.bindings import BINDING_VERSION
-from vbill.bundle.attestation import SCHEME_V1, SCHEME_V2, bundle_digest, fingerprint
-from vbill.bundle.draft import Draft, billing_record, parse_v2
+from vbill.bindings.registry import event_binding
+from vbill.bundle.attestation import SCHEME_V1, SCHEME_V2, bundle_digest
+from vbill.bundle.draft import Draft
 from vbill.bundle.keys import Attester
-from vbill.encode.charge import charge_for
-from vbill.encode.encoding import (
-    MeterFields,
-    TariffFields,
-    encode_meter_event,
-    encode_tariff_snapshot,
-)
+from vbill.bundle.linear import Encoded as Encoded
+from vbill.bundle.linear import encode_request as encode_request
 from vbill.encode.metered import GENESIS, WindowState
 from vbill.errors import ToolError
-from vbill.models import (
-    AttestRequest,
-    Bundle,
-    MeteredAttestRequest,
-    MeteredBundle,
-    Receipt,
-    is_metered,
-)
+from vbill.models import AttestRequest, Bundle, MeteredAttestRequest, MeteredBundle, Receipt
 from vbill.zk.field import to_dec
 from vbill.zk.prover import ProofSource
-from vbill.zk.witness import PublicSignals, circuit_input, public_signals, random_field_element
+from vbill.zk.witness import PublicSignals, random_field_element
 from vbill.zk.witness_metered import MeteredPublicSignals
 
 if TYPE_CHECKING:
     from vbill.bundle.metered import MeteredEncoded
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A request reduced to field elements, with its reference charge."""
-
-    request: AttestRequest
-    meter: MeterFields
-    tariff: TariffFields
-    charge: int
-    fingerprint: str
-
-
-def encode_request(request: AttestRequest | Mapping[str, Any]) -> Encoded:
-    req = parse_v2(AttestRequest, request)
-    meter_json = req.meter_event.model_dump(mode="json")
-    tariff_json = req.tariff_snapshot.model_dump(mode="json")
-    meter = encode_meter_event(meter_json)
-    tariff = encode_tariff_snapshot(tariff_json)
-    charge = charge_for(meter, tariff)
-    return Encoded(req, meter, tariff, charge, fingerprint(meter_json, tariff_json, charge))
-
-
-def _draft(enc: Encoded, salt: int, account_salt: int) -> Draft:
-    """Binding v1's draft; ToolError if the circuit's charge is not the reference's."""
-    expected = public_signals(enc.meter, enc.tariff, salt, account_salt)
-    if expected.charge != enc.charge:
-        raise ToolError("circuit charge disagrees with the reference charge; not signing")
-    billing = {"expected_charge_micros": enc.charge, "billing_verify_fingerprint": enc.fingerprint}
-    return Draft(
-        billing_record(enc.request, billing),
-        BINDING_VERSION,
-        expected,
-        lambda: circuit_input(enc.meter, enc.tariff, salt, account_salt),
-        Bundle,
-    )
 
 
 def draft_of(
@@ -90,16 +41,11 @@ def draft_of(
     account_salt: int,
     before: WindowState,
 ) -> Draft:
-    """The draft of a request or encoded request of either binding (a metered one charged
-    from its window's state `before`); InputError for bad input, before any proving."""
-    from vbill.bundle.metered import MeteredEncoded, encode_metered_request, metered_draft
-
-    if is_metered(request):
-        request = encode_metered_request(request)  # type: ignore[arg-type]
-    if isinstance(request, MeteredEncoded):
-        return metered_draft(request, before, salt, account_salt)
-    enc = request if isinstance(request, Encoded) else encode_request(request)  # type: ignore[arg-type]
-    return _draft(enc, salt, account_salt)
+    """The draft of a request or encoded request of any binding (a windowed one charged from
+    its window's state `before`); InputError for bad input, before any proving."""
+    binding = event_binding(request)
+    enc = request if isinstance(request, binding.encoded_model) else binding.encode(request)
+    return binding.draft(enc, salt, account_salt, before)
 
 
 def build_bundle(
@@ -148,14 +94,8 @@ def prove_unproven(bundle: Mapping[str, Any], prover: ProofSource) -> dict[str, 
     record (a metered one from its `billing.window.before` too); ToolError if the prover's
     public signals are not the signed ones (the proof is then never attached). A metered
     bundle's `prover` must be v2's."""
-    from vbill.bundle.metered import signed_witness_input
-
     salt, account_salt = signed_salts(bundle)
-    if is_metered(bundle):
-        witness_input = signed_witness_input(bundle, salt, account_salt)
-    else:
-        enc = encode_request({k: bundle[k] for k in ("meter_event", "tariff_snapshot")})
-        witness_input = circuit_input(enc.meter, enc.tariff, salt, account_salt)
+    witness_input = event_binding(bundle).signed_witness_input(bundle, salt, account_salt)
     proof = prover.prove(witness_input)
     if proof.public_signals != bundle["attestation"]["billing_proof"]["public_signals"]:
         raise ToolError("prover's public signals disagree with the signed ones; not attaching")

@@ -16,7 +16,7 @@ from typing import Any
 
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 
-from vbill.bindings import BINDING_V2C
+from vbill.bindings import version_of
 from vbill.bundle.attestation import SCHEME_V1, canonical_json
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import encode_metered_request, state_from_json, window_json
@@ -33,7 +33,8 @@ from vbill.zk.witness_correction import (
 )
 
 CORRECTION_VERSION = "vbill-correction-1"
-DOMAIN_V2C = {"name": "vbill", "version": BINDING_V2C}
+VERSION = version_of("correction_binding")
+DOMAIN_V2C = {"name": "vbill", "version": VERSION}
 TYPES_V2C = {
     "BillingCorrection": [
         {"name": "correctionVersion", "type": "string"},
@@ -191,7 +192,7 @@ def build_correction(
     if proof.public_signals != draft.signals.as_decimal():
         raise ToolError("prover's public signals disagree with the Python reference; not signing")
     billing_proof = {
-        "binding_version": BINDING_V2C,
+        "binding_version": VERSION,
         "proof": proof.proof,
         "public_signals": draft.signals.as_decimal(),
         "vkey_sha256": vkey_sha256,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vbill.bindings import BINDING_V2
+from vbill.bindings import version_of
 from vbill.bundle.attestation import fingerprint
 from vbill.bundle.draft import Draft, billing_record, parse_v2
 from vbill.encode.encoding import _DECIMAL_INT, U64_LIMIT
@@ -153,7 +153,7 @@ def metered_draft(enc: MeteredEncoded, before: WindowState, salt: int, account_s
     mc = charge_metered(enc, before, salt, account_salt)
     return Draft(
         metered_record(enc, mc),
-        BINDING_V2,
+        version_of("metered_binding"),
         mc.signals,
         lambda: circuit_input(enc.meter, enc.tariff, before, salt, account_salt),
         MeteredBundle,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vbill.bindings import BINDING_V2C, BINDING_VERSION
+from vbill.bindings import BINDING_VERSION, version_of
 from vbill.bundle.attestation import recover_signer
 from vbill.bundle.correction import (
     CORRECTION_VERSION,
@@ -34,6 +34,8 @@ from vbill.models import BindingVerdict, Verdict, VerifyResult
 from vbill.verify.trust import TrustSet, default_trust
 from vbill.verify.verify import Groth16Check, _guard, py_ecc_check
 from vbill.zk.field import parse_field_element, to_dec
+
+VERSION = version_of("correction_binding")
 
 
 def is_correction_document(data: Any) -> bool:
@@ -128,14 +130,12 @@ def _billing(doc: Mapping[str, Any]) -> Verdict:
 def _binding(doc: Mapping[str, Any], trust: TrustSet, check: Groth16Check) -> BindingVerdict:
     def no(reason: str, digest: str | None = None) -> BindingVerdict:
         return BindingVerdict(
-            valid=False, reason=reason, binding_version=BINDING_V2C, commitment_digest=digest
+            valid=False, reason=reason, binding_version=VERSION, commitment_digest=digest
         )
 
     bp = doc["attestation"]["billing_proof"]
-    if bp.get("binding_version") != BINDING_V2C:
-        return no(
-            f"billing_proof.binding_version: {bp.get('binding_version')!r} is not {BINDING_V2C}"
-        )
+    if bp.get("binding_version") != VERSION:
+        return no(f"billing_proof.binding_version: {bp.get('binding_version')!r} is not {VERSION}")
     signals = _redo(doc).signals
     digest = to_dec(signals.commitment)
     stated = bp.get("public_signals")
@@ -151,7 +151,7 @@ def _binding(doc: Mapping[str, Any], trust: TrustSet, check: Groth16Check) -> Bi
         return no(f"billing_proof.vkey_sha256: {why}", digest)
     if not check(vkey, signals.as_list(), bp.get("proof")):
         return no("Groth16 proof does not verify", digest)
-    return BindingVerdict(valid=True, binding_version=BINDING_V2C, commitment_digest=digest)
+    return BindingVerdict(valid=True, binding_version=VERSION, commitment_digest=digest)
 
 
 def _void_verification(doc: Mapping[str, Any], trust: TrustSet) -> Verdict:
@@ -258,5 +258,5 @@ def verify_correction(
         lambda: _verification(doc, trust),
         lambda: _billing(doc),
         lambda: _binding(doc, trust, check),
-        BINDING_V2C,
+        VERSION,
     )

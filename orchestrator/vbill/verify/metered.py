@@ -12,7 +12,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from vbill.bindings import BINDING_V2
+from vbill.bindings import version_of
 from vbill.bundle.attestation import fingerprint
 from vbill.bundle.metered import (
     MeteredCharge,
@@ -85,7 +85,7 @@ def recompute(name: str, record: MeteredBillingRecord) -> Recomputed:
     return Recomputed(charge, fp, " from the window state before", problem)
 
 
-METERED = Rules(BINDING_V2, MeteredBillingRecord, signals_for, recompute)
+METERED = Rules(version_of("metered_binding"), MeteredBillingRecord, signals_for, recompute)
 """The v2 rules of vbill.verify.verify.verify_request (chosen by tariff_class "metered")."""
 
 

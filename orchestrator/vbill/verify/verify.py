@@ -20,34 +20,29 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
 from vbill.bindings import BINDING_VERSION
+from vbill.bindings.registry import event_binding
 from vbill.bundle.attestation import SCHEMES, bundle_digest, recover_signer
-from vbill.bundle.bundle import Encoded, encode_request, signal_map
+from vbill.bundle.bundle import signal_map
 from vbill.errors import VbillError
 from vbill.models import (
     BILLING_VERSION,
     Attestation,
-    AttestRequest,
     BillingRecord,
     BindingVerdict,
-    MeterEvent,
     Receipt,
-    TariffSnapshot,
     Verdict,
     VerifyResult,
-    is_metered,
 )
 from vbill.verify.rules import Recomputed, Rules
 from vbill.verify.trust import TrustSet, default_trust
 from vbill.zk import groth16
 from vbill.zk.field import parse_field_element, to_dec
 from vbill.zk.prover import Prover
-from vbill.zk.witness import PublicSignals, public_signals
 
 # (vkey json, recomputed signals, parsed proof) -> valid?
 Groth16Check = Callable[[Mapping[str, Any], Sequence[int], Mapping[str, Any]], bool]
@@ -97,30 +92,6 @@ def _parse(req: Mapping[str, Any], record_model: type[Any] = BillingRecord) -> _
 
 def _record_json(record: BillingRecord) -> dict[str, Any]:
     return record.model_dump(mode="json")
-
-
-def _signals_for(record: BillingRecord, att: Attestation) -> PublicSignals:
-    """Public signals recomputed from a record and the bundle's salts (canonical, < r)."""
-    bp = att.billing_proof
-    return _signals(record.meter_event, record.tariff_snapshot, bp.salt, bp.account_salt)
-
-
-@lru_cache(maxsize=256)
-def _signals(
-    meter: MeterEvent, tariff: TariffSnapshot, salt: str, account_salt: str
-) -> PublicSignals:
-    """Cached: one verify needs the same recomputation for the signature and the binding."""
-    s = parse_field_element(salt, "billing_proof.salt")
-    a = parse_field_element(account_salt, "billing_proof.account_salt")
-    enc = _encoded(meter, tariff)
-    return public_signals(enc.meter, enc.tariff, s, a)
-
-
-@lru_cache(maxsize=256)
-def _encoded(meter: MeterEvent, tariff: TariffSnapshot) -> Encoded:
-    """Encoding, reference charge and fingerprint of a meter + tariff (cached: a bundle's
-    billed and expected records are usually the same, and the signature needs it too)."""
-    return encode_request(AttestRequest(meter_event=meter, tariff_snapshot=tariff))
 
 
 def _check_signature(
@@ -263,14 +234,6 @@ def _check_binding(
     return BindingVerdict(valid=True, binding_version=binding, commitment_digest=digest)
 
 
-def _recompute(name: str, record: BillingRecord) -> Recomputed:
-    enc = _encoded(record.meter_event, record.tariff_snapshot)
-    return Recomputed(enc.charge, enc.fingerprint)
-
-
-V1 = Rules(BINDING_VERSION, BillingRecord, _signals_for, _recompute)
-
-
 def _guard(fn: Callable[[], Any], make_false: Callable[[str], Any]) -> Any:
     """Run one verdict; any error becomes `valid: false` with its message (fail closed)."""
     try:
@@ -293,9 +256,7 @@ def verify_request(
         return unreadable_result(f"{unknown[0]}: unknown member of a verify request")
     trust = trust if trust is not None else default_trust()
     check = check or py_ecc_check
-    rules = V1
-    if is_metered(request.get("expected_billing_v2")):
-        from vbill.verify.metered import METERED as rules
+    rules = event_binding(request.get("expected_billing_v2")).rules
     pending = _proof_pending(request)
     p = _parse(_with_empty_proof(request) if pending else request, rules.record)
     verification = _guard(

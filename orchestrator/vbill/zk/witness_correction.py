@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from vbill.bindings import BINDING_V2C
+from vbill.bindings import version_of
 from vbill.encode.encoding import hash_string
 from vbill.encode.metered import (
     MeteredCorrection,
@@ -28,7 +28,8 @@ from vbill.zk.witness_metered import circuit_input as event_input
 from vbill.zk.witness_metered import commitment as event_commitment
 from vbill.zk.witness_metered import pack, tariff_key, window_state_key
 
-DOMAIN_TAG_V2C = hash_string(BINDING_V2C)
+VERSION = version_of("correction_binding")
+DOMAIN_TAG_V2C = hash_string(VERSION)
 """The correction commitment's domain tag and the correction nullifier's tag."""
 
 
@@ -54,7 +55,7 @@ class CorrectionPublicSignals(SignalList):
 @cache
 def public_signal_names() -> tuple[str, ...]:
     """The correction binding's public signals in order (checked against circuits.json)."""
-    return declared_signal_names(CorrectionPublicSignals, BINDING_V2C)
+    return declared_signal_names(CorrectionPublicSignals, VERSION)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 from vbill import paths
-from vbill.bindings import BINDING_V2
+from vbill.bindings import version_of
 from vbill.encode.encoding import hash_string
 from vbill.encode.metered import GENESIS, MeteredMeter, MeteredTariff, WindowState, transition
 from vbill.zk.field import R, to_dec
@@ -19,7 +19,8 @@ from vbill.zk.poseidon import poseidon, poseidon_repeated
 from vbill.zk.witness import SignalList, declared_signal_names
 
 CIRCUITS_JSON = paths.CIRCUITS / "circuits.json"
-DOMAIN_TAG_V2 = hash_string(BINDING_V2)
+VERSION = version_of("metered_binding")
+DOMAIN_TAG_V2 = hash_string(VERSION)
 """The commitment's domain separation constant: the string rule applied to the binding."""
 
 
@@ -43,7 +44,7 @@ class MeteredPublicSignals(SignalList):
 @cache
 def public_signal_names() -> tuple[str, ...]:
     """v2's public signals in circuit order (checked against circuits/circuits.json)."""
-    return declared_signal_names(MeteredPublicSignals, BINDING_V2)
+    return declared_signal_names(MeteredPublicSignals, VERSION)
 
 
 def pack(*values: int) -> int:
