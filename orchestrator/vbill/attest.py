@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from vbill.billing.periods import check_event_period
+from vbill.bindings.registry import default, event_binding
 from vbill.bundle.attestation import canonical_json
-from vbill.bundle.bundle import Encoded, build_bundle, encode_request
+from vbill.bundle.bundle import Encoded, build_bundle
 from vbill.bundle.keys import Attester
-from vbill.bundle.metered import MeteredEncoded, encode_metered_request, state_from_json
+from vbill.bundle.metered import MeteredEncoded, state_from_json
 from vbill.encode.encoding import hash_string
 from vbill.encode.metered import GENESIS, WindowState, transition
 from vbill.errors import ToolError
 from vbill.ledger.store import Charge, Store, StoredBundle, TenantRaced, WindowHead
-from vbill.models import AttestRequest, Bundle, MeteredAttestRequest, MeteredBundle, is_metered
+from vbill.models import AttestRequest, Bundle, MeteredAttestRequest, MeteredBundle
 from vbill.zk.poseidon import poseidon
 from vbill.zk.prover import ProofSource
 from vbill.zk.witness import random_field_element
@@ -78,14 +79,12 @@ def attest_event(
     refusal = store.signing_refusal(attester.address)
     if refusal is not None:
         raise signing_refused(refusal)
-    enc: Encoded | MeteredEncoded
-    if is_metered(request):
-        enc = encode_metered_request(request)  # type: ignore[arg-type]
-        if metered is None:
-            raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
-        proving = metered
-    else:
-        enc, proving = encode_request(request), Proving(prover, vkey_sha256)
+    binding = event_binding(request)
+    enc: Encoded | MeteredEncoded = binding.encode(request)
+    chosen = Proving(prover, vkey_sha256) if binding is default() else metered
+    if chosen is None:
+        raise binding.not_set_up()
+    proving = chosen
     meter = enc.request.meter_event
     check_event_period(meter.model_dump(mode="json"))
     currency = enc.request.tariff_snapshot.currency
@@ -103,8 +102,8 @@ def attest_event(
     def attest(salt: int, new: tuple[int, int] | None) -> tuple[StoredBundle, bool]:
         """One bundle per event; a metered one charged and proved from its window's head."""
         rhash = request_hash(enc.request)
-        if isinstance(enc, MeteredEncoded):
-            m = enc
+        if binding.windowed:
+            m: MeteredEncoded = enc  # type: ignore[assignment]
             return store.attest_window(
                 tenant_id=meter.tenant_id,
                 event_id=meter.event_id,

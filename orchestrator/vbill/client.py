@@ -25,6 +25,7 @@ import httpx
 from pydantic import BaseModel
 
 from vbill.billing.models import CloseRecord, EntryPage, Invoice, WindowPage
+from vbill.bindings.registry import event_binding
 from vbill.errors import ToolError, VbillError
 from vbill.models import (
     Account,
@@ -36,7 +37,6 @@ from vbill.models import (
     ReceiptView,
     RevokedTokens,
     VerifyResult,
-    is_metered,
 )
 from vbill.verify import trust_document
 from vbill.verify.trust_document import TrustDocument
@@ -112,7 +112,8 @@ class _Call(Generic[T]):
 
 def parse_bundle(data: Any) -> Bundle | MeteredBundle:
     """A bundle of either binding: a metered one (binding v2) as MeteredBundle."""
-    return MeteredBundle.model_validate(data) if is_metered(data) else Bundle.model_validate(data)
+    model: type[Bundle] | type[MeteredBundle] = event_binding(data).bundle_model
+    return model.model_validate(data)
 
 
 def _window(tenant_id: str, window: str, tail: str = "") -> str:

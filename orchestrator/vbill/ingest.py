@@ -25,9 +25,10 @@ from typing import Any
 from vbill import metrics
 from vbill.attest import new_account, request_hash, signing_refused, state_before
 from vbill.billing.periods import check_event_period
-from vbill.bundle.bundle import Encoded, encode_request, prove_unproven, sign_unproven
+from vbill.bindings.registry import default, event_binding
+from vbill.bundle.bundle import Encoded, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
-from vbill.bundle.metered import MeteredEncoded, encode_metered_request
+from vbill.bundle.metered import MeteredEncoded
 from vbill.bundle.usage import RateSource, with_snapshot
 from vbill.errors import InputError, ToolError, VbillError, printable
 from vbill.ledger.store import (
@@ -42,7 +43,6 @@ from vbill.ledger.store import (
     WindowHead,
     WindowKey,
 )
-from vbill.models import is_metered
 from vbill.poller import Poller
 from vbill.zk.prover import ProofSource
 
@@ -142,12 +142,13 @@ class Ingestor:
         event_id = _event_id(request)
         if not isinstance(request, Mapping):
             return Outcome(event_id, "invalid", error=InputError("event", "expected an object"))
-        metered = is_metered(request)
-        if metered and self.metered_vkey_sha256 is None:
-            raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
+        binding = event_binding(request)
+        vkey = self.vkey_sha256 if binding is default() else self.metered_vkey_sha256
+        if vkey is None:
+            raise binding.not_set_up()
         enc: Encoded | MeteredEncoded
         try:
-            enc = encode_metered_request(request) if metered else encode_request(request)
+            enc = binding.encode(request)
             check_event_period(enc.request.meter_event.model_dump(mode="json"))
         except InputError as exc:
             return Outcome(event_id, "invalid", error=exc)
@@ -168,7 +169,7 @@ class Ingestor:
                 salts[meter.tenant_id] = (new[0], new)
         salt, new_tenant = salts[meter.tenant_id]
         lease = (claim, LEASE_MS) if claim else None
-        if isinstance(enc, MeteredEncoded):
+        if binding.windowed:
             key = enc.window_key
             if key not in heads:
                 heads[key] = self.store.window_head(key)
@@ -316,9 +317,10 @@ def prove_and_attach(
 ) -> StoredBundle:
     """Prove one `proving` bundle and attach its proof; the stored bundle, proven. `prover`
     is binding v1's, `metered` v2's (ToolError for a metered bundle without it)."""
-    if is_metered(stored.bundle):
+    binding = event_binding(stored.bundle)
+    if binding is not default():
         if metered is None:
-            raise ToolError("binding bn128-poseidon8-v2 is not set up here (no v2 proving key)")
+            raise binding.not_set_up()
         prover = metered
     started = time.perf_counter()
     proof = prove_unproven(stored.bundle, prover)

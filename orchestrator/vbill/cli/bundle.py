@@ -13,10 +13,11 @@ import click
 from rich.progress import Progress
 
 from vbill import jsonio, paths
+from vbill.bindings.registry import binding, default, event_binding
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, VerificationFailed, printable
-from vbill.models import VerifyResult, is_metered
+from vbill.models import VerifyResult
 from vbill.verify.correction import is_correction_document, verify_correction
 from vbill.verify.trust import TrustSet, default_trust, file_sha256
 from vbill.verify.verify import (
@@ -143,7 +144,7 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
     store = open_store(log_key=attester.account)
     results = []
     prover = open_prover()
-    metered = _metered_proving() if any(is_metered(b) for b in bodies) else None
+    metered = _metered_proving() if any(event_binding(b) is not default() for b in bodies) else None
     with (
         contextlib.closing(prover),
         contextlib.closing(metered.prover) if metered else contextlib.nullcontext(),
@@ -190,10 +191,9 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
 def _metered_proving() -> Any:
     """Binding v2's prover and vkey hash (metered requests), or exit 3 naming the fix."""
     from vbill.attest import Proving
-    from vbill.bindings import BINDING_V2, artefacts
 
-    art = artefacts(BINDING_V2)
-    return Proving(open_prover(binding=BINDING_V2), file_sha256(paths.require(art.vkey)))
+    art = binding("metered_binding").artefacts
+    return Proving(open_prover(binding=art.version), file_sha256(paths.require(art.vkey)))
 
 
 def _trust(attesters: tuple[str, ...], vkeys: tuple[Path, ...]) -> TrustSet:

@@ -34,14 +34,14 @@ def _usage(pairs: tuple[str, ...]) -> dict[str, int] | None:
 def _correction_proving() -> Any:
     """Binding v2c's prover and vkey hash, or None if it is not built (a v1 void needs none)."""
     from vbill.attest import Proving
-    from vbill.bindings import BINDING_V2C, artefacts
+    from vbill.bindings.registry import binding
     from vbill.verify.trust import file_sha256
     from vbill.zk.native_prover import open_prover
 
-    art = artefacts(BINDING_V2C)
+    art = binding("correction_binding").artefacts
     if not (art.zkey.exists() and art.vkey.exists()):
         return None
-    return Proving(open_prover(1, binding=BINDING_V2C), file_sha256(paths.require(art.vkey)))
+    return Proving(open_prover(1, binding=art.version), file_sha256(paths.require(art.vkey)))
 
 
 def run_correction(

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from vbill import jsonio
+from vbill.bindings.registry import event_binding
 from vbill.bundle.usage import usage_of
 from vbill.errors import InputError
 from vbill.ingest import MAX_BATCH, Outcome, prove_and_attach, worker_id
 from vbill.ledger.store import StoredBundle, StoredCorrection
-from vbill.models import is_metered
 from vbill.service.auth import require_operator
 from vbill.service.openapi import OPERATOR, Error, errors, json_body
 from vbill.service.state import ServiceState
@@ -39,7 +39,7 @@ def bundle_view(stored: StoredBundle, correction: StoredCorrection | None = None
     """The stored bundle; while it awaits its proof, without one and marked `proving`; a
     metered one with its `usage` object, which names the event's correction if it has one."""
     bundle = stored.bundle if stored.proven else {**stored.bundle, "status": "proving"}
-    if is_metered(bundle):
+    if event_binding(bundle).windowed:  # its usage object reads the window
         usage = usage_of(bundle)
         if correction is not None:
             usage["corrected_by"] = {
