@@ -9,14 +9,16 @@ from typing import Any
 from vbill.bindings.base import EventBinding, OnChain
 from vbill.bundle.linear import Encoded, encode_request, linear_draft, signed_witness_input
 from vbill.encode.encoding import encode_tariff
-from vbill.models import AttestRequest, BillingRecord, Bundle
+from vbill.models import AttestRequest, BillingRecord, Bundle, TariffSnapshot, parse_as
 from vbill.verify.linear import LINEAR
 from vbill.zk.poseidon import poseidon
 
 
 def tariff_key(tariff_snapshot: Mapping[str, Any], account_salt: int) -> int:
-    """Poseidon(Poseidon(encoded tariff), account_salt)."""
-    return poseidon([poseidon(encode_tariff(tariff_snapshot).as_list()), account_salt])
+    """Poseidon(Poseidon(encoded tariff), account_salt), of the tariff read as /attest reads
+    it (the wire model first: JSON integers only, the document's shapes)."""
+    wire = parse_as(TariffSnapshot, tariff_snapshot, "tariff_snapshot").model_dump(mode="json")
+    return poseidon([poseidon(encode_tariff(wire).as_list()), account_salt])
 
 
 BINDING = EventBinding(

@@ -14,14 +14,23 @@ from vbill.bundle.metered import (
     signed_witness_input,
 )
 from vbill.encode.metered import MeteredTariff
-from vbill.models import MeteredAttestRequest, MeteredBillingRecord, MeteredBundle
+from vbill.models import (
+    MeteredAttestRequest,
+    MeteredBillingRecord,
+    MeteredBundle,
+    MeteredTariffSnapshot,
+    parse_as,
+)
 from vbill.verify.metered import METERED
 from vbill.zk import witness_metered
 
 
 def tariff_key(tariff_snapshot: Mapping[str, Any], account_salt: int) -> int:
-    """The metered tariff's key under the account salt (vbill.zk.witness_metered)."""
-    return witness_metered.tariff_key(MeteredTariff.from_wire(tariff_snapshot), account_salt)
+    """The metered tariff's key under the account salt (vbill.zk.witness_metered), of the
+    tariff read as /attest reads it (the wire model first)."""
+    model = MeteredTariffSnapshot
+    wire = parse_as(model, tariff_snapshot, "tariff_snapshot").model_dump(mode="json")
+    return witness_metered.tariff_key(MeteredTariff.from_wire(wire), account_salt)
 
 
 BINDING = EventBinding(

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vbill import metrics, paths
 from vbill.attest import Proving
 from vbill.billing.closing import AutoCloser
-from vbill.bindings import BINDING_V2, artefacts
+from vbill.bindings.registry import binding
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.bundle.usage import RateSource
 from vbill.errors import InputError, ToolError, VbillError
@@ -31,7 +31,7 @@ from vbill.ledger.store import Conflict, LimitExceeded, NotFound, open_store
 from vbill.service.guard import BodyGuard, RelativeRedirects
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
-from vbill.service.state import ServiceState
+from vbill.service.state import METERED, ServiceState
 from vbill.service.webhooks import DeliveryPolicy, WebhookDispatcher
 from vbill.verify.trust import file_sha256
 from vbill.version import __version__
@@ -103,10 +103,10 @@ def _redactor(url: str | None) -> Any:
 def metered_proving(workers: int | None) -> Proving | None:
     """Binding v2's prover when its key is built here (`make setup`), else None: metered
     requests are then refused with 503 and linear ones served as before."""
-    v2 = artefacts(BINDING_V2)
-    if not (v2.zkey.exists() and v2.wasm.exists() and v2.vkey.exists()):
+    v2 = binding(METERED).artefacts
+    if not v2.built():
         return None
-    return Proving(open_prover(workers, binding=BINDING_V2), file_sha256(v2.vkey))
+    return Proving(open_prover(workers, binding=v2.version), file_sha256(v2.vkey))
 
 
 def build_state(settings: Settings) -> ServiceState:

@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from vbill import paths
-from vbill.bindings import BINDING_V2, BINDING_V2C, BINDING_VERSION, artefacts
+from vbill.bindings import version_of
+from vbill.bindings.registry import binding
 from vbill.ledger import tokens
 from vbill.models import IssuedToken, ReceiptView, RevokedTokens, UsageReceipt
 from vbill.service.auth import AnyCaller, require_operator
 from vbill.service.openapi import CALLER, OPERATOR, errors
 from vbill.service.routes import State, find_bundle
-from vbill.service.state import ServiceState
+from vbill.service.state import CORRECTIONS, ServiceState
 from vbill.verify import trust_document
 from vbill.verify.trust import file_sha256
 
@@ -90,12 +91,13 @@ def document(svc: ServiceState) -> dict[str, Any]:
     so the verifier page checks their proofs), attesters, revocations, retired keys with
     their cut-off and the chain deployments on record."""
     revoked = svc.store.revocations()
-    bindings = {BINDING_VERSION: (paths.VKEY, _ceremony(svc.vkey_sha256))}
-    if svc.metered is not None:
-        bindings[BINDING_V2] = (artefacts(BINDING_V2).vkey, _ceremony(svc.metered.vkey_sha256))
-    corrections = artefacts(BINDING_V2C).vkey  # the key ServiceState.trust() trusts too
+    bindings = {
+        version: (binding(version).artefacts.vkey, _ceremony(sha))
+        for version, sha in svc.vkeys().items()
+    }
+    corrections = binding(CORRECTIONS).artefacts.vkey  # the key ServiceState.trust() trusts too
     if corrections.exists():
-        bindings[BINDING_V2C] = (corrections, _ceremony(file_sha256(corrections)))
+        bindings[version_of(CORRECTIONS)] = (corrections, _ceremony(file_sha256(corrections)))
     return trust_document.build(
         svc.attester.account,
         bindings=bindings,

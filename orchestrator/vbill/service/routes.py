@@ -18,9 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from vbill import jsonio
 from vbill.attest import new_account
-from vbill.bindings import BINDING_V2, BINDING_VERSION
-from vbill.encode.encoding import encode_tariff
-from vbill.encode.metered import MeteredTariff
+from vbill.bindings import BINDING_VERSION
+from vbill.bindings.registry import event_binding
 from vbill.errors import InputError
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle
 from vbill.models import (
@@ -29,13 +28,9 @@ from vbill.models import (
     Bundle,
     MeteredAttestRequest,
     MeteredBundle,
-    MeteredTariffSnapshot,
-    TariffSnapshot,
     TreeHead,
     VerifyRequest,
     VerifyResult,
-    is_metered,
-    parse_as,
 )
 from vbill.service import ingestion, windows
 from vbill.service.auth import (
@@ -66,8 +61,6 @@ from vbill.verify.correction import is_correction_document, verify_correction
 from vbill.verify.statement import statement_document
 from vbill.verify.verify import default_check, verify_request
 from vbill.version import __version__
-from vbill.zk.poseidon import poseidon
-from vbill.zk.witness_metered import tariff_key as metered_tariff_key
 
 router = APIRouter()
 
@@ -562,13 +555,10 @@ def tariff_key_for(tariff_snapshot: Any, account_salt: int) -> int:
     """The tariff key a tenant accepts on chain: Poseidon(tariff_hash, account_salt)."""
     if not isinstance(tariff_snapshot, dict):
         raise InputError("tariff_snapshot", "expected a JSON object")
-    metered = is_metered({"tariff_snapshot": tariff_snapshot})
-    # the wire model first, as /attest reads it (JSON integers only, the document's shapes)
-    model = MeteredTariffSnapshot if metered else TariffSnapshot
-    wire = parse_as(model, tariff_snapshot, "tariff_snapshot").model_dump(mode="json")
-    if metered:  # binding v2's tariff key
-        return metered_tariff_key(MeteredTariff.from_wire(wire), account_salt)
-    return poseidon([poseidon(encode_tariff(wire).as_list()), account_salt])
+    # its binding parses it with its wire model first, as /attest reads it
+    return event_binding({"tariff_snapshot": tariff_snapshot}).tariff_key(
+        tariff_snapshot, account_salt
+    )
 
 
 @router.post(
@@ -611,9 +601,9 @@ def status(request: Request, svc: State, secret: SecretHeader = None) -> dict[st
         if not operator:
             worker.pop("last_batch", None)
         chain = {**svc.chain_info, "worker": worker}
-    bindings = [{"binding_version": BINDING_VERSION, "vkey_sha256": svc.vkey_sha256}]
-    if svc.metered is not None:
-        bindings.append({"binding_version": BINDING_V2, "vkey_sha256": svc.metered.vkey_sha256})
+    bindings = [
+        {"binding_version": version, "vkey_sha256": sha} for version, sha in svc.vkeys().items()
+    ]
     return {
         "service": "vbill",
         "version": __version__,

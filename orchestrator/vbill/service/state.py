@@ -9,10 +9,9 @@ from typing import Any
 import anyio
 from prometheus_client import CollectorRegistry
 
-from vbill import paths
 from vbill.attest import Proving, signing_refused
 from vbill.billing.closing import AutoCloser
-from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
+from vbill.bindings.registry import binding, default
 from vbill.bundle.keys import Attester
 from vbill.ingest import Ingestor, ProvingWorker
 from vbill.ledger.store import Store, now_ms
@@ -24,6 +23,11 @@ from vbill.verify.trust import TrustSet, file_sha256
 from vbill.zk.prover import ProofSource
 
 _CORRECTION_LOCK = threading.Lock()
+
+
+# The circuits.json keys of the bindings whose provers the state holds besides the default's.
+METERED = "metered_binding"  # `metered`
+CORRECTIONS = "correction_binding"  # `corrections`
 
 
 @dataclass
@@ -49,15 +53,23 @@ class ServiceState:
         when its key is not built here (metered corrections are then refused with 503)."""
         with _CORRECTION_LOCK:
             if self.corrections is None:
-                art = artefacts(BINDING_V2C)
-                if not (art.zkey.exists() and art.wasm.exists() and art.vkey.exists()):
+                art = binding(CORRECTIONS).artefacts
+                if not art.built():
                     return None
                 from vbill.zk.native_prover import open_prover
 
                 self.corrections = Proving(
-                    open_prover(1, binding=BINDING_V2C), file_sha256(art.vkey)
+                    open_prover(1, binding=art.version), file_sha256(art.vkey)
                 )
             return self.corrections
+
+    def vkeys(self) -> dict[str, str]:
+        """The binding version of each kind of event served here -> the SHA-256 of its
+        verification key: the default binding's, and the metered one's when it is built."""
+        out = {default().version: self.vkey_sha256}
+        if self.metered is not None:
+            out[binding(METERED).version] = self.metered.vkey_sha256
+        return out
 
     def revocation_document(self) -> dict[str, Any]:
         """The signed revocation list: revoked (compromised) and retired (rotated-out) keys."""
@@ -102,9 +114,8 @@ class ServiceState:
         return TrustSet().with_(
             attesters=[self.attester.address, *self.settings.trusted_attesters],
             retired_attesters={r["address"]: r["retired_at"] for r in self.store.retirements()},
-            vkey_files=[paths.VKEY]
-            + ([artefacts(BINDING_V2).vkey] if self.metered else [])
-            + [v for v in [artefacts(BINDING_V2C).vkey] if v.exists()],
+            vkey_files=[binding(v).artefacts.vkey for v in self.vkeys()]
+            + [v for v in [binding(CORRECTIONS).artefacts.vkey] if v.exists()],
             revoked_attesters=[r["value"] for r in revoked if r["kind"] == "attester"],
             revoked_vkeys=[r["value"] for r in revoked if r["kind"] == "vkey"],
         )
