@@ -22,7 +22,9 @@ from typing import Any
 import jinja2
 
 from vbill import jsonio, paths
-from vbill.bindings import BINDING_V1, BINDING_V2, BINDING_V2C, artefacts
+from vbill.bindings import artefacts
+from vbill.bindings.base import Binding
+from vbill.bindings.registry import bindings, default
 from vbill.errors import InputError, ToolError
 from vbill.zk.groth16 import Groth16Error, parse_vkey
 
@@ -68,6 +70,7 @@ class VerifierSpec:
     settle_fn: str
     batch_fn: str
     anchor_fn: str
+    state_keys: bool = False  # its charges chain window states (signals 5 and 6)
 
     @property
     def circuit(self) -> dict[str, Any]:
@@ -86,42 +89,30 @@ class VerifierSpec:
         return artefacts(self.binding).vkey
 
 
-VERIFIERS: dict[str, VerifierSpec] = {
-    BINDING_V1: VerifierSpec(
-        BINDING_V1,
-        1,
-        "BillingVerifier",
-        "IBillingVerifier",
-        VERIFIER_SOL,
-        "settle",
-        "settleBatch",
-        "anchorCharge",
-    ),
-    BINDING_V2: VerifierSpec(
-        BINDING_V2,
-        2,
-        "BillingVerifierV2",
-        "IBillingVerifierV2",
-        CONTRACTS_BUILD / "BillingVerifierV2.sol",
-        "settleV2",
-        "settleBatchV2",
-        "anchorChargeV2",
-    ),
-    BINDING_V2C: VerifierSpec(
-        BINDING_V2C,
-        3,
-        "BillingVerifierV2C",
-        "IBillingVerifierV2C",
-        CONTRACTS_BUILD / "BillingVerifierV2C.sol",
-        "settleCorrection",
-        "",  # a correction settles alone (no batch entry point)
-        "",  # and only of a settled ETH charge (nothing to anchor)
-    ),
-}
+def _verifier(binding: Binding) -> VerifierSpec:
+    c = binding.on_chain
+    sol = CONTRACTS_BUILD / f"{c.contract}.sol"
+    return VerifierSpec(
+        binding.version,
+        c.binding_id,
+        c.contract,
+        c.interface,
+        sol,
+        c.settle_fn,
+        c.batch_fn,
+        c.anchor_fn,
+        c.state_keys,
+    )
+
+
+# Every binding's verifier, as its plug-in declares it (vbill.bindings.<circuit>.on_chain).
+VERIFIERS: dict[str, VerifierSpec] = {b.version: _verifier(b) for b in bindings()}
+# The settlement's first binding (required by every deployment): the default binding.
+FIRST = default().version
 # Compiled artefacts, verifiers first (build/contracts/<Name>.json).
 NAMES = (*(v.contract for v in VERIFIERS.values()), SETTLEMENT)
 # Kept for callers that ask the v1 arity.
-N_PUBLIC = VERIFIERS[BINDING_V1].n_public
+N_PUBLIC = VERIFIERS[FIRST].n_public
 
 
 def verifier_spec(binding: str) -> VerifierSpec:
@@ -151,7 +142,7 @@ def sha256_hex(hex_code: str) -> str:
     return hashlib.sha256(bytes.fromhex(hex_code.removeprefix("0x"))).hexdigest()
 
 
-def load_vkey(vkey_path: Path = paths.VKEY, binding: str = BINDING_V1) -> dict[str, Any]:
+def load_vkey(vkey_path: Path = paths.VKEY, binding: str = FIRST) -> dict[str, Any]:
     """The key, checked to parse and to have the binding's number of public signals."""
     paths.require(vkey_path)
     spec = verifier_spec(binding)
@@ -169,7 +160,7 @@ def load_vkey(vkey_path: Path = paths.VKEY, binding: str = BINDING_V1) -> dict[s
 
 
 def render_verifier(
-    vkey_path: Path = paths.VKEY, out: Path | None = None, binding: str = BINDING_V1
+    vkey_path: Path = paths.VKEY, out: Path | None = None, binding: str = FIRST
 ) -> Path:
     """Write the binding's verifier for `vkey_path` to `out` (default: its file in the contracts
     build); the output is a pure function of the key and the binding."""
@@ -211,7 +202,7 @@ def standard_json(
     sources = {
         f"contracts/{name}": {"content": (paths.CONTRACTS / name).read_text()} for name in SOURCES
     }
-    rendered = {BINDING_V1: verifier_sol, **(extra_verifiers or {})}
+    rendered = {FIRST: verifier_sol, **(extra_verifiers or {})}
     for binding, sol in rendered.items():
         sources[f"contracts/{verifier_spec(binding).contract}.sol"] = {
             "content": paths.require(sol).read_text()
@@ -267,7 +258,7 @@ def compile_contracts(
     """Compile, write build/contracts/<Name>.json and record hashes in the manifest."""
     extra = dict(extra_verifiers or {})
     output = run_solc(standard_json(verifier_sol, extra))
-    names = [verifier_spec(b).contract for b in (BINDING_V1, *extra)] + [SETTLEMENT]
+    names = [verifier_spec(b).contract for b in (FIRST, *extra)] + [SETTLEMENT]
     compiled: dict[str, Compiled] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -297,7 +288,7 @@ def compile_contracts(
             },
         }
         (out_dir / f"{name}.json").write_text(json.dumps(artefact, indent=2) + "\n")
-    _record_manifest(compiled, output["solcVersion"], {BINDING_V1: verifier_sol, **extra})
+    _record_manifest(compiled, output["solcVersion"], {FIRST: verifier_sol, **extra})
     return compiled
 
 
@@ -314,7 +305,7 @@ def _record_manifest(
         "solc": solc_version,
         "evm_version": EVM_VERSION,
         "optimizer_runs": OPTIMIZER_RUNS,
-        "verifier_sol_sha256": sha256_file(verifier_sols[BINDING_V1]),
+        "verifier_sol_sha256": sha256_file(verifier_sols[FIRST]),
         "verifiers": {
             binding: {"contract": verifier_spec(binding).contract, "sol_sha256": sha256_file(sol)}
             for binding, sol in verifier_sols.items()
@@ -355,9 +346,9 @@ def load_compiled(name: str, out_dir: Path = CONTRACTS_OUT) -> Compiled:
 
 def default_vkeys(v1: Path = paths.VKEY) -> dict[str, Path]:
     """v1's key, and each later binding's whose setup has been built (`make setup-v2`)."""
-    keys = {BINDING_V1: v1}
+    keys = {FIRST: v1}
     for binding, spec in VERIFIERS.items():
-        if binding != BINDING_V1 and spec.vkey.exists():
+        if binding != FIRST and spec.vkey.exists():
             keys[binding] = spec.vkey
     return keys
 
@@ -369,10 +360,10 @@ def build(
     verifier` runs). `vkeys` maps binding → key (v1's defaults to `vkey_path`); by default
     v1 and every later binding whose key exists."""
     keys = default_vkeys(vkey_path) if vkeys is None else dict(vkeys)
-    if BINDING_V1 not in keys:
-        raise InputError("vkeys", f"{BINDING_V1} is required (the settlement's first binding)")
-    v1 = render_verifier(keys[BINDING_V1], binding=BINDING_V1)
-    extra = {b: render_verifier(k, binding=b) for b, k in keys.items() if b != BINDING_V1}
+    if FIRST not in keys:
+        raise InputError("vkeys", f"{FIRST} is required (the settlement's first binding)")
+    v1 = render_verifier(keys[FIRST], binding=FIRST)
+    extra = {b: render_verifier(k, binding=b) for b, k in keys.items() if b != FIRST}
     return compile_contracts(v1, extra_verifiers=extra)
 
 

@@ -11,8 +11,7 @@ from typing import Any
 from eth_utils import keccak
 
 from vbill import jsonio
-from vbill.bindings import BINDING_V1, BINDING_V2
-from vbill.chain.contracts import verifier_spec
+from vbill.chain.contracts import FIRST, VERIFIERS, verifier_spec
 from vbill.chain.networks import WEI_PER_ETH
 from vbill.errors import InputError
 
@@ -132,7 +131,7 @@ class Settlement:
     c: tuple[int, int]
     signals: tuple[int, ...]
     currency: str = "ETH"
-    binding: str = BINDING_V1
+    binding: str = FIRST
 
     @property
     def nullifier(self) -> int:
@@ -149,7 +148,8 @@ class Settlement:
     @property
     def state_keys(self) -> tuple[int, int] | None:
         """(prev_state_key, state_key) of a v2 charge; None for v1."""
-        return (self.signals[5], self.signals[6]) if self.binding == BINDING_V2 else None
+        spec = VERIFIERS.get(self.binding)
+        return (self.signals[5], self.signals[6]) if spec and spec.state_keys else None
 
     def proof_arg(self) -> tuple[Any, ...]:
         return (list(self.a), [list(self.b[0]), list(self.b[1])], list(self.c))
@@ -188,7 +188,7 @@ def batch_scalars(items: Sequence[Settlement]) -> list[int]:
 
 
 def settlement_from_snarkjs(
-    proof: Mapping[str, Any], signals: Sequence[Any], binding: str = BINDING_V1
+    proof: Mapping[str, Any], signals: Sequence[Any], binding: str = FIRST
 ) -> Settlement:
     """snarkjs JSON → calldata; G2 coordinates swap to the EVM's (im, re) order.
 
