@@ -4,12 +4,14 @@ per entry, and the only place that tells bindings apart."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
 
 import pytest
 import vbill
+from vbill import bindings as declared_bindings
 from vbill import paths
 from vbill.bindings import registry
 from vbill.bindings.base import Binding, OnChain
@@ -70,3 +72,26 @@ def test_a_new_binding_is_its_module_and_its_circuits_json_entry(tmp_path, monke
         assert registry.event_bindings() == registry.event_bindings()[:2]  # attests nothing
     finally:
         registry._registry.cache_clear()
+
+
+def test_only_the_binding_package_tells_bindings_apart() -> None:
+    """`is_metered` and the BINDING_V2* constants (the old ways to branch on a binding) occur in
+    vbill only inside vbill.bindings; the JS verifier page has its own."""
+    out = subprocess.run(
+        [
+            "git",
+            "grep",
+            "-n",
+            r"is_metered\|BINDING_V2",
+            "--",
+            "orchestrator/vbill",
+            ":!orchestrator/vbill/verifier",
+            ":!orchestrator/vbill/bindings",
+        ],
+        cwd=paths.ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1 and out.stdout == "", out.stdout  # 1: no match
+    assert declared_bindings.BINDING_V2 in declared_bindings.BINDINGS  # the pattern still names it

@@ -549,14 +549,6 @@ class MeteredBundle(_Bundle[MeteredMeterEvent, MeteredTariffSnapshot, MeteredBil
         return self._record_as(MeteredBillingRecord)
 
 
-def is_metered(data: Any) -> bool:
-    """True for a request, record or bundle of a metered tariff (binding v2)."""
-    if isinstance(data, MeteredAttestRequest | MeteredBillingRecord | MeteredBundle):
-        return True
-    tariff = data.get("tariff_snapshot") if isinstance(data, dict) else None
-    return isinstance(tariff, dict) and tariff.get("tariff_class") == "metered"
-
-
 class VerifyRequest(BaseModel):
     """Body of POST /verify. Left loose on purpose: verify must judge malformed parts itself
     (`valid: false` with a reason) rather than reject the request."""
