@@ -137,7 +137,9 @@ TARGETS = {
     ),
     # v1's recomputation, which verify/verify.py held before the binding plug-ins
     "verify_linear": Target(
-        SRC + "verify/linear.py", ("tests/test_verify.py", "tests/test_dispute.py"), 600
+        SRC + "verify/linear.py",
+        ("tests/verify/test_verify.py", "tests/verify/test_dispute.py"),
+        600,
     ),
 }
 
