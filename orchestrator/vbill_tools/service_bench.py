@@ -1,11 +1,15 @@
 """Attest throughput under concurrency, over a real socket (for BENCHMARKS.md).
 
     python -m vbill_tools.service_bench --events 30 --tenants 5 --workers 2
+    python -m vbill_tools.service_bench --events 160 --tenants 8 --clients 8 [--metered]
 
 Starts the service with uvicorn on a free loopback port in this process (fresh state
-directory, no chain: USD-priced events), fires all attests at once from an httpx async client,
-and reports throughput and latency percentiles. Proving dominates: expect about
-`workers / prove_time` bundles/s at best on an idle machine.
+directory, no chain: USD-priced events), sends the attests from an httpx async client (all at
+once, or from `--clients N` synchronous clients, each waiting for its answer before the next),
+and reports throughput and latency percentiles. `--metered` sends AI inferences (binding v2),
+one billing window per tenant: a window's events are proved in order, so tenants are what runs
+in parallel. Proving dominates: expect about `workers / prove_time` bundles/s at best on an
+idle machine.
 """
 
 from __future__ import annotations
@@ -28,25 +32,43 @@ from vbill.chain.anvil import free_port
 from vbill.service.app import create_app
 from vbill.service.settings import Settings
 
-from vbill_tools.bench import sample_requests, tree_cpu_seconds
+from vbill_tools.bench import metered_request, sample_requests, tree_cpu_seconds
 
 SECRET = "bench-secret-0123456789abcdef"
 
 
-async def _fire(url: str, reqs: list[dict[str, Any]]) -> list[tuple[int, float]]:
+def _metered_requests(n: int, prefix: str, tenants: int) -> list[dict[str, Any]]:
+    """`n` inferences spread over `tenants` tenants (one window each), distinct usage, priced
+    in USD like the v1 sample (no chain here, so no ETH balance to charge)."""
+    reqs = []
+    for i in range(n):
+        usage = {"input_tokens": 150 + i, "output_tokens": 400 + i}
+        r = metered_request(f"{prefix}_{i:06d}", usage, tenant_id=f"tenant_bench_{i % tenants:03d}")
+        r["tariff_snapshot"]["currency"] = "USD"
+        reqs.append(r)
+    return reqs
+
+
+async def _fire(url: str, reqs: list[dict[str, Any]], clients: int = 0) -> list[tuple[int, float]]:
+    """POST every request; `clients` > 0 bounds how many are in flight (synchronous clients)."""
+    gate = asyncio.Semaphore(clients or len(reqs) or 1)
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
 
         async def one(r: dict[str, Any]) -> tuple[int, float]:
-            t = time.perf_counter()
-            resp = await client.post(
-                "/api/vdi/billing/attest", json=r, headers={"X-VDI-Attest-Secret": SECRET}
-            )
-            return resp.status_code, time.perf_counter() - t
+            async with gate:
+                t = time.perf_counter()
+                resp = await client.post(
+                    "/api/vdi/billing/attest", json=r, headers={"X-VDI-Attest-Secret": SECRET}
+                )
+                return resp.status_code, time.perf_counter() - t
 
         return await asyncio.gather(*(one(r) for r in reqs))
 
 
-def run(events: int, tenants: int, workers: int) -> dict[str, Any]:
+def run(
+    events: int, tenants: int, workers: int, clients: int = 0, metered: bool = False
+) -> dict[str, Any]:
+    make = _metered_requests if metered else sample_requests
     with tempfile.TemporaryDirectory(prefix="vbill-bench-") as tmp:
         home = Path(tmp)
         Attester.new(home / "attester.key")
@@ -59,18 +81,20 @@ def run(events: int, tenants: int, workers: int) -> dict[str, Any]:
         while not server.started:
             time.sleep(0.05)
         # warm the prover pool (node start + key load) so it is not counted
-        asyncio.run(_fire(url, sample_requests(workers, prefix="warm_bench_e", tenants=1)))
-        reqs = sample_requests(events, prefix="bench_e", tenants=tenants)
+        asyncio.run(_fire(url, make(workers, prefix="warm_bench_e", tenants=workers)))
+        reqs = make(events, prefix="bench_e", tenants=tenants)
         cpu0, start = tree_cpu_seconds(), time.perf_counter()
-        results = asyncio.run(_fire(url, reqs))
+        results = asyncio.run(_fire(url, reqs, clients))
         elapsed = time.perf_counter() - start
         cpu = tree_cpu_seconds() - cpu0
         server.should_exit = True
         thread.join(30)
     lat = sorted(t for _, t in results)
     return {
+        "binding": "v2 (metered)" if metered else "v1",
         "events": events,
         "tenants": tenants,
+        "clients": clients or events,
         "prover_workers": workers,
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
@@ -89,8 +113,10 @@ def main() -> None:
     p.add_argument("--events", type=int, default=30)
     p.add_argument("--tenants", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--clients", type=int, default=0, help="synchronous clients (0: all at once)")
+    p.add_argument("--metered", action="store_true", help="AI inferences (binding v2)")
     a = p.parse_args()
-    print(json.dumps(run(a.events, a.tenants, a.workers)))
+    print(json.dumps(run(a.events, a.tenants, a.workers, a.clients, a.metered)))
 
 
 if __name__ == "__main__":

@@ -97,6 +97,14 @@ def test_service_bench_attests_every_event() -> None:
     assert out["ok"] == 2 and out["bundles_per_s"] > 0 and out["cpu_ms_per_bundle"] > 0
 
 
+def test_service_bench_attests_metered_events_from_synchronous_clients() -> None:
+    needs_build()
+    needs_v2()
+    args = ("--events", "3", "--tenants", "2", "--workers", "1", "--clients", "2", "--metered")
+    out = json.loads(run_module("vbill_tools.service_bench", *args))
+    assert (out["binding"], out["ok"], out["clients"]) == ("v2 (metered)", 3, 2)
+
+
 def test_bench_month_writes_bundles_that_verify(tmp_path: Path) -> None:
     needs_build()
     month = tmp_path / "month.jsonl"
