@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import rfc8785
@@ -205,6 +206,18 @@ _TYPE_HASH = {"BillingBundle": _type_hash(TYPES), "MeteredBillingBundle": _type_
 _DOMAIN_TYPE_HASH = keccak(b"EIP712Domain(string name,string version)")
 
 
+@lru_cache(maxsize=64)
+def _text_hash(text: str) -> bytes:
+    """keccak256 of a string member: a few recurring values (versions, profile ids), so each
+    is hashed once, not per event."""
+    return keccak(text.encode())
+
+
+@lru_cache(maxsize=16)
+def _domain_separator(name: str, version: str) -> bytes:
+    return keccak(_DOMAIN_TYPE_HASH + _text_hash(name) + _text_hash(version))
+
+
 def _struct_digest(d: Mapping[str, str], m: Mapping[str, Any]) -> bytes | None:
     """keccak256(0x1901 ‖ domainSeparator ‖ structHash), or None unless every bytes32 member
     is 32 bytes and every uint256 member is in range. A metered message (v2's state keys)
@@ -220,11 +233,11 @@ def _struct_digest(d: Mapping[str, str], m: Mapping[str, Any]) -> bytes | None:
         return None
     if not isinstance(m["billingVersion"], str) or not isinstance(m["profileId"], str):
         return None
-    domain = keccak(_DOMAIN_TYPE_HASH + keccak(d["name"].encode()) + keccak(d["version"].encode()))
+    domain = _domain_separator(d["name"], d["version"])
     struct = keccak(
         _TYPE_HASH["MeteredBillingBundle" if metered else "BillingBundle"]
-        + keccak(m["billingVersion"].encode())
-        + keccak(m["profileId"].encode())
+        + _text_hash(m["billingVersion"])
+        + _text_hash(m["profileId"])
         + m["fingerprint"]
         + b"".join(w.to_bytes(32, "big") for w in words)
         + m["vkeyHash"]
