@@ -337,7 +337,8 @@ class Client(_Base[httpx.Client, httpx.BaseTransport]):
         return self._run(_Calls.bundle_json(event_id, tenant_id))
 
     def correction(self, tenant_id: str, correction_id: str) -> dict[str, Any]:
-        """A logged correction or void document as served (what `vbill verify` checks)."""
+        """A logged correction or void document as served (what `vbill verify` checks); once
+        settled on chain, with `settlement` (its settleCorrection transaction)."""
         return self._run(_Calls.correction(tenant_id, correction_id))
 
     def receipt(self, event_id: str, tenant_id: str | None = None) -> ReceiptView:

@@ -23,6 +23,7 @@ from eth_account import Account
 from support import V2, metered_event, needs_build, needs_v2
 from support.http_server import ATTEST, AUTH, VERIFY, chain_settings, serve
 from vbill import chain as ch
+from vbill.bindings import BINDING_V2C, artefacts
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
 from vbill.service import create_app
@@ -33,6 +34,8 @@ TENANT = "t_infer"
 WINDOW = "2026-05"
 ETH = 10**18
 STATEMENT = f"/api/vdi/billing/statements/{TENANT}/{WINDOW}"
+CORRECTIONS = "/api/vdi/billing/corrections"
+V2C = artefacts(BINDING_V2C)
 
 
 def inference(event_id: str, input_tokens: int = 156, output_tokens: int = 412) -> dict:
@@ -244,3 +247,64 @@ def test_the_public_status_names_no_tenant_and_no_event(live: Live) -> None:
     ]
     wrong = live.http.get("/api/vdi/status", headers={"X-VDI-Attest-Secret": "nope"})
     assert wrong.status_code == 401
+
+
+def test_a_settled_correction_carries_its_settlement_for_vbill_receipt(
+    live: Live, tmp_path: Path
+) -> None:
+    """A correction of a settled ETH charge: its GET has no `settlement` while pending, and
+    once the service's worker has settled it, the same signed document plus `settlement` (the
+    settleCorrection transaction, as a bundle carries its own), whose hash `vbill receipt TX
+    --correction FILE` accepts for the fetched file. Another tenant's token gets 404."""
+    if not all(p.exists() for p in (V2C.zkey, V2C.wasm, V2C.vkey)):
+        pytest.skip("build/ has no correction proving key: run `make setup`")
+    wait(lambda: live.bundle("inf_001").get("settlement"), "inf_001 settled")
+    path = f"/api/vdi/billing/corrections/{TENANT}/cor_001"
+    body = {"tenant_id": TENANT, "corrects": "inf_001", "correction_id": "cor_001"}
+    with live.app.state.svc.worker._lock:  # between two ticks: the correction stays pending
+        r = live.http.post(CORRECTIONS, json={**body, "reason": "a test call"}, headers=AUTH)
+        assert r.status_code == 201, r.text
+        doc, credit = r.json()["correction"], r.json()["credit_micros"]
+        stored = live.app.state.svc.store.find_correction(TENANT, "cor_001")
+        assert stored is not None and stored.settlement_status == "pending"
+        assert live.http.get(path, headers=AUTH).json() == doc
+    assert "settlement" not in doc
+    wait(lambda: live.http.get(path, headers=AUTH).json().get("settlement"), "cor_001 settled")
+
+    r = live.http.post("/api/vdi/billing/accounts", json={"tenant_id": "t_other"}, headers=AUTH)
+    assert r.status_code == 201, r.text
+    tokens = {
+        t: live.http.post(f"/api/vdi/billing/accounts/{t}/tokens", headers=AUTH).json()["token"]
+        for t in (TENANT, "t_other")
+    }
+    foreign = live.http.get(path, headers={"Authorization": f"Bearer {tokens['t_other']}"})
+    assert foreign.status_code == 404 and "settlement" not in foreign.text
+
+    file = tmp_path / "cor.json"
+    url = str(live.http.base_url)
+    fetch = ["fetch", "cor_001", "--correction", TENANT, "--url", url, "-o", str(file)]
+    got = CliRunner().invoke(main, fetch, env={"VBILL_TOKEN": tokens[TENANT]})
+    assert got.exit_code == 0, got.output
+    served = json.loads(file.read_text())
+    settlement = served.pop("settlement")
+    assert served == doc  # the signed document is unchanged: `settlement` is an addition
+    assert set(settlement) == {
+        "credit_eth", "transaction_hash", "block_number", "gas_used", "timestamp",
+    }  # fmt: skip
+    assert settlement["credit_eth"] == ch.wei_to_eth(credit * 10**12)
+    verdict = live.http.post(VERIFY, json=json.loads(file.read_text())).json()
+    assert verdict["valid"], verdict  # as fetched, with its settlement, it still verifies
+
+    home = tmp_path / "home"
+    (home / "deployments").mkdir(parents=True)
+    (home / "deployments" / "local.json").write_text(json.dumps(live.owner.load_deployment()))
+    tx = settlement["transaction_hash"]
+    argv = ["receipt", "--network", "local", "--rpc-url", live.owner.rpc_url, tx, "--json"]
+    env = {"VBILL_HOME": str(home), "VBILL_PRIVATE_KEY": None}
+    run = CliRunner().invoke(main, [*argv, "--correction", str(file)], env=env)
+    assert run.exit_code == 0, run.output
+    from_chain = json.loads(run.output)
+    assert {k: from_chain[k] for k in settlement} == settlement
+    assert [c["nullifier"] for c in from_chain["corrections"]] == [
+        doc["attestation"]["billing_proof"]["public_signals"][3]
+    ]

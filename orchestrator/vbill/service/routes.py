@@ -160,7 +160,9 @@ async def correct(request: Request, svc: State) -> JSONResponse:
     responses={
         200: {
             "description": "the signed correction or void document, with its log receipt "
-            "(`vbill verify FILE` verifies it)"
+            "(`vbill verify FILE` verifies it) and, once the settlement worker has settled it "
+            "on chain, `settlement` (its settleCorrection transaction, for `vbill receipt TX "
+            "--correction FILE`)"
         },
         **errors(*CALLER),
     },
@@ -168,12 +170,16 @@ async def correct(request: Request, svc: State) -> JSONResponse:
 def correction_by_id(
     tenant_id: str, correction_id: str, svc: State, caller: AnyCaller
 ) -> JSONResponse:
-    """A logged correction's document, as POST /corrections answered it under `correction`.
-    A tenant token reads only its own tenant's corrections (another's is 404, like none)."""
+    """A logged correction's document, as POST /corrections answered it under `correction`;
+    once settled on chain, with `settlement` added outside the signed record, as a bundle
+    carries it. A tenant token reads only its own tenant's corrections (another's is 404,
+    like none)."""
     visible_to(caller, tenant_id)
     found = svc.store.find_correction(tenant_id, correction_id)
     if found is None:
         raise HTTPException(status_code=404, detail=f"no correction {correction_id!r}")
+    if found.settlement_status == "settled" and found.settlement is not None:
+        return JSONResponse({**found.doc, "settlement": found.settlement})
     return JSONResponse(found.doc)
 
 
