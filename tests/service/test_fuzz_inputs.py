@@ -209,6 +209,7 @@ READERS: dict[tuple[str, str], list[str]] = {
                                     "--per-request-micros", "1", "--daily-micros", "1", *KIT],
     ("tariff accept", "bundle_path"): ["tariff", "accept", "--bundle", "{file}", *KIT],
     ("receipt", "bundle_path"): ["receipt", TX, "--bundle", "{file}", *KIT],
+    ("receipt", "correction_path"): ["receipt", TX, "--correction", "{file}", *KIT],
     ("statement", "sources"): ["statement", "{file}"],
     ("statement", "vkeys"): ["statement", "--vkey", "{file}", "{file}"],
     ("invoice", "source"): ["invoice", "{file}"],
