@@ -19,14 +19,16 @@ if not os.environ.get("VBILL_CONTRACTS_BUILD"):
     _OWN_CONTRACTS_BUILD = tempfile.mkdtemp(prefix="vbill-contracts-")
     os.environ["VBILL_CONTRACTS_BUILD"] = _OWN_CONTRACTS_BUILD
 
-from support import DATA, V2, log_and_receipt, needs_build, needs_v2  # noqa: E402
+from support import DATA, V2, V2C, log_and_receipt, needs_build, needs_v2, needs_v2c  # noqa: E402
 from support.pg_server import pg_server, pg_url  # noqa: E402, F401  (session-wide fixtures)
 from vbill import paths  # noqa: E402
-from vbill.bindings import BINDING_V2  # noqa: E402
+from vbill.attest import Proving  # noqa: E402
+from vbill.bindings import BINDING_V2, BINDING_V2C  # noqa: E402
 from vbill.bundle.bundle import build_bundle  # noqa: E402
 from vbill.bundle.keys import Attester  # noqa: E402
 from vbill.ledger.translog import MerkleTree  # noqa: E402
 from vbill.verify.trust import TrustSet, file_sha256  # noqa: E402
+from vbill.zk.native_prover import open_prover  # noqa: E402
 from vbill.zk.prover import Prover  # noqa: E402
 
 
@@ -182,3 +184,11 @@ def v2(v2_prover: Any) -> Any:
 def v2_trust(attester: Attester) -> TrustSet:
     needs_v2()
     return TrustSet().with_(attesters=[attester.address], vkey_files=[V2.vkey])
+
+
+@pytest.fixture(scope="module")
+def v2c() -> Iterator[Proving]:
+    needs_v2c()
+    prover = open_prover(1, binding=BINDING_V2C)
+    yield Proving(prover, file_sha256(V2C.vkey))
+    prover.close()

@@ -9,16 +9,14 @@ test; each test corrects its own event (an event is corrected once).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import V2, metered_event, needs_v2
+from support import V2, V2C, metered_event, needs_v2c
+from support.metered import TOKENS, attest, store_at
 from support.webhook_receiver import documented
-from test_metered_attest import attest, store_at
 from vbill.attest import Proving, attest_event
-from vbill.bindings import BINDING_V2C, artefacts
 from vbill.bundle.keys import Attester
 from vbill.correct import correct_event, summary
 from vbill.encode.metered import GENESIS, encode_metered, transition
@@ -26,28 +24,10 @@ from vbill.errors import InputError
 from vbill.ledger.outbox import Outbox
 from vbill.ledger.store import Conflict, NotFound, Store
 from vbill.verify.correction import verify_correction
-from vbill.verify.trust import TrustSet, file_sha256
+from vbill.verify.trust import TrustSet
 from vbill.verify.verify import default_check
-from vbill.zk.native_prover import open_prover
 
 pytestmark = pytest.mark.slow
-
-V2C = artefacts(BINDING_V2C)
-TOKENS = [(156, 412), (300, 700), (40, 4100), (12, 333)]
-
-
-def needs_v2c() -> None:
-    needs_v2()
-    if not (V2C.zkey.exists() and V2C.wasm.exists() and V2C.vkey.exists()):
-        pytest.skip("build/ has no correction proving key: run `make setup`")
-
-
-@pytest.fixture(scope="module")
-def v2c() -> Iterator[Proving]:
-    needs_v2c()
-    prover = open_prover(1, binding=BINDING_V2C)
-    yield Proving(prover, file_sha256(V2C.vkey))
-    prover.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,15 @@ from typing import Any
 
 import pytest
 from support import V2, needs_v2
-from test_circuit_metered import INFERENCE, flat, request
+from support.metered import (
+    INFERENCE,
+    _NoV1,
+    attest,
+    event,
+    flat,
+    request,
+    store_at,
+)
 from vbill.attest import Proving, attest_event
 from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.bundle.keys import Attester
@@ -28,52 +36,6 @@ from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, verify_bundle
 from vbill.zk.native_prover import open_prover
 from vbill.zk.prover import Proof, ProofSource
-
-
-def event(req: Mapping[str, Any], event_id: str, **usage: int) -> dict[str, Any]:
-    out = copy.deepcopy(dict(req))
-    out["meter_event"]["event_id"] = event_id
-    if usage:
-        out["meter_event"]["usage"] = usage
-    return out
-
-
-def store_at(path: Path, attester: Attester, *, funded: bool = True) -> Store:
-    """The store under `path`; `funded`: tenant_acme exists with ETH credited (charges in ETH
-    are refused past the available balance)."""
-    store = Store(path / "vbill.sqlite3", log_key=attester.account)
-    if funded and store.tenant("tenant_acme") is None:
-        store.ensure_tenant("tenant_acme", lambda: (5, _tenant_key(5)))
-        store.record_deposit("0x" + "ab" * 32, 0, "tenant_acme", 10**24, 1)
-        store.credit_deposit("0x" + "ab" * 32, 0)
-    return store
-
-
-def attest(store: Store, attester: Attester, v2: Proving, req: Mapping[str, Any]) -> Any:
-    # v1's prover is never asked: a metered request goes to `metered`
-    return attest_event(
-        req, store=store, attester=attester, prover=_NoV1(), vkey_sha256="00" * 32, metered=v2
-    )
-
-
-def attest_events(
-    path: Path, attester: Attester, v2: Proving, req: Mapping[str, Any], usage: list[dict[str, int]]
-) -> list[dict[str, Any]]:
-    """A window of events `inf_0`, `inf_1`, … of `req` with these usages, attested in order
-    into the store under `path`; their bundles."""
-    store = store_at(path, attester)
-    out = [attest(store, attester, v2, event(req, f"inf_{i}", **u)).stored.bundle
-           for i, u in enumerate(usage)]  # fmt: skip
-    store.close()
-    return out
-
-
-class _NoV1:
-    def prove(self, circuit_input: Mapping[str, str]) -> Proof:
-        raise AssertionError("a metered request reached the v1 prover")
-
-    def close(self) -> None:
-        pass
 
 
 def test_inference_attests_to_554_and_verifies(
@@ -266,13 +228,6 @@ def test_threads_sharing_one_store_queue_on_the_window(
     for t in threads:
         t.join()
     assert_chain(store, 3)
-
-
-def _tenant_key(salt: int) -> int:
-    from vbill.encode.encoding import hash_string
-    from vbill.zk.poseidon import poseidon
-
-    return poseidon([hash_string("tenant_acme"), salt])
 
 
 def _attest_in_process(home: str, key: str, i: int, barrier: Any, results: Any) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support import needs_v2c
 from support.chain import expect_revert, open_account
 from support.chain_v2 import ACCOUNT_SALT, SALT, receipt_logs, request
-from test_corrections import needs_v2c
 from vbill import chain as ch
 from vbill.bindings import BINDING_V2C, artefacts
 from vbill.bundle.correction import CORRECTION_VERSION

@@ -190,7 +190,7 @@ def test_a_v1_and_a_v2_charge_pending_in_one_tick_both_settle(
 ) -> None:
     """Each binding has its own settleBatch: one tick sends one batch per binding, so a v2
     inference pending beside a v1 charge neither blocks it nor is blocked."""
-    from test_circuit_metered import INFERENCE
+    from support.metered import INFERENCE
 
     wallet = as_account(anvil, fresh_chain, 1)
     key = world.onboard("t_both", wallet)

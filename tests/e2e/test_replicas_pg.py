@@ -29,8 +29,9 @@ import httpx
 import psycopg
 import pytest
 from support import needs_build
+from support.http_server import ATTEST
+from support.ingest import ASYNC, EVENTS, assert_verifies, event, leased_to, start_worker
 from support.servicekit import AUTH, Served
-from test_ingest import ASYNC, ATTEST, EVENTS, _leased_to, _worker, assert_verifies, event
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog
 from vbill.verify.verify import default_check
@@ -70,7 +71,7 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
                 Served(tmp_path, "--local-workers", "0", env={"DATABASE_URL": url},
                        log=f"replica{i}.log")
             )  # fmt: skip
-        c.workers = [_worker(tmp_path, url, "--lease", LEASE_S) for _ in range(2)]
+        c.workers = [start_worker(tmp_path, url, "--lease", LEASE_S) for _ in range(2)]
         yield c
     finally:
         for w in c.workers:
@@ -219,7 +220,7 @@ def test_two_replicas_two_workers_one_log_one_bundle_per_event_and_kill_9(
     assert [x["status"] for x in r.json()["results"]] == ["created"] * 6
     held: list[tuple[Any, ...]] = []
     for _ in range(6000):  # until a worker holds a claim, i.e. is proving
-        doomed = next((w for w in c.workers if _leased_to(c.url, w.pid)), None)
+        doomed = next((w for w in c.workers if leased_to(c.url, w.pid)), None)
         if doomed is not None:
             doomed.send_signal(signal.SIGKILL)
             doomed.wait()
@@ -230,7 +231,7 @@ def test_two_replicas_two_workers_one_log_one_bundle_per_event_and_kill_9(
             if held:
                 break
             # it attached its proof between our look and the kill: another worker, again
-            c.workers[c.workers.index(doomed)] = _worker(c.home, c.url, "--lease", LEASE_S)
+            c.workers[c.workers.index(doomed)] = start_worker(c.home, c.url, "--lease", LEASE_S)
         assert c.proving(), "every proof was attached before a worker could be killed"
         time.sleep(0.02)
     assert held, "no worker was ever seen holding a lease"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_poseidon import circuit_outputs, needs_circuit, random_fields
+from support.circuit_tools import circuit_outputs, needs_circuit, random_fields
 from vbill.encode.charge import CEIL, FLOOR, HALF_UP, compute_charge
 from vbill.errors import InputError
 from vbill.zk.witness import circuit_input, public_signals

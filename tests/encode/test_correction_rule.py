@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_circuit_metered import flat, request
+from support.metered import flat, request
 from vbill.encode.metered import (
     GENESIS,
     MeteredCorrection,

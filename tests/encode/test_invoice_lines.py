@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_circuit_metered import request
+from support.metered import request
 from vbill.billing.invoice import decimal_text, invoice_of
 from vbill.bundle.metered import encode_metered_request, state_to_json
 from vbill.encode.metered import GENESIS, transition

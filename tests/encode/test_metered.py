@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 import pytest
-from test_circuit_metered import INFERENCE, flat, request
+from support.metered import INFERENCE, flat, request
 from vbill.encode.metered import (
     GENESIS,
     UNBOUNDED,

@@ -7,7 +7,6 @@ shared with test_charge.py.
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import tempfile
@@ -16,65 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.circuit_tools import (
+    WASM,
+    circuit_outputs,
+    needs_circuit,
+    node_json,
+    random_fields,
+)
 from vbill import paths
-from vbill.encode.encoding import MeterFields, TariffFields
 from vbill.zk.field import R
 from vbill.zk.poseidon import MAX_INPUTS, derive_params, poseidon, poseidon_reference
 from vbill.zk.witness import (
-    PublicSignals,
     circuit_input,
-    public_signal_names,
     public_signals,
     random_field_element,
 )
-
-JS = Path(__file__).resolve().parents[1] / "js"
-WASM = Path(os.environ.get("VBILL_TEST_WASM", paths.WASM))
-U64 = 2**64
-
-needs_circuit = pytest.mark.skipif(
-    not WASM.exists(),
-    reason=f"{WASM} is missing: build/ has not been made (run `make setup`; `make test` does)",
-)
-
-
-def node_json(script: str, payload: Any, *args: str) -> Any:
-    """Run one of tests/js/*.mjs with a JSON payload on stdin; return its JSON stdout."""
-    done = subprocess.run(
-        [paths.node(), str(JS / script), *args],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
-
-
-def circuit_outputs(inputs: list[dict[str, str]]) -> list[PublicSignals | None]:
-    """The compiled circuit's outputs per input (None where the circuit rejects the input)."""
-    results = node_json("witness_batch.mjs", inputs, str(WASM), str(len(public_signal_names())))
-    return [
-        PublicSignals.from_list([int(v) for v in r["outputs"]]) if r["ok"] else None
-        for r in results
-    ]
-
-
-def random_fields(rng: random.Random) -> tuple[MeterFields, TariffFields, int, int]:
-    """Valid encoded inputs: hashed strings and salts anywhere in the field, integers < 2^64."""
-
-    def f() -> int:
-        return rng.choice([0, 1, R - 1, rng.randrange(R)])
-
-    def u64() -> int:
-        return rng.choice([0, 1, U64 - 1, rng.randrange(10**7), rng.randrange(U64)])
-
-    lo, hi = sorted((u64(), u64()))
-    meter = MeterFields(f(), u64(), f(), f(), f(), u64(), f(), f())
-    tariff = TariffFields(f(), f(), 1, u64(), lo, hi, rng.randrange(3), f())
-    return meter, tariff, f(), f()
-
 
 # --- the Python implementation itself ---
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_poseidon import node_json
+from support.circuit_tools import node_json
 from vbill import paths
 from vbill.errors import ToolError
 from vbill.zk import poseidon as P
@@ -205,7 +205,7 @@ def test_native_equals_circomlibjs(native: P.NativePoseidon, force: Any) -> None
 
 
 def test_public_signals_are_the_same_on_both_paths(native: P.NativePoseidon, force: Any) -> None:
-    from test_poseidon import random_fields
+    from support.circuit_tools import random_fields
 
     rng = random.Random(31)
     cases = [random_fields(rng) for _ in range(40)]

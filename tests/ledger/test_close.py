@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from support import V2, log_and_receipt
+from support.metered import TIERED as STATEMENT_TIERED
+from support.metered import attest, attest_events, event, store_at
+from support.verifier_page import ROOT, chromium
 from support.webhook_receiver import documented
-from test_metered_attest import attest, attest_events, event, store_at
-from test_statement import TIERED as STATEMENT_TIERED
-from test_verifier_page import ROOT, _chromium
 from vbill.attest import Proving
 from vbill.billing.close_record import record_problem
 from vbill.billing.closing import close_due, close_window
@@ -387,7 +387,7 @@ def test_the_invoice_page_renders_in_chromium_and_prints_on_one_a4_page(
 ) -> None:
     """What a reader of the HTML sees: every line, amounts that add up to the total shown,
     nothing loaded from elsewhere, and one A4 page when printed."""
-    browser = _chromium()
+    browser = chromium()
     st = verify_statement(items(chain), trust=v2_trust, check=default_check(), close=closed)
     inv = invoice_of(st, chain)
     page = tmp_path / "invoice.html"

@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from support import V2, metered_event, needs_build, needs_v2
+from support import V2, V2C, metered_event, needs_build, needs_v2, needs_v2c
 from support.http_server import ATTEST, AUTH, SECRET, over_socket
-from test_corrections import V2C, needs_v2c
 from vbill.billing.models import CloseRecord
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main

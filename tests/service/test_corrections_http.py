@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from support import metered_event
+from support import V2C, metered_event, needs_v2c
 from support.http_server import ATTEST, AUTH, VERIFY, service
-from test_corrections import V2C, needs_v2c
 from vbill.cli.main import main
 from vbill.client import Client, parse_bundle
 from vbill.verify.verify import request_from_bundle

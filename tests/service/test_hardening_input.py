@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import set_in
 from support.http_server import ATTEST, AUTH, VERIFY
 from support.servicekit import Served, counts, start_service, vbill
-from test_verify import set_in
 from vbill.bundle.keys import Attester
 from vbill.service.guard import MAX_BODY_BYTES
 

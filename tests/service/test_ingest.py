@@ -8,73 +8,31 @@ group commit signs one tree head for the whole batch.
 
 from __future__ import annotations
 
-import copy
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from support import needs_build
-from support.http_server import AUTH, SECRET, serve
-from vbill import paths
+from support.http_server import ATTEST, AUTH, SECRET, serve
+from support.ingest import (
+    ASYNC,
+    EVENTS,
+    assert_verifies,
+    event,
+    finished,
+    leased_to,
+    start_worker,
+    trust_of,
+)
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog
 from vbill.service import Settings, create_app
-from vbill.verify.trust import TrustSet
-from vbill.verify.verify import Groth16Check, verify_bundle
-
-ATTEST = "/api/vdi/billing/attest"
-EVENTS = "/api/vdi/billing/events"
-ASYNC = {**AUTH, "Prefer": "respond-async"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Attester]]:
-    """A service with one local proving worker, on a SQLite file or a fresh PostgreSQL db."""
-    needs_build()
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    attester = Attester.new(tmp_path / "attester.key")
-    settings = Settings(home=tmp_path, attest_secret=SECRET, prover_workers=1, database_url=url)
-    with serve(create_app(settings)) as base:
-        yield base, attester
-
-
-def event(pilot: dict[str, Any], event_id: str, **meter: Any) -> dict[str, Any]:
-    req = copy.deepcopy(pilot)
-    req["meter_event"].update({"event_id": event_id, **meter})
-    return req
-
-
-def trust_of(attester: Attester) -> TrustSet:
-    return TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
-
-
-def assert_verifies(
-    bundle: dict[str, Any], attester: Attester, check: Groth16Check | None = None
-) -> None:
-    """Valid in all three verdicts; `check`: the pairing (default the py_ecc reference)."""
-    result = verify_bundle(bundle, trust=trust_of(attester), check=check)
-    assert result.verification.valid, result.verification.reason
-    assert result.billing_check.valid, result.billing_check.reason
-    binding = result.incircuit_binding_verification
-    assert binding.valid, binding.reason
-
-
-def finished(client: httpx.Client, event_id: str) -> dict[str, Any]:
-    """Poll the bundle until the worker has attached its proof (no clock in the assertion)."""
-    for _ in range(600):
-        body = client.get(f"/api/vdi/billing/bundles/{event_id}", headers=AUTH).json()
-        if "status" not in body:
-            return body
-        assert body["status"] == "proving"
-        time.sleep(0.1)
-    raise AssertionError(f"{event_id} never left `proving`")
+from vbill.verify.verify import verify_bundle
 
 
 def test_respond_async_is_202_proving_then_the_finished_bundle_verifies(
@@ -197,25 +155,6 @@ def test_batches_are_bounded_and_shaped(live: tuple[str, Attester]) -> None:
 # --- proving workers: separate processes, leases, kill -9 -------------------------------
 
 
-def _worker(home: Path, url: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": url, "VBILL_HOME": str(home)}
-    cmd = [sys.executable, "-m", "vbill.cli.main", "worker", *args]
-    log = open(home / f"worker-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 (the child's)
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def _leased_to(url: str, pid: int) -> int:
-    """How many unproven bundles a worker process holds a claim on."""
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT COUNT(*) FROM bundles WHERE proof_status = 'proving' AND claimed_by LIKE %s",
-            (f"%:{pid}:%",),
-        ).fetchone()
-    return int(row[0])
-
-
 def test_a_worker_killed_mid_proof_loses_nothing_another_proves_it(
     tmp_path: Path, pilot_request: dict[str, Any], request: pytest.FixtureRequest
 ) -> None:
@@ -229,10 +168,10 @@ def test_a_worker_killed_mid_proof_loses_nothing_another_proves_it(
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=120) as client:
         r = client.post(EVENTS, json={"events": events}, headers=AUTH)
         assert [x["status"] for x in r.json()["results"]] == ["created"] * 6
-        doomed = _worker(tmp_path, url, "--lease", "3")
+        doomed = start_worker(tmp_path, url, "--lease", "3")
         try:
             for _ in range(1200):  # until it holds a claim, i.e. is proving
-                if _leased_to(url, doomed.pid):
+                if leased_to(url, doomed.pid):
                     break
                 assert doomed.poll() is None, "the worker exited before claiming"
                 time.sleep(0.05)
@@ -241,9 +180,9 @@ def test_a_worker_killed_mid_proof_loses_nothing_another_proves_it(
         finally:
             if doomed.poll() is None:
                 doomed.kill()
-        assert _leased_to(url, doomed.pid) >= 1  # a claim held by a dead worker
+        assert leased_to(url, doomed.pid) >= 1  # a claim held by a dead worker
 
-        rescuer = _worker(tmp_path, url, "--lease", "3")
+        rescuer = start_worker(tmp_path, url, "--lease", "3")
         try:
             bundles = [finished(client, f"w{i}") for i in range(6)]
         finally:

@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-import test_ingest
 from support import V2, metered_event, needs_v2
-from support.http_server import AUTH
-from test_ingest import ASYNC, ATTEST, EVENTS, event, finished
+from support.http_server import ATTEST, AUTH
+from support.ingest import ASYNC, EVENTS, event, finished
 from vbill import paths
 from vbill.bundle.keys import Attester
 from vbill.ledger import translog
@@ -34,10 +33,6 @@ STATEMENT = f"/api/vdi/billing/statements/{TENANT}/{WINDOW}"
 def inference(event_id: str, input_tokens: int = 156, output_tokens: int = 412) -> dict:
     """The example inference billed in USD (no balance needed: no chain here)."""
     return metered_event(TENANT, event_id, input_tokens, output_tokens, currency="USD")
-
-
-live = test_ingest.live
-"""test_ingest's service (SQLite and PostgreSQL): its local worker proves both bindings."""
 
 
 @pytest.fixture(autouse=True)

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 from schemathesis.core.failures import ServerError
 from schemathesis.openapi.checks import RejectedPositiveData
+from support import needs_v2c
 from support.http_server import ATTEST
 from support.servicekit import AUTH, SECRET, Served, start_service
-from test_corrections import needs_v2c
 from vbill.models import MeteredAttestRequest, example
 from vbill_tools.schemathesis_hooks import excused
 

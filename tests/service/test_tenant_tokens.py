@@ -24,8 +24,8 @@ from click.testing import CliRunner
 from fastapi import FastAPI
 from support import needs_build
 from support.http_server import ATTEST, AUTH, service
+from support.metered import INFERENCE
 from support.servicekit import routes
-from test_circuit_metered import INFERENCE
 from vbill.cli.main import main
 from vbill.ledger.store import DB_NAME
 

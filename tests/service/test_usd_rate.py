@@ -21,8 +21,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from support import V2, needs_build, needs_v2
-from support.http_server import AUTH, SECRET, VERIFY, serve
-from test_ingest import ASYNC, ATTEST, finished
+from support.http_server import ATTEST, AUTH, SECRET, VERIFY, serve
+from support.ingest import ASYNC, finished
 from vbill import paths
 from vbill.bundle.keys import Attester
 from vbill.bundle.usage import RateSource, cost_usd

@@ -1,15 +1,19 @@
-"""Helpers shared by the test folders (tests/<stage>/): skips with the fix, the v2 artefacts, the
-documented metered event and the in-memory log receipt. Fixtures live in the conftest.py files;
-the servers and circuit runners the tests start are this package's modules."""
+"""Helpers shared by the test folders (tests/<stage>/): skips with the fix, the v2 and v2c
+artefacts, the documented metered event, the in-memory log receipt and a JSON edit. Fixtures live
+in the conftest.py files; the rest of the helpers are this package's modules: chain and chain_v2
+(anvil), circuit_tools (the compiled circuits), http_server, servicekit and ingest (the service
+over a socket), metered (binding v2's requests and attest path), pg_server, store (the store
+without proofs), verifier_page (headless Chromium) and webhook_receiver."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 from vbill import paths
-from vbill.bindings import BINDING_V2, artefacts
+from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
 from vbill.bundle.bundle import digest_of, with_receipt
 from vbill.bundle.keys import Attester
 from vbill.ledger.translog import MerkleTree, append_with_receipt
@@ -56,3 +60,21 @@ def metered_event(
     if currency is not None:
         r["tariff_snapshot"]["currency"] = currency
     return r
+
+
+V2C = artefacts(BINDING_V2C)
+
+
+def needs_v2c() -> None:
+    needs_v2()
+    if not (V2C.zkey.exists() and V2C.wasm.exists() and V2C.vkey.exists()):
+        pytest.skip("build/ has no correction proving key: run `make setup`")
+
+
+def set_in(data: Any, path: tuple, value: Any) -> Any:
+    out = copy.deepcopy(data)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out

@@ -9,6 +9,8 @@ check under test is the one doing the work rather than some unrelated constraint
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
 import struct
 import subprocess
@@ -18,7 +20,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pytest
 from vbill import paths
+from vbill.encode.encoding import MeterFields, TariffFields
+from vbill.zk.witness import PublicSignals, public_signal_names
 
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 SYM = paths.BUILD / f"{paths.CIRCUIT_NAME}.sym"
@@ -221,3 +226,58 @@ class Circuit:
 def constraint_failures(circuit: Circuit, witness: list[int]) -> list[set[str]]:
     """For each violated constraint, the signals it mentions (for readable assertions)."""
     return [circuit.signals_in(i) for i in circuit.failing_constraints(witness)]
+
+
+def refuses(circuit: Circuit, inp: dict[str, Any]) -> bool:
+    try:
+        circuit.witness(inp)
+    except WitnessError:
+        return True
+    return False
+
+
+JS = Path(__file__).resolve().parents[1] / "js"
+WASM = Path(os.environ.get("VBILL_TEST_WASM", paths.WASM))
+U64 = 2**64
+needs_circuit = pytest.mark.skipif(
+    not WASM.exists(),
+    reason=f"{WASM} is missing: build/ has not been made (run `make setup`; `make test` does)",
+)
+
+
+def node_json(script: str, payload: Any, *args: str) -> Any:
+    """Run one of tests/js/*.mjs with a JSON payload on stdin; return its JSON stdout."""
+    done = subprocess.run(
+        [paths.node(), str(JS / script), *args],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def circuit_outputs(inputs: list[dict[str, str]]) -> list[PublicSignals | None]:
+    """The compiled circuit's outputs per input (None where the circuit rejects the input)."""
+    results = node_json("witness_batch.mjs", inputs, str(WASM), str(len(public_signal_names())))
+    return [
+        PublicSignals.from_list([int(v) for v in r["outputs"]]) if r["ok"] else None
+        for r in results
+    ]
+
+
+def random_fields(rng: random.Random) -> tuple[MeterFields, TariffFields, int, int]:
+    """Valid encoded inputs: hashed strings and salts anywhere in the field, integers < 2^64."""
+
+    def f() -> int:
+        return rng.choice([0, 1, R - 1, rng.randrange(R)])
+
+    def u64() -> int:
+        return rng.choice([0, 1, U64 - 1, rng.randrange(10**7), rng.randrange(U64)])
+
+    lo, hi = sorted((u64(), u64()))
+    meter = MeterFields(f(), u64(), f(), f(), f(), u64(), f(), f())
+    tariff = TariffFields(f(), f(), 1, u64(), lo, hi, rng.randrange(3), f())
+    return meter, tariff, f(), f()

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from support import V2
-from test_circuit_metered import flat, request
-from test_metered_attest import attest, attest_events, event, store_at
+from support.metered import TIERED, attest, attest_events, event, flat, request, store_at
 from vbill.attest import Proving
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
@@ -23,20 +22,6 @@ from vbill.verify.statement import verify_statement
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import default_check
 
-TIERED = request(
-    {
-        "tokens": {
-            "tiers": [
-                {"up_to": 1000, "unit_price_micros": "0"},  # a free allowance
-                {"up_to": 5000, "unit_price_micros": "0.5"},
-                {"up_to": None, "unit_price_micros": "0.25"},
-            ]
-        },
-        "images": flat("20"),
-    },
-    {},
-    tariff_id="tiered",
-)
 TOKENS = [600, 600, 3000, 2000, 1000]
 IMAGES = [0, 1, 0, 2, 0]
 # By hand: [0,600) free; [600,1200) 400 free + 200 × 0.5 + 1 image; [1200,4200) 3000 × 0.5;

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from support import V2, log_and_receipt
-from test_circuit_metered import flat, request
+from support.metered import flat, request
+from support.verifier_page import (
+    LOGGED,
+    ROOT,
+    VERDICTS,
+    chromium,
+    run_page,
+    trust_set,
+)
 from vbill import jsonio, paths
 from vbill.billing.close_record import make_record
 from vbill.billing.closing import close_body
@@ -43,45 +50,7 @@ from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, request_from_bundle, verify_bundle, verify_request
 from vbill.zk.witness import PublicSignals
 
-ROOT = Path(__file__).resolve().parents[2]
-DRIVER = ROOT / "tests/js/verifier_page.mjs"
-BUILD = ROOT / "orchestrator/vbill/verifier/build.mjs"
 RECORD_KEYS = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
-VERDICTS = ("verification", "billing_check", "incircuit_binding_verification")
-LOGGED = 1_780_000_000_000  # the tree-head time of every receipt conftest's log gives
-
-
-def _chromium() -> str:
-    """The system Chromium; skip (locally) or fail (CI=true) with the fix when it is absent."""
-    found = os.environ.get("VBILL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    missing = [
-        what
-        for what, there in (
-            (f"no headless browser at {found} (apt-get install -y chromium)", Path(found).exists()),
-            ("no playwright-core (npm ci)", (ROOT / "node_modules/playwright-core").exists()),
-            ("no node on PATH", shutil.which("node") is not None),
-        )
-        if not there
-    ]
-    if not missing:
-        return found
-    why = "verifier page not tested in a browser: " + "; ".join(missing)
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why} — CI must run the verifier page tests")
-    pytest.skip(why)
-
-
-def trust_set(doc: dict[str, Any], home: Path) -> TrustSet:
-    """What `vbill verify` trusts once this document is pinned (as default_trust reads a pin)."""
-    pinned = trust_document.verify(doc)
-    return TrustSet().with_(
-        attesters=pinned.attesters,
-        vkey_files=trust_document.vkey_files(pinned, home),
-        revoked_attesters=pinned.revoked.attesters,
-        revoked_vkeys=pinned.revoked.vkeys,
-        log_signers=pinned.log_signers,
-        retired_attesters=pinned.retired_attesters,
-    )
 
 
 def _edit(bundle: dict[str, Any], change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
@@ -309,7 +278,7 @@ def cases(
     tmp_path_factory,
     window: dict[str, Any],
 ) -> dict[str, Case]:
-    _chromium()
+    chromium()
     home = tmp_path_factory.mktemp("verifier-home")
     keys = {BINDING_V1: (paths.VKEY, "dev-insecure"), BINDING_V2: (V2.vkey, "dev-insecure")}
     signer = [attester.address]
@@ -574,30 +543,6 @@ def cases(
         case.steps = [{**st, "file": str(folder / f"trust-{st['file']}.json")} for st in case.steps]
         case.content = str(folder / f"case-{i}.json")
     return out
-
-
-@pytest.fixture(scope="module")
-def built_page(tmp_path_factory) -> Path:
-    """The page built from its sources (as `make verifier-page` builds it)."""
-    _chromium()
-    page = tmp_path_factory.mktemp("verifier-page") / "index.html"
-    subprocess.run(["node", str(BUILD), str(page)], check=True, cwd=ROOT, capture_output=True)
-    return page
-
-
-def run_page(page: Path, listing: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every case through the page in one browser; results by case name."""
-    listing_file = page.with_name(f"cases-{len(listing)}-{listing[0]['name'][:8]}.json")
-    listing_file.write_text(json.dumps(listing))
-    run = subprocess.run(
-        ["node", str(DRIVER), str(page), str(listing_file), _chromium()],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    return {c["name"]: c for c in json.loads(run.stdout)["cases"]}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ window the same summary (net total, net units, the corrections listed) and probl
 statement --json`, and the same invoice lines as `vbill invoice --json`.
 """
 
-# ruff: noqa: F811  (fixtures imported from test_verifier_page and test_corrections are parameters)
 from __future__ import annotations
 
 import copy
@@ -23,10 +22,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from support import V2, metered_event
-from test_corrections import TOKENS, V2C, needs_v2c, v2c  # noqa: F401  (fixture)
-from test_metered_attest import attest, store_at
-from test_verifier_page import LOGGED, ROOT, VERDICTS, built_page, run_page, trust_set  # noqa: F401
+from support import V2, V2C, metered_event
+from support.metered import TOKENS, attest, store_at
+from support.verifier_page import LOGGED, ROOT, VERDICTS, run_page, trust_set
 from vbill import paths
 from vbill.billing.close_record import make_record
 from vbill.billing.closing import close_body

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import set_in
 from vbill import paths
 from vbill.bundle.attestation import canonical_json, canonical_json_reference
 from vbill.bundle.keys import Attester
@@ -69,15 +70,6 @@ def mutated(value: Any) -> Any:
     if value == "floor":
         return "ceil"
     return value + "x"
-
-
-def set_in(data: Any, path: tuple, value: Any) -> Any:
-    out = copy.deepcopy(data)
-    node = out
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-    return out
 
 
 def get_in(data: Any, path: tuple) -> Any:

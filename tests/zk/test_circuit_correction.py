@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.circuit_tools import Circuit, constraint_failures
-from test_circuit_metered import flat, refuses, request
+from support.circuit_tools import Circuit, constraint_failures, refuses
+from support.metered import flat, request
 from vbill.bindings import BINDING_V2C, artefacts
 from vbill.encode.metered import (
     GENESIS,

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.circuit_tools import Circuit, WitnessError, constraint_failures
+from support.circuit_tools import Circuit, constraint_failures, refuses
+from support.metered import INFERENCE, flat, request
 from vbill.bindings import BINDING_V2, artefacts
 from vbill.encode.metered import (
     GENESIS,
@@ -28,7 +29,6 @@ from vbill.encode.metered import (
     transition,
 )
 from vbill.errors import InputError
-from vbill.models import MeteredAttestRequest, example
 from vbill.zk.setup import r1cs_info
 from vbill.zk.witness_metered import circuit_input, public_signal_names, public_signals
 
@@ -40,34 +40,6 @@ CONSTRAINTS = 7960
 WIRES = 7925
 U64 = 2**64
 SALT, ACCOUNT_SALT = 1234567890123456789, 987654321987654321
-EXAMPLE = example(MeteredAttestRequest)
-
-
-def request(dimensions: dict[str, Any], usage: dict[str, int], **tariff: Any) -> dict[str, Any]:
-    """The documented example request (MeteredAttestRequest's) with these dimensions and usage,
-    and `tariff`'s changes to its tariff."""
-    return {
-        "meter_event": {**EXAMPLE["meter_event"], "usage": usage},
-        "tariff_snapshot": {**EXAMPLE["tariff_snapshot"], "dimensions": dimensions, **tariff},
-    }
-
-
-def flat(price: str) -> dict[str, Any]:
-    return {"tiers": [{"up_to": None, "unit_price_micros": price}]}
-
-
-INFERENCE = request(
-    {
-        "input_tokens": flat("0.25"),
-        "output_tokens": {
-            "tiers": [
-                {"up_to": 1_000_000, "unit_price_micros": "1.25"},
-                {"up_to": None, "unit_price_micros": "1"},
-            ]
-        },
-    },
-    {"input_tokens": 156, "output_tokens": 412},
-)
 
 
 @pytest.fixture(scope="module")
@@ -227,14 +199,6 @@ def test_python_equals_circuit_at_the_widths(circuit: Circuit) -> None:
 
 
 # --- inputs the circuit must refuse (negative first, then the bound that passes) ---
-
-
-def refuses(circuit: Circuit, inp: dict[str, Any]) -> bool:
-    try:
-        circuit.witness(inp)
-    except WitnessError:
-        return True
-    return False
 
 
 def two_tier_input(up_to: list[int]) -> dict[str, Any]:
