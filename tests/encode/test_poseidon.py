@@ -1,7 +1,7 @@
 """Python Poseidon equals circomlib's bit for bit: circomlibjs vectors and the compiled circuit.
 
-Also home of the helpers that run the real compiled circuit (tests/js/witness_batch.mjs),
-shared with test_charge.py.
+The helpers that run the real compiled circuit (tests/js/witness_batch.mjs) are in
+tests/support/circuit_tools.py, shared with test_charge.py.
 """
 
 from __future__ import annotations
