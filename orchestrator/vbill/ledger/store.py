@@ -29,76 +29,71 @@ from typing import Any
 from vbill.errors import ToolError
 from vbill.ledger import db, schema
 from vbill.ledger.accounts import (
-    CONFIRMATIONS as CONFIRMATIONS,
-)
-from vbill.ledger.accounts import (
-    DAY_MS as DAY_MS,
-)
-from vbill.ledger.accounts import (
-    NEVER_RETRY_AFTER as NEVER_RETRY_AFTER,
-)
-from vbill.ledger.accounts import (
-    WEI_PER_MICRO as WEI_PER_MICRO,
-)
-from vbill.ledger.accounts import (
+    CONFIRMATIONS,
+    DAY_MS,
+    NEVER_RETRY_AFTER,
+    WEI_PER_MICRO,
     Accounts,
+    Balance,
+    ChainAccount,
+    Charge,
+    Limits,
+    Spend,
+    micro_eth,
 )
-from vbill.ledger.accounts import (
-    Balance as Balance,
-)
-from vbill.ledger.accounts import (
-    ChainAccount as ChainAccount,
-)
-from vbill.ledger.accounts import (
-    Charge as Charge,
-)
-from vbill.ledger.accounts import (
-    Limits as Limits,
-)
-from vbill.ledger.accounts import (
-    Spend as Spend,
-)
-from vbill.ledger.accounts import (
-    micro_eth as micro_eth,
-)
-from vbill.ledger.bundles import Bundles
-from vbill.ledger.bundles import StoredBundle as StoredBundle
-from vbill.ledger.corrections import Corrections
-from vbill.ledger.corrections import StoredCorrection as StoredCorrection
-from vbill.ledger.db import now_ms as now_ms
+from vbill.ledger.bundles import Bundles, StoredBundle
+from vbill.ledger.corrections import Corrections, StoredCorrection
+from vbill.ledger.db import now_ms
 from vbill.ledger.errors import (
-    Conflict as Conflict,
+    Conflict,
+    LimitExceeded,
+    NotFound,
+    NoWindow,
+    TenantRaced,
+    WindowClosed,
+    WindowMoved,
 )
-from vbill.ledger.errors import (
-    LimitExceeded as LimitExceeded,
-)
-from vbill.ledger.errors import (
-    NotFound as NotFound,
-)
-from vbill.ledger.errors import (
-    NoWindow as NoWindow,
-)
-from vbill.ledger.errors import (
-    TenantRaced as TenantRaced,
-)
-from vbill.ledger.errors import (
-    WindowClosed as WindowClosed,
-)
-from vbill.ledger.errors import (
-    WindowMoved as WindowMoved,
-)
-from vbill.ledger.ingestion import Ingest as Ingest
-from vbill.ledger.ingestion import Ingestion
-from vbill.ledger.ingestion import IngestWindow as IngestWindow
+from vbill.ledger.ingestion import Ingest, Ingestion, IngestWindow
 from vbill.ledger.keys import Keys
 from vbill.ledger.log import Log
-from vbill.ledger.schema import MIGRATIONS as MIGRATIONS
+from vbill.ledger.schema import MIGRATIONS
 from vbill.ledger.settlements import Settlements
-from vbill.ledger.tenants import Tenant as Tenant
-from vbill.ledger.tenants import Tenants
-from vbill.ledger.windows import WindowHead as WindowHead
-from vbill.ledger.windows import WindowKey as WindowKey
-from vbill.ledger.windows import Windows
+from vbill.ledger.tenants import Tenant, Tenants
+from vbill.ledger.windows import WindowHead, WindowKey, Windows
+
+# What callers import from here: the facade, and the records, errors and constants of the
+# repositories behind it (one import path whichever repository serves them).
+__all__ = [
+    "CONFIRMATIONS",
+    "DAY_MS",
+    "DB_NAME",
+    "MIGRATIONS",
+    "NEVER_RETRY_AFTER",
+    "WEI_PER_MICRO",
+    "Balance",
+    "ChainAccount",
+    "Charge",
+    "Conflict",
+    "Ingest",
+    "IngestWindow",
+    "LimitExceeded",
+    "Limits",
+    "NoWindow",
+    "NotFound",
+    "Spend",
+    "Store",
+    "StoredBundle",
+    "StoredCorrection",
+    "Tenant",
+    "TenantRaced",
+    "WindowClosed",
+    "WindowHead",
+    "WindowKey",
+    "WindowMoved",
+    "micro_eth",
+    "now_ms",
+    "open_store",
+]
 
 DB_NAME = "vbill.sqlite3"
 
