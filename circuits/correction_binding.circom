@@ -4,7 +4,8 @@ pragma circom 2.1.0;
 //
 // Proves: a correction that takes `units` back from one earlier event of a metered window
 // (binding bn128-poseidon8-v2), priced backwards from the window's state before it by the
-// original event's tariff (SPEC §13): with a_d = units_before[d] and b_d = a_d - units[d],
+// original event's tariff (docs/protocol-corrections.md §2): with a_d = units_before[d] and
+// b_d = a_d - units[d],
 //   raw          = Σ_d F_d(a_d) - F_d(b_d)                        (exact, >= 0)
 //   amount_after = amount_before - raw                             (>= 0, < 2^130)
 //   credit       = min(R(amount_before) - R(amount_after), charge_before)
