@@ -327,12 +327,21 @@ def metered_request(
     return {"meter_event": meter, "tariff_snapshot": tariff}
 
 
-def sample_metered_requests(n: int, prefix: str = "inf_bench") -> list[dict[str, Any]]:
-    """`n` AI inferences in one window, with distinct event ids and usage."""
-    return [
-        metered_request(f"{prefix}_{i:06d}", {"input_tokens": 150 + i, "output_tokens": 400 + i})
-        for i in range(n)
-    ]
+def sample_metered_requests(
+    n: int, prefix: str = "inf_bench", tenants: int | None = None, currency: str | None = None
+) -> list[dict[str, Any]]:
+    """`n` AI inferences with distinct event ids and usage, in one window, or spread over
+    `tenants` tenants `tenant_bench_<k>` in turn (one window each) if given; `currency`
+    replaces the tariff's ETH (a USD tariff needs no funded account)."""
+    out = []
+    for i in range(n):
+        usage = {"input_tokens": 150 + i, "output_tokens": 400 + i}
+        tenant = {} if tenants is None else {"tenant_id": f"tenant_bench_{i % tenants:03d}"}
+        req = metered_request(f"{prefix}_{i:06d}", usage, **tenant)
+        if currency is not None:
+            req["tariff_snapshot"]["currency"] = currency
+        out.append(req)
+    return out
 
 
 def run_v2(

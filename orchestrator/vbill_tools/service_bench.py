@@ -32,21 +32,9 @@ from vbill.chain.anvil import free_port
 from vbill.service.app import create_app
 from vbill.service.settings import Settings
 
-from vbill_tools.bench import metered_request, sample_requests, tree_cpu_seconds
+from vbill_tools.bench import sample_metered_requests, sample_requests, tree_cpu_seconds
 
 SECRET = "bench-secret-0123456789abcdef"
-
-
-def _metered_requests(n: int, prefix: str, tenants: int) -> list[dict[str, Any]]:
-    """`n` inferences spread over `tenants` tenants (one window each), distinct usage, priced
-    in USD like the v1 sample (no chain here, so no ETH balance to charge)."""
-    reqs = []
-    for i in range(n):
-        usage = {"input_tokens": 150 + i, "output_tokens": 400 + i}
-        r = metered_request(f"{prefix}_{i:06d}", usage, tenant_id=f"tenant_bench_{i % tenants:03d}")
-        r["tariff_snapshot"]["currency"] = "USD"
-        reqs.append(r)
-    return reqs
 
 
 async def _fire(url: str, reqs: list[dict[str, Any]], clients: int = 0) -> list[tuple[int, float]]:
@@ -68,7 +56,12 @@ async def _fire(url: str, reqs: list[dict[str, Any]], clients: int = 0) -> list[
 def run(
     events: int, tenants: int, workers: int, clients: int = 0, metered: bool = False
 ) -> dict[str, Any]:
-    make = _metered_requests if metered else sample_requests
+    def make(n: int, prefix: str, tenants: int) -> list[dict[str, Any]]:
+        # no chain here: metered requests are priced in USD, like the pilot's
+        if metered:
+            return sample_metered_requests(n, prefix, tenants=tenants, currency="USD")
+        return sample_requests(n, prefix=prefix, tenants=tenants)
+
     with tempfile.TemporaryDirectory(prefix="vbill-bench-") as tmp:
         home = Path(tmp)
         Attester.new(home / "attester.key")
