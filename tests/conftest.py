@@ -22,10 +22,10 @@ if not os.environ.get("VBILL_CONTRACTS_BUILD"):
 from support import DATA, V2, V2C, log_and_receipt, needs_build, needs_v2, needs_v2c  # noqa: E402
 from support.pg_server import pg_server, pg_url  # noqa: E402, F401  (session-wide fixtures)
 from vbill import paths  # noqa: E402
-from vbill.attest import Proving  # noqa: E402
 from vbill.bindings import BINDING_V2, BINDING_V2C  # noqa: E402
 from vbill.bundle.bundle import build_bundle  # noqa: E402
 from vbill.bundle.keys import Attester  # noqa: E402
+from vbill.ingest import Proving  # noqa: E402
 from vbill.ledger.translog import MerkleTree  # noqa: E402
 from vbill.verify.trust import TrustSet, file_sha256  # noqa: E402
 from vbill.zk.native_prover import open_prover  # noqa: E402
@@ -175,7 +175,7 @@ def v2_prover() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def v2(v2_prover: Any) -> Any:
     """Binding v2's Proving (prover + vkey hash) for attest_event(metered=...)."""
-    from vbill.attest import Proving
+    from vbill.ingest import Proving
 
     return Proving(v2_prover, file_sha256(V2.vkey))
 

@@ -20,7 +20,6 @@ import sys as _sys
 import py_ecc as _py_ecc  # noqa: F401  (imported here so the limit below sticks)
 
 from vbill.attest import Attested as Attested
-from vbill.attest import Proving as Proving
 from vbill.attest import attest_event as attest_event
 from vbill.bindings import BINDING_VERSION as BINDING_VERSION
 from vbill.bundle.bundle import build_bundle as build_bundle
@@ -32,6 +31,7 @@ from vbill.errors import InputError as InputError
 from vbill.errors import ToolError as ToolError
 from vbill.errors import VbillError as VbillError
 from vbill.errors import VerificationFailed as VerificationFailed
+from vbill.ingest import Proving as Proving
 from vbill.ledger.store import Store as Store
 from vbill.ledger.store import open_store as open_store
 from vbill.models import AttestRequest as AttestRequest

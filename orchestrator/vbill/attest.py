@@ -8,58 +8,26 @@ payload → Conflict; over a limit → LimitExceeded.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vbill.billing.periods import check_event_period
 from vbill.bindings.registry import default, event_binding
-from vbill.bundle.attestation import canonical_json
 from vbill.bundle.bundle import Encoded, build_bundle
 from vbill.bundle.keys import Attester
-from vbill.bundle.metered import MeteredEncoded, state_from_json
-from vbill.encode.encoding import hash_string
+from vbill.bundle.metered import MeteredEncoded
 from vbill.encode.metered import GENESIS, WindowState, transition
-from vbill.errors import ToolError
-from vbill.ledger.store import Charge, Store, StoredBundle, TenantRaced, WindowHead
-from vbill.models import AttestRequest, Bundle, MeteredAttestRequest, MeteredBundle
-from vbill.zk.poseidon import poseidon
+from vbill.ingest import Proving, new_account, request_hash, signing_refused, state_before
+from vbill.ledger.store import Charge, Store, StoredBundle, TenantRaced
+from vbill.models import AttestRequest, Bundle, MeteredBundle
 from vbill.zk.prover import ProofSource
-from vbill.zk.witness import random_field_element
-
-
-def new_account(tenant_id: str) -> tuple[int, int]:
-    """A fresh account salt and its tenant key Poseidon(tenant_id, salt) (protocol.md §3.2)."""
-    salt = random_field_element()
-    return salt, poseidon([hash_string(tenant_id), salt])
-
-
-def request_hash(request: AttestRequest | MeteredAttestRequest) -> str:
-    """Identity of a payload for idempotency: SHA-256 of its canonical JSON."""
-    return hashlib.sha256(canonical_json(request.model_dump(mode="json"))).hexdigest()
-
-
-def signing_refused(refusal: str) -> ToolError:
-    """The error for a key that must not sign (HTTP 503, exit 3), naming the way out."""
-    return ToolError(
-        f"{refusal}: refusing to sign with it; run `vbill keys rotate`, register the new "
-        "key on chain if one is configured, and restart the service"
-    )
 
 
 @dataclass(frozen=True)
 class Attested:
     stored: StoredBundle
     created: bool
-
-
-@dataclass(frozen=True)
-class Proving:
-    """One binding's prover and the SHA-256 of its verification key (what bundles name)."""
-
-    prover: ProofSource
-    vkey_sha256: str
 
 
 def attest_event(
@@ -145,10 +113,3 @@ def _as_tenant(
             continue
         return Attested(stored, created)
     raise TenantRaced(f"tenant {tenant_id!r} keeps being created concurrently")
-
-
-def state_before(enc: MeteredEncoded, head: WindowHead | None) -> WindowState:
-    """The window state an event is charged from: its window's head (None: genesis)."""
-    if head is None:
-        return GENESIS
-    return state_from_json(head.state, enc.tariff.names, "window.before")

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vbill.attest import Proving, signing_refused
 from vbill.bundle.attestation import canonical_json
 from vbill.bundle.correction import (
     build_correction,
@@ -27,6 +26,7 @@ from vbill.bundle.keys import Attester
 from vbill.encode.encoding import _kind, encode_string, field_paths
 from vbill.encode.metered import CORRECTION_KEYS
 from vbill.errors import InputError, ToolError
+from vbill.ingest import Proving, signing_refused
 from vbill.ledger.store import Store, StoredBundle, StoredCorrection, WindowHead
 
 

@@ -12,6 +12,7 @@ a worker that dies holds its claim only until the lease runs out.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -23,13 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vbill import metrics
-from vbill.attest import new_account, request_hash, signing_refused, state_before
 from vbill.billing.periods import check_event_period
 from vbill.bindings.registry import default, event_binding
+from vbill.bundle.attestation import canonical_json
 from vbill.bundle.bundle import Encoded, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
-from vbill.bundle.metered import MeteredEncoded
+from vbill.bundle.metered import MeteredEncoded, state_from_json
 from vbill.bundle.usage import RateSource, with_snapshot
+from vbill.encode.encoding import hash_string
+from vbill.encode.metered import GENESIS, WindowState
 from vbill.errors import InputError, ToolError, VbillError, printable
 from vbill.ledger.store import (
     Charge,
@@ -43,12 +46,49 @@ from vbill.ledger.store import (
     WindowHead,
     WindowKey,
 )
+from vbill.models import AttestRequest, MeteredAttestRequest
 from vbill.poller import Poller
+from vbill.zk.poseidon import poseidon
 from vbill.zk.prover import ProofSource
+from vbill.zk.witness import random_field_element
 
 log = logging.getLogger("vbill.ingest")
 MAX_BATCH = 1000
 LEASE_MS = 60_000  # a proof takes well under a second; a minute covers a loaded machine
+
+
+def new_account(tenant_id: str) -> tuple[int, int]:
+    """A fresh account salt and its tenant key Poseidon(tenant_id, salt) (protocol.md §3.2)."""
+    salt = random_field_element()
+    return salt, poseidon([hash_string(tenant_id), salt])
+
+
+def request_hash(request: AttestRequest | MeteredAttestRequest) -> str:
+    """Identity of a payload for idempotency: SHA-256 of its canonical JSON."""
+    return hashlib.sha256(canonical_json(request.model_dump(mode="json"))).hexdigest()
+
+
+def signing_refused(refusal: str) -> ToolError:
+    """The error for a key that must not sign (HTTP 503, exit 3), naming the way out."""
+    return ToolError(
+        f"{refusal}: refusing to sign with it; run `vbill keys rotate`, register the new "
+        "key on chain if one is configured, and restart the service"
+    )
+
+
+@dataclass(frozen=True)
+class Proving:
+    """One binding's prover and the SHA-256 of its verification key (what bundles name)."""
+
+    prover: ProofSource
+    vkey_sha256: str
+
+
+def state_before(enc: MeteredEncoded, head: WindowHead | None) -> WindowState:
+    """The window state an event is charged from: its window's head (None: genesis)."""
+    if head is None:
+        return GENESIS
+    return state_from_json(head.state, enc.tariff.names, "window.before")
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ import pytest
 from support import V2, V2C, metered_event, needs_v2c
 from support.metered import TOKENS, attest, store_at
 from support.webhook_receiver import documented
-from vbill.attest import Proving, attest_event
+from vbill.attest import attest_event
 from vbill.bundle.keys import Attester
 from vbill.correct import correct_event, summary
 from vbill.encode.metered import GENESIS, encode_metered, transition
 from vbill.errors import InputError
+from vbill.ingest import Proving
 from vbill.ledger.outbox import Outbox
 from vbill.ledger.store import Conflict, NotFound, Store
 from vbill.verify.correction import verify_correction

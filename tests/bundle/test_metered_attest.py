@@ -28,9 +28,10 @@ from support.metered import (
     request,
     store_at,
 )
-from vbill.attest import Proving, attest_event
+from vbill.attest import attest_event
 from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.bundle.keys import Attester
+from vbill.ingest import Proving
 from vbill.ledger.store import Conflict, Store
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, verify_bundle

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 from vbill import chain as ch
-from vbill.attest import attest_event, new_account
+from vbill.attest import attest_event
 from vbill.bindings import BINDING_V2
 from vbill.bundle.keys import Attester
+from vbill.ingest import new_account
 from vbill.ledger.store import WEI_PER_MICRO, LimitExceeded, Store
 from vbill.service.routes import tariff_key_for
 from vbill.service.settlement import SettlementWorker

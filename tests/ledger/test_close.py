@@ -22,7 +22,6 @@ from support.metered import TIERED as STATEMENT_TIERED
 from support.metered import attest, attest_events, event, store_at
 from support.verifier_page import ROOT, chromium
 from support.webhook_receiver import documented
-from vbill.attest import Proving
 from vbill.billing.close_record import record_problem
 from vbill.billing.closing import close_due, close_window
 from vbill.billing.invoice import invoice_html, invoice_of
@@ -32,7 +31,7 @@ from vbill.bundle.keys import Attester
 from vbill.cli.main import main
 from vbill.encode.metered import WindowState
 from vbill.errors import InputError
-from vbill.ingest import Ingestor
+from vbill.ingest import Ingestor, Proving
 from vbill.ledger.outbox import Outbox
 from vbill.ledger.store import WindowClosed
 from vbill.ledger.translog import MerkleTree

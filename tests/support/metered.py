@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vbill.attest import Proving, attest_event
+from vbill.attest import attest_event
 from vbill.bundle.keys import Attester
+from vbill.ingest import Proving
 from vbill.ledger.store import Store
 from vbill.models import MeteredAttestRequest, example
 from vbill.zk.prover import Proof

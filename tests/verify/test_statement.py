@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from support import V2
 from support.metered import TIERED, attest, attest_events, event, flat, request, store_at
-from vbill.attest import Proving
 from vbill.bundle.keys import Attester
 from vbill.cli.main import main
+from vbill.ingest import Proving
 from vbill.verify.statement import verify_statement
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import default_check

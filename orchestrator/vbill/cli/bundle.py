@@ -190,7 +190,7 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
 
 def _metered_proving() -> Any:
     """Binding v2's prover and vkey hash (metered requests), or exit 3 naming the fix."""
-    from vbill.attest import Proving
+    from vbill.ingest import Proving
 
     art = binding("metered_binding").artefacts
     return Proving(open_prover(binding=art.version), file_sha256(paths.require(art.vkey)))

@@ -33,8 +33,8 @@ def _usage(pairs: tuple[str, ...]) -> dict[str, int] | None:
 
 def _correction_proving() -> Any:
     """Binding v2c's prover and vkey hash, or None if it is not built (a v1 void needs none)."""
-    from vbill.attest import Proving
     from vbill.bindings.registry import binding
+    from vbill.ingest import Proving
     from vbill.verify.trust import file_sha256
     from vbill.zk.native_prover import open_prover
 

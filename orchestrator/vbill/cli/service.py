@@ -10,9 +10,9 @@ import socket
 import click
 
 from vbill import paths
-from vbill.attest import new_account
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, ToolError
+from vbill.ingest import new_account
 from vbill.ledger.store import Limits, Store, open_store
 from vbill.service.settings import Settings
 

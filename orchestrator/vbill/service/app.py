@@ -20,13 +20,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vbill import metrics, paths
-from vbill.attest import Proving
 from vbill.billing.closing import AutoCloser
 from vbill.bindings.registry import binding
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.bundle.usage import RateSource
 from vbill.errors import InputError, ToolError, VbillError
-from vbill.ingest import Ingestor, ProvingWorker, worker_id
+from vbill.ingest import Ingestor, Proving, ProvingWorker, worker_id
 from vbill.ledger.store import Conflict, LimitExceeded, NotFound, open_store
 from vbill.service.guard import BodyGuard, RelativeRedirects
 from vbill.service.settings import Settings

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from vbill import jsonio
-from vbill.attest import new_account
 from vbill.bindings import BINDING_VERSION
 from vbill.bindings.registry import event_binding
 from vbill.errors import InputError
+from vbill.ingest import new_account
 from vbill.ledger.store import WEI_PER_MICRO, Conflict, Limits, StoredBundle
 from vbill.models import (
     U64_SCHEMA,

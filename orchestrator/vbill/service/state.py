@@ -9,11 +9,10 @@ from typing import Any
 import anyio
 from prometheus_client import CollectorRegistry
 
-from vbill.attest import Proving, signing_refused
 from vbill.billing.closing import AutoCloser
 from vbill.bindings.registry import binding, default
 from vbill.bundle.keys import Attester
-from vbill.ingest import Ingestor, ProvingWorker
+from vbill.ingest import Ingestor, Proving, ProvingWorker, signing_refused
 from vbill.ledger.store import Store, now_ms
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
