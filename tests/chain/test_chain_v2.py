@@ -107,6 +107,17 @@ def test_deployment_records_and_checks_every_binding(owner, fresh_chain):
     rows = {r["check"]: r["ok"] for r in owner.check_deployment()}
     assert rows["settlement.verifierOf[bn128-poseidon8-v2]"] and all(rows.values()), rows
     assert "BillingVerifierV2.matches_build" in rows and "vkey_sha256[bn128-poseidon8-v2]" in rows
+    # a record from before bindings: the first binding's verifier and key, under their old names
+    legacy = {k: v for k, v in fresh_chain.items() if k != "bindings"}
+    saved, owner.deployment = owner.deployment, legacy
+    try:
+        old = {r["check"]: r["ok"] for r in owner.check_deployment()}
+    finally:
+        owner.deployment = saved
+    assert old["vkey_sha256"] and old[f"settlement.verifierOf[{BINDING_V1}]"], old
+    assert [k for k in old if k.startswith(("vkey_sha256[", "settlement."))] == [
+        f"settlement.verifierOf[{BINDING_V1}]"
+    ]
 
 
 # ------------------------------------------------------------------------------ both bindings

@@ -68,13 +68,18 @@ class BindingArtefacts:
     sym: Path
     zkey: Path
     vkey: Path
+    # its setup is recorded at build/manifest.json's top level, where the first release's
+    # readers look (its vkey trusted by that record); every other binding's under `bindings`
+    top_level: bool = False
 
     def built(self) -> bool:
         """True when its proving key, witness generator and verification key exist here."""
         return self.zkey.exists() and self.wasm.exists() and self.vkey.exists()
 
 
-def _artefacts(version: str, circuit: str, vkey: Path) -> BindingArtefacts:
+def _artefacts(
+    version: str, circuit: str, vkey: Path, *, top_level: bool = False
+) -> BindingArtefacts:
     return BindingArtefacts(
         version=version,
         circuit=circuit,
@@ -83,11 +88,12 @@ def _artefacts(version: str, circuit: str, vkey: Path) -> BindingArtefacts:
         sym=paths.BUILD / f"{circuit}.sym",
         zkey=paths.BUILD / f"{circuit}.zkey",
         vkey=vkey,
+        top_level=top_level,
     )
 
 
 ARTEFACTS = {
-    BINDING_V1: _artefacts(BINDING_V1, paths.CIRCUIT_NAME, paths.VKEY),
+    BINDING_V1: _artefacts(BINDING_V1, paths.CIRCUIT_NAME, paths.VKEY, top_level=True),
     BINDING_V2: _artefacts(BINDING_V2, "metered_binding", paths.BUILD / "vkey-v2.json"),
     BINDING_V2C: _artefacts(BINDING_V2C, "correction_binding", paths.BUILD / "vkey-v2c.json"),
 }
@@ -96,3 +102,9 @@ ARTEFACTS = {
 def artefacts(version: str) -> BindingArtefacts:
     """The artefact paths of a binding version; KeyError for an unknown one."""
     return ARTEFACTS[version]
+
+
+def top_level() -> BindingArtefacts:
+    """The binding build/manifest.json records at its top level (vbill.zk.setup)."""
+    (top,) = (a for a in ARTEFACTS.values() if a.top_level)
+    return top

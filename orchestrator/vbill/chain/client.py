@@ -22,7 +22,6 @@ from web3.exceptions import ContractLogicError, TimeExhausted
 from web3.logs import DISCARD
 
 from vbill import jsonio, paths
-from vbill.bindings import BINDING_V1
 from vbill.chain import contracts
 from vbill.chain.anvil import ANVIL_KEYS, local_rpc_url
 from vbill.chain.networks import (
@@ -266,7 +265,7 @@ class Chain:
             "attesters": attester_list,
             "attester_tx_hashes": added,
             "block_number": txs[settlement].block_number,
-            "vkey_sha256": bindings[BINDING_V1]["vkey_sha256"],
+            "vkey_sha256": bindings[contracts.FIRST]["vkey_sha256"],
             "bindings": bindings,
             "ceremony": ceremony,
             "solc": json.loads((contracts.CONTRACTS_OUT / f"{settlement}.json").read_text())[
@@ -299,16 +298,20 @@ class Chain:
             rows.append({"check": what, "ok": ok, "detail": detail})
 
         row("chain_id", dep["chain_id"] == self.network.chain_id, str(dep["chain_id"]))
-        # a record from before bindings: v1 only, its key at the top level
+        # a record from before bindings: the settlement's first binding only, its key at the
+        # top level
+        first = contracts.verifier_spec(contracts.FIRST)
         bindings = dep.get("bindings") or {
-            BINDING_V1: {"binding_id": 1, "verifier": "BillingVerifier"}
+            first.binding: {"binding_id": first.binding_id, "verifier": first.contract}
         }
+        keys = contracts.default_vkeys(vkey_path)  # the first binding's is `vkey_path`
         for binding, info in bindings.items():
-            key = vkey_path if binding == BINDING_V1 else contracts.verifier_spec(binding).vkey
+            key = keys.get(binding, contracts.verifier_spec(binding).vkey)
             recorded = info.get("vkey_sha256", dep["vkey_sha256"])
             if key.exists():
                 current = sha256_file(key)
-                suffix = "" if binding == BINDING_V1 else f"[{binding}]"
+                # the first binding's check keeps the name it had before bindings
+                suffix = "" if binding == contracts.FIRST else f"[{binding}]"
                 row(f"vkey_sha256{suffix}", current == recorded, current)
         for name, info in dep["contracts"].items():
             code = bytes(self.w3.eth.get_code(info["address"])).hex()

@@ -59,7 +59,7 @@ def _circuits() -> dict[str, Any]:
 @dataclass(frozen=True)
 class VerifierSpec:
     """One binding's verifier: its contract and interface names, its on-chain binding id
-    (BillingSettlement.BINDING_V1/V2), the settlement's entry points for its charges, and its
+    (BillingSettlement's constant for it), the settlement's entry points for its charges, and its
     circuit as circuits/circuits.json declares it."""
 
     binding: str

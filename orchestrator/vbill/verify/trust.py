@@ -205,16 +205,17 @@ def _dev_insecure_vkeys() -> frozenset[str]:
 
 
 def _binding_vkeys() -> list[Path]:
-    """The vkeys of bindings after v1 that build/manifest.json records (`bindings`) and whose
-    files match their recorded SHA-256: one trusted key per binding, none unrecorded."""
-    from vbill.bindings import ARTEFACTS, BINDING_V1
+    """The vkeys of the bindings build/manifest.json records under `bindings` (every one but
+    the top level's, trusted by `_matches_manifest`) whose files match their recorded SHA-256:
+    one trusted key per binding, none unrecorded."""
+    from vbill.bindings import ARTEFACTS
 
     manifest = _manifest()
     bindings = manifest.get("bindings")
     out = []
     for version, art in ARTEFACTS.items():
         record = bindings.get(version) if isinstance(bindings, dict) else None
-        if version == BINDING_V1 or not isinstance(record, dict) or not art.vkey.exists():
+        if art.top_level or not isinstance(record, dict) or not art.vkey.exists():
             continue
         if record.get("vkey_sha256") == file_sha256(art.vkey):
             out.append(art.vkey)

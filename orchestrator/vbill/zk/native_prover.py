@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vbill import paths
-from vbill.bindings import BINDING_V1, artefacts
+from vbill.bindings import artefacts
+from vbill.bindings.registry import default
 from vbill.errors import ToolError
 from vbill.zk import groth16
 from vbill.zk.prover import Proof, ProofSource, Prover, WorkerPool
@@ -334,11 +335,11 @@ def batch_verify(
         return verifier.verify_batch(items)
 
 
-def open_prover(workers: int | None = None, binding: str = BINDING_V1) -> ProofSource:
-    """The fastest prover this machine has for a binding's circuit and key: the native prover
-    (build/native, built on first use) unless env VBILL_PROVER=snarkjs or it cannot be built;
-    else snarkjs workers."""
-    art = artefacts(binding)
+def open_prover(workers: int | None = None, binding: str | None = None) -> ProofSource:
+    """The fastest prover this machine has for a binding's circuit and key (by default the
+    default binding's): the native prover (build/native, built on first use) unless env
+    VBILL_PROVER=snarkjs or it cannot be built; else snarkjs workers."""
+    art = artefacts(binding or default().version)
     if os.environ.get("VBILL_PROVER", "native") != "snarkjs":
         try:
             ensure_built(NATIVE_BIN)

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from vbill.bindings import BINDING_VERSION, BindingArtefacts, artefacts
+from vbill.bindings import BindingArtefacts, artefacts, top_level
 from vbill.errors import InputError, ToolError, VbillError, VerificationFailed
 from vbill.paths import BUILD, CIRCUITS, MANIFEST, NODE_MODULES, R1CS, ROOT, VKEY, WASM, ZKEY
 from vbill.zk import circuits
@@ -396,9 +396,10 @@ def build_manifest(
     beacon_hash: str | None = None,
     beacon_exp: int | None = None,
 ) -> Manifest:
-    """build/manifest.json for v1's artefacts now in build/ (v1 is the top level)."""
+    """build/manifest.json for the artefacts now in build/ of the binding it records at its
+    top level (v1)."""
     record = build_binding_record(
-        artefacts(BINDING_VERSION),
+        top_level(),
         ptau_path=ptau_path,
         ptau_source=ptau_source,
         verify_log=verify_log,
@@ -443,16 +444,17 @@ def check_manifest(
     *,
     rebuilt: dict[str, Path],
     verify_log: str | None = None,
-    binding: str = BINDING_VERSION,
+    binding: str | None = None,
 ) -> list[str]:
     """Compare one binding's files (rebuilt by an auditor, or the ones in build/) with the
-    manifest. Returns human-readable mismatches; empty means everything matched.
+    manifest; by default the top level's binding (v1). Returns human-readable mismatches;
+    empty means everything matched.
     """
     problems: list[str] = []
-    if manifest.binding_version != BINDING_VERSION:
-        problems.append(
-            f"binding_version: manifest says {manifest.binding_version}, code {BINDING_VERSION}"
-        )
+    top = top_level().version
+    if manifest.binding_version != top:
+        problems.append(f"binding_version: manifest says {manifest.binding_version}, code {top}")
+    binding = binding or top
     entry = manifest.binding(binding)
     if entry is None:
         return [*problems, f"{binding}: not recorded in the manifest"]
@@ -526,10 +528,11 @@ def _cmd_write_binding(args: argparse.Namespace) -> None:
         beacon_hash=beacon_hash,
         beacon_exp=beacon_exp,
     )
-    if args.binding == BINDING_VERSION:
+    if artefacts(args.binding).top_level:
         manifest = _with_top_level(current, record)
     elif current is None:
-        raise ToolError(f"missing {_rel(MANIFEST)}: set up {BINDING_VERSION} first (`make setup`)")
+        first = top_level().version
+        raise ToolError(f"missing {_rel(MANIFEST)}: set up {first} first (`make setup`)")
     else:
         bindings = {**(current.bindings or {}), args.binding: record}
         manifest = current.model_copy(update={"bindings": bindings})
@@ -594,7 +597,7 @@ def _cmd_record(args: argparse.Namespace) -> None:
 
 def _cmd_check(args: argparse.Namespace) -> None:
     manifest = load_manifest()
-    if args.binding != BINDING_VERSION:
+    if not artefacts(args.binding).top_level:
         _check_binding(manifest, args)
         return
     rebuilt = {
@@ -711,7 +714,7 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_record)
 
     k = sub.add_parser("check", help="compare (rebuilt) artefacts with the manifest")
-    k.add_argument("--binding", default=BINDING_VERSION, help="binding version to check")
+    k.add_argument("--binding", default=top_level().version, help="binding version to check")
     k.add_argument("--r1cs")
     k.add_argument("--wasm")
     k.add_argument("--zkey")

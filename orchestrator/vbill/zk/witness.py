@@ -14,7 +14,7 @@ from functools import cache
 from typing import Self
 
 from vbill import paths
-from vbill.bindings import BINDING_V1
+from vbill.bindings import version_of
 from vbill.encode.charge import charge_for
 from vbill.encode.encoding import DOMAIN_TAG, MeterFields, TariffFields
 from vbill.zk.field import R, to_dec
@@ -76,7 +76,7 @@ class PublicSignals(SignalList):
 @cache
 def public_signal_names() -> tuple[str, ...]:
     """v1's public signals in circuit order (checked against circuits/circuits.json)."""
-    return declared_signal_names(PublicSignals, BINDING_V1)
+    return declared_signal_names(PublicSignals, version_of("billing_binding"))
 
 
 def circuit_input(
