@@ -270,7 +270,8 @@ build/BillingVerifier.sol: $(foreach b,$(BINDINGS),$($(b)_VKEY)) contracts/templ
 # --- the browser verifier page (docs/customer.md) ---
 # One self-contained HTML file (inline script) that opens from file:// or `vbill serve` /verifier.
 VERIFIER_PAGE := build/verifier/index.html
-VERIFIER_SRCS := $(wildcard orchestrator/vbill/verifier/*.html orchestrator/vbill/verifier/*.mjs orchestrator/vbill/verifier/src/*.js)
+# bindings.js inlines circuits/circuits.json (each binding's version and public signals)
+VERIFIER_SRCS := $(wildcard orchestrator/vbill/verifier/*.html orchestrator/vbill/verifier/*.mjs orchestrator/vbill/verifier/src/*.js) circuits/circuits.json
 .PHONY: verifier-page
 verifier-page: $(VERIFIER_PAGE) ## build the browser verifier page (build/verifier/index.html)
 $(VERIFIER_PAGE): $(VERIFIER_SRCS) $(NPM_STAMP)

@@ -1,42 +1,37 @@
-// The page's one place for binding versions (as vbill.bindings is the Python package's): what
-// each binding is called, its commitment's domain tag and public signals, and which binding
-// judges a record or a document. Every other module asks this one; none compares versions.
+// The page's one place for bindings (as vbill.bindings is the Python package's): each binding's
+// version, its commitment's domain tag and public signals, and which binding judges a record or
+// a document. Every other module asks this one; none compares versions.
 //
-// - a record whose tariff is of class "metered" is binding v2's (docs/protocol-v2.md), any other
-//   binding v1's (docs/protocol.md);
-// - a correction document ("vbill-correction-1") is binding v2c's, a void ("vbill-void-1") rests
-//   on its original's binding v1 opening (docs/protocol-corrections.md).
+// Versions and public signals come from circuits/circuits.json, the file vbill.bindings.registry
+// is built from (build.mjs inlines it), by circuit key:
+// - a record whose tariff is of class "metered" is metered_binding's (docs/protocol-v2.md), any
+//   other billing_binding's (docs/protocol.md);
+// - a correction document ("vbill-correction-1") is correction_binding's, a void
+//   ("vbill-void-1") rests on its original's billing_binding opening
+//   (docs/protocol-corrections.md).
 
+import circuits from "../../../../circuits/circuits.json" with { type: "json" };
 import { hashString } from "./encoding.js";
 import { isObject } from "./json.js";
 
-const BINDING_V1 = "bn128-poseidon8-v1";
-const BINDING_V2 = "bn128-poseidon8-v2";
-const BINDING_V2C = "bn128-poseidon8-v2c";
+const binding = (key) => {
+  const { binding_version: version, pubs } = circuits[key];
+  return Object.freeze({ version, domainTag: hashString(version), signals: [...pubs] });
+};
 
-const binding = (version, signals) => Object.freeze({ version, domainTag: hashString(version), signals });
+/** usage_linear tariffs, the bundles of the first release. */
+export const LINEAR = binding("billing_binding");
 
-/** Binding v1: usage_linear tariffs, the bundles of the first release. */
-export const LINEAR = binding(BINDING_V1, ["commitment", "charge", "tariff_key", "nullifier", "tenant_key"]);
+/** Metered tariffs, a proven window state. */
+export const METERED = binding("metered_binding");
 
-/** Binding v2: metered tariffs, a proven window state. */
-export const METERED = binding(BINDING_V2, [
-  "commitment", "charge", "tariff_key", "nullifier", "tenant_key", "prev_state_key", "state_key",
-]);
+/** A correction of a metered event, priced backwards from its window's state. */
+export const CORRECTION = Object.freeze({ ...binding("correction_binding"), documentVersion: "vbill-correction-1" });
 
-/** Binding v2c: a correction of a metered event, priced backwards from its window's state. */
-export const CORRECTION = Object.freeze({
-  ...binding(BINDING_V2C, [
-    "commitment", "credit", "tariff_key", "nullifier", "tenant_key", "prev_state_key", "state_key",
-    "corrects", "corrects_nullifier",
-  ]),
-  documentVersion: "vbill-correction-1",
-});
+/** A void of a billing_binding event: a signed, logged record, no proof of its own. */
+export const VOID = Object.freeze({ version: LINEAR.version, documentVersion: "vbill-void-1" });
 
-/** A void of a binding v1 event: a signed, logged record, no proof of its own. */
-export const VOID = Object.freeze({ version: BINDING_V1, documentVersion: "vbill-void-1" });
-
-/** The binding of an event's record (models.is_metered). */
+/** The binding of an event's record (vbill.bindings.registry.event_binding). */
 export const recordBinding = (record) =>
   isObject(record) && isObject(record.tariff_snapshot) && record.tariff_snapshot.tariff_class === "metered"
     ? METERED
