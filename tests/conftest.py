@@ -66,6 +66,12 @@ def vkey_sha256() -> str:
 
 
 @pytest.fixture(scope="session")
+def v1(prover: Prover, vkey_sha256: str) -> Proving:
+    """Binding v1's Proving (prover + vkey hash), for attest_event(provers={BINDING_V1: v1})."""
+    return Proving(prover, vkey_sha256)
+
+
+@pytest.fixture(scope="session")
 def trust(attester: Attester) -> TrustSet:
     needs_build()
     return TrustSet().with_(attesters=[attester.address], vkey_files=[paths.VKEY])
@@ -173,10 +179,8 @@ def v2_prover() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def v2(v2_prover: Any) -> Any:
-    """Binding v2's Proving (prover + vkey hash) for attest_event(metered=...)."""
-    from vbill.ingest import Proving
-
+def v2(v2_prover: Any) -> Proving:
+    """Binding v2's Proving (prover + vkey hash), for attest_event(provers={V2.version: v2})."""
     return Proving(v2_prover, file_sha256(V2.vkey))
 
 

@@ -7,7 +7,11 @@ before any Groth16 work. Concurrent submissions share one transaction and one si
 (`Committer`: group commit). A metered event (binding v2) takes its window's next seq in
 that commit, its state keys among the signed signals. Proving workers (`ProvingWorker`,
 `vbill worker`) claim bundles still `proving` with a lease, prove them and attach the proof;
-a worker that dies holds its claim only until the lease runs out.
+a worker that dies holds its claim only until the lease runs out. `Ingestor.attest` is the
+same path for one event proved at once (`vbill attest`, POST /attest without respond-async).
+
+Each binding is proved by its own prover: `Provers` maps a binding version (named by
+vbill.bindings.registry) to its `Proving`; a binding without one is not set up here.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from vbill import metrics
 from vbill.billing.periods import check_event_period
-from vbill.bindings.registry import default, event_binding
+from vbill.bindings.registry import binding, default, event_binding, event_bindings
 from vbill.bundle.attestation import canonical_json
 from vbill.bundle.bundle import Encoded, prove_unproven, sign_unproven
 from vbill.bundle.keys import Attester
@@ -84,6 +88,51 @@ class Proving:
     vkey_sha256: str
 
 
+# binding version -> its Proving: the bindings set up here (vbill.bindings.registry names them)
+Provers = Mapping[str, Proving]
+
+
+def proving_of(provers: Provers, data: Any) -> Proving:
+    """The Proving of the binding of a request or bundle; that binding's `not_set_up()`
+    ToolError when it has none here."""
+    binding = event_binding(data)
+    proving = provers.get(binding.version)
+    if proving is None:
+        raise binding.not_set_up()
+    return proving
+
+
+def open_provers(
+    workers: int | None = None, versions: Iterable[str] | None = None
+) -> dict[str, Proving]:
+    """A prover of `workers` processes for each binding of `versions` (ToolError naming the
+    missing file of one not set up); by default the default binding's (required likewise)
+    and every other event binding's set up here (the events of one that is not are refused
+    with its `not_set_up()` error)."""
+    from vbill import paths
+    from vbill.verify.trust import file_sha256
+    from vbill.zk.native_prover import open_prover
+
+    if versions is None:
+        wanted = [b for b in event_bindings() if b is default() or b.artefacts.built()]
+    else:
+        wanted = [binding(v) for v in dict.fromkeys(versions)]
+    out: dict[str, Proving] = {}
+    try:
+        for b in wanted:
+            vkey = file_sha256(paths.require(b.artefacts.vkey))
+            out[b.version] = Proving(open_prover(workers, binding=b.version), vkey)
+    except BaseException:
+        close_provers(out)
+        raise
+    return out
+
+
+def close_provers(provers: Provers) -> None:
+    for proving in provers.values():
+        proving.prover.close()
+
+
 def state_before(enc: MeteredEncoded, head: WindowHead | None) -> WindowState:
     """The window state an event is charged from: its window's head (None: genesis)."""
     if head is None:
@@ -100,6 +149,13 @@ class Outcome:
     status: str
     stored: StoredBundle | None = None
     error: VbillError | None = None
+
+    def result(self) -> StoredBundle:
+        """The event's bundle, or its refusal raised (InputError, Conflict, LimitExceeded)."""
+        if self.error is not None:
+            raise self.error
+        assert self.stored is not None
+        return self.stored
 
     def to_json(self) -> dict[str, Any]:
         # an event id or message may echo hostile input (a lone surrogate): escaped, so the
@@ -129,8 +185,7 @@ class Ingestor:
 
     store: Store
     attester: Attester
-    vkey_sha256: str
-    metered_vkey_sha256: str | None = None  # binding v2's key, when it is set up here
+    provers: Provers  # what it signs names their keys; `attest` proves with them
     usd_rate: RateSource | None = None  # signs a rate snapshot into metered ETH bundles
     committer: Committer = field(init=False)
 
@@ -172,6 +227,17 @@ class Ingestor:
             metrics.EVENTS.labels(o.status).inc()
         return done
 
+    def attest(self, request: Any, *, prove: bool = True) -> Outcome:
+        """Ingest one event, raising its refusal; with `prove`, its bundle is leased to this
+        caller and proved here at once with its binding's prover, as a worker would (so no
+        worker proves it twice), and a replay's still unproven bundle is proved too."""
+        outcome = self.ingest([request], claim=worker_id() if prove else None)[0]
+        stored = outcome.result()
+        if prove and not stored.proven:
+            stored = prove_and_attach(self.store, self.provers, stored)
+            outcome = Outcome(outcome.event_id, outcome.status, stored=stored)
+        return outcome
+
     def _prepare(
         self,
         request: Any,
@@ -183,9 +249,7 @@ class Ingestor:
         if not isinstance(request, Mapping):
             return Outcome(event_id, "invalid", error=InputError("event", "expected an object"))
         binding = event_binding(request)
-        vkey = self.vkey_sha256 if binding is default() else self.metered_vkey_sha256
-        if vkey is None:
-            raise binding.not_set_up()
+        vkey = proving_of(self.provers, request).vkey_sha256
         enc: Encoded | MeteredEncoded
         try:
             enc = binding.encode(request)
@@ -214,15 +278,13 @@ class Ingestor:
             if key not in heads:
                 heads[key] = self.store.window_head(key)
             try:
-                item = self._metered(enc, heads[key], salt, new_tenant, rhash, lease)
+                item = self._metered(enc, vkey, heads[key], salt, new_tenant, rhash, lease)
             except InputError as exc:  # the window would overflow
                 return Outcome(meter.event_id, "invalid", error=exc)
             w = item.bundle["billing"]["window"]  # the next event of this window follows it
             heads[key] = WindowHead(w["seq"], meter.event_id, w["after"])
             return item
-        bundle = sign_unproven(
-            enc, attester=self.attester, account_salt=salt, vkey_sha256=self.vkey_sha256
-        )
+        bundle = sign_unproven(enc, attester=self.attester, account_salt=salt, vkey_sha256=vkey)
         return Ingest(
             tenant_id=meter.tenant_id,
             event_id=meter.event_id,
@@ -236,6 +298,7 @@ class Ingestor:
     def _metered(
         self,
         enc: MeteredEncoded,
+        vkey: str,
         head: WindowHead | None,
         salt: int,
         new_tenant: tuple[int, int] | None,
@@ -244,12 +307,11 @@ class Ingestor:
     ) -> Ingest:
         """A metered event charged and signed from `head`; the store calls `rebuild` with the
         actual head if another event took this seq first."""
-        assert self.metered_vkey_sha256 is not None
         bundle = sign_unproven(
             enc,
             attester=self.attester,
             account_salt=salt,
-            vkey_sha256=self.metered_vkey_sha256,
+            vkey_sha256=vkey,
             before=state_before(enc, head),
         )
         snap = self.usd_rate.snapshot() if self.usd_rate else None
@@ -269,7 +331,7 @@ class Ingestor:
             window=IngestWindow(
                 enc.window_key,
                 head.seq if head else 0,
-                lambda moved: self._metered(enc, moved, salt, new_tenant, rhash, lease),
+                lambda moved: self._metered(enc, vkey, moved, salt, new_tenant, rhash, lease),
             ),
         )
 
@@ -333,6 +395,7 @@ class Committer:
                 while not self._queue and not self._closed:
                     self._cond.wait()
                 if not self._queue:
+                    self._store.db.close()  # this thread's connection: the WAL checkpoints
                     return
                 batch: list[tuple[list[Ingest], Future[list[Any]]]] = []
                 size = 0
@@ -352,16 +415,10 @@ class Committer:
                 at += len(items)
 
 
-def prove_and_attach(
-    store: Store, prover: ProofSource, stored: StoredBundle, metered: ProofSource | None = None
-) -> StoredBundle:
-    """Prove one `proving` bundle and attach its proof; the stored bundle, proven. `prover`
-    is binding v1's, `metered` v2's (ToolError for a metered bundle without it)."""
-    binding = event_binding(stored.bundle)
-    if binding is not default():
-        if metered is None:
-            raise binding.not_set_up()
-        prover = metered
+def prove_and_attach(store: Store, provers: Provers, stored: StoredBundle) -> StoredBundle:
+    """Prove one `proving` bundle with its binding's prover and attach its proof; the stored
+    bundle, proven (ToolError if its binding is not set up here)."""
+    prover = proving_of(provers, stored.bundle).prover
     started = time.perf_counter()
     proof = prove_unproven(stored.bundle, prover)
     if store.attach_proof(stored.tenant_id, stored.event_id, proof):
@@ -379,35 +436,35 @@ def worker_id() -> str:
 class ProvingWorker(Poller):
     """Claims `proving` bundles with a lease, proves them, attaches the proofs; stops when
     `stop()` is called. Runs in a thread (`vbill serve`'s local workers) or as the body of
-    `vbill worker`. `metered`: binding v2's prover (metered bundles prove from the window
-    state they carry, in any order); without it they are left to workers that have one."""
+    `vbill worker`, with the provers of the bindings set up there (metered bundles prove from
+    the window state they carry, in any order); without a windowed binding's, its bundles are
+    left to workers that have one."""
 
     what = "proving worker"
 
     def __init__(
         self,
         store: Store,
-        prover: ProofSource,
+        provers: Provers,
         *,
-        metered: ProofSource | None = None,
         lease_ms: int = LEASE_MS,
         idle: float = 0.2,
         name: str | None = None,
     ) -> None:
         super().__init__(name or worker_id(), idle, log)
-        self.store, self.prover, self.metered = store, prover, metered
+        self.store, self.provers = store, provers
+        # it claims bundles in a window only if it proves every windowed binding
+        self.windowed = all(b.version in provers for b in event_bindings() if b.windowed)
         self.lease_ms = lease_ms
         self.proved = 0
 
     def run_once(self) -> int:
         """Prove what one claim returns; how many proofs were attached."""
         done = 0
-        claims = self.store.claim_unproven(
-            self.name, self.lease_ms, limit=1, metered=self.metered is not None
-        )
+        claims = self.store.claim_unproven(self.name, self.lease_ms, limit=1, metered=self.windowed)
         for stored in claims:
             try:
-                prove_and_attach(self.store, self.prover, stored, self.metered)
+                prove_and_attach(self.store, self.provers, stored)
             except ToolError as exc:  # an environment fault: the lease lets another retry
                 log.error("proving %s/%s failed: %s", stored.tenant_id, stored.event_id, exc)
                 continue

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vbill import paths
-from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
+from vbill.bindings import BINDING_V1, BINDING_V2, BINDING_V2C, artefacts
 from vbill.bundle.bundle import build_bundle, digest_of, encode_request, with_receipt
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import encode_metered_request
@@ -616,13 +616,15 @@ def run_ingest(n: int, attester: Attester, progress: Callable[[str], None]) -> l
     batches of 100 (at least one), on a fresh SQLite store; CPU per event."""
     import tempfile
 
-    from vbill.ingest import Ingestor
+    from vbill.ingest import Ingestor, Proving
     from vbill.ledger.store import Store
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="vbill-bench-ingest-") as tmp:
         store = Store(Path(tmp) / "vbill.sqlite3", log_key=attester.account)
-        ingestor = Ingestor(store, attester, file_sha256(paths.VKEY))
+        # signs and logs only: the prover is never asked
+        provers = {BINDING_V1: Proving(_NotProving(), file_sha256(paths.VKEY))}
+        ingestor = Ingestor(store, attester, provers)
         try:
             ingestor.ingest(sample_requests(10, prefix="ingest_warm", tenants=10))
             singles = sample_requests(4 * n, prefix="ingest_one", tenants=10)
@@ -643,6 +645,16 @@ def run_ingest(n: int, attester: Attester, progress: Callable[[str], None]) -> l
     if not all(o.status == "created" for o in outcomes):
         raise ToolError("bench ingestion did not store every event; the numbers would mislead")
     return rows
+
+
+class _NotProving:
+    """The prover of an ingestion that only signs and logs (the bench proves elsewhere)."""
+
+    def prove(self, circuit_input: Any) -> Any:
+        raise AssertionError("the ingest bench never proves")
+
+    def close(self) -> None:
+        pass
 
 
 def git_commit() -> str:

@@ -17,6 +17,7 @@ from support import V2, V2C, metered_event, needs_v2c
 from support.metered import TOKENS, attest, store_at
 from support.webhook_receiver import documented
 from vbill.attest import attest_event
+from vbill.bindings import BINDING_V1
 from vbill.bundle.keys import Attester
 from vbill.correct import correct_event, summary
 from vbill.encode.metered import GENESIS, encode_metered, transition
@@ -129,13 +130,11 @@ def test_units_over_the_original_or_unpriced_name_the_dimension(
 
 
 def test_a_binding_v1_event_is_voided_by_a_signed_logged_record(
-    tmp_path: Path, attester: Attester, prover: Any, vkey_sha256: str, pilot_request: Any
+    tmp_path: Path, attester: Attester, v1: Proving, pilot_request: Any
 ) -> None:
     store = Store(tmp_path / "vbill.sqlite3", log_key=attester.account)
     Outbox(store).add_endpoint("https://hooks.example/c", ["correction.created"])
-    done = attest_event(
-        pilot_request, store=store, attester=attester, prover=prover, vkey_sha256=vkey_sha256
-    )
+    done = attest_event(pilot_request, store=store, attester=attester, provers={BINDING_V1: v1})
     original = done.stored
     request = {
         "tenant_id": original.tenant_id,

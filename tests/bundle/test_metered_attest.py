@@ -1,9 +1,9 @@
 """Metered requests (binding v2) through the one attest path, the store's window chain and verify.
 
 Real parts: the v2 circuit's wasm and zkey (native prover), a SQLite store file, the Python
-Groth16 verifier's native twin. Races are forced, not hoped for: a prover that waits on a
-barrier of all callers makes each build on the same window head before any of them stores,
-so only the store's check inside the insert transaction can keep the chain from forking.
+Groth16 verifier's native twin. Races are forced, not hoped for: an attester whose first
+signature waits on a barrier of all callers makes each sign on the same window head before any
+of them logs, so only the store's check inside the commit can keep the chain from forking.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import copy
 import itertools
 import multiprocessing
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from support import V2, needs_v2
 from support.metered import (
     INFERENCE,
-    _NoV1,
+    NoV1,
     attest,
     event,
     flat,
@@ -36,7 +35,6 @@ from vbill.ledger.store import Conflict, Store
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, verify_bundle
 from vbill.zk.native_prover import open_prover
-from vbill.zk.prover import Proof, ProofSource
 
 
 def test_inference_attests_to_554_and_verifies(
@@ -160,20 +158,20 @@ def test_tampered_window_or_signals_fail(
     assert not result.verification.valid  # the signature covers all of it too
 
 
-class BarrierProver:
-    """A real prover whose first proof waits until every caller has built on the same head."""
+class BarrierAttester(Attester):
+    """A real attester whose first signature waits until every caller has signed on the same
+    window head (ingestion reads the head, then signs, then logs)."""
 
-    def __init__(self, inner: ProofSource, barrier: Any) -> None:
-        self.inner, self.barrier, self.waited = inner, barrier, False
+    def __init__(self, inner: Attester, barrier: Any) -> None:
+        super().__init__(inner.account)
+        object.__setattr__(self, "barrier", barrier)
+        object.__setattr__(self, "waited", threading.Event())
 
-    def prove(self, circuit_input: Mapping[str, str]) -> Proof:
-        if not self.waited:
-            self.waited = True
-            self.barrier.wait(timeout=600)
-        return self.inner.prove(circuit_input)
-
-    def close(self) -> None:
-        self.inner.close()
+    def sign_hash(self, digest: bytes) -> str:
+        if not self.waited.is_set():  # type: ignore[attr-defined]
+            self.waited.set()  # type: ignore[attr-defined]
+            self.barrier.wait(timeout=600)  # type: ignore[attr-defined]
+        return super().sign_hash(digest)
 
 
 def assert_chain(store: Store, n: int) -> list[dict[str, Any]]:
@@ -189,10 +187,10 @@ def assert_chain(store: Store, n: int) -> list[dict[str, Any]]:
 
 
 def test_threads_attesting_into_one_window_never_fork_or_skip(
-    tmp_path: Path, attester: Attester, v2_prover: ProofSource
+    tmp_path: Path, attester: Attester, v2: Proving
 ) -> None:
-    """Threads with a Store each: all build on the genesis head at once (barrier), so every
-    loser must be re-proved from the new head inside attest_window's loop."""
+    """Threads with a Store each: all sign on the genesis head at once (barrier), so every
+    loser must be signed again from the new head inside the commit, then proved from it."""
     n = 3
     barrier = threading.Barrier(n)
     errors: list[BaseException] = []
@@ -200,8 +198,8 @@ def test_threads_attesting_into_one_window_never_fork_or_skip(
 
     def go(i: int) -> None:
         try:
-            proving = Proving(BarrierProver(v2_prover, barrier), file_sha256(V2.vkey))
-            attest(store_at(tmp_path, attester), attester, proving, event(INFERENCE, f"t{i}"))
+            racing = BarrierAttester(attester, barrier)
+            attest(store_at(tmp_path, attester), racing, v2, event(INFERENCE, f"t{i}"))
         except BaseException as exc:
             errors.append(exc)
 
@@ -218,7 +216,7 @@ def test_threads_attesting_into_one_window_never_fork_or_skip(
 def test_threads_sharing_one_store_queue_on_the_window(
     tmp_path: Path, attester: Attester, v2: Proving
 ) -> None:
-    """The service's shape: one Store, so the window's lock orders them and none re-proves."""
+    """The service's shape: one Store, its commits ordering them on the window."""
     store = store_at(tmp_path, attester)
     threads = [
         threading.Thread(target=attest, args=(store, attester, v2, event(INFERENCE, f"s{i}")))
@@ -237,9 +235,10 @@ def _attest_in_process(home: str, key: str, i: int, barrier: Any, results: Any) 
     try:
         attester = Attester(Account.from_key(key))
         with contextlib.closing(open_prover(1, binding=BINDING_V2)) as prover:
-            proving = Proving(BarrierProver(prover, barrier), file_sha256(V2.vkey))
+            proving = Proving(prover, file_sha256(V2.vkey))
             req = event(INFERENCE, f"p{i}")
-            done = attest(store_at(Path(home), attester), attester, proving, req)
+            racing = BarrierAttester(attester, barrier)
+            done = attest(store_at(Path(home), attester), racing, proving, req)
         results.put(("ok", done.stored.bundle["billing"]["window"]["seq"]))
     except BaseException as exc:
         results.put(("error", repr(exc)))
@@ -248,8 +247,8 @@ def _attest_in_process(home: str, key: str, i: int, barrier: Any, results: Any) 
 def test_processes_attesting_into_one_window_never_fork_or_skip(
     tmp_path: Path, attester: Attester
 ) -> None:
-    """Only the database can decide across processes: the head is re-checked in the insert
-    transaction (BEGIN IMMEDIATE), and a process that built on a stale head proves again."""
+    """Only the database can decide across processes: the head is re-checked in the commit's
+    transaction (BEGIN IMMEDIATE), and a process that signed on a stale head signs again."""
     needs_v2()
     n = 2
     store_at(tmp_path, attester)
@@ -292,8 +291,7 @@ def test_metered_request_without_a_v2_key_is_an_environment_error(
             INFERENCE,
             store=store_at(tmp_path, attester),
             attester=attester,
-            prover=_NoV1(),
-            vkey_sha256="00" * 32,
+            provers={BINDING_V1: Proving(NoV1(), "00" * 32)},
         )
 
 

@@ -13,9 +13,9 @@ import pytest
 from eth_account import Account
 from vbill import chain as ch
 from vbill.attest import attest_event
-from vbill.bindings import BINDING_V2
+from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.bundle.keys import Attester
-from vbill.ingest import new_account
+from vbill.ingest import Proving, new_account
 from vbill.ledger.store import WEI_PER_MICRO, LimitExceeded, Store
 from vbill.service.routes import tariff_key_for
 from vbill.service.settlement import SettlementWorker
@@ -65,8 +65,7 @@ class World:
             self.request(tenant_id, event_id),
             store=self.store,
             attester=self.attester,
-            prover=self.prover,
-            vkey_sha256=self.vkey_sha256,
+            provers={BINDING_V1: Proving(self.prover, self.vkey_sha256)},
         )
 
     def status(self, tenant_id: str, event_id: str) -> tuple[str, str | None]:
@@ -204,9 +203,7 @@ def test_a_v1_and_a_v2_charge_pending_in_one_tick_both_settle(
         inference,
         store=world.store,
         attester=world.attester,
-        prover=world.prover,
-        vkey_sha256=world.vkey_sha256,
-        metered=v2,
+        provers={BINDING_V1: Proving(world.prover, world.vkey_sha256), BINDING_V2: v2},
     ).stored
     two = ch.settlement_from_bundle(stored.bundle)
     assert two.binding == BINDING_V2

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from support import V2, log_and_receipt
 from support.metered import TIERED as STATEMENT_TIERED
-from support.metered import attest, attest_events, event, store_at
+from support.metered import attest, attest_events, event, provers, store_at
 from support.verifier_page import ROOT, chromium
 from support.webhook_receiver import documented
 from vbill.billing.close_record import record_problem
@@ -216,7 +216,7 @@ def test_a_closed_window_refuses_events_on_every_path_naming_the_close(
     with pytest.raises(WindowClosed) as e:
         attest(store, attester, v2, late)
     assert "is closed: close record at seq 5" in str(e.value) and e.value.exit_code == 2
-    ingestor = Ingestor(store, attester, "00" * 32, v2.vkey_sha256)
+    ingestor = Ingestor(store, attester, provers(v2))
     try:
         [outcome] = ingestor.ingest([late])
     finally:

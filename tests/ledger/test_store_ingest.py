@@ -110,7 +110,7 @@ def test_a_worker_without_the_metered_key_leaves_metered_bundles_to_one_that_has
     linear_only = store.claim_unproven("v1-only", lease_ms=60_000, limit=10, metered=False)
     assert [s.event_id for s in linear_only] == ["e1"]
     # a real worker without binding v2's prover claims nothing it cannot prove: m1 stays free
-    assert ProvingWorker(store, prover=None, metered=None, name="v1-worker").run_once() == 0
+    assert ProvingWorker(store, {}, name="v1-worker").run_once() == 0
     row = store._conn().execute("SELECT claimed_by FROM bundles WHERE event_id = 'm1'")
     assert row.fetchone()[0] is None
     assert [s.event_id for s in store.claim_unproven("v2", lease_ms=60_000)] == ["m1"]

@@ -242,8 +242,8 @@ def test_the_public_status_names_no_tenant_and_no_event(live: Live) -> None:
     assert TENANT not in text and not any(e in text for e in full["chain"]["worker"]["last_batch"])
     svc = live.app.state.svc
     assert public["bindings"] == [
-        {"binding_version": "bn128-poseidon8-v1", "vkey_sha256": svc.vkey_sha256},
-        {"binding_version": "bn128-poseidon8-v2", "vkey_sha256": svc.metered.vkey_sha256},
+        {"binding_version": v, "vkey_sha256": svc.provers[v].vkey_sha256}
+        for v in ("bn128-poseidon8-v1", "bn128-poseidon8-v2")
     ]
     wrong = live.http.get("/api/vdi/status", headers={"X-VDI-Attest-Secret": "nope"})
     assert wrong.status_code == 401

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vbill.attest import attest_event
+from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.bundle.keys import Attester
 from vbill.ingest import Proving
 from vbill.ledger.store import Store
@@ -66,10 +67,13 @@ def store_at(path: Path, attester: Attester, *, funded: bool = True) -> Store:
 
 
 def attest(store: Store, attester: Attester, v2: Proving, req: Mapping[str, Any]) -> Any:
-    # v1's prover is never asked: a metered request goes to `metered`
-    return attest_event(
-        req, store=store, attester=attester, prover=_NoV1(), vkey_sha256="00" * 32, metered=v2
-    )
+    # v1's prover is never asked: a metered request goes to binding v2's
+    return attest_event(req, store=store, attester=attester, provers=provers(v2))
+
+
+def provers(v2: Proving) -> dict[str, Proving]:
+    """Binding v2's Proving, and a v1 one that fails the test if it is asked to prove."""
+    return {BINDING_V1: Proving(NoV1(), "00" * 32), BINDING_V2: v2}
 
 
 def attest_events(
@@ -84,7 +88,7 @@ def attest_events(
     return out
 
 
-class _NoV1:
+class NoV1:
     def prove(self, circuit_input: Mapping[str, str]) -> Proof:
         raise AssertionError("a metered request reached the v1 prover")
 

@@ -13,13 +13,13 @@ import click
 from rich.progress import Progress
 
 from vbill import jsonio, paths
-from vbill.bindings.registry import binding, default, event_binding
+from vbill.bindings.registry import event_binding
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.cli.output import emit, json_option
 from vbill.errors import InputError, VerificationFailed, printable
 from vbill.models import VerifyResult
 from vbill.verify.correction import is_correction_document, verify_correction
-from vbill.verify.trust import TrustSet, default_trust, file_sha256
+from vbill.verify.trust import TrustSet, default_trust
 from vbill.verify.verify import (
     bundle_problem,
     default_check,
@@ -29,7 +29,6 @@ from vbill.verify.verify import (
     verify_bundle,
     verify_request,
 )
-from vbill.zk.native_prover import open_prover
 from vbill.zk.prover import Prover
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -124,7 +123,7 @@ def keys_rotate(reason: str, compromised: bool, as_json: bool) -> None:
 )
 @json_option
 def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> None:
-    """Prove, sign and log billable events (attest request JSON files, docs/examples/).
+    """Sign, log and prove billable events (attest request JSON files, docs/examples/).
 
     Each event is attested once: the same event_id with the same payload returns the stored
     bundle; with a different payload it is refused. State lives in $VBILL_HOME.
@@ -134,34 +133,28 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
       vbill attest docs/examples/usd-linear.json -o bundle.json
     """
     from vbill.attest import attest_event
+    from vbill.ingest import close_provers, open_provers
     from vbill.ledger.store import open_store
 
     if len(requests) > 1 and output is not None and output.suffix == ".json":
         raise InputError("--output", "give a directory when attesting several requests")
     bodies = [read_json(path, str(path)) for path in requests]
     attester = Attester.load()
-    vkey_hash = file_sha256(paths.require(paths.VKEY))
+    # the provers of the requests' bindings (exit 3 naming the missing file of one not set up)
+    provers = open_provers(versions=[event_binding(b).version for b in bodies])
     store = open_store(log_key=attester.account)
     results = []
-    prover = open_prover()
-    metered = _metered_proving() if any(event_binding(b) is not default() for b in bodies) else None
     with (
-        contextlib.closing(prover),
-        contextlib.closing(metered.prover) if metered else contextlib.nullcontext(),
+        contextlib.closing(store),
         Progress(transient=True, disable=len(bodies) < 2) as bar,
     ):
-        task = bar.add_task("attesting", total=len(bodies))
-        for body in bodies:
-            done = attest_event(
-                body,
-                store=store,
-                attester=attester,
-                prover=prover,
-                vkey_sha256=vkey_hash,
-                metered=metered,
-            )
-            results.append(done)
-            bar.advance(task)
+        try:
+            task = bar.add_task("attesting", total=len(bodies))
+            for body in bodies:
+                results.append(attest_event(body, store=store, attester=attester, provers=provers))
+                bar.advance(task)
+        finally:
+            close_provers(provers)
     for done in results:
         bundle = done.stored.bundle
         target = output
@@ -186,14 +179,6 @@ def attest(requests: tuple[Path, ...], output: Path | None, as_json: bool) -> No
                 f"{done.stored.event_id}: {state}, charge "
                 f"{summary['expected_charge_micros']} micros -> {target}"
             )
-
-
-def _metered_proving() -> Any:
-    """Binding v2's prover and vkey hash (metered requests), or exit 3 naming the fix."""
-    from vbill.ingest import Proving
-
-    art = binding("metered_binding").artefacts
-    return Proving(open_prover(binding=art.version), file_sha256(paths.require(art.vkey)))
 
 
 def _trust(attesters: tuple[str, ...], vkeys: tuple[Path, ...]) -> TrustSet:

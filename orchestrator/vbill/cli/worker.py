@@ -18,9 +18,8 @@ import click
 
 from vbill import paths
 from vbill.errors import ToolError
-from vbill.ingest import LEASE_MS, ProvingWorker, worker_id
+from vbill.ingest import LEASE_MS, ProvingWorker, close_provers, open_provers, worker_id
 from vbill.ledger.store import open_store
-from vbill.zk.native_prover import open_prover
 
 
 @click.command()
@@ -50,8 +49,6 @@ from vbill.zk.native_prover import open_prover
 def worker(workers: int, lease_s: float, drain: bool, metrics_port: int | None) -> None:
     """Prove signed, logged bundles that await their proof, until stopped (SIGTERM/SIGINT)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from vbill.service.app import metered_proving
-
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -64,16 +61,9 @@ def worker(workers: int, lease_s: float, drain: bool, metrics_port: int | None) 
             raise ToolError(f"cannot serve metrics on {where}: {exc.strerror}") from None
 
     store = open_store(os.environ.get("DATABASE_URL"), home=paths.vbill_home())
-    prover = open_prover(workers)
-    metered = metered_proving(workers)  # metered bundles too, when binding v2 is set up here
+    provers = open_provers(workers)  # every binding set up here: its bundles are proved
     pool = [
-        ProvingWorker(
-            store,
-            prover,
-            metered=metered.prover if metered else None,
-            lease_ms=int(lease_s * 1000),
-            name=f"{worker_id()}:{i}",
-        )
+        ProvingWorker(store, provers, lease_ms=int(lease_s * 1000), name=f"{worker_id()}:{i}")
         for i in range(workers)
     ]
     done = threading.Event()
@@ -97,9 +87,7 @@ def worker(workers: int, lease_s: float, drain: bool, metrics_port: int | None) 
             for w in pool:
                 w.stop()
     finally:
-        prover.close()
-        if metered is not None:
-            metered.prover.close()
+        close_provers(provers)
         store.close()
     click.echo(f"proved {sum(w.proved for w in pool)} bundles")
 

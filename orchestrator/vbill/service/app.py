@@ -21,20 +21,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vbill import metrics, paths
 from vbill.billing.closing import AutoCloser
-from vbill.bindings.registry import binding
 from vbill.bundle.keys import Attester, attester_key_path
 from vbill.bundle.usage import RateSource
 from vbill.errors import InputError, ToolError, VbillError
-from vbill.ingest import Ingestor, Proving, ProvingWorker, worker_id
+from vbill.ingest import Ingestor, ProvingWorker, close_provers, open_provers, worker_id
 from vbill.ledger.store import Conflict, LimitExceeded, NotFound, open_store
 from vbill.service.guard import BodyGuard, RelativeRedirects
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
-from vbill.service.state import METERED, ServiceState
+from vbill.service.state import ServiceState
 from vbill.service.webhooks import DeliveryPolicy, WebhookDispatcher
-from vbill.verify.trust import file_sha256
 from vbill.version import __version__
-from vbill.zk.native_prover import open_prover
 
 log = logging.getLogger("vbill.service")
 
@@ -99,15 +96,6 @@ def _redactor(url: str | None) -> Any:
     return (lambda text: text.replace(url, host or "")) if url and host != url else (lambda t: t)
 
 
-def metered_proving(workers: int | None) -> Proving | None:
-    """Binding v2's prover when its key is built here (`make setup`), else None: metered
-    requests are then refused with 503 and linear ones served as before."""
-    v2 = binding(METERED).artefacts
-    if not v2.built():
-        return None
-    return Proving(open_prover(workers, binding=v2.version), file_sha256(v2.vkey))
-
-
 def build_state(settings: Settings) -> ServiceState:
     settings = settings.resolved()
     paths.require(paths.VKEY)
@@ -116,30 +104,21 @@ def build_state(settings: Settings) -> ServiceState:
     store.deposits_tracked = bool(settings.network)  # no chain: no deposit is ever credited
     store.usage_shares = tuple(Fraction(str(s)) for s in settings.usage_thresholds)
     store.balance_low_wei = settings.balance_low_wei
-    prover = open_prover(settings.prover_workers)
+    # every binding set up here (`make setup`); requests of another are refused with 503
+    provers = open_provers(settings.prover_workers)
     state = ServiceState(
         settings=settings,
         store=store,
         attester=attester,
-        prover=prover,
-        vkey_sha256=file_sha256(paths.VKEY),
+        provers=provers,
         limiter=anyio.CapacityLimiter(max(4, 4 * settings.prover_workers)),
     )
-    state.metered = metered_proving(settings.prover_workers)
-    metered = state.metered
     state.ingestor = Ingestor(
-        store,
-        attester,
-        state.vkey_sha256,
-        metered.vkey_sha256 if metered else None,
-        RateSource.from_config(settings.usd_rate, settings.home),
+        store, attester, provers, RateSource.from_config(settings.usd_rate, settings.home)
     )
     local = settings.prover_workers if settings.local_provers is None else settings.local_provers
-    state.provers = [
-        ProvingWorker(
-            store, prover, metered=metered.prover if metered else None, name=f"{worker_id()}:{i}"
-        )
-        for i in range(local)
+    state.proving_workers = [
+        ProvingWorker(store, provers, name=f"{worker_id()}:{i}") for i in range(local)
     ]
     if settings.network:
         state.worker = SettlementWorker(
@@ -191,7 +170,7 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
         app.state.svc = svc
         if svc.worker is not None:
             svc.worker.start()
-        for proving in svc.provers:
+        for proving in svc.proving_workers:
             proving.start()
         if svc.webhooks is not None:
             svc.webhooks.start()
@@ -205,17 +184,13 @@ def create_app(settings: Settings, prebuilt: ServiceState | None = None) -> Fast
                 await anyio.to_thread.run_sync(svc.worker.stop)
             if svc.closer is not None:
                 await anyio.to_thread.run_sync(svc.closer.stop)
-            for proving in svc.provers:
+            for proving in svc.proving_workers:
                 await anyio.to_thread.run_sync(proving.stop)
             if svc.webhooks is not None:
                 await anyio.to_thread.run_sync(svc.webhooks.stop)
             if svc.ingestor is not None:
                 svc.ingestor.close()
-            svc.prover.close()
-            if svc.metered is not None:
-                svc.metered.prover.close()
-            if svc.corrections is not None:
-                svc.corrections.prover.close()
+            close_provers(svc.provers)
             svc.store.close()
 
     app = FastAPI(

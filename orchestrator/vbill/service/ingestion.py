@@ -19,7 +19,7 @@ from vbill import jsonio
 from vbill.bindings.registry import event_binding
 from vbill.bundle.usage import usage_of
 from vbill.errors import InputError
-from vbill.ingest import MAX_BATCH, Outcome, prove_and_attach, worker_id
+from vbill.ingest import MAX_BATCH, Outcome
 from vbill.ledger.store import StoredBundle, StoredCorrection
 from vbill.service.auth import require_operator
 from vbill.service.openapi import OPERATOR, Error, errors, json_body
@@ -50,29 +50,15 @@ def bundle_view(stored: StoredBundle, correction: StoredCorrection | None = None
     return bundle
 
 
-def raise_for(outcome: Outcome) -> StoredBundle:
-    """The outcome's bundle, or its refusal raised (422 / 409 / 429 by the app's handlers)."""
-    if outcome.error is not None:
-        raise outcome.error
-    assert outcome.stored is not None
-    return outcome.stored
-
-
 def attest_one(svc: ServiceState, body: dict[str, Any], respond_async: bool) -> Outcome:
-    """Ingest one event; unless the caller asked to be answered early, prove it here too."""
+    """Ingest one event (its refusal raised: 422 / 409 / 429 by the app's handlers); unless
+    the caller asked to be answered early, prove it here too."""
     assert svc.ingestor is not None
-    claim = None if respond_async else worker_id()
-    outcome = svc.ingestor.ingest([body], claim=claim)[0]
-    stored = raise_for(outcome)
-    if not respond_async and not stored.proven:
-        metered = svc.metered.prover if svc.metered else None
-        stored = prove_and_attach(svc.store, svc.prover, stored, metered)
-        outcome = Outcome(outcome.event_id, outcome.status, stored=stored)
-    return outcome
+    return svc.ingestor.attest(body, prove=not respond_async)
 
 
 def attest_response(svc: ServiceState, outcome: Outcome) -> JSONResponse:
-    stored = raise_for(outcome)
+    stored = outcome.result()
     created = outcome.status == "created"
     if created and stored.settlement_status == "pending" and stored.proven and svc.worker:
         svc.worker.wake()

@@ -615,7 +615,7 @@ def status(request: Request, svc: State, secret: SecretHeader = None) -> dict[st
         "version": __version__,
         "binding_version": BINDING_VERSION,
         "attester": svc.attester.address,
-        "vkey_sha256": svc.vkey_sha256,
+        "vkey_sha256": svc.vkeys()[BINDING_VERSION],
         "bindings": bindings,
         "tree_head": svc.store.head().to_dict(),
         "counts": counts,

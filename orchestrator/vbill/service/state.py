@@ -1,4 +1,4 @@
-"""What one running service holds: settings, store, attester, prover and the trust it extends."""
+"""What one running service holds: settings, store, attester, provers and the trust it extends."""
 
 from __future__ import annotations
 
@@ -10,23 +10,21 @@ import anyio
 from prometheus_client import CollectorRegistry
 
 from vbill.billing.closing import AutoCloser
-from vbill.bindings.registry import binding, default
+from vbill.bindings.registry import binding, event_bindings
 from vbill.bundle.keys import Attester
-from vbill.ingest import Ingestor, Proving, ProvingWorker, signing_refused
+from vbill.ingest import Ingestor, Proving, ProvingWorker, open_provers, signing_refused
 from vbill.ledger.store import Store, now_ms
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
 from vbill.service.webhooks import WebhookDispatcher
 from vbill.verify import revocation
-from vbill.verify.trust import TrustSet, file_sha256
-from vbill.zk.prover import ProofSource
+from vbill.verify.trust import TrustSet
 
 _CORRECTION_LOCK = threading.Lock()
 
 
-# The circuits.json keys of the bindings whose provers the state holds besides the default's.
-METERED = "metered_binding"  # `metered`
-CORRECTIONS = "correction_binding"  # `corrections`
+# The circuits.json key of the binding whose prover `correction_proving()` starts on first use.
+CORRECTIONS = "correction_binding"
 
 
 @dataclass
@@ -34,41 +32,37 @@ class ServiceState:
     settings: Settings
     store: Store
     attester: Attester
-    prover: ProofSource
-    vkey_sha256: str
+    # binding version -> its prover and vkey hash: every event binding set up here (the
+    # default's at least), and binding v2c's once correction_proving() started it
+    provers: dict[str, Proving]
     limiter: anyio.CapacityLimiter
     worker: SettlementWorker | None = None
     ingestor: Ingestor | None = None  # sign-and-log at ingestion, group commits
-    provers: list[ProvingWorker] = field(default_factory=list)  # local proving workers
+    proving_workers: list[ProvingWorker] = field(default_factory=list)  # local ones
     chain_info: dict[str, Any] = field(default_factory=dict)
-    metered: Proving | None = None  # binding v2's prover, when its key is built here
     webhooks: WebhookDispatcher | None = None  # delivers the webhook outbox
     metrics: CollectorRegistry | None = None  # the store's scrape-time gauges (vbill.metrics)
     closer: AutoCloser | None = None  # closes period windows once their grace has passed
-    corrections: Proving | None = None  # binding v2c's, started by correction_proving()
 
     def correction_proving(self) -> Proving | None:
         """Binding v2c's prover (started on the first correction of a metered event), or None
         when its key is not built here (metered corrections are then refused with 503)."""
+        corrections = binding(CORRECTIONS)
         with _CORRECTION_LOCK:
-            if self.corrections is None:
-                art = binding(CORRECTIONS).artefacts
-                if not art.built():
+            if corrections.version not in self.provers:
+                if not corrections.artefacts.built():
                     return None
-                from vbill.zk.native_prover import open_prover
-
-                self.corrections = Proving(
-                    open_prover(1, binding=art.version), file_sha256(art.vkey)
-                )
-            return self.corrections
+                self.provers.update(open_provers(1, [corrections.version]))
+            return self.provers[corrections.version]
 
     def vkeys(self) -> dict[str, str]:
         """The binding version of each kind of event served here -> the SHA-256 of its
-        verification key: the default binding's, and the metered one's when it is built."""
-        out = {default().version: self.vkey_sha256}
-        if self.metered is not None:
-            out[binding(METERED).version] = self.metered.vkey_sha256
-        return out
+        verification key (the default binding first)."""
+        return {
+            b.version: self.provers[b.version].vkey_sha256
+            for b in event_bindings()
+            if b.version in self.provers
+        }
 
     def revocation_document(self) -> dict[str, Any]:
         """The signed revocation list: revoked (compromised) and retired (rotated-out) keys."""
