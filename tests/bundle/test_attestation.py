@@ -14,6 +14,7 @@ from types import MappingProxyType
 import pytest
 from eth_abi.exceptions import EncodingError
 from eth_account.messages import _hash_eip191_message, encode_typed_data
+from vbill.bindings import registry
 from vbill.bundle import attestation as a
 
 RECORD = {
@@ -25,14 +26,19 @@ PROOF = {"vkey_sha256": "22" * 32, "proof": {"pi_a": ["1", "2", "1"]}}
 V1_SIGNALS = {"commitment": 7, "nullifier": 8}
 V2_SIGNALS = {**V1_SIGNALS, "prev_state_key": 9, "state_key": 10}
 TOP = 2**256 - 1
+LINEAR = registry.binding("billing_binding").signed_as
+METERED = registry.binding("metered_binding").signed_as
+# the digests of RECORD, PROOF and V1_SIGNALS / V2_SIGNALS as the first releases signed them
+DIGEST_LINEAR = "3fd128e5a0d1d64c575d00c4e30c65210bb24cbebc20d8a03c81e31d9ec1f58f"
+DIGEST_METERED = "038328035cddd89151064b73255875eeb2c1989b7d4d9cf87d84961ca26daed2"
 
 
 def reference(message: dict) -> bytes:
     return _hash_eip191_message(encode_typed_data(full_message=message))
 
 
-def fast(message: dict) -> bytes | None:
-    return a._struct_digest(message["domain"], message["message"])
+def fast(message: dict, struct: a.SignedStruct = LINEAR) -> bytes | None:
+    return a._struct_digest(struct, message["message"])
 
 
 def with_member(message: dict, name: str, value: object) -> dict:
@@ -42,21 +48,40 @@ def with_member(message: dict, name: str, value: object) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("signals", "scheme"), [(V1_SIGNALS, a.SCHEME_V1), (V2_SIGNALS, a.SCHEME_V2)]
+    ("signals", "scheme", "struct"),
+    [(V1_SIGNALS, a.SCHEME_V1, LINEAR), (V2_SIGNALS, a.SCHEME_V2, METERED)],
 )
 @pytest.mark.parametrize("word", [0, 1, 512, 513, 2**255, TOP])
 def test_the_fast_digest_takes_every_uint256_and_equals_the_typed_data_encoder(
-    signals, scheme, word
+    signals, scheme, struct, word
 ):
-    message = a.typed_message(RECORD, PROOF, signals, scheme)
+    message = a.typed_message(RECORD, PROOF, signals, scheme, signed_as=struct)
     names = ["chargeMicros", "commitment", "nullifier"]
-    names += ["prevStateKey", "stateKey"] if "state_key" in signals else []
+    names += ["prevStateKey", "stateKey"] if struct is METERED else []
     for name in names:
         m = with_member(message, name, word)
-        digest = fast(m)
+        digest = fast(m, struct)
         assert digest is not None, (name, word)  # taken by the fast path, not handed on
         assert digest == reference(m), (name, word)
-    assert a.bundle_digest(RECORD, PROOF, signals, scheme) == reference(message)
+    assert a.bundle_digest(RECORD, PROOF, signals, scheme, signed_as=struct) == reference(message)
+
+
+def test_each_binding_signs_the_struct_its_bundles_were_signed_with() -> None:
+    """The digests of bundles attested by earlier releases: each binding's struct (its type,
+    domain and members) must not change while its bundles have to verify."""
+    pinned = {
+        (LINEAR, a.SCHEME_V1): DIGEST_LINEAR,
+        (METERED, a.SCHEME_V2): DIGEST_METERED,
+    }
+    for (struct, scheme), want in pinned.items():
+        signals = V2_SIGNALS if struct is METERED else V1_SIGNALS
+        assert a.bundle_digest(RECORD, PROOF, signals, scheme, signed_as=struct).hex() == want
+    assert LINEAR.domain == {"name": "vbill", "version": "bn128-poseidon8-v1"}
+    assert METERED.domain == {"name": "vbill", "version": "bn128-poseidon8-v2"}
+    assert [m["name"] for m in METERED.types["MeteredBillingBundle"][-2:]] == [
+        "prevStateKey",
+        "stateKey",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -75,18 +100,18 @@ def test_the_fast_digest_takes_every_uint256_and_equals_the_typed_data_encoder(
     ],
 )
 def test_the_fast_digest_hands_every_malformed_member_to_the_encoder(name, value):
-    message = a.typed_message(RECORD, PROOF, V1_SIGNALS)
+    message = a.typed_message(RECORD, PROOF, V1_SIGNALS, signed_as=LINEAR)
     assert fast(with_member(message, name, value)) is None
 
 
 def test_a_member_the_fast_path_hands_on_is_digested_by_the_encoder_or_refused():
     as_text = {"commitment": "7", "nullifier": 8}  # the encoder reads a decimal string
-    expected = reference(a.typed_message(RECORD, PROOF, V1_SIGNALS))
-    assert a.bundle_digest(RECORD, PROOF, as_text) == expected
+    expected = reference(a.typed_message(RECORD, PROOF, V1_SIGNALS, signed_as=LINEAR))
+    assert a.bundle_digest(RECORD, PROOF, as_text, signed_as=LINEAR) == expected
     with pytest.raises(EncodingError, match="cannot be encoded"):
-        a.bundle_digest(RECORD, PROOF, {"commitment": True, "nullifier": 8})
+        a.bundle_digest(RECORD, PROOF, {"commitment": True, "nullifier": 8}, signed_as=LINEAR)
     with pytest.raises(EncodingError, match="256 bits"):
-        a.bundle_digest(RECORD, PROOF, {"commitment": -1, "nullifier": 8})
+        a.bundle_digest(RECORD, PROOF, {"commitment": -1, "nullifier": 8}, signed_as=LINEAR)
 
 
 def test_version_2_content_hash_leaves_the_proof_out_and_version_1_keeps_it():

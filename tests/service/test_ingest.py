@@ -247,8 +247,10 @@ def test_the_direct_digest_is_the_eip712_digest(scheme: str, metered: bool) -> N
     import random
 
     from eth_account.messages import _hash_eip191_message, encode_typed_data
+    from vbill.bindings import registry
     from vbill.bundle import attestation
 
+    struct = registry.binding("metered_binding" if metered else "billing_binding").signed_as
     rng = random.Random(7)
     for _ in range(40):
         record = {
@@ -263,12 +265,14 @@ def test_the_direct_digest_is_the_eip712_digest(scheme: str, metered: bool) -> N
         signals = {"commitment": rng.randrange(2**254), "nullifier": rng.randrange(2**254)}
         if metered:
             signals.update(prev_state_key=rng.randrange(2**254), state_key=rng.randrange(2**254))
-        message = attestation.typed_message(record, proof, signals, scheme)
+        message = attestation.typed_message(record, proof, signals, scheme, signed_as=struct)
         expected = _hash_eip191_message(encode_typed_data(full_message=message))
-        assert attestation.bundle_digest(record, proof, signals, scheme) == expected
+        assert (
+            attestation.bundle_digest(record, proof, signals, scheme, signed_as=struct) == expected
+        )
     record["billing"]["billing_verify_fingerprint"] = "00" * 33
     with pytest.raises(Exception):  # noqa: B017 (whatever the encoder raises)
-        attestation.bundle_digest(record, proof, signals, scheme)
+        attestation.bundle_digest(record, proof, signals, scheme, signed_as=struct)
 
 
 def test_the_direct_signature_is_eth_accounts_signature() -> None:

@@ -32,7 +32,7 @@ from support.verifier_page import (
 from vbill import jsonio, paths
 from vbill.billing.close_record import make_record
 from vbill.billing.closing import close_body
-from vbill.bindings import BINDING_V1, BINDING_V2
+from vbill.bindings import BINDING_V1, BINDING_V2, registry
 from vbill.bundle.attestation import SCHEME_V2, bundle_digest
 from vbill.bundle.bundle import build_bundle, signal_map
 from vbill.bundle.keys import Attester
@@ -77,7 +77,8 @@ def _resign_v2(bundle: dict[str, Any], attester: Attester) -> dict[str, Any]:
     record = {k: out[k] for k in RECORD_KEYS}
     bp = out["attestation"]["billing_proof"]
     signals = PublicSignals.from_list([int(x) for x in bp["public_signals"]])
-    digest = bundle_digest(record, bp, signal_map(signals), SCHEME_V2)
+    signed_as = registry.default().signed_as
+    digest = bundle_digest(record, bp, signal_map(signals), SCHEME_V2, signed_as=signed_as)
     out["attestation"].update(
         scheme=SCHEME_V2, signature=attester.sign_hash(digest), bundle_digest="0x" + digest.hex()
     )

@@ -4,8 +4,8 @@ A binding (one circuit, its encoding and its public signals) is one module of th
 named by its circuits/circuits.json key and declaring `BINDING`, a `Binding` (every binding:
 its version, artefacts and on-chain verifier) or an `EventBinding` (a binding that attests
 billable events: request parsing and encoding, the draft and circuit input, the recomputation
-that verification uses, the tariff key), made of the functions of its own modules.
-vbill.bindings.registry finds them.
+that verification uses, the tariff key, the EIP-712 struct it signs), made of the functions of
+its own modules. vbill.bindings.registry finds them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from vbill.bindings import ARTEFACTS, BindingArtefacts, _artefacts, declared, ve
 from vbill.errors import ToolError
 
 if TYPE_CHECKING:
+    from vbill.bundle.attestation import SignedStruct
     from vbill.bundle.draft import Draft
     from vbill.encode.metered import WindowState
     from vbill.verify.rules import Rules
@@ -94,3 +95,5 @@ class EventBinding(Binding):
     rules: Rules
     # (tariff_snapshot JSON, account_salt) -> the tariff key a tenant accepts on chain
     tariff_key: Callable[[Mapping[str, Any], int], int]
+    # the EIP-712 struct its bundles are signed as (vbill.bundle.attestation)
+    signed_as: SignedStruct

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vbill.bindings import version_of
 from vbill.bindings.base import EventBinding, OnChain
+from vbill.bundle.attestation import SignedStruct
 from vbill.bundle.linear import Encoded, encode_request, linear_draft, signed_witness_input
 from vbill.encode.encoding import encode_tariff
 from vbill.models import AttestRequest, BillingRecord, Bundle, TariffSnapshot, parse_as
@@ -37,4 +39,5 @@ BINDING = EventBinding(
     signed_witness_input=signed_witness_input,
     rules=LINEAR,
     tariff_key=tariff_key,
+    signed_as=SignedStruct("BillingBundle", version_of("billing_binding")),
 )

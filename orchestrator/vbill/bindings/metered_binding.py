@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vbill.bindings import version_of
 from vbill.bindings.base import EventBinding, OnChain
+from vbill.bundle.attestation import SignedStruct
 from vbill.bundle.metered import (
     MeteredEncoded,
     encode_metered_request,
@@ -55,4 +57,10 @@ BINDING = EventBinding(
     signed_witness_input=signed_witness_input,
     rules=METERED,
     tariff_key=tariff_key,
+    # BillingBundle's members and the window states the event moves between
+    signed_as=SignedStruct(
+        "MeteredBillingBundle",
+        version_of("metered_binding"),
+        (("prevStateKey", "prev_state_key"), ("stateKey", "state_key")),
+    ),
 )

@@ -9,6 +9,9 @@ Two digest versions, named by `attestation.scheme` (docs/protocol.md §7.1): `ei
 `eip712-v2` hashes the proof section without `proof`. The public signals the proof must
 reproduce are still covered, so the attester can sign and log an event at ingestion and a
 worker attaches the proof later without changing what was signed.
+
+Each binding says which struct its bundles are signed as (`SignedStruct`, its plug-in's
+`signed_as`): BillingBundle's members, then any public signals of its own.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import rfc8785
@@ -27,32 +31,42 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_keys.exceptions import BadSignature
 from eth_utils import keccak
 
-from vbill.bindings import BINDING_VERSION, version_of
-
-DOMAIN = {"name": "vbill", "version": BINDING_VERSION}
 SCHEME_V1 = "eip712"  # digest version 1: contentHash covers the Groth16 proof
 SCHEME_V2 = "eip712-v2"  # digest version 2: contentHash covers everything but the proof
 SCHEMES = (SCHEME_V1, SCHEME_V2)
-TYPES = {
-    "BillingBundle": [
-        {"name": "billingVersion", "type": "string"},
-        {"name": "profileId", "type": "string"},
-        {"name": "fingerprint", "type": "bytes32"},
-        {"name": "chargeMicros", "type": "uint256"},
-        {"name": "commitment", "type": "uint256"},
-        {"name": "nullifier", "type": "uint256"},
-        {"name": "vkeyHash", "type": "bytes32"},
-        {"name": "contentHash", "type": "bytes32"},
-    ]
-}
-DOMAIN_V2 = {"name": "vbill", "version": version_of("metered_binding")}
-TYPES_V2 = {
-    "MeteredBillingBundle": [
-        *TYPES["BillingBundle"],
-        {"name": "prevStateKey", "type": "uint256"},
-        {"name": "stateKey", "type": "uint256"},
-    ]
-}
+# The members every bundle is signed with, in struct order.
+MEMBERS = (
+    {"name": "billingVersion", "type": "string"},
+    {"name": "profileId", "type": "string"},
+    {"name": "fingerprint", "type": "bytes32"},
+    {"name": "chargeMicros", "type": "uint256"},
+    {"name": "commitment", "type": "uint256"},
+    {"name": "nullifier", "type": "uint256"},
+    {"name": "vkeyHash", "type": "bytes32"},
+    {"name": "contentHash", "type": "bytes32"},
+)
+_DOMAIN_TYPE = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}]
+
+
+@dataclass(frozen=True)
+class SignedStruct:
+    """The EIP-712 struct a binding's bundles are signed as: `primary_type` with MEMBERS, then
+    one uint256 member per `signals` pair (member name, public signal it carries), under the
+    domain {name: "vbill", version: `version`}. A signed bundle's digest depends on all three:
+    a binding keeps its struct for as long as its bundles must verify."""
+
+    primary_type: str
+    version: str
+    signals: tuple[tuple[str, str], ...] = ()
+
+    @cached_property
+    def types(self) -> dict[str, list[dict[str, str]]]:
+        extra = [{"name": member, "type": "uint256"} for member, _ in self.signals]
+        return {self.primary_type: [*MEMBERS, *extra]}
+
+    @property
+    def domain(self) -> dict[str, str]:
+        return {"name": "vbill", "version": self.version}
 
 
 # Once numbers are strings, RFC 8785 is the C JSON encoder's compact output with keys in UTF-16
@@ -146,11 +160,12 @@ def typed_message(
     billing_proof: Mapping[str, Any],
     signals: Mapping[str, int],
     scheme: str = SCHEME_V1,
+    *,
+    signed_as: SignedStruct,
 ) -> dict[str, Any]:
-    """The EIP-712 message; a binding v2 bundle (its signals carry state keys) is signed as
-    `MeteredBillingBundle` under domain version bn128-poseidon8-v2, with both state keys."""
+    """The EIP-712 message of a bundle of the binding signing `signed_as` (for binding v2,
+    `MeteredBillingBundle` under domain version bn128-poseidon8-v2, with both state keys)."""
     billing = record["billing"]
-    metered = "state_key" in signals
     message = {
         "billingVersion": record["billing_version"],
         "profileId": record["profileId"],
@@ -161,19 +176,12 @@ def typed_message(
         "vkeyHash": bytes.fromhex(billing_proof["vkey_sha256"]),
         "contentHash": content_hash(record, billing_proof, scheme),
     }
-    if metered:
-        message["prevStateKey"] = signals["prev_state_key"]
-        message["stateKey"] = signals["state_key"]
+    for member, signal in signed_as.signals:
+        message[member] = signals[signal]
     return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-            ],
-            **(TYPES_V2 if metered else TYPES),
-        },
-        "primaryType": "MeteredBillingBundle" if metered else "BillingBundle",
-        "domain": DOMAIN_V2 if metered else DOMAIN,
+        "types": {"EIP712Domain": _DOMAIN_TYPE, **signed_as.types},
+        "primaryType": signed_as.primary_type,
+        "domain": signed_as.domain,
         "message": message,
     }
 
@@ -183,26 +191,27 @@ def bundle_digest(
     billing_proof: Mapping[str, Any],
     signals: Mapping[str, int],
     scheme: str = SCHEME_V1,
+    *,
+    signed_as: SignedStruct,
 ) -> bytes:
     """The 32-byte EIP-712 digest: what the attester signs and the transparency log records.
 
     Well-formed members are hashed directly (docs/protocol.md §7: ingestion signs thousands a
     second, and the generic typed-data encoder costs milliseconds); anything else goes through
     eth_account's encoder, which decides what a malformed member means."""
-    message = typed_message(record, billing_proof, signals, scheme)
-    fast = _struct_digest(message["domain"], message["message"])
+    message = typed_message(record, billing_proof, signals, scheme, signed_as=signed_as)
+    fast = _struct_digest(signed_as, message["message"])
     if fast is not None:
         return fast
     return _hash_eip191_message(encode_typed_data(full_message=message))
 
 
-def _type_hash(types: Mapping[str, list[dict[str, str]]]) -> bytes:
-    ((name, members),) = types.items()
-    fields = ",".join(f"{m['type']} {m['name']}" for m in members)
-    return keccak(f"{name}({fields})".encode())
+@lru_cache(maxsize=16)
+def _type_hash(struct: SignedStruct) -> bytes:
+    fields = ",".join(f"{m['type']} {m['name']}" for m in struct.types[struct.primary_type])
+    return keccak(f"{struct.primary_type}({fields})".encode())
 
 
-_TYPE_HASH = {"BillingBundle": _type_hash(TYPES), "MeteredBillingBundle": _type_hash(TYPES_V2)}
 _DOMAIN_TYPE_HASH = keccak(b"EIP712Domain(string name,string version)")
 
 
@@ -218,13 +227,12 @@ def _domain_separator(name: str, version: str) -> bytes:
     return keccak(_DOMAIN_TYPE_HASH + _text_hash(name) + _text_hash(version))
 
 
-def _struct_digest(d: Mapping[str, str], m: Mapping[str, Any]) -> bytes | None:
-    """keccak256(0x1901 ‖ domainSeparator ‖ structHash), or None unless every bytes32 member
-    is 32 bytes and every uint256 member is in range. A metered message (v2's state keys)
-    appends `prevStateKey ‖ stateKey` under MeteredBillingBundle's type hash."""
-    metered = "stateKey" in m
+def _struct_digest(struct: SignedStruct, m: Mapping[str, Any]) -> bytes | None:
+    """keccak256(0x1901 ‖ domainSeparator ‖ structHash) of a message signed as `struct`, or
+    None unless every bytes32 member is 32 bytes and every uint256 member is in range. The
+    struct's own members (v2's state keys) follow MEMBERS'."""
     words = (m["chargeMicros"], m["commitment"], m["nullifier"])
-    keys = (m["prevStateKey"], m["stateKey"]) if metered else ()
+    keys = tuple(m[member] for member, _ in struct.signals)
     blobs = (m["fingerprint"], m["vkeyHash"], m["contentHash"])
     uints = (*words, *keys)
     if not all(isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**256 for w in uints):
@@ -233,9 +241,9 @@ def _struct_digest(d: Mapping[str, str], m: Mapping[str, Any]) -> bytes | None:
         return None
     if not isinstance(m["billingVersion"], str) or not isinstance(m["profileId"], str):
         return None
-    domain = _domain_separator(d["name"], d["version"])
-    struct = keccak(
-        _TYPE_HASH["MeteredBillingBundle" if metered else "BillingBundle"]
+    domain = _domain_separator("vbill", struct.version)
+    digest = keccak(
+        _type_hash(struct)
         + _text_hash(m["billingVersion"])
         + _text_hash(m["profileId"])
         + m["fingerprint"]
@@ -244,7 +252,7 @@ def _struct_digest(d: Mapping[str, str], m: Mapping[str, Any]) -> bytes | None:
         + m["contentHash"]
         + b"".join(k.to_bytes(32, "big") for k in keys)
     )
-    return keccak(b"\x19\x01" + domain + struct)
+    return keccak(b"\x19\x01" + domain + digest)
 
 
 def recover_signer(digest: bytes, signature: str) -> str:

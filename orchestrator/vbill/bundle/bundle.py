@@ -129,7 +129,10 @@ def sign_draft(
     scheme = SCHEME_V2 if proof is None else SCHEME_V1
     if proof is not None:
         billing_proof = {"binding_version": binding_version, "proof": proof, **billing_proof}
-    digest = bundle_digest(record, billing_proof, signal_map(draft.signals), scheme)
+    signed_as = event_binding(record).signed_as
+    digest = bundle_digest(
+        record, billing_proof, signal_map(draft.signals), scheme, signed_as=signed_as
+    )
     return {
         **record,
         "attestation": {

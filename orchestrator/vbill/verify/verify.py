@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from vbill.bindings import BINDING_VERSION
 from vbill.bindings.registry import event_binding
-from vbill.bundle.attestation import SCHEMES, bundle_digest, recover_signer
+from vbill.bundle.attestation import SCHEMES, SignedStruct, bundle_digest, recover_signer
 from vbill.bundle.bundle import signal_map
 from vbill.errors import VbillError
 from vbill.models import (
@@ -95,7 +95,10 @@ def _record_json(record: BillingRecord) -> dict[str, Any]:
 
 
 def _check_signature(
-    p: _Parsed, trust: TrustSet, signals_for: Callable[[Any, Attestation], Any]
+    p: _Parsed,
+    trust: TrustSet,
+    signals_for: Callable[[Any, Attestation], Any],
+    signed_as: SignedStruct,
 ) -> Verdict:
     from vbill.ledger.translog import verify_receipt
 
@@ -113,6 +116,7 @@ def _check_signature(
         att.billing_proof.model_dump(mode="json"),
         signal_map(signals),
         att.scheme,
+        signed_as=signed_as,
     )
     if att.bundle_digest.lower() != "0x" + digest.hex():
         return Verdict(valid=False, reason="attestation.bundle_digest does not match the record")
@@ -256,11 +260,12 @@ def verify_request(
         return unreadable_result(f"{unknown[0]}: unknown member of a verify request")
     trust = trust if trust is not None else default_trust()
     check = check or py_ecc_check
-    rules = event_binding(request.get("expected_billing_v2")).rules
+    plugin = event_binding(request.get("expected_billing_v2"))
+    rules = plugin.rules
     pending = _proof_pending(request)
     p = _parse(_with_empty_proof(request) if pending else request, rules.record)
     verification = _guard(
-        lambda: _check_signature(p, trust, rules.signals_for),
+        lambda: _check_signature(p, trust, rules.signals_for, plugin.signed_as),
         lambda r: Verdict(valid=False, reason=r),
     )
     billing = _guard(
