@@ -1,5 +1,6 @@
 """A store written by commit 4295cff (the release before issue 23's refactor) upgrades in place
-and keeps every bundle verifying.
+and keeps every bundle verifying; so does the same store as the last release before Alembic
+left it (schema 9), which is stamped in place. Both end with a new database's schema exactly.
 
 tests/data/compat/4295cff/ was made by that commit's own code (make_4295cff_store.py there says
 how): seven bundles of one tenant, binding v1 and v2, digest schemes eip712 (`vbill attest`)
@@ -25,9 +26,10 @@ from click.testing import CliRunner
 from support import needs_build
 from support.http_server import AppClient, over_socket
 from support.pg_server import PgServer
+from support.schema import postgres_schema, sqlite_schema
 from vbill.cli.main import main as cli
-from vbill.ledger import translog
-from vbill.ledger.store import MIGRATIONS, Store
+from vbill.ledger import legacy, schema, translog
+from vbill.ledger.store import Store
 from vbill.service import Settings, create_app
 
 FIXTURE = Path(__file__).parents[1] / "data" / "compat" / "4295cff"
@@ -93,9 +95,14 @@ def test_the_fixture_is_the_old_release_s_own(upgraded: Store) -> None:
     assert sorted(e["window_seq"] for e in EVENTS.values() if e["window_seq"]) == [1, 2, 3]
 
 
-def test_the_migrations_run_in_place_to_today_s_schema(upgraded: Store) -> None:
-    assert upgraded.schema_version() == len(MIGRATIONS)
-    assert len(MIGRATIONS) >= MANIFEST["schema_version"]
+def test_the_migrations_run_in_place_to_today_s_schema(
+    home: Path, upgraded: Store, tmp_path: Path
+) -> None:
+    """Legacy steps 7-9, then Alembic: the file ends with a new database's schema exactly."""
+    assert upgraded.schema_version() == schema.HEAD
+    assert MANIFEST["schema_version"] < len(legacy.MIGRATIONS)
+    Store(tmp_path / "new.sqlite3").close()
+    assert sqlite_schema(home / "vbill.sqlite3") == sqlite_schema(tmp_path / "new.sqlite3")
 
 
 def assert_old_rows(store: Store) -> None:
@@ -126,17 +133,22 @@ def test_the_old_rows_survive_the_upgrade_unchanged(upgraded: Store) -> None:
     assert_old_rows(upgraded)
 
 
-def test_every_bundle_the_store_held_verifies_with_today_s_vbill_verify(
-    home: Path, upgraded: Store, tmp_path: Path
-) -> None:
+def assert_stored_bundles_verify(home: Path, store: Store, tmp_path: Path) -> None:
+    """Every bundle the store holds, exported to a file, passes today's `vbill verify`."""
     files = []
-    for s in upgraded.bundles(TENANT):
+    for s in store.bundles(TENANT):
         files.append(tmp_path / f"{s.event_id}.json")
         files[-1].write_text(json.dumps(s.bundle))
     code, results = cli_json(home, "verify", *map(str, files))
-    assert set(results) == {str(f) for f in files}
+    assert set(results) == {str(f) for f in files} and len(files) == len(EVENTS)
     assert_all_valid(results)
     assert code == 0
+
+
+def test_every_bundle_the_store_held_verifies_with_today_s_vbill_verify(
+    home: Path, upgraded: Store, tmp_path: Path
+) -> None:
+    assert_stored_bundles_verify(home, upgraded, tmp_path)
 
 
 def test_the_bundles_exported_then_verify_with_today_s_vbill_verify(
@@ -186,7 +198,7 @@ def test_the_service_continues_the_window_from_the_old_head(
     served: tuple[dict[str, Any], AppClient, Path], tmp_path: Path
 ) -> None:
     bundle, http, home = served
-    assert http.app.state.svc.store.schema_version() == len(MIGRATIONS)
+    assert http.app.state.svc.store.schema_version() == schema.HEAD
     old_head = json.loads((FIXTURE / "bundles" / "http-inf-3.json").read_text())
     window, before = bundle["billing"]["window"], old_head["billing"]["window"]
     assert window["seq"] == before["seq"] + 1 == 4
@@ -299,11 +311,14 @@ def pg_upgraded(
 
 
 def test_postgres_the_replayed_old_store_upgrades_in_place(
-    pg_upgraded: tuple[Store, str],
+    pg_upgraded: tuple[Store, str], pg_server: PgServer
 ) -> None:
-    store, _ = pg_upgraded
-    assert store.schema_version() == len(MIGRATIONS)
+    store, url = pg_upgraded
+    assert store.schema_version() == schema.HEAD
     assert_old_rows(store)
+    fresh = pg_server.new_database()
+    Store(fresh).close()
+    assert postgres_schema(url) == postgres_schema(fresh)
 
 
 def test_postgres_the_window_s_statement_verifies_and_the_service_continues_it(
@@ -332,3 +347,55 @@ def test_postgres_the_window_s_statement_verifies_and_the_service_continues_it(
     window = answer.json()["billing"]["window"]
     assert (window["seq"], window["before"]) == (4, body["billing"]["window"]["after"])
     assert answer.json()["receipt"]["leaf_index"] == MANIFEST["log_size"]
+
+
+# --- the release before Alembic (schema 9): the same store as it left it, stamped in place ---
+
+
+def to_schema_9(execute: Any, *, postgres: bool) -> None:
+    """What the last release before Alembic did on opening the old store: its migrations 7-9
+    (vbill.ledger.legacy holds them as it ran them), recorded in schema_version."""
+    legacy.upgrade(execute, postgres=postgres, current=MANIFEST["schema_version"])
+
+
+def test_a_store_of_the_release_before_alembic_is_stamped_in_place(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    home = old_home(tmp_path_factory)
+    path = home / "vbill.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    to_schema_9(conn.execute, postgres=False)
+    conn.execute("COMMIT")
+    conn.close()
+    before = sqlite_schema(path)
+    store = Store(path)
+    try:
+        assert store.schema_version() == schema.HEAD
+        assert sqlite_schema(path) == before  # stamped: no table, column or index changed
+        assert_old_rows(store)
+        assert_stored_bundles_verify(home, store, tmp_path)
+    finally:
+        store.close()
+
+
+def test_postgres_a_store_of_the_release_before_alembic_upgrades_in_place(
+    pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    import psycopg
+
+    home = old_home(tmp_path_factory)
+    url = pg_server.new_database()
+    replay_on_postgres(url, home / "vbill.sqlite3")
+    with psycopg.connect(url) as conn:
+        to_schema_9(conn.execute, postgres=True)
+    store = Store(url)
+    try:
+        assert store.schema_version() == schema.HEAD
+        assert_old_rows(store)
+        assert_stored_bundles_verify(home, store, tmp_path)
+    finally:
+        store.close()
+    fresh = pg_server.new_database()
+    Store(fresh).close()
+    assert postgres_schema(url) == postgres_schema(fresh)

@@ -464,12 +464,13 @@ def test_eth_charges_and_limits_at_the_top_of_the_range(
 def test_a_database_with_integer_amounts_migrates_exactly(tmp_path: Path) -> None:
     import sqlite3
 
+    from vbill.ledger import legacy, schema
     from vbill.ledger import store as store_mod
 
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for version, script in enumerate(store_mod.MIGRATIONS[:-1], start=1):
+    for version, script in enumerate(legacy.MIGRATIONS[:3], start=1):  # before TEXT amounts
         conn.executescript(script)
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
     conn.execute("INSERT INTO tenants (tenant_id, account_salt, tenant_key, created_at) "
@@ -485,7 +486,7 @@ def test_a_database_with_integer_amounts_migrates_exactly(tmp_path: Path) -> Non
     conn.commit()
     conn.close()
     s = store_mod.Store(path)
-    assert s.schema_version() == len(store_mod.MIGRATIONS)
+    assert s.schema_version() == schema.HEAD
     assert s.bundles()[0].charge_micros == 2**63 - 1
     assert s.limits("t") == store_mod.Limits(2**63 - 1, 7)
     assert s.balance("t").reserved_wei == (2**63 - 1) * store_mod.WEI_PER_MICRO

@@ -51,37 +51,6 @@ _URL = re.compile(
 URL_PATTERN = f"^(?:{_URL.pattern})$"
 """The same rule for the OpenAPI document (anchored: fullmatch)."""
 
-SCHEMA = """
-CREATE TABLE webhook_endpoints (
-    endpoint_id TEXT PRIMARY KEY,
-    url         TEXT NOT NULL,
-    events      TEXT NOT NULL,
-    secret      TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    rotated_at  INTEGER
-);
-CREATE TABLE outbox (
-    id              INTEGER PRIMARY KEY,
-    msg_id          TEXT NOT NULL,
-    endpoint_id     TEXT NOT NULL,
-    tenant_id       TEXT NOT NULL,
-    event_type      TEXT NOT NULL,
-    payload         TEXT NOT NULL,
-    created_at      INTEGER NOT NULL,
-    status          TEXT NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'delivered', 'dead')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL,
-    claimed_by      TEXT,
-    lease_until     INTEGER,
-    last_error      TEXT,
-    delivered_at    INTEGER,
-    UNIQUE (msg_id, endpoint_id)
-);
-CREATE INDEX outbox_queue ON outbox (status, tenant_id, endpoint_id, id);
-"""
-"""Migration 7 of vbill.ledger.schema.MIGRATIONS."""
-
 
 @dataclass(frozen=True)
 class Endpoint:

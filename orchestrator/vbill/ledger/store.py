@@ -3,7 +3,7 @@ balances and limits, each kept by a small repository over the same database.
 
 One SQLite file under $VBILL_HOME (WAL, foreign keys on, busy timeout), or PostgreSQL
 (`DATABASE_URL=postgresql://…`) holding the same schema for several API replicas and workers:
-the SQL is written once for both dialects (vbill.ledger.db rewrites it), and a
+the SQL is written once for both dialects (vbill.ledger.db adapts it), and a
 transaction-level advisory lock plays the part of BEGIN IMMEDIATE. Every write is one
 transaction (`Database.tx`), whichever repositories it touches.
 
@@ -16,7 +16,7 @@ The repositories, each over the store's `Database`:
   vbill.ledger.corrections: corrections;
 - vbill.ledger.log: the transparency log's leaves and signed heads;
 - vbill.ledger.settlements: settlement on chain; vbill.ledger.keys: revoked and retired keys;
-- vbill.ledger.schema: the schema and its migrations.
+- vbill.ledger.tables, vbill.ledger.schema: the schema and its migrations (Alembic).
 
 `Store` keeps one public API over them: `store.find(…)` is `Bundles.find`, and so on.
 """
@@ -56,7 +56,6 @@ from vbill.ledger.errors import (
 from vbill.ledger.ingestion import Ingest, Ingestion, IngestWindow
 from vbill.ledger.keys import Keys
 from vbill.ledger.log import Log
-from vbill.ledger.schema import MIGRATIONS
 from vbill.ledger.settlements import Settlements
 from vbill.ledger.tenants import Tenant, Tenants
 from vbill.ledger.windows import WindowHead, WindowKey, Windows
@@ -67,7 +66,6 @@ __all__ = [
     "CONFIRMATIONS",
     "DAY_MS",
     "DB_NAME",
-    "MIGRATIONS",
     "NEVER_RETRY_AFTER",
     "WEI_PER_MICRO",
     "Balance",
@@ -164,7 +162,7 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def schema_version(self) -> int:
+    def schema_version(self) -> str | None:
         return schema.version(self.db)
 
     # tenants and their API tokens
