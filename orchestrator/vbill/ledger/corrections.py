@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vbill.bindings.registry import event_binding
 from vbill.errors import ToolError
 from vbill.ledger import outbox, translog
 from vbill.ledger.bundles import Bundles, StoredBundle
@@ -223,9 +224,10 @@ correction_row = mapper(
 
 
 def _window_of(bundle: StoredBundle) -> WindowKey | None:
-    """The window key of a metered bundle; None for binding v1 (no window chain)."""
+    """The window key of a bundle of a windowed binding (metered); None for others (no window
+    chain)."""
     b = bundle.bundle
-    tariff = b.get("tariff_snapshot", {})
-    if tariff.get("tariff_class") != "metered":
+    if not event_binding(b).windowed:
         return None
+    tariff = b["tariff_snapshot"]
     return (bundle.tenant_id, b["meter_event"]["billing_window_id"], tariff["tariff_id"])
