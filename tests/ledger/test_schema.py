@@ -163,3 +163,42 @@ def test_alembic_finds_nothing_to_generate_after_the_upgrade(
         assert len(ignored) == 9
         diffs = [d for d in diffs if d not in ignored]
     assert diffs == []
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_stores_opened_at_once_upgrade_a_database_once(
+    dialect: str, tmp_path: Path, pg_server
+) -> None:
+    """Replicas starting together on a pre-Alembic database: the first takes the writer's lock
+    and upgrades, the others wait for it and find the head."""
+    import threading
+
+    if dialect == "sqlite":
+        where: str | Path = legacy_sqlite(tmp_path / "old.sqlite3")
+        connect = lambda: sqlite3.connect(where)  # noqa: E731
+    else:
+        where = legacy_postgres(pg_server.new_database())
+        connect = lambda: psycopg.connect(where)  # noqa: E731
+    start, errors = threading.Barrier(4), []
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            Store(where).close()
+        except Exception as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    conn = connect()
+    try:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+        heads = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    finally:
+        conn.close()
+    assert versions == [*range(1, 10), schema.FENCE]
+    assert [tuple(h) for h in heads] == [(schema.HEAD,)]
