@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vbill.bindings import BINDING_VERSION, version_of
+from vbill.bindings import version_of
 from vbill.bundle.attestation import recover_signer
 from vbill.bundle.correction import (
     CORRECTION_VERSION,
@@ -36,6 +36,8 @@ from vbill.verify.verify import Groth16Check, _guard, py_ecc_check
 from vbill.zk.field import parse_field_element, to_dec
 
 VERSION = version_of("correction_binding")
+# A void has no proof of its own: it rests on its original's billing_binding opening.
+VOID_BINDING = version_of("billing_binding")
 
 
 def is_correction_document(data: Any) -> bool:
@@ -203,10 +205,10 @@ def _void_binding(doc: Mapping[str, Any]) -> BindingVerdict:
             return BindingVerdict(
                 valid=False,
                 reason=f"original.{name} is not what the original's opening gives",
-                binding_version=BINDING_VERSION,
+                binding_version=VOID_BINDING,
             )
     return BindingVerdict(
-        valid=True, binding_version=BINDING_VERSION, commitment_digest=o["commitment"]
+        valid=True, binding_version=VOID_BINDING, commitment_digest=o["commitment"]
     )
 
 
@@ -238,7 +240,7 @@ def verify_void(doc: Mapping[str, Any] | Any, *, trust: TrustSet | None = None) 
         lambda: _void_verification(doc, trust),
         lambda: _void_billing(doc),
         lambda: _void_binding(doc),
-        BINDING_VERSION,
+        VOID_BINDING,
     )
 
 

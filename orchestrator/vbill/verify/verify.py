@@ -24,8 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vbill.bindings import BINDING_VERSION
-from vbill.bindings.registry import event_binding
+from vbill.bindings.registry import default, event_binding
 from vbill.bundle.attestation import SCHEMES, SignedStruct, bundle_digest, recover_signer
 from vbill.bundle.bundle import signal_map
 from vbill.errors import VbillError
@@ -380,7 +379,7 @@ def unreadable_result(reason: str) -> VerifyResult:
         verification=Verdict(valid=False, reason=reason),
         billing_check=Verdict(valid=False, reason=reason),
         incircuit_binding_verification=BindingVerdict(
-            valid=False, reason=reason, binding_version=BINDING_VERSION
+            valid=False, reason=reason, binding_version=default().version
         ),
         valid=False,
     )
