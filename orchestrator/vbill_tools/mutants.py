@@ -41,7 +41,7 @@ class Target:
     source: str
     tests: tuple[str, ...]
     mutant_timeout: int = 60  # seconds per mutant; the proof-backed selections need longer
-    # Qualified names ("Store.attest_once", "_amount") of the definitions whose mutants count;
+    # Qualified names ("Ingestion.ingest_many", "_amount") of the definitions whose mutants count;
     # empty: the whole file. A nested definition counts if it or any enclosing one is named.
     scope: tuple[str, ...] = ()
 
@@ -66,9 +66,6 @@ STORE_ATTEST_PATH = {
         "same_or_conflict",
         "Bundles.find",
         "Bundles.get",
-        "Bundles.attest_once",
-        "Bundles.attest_window",
-        "Bundles._insert",
     ),
     "windows": ("Windows.window_head", "Windows.head", "Windows.advance"),
     "log": (
@@ -177,7 +174,7 @@ def run(name: str, target: Target, workers: int = 1) -> Path:
 
 
 def definitions_by_line(source: str) -> dict[int, str]:
-    """Each line's innermost enclosing def or class, by qualified name ("Store._insert");
+    """Each line's innermost enclosing def or class, by qualified name ("Ingestion._ingested");
     decorator lines belong to what they decorate. Module-level lines are absent."""
     owners: dict[int, str] = {}
 

@@ -20,13 +20,13 @@ import pytest
 from support import V2, needs_v2
 from support.metered import (
     INFERENCE,
-    NoV1,
     attest,
     event,
     flat,
     request,
     store_at,
 )
+from support.store import BarrierAttester, signing_only
 from vbill.attest import attest_event
 from vbill.bindings import BINDING_V1, BINDING_V2
 from vbill.bundle.keys import Attester
@@ -158,22 +158,6 @@ def test_tampered_window_or_signals_fail(
     assert not result.verification.valid  # the signature covers all of it too
 
 
-class BarrierAttester(Attester):
-    """A real attester whose first signature waits until every caller has signed on the same
-    window head (ingestion reads the head, then signs, then logs)."""
-
-    def __init__(self, inner: Attester, barrier: Any) -> None:
-        super().__init__(inner.account)
-        object.__setattr__(self, "barrier", barrier)
-        object.__setattr__(self, "waited", threading.Event())
-
-    def sign_hash(self, digest: bytes) -> str:
-        if not self.waited.is_set():  # type: ignore[attr-defined]
-            self.waited.set()  # type: ignore[attr-defined]
-            self.barrier.wait(timeout=600)  # type: ignore[attr-defined]
-        return super().sign_hash(digest)
-
-
 def assert_chain(store: Store, n: int) -> list[dict[str, Any]]:
     """seq 1..n, each starting from the previous state, the total the sum of the charges."""
     bundles = [s.bundle for s in store.window_bundles(("tenant_acme", "2026-05", "llm-secure-7b"))]
@@ -291,7 +275,7 @@ def test_metered_request_without_a_v2_key_is_an_environment_error(
             INFERENCE,
             store=store_at(tmp_path, attester),
             attester=attester,
-            provers={BINDING_V1: Proving(NoV1(), "00" * 32)},
+            provers=signing_only(),
         )
 
 

@@ -1,38 +1,42 @@
 """Exactly-once attest under concurrency, seen from every caller.
 
-N callers attest one event at once: across threads sharing one Store (the service's shape),
-across threads with a Store each and across processes (where only the database transaction can
-decide). Every caller's outcome is collected, exceptions included: exactly one creates the
-bundle, the N − 1 others get that same stored bundle back as a replay, and none raises.
+N callers ingest one event at once, through the one write path (`Ingestor`: validate, charge,
+sign, log): across threads sharing one Store and one Ingestor (the service's shape), across
+threads with a Store and Ingestor each and across processes (where only the database
+transaction can decide). Every caller's outcome is collected, exceptions included: exactly one
+creates the bundle, the N − 1 others get that same stored bundle back as a replay, and none
+raises. No proof is needed: what is decided here is decided before any proving.
 
-The racing cases force the race instead of hoping for it: `build` (the slow proof) waits on a
-barrier of all N callers, so each has passed the first "already attested?" look-up before any
-of them writes; only the re-check inside the write transaction can then turn the losers into
-replays.
+The racing cases force the race instead of hoping for it: the attester's first signature waits
+on a barrier of all N callers, so each has passed the first "already attested?" look-up and
+signed its own bundle (a fresh salt: a distinct digest) before any of them logs; only the
+re-check inside the commit's transaction can then turn the losers into replays.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support.store import LOG_KEY, USD, fake_bundle
+from support import DATA
+from support.store import LOG_KEY, BarrierAttester, signing_only
+from vbill.bundle.keys import Attester
+from vbill.ingest import Ingestor
 from vbill.ledger.store import Store
-from vbill.models import Bundle
 
 N = 6
-TENANT, EVENT = "t", "evt_race"
+TENANT, EVENT = "tenant_acme", "evt_pilot_001"  # the pilot request's
 BARRIER_TIMEOUT = 120  # a broken barrier is a caller's error, reported, never a hang
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one caller saw: (created, digest, bundle) or the exception it got."""
+    """What one caller saw: (created, digest, bundle) or the error it got."""
 
     created: bool | None = None
     digest: str | None = None
@@ -40,22 +44,17 @@ class Outcome:
     error: str | None = None
 
 
-def unique_bundle() -> Bundle:
-    """A bundle with a fresh digest per build (as real proofs and salts are random), so a
-    replay that returned the caller's own build instead of the stored one would show."""
-    b = fake_bundle(TENANT, EVENT)
-    att = b.attestation.model_copy(update={"bundle_digest": "0x" + os.urandom(32).hex()})
-    return b.model_copy(update={"attestation": att})
+def pilot() -> dict[str, Any]:
+    return json.loads((DATA / "pilot_request.json").read_text())
 
 
-def attest(store: Store, build: Callable[[], Bundle]) -> Outcome:
+def attest(ingestor: Ingestor) -> Outcome:
     try:
-        stored, created = store.attest_once(
-            tenant_id=TENANT, event_id=EVENT, request_hash="same-payload", charge=USD, build=build
-        )
+        [outcome] = ingestor.ingest([pilot()])
+        stored = outcome.result()
     except BaseException as exc:  # every caller's failure is part of the result
         return Outcome(error=f"{type(exc).__name__}: {exc}")
-    return Outcome(created, stored.digest, stored.bundle)
+    return Outcome(outcome.status == "created", stored.digest, stored.bundle)
 
 
 def new_db(tmp_path: Path) -> Path:
@@ -92,62 +91,58 @@ def run_threads(target: Callable[[int], Outcome]) -> list[Outcome]:
     return [o if o is not None else Outcome(error="thread returned nothing") for o in outcomes]
 
 
-def test_threads_sharing_one_store_build_once_and_all_get_the_bundle(tmp_path: Path) -> None:
-    """The service's shape: one Store, many request threads; the per-event lock makes the
-    duplicates wait, so the proof is built once."""
+def test_threads_sharing_one_ingestor_log_once_and_all_get_the_bundle(tmp_path: Path) -> None:
+    """The service's shape: one Store and one Ingestor, many request threads, all signed on
+    the same look-up; the group committer logs one and answers the others with it (a replay
+    within the same batch or of an earlier one)."""
     db = new_db(tmp_path)
-    store = Store(db, log_key=LOG_KEY)
-    start = threading.Barrier(N, timeout=BARRIER_TIMEOUT)
-    builds: list[int] = []
-
-    def build() -> Bundle:
-        builds.append(1)
-        return unique_bundle()
-
-    def caller(_: int) -> Outcome:
-        try:
-            start.wait()
-        except threading.BrokenBarrierError as exc:
-            return Outcome(error=repr(exc))
-        return attest(store, build)
-
-    assert_exactly_once(run_threads(caller), db)
-    assert len(builds) == 1
+    barrier = threading.Barrier(N, timeout=BARRIER_TIMEOUT)
+    attester = BarrierAttester(Attester(LOG_KEY), barrier, waits=N)
+    ingestor = Ingestor(Store(db, log_key=LOG_KEY), attester, signing_only())
+    try:
+        assert_exactly_once(run_threads(lambda _: attest(ingestor)), db)
+    finally:
+        ingestor.close()
 
 
 def test_threads_with_a_store_each_race_inside_the_transaction(tmp_path: Path) -> None:
     db = new_db(tmp_path)
-    stores = [Store(db, log_key=LOG_KEY) for _ in range(N)]
-    all_built = threading.Barrier(N, timeout=BARRIER_TIMEOUT)
-
-    def build() -> Bundle:
-        all_built.wait()  # every caller has passed the look-up before anyone writes
-        return unique_bundle()
-
-    assert_exactly_once(run_threads(lambda i: attest(stores[i], build)), db)
-
-
-def _attest_in_process(db: str, all_built: Any, results: Any) -> None:
-    """One process: its own Store on the shared file (spawned: nothing inherited)."""
-
-    def build() -> Bundle:
-        all_built.wait(BARRIER_TIMEOUT)
-        return unique_bundle()
-
+    barrier = threading.Barrier(N, timeout=BARRIER_TIMEOUT)
+    ingestors = [
+        Ingestor(Store(db, log_key=LOG_KEY), BarrierAttester(Attester(LOG_KEY), barrier),
+                 signing_only())
+        for _ in range(N)
+    ]  # fmt: skip
     try:
-        outcome = attest(Store(Path(db), log_key=LOG_KEY), build)
+        assert_exactly_once(run_threads(lambda i: attest(ingestors[i])), db)
+    finally:
+        for ingestor in ingestors:
+            ingestor.close()
+
+
+def _attest_in_process(db: str, all_signed: Any, results: Any) -> None:
+    """One process: its own Store and Ingestor on the shared file (spawned: nothing
+    inherited)."""
+    try:
+        attester = BarrierAttester(Attester(LOG_KEY), all_signed)
+        ingestor = Ingestor(Store(Path(db), log_key=LOG_KEY), attester, signing_only())
     except BaseException as exc:  # opening the store failed
-        outcome = Outcome(error=repr(exc))
-    results.put(outcome)
+        results.put(Outcome(error=repr(exc)))
+        return
+    try:
+        results.put(attest(ingestor))
+    finally:
+        ingestor.close()
 
 
 def test_processes_race_inside_the_transaction(tmp_path: Path) -> None:
     db = new_db(tmp_path)
     ctx = multiprocessing.get_context("spawn")
-    all_built = ctx.Barrier(N)
+    all_signed = ctx.Barrier(N)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_attest_in_process, args=(str(db), all_built, results)) for _ in range(N)
+        ctx.Process(target=_attest_in_process, args=(str(db), all_signed, results))
+        for _ in range(N)
     ]
     for p in procs:
         p.start()

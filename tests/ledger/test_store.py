@@ -23,12 +23,12 @@ from vbill.ledger import schema, translog
 from vbill.ledger.store import (
     WEI_PER_MICRO,
     Conflict,
+    Ingest,
     LimitExceeded,
     Limits,
     Store,
     open_store,
 )
-from vbill.models import Bundle
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,21 +58,17 @@ def test_same_event_with_different_payload_is_a_conflict_and_stores_nothing(stor
     assert store.counts()["log_size"] == 1
 
 
-def test_same_event_same_payload_returns_the_stored_bundle_without_rebuilding(
+def test_same_event_same_payload_returns_the_stored_bundle_not_the_new_one(
     store: Store,
 ) -> None:
     first, created = attest(store, "tenant_0", "e1")
-    calls = []
-
-    def build() -> Bundle:
-        calls.append(1)
-        return fake_bundle("tenant_0", "e1")
-
-    again, created_again = store.attest_once(
-        tenant_id="tenant_0", event_id="e1", request_hash="p", charge=USD, build=build
+    other = fake_bundle("tenant_0", "e1", charge=USD.charge_micros + 1)  # another digest
+    [(again, created_again)] = store.ingest_many(
+        [Ingest("tenant_0", "e1", "p", USD, other.model_dump(mode="json"), proven=True)]
     )
-    assert created and not created_again and calls == []
+    assert created and not created_again
     assert again.bundle == first.bundle and again.leaf_index == 0
+    assert store.counts()["bundles"] == 1 and store.counts()["log_size"] == 1
 
 
 def test_concurrent_duplicates_yield_exactly_one_bundle(where: Path | str) -> None:

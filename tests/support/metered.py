@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from vbill.attest import attest_event
-from vbill.bindings import BINDING_V1, BINDING_V2
+from vbill.bindings import BINDING_V2
 from vbill.bundle.keys import Attester
 from vbill.ingest import Proving
 from vbill.ledger.store import Store
 from vbill.models import MeteredAttestRequest, example
-from vbill.zk.prover import Proof
+
+from support.store import signing_only
 
 EXAMPLE = example(MeteredAttestRequest)
 
@@ -73,7 +74,7 @@ def attest(store: Store, attester: Attester, v2: Proving, req: Mapping[str, Any]
 
 def provers(v2: Proving) -> dict[str, Proving]:
     """Binding v2's Proving, and a v1 one that fails the test if it is asked to prove."""
-    return {BINDING_V1: Proving(NoV1(), "00" * 32), BINDING_V2: v2}
+    return {**signing_only(), BINDING_V2: v2}
 
 
 def attest_events(
@@ -86,14 +87,6 @@ def attest_events(
            for i, u in enumerate(usage)]  # fmt: skip
     store.close()
     return out
-
-
-class NoV1:
-    def prove(self, circuit_input: Mapping[str, str]) -> Proof:
-        raise AssertionError("a metered request reached the v1 prover")
-
-    def close(self) -> None:
-        pass
 
 
 def _tenant_key(salt: int) -> int:

@@ -1,16 +1,23 @@
 """The store without proofs: wire-valid bundles with distinct digests and placeholder proofs, an
-attest of one, the log's key, a confirmed deposit and a settled charge's receipt (the store
-persists and logs bundles, it does not judge them). Used by the ledger tests and by the
-service and replica tests that seed a store."""
+attest of one (logged by the store's one write path, ingestion), the log's key, a confirmed
+deposit and a settled charge's receipt (the store persists and logs bundles, it does not judge
+them). Used by the ledger tests and by the service and replica tests that seed a store. And
+for ingestion without proofs: an attester that holds its first signature at a barrier (to
+force a race) and provers that only name binding v1's key."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
 from eth_account import Account
-from vbill.ledger.store import Charge, Store
+from vbill.bindings import BINDING_V1
+from vbill.bundle.keys import Attester
+from vbill.ingest import Proving
+from vbill.ledger.store import Charge, Ingest, Store
 from vbill.models import Bundle
+from vbill.zk.prover import Proof
 
 LOG_KEY = Account.from_key("0x" + "33" * 32)
 USD = Charge("USD", 221040)
@@ -63,13 +70,15 @@ def fake_bundle(tenant: str, event: str, charge: int = 221040, currency: str = "
 def attest(
     s: Store, tenant: str, event: str, payload: str = "p", charge: Charge = USD
 ) -> tuple[Any, bool]:
-    return s.attest_once(
-        tenant_id=tenant,
-        event_id=event,
-        request_hash=payload,
-        charge=charge,
-        build=lambda: fake_bundle(tenant, event, charge.charge_micros, charge.currency),
-    )
+    """Log a fake bundle of (tenant, event), proven, as ingestion's commit does: (stored,
+    created), or its refusal (Conflict, LimitExceeded) raised. The same `payload` again
+    answers with the stored bundle, whatever is signed this time."""
+    bundle = fake_bundle(tenant, event, charge.charge_micros, charge.currency)
+    item = Ingest(tenant, event, payload, charge, bundle.model_dump(mode="json"), proven=True)
+    [result] = s.ingest_many([item])
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def usage_receipt(cost_eth: str) -> dict[str, Any]:
@@ -85,3 +94,39 @@ def fund(s: Store, tenant: str, wei: int, block: int = 1, head: int = 100) -> No
 
 def eth(micros: int) -> Charge:
     return Charge("ETH", micros)
+
+
+class BarrierAttester(Attester):
+    """A real attester whose first `waits` signatures wait until every caller (the barrier's
+    parties) has come that far: ingestion reads what it decides on (the event's stored bundle,
+    its window's head), then signs, then logs, so all have read the same. One per caller, or
+    one shared by `waits` callers that each sign once before logging."""
+
+    def __init__(self, inner: Attester, barrier: Any, waits: int = 1) -> None:
+        super().__init__(inner.account)
+        object.__setattr__(self, "barrier", barrier)
+        object.__setattr__(self, "waits", [waits, threading.Lock()])
+
+    def sign_hash(self, digest: bytes) -> str:
+        waits = self.waits  # type: ignore[attr-defined]
+        with waits[1]:
+            wait = waits[0] > 0
+            waits[0] -= 1
+        if wait:
+            self.barrier.wait(timeout=600)  # type: ignore[attr-defined]
+        return super().sign_hash(digest)
+
+
+class NotProving:
+    """The prover of an ingestion that only signs and logs: the test fails if it is asked."""
+
+    def prove(self, circuit_input: Any) -> Proof:
+        raise AssertionError("a prover was asked where nothing is proved")
+
+    def close(self) -> None:
+        pass
+
+
+def signing_only(vkey_sha256: str = "00" * 32) -> dict[str, Proving]:
+    """Provers for ingestion that signs binding v1 events naming `vkey_sha256`, never proves."""
+    return {BINDING_V1: Proving(NotProving(), vkey_sha256)}

@@ -1,29 +1,22 @@
 """Bundles: the attested, logged events, one per (tenant, event_id), with their settlement
 and proof status.
 
-The attest path is one write transaction that re-checks uniqueness and limits, appends the log
-leaf, signs the new tree head and inserts the bundle carrying its receipt; a crash anywhere
-inside leaves neither a bundle nor a leaf. Proving (slow) happens before that transaction,
-under a per-event lock so concurrent duplicates prove once.
+Bundles are written by ingestion alone (vbill.ledger.ingestion, the one write path of
+`vbill attest` and the service): one write transaction per batch re-checks uniqueness and
+limits, appends the log leaves, signs the new tree head and inserts the bundles carrying their
+receipts; a crash anywhere inside leaves neither a bundle nor a leaf.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vbill.errors import ToolError
-from vbill.ledger import translog
-from vbill.ledger.accounts import Accounts, Charge
-from vbill.ledger.db import Database, EventLocks, json_or_none, mapper, now_ms, stored_amount
-from vbill.ledger.errors import Conflict, WindowMoved
-from vbill.ledger.log import Log
-from vbill.ledger.tenants import Tenants
-from vbill.ledger.windows import WindowHead, WindowKey, Windows
-from vbill.models import Bundle
+from vbill.ledger.db import Database, json_or_none, mapper
+from vbill.ledger.errors import Conflict
+from vbill.ledger.windows import WindowKey
 
 
 @dataclass(frozen=True)
@@ -72,23 +65,10 @@ def bundle_if(c: Any, tenant_id: str, event_id: str, column: str, state: str) ->
 
 
 class Bundles:
-    """The bundles table, and the attest path that fills it."""
+    """The bundles table (vbill.ledger.ingestion fills it)."""
 
-    def __init__(
-        self,
-        db: Database,
-        log: Log,
-        locks: EventLocks,
-        tenants: Tenants,
-        accounts: Accounts,
-        windows: Windows,
-    ) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.log = log
-        self.locks = locks
-        self.tenants = tenants
-        self.accounts = accounts
-        self.windows = windows
 
     def find(self, tenant_id: str, event_id: str) -> StoredBundle | None:
         return self.get(self.db.conn(), tenant_id, event_id)
@@ -124,138 +104,6 @@ class Bundles:
             window,
         )
         return [bundle_row(r) for r in rows]
-
-    def attest_once(
-        self,
-        *,
-        tenant_id: str,
-        event_id: str,
-        request_hash: str,
-        charge: Charge,
-        build: Callable[[], Bundle],
-        new_tenant: tuple[int, int] | None = None,
-    ) -> tuple[StoredBundle, bool]:
-        """Store the bundle for (tenant, event) exactly once; returns (stored, created).
-
-        Same payload again → the stored bundle (never re-proved); different payload → Conflict;
-        a limit or the balance would be passed → LimitExceeded, before and after proving.
-        `new_tenant` (account_salt, tenant_key) creates the tenant in the same transaction as
-        its first bundle, so a refused first attest leaves no tenant behind; TenantRaced if
-        another attest created it first with another salt (build again with the stored one).
-        """
-        self.log.require_key()
-        with self.locks.hold((tenant_id, event_id)):
-            existing = self.find(tenant_id, event_id)
-            if existing is not None:
-                return same_or_conflict(existing, request_hash), False
-            self.accounts.check_spend(self.db.conn(), tenant_id, charge)
-            bundle = build()  # slow, outside any transaction
-            return self._insert(tenant_id, event_id, request_hash, charge, bundle, new_tenant)
-
-    def attest_window(
-        self,
-        *,
-        tenant_id: str,
-        event_id: str,
-        request_hash: str,
-        window: WindowKey,
-        charge: Callable[[WindowHead | None], Charge],
-        build: Callable[[WindowHead | None], Any],
-        new_tenant: tuple[int, int] | None = None,
-        attempts: int = 100,
-    ) -> tuple[StoredBundle, bool]:
-        """`attest_once` for a metered event, whose charge and proof depend on the window's
-        head (None: genesis). The head is read under the window's lock, and the bundle is
-        stored only if the head is still the one it was built on, in the same transaction
-        that assigns its seq; if another process moved it, the event is proved again. So a
-        window never forks or skips, and idempotency is attest_once's."""
-        self.log.require_key()
-        with self.locks.hold((tenant_id, event_id)), self.locks.hold(("window", *window)):
-            for _ in range(attempts):
-                existing = self.find(tenant_id, event_id)
-                if existing is not None:
-                    return same_or_conflict(existing, request_hash), False
-                self.windows.refuse_if_closed(self.db.conn(), window)  # before a proof is spent
-                head = self.windows.window_head(window)
-                cost = charge(head)
-                self.accounts.check_spend(self.db.conn(), tenant_id, cost)
-                bundle = build(head)  # slow, outside any transaction
-                try:
-                    return self._insert(
-                        tenant_id,
-                        event_id,
-                        request_hash,
-                        cost,
-                        bundle,
-                        new_tenant,
-                        window=(window, head.seq if head else 0),
-                    )
-                except WindowMoved:
-                    continue
-        raise ToolError(f"window {window} kept moving during {attempts} attempts; try again")
-
-    def _insert(
-        self,
-        tenant_id: str,
-        event_id: str,
-        request_hash: str,
-        charge: Charge,
-        bundle: Bundle,
-        new_tenant: tuple[int, int] | None = None,
-        window: tuple[WindowKey, int] | None = None,
-    ) -> tuple[StoredBundle, bool]:
-        """Insert one bundle with its log leaf; `window` (key, head seq it was built on) also
-        appends it to a metered window, or raises WindowMoved if the head is no longer that."""
-        from vbill.bundle.bundle import digest_of, with_receipt
-
-        digest = digest_of(bundle)
-        leaf = translog.leaf_hash(digest)
-        nullifier = bundle.attestation.billing_proof.public_signals[3]
-        with self.db.tx() as c:
-            existing = self.get(c, tenant_id, event_id)
-            if existing is not None:  # another process won the race
-                return same_or_conflict(existing, request_hash), False
-            if new_tenant is not None:
-                self.tenants.create(c, tenant_id, *new_tenant)
-            spend = self.accounts.check_spend(c, tenant_id, charge)
-            if window is not None:
-                self.windows.refuse_if_closed(c, window[0])
-                head = self.windows.head(c, window[0])
-                if (head.seq if head else 0) != window[1]:
-                    raise WindowMoved(f"window {window[0]} moved past seq {window[1]}")
-            with self.log.appending(c) as index:
-                at = now_ms()
-                receipt = self.log.append(c, leaf, at)
-                stored = with_receipt(bundle, receipt.to_dict()).model_dump(mode="json")
-                c.execute(
-                    "INSERT INTO bundles (tenant_id, event_id, request_hash, bundle_json, "
-                    "digest, leaf_index, currency, charge_micros, nullifier, created_at, "
-                    "settlement_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        tenant_id,
-                        event_id,
-                        request_hash,
-                        json.dumps(stored, sort_keys=True),
-                        "0x" + digest.hex(),
-                        index,
-                        charge.currency,
-                        stored_amount(charge.charge_micros),
-                        nullifier,
-                        at,
-                        "pending" if charge.is_eth else "none",
-                    ),
-                )
-                if window is not None:
-                    w = bundle.billing.window  # type: ignore[attr-defined]
-                    if w.seq != window[1] + 1:
-                        raise ToolError(f"bundle has seq {w.seq}, head is {window[1]}")
-                    self.windows.advance(
-                        c, window[0], window[1] + 1, event_id, w.after.model_dump(mode="json")
-                    )
-                self.accounts.notify_spend(c, tenant_id, event_id, charge, spend, at)
-            found = self.get(c, tenant_id, event_id)
-        assert found is not None
-        return found, True
 
     def unproven_count(self) -> int:
         row = (

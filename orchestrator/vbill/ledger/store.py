@@ -11,9 +11,9 @@ The repositories, each over the store's `Database`:
 
 - vbill.ledger.tenants: tenants and their API tokens;
 - vbill.ledger.accounts: limits, balances, deposits, the spending check;
-- vbill.ledger.bundles: bundles and the attest path; vbill.ledger.ingestion: group-commit
-  ingestion and proving workers; vbill.ledger.windows: metered windows and their closes;
-  vbill.ledger.corrections: corrections;
+- vbill.ledger.bundles: bundles; vbill.ledger.ingestion: group-commit ingestion (the one
+  write path of bundles) and proving workers; vbill.ledger.windows: metered windows and
+  their closes; vbill.ledger.corrections: corrections;
 - vbill.ledger.log: the transparency log's leaves and signed heads;
 - vbill.ledger.settlements: settlement on chain; vbill.ledger.keys: revoked and retired keys;
 - vbill.ledger.tables, vbill.ledger.schema: the schema and its migrations (Alembic).
@@ -147,9 +147,7 @@ class Store:
         self._tenants = Tenants(self.db)
         self._accounts = Accounts(self.db)
         self._windows = Windows(self.db, self._log)
-        self._bundles = Bundles(
-            self.db, self._log, self._locks, self._tenants, self._accounts, self._windows
-        )
+        self._bundles = Bundles(self.db)
         self._ingestion = Ingestion(
             self.db, self._log, self._tenants, self._accounts, self._windows, self._bundles
         )
@@ -194,13 +192,11 @@ class Store:
     drop_deposit = _Via("_accounts")
     deposits = _Via("_accounts")
 
-    # bundles and the attest path
+    # bundles (written by ingestion)
     find = _Via("_bundles")
     find_by_event = _Via("_bundles")
     bundles = _Via("_bundles")
     window_bundles = _Via("_bundles")
-    attest_once = _Via("_bundles")
-    attest_window = _Via("_bundles")
     unproven_count = _Via("_bundles")
     oldest_unproven_age_ms = _Via("_bundles")
     counts = _Via("_bundles")
