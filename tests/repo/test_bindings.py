@@ -69,6 +69,10 @@ def test_a_new_binding_is_its_module_and_its_circuits_json_entry(tmp_path, monke
         monkeypatch.setitem(sys.modules, "vbill.bindings.toy_binding", module)
         assert registry.binding("bn128-toy") is toy and registry.bindings()[-1] is toy
         assert toy.artefacts.vkey == paths.BUILD / "t.json"
+        # every caller that asks for a version's paths finds it (setup, provers, trust)
+        assert declared_bindings.artefacts("bn128-toy") == toy.artefacts
+        assert toy.artefacts in declared_bindings.all_artefacts()
+        assert not toy.artefacts.top_level
         assert registry.event_bindings() == registry.event_bindings()[:2]  # attests nothing
     finally:
         registry._registry.cache_clear()

@@ -99,9 +99,29 @@ ARTEFACTS = {
 }
 
 
+def _declared_artefacts() -> list[BindingArtefacts]:
+    """The artefacts of the circuits.json entries ARTEFACTS does not list (a binding added by
+    its module and entry alone): by the entry's key and `vkey`."""
+    return [
+        _artefacts(str(entry["binding_version"]), key, paths.BUILD / str(entry["vkey"]))
+        for key, entry in declared().items()
+        if entry.get("binding_version") not in ARTEFACTS
+    ]
+
+
+def all_artefacts() -> list[BindingArtefacts]:
+    """Every binding's artefacts: ARTEFACTS' and those of the other circuits.json entries."""
+    return [*ARTEFACTS.values(), *_declared_artefacts()]
+
+
 def artefacts(version: str) -> BindingArtefacts:
     """The artefact paths of a binding version; KeyError for an unknown one."""
-    return ARTEFACTS[version]
+    if version in ARTEFACTS:
+        return ARTEFACTS[version]
+    for art in _declared_artefacts():
+        if art.version == version:
+            return art
+    raise KeyError(version)
 
 
 def top_level() -> BindingArtefacts:

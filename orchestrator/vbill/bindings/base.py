@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vbill import paths
-from vbill.bindings import ARTEFACTS, BindingArtefacts, _artefacts, declared, version_of
+from vbill.bindings import BindingArtefacts, artefacts, version_of
 from vbill.errors import ToolError
 
 if TYPE_CHECKING:
@@ -56,11 +55,7 @@ class Binding:
     def artefacts(self) -> BindingArtefacts:
         """Its circuit's and keys' paths (a binding this release does not list: by its
         circuits.json entry's key and `vkey`)."""
-        known = ARTEFACTS.get(self.version)
-        if known is not None:
-            return known
-        vkey = paths.BUILD / str(declared()[self.key]["vkey"])
-        return _artefacts(self.version, self.key, vkey)
+        return artefacts(self.version)
 
     def not_set_up(self) -> ToolError:
         """The error for a request of this binding where its proving key is not built."""

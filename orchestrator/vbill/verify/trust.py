@@ -208,13 +208,13 @@ def _binding_vkeys() -> list[Path]:
     """The vkeys of the bindings build/manifest.json records under `bindings` (every one but
     the top level's, trusted by `_matches_manifest`) whose files match their recorded SHA-256:
     one trusted key per binding, none unrecorded."""
-    from vbill.bindings import ARTEFACTS
+    from vbill.bindings import all_artefacts
 
     manifest = _manifest()
     bindings = manifest.get("bindings")
     out = []
-    for version, art in ARTEFACTS.items():
-        record = bindings.get(version) if isinstance(bindings, dict) else None
+    for art in all_artefacts():
+        record = bindings.get(art.version) if isinstance(bindings, dict) else None
         if art.top_level or not isinstance(record, dict) or not art.vkey.exists():
             continue
         if record.get("vkey_sha256") == file_sha256(art.vkey):
