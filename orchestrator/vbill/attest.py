@@ -38,7 +38,7 @@ def attest_event(
     or the request's binding has no prover in `provers` (binding version -> Proving)."""
     if not isinstance(request, Mapping):  # a model, or not a request (InputError naming it)
         request = event_binding(request).encode(request).request.model_dump(mode="json")
-    ingestor = Ingestor(store, attester, provers)
+    ingestor = Ingestor(store, attester, provers, group_commit=False)
     try:
         outcome = ingestor.attest(request)
     finally:

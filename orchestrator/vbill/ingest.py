@@ -179,21 +179,31 @@ def refuse_if_retired(store: Store, attester: Attester) -> None:
 
 @dataclass
 class Ingestor:
-    """Prepares events (validate, charge, sign) and logs them through the group committer.
-    A metered event (binding v2) is charged and signed from its window's head as this batch
-    will leave it; the store assigns its seq at commit and re-signs it if the head moved."""
+    """Prepares events (validate, charge, sign) and logs them through the group committer
+    (`group_commit=False`: one caller, such as `vbill attest`, whose batches the store commits
+    in the caller's thread). A metered event (binding v2) is charged and signed from its
+    window's head as this batch will leave it; the store assigns its seq at commit and
+    re-signs it if the head moved."""
 
     store: Store
     attester: Attester
     provers: Provers  # what it signs names their keys; `attest` proves with them
     usd_rate: RateSource | None = None  # signs a rate snapshot into metered ETH bundles
-    committer: Committer = field(init=False)
+    group_commit: bool = True
+    committer: Committer | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.committer = Committer(self.store)
+        if self.group_commit:
+            self.committer = Committer(self.store)
 
     def close(self) -> None:
-        self.committer.close()
+        if self.committer is not None:
+            self.committer.close()
+
+    def _commit(self, items: list[Ingest]) -> list[tuple[StoredBundle, bool] | VbillError]:
+        if self.committer is None:
+            return self.store.ingest_many(items)
+        return self.committer.submit(items)
 
     def ingest(self, requests: list[Any], *, claim: str | None = None) -> list[Outcome]:
         """Decide each request on its own, in order. `claim`: the caller proves the created
@@ -211,7 +221,7 @@ class Ingestor:
                     outcomes[i] = prepared
                 else:
                     items.append((i, prepared))
-            results = self.committer.submit([item for _, item in items]) if items else []
+            results = self._commit([item for _, item in items]) if items else []
             todo = []
             for (i, item), result in zip(items, results, strict=True):
                 if isinstance(result, TenantRaced):
