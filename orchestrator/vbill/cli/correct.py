@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from vbill import paths
 from vbill.cli.bundle import write_json_atomic
 from vbill.cli.output import json_option
 from vbill.errors import InputError
@@ -32,16 +31,14 @@ def _usage(pairs: tuple[str, ...]) -> dict[str, int] | None:
 
 
 def _correction_proving() -> Any:
-    """Binding v2c's prover and vkey hash, or None if it is not built (a v1 void needs none)."""
+    """Binding v2c's Proving, or None if it is not built (a v1 void needs none)."""
     from vbill.bindings.registry import binding
-    from vbill.ingest import Proving
-    from vbill.verify.trust import file_sha256
-    from vbill.zk.native_prover import open_prover
+    from vbill.ingest import open_provers
 
-    art = binding("correction_binding").artefacts
-    if not (art.zkey.exists() and art.vkey.exists()):
+    b = binding("correction_binding")
+    if not b.artefacts.built():
         return None
-    return Proving(open_prover(1, binding=art.version), file_sha256(paths.require(art.vkey)))
+    return open_provers(1, versions=[b.version])[b.version]
 
 
 def run_correction(
