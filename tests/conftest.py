@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -79,7 +79,8 @@ def trust(attester: Attester) -> TrustSet:
 
 @pytest.fixture(scope="session")
 def make_bundle(prover: Prover, attester: Attester, vkey_sha256: str):
-    """Factory: prove, sign and log a request; returns the bundle as plain JSON data."""
+    """Factory: sign, prove and log a request (digest version 2; `build=v1_bundle` signs it as
+    earlier releases did); returns the bundle as plain JSON data."""
     tree = MerkleTree()
 
     def make(
@@ -87,10 +88,11 @@ def make_bundle(prover: Prover, attester: Attester, vkey_sha256: str):
         *,
         account_salt: int = 12345,
         signer: Attester | None = None,
+        build: Callable[..., Any] = build_bundle,
         **kw: Any,
     ) -> dict[str, Any]:
         signer = signer or attester
-        bundle = build_bundle(
+        bundle = build(
             request,
             attester=signer,
             account_salt=account_salt,

@@ -1,5 +1,6 @@
 """Helpers shared by the test folders (tests/<stage>/): skips with the fix, the v2 and v2c
-artefacts, the documented metered event, the in-memory log receipt and a JSON edit. Fixtures live
+artefacts, the documented metered event, the in-memory log receipt, a JSON edit and a bundle as
+earlier releases signed it (digest version 1). Fixtures live
 in the conftest.py files; the rest of the helpers are this package's modules: chain and chain_v2
 (anvil), circuit_tools (the compiled circuits), http_server, servicekit and ingest (the service
 over a socket), metered (binding v2's requests and attest path), pg_server, store (the store
@@ -14,10 +15,13 @@ from typing import Any
 import pytest
 from vbill import paths
 from vbill.bindings import BINDING_V2, BINDING_V2C, artefacts
-from vbill.bundle.bundle import digest_of, with_receipt
+from vbill.bundle.bundle import digest_of, draft_of, prove_unproven, sign_draft, with_receipt
 from vbill.bundle.keys import Attester
+from vbill.encode.metered import GENESIS
 from vbill.ledger.translog import MerkleTree, append_with_receipt
-from vbill.models import Bundle, MeteredAttestRequest, example
+from vbill.models import Bundle, MeteredAttestRequest, MeteredBundle, example
+from vbill.zk.prover import ProofSource
+from vbill.zk.witness import random_field_element
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -78,3 +82,19 @@ def set_in(data: Any, path: tuple, value: Any) -> Any:
         node = node[key]
     node[path[-1]] = value
     return out
+
+
+def v1_bundle(
+    request: Any, *, attester: Attester, account_salt: int, prover: ProofSource, vkey_sha256: str
+) -> Bundle | MeteredBundle:
+    """`build_bundle`'s bundle as earlier releases signed it: digest version 1, whose signature
+    covers the Groth16 proof (a metered request charged from its window's genesis). Only for
+    tests of what those releases made: today's bundles are version 2, and tests/data/compat
+    holds bundles those releases stored."""
+    salt = random_field_element()
+    draft = draft_of(request, salt, account_salt, GENESIS)
+    unproven = sign_draft(draft, attester, salt, account_salt, vkey_sha256, None)
+    proof = prove_unproven(unproven, prover)  # checked against the reference's signals
+    return draft.model.model_validate(
+        sign_draft(draft, attester, salt, account_salt, vkey_sha256, proof)
+    )

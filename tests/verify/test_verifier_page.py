@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from support import V2, log_and_receipt
+from support import V2, log_and_receipt, v1_bundle
 from support.metered import flat, request
 from support.verifier_page import (
     LOGGED,
@@ -32,9 +32,9 @@ from support.verifier_page import (
 from vbill import jsonio, paths
 from vbill.billing.close_record import make_record
 from vbill.billing.closing import close_body
-from vbill.bindings import BINDING_V1, BINDING_V2, registry
-from vbill.bundle.attestation import SCHEME_V2, bundle_digest
-from vbill.bundle.bundle import build_bundle, signal_map
+from vbill.bindings import BINDING_V1, BINDING_V2
+from vbill.bundle.attestation import SCHEME_V1, SCHEME_V2
+from vbill.bundle.bundle import build_bundle
 from vbill.bundle.keys import Attester
 from vbill.bundle.metered import state_from_json
 from vbill.bundle.usage import RateSnapshot, cost_usd, usage_of, with_snapshot
@@ -48,7 +48,6 @@ from vbill.verify import trust_document
 from vbill.verify.statement import SUMMARY_KEYS, statement_document, verify_statement
 from vbill.verify.trust import TrustSet, file_sha256
 from vbill.verify.verify import default_check, request_from_bundle, verify_bundle, verify_request
-from vbill.zk.witness import PublicSignals
 
 RECORD_KEYS = ("billing_version", "profileId", "meter_event", "tariff_snapshot", "billing")
 
@@ -69,23 +68,6 @@ def _read(text: str) -> Any:
 
 def _nested(depth: int) -> Any:
     return [_nested(depth - 1)] if depth else 0
-
-
-def _resign_v2(bundle: dict[str, Any], attester: Attester) -> dict[str, Any]:
-    """The bundle signed under digest version 2 (the proof not covered) and logged afresh."""
-    out = copy.deepcopy(bundle)
-    record = {k: out[k] for k in RECORD_KEYS}
-    bp = out["attestation"]["billing_proof"]
-    signals = PublicSignals.from_list([int(x) for x in bp["public_signals"]])
-    signed_as = registry.default().signed_as
-    digest = bundle_digest(record, bp, signal_map(signals), SCHEME_V2, signed_as=signed_as)
-    out["attestation"].update(
-        scheme=SCHEME_V2, signature=attester.sign_hash(digest), bundle_digest="0x" + digest.hex()
-    )
-    tree = MerkleTree([leaf_hash(bytes([i]) * 32) for i in range(3)])
-    receipt = append_with_receipt(tree, digest, attester.account, LOGGED)
-    out["receipt"] = receipt.to_dict()
-    return out
 
 
 def _flip_hex(value: str, at: int = 10) -> str:
@@ -337,6 +319,7 @@ def cases(
     stranger = make_bundle(request("evt_page_003"), signer=Attester.generate())
     wrong_key = make_bundle(request("evt_page_004"), vkey_sha256="ab" * 32)
     valid = make_bundle(request("evt_page_001"))  # again: its log now has several leaves
+    v1 = make_bundle(request("evt_page_006"), build=v1_bundle)  # as earlier releases signed
 
     def billing(b: dict[str, Any], charge: int) -> None:
         b["billing"]["expected_charge_micros"] = charge
@@ -405,9 +388,12 @@ def cases(
         "huge charge (10^30)": _edit(valid, lambda b: billing(b, 10**30)),
         "usage as a float": _edit(valid, lambda b: b["meter_event"].update(usage_units=1842.0)),
         "a list, not a bundle": [valid],
-        "valid, digest v2 (proof attached after signing)": _resign_v2(valid, attester),
+        "valid, digest v1 (the proof signed too)": v1,
+        "digest v1 with another bundle's proof": _edit(
+            v1, lambda b: bp(b).update(proof=bp(fractional)["proof"])
+        ),
         "digest v2 with another bundle's proof": _edit(
-            _resign_v2(valid, attester), lambda b: bp(b).update(proof=bp(fractional)["proof"])
+            valid, lambda b: bp(b).update(proof=bp(fractional)["proof"])
         ),
         "currency not ISO 4217": _edit(
             valid, lambda b: b["tariff_snapshot"].update(currency="XYZ")
@@ -602,7 +588,8 @@ AGREEMENT = [
     "huge charge (10^30)",
     "usage as a float",
     "a list, not a bundle",
-    "valid, digest v2 (proof attached after signing)",
+    "valid, digest v1 (the proof signed too)",
+    "digest v1 with another bundle's proof",
     "digest v2 with another bundle's proof",
     "not JSON",
     "nested 40 levels deep",
@@ -731,12 +718,21 @@ def test_the_page_accepts_the_same_currencies() -> None:
     assert set(table.split()) == set(encoding.ISO_4217)
 
 
-def test_digest_v2_cases_mean_what_they_say(cases) -> None:
-    """Under digest version 2 the signature covers the record, not the proof: a swapped proof
-    leaves the signature standing and fails the binding alone."""
-    assert cases["valid, digest v2 (proof attached after signing)"].python.valid
+def test_digest_cases_mean_what_they_say(cases) -> None:
+    """New bundles are signed under digest version 2, whose signature covers the record, not
+    the proof: a swapped proof leaves the signature standing and fails the binding alone.
+    Under version 1, as earlier releases signed, the signature covers the proof too."""
+    schemes = {
+        n: json.loads(Path(cases[n].content).read_text())["attestation"]["scheme"]
+        for n in ("valid", "valid, digest v1 (the proof signed too)")
+    }
+    assert schemes == {"valid": SCHEME_V2, "valid, digest v1 (the proof signed too)": SCHEME_V1}
+    assert cases["valid, digest v1 (the proof signed too)"].python.valid
     swapped = cases["digest v2 with another bundle's proof"].python
     assert swapped.verification.valid and swapped.billing_check.valid
+    assert not swapped.incircuit_binding_verification.valid
+    swapped = cases["digest v1 with another bundle's proof"].python
+    assert not swapped.verification.valid and swapped.billing_check.valid
     assert not swapped.incircuit_binding_verification.valid
 
 
@@ -773,7 +769,8 @@ CLI_CASES = [
     "usage as a float",
     "a list, not a bundle",
     "currency not ISO 4217",
-    "valid, digest v2 (proof attached after signing)",
+    "valid, digest v1 (the proof signed too)",
+    "digest v1 with another bundle's proof",
     "digest v2 with another bundle's proof",
     "metered: valid, third of its window",
     "metered: tampered usage",

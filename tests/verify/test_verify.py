@@ -14,9 +14,14 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import set_in
+from support import set_in, v1_bundle
 from vbill import paths
-from vbill.bundle.attestation import canonical_json, canonical_json_reference
+from vbill.bundle.attestation import (
+    SCHEME_V1,
+    SCHEME_V2,
+    canonical_json,
+    canonical_json_reference,
+)
 from vbill.bundle.keys import Attester
 from vbill.verify.trust import TrustSet
 from vbill.verify.verify import py_ecc_check, snarkjs_check, verify_bundle
@@ -89,6 +94,8 @@ def expected_falses(path: tuple) -> set[str]:
         return {V}
     if head == "billing_version":
         return {V, B}  # not in the circuit: the signature and the billing check catch it
+    if path[:3] == ("attestation", "billing_proof", "proof"):
+        return {C}  # digest version 2 signs everything but the proof, which only the binding checks
     if path[:2] == ("attestation", "billing_proof"):
         return {V, C}
     return {V}  # signature, attester, digest, scheme
@@ -99,6 +106,7 @@ def expected_falses(path: tuple) -> set[str]:
 
 def test_tamper_matrix_every_leaf(pilot_bundle, trust, check) -> None:
     """Each leaf field, mutated alone, turns exactly its dependent verdicts false."""
+    assert pilot_bundle["attestation"]["scheme"] == SCHEME_V2
     paths_seen = 0
     for path in leaves(pilot_bundle):
         if path[-1] == "protocol" or path[-1] == "curve":
@@ -108,6 +116,20 @@ def test_tamper_matrix_every_leaf(pilot_bundle, trust, check) -> None:
         assert got == expected_falses(path), f"{'.'.join(map(str, path))}: {got}"
         paths_seen += 1
     assert paths_seen > 50  # meter, tariff, billing, proof coordinates, signals, receipt, ...
+
+
+def test_a_digest_v1_signature_covers_the_proof(make_bundle, pilot_request, trust, check) -> None:
+    """A bundle signed as earlier releases did (digest version 1) keeps verifying, and each
+    proof leaf, mutated alone, turns the signature false as well as the binding."""
+    v1 = make_bundle(pilot_request, build=v1_bundle)
+    assert v1["attestation"]["scheme"] == SCHEME_V1
+    assert falses(v1, trust, check) == set()
+    proof = [p for p in leaves(v1) if p[:3] == ("attestation", "billing_proof", "proof")]
+    proof = [p for p in proof if p[-1] not in ("protocol", "curve")]
+    assert len(proof) == 12  # pi_a, pi_b, pi_c coordinates
+    for path in proof:
+        tampered = set_in(v1, path, mutated(get_in(v1, path)))
+        assert falses(tampered, trust, check) == {V, C}, ".".join(map(str, path))
 
 
 def test_price_changed_to_121_breaks_binding_and_billing(pilot_bundle, trust, check) -> None:

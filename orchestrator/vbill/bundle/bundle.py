@@ -1,14 +1,16 @@
 """Build the billing bundle (docs/protocol.md §5) for one billable event.
 
-Order of work: validate and encode (nothing is proved for bad input), compute the charge and
-fingerprint, prove with a fresh salt, check the proof's public signals against the Python
-recomputation (a prover that disagrees with the reference is an environment fault, never a
-bundle), then sign the EIP-712 digest. The transparency-log receipt is attached by whoever
-owns the log (`with_receipt`).
+Every new bundle is signed before it is proved (digest version 2, docs/protocol.md §7.1):
+validate and encode (nothing is signed or proved for bad input), compute the charge and
+fingerprint with a fresh salt, sign the EIP-712 digest of everything but the proof
+(`sign_unproven`: the public signals come from the Python reference), then prove it and check
+the proof's public signals are the signed ones (`prove_unproven`: a prover that disagrees is an
+environment fault, never a bundle) before the proof is attached (`with_proof`). Ingestion does
+the last two later, in a worker; `build_bundle` does all of it in one call. The
+transparency-log receipt is attached by whoever owns the log (`with_receipt`).
 
-Ingestion signs before proving (`sign_unproven`, digest version 2, docs/protocol.md §7.1): the
-public signals come from the Python reference, the digest leaves the proof out, and a worker
-attaches the proof later (`prove_unproven`) after checking it reproduces the signed signals.
+Digest version 1 (the proof inside the signed digest) is what earlier releases made; their
+bundles keep verifying, and `sign_draft` with a proof still makes one for tests of them.
 """
 
 from __future__ import annotations
@@ -58,20 +60,25 @@ def build_bundle(
     salt: int | None = None,
     before: WindowState = GENESIS,
 ) -> Bundle | MeteredBundle:
-    """Prove and sign one event (digest version 1). Raises InputError for bad input before
-    any proving. A metered request (binding v2) is proved from its window's state `before`
+    """Sign and prove one event (digest version 2: signed without its proof, which is then
+    made, checked to reproduce the signed public signals and attached; ToolError if it does
+    not, and no bundle). Raises InputError for bad input before any signing or proving. A
+    metered request (binding v2) is charged and proved from its window's state `before`
     (vbill.bundle.metered); `prover` and `vkey_sha256` must then be v2's."""
-    salt = random_field_element() if salt is None else salt
-    draft = draft_of(request, salt, account_salt, before)
-    proof = prover.prove(draft.witness_input())
-    if proof.public_signals != draft.signals.as_decimal():
-        raise ToolError("prover's public signals disagree with the Python reference; not signing")
-    signed = sign_draft(draft, attester, salt, account_salt, vkey_sha256, proof.proof)
-    return draft.model.model_validate(signed)
+    signed = sign_unproven(
+        request,
+        attester=attester,
+        account_salt=account_salt,
+        vkey_sha256=vkey_sha256,
+        salt=salt,
+        before=before,
+    )
+    bundle = with_proof(signed, prove_unproven(signed, prover))
+    return event_binding(bundle).bundle_model.model_validate(bundle)
 
 
 def sign_unproven(
-    enc: Encoded | MeteredEncoded,
+    enc: AttestRequest | MeteredAttestRequest | Mapping[str, Any] | Encoded | MeteredEncoded,
     *,
     attester: Attester,
     account_salt: int,
@@ -100,6 +107,14 @@ def prove_unproven(bundle: Mapping[str, Any], prover: ProofSource) -> dict[str, 
     if proof.public_signals != bundle["attestation"]["billing_proof"]["public_signals"]:
         raise ToolError("prover's public signals disagree with the signed ones; not attaching")
     return proof.proof
+
+
+def with_proof(bundle: Mapping[str, Any], proof: dict[str, Any]) -> dict[str, Any]:
+    """A bundle signed by `sign_unproven` with its checked proof (`prove_unproven`) attached;
+    the digest does not cover it, so the signature stands."""
+    attestation = bundle["attestation"]
+    billing_proof = {**attestation["billing_proof"], "proof": proof}
+    return {**bundle, "attestation": {**attestation, "billing_proof": billing_proof}}
 
 
 def signed_salts(bundle: Mapping[str, Any]) -> tuple[int, int]:
