@@ -79,14 +79,16 @@ def test_ingest_bench_stores_every_event_it_sends(tmp_path: Path) -> None:
     out = json.loads(
         run_module(
             "vbill_tools.ingest_bench",
-            *("--home", str(tmp_path / "home"), "--singles", "6", "--concurrency", "2"),
-            *("--batches", "3:2", "--proofs", "0"),
+            *("--home", str(tmp_path / "home"), "--singles", "60", "--concurrency", "2"),
+            *("--batches", "30:2", "--proofs", "0"),
         )
     )
-    assert out["single"]["codes"] == {"202": 6}
-    assert out["batch_3"]["events"] == 6 and out["batch_3"]["codes"] == {"200": 2}
-    for phase in ("single", "batch_3"):
-        assert out[phase]["api_cpu_ms_per_event"] > 0
+    assert out["single"]["codes"] == {"202": 60}
+    assert out["batch_30"]["events"] == 60 and out["batch_30"]["codes"] == {"200": 2}
+    # The API's CPU is read from /proc in 10 ms ticks: a few events can honestly read 0, so
+    # the phases together carry enough work (~100 ms) that a dead reading shows.
+    assert all(out[p]["api_cpu_ms_per_event"] >= 0 for p in ("single", "batch_30"))
+    assert out["single"]["api_cpu_ms_per_event"] + out["batch_30"]["api_cpu_ms_per_event"] > 0
 
 
 def test_service_bench_attests_every_event() -> None:
