@@ -230,6 +230,7 @@ def run(
     if artefacts(BINDING_V2C).zkey.exists():
         rows += run_v2c(n, progress, workers)
     rows += run_ingest(n, attester, progress)
+    rows.append(run_attest_event(n, attester, progress))
     return rows
 
 
@@ -597,7 +598,9 @@ def write_benchmarks(
             "bn128-poseidon8-v2c (corrections, 9,144 constraints), witness and proof only. "
             "`ingest` rows: "
             "`Ingestor.ingest` in process on a fresh SQLite store (validate, charge, sign "
-            "under digest version 2, log; no proof, no HTTP), per event.",
+            "under digest version 2, log; no proof, no HTTP), per event. `attest_event`: what "
+            "`vbill attest` runs per event (ingest, then prove with one native worker and "
+            "attach the proof: two commits), one at a time, after two warm-up events.",
             END,
         ]
     )
@@ -645,6 +648,39 @@ def run_ingest(n: int, attester: Attester, progress: Callable[[str], None]) -> l
     if not all(o.status == "created" for o in outcomes):
         raise ToolError("bench ingestion did not store every event; the numbers would mislead")
     return rows
+
+
+def run_attest_event(n: int, attester: Attester, progress: Callable[[str], None]) -> Row:
+    """`vbill attest`'s path (`attest_event`: ingest, sign under digest v2, log, prove with a
+    one-worker native prover, attach) one event at a time on a fresh SQLite store, after two
+    events that warm the prover; wall and process-tree CPU per event."""
+    import tempfile
+
+    from vbill.attest import attest_event
+    from vbill.ingest import close_provers, open_provers
+    from vbill.ledger.store import Store
+
+    count = min(n, 16)
+    reqs = sample_requests(count + 2, prefix="attest_event", tenants=4)
+    progress(f"attest_event (vbill attest's path): {count} events one at a time")
+    with tempfile.TemporaryDirectory(prefix="vbill-bench-attest-") as tmp:
+        store = Store(Path(tmp) / "vbill.sqlite3", log_key=attester.account)
+        provers = open_provers(1, versions=[BINDING_V1])
+        try:
+            done = [
+                attest_event(r, store=store, attester=attester, provers=provers) for r in reqs[:2]
+            ]
+            with Measure() as m:
+                done += [
+                    attest_event(r, store=store, attester=attester, provers=provers)
+                    for r in reqs[2:]
+                ]
+        finally:
+            close_provers(provers)
+            store.close()
+    if not all(d.created and d.stored.proven for d in done):
+        raise ToolError("bench attest_event did not store a proved bundle per event")
+    return m.row("attest_event, one at a time (vbill attest)", "vbill, native ×1, SQLite", count)
 
 
 class _NotProving:

@@ -143,6 +143,8 @@ def test_vbill_bench_measures_v1_and_v2_without_the_references() -> None:
         assert cor["samples"] == 2 and cor["cpu_ms_per_bundle"] > 0
     attest = next(r for r in rows if r["operation"] == "attest (prove + sign)")
     assert attest["samples"] == 2 and attest["cpu_ms_per_bundle"] > 0
+    cli = next(r for r in rows if r["operation"] == "attest_event, one at a time (vbill attest)")
+    assert cli["samples"] == 2 and cli["cpu_ms_per_bundle"] > 0  # each includes a proof
 
 
 def test_the_written_table_puts_the_previous_figures_beside_the_new_ones(tmp_path: Path) -> None:
