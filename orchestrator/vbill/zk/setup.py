@@ -12,12 +12,14 @@ Invoked as `python -m vbill.zk.setup <command>`; stdlib + pydantic only.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import re
 import struct
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -123,6 +125,16 @@ def load_manifest(path: Path = MANIFEST) -> Manifest:
     if not path.exists():
         raise ToolError(f"missing {_rel(path)}; run `make setup`")
     return Manifest.model_validate_json(path.read_bytes())
+
+
+@contextlib.contextmanager
+def manifest_lock(path: Path = MANIFEST) -> Iterator[None]:
+    """Hold the manifest's writer lock (an flock beside it) around a read-modify-write, so
+    bindings set up in parallel (`make -j2 setup`) never lose each other's records."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def dump_manifest(manifest: Manifest, path: Path = MANIFEST) -> None:
@@ -507,6 +519,11 @@ def _cmd_write_binding(args: argparse.Namespace) -> None:
     """Record one binding in build/manifest.json: the first (v1) at the top level, where its
     readers look, every later one under `bindings`. Re-writing an unchanged record leaves the
     file's bytes as they were; `make setup` does it on every run."""
+    with manifest_lock():
+        _write_binding(args)
+
+
+def _write_binding(args: argparse.Namespace) -> None:
     current = load_manifest() if MANIFEST.exists() else None
     if args.from_manifest:  # after contribute/beacon/vkey: the phase 1 the record names
         recorded = current.binding(args.binding) if current else None
@@ -580,6 +597,11 @@ def _cmd_reuse_keys(args: argparse.Namespace) -> None:
 
 def _cmd_record(args: argparse.Namespace) -> None:
     """Refresh artefact hashes (e.g. after `make verifier` wrote BillingVerifier.sol)."""
+    with manifest_lock():
+        _record()
+
+
+def _record() -> None:
     manifest = load_manifest()
     artefacts = dict(manifest.artifacts)
     for kind, path in (("r1cs", R1CS), ("wasm", WASM), ("zkey", ZKEY), ("vkey", VKEY)):
