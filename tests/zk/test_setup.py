@@ -367,7 +367,9 @@ def test_binding_v2_runs_a_contribution_and_verify_setup_passes(
     assert record.ceremony == "dev-insecure"  # a dev phase 1 stays insecure whatever follows
     assert record.vkey_sha256 == sha256_file(tmp_path / "build" / v2.vkey.name) != real
 
-    out = make(*keep, "-s", "verify-setup", cwd=tmp_path, env=env)  # every binding
+    # every binding; two at a time (each zkey verify is one single-threaded snarkjs), output
+    # kept per binding
+    out = make(*keep, "-s", "-j2", "--output-sync=target", "verify-setup", cwd=tmp_path, env=env)
     assert "verify-setup: OK" in out and f"verify-setup: {BINDING_V2} OK" in out
     for entry in CIRCUITS.values():
         assert f"({entry['binding_version']})" in out
