@@ -128,6 +128,15 @@ def open_provers(
     return out
 
 
+def open_if_built(key: str, workers: int | None = None) -> Proving | None:
+    """The Proving of the binding `key` (a circuits.json key), or None when its keys are not
+    built here (a binding some requests never need, such as the corrections')."""
+    b = binding(key)
+    if not b.artefacts.built():
+        return None
+    return open_provers(workers, [b.version])[b.version]
+
+
 def close_provers(provers: Provers) -> None:
     for proving in provers.values():
         proving.prover.close()

@@ -30,17 +30,6 @@ def _usage(pairs: tuple[str, ...]) -> dict[str, int] | None:
     return out
 
 
-def _correction_proving() -> Any:
-    """Binding v2c's Proving, or None if it is not built (a v1 void needs none)."""
-    from vbill.bindings.registry import binding
-    from vbill.ingest import open_provers
-
-    b = binding("correction_binding")
-    if not b.artefacts.built():
-        return None
-    return open_provers(1, versions=[b.version])[b.version]
-
-
 def run_correction(
     event_id: str,
     tenant: str,
@@ -65,7 +54,9 @@ def run_correction(
         body["usage"] = units
     attester = Attester.load()
     store = open_store(log_key=attester.account)
-    proving = _correction_proving()
+    from vbill.ingest import open_if_built
+
+    proving = open_if_built("correction_binding", 1)  # None: not built (a v1 void needs none)
     with contextlib.closing(proving.prover) if proving else contextlib.nullcontext():
         done = correct_event(body, store=store, attester=attester, proving=proving)
     if output is not None:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from vbill.billing.closing import AutoCloser
 from vbill.bindings.registry import binding, event_bindings
 from vbill.bundle.keys import Attester
-from vbill.ingest import Ingestor, Proving, ProvingWorker, open_provers, signing_refused
+from vbill.ingest import Ingestor, Proving, ProvingWorker, open_if_built, signing_refused
 from vbill.ledger.store import Store, now_ms
 from vbill.service.settings import Settings
 from vbill.service.settlement import SettlementWorker
@@ -47,13 +47,14 @@ class ServiceState:
     def correction_proving(self) -> Proving | None:
         """Binding v2c's prover (started on the first correction of a metered event), or None
         when its key is not built here (metered corrections are then refused with 503)."""
-        corrections = binding(CORRECTIONS)
+        version = binding(CORRECTIONS).version
         with _CORRECTION_LOCK:
-            if corrections.version not in self.provers:
-                if not corrections.artefacts.built():
+            if version not in self.provers:
+                proving = open_if_built(CORRECTIONS, 1)
+                if proving is None:
                     return None
-                self.provers.update(open_provers(1, [corrections.version]))
-            return self.provers[corrections.version]
+                self.provers[version] = proving
+            return self.provers[version]
 
     def vkeys(self) -> dict[str, str]:
         """The binding version of each kind of event served here -> the SHA-256 of its
