@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import V2, needs_v2
+from support import V2, needs_v2, set_in
 from support.metered import (
     INFERENCE,
     attest,
@@ -92,15 +92,6 @@ def test_second_event_starts_from_the_first_ones_state(
     assert verify_bundle(b, trust=v2_trust, check=default_check()).valid
 
 
-def _edit(bundle: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
-    out = copy.deepcopy(bundle)
-    node = out
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-    return out
-
-
 @pytest.mark.parametrize(
     ("path", "value", "failing", "reason"),
     [
@@ -146,7 +137,8 @@ def test_tampered_window_or_signals_fail(
     reason: str,
 ) -> None:
     bundle = attest(store_at(tmp_path, attester), attester, v2, INFERENCE).stored.bundle
-    result = verify_bundle(_edit(bundle, path, value), trust=v2_trust, check=default_check())
+    edited = set_in(bundle, tuple(path), value)
+    result = verify_bundle(edited, trust=v2_trust, check=default_check())
     assert not result.valid
     verdict = (
         result.billing_check
